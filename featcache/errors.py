@@ -1,0 +1,29 @@
+"""The errors featcache raises. The CLI maps each to one line and an exit code."""
+
+
+class FeatcacheError(Exception):
+    """Base class of every error featcache raises on purpose."""
+
+
+class InputError(FeatcacheError):
+    """A bad option or input path: the user must change the command (CLI exit code 2)."""
+
+
+class VideoDecodeError(FeatcacheError):
+    """A video could not be opened or has no decodable frame."""
+
+
+class ExtractorError(InputError):
+    """An extractor cannot be built: unknown name, unavailable or unfitting weights."""
+
+
+class CacheMismatchError(InputError):
+    """A cache was written with other settings than the ones asked for."""
+
+
+class CacheFormatError(InputError):
+    """A file is not a complete featcache cache (missing, foreign or interrupted)."""
+
+
+class ModelDirError(InputError):
+    """A model folder is missing, incomplete or from another featcache."""
