@@ -1,0 +1,62 @@
+"""Shared test helpers: tiny synthetic videos written with cv2.VideoWriter.
+
+Each frame of a `numbered` video is a flat grey whose level encodes its index (level = 20 * index + 10),
+so a test can read back which frame it got even through lossy MJPG compression (error < 5 levels).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import cv2
+import numpy as np
+import pytest
+
+
+def write_video(path: Path, frames_rgb: np.ndarray, fps: float = 10.0) -> Path:
+    """Write uint8 RGB frames (n, h, w, 3) as an MJPG .avi (or mp4v .mp4) and return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fourcc = cv2.VideoWriter_fourcc(*("mp4v" if path.suffix == ".mp4" else "MJPG"))
+    height, width = frames_rgb.shape[1:3]
+    writer = cv2.VideoWriter(str(path), fourcc, fps, (width, height))
+    assert writer.isOpened(), f"cv2.VideoWriter could not open {path}"
+    try:
+        for frame in frames_rgb:
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+    return path
+
+
+def numbered_frames(num_frames: int, size: int = 32) -> np.ndarray:
+    """uint8 (num_frames, size, size, 3): frame i is flat grey at level 20 * i + 10 (i < 12)."""
+    levels = (20 * np.arange(num_frames) + 10).clip(0, 255).astype(np.uint8)
+    return np.broadcast_to(levels[:, None, None, None], (num_frames, size, size, 3)).copy()
+
+
+def frame_number_from_level(level: float) -> int:
+    """Inverse of numbered_frames' level, rounding off compression error."""
+    return int(round((level - 10) / 20))
+
+
+@pytest.fixture
+def numbered_video(tmp_path: Path) -> Path:
+    """A 12-frame 32x32 MJPG video at 10 fps whose frame i has grey level 20 * i + 10."""
+    return write_video(tmp_path / "numbered.avi", numbered_frames(12))
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path) -> Path:
+    """A UCF101-layout folder: 2 classes x 3 videos, 6-10 frames of 32x32, groups g01..g03."""
+    root = tmp_path / "videos"
+    rng = np.random.default_rng(0)
+    for class_index, class_name in enumerate(["Alpha", "Beta"]):
+        for group in range(1, 4):
+            num_frames = 6 + 2 * (group - 1)
+            frames = rng.integers(0, 256, size=(num_frames, 32, 32, 3), dtype=np.uint8)
+            frames[..., class_index] = 255  # classes differ in colour
+            write_video(root / class_name / f"v_{class_name}_g{group:02d}_c01.avi", frames)
+    return root
