@@ -1,0 +1,334 @@
+"""Scoring a trained model on a feature cache: accuracy, top-k, per-class metrics, confusion matrix.
+
+Reads features from the HDF5 cache in blocks (never decodes video), matches classes by name between
+the model and the cache, and writes a report folder with `report.json` and a confusion-matrix PNG.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from featcache.cache import CacheIndex, FeatureReader, read_cache_index
+from featcache.config import SamplingConfig
+from featcache.errors import CacheMismatchError, InputError
+
+SUBSETS = ("default", "test", "all")
+DEFAULT_TOP_K = 3
+# Features held in memory per block while scoring: bounds memory for caches larger than RAM
+# (a 25088-d x 10-frame video is ~1 MB in float32, so a block is a few hundred videos).
+FEATURE_BLOCK_BYTES = 256 * 2**20
+PREDICT_BATCH_SIZE = 64
+
+# The extractor fields that decide what a feature vector means. `weights` (the source as given) is
+# compared only when no sha256 was recorded; `seed` only matters for random weights.
+EXTRACTOR_IDENTITY_FIELDS = ("name", "handle", "image_size")
+
+
+@dataclass(frozen=True)
+class ClassMetrics:
+    """Precision, recall and F1 of one class (as computed by scikit-learn) and its number of videos."""
+
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass(frozen=True)
+class Misclassified:
+    """One video the model got wrong: its cache path, true and predicted class, and the predicted probability."""
+
+    path: str
+    true: str
+    predicted: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """The result of `evaluate`; `to_json()` is the text written to report.json and printed by `--json`.
+
+    confusion_matrix: rows are true classes, columns predicted ones, both in the model's class order.
+    subset: "test" (the model's held-out videos of its training cache) or "all" (every video of the cache).
+    """
+
+    model_dir: str
+    cache: str
+    subset: str
+    subset_description: str
+    num_videos: int
+    class_names: list[str]
+    accuracy: float
+    top_k: int
+    top_k_accuracy: float
+    per_class: dict[str, ClassMetrics]
+    confusion_matrix: list[list[int]]
+    misclassified: list[Misclassified]
+    report_dir: str
+    report_json: str
+    confusion_matrix_png: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+
+def evaluate(
+    model_dir: Path,
+    cache_path: Path,
+    subset: str = "default",
+    top_k: int | None = None,
+    report_dir: Path | None = None,
+) -> EvaluationReport:
+    """Score the model in `model_dir` on the videos of `cache_path` and write the report folder.
+
+    subset: "default" (held-out videos on the model's own training cache, all videos on any other cache),
+      "test" (held-out videos; only on the training cache) or "all".
+    top_k: k of the top-k accuracy; default min(3, number of model classes).
+    report_dir: where report.json and confusion_matrix.png go; default MODEL_DIR/evaluation/<cache stem>/.
+    Raises ModelDirError / CacheFormatError for unreadable inputs, CacheMismatchError when the cache was
+    embedded differently from the model's training cache, InputError for a cache class the model does not know.
+    """
+    from featcache.model_dir import load_trained_model  # keras loads only when a model is actually needed
+
+    model_dir, cache_path = Path(model_dir), Path(cache_path)
+    if subset not in SUBSETS:
+        raise InputError(f"unknown --split {subset!r}; choose one of {', '.join(SUBSETS)}")
+    trained = load_trained_model(model_dir)
+    class_names = list(trained.class_names)
+    num_classes = len(class_names)
+    top_k = min(DEFAULT_TOP_K, num_classes) if top_k is None else top_k
+    if not 1 <= top_k <= num_classes:
+        raise InputError(f"--top-k must be between 1 and the model's {num_classes} classes, got {top_k}")
+
+    index = read_cache_index(cache_path)
+    check_cache_matches_model(trained.metadata, index)
+    video_indices, used_subset, description = select_videos(index, trained.split, subset)
+    cache_to_model = map_cache_classes(class_names, index, video_indices)
+
+    true_labels = cache_to_model[index.labels[video_indices]]
+    probabilities = predict_cached_features(trained.model, cache_path, index, video_indices)
+    metrics = compute_metrics(true_labels, probabilities, class_names, top_k)
+
+    report_dir = Path(report_dir) if report_dir is not None else model_dir / "evaluation" / cache_path.stem
+    report_dir.mkdir(parents=True, exist_ok=True)
+    png_path = report_dir / "confusion_matrix.png"
+    json_path = report_dir / "report.json"
+    predicted_labels = probabilities.argmax(axis=1)
+    misclassified = [
+        Misclassified(
+            path=index.paths[video],
+            true=class_names[true_label],
+            predicted=class_names[predicted_label],
+            probability=float(probabilities[row, predicted_label]),
+        )
+        for row, (video, true_label, predicted_label) in enumerate(zip(video_indices, true_labels, predicted_labels))
+        if true_label != predicted_label
+    ]
+    report = EvaluationReport(
+        model_dir=str(model_dir),
+        cache=str(cache_path),
+        subset=used_subset,
+        subset_description=description,
+        num_videos=int(len(video_indices)),
+        class_names=class_names,
+        accuracy=metrics["accuracy"],
+        top_k=top_k,
+        top_k_accuracy=metrics["top_k_accuracy"],
+        per_class=metrics["per_class"],
+        confusion_matrix=metrics["confusion_matrix"],
+        misclassified=misclassified,
+        report_dir=str(report_dir),
+        report_json=str(json_path),
+        confusion_matrix_png=str(png_path),
+    )
+    plot_confusion_matrix(np.array(report.confusion_matrix), class_names, png_path, title=f"{cache_path.name} ({used_subset})")
+    json_path.write_text(report.to_json() + "\n")
+    return report
+
+
+def check_cache_matches_model(metadata: dict[str, Any], index: CacheIndex) -> None:
+    """Raise CacheMismatchError unless the cache's features were made like the model's training features.
+
+    Compares feature_dim, num_frames, the extractor's identity (name, handle, image size, weights by sha256
+    when recorded, else by source, and the seed of random weights) and the sampling settings.
+    """
+    problems = []
+    if int(metadata["feature_dim"]) != index.feature_dim:
+        problems.append(f"feature_dim {index.feature_dim} (model expects {metadata['feature_dim']})")
+    if int(metadata["num_frames"]) != index.num_frames:
+        problems.append(f"num_frames {index.num_frames} (model expects {metadata['num_frames']})")
+    model_extractor, cache_extractor = metadata["extractor"], index.extractor
+    for name in EXTRACTOR_IDENTITY_FIELDS:
+        if model_extractor.get(name) != cache_extractor.get(name):
+            problems.append(f"extractor {name} {cache_extractor.get(name)!r} (model expects {model_extractor.get(name)!r})")
+    model_sha, cache_sha = model_extractor.get("weights_sha256"), cache_extractor.get("weights_sha256")
+    if model_sha or cache_sha:
+        if model_sha != cache_sha:
+            problems.append(f"extractor weights_sha256 {cache_sha!r} (model expects {model_sha!r})")
+    elif model_extractor.get("weights") != cache_extractor.get("weights"):
+        problems.append(f"extractor weights {cache_extractor.get('weights')!r} (model expects {model_extractor.get('weights')!r})")
+    elif model_extractor.get("weights") == "random" and model_extractor.get("seed") != cache_extractor.get("seed"):
+        problems.append(f"random-weights seed {cache_extractor.get('seed')!r} (model expects {model_extractor.get('seed')!r})")
+    model_sampling = _sampling_fields(metadata["sampling"])
+    cache_sampling = _sampling_fields(index.sampling)
+    if model_sampling != cache_sampling:
+        problems.append(f"sampling {cache_sampling} (model expects {model_sampling})")
+    if problems:
+        raise CacheMismatchError(
+            f"{index.path}: its features were made differently from the model's training cache: "
+            + "; ".join(problems)
+            + ". Re-embed the videos with the model's extractor and sampling (see featcache.json) to evaluate it."
+        )
+
+
+def _sampling_fields(sampling: dict[str, Any]) -> dict[str, Any]:
+    """The SamplingConfig fields of a stored sampling dict, ints and floats normalised for comparison."""
+    fields = {name: sampling.get(name) for name in SamplingConfig.__dataclass_fields__}
+    fields["num_frames"] = int(fields["num_frames"]) if fields["num_frames"] is not None else None
+    fields["fps"] = float(fields["fps"]) if fields["fps"] is not None else None
+    return fields
+
+
+def select_videos(index: CacheIndex, split: dict[str, str], subset: str) -> tuple[np.ndarray, str, str]:
+    """Pick the videos to score: (cache row indices int64 (n,), "test" | "all", a sentence saying why).
+
+    split: the model's split.csv, {cache path: "train" | "test"}. The cache counts as the training cache
+    when every path of the split is in it (its features were already checked to match the model's).
+    """
+    is_training_cache = bool(split) and set(split) <= set(index.paths)
+    if subset == "all" or (subset == "default" and not is_training_cache):
+        reason = "the model was not trained on this cache" if subset == "default" else "--split all"
+        return np.arange(index.num_videos), "all", f"all {index.num_videos} videos of the cache ({reason})"
+    if not is_training_cache:
+        raise InputError(
+            f"{index.path} is not the cache the model was trained on (its split.csv videos are not all in it), "
+            "so it has no held-out videos; use --split all"
+        )
+    held_out = np.array([row for row, path in enumerate(index.paths) if split.get(path) == "test"], dtype=np.int64)
+    if len(held_out) == 0:
+        raise InputError(f"the model's split.csv holds no test videos of {index.path}; use --split all")
+    return held_out, "test", f"the {len(held_out)} held-out (test) videos of the model's training cache"
+
+
+def map_cache_classes(model_class_names: list[str], index: CacheIndex, video_indices: np.ndarray) -> np.ndarray:
+    """Map cache label indices to model label indices by class name: int64 (num cache classes,), -1 if unknown.
+
+    Raises InputError naming every class that has videos among `video_indices` but is unknown to the model.
+    """
+    model_positions = {name: position for position, name in enumerate(model_class_names)}
+    cache_to_model = np.array([model_positions.get(name, -1) for name in index.class_names], dtype=np.int64)
+    used_labels = np.unique(index.labels[video_indices])
+    unknown = [index.class_names[label] for label in used_labels if cache_to_model[label] < 0]
+    if unknown:
+        raise InputError(
+            f"{index.path} has videos of class(es) the model does not know: {', '.join(unknown)}; "
+            f"the model knows {', '.join(model_class_names)}"
+        )
+    return cache_to_model
+
+
+def predict_cached_features(model: Any, cache_path: Path, index: CacheIndex, video_indices: np.ndarray) -> np.ndarray:
+    """Run the model over the given cache rows, reading features block by block.
+
+    Returns float32, shape (len(video_indices), num_classes), the softmax output in the order of `video_indices`.
+    """
+    bytes_per_video = max(1, index.num_frames * index.feature_dim * 4)
+    block_size = max(1, FEATURE_BLOCK_BYTES // bytes_per_video)
+    blocks = []
+    with FeatureReader(cache_path) as reader:
+        for start in range(0, len(video_indices), block_size):
+            rows = video_indices[start : start + block_size]
+            features = reader.read(rows)
+            lengths = index.lengths[rows].astype(np.int32)
+            for batch_start in range(0, len(rows), PREDICT_BATCH_SIZE):
+                batch = slice(batch_start, batch_start + PREDICT_BATCH_SIZE)
+                output = model.predict_on_batch([features[batch], lengths[batch]])
+                blocks.append(np.asarray(output, dtype=np.float32))
+    return np.concatenate(blocks, axis=0)
+
+
+def compute_metrics(true_labels: np.ndarray, probabilities: np.ndarray, class_names: list[str], top_k: int) -> dict[str, Any]:
+    """Accuracy, top-k accuracy, per-class metrics and the confusion matrix over the model's classes.
+
+    true_labels: int, shape (n,), model class indices. probabilities: float, shape (n, num_classes).
+    Returns JSON-able values: accuracy and top_k_accuracy floats, per_class {name: ClassMetrics},
+    confusion_matrix as nested lists of ints (rows true, columns predicted).
+    """
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    all_labels = np.arange(len(class_names))
+    predicted = probabilities.argmax(axis=1)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        true_labels, predicted, labels=all_labels, zero_division=0
+    )
+    # sklearn's top_k_accuracy_score wants 1-d scores for two classes and warns when k >= classes; this is its rule.
+    top_k_labels = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
+    top_k_accuracy = float(np.mean((top_k_labels == true_labels[:, None]).any(axis=1)))
+    return {
+        "accuracy": float(np.mean(predicted == true_labels)),
+        "top_k_accuracy": top_k_accuracy,
+        "per_class": {
+            name: ClassMetrics(float(precision[i]), float(recall[i]), float(f1[i]), int(support[i]))
+            for i, name in enumerate(class_names)
+        },
+        "confusion_matrix": confusion_matrix(true_labels, predicted, labels=all_labels).astype(int).tolist(),
+    }
+
+
+def plot_confusion_matrix(matrix: np.ndarray, class_names: list[str], path: Path, title: str) -> Path:
+    """Write the confusion matrix (rows true, columns predicted) as a PNG with counts in the cells."""
+    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+
+    size = max(4.0, 0.5 * len(class_names) + 2.0)
+    figure = Figure(figsize=(size + 1.0, size))
+    axes = figure.add_subplot()
+    image = axes.imshow(matrix, cmap="Blues")
+    figure.colorbar(image, ax=axes)
+    axes.set_xticks(range(len(class_names)), class_names, rotation=90)
+    axes.set_yticks(range(len(class_names)), class_names)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title)
+    if len(class_names) <= 30:  # beyond that the numbers are unreadable anyway
+        threshold = matrix.max() / 2 if matrix.size else 0
+        for (row, column), count in np.ndenumerate(matrix):
+            axes.text(column, row, str(count), ha="center", va="center", color="white" if count > threshold else "black")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def format_report(report: EvaluationReport, max_misclassified: int = 20) -> str:
+    """The report as text for a terminal: accuracy, per-class table, confusion matrix, misclassified videos."""
+    names = report.class_names
+    name_width = max(len("class"), *(len(name) for name in names))
+    lines = [
+        f"Model {report.model_dir} on {report.cache}",
+        f"Videos: {report.num_videos}, {report.subset_description}",
+        f"Accuracy: {report.accuracy:.4f}",
+        f"Top-{report.top_k} accuracy: {report.top_k_accuracy:.4f}",
+        "",
+        f"{'class':<{name_width}}  precision  recall      f1  support",
+    ]
+    for name in names:
+        metrics = report.per_class[name]
+        lines.append(f"{name:<{name_width}}  {metrics.precision:9.3f}  {metrics.recall:6.3f}  {metrics.f1:6.3f}  {metrics.support:7d}")
+    cell_width = max(5, *(len(str(count)) for row in report.confusion_matrix for count in row))
+    lines += ["", "Confusion matrix (rows: true class, columns: predicted, in this order):"]
+    for position, (name, row) in enumerate(zip(names, report.confusion_matrix)):
+        lines.append(f"{name:<{name_width}}  [{position:>2}] " + " ".join(f"{count:>{cell_width}}" for count in row))
+    lines += ["", f"Misclassified: {len(report.misclassified)}"]
+    for wrong in report.misclassified[:max_misclassified]:
+        lines.append(f"  {wrong.path}: {wrong.true} -> {wrong.predicted} ({wrong.probability:.3f})")
+    if len(report.misclassified) > max_misclassified:
+        lines.append(f"  ... and {len(report.misclassified) - max_misclassified} more in {report.report_json}")
+    lines += ["", f"Confusion matrix PNG: {report.confusion_matrix_png}", f"Report JSON: {report.report_json}"]
+    return "\n".join(lines)

@@ -1,0 +1,151 @@
+"""Classifying new videos with a trained model, embedded exactly as its training cache was.
+
+The extractor and the sampling are rebuilt from the model's featcache.json, so a video is decoded,
+resized, preprocessed and embedded the same way as the videos the head was trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from featcache.config import ExtractorConfig, SamplingConfig, config_from_dict
+from featcache.errors import CacheMismatchError, InputError, ModelDirError, VideoDecodeError
+from featcache.extractors import Extractor, load_extractor
+from featcache.frames import SampledFrames, read_sampled_frames
+
+DEFAULT_TOP_K = 3
+# Videos decoded and held in memory at once: bounds memory (64 x 10 frames x 224² x 3 bytes ≈ 96 MB).
+VIDEOS_PER_CHUNK = 64
+FRAMES_PER_BATCH = 64
+
+
+@dataclass(frozen=True)
+class VideoPrediction:
+    """The model's answer for one video: the top-k (class name, probability), best first, or why it failed."""
+
+    path: str
+    top_k: list[tuple[str, float]] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        result = asdict(self)
+        result["top_k"] = [{"class_name": name, "probability": probability} for name, probability in self.top_k]
+        return result
+
+
+def stored_embedding_configs(metadata: dict[str, Any]) -> tuple[ExtractorConfig, SamplingConfig]:
+    """Rebuild the ExtractorConfig and SamplingConfig of the model's training cache from featcache.json.
+
+    The stored extractor dict is the cache's provenance (weights_sha256, feature_dim, ...); only the
+    ExtractorConfig fields are taken from it. Raises ModelDirError when either is missing.
+    """
+    try:
+        extractor, sampling = metadata["extractor"], metadata["sampling"]
+    except KeyError as err:
+        raise ModelDirError(f"featcache.json has no {err.args[0]!r} entry; retrain the model with `featcache train`") from err
+    extractor_fields = {name: extractor[name] for name in ExtractorConfig.__dataclass_fields__ if name in extractor}
+    sampling_fields = {name: sampling[name] for name in SamplingConfig.__dataclass_fields__ if name in sampling}
+    return config_from_dict(ExtractorConfig, extractor_fields), config_from_dict(SamplingConfig, sampling_fields)
+
+
+def check_extractor_matches(extractor: Extractor, metadata: dict[str, Any]) -> None:
+    """Raise CacheMismatchError when the loaded extractor differs from the one the model was trained on.
+
+    Compares the weights' sha256 (when one was recorded) and the feature dimension.
+    """
+    stored_sha = metadata["extractor"].get("weights_sha256")
+    loaded_sha = extractor.provenance.get("weights_sha256")
+    if stored_sha and loaded_sha != stored_sha:
+        raise CacheMismatchError(
+            f"the extractor weights {metadata['extractor'].get('weights')!r} now have sha256 {loaded_sha}, "
+            f"but the model was trained on features from weights with sha256 {stored_sha}; "
+            "restore the original weights file or retrain on a cache embedded with the current one"
+        )
+    if extractor.feature_dim != int(metadata["feature_dim"]):
+        raise CacheMismatchError(
+            f"the extractor {extractor.name!r} gives {extractor.feature_dim}-d features but the model expects "
+            f"{metadata['feature_dim']}-d; the extractor settings in featcache.json do not match the model"
+        )
+
+
+def predict_videos(model_dir: Path, video_paths: list[Path], top_k: int = DEFAULT_TOP_K) -> list[VideoPrediction]:
+    """Top-k classes of each video, embedded with the extractor and sampling stored with the model.
+
+    Returns one VideoPrediction per path, in the order given; a video that cannot be decoded gets an
+    `error` (path and reason) and the others are still predicted.
+    Raises ModelDirError for a missing or foreign model folder, InputError for a bad top_k, ExtractorError
+    when the stored extractor cannot be built, CacheMismatchError when its weights changed since training.
+    """
+    from featcache.model_dir import load_trained_model  # keras loads only when a model is actually needed
+
+    trained = load_trained_model(Path(model_dir))
+    class_names = list(trained.class_names)
+    if not 1 <= top_k <= len(class_names):
+        raise InputError(f"--top-k must be between 1 and the model's {len(class_names)} classes, got {top_k}")
+    extractor_config, sampling = stored_embedding_configs(trained.metadata)
+    extractor = load_extractor(extractor_config)
+    check_extractor_matches(extractor, trained.metadata)
+    num_frames = int(trained.metadata["num_frames"])
+
+    predictions: list[VideoPrediction] = []
+    for start in range(0, len(video_paths), VIDEOS_PER_CHUNK):
+        chunk = [Path(path) for path in video_paths[start : start + VIDEOS_PER_CHUNK]]
+        decoded: dict[int, SampledFrames] = {}
+        errors: dict[int, str] = {}
+        for position, path in enumerate(chunk):
+            try:
+                decoded[position] = read_sampled_frames(path, sampling, extractor_config.image_size)
+            except VideoDecodeError as err:
+                errors[position] = str(err)
+        probabilities = _classify(trained.model, extractor, list(decoded.values()), num_frames)
+        rows = dict(zip(decoded, probabilities))
+        for position, path in enumerate(chunk):
+            if position in errors:
+                predictions.append(VideoPrediction(path=str(path), error=errors[position]))
+                continue
+            best = np.argsort(-rows[position], kind="stable")[:top_k]
+            predictions.append(
+                VideoPrediction(path=str(path), top_k=[(class_names[label], float(rows[position][label])) for label in best])
+            )
+    return predictions
+
+
+def _classify(model: Any, extractor: Extractor, videos: list[SampledFrames], num_frames: int) -> np.ndarray:
+    """Embed all frames of `videos` in batches across videos, pad each to `num_frames`, run the model.
+
+    Returns float32, shape (len(videos), num_classes).
+    """
+    if not videos:
+        return np.zeros((0, 0), dtype=np.float32)
+    lengths = np.array([len(video.frames) for video in videos], dtype=np.int32)
+    assert lengths.max() <= num_frames, "the stored sampling never yields more than num_frames frames"
+    all_frames = np.concatenate([video.frames for video in videos], axis=0)
+    embedded = np.concatenate(
+        [extractor.embed_frames(all_frames[start : start + FRAMES_PER_BATCH]) for start in range(0, len(all_frames), FRAMES_PER_BATCH)],
+        axis=0,
+    )
+    features = np.zeros((len(videos), num_frames, extractor.feature_dim), dtype=np.float32)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    for row, length in enumerate(lengths):
+        features[row, :length] = embedded[offsets[row] : offsets[row] + length]
+    return np.asarray(model.predict_on_batch([features, lengths]), dtype=np.float32)
+
+
+def format_predictions(predictions: list[VideoPrediction]) -> str:
+    """One block per video for a terminal: its top-k classes with probabilities, or its error."""
+    lines = []
+    for prediction in predictions:
+        if prediction.error is not None:
+            lines.append(f"{prediction.path}: ERROR {prediction.error}")
+            continue
+        lines.append(f"{prediction.path}:")
+        lines += [f"  {probability:.4f}  {name}" for name, probability in prediction.top_k]
+    return "\n".join(lines)
