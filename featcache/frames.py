@@ -1,16 +1,21 @@
-"""Decoding the sampled frames of one video with OpenCV, sequentially, in order, as RGB.
-
-STUB: interface fixed, body to be written.
-"""
+"""Decoding the sampled frames of one video with OpenCV, sequentially, in order, as RGB."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from featcache.config import SamplingConfig
+from featcache.errors import VideoDecodeError
+from featcache.sampling import sample_frame_indices
+
+# OpenCV logs a WARN line for every file it cannot open; featcache reports those as VideoDecodeError
+# with the path and reason instead, so only OpenCV's own errors stay on the console.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 @dataclass(frozen=True)
@@ -34,9 +39,132 @@ class SampledFrames:
     video_height: int
 
 
+@dataclass(frozen=True)
+class _DecodePass:
+    """What one sequential pass over a video found.
+
+    frames: uint8 BGR frames at full size, one per retrieved index, in decode order.
+    num_decoded: frames decoded before the stream ended (or stopped decoding).
+    """
+
+    frames: list[np.ndarray]
+    num_decoded: int
+
+
 def read_sampled_frames(path: Path, sampling: SamplingConfig, image_size: int) -> SampledFrames:
     """Decode `path` sequentially (no seeking) and return the sampled frames resized to a square.
 
     Raises VideoDecodeError (with the path and the reason) when the file cannot be opened or yields no frame.
     """
-    raise NotImplementedError
+    path = Path(path)
+    _check_readable_file(path)
+    # CAP_PROP_FRAME_COUNT comes from the container header and can be wrong (truncated or re-muxed
+    # files) or 0, so it is only a hint: it lets us choose the indices before the first pass, which is
+    # then usually the only pass. That pass decodes to the end, so afterwards we know the true count.
+    # When the true count gives other indices than the hint did, a second sequential pass takes the
+    # right ones. A missing hint (<= 0) makes the first pass a pure counting pass.
+    capture = _open_capture(path)
+    try:
+        video_fps, frame_count_hint = _read_container_properties(capture)
+        if sampling.mode == "fps" and video_fps <= 0:
+            raise VideoDecodeError(f"{path}: the video does not state its frame rate, which --sampling fps needs; use --sampling uniform")
+        hinted_indices = sample_frame_indices(frame_count_hint, video_fps, sampling) if frame_count_hint > 0 else _NO_INDICES
+        decode_pass = _decode_sequentially(capture, hinted_indices)
+    finally:
+        capture.release()
+    num_decoded = decode_pass.num_decoded
+    if num_decoded == 0:
+        raise VideoDecodeError(f"{path}: no decodable frame (the file opens as a video but no frame decodes)")
+    frame_indices = sample_frame_indices(num_decoded, video_fps, sampling)
+    if np.isin(frame_indices, hinted_indices).all():
+        # Same indices, or (fps sampling of a video shorter than its header says) a subset of them.
+        frames_bgr = [decode_pass.frames[position] for position in np.searchsorted(hinted_indices, frame_indices)]
+    else:
+        capture = _open_capture(path)
+        try:
+            decode_pass = _decode_sequentially(capture, frame_indices)
+        finally:
+            capture.release()
+        if decode_pass.num_decoded != num_decoded:
+            raise VideoDecodeError(f"{path}: decoding stopped at frame {decode_pass.num_decoded} on the second pass, at frame {num_decoded} on the first")
+        frames_bgr = decode_pass.frames
+
+    video_height, video_width = frames_bgr[0].shape[:2]
+    frames = np.stack([_to_model_frame(frame, image_size) for frame in frames_bgr])
+    timestamps_ms = frame_indices / video_fps * 1000.0 if video_fps > 0 else np.zeros(len(frame_indices))
+    return SampledFrames(
+        frames=frames,
+        frame_indices=frame_indices.astype(np.int32),
+        timestamps_ms=timestamps_ms.astype(np.float32),
+        video_fps=video_fps,
+        video_num_frames=num_decoded,
+        video_width=int(video_width),
+        video_height=int(video_height),
+    )
+
+
+_NO_INDICES = np.zeros(0, dtype=np.int64)
+
+
+def _check_readable_file(path: Path) -> None:
+    """Name the reason OpenCV would only report as "cannot open": missing, not a file, unreadable, empty."""
+    if not path.exists():
+        raise VideoDecodeError(f"{path}: file not found")
+    if not path.is_file():
+        raise VideoDecodeError(f"{path}: not a regular file")
+    if not os.access(path, os.R_OK):
+        raise VideoDecodeError(f"{path}: permission denied (the file is not readable by this user)")
+    if path.stat().st_size == 0:
+        raise VideoDecodeError(f"{path}: empty file (0 bytes)")
+
+
+def _open_capture(path: Path) -> cv2.VideoCapture:
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        capture.release()
+        raise VideoDecodeError(f"{path}: cannot be opened as a video (not a video file, truncated header, or a codec OpenCV lacks)")
+    return capture
+
+
+def _read_container_properties(capture: cv2.VideoCapture) -> tuple[float, int]:
+    """(video_fps, frame_count_hint) from the container header; 0 where it does not say."""
+    video_fps = capture.get(cv2.CAP_PROP_FPS)
+    frame_count_hint = capture.get(cv2.CAP_PROP_FRAME_COUNT)
+    # OpenCV reports unknown properties as 0 or -1, and some containers as NaN.
+    video_fps = float(video_fps) if np.isfinite(video_fps) and video_fps > 0 else 0.0
+    frame_count_hint = int(frame_count_hint) if np.isfinite(frame_count_hint) and frame_count_hint > 0 else 0
+    return video_fps, frame_count_hint
+
+
+def _decode_sequentially(capture: cv2.VideoCapture, frame_indices: np.ndarray) -> _DecodePass:
+    """Grab every frame to the end of the stream and retrieve (convert) only those at `frame_indices`.
+
+    capture: freshly opened, positioned at the first frame; the caller releases it.
+    frame_indices: int64, shape (length,), strictly increasing. Retrieved frames are uint8 BGR.
+    """
+    wanted = set(frame_indices.tolist())
+    frames: list[np.ndarray] = []
+    frame_index = 0
+    while capture.grab():
+        if frame_index in wanted:
+            retrieved, frame = capture.retrieve()
+            if not retrieved:
+                # A frame that demuxes but does not decode ends the usable part of the video;
+                # counting it would make the indices point past what we can return.
+                break
+            frames.append(frame)
+        frame_index += 1
+    return _DecodePass(frames=frames, num_decoded=frame_index)
+
+
+def _to_model_frame(frame_bgr: np.ndarray, image_size: int) -> np.ndarray:
+    """uint8 BGR (height, width, 3) -> uint8 RGB (image_size, image_size, 3), the whole frame squeezed.
+
+    INTER_AREA averages the pixels a shrunk output pixel covers (no aliasing); it blurs when enlarging,
+    where INTER_LINEAR is the better choice.
+    """
+    height, width = frame_bgr.shape[:2]
+    shrinking = height > image_size or width > image_size
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    resized = cv2.resize(frame_bgr, (image_size, image_size), interpolation=interpolation)
+    return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
