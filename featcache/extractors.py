@@ -7,8 +7,6 @@ Keras backend; `tfhub` loads a TensorFlow SavedModel and needs KERAS_BACKEND=ten
 
 from __future__ import annotations
 
-import hashlib
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -18,6 +16,14 @@ import numpy as np
 
 from featcache.config import ExtractorConfig
 from featcache.errors import ExtractorError
+from featcache.weights import (
+    download_mobilenet_v2_imagenet,
+    error_summary,
+    existing_weights_file,
+    load_weights_file,
+    sha256_file,
+    sha256_folder,
+)
 
 
 @dataclass
@@ -37,25 +43,19 @@ class Extractor:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
-# Where keras.applications.MobileNetV2 downloads its ImageNet weights from (keras/src/applications/
-# mobilenet_v2.py, BASE_WEIGHT_PATH); files are cached under ~/.keras/models.
-MOBILENET_V2_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"
-# The input sizes Keras publishes MobileNetV2 ImageNet weights for; other sizes get the 224 file.
-MOBILENET_V2_WEIGHT_SIZES = (96, 128, 160, 192, 224)
 # The notebook CNN halves the image four times before Flatten, so its output is (size/16)^2 * 128.
 SCRATCH_CNN_DOWNSAMPLING = 16
-WEIGHTS_SUFFIXES = (".weights.h5", ".h5")
 
 
 def _mobilenet_v2_backbone(config: ExtractorConfig) -> tuple[keras.Model, str | None]:
     """MobileNetV2 without its classifier, average-pooled; returns the model and the weights file used."""
     size = config.image_size
     if config.weights == "imagenet":
-        weights_path = _download_mobilenet_v2_imagenet(size)
+        weights_path = download_mobilenet_v2_imagenet(size)
     elif config.weights == "random":
         weights_path = None
     else:
-        weights_path = _existing_weights_file(config)
+        weights_path = existing_weights_file(config)
     if weights_path is None:
         keras.utils.set_random_seed(config.seed)
     try:
@@ -63,25 +63,10 @@ def _mobilenet_v2_backbone(config: ExtractorConfig) -> tuple[keras.Model, str | 
             include_top=False, pooling="avg", input_shape=(size, size, 3), weights=None
         )
     except ValueError as err:
-        raise ExtractorError(f"mobilenet_v2 cannot be built at --image-size {size}: {_first_line(err)}") from err
+        raise ExtractorError(f"mobilenet_v2 cannot be built at --image-size {size}: {error_summary(err)}") from err
     if weights_path is not None:
-        _load_weights_file(backbone, weights_path, config)
+        load_weights_file(backbone, weights_path, config)
     return backbone, weights_path
-
-
-def _download_mobilenet_v2_imagenet(image_size: int) -> str:
-    """Path of the Keras 'no_top' ImageNet weights file, downloading it into ~/.keras/models if needed."""
-    rows = image_size if image_size in MOBILENET_V2_WEIGHT_SIZES else 224
-    file_name = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5"
-    try:
-        return keras.utils.get_file(file_name, MOBILENET_V2_WEIGHTS_URL + file_name, cache_subdir="models")
-    # keras.utils.get_file raises a bare Exception for HTTP and URL errors, so nothing narrower catches them.
-    except Exception as err:
-        raise ExtractorError(
-            f"could not download the MobileNetV2 ImageNet weights ({file_name}): {_first_line(err)}; "
-            f"download {MOBILENET_V2_WEIGHTS_URL + file_name} by hand and pass --weights PATH, "
-            "or use --weights random"
-        ) from err
 
 
 def _scratch_cnn_backbone(config: ExtractorConfig) -> tuple[keras.Model, str | None]:
@@ -91,7 +76,7 @@ def _scratch_cnn_backbone(config: ExtractorConfig) -> tuple[keras.Model, str | N
     size = config.image_size
     if size < SCRATCH_CNN_DOWNSAMPLING:
         raise ExtractorError(f"scratch_cnn needs --image-size of at least {SCRATCH_CNN_DOWNSAMPLING}, got {size}")
-    weights_path = None if config.weights == "random" else _existing_weights_file(config)
+    weights_path = None if config.weights == "random" else existing_weights_file(config)
     if weights_path is None:
         keras.utils.set_random_seed(config.seed)
     blocks = [[(32, 3), (32, 3)], [(64, 3), (64, 3)], [(128, 3), (128, 3)], [(128, 4), (128, 3)]]
@@ -106,41 +91,8 @@ def _scratch_cnn_backbone(config: ExtractorConfig) -> tuple[keras.Model, str | N
     outputs = keras.layers.Flatten(name="flatten")(x)
     backbone = keras.Model(inputs, outputs, name="scratch_cnn")
     if weights_path is not None:
-        _load_weights_file(backbone, weights_path, config)
+        load_weights_file(backbone, weights_path, config)
     return backbone, weights_path
-
-
-def _existing_weights_file(config: ExtractorConfig) -> str:
-    """The --weights path checked for existence and a Keras weights suffix."""
-    path = Path(config.weights)
-    if not path.name.endswith(WEIGHTS_SUFFIXES):
-        raise ExtractorError(
-            f"--weights {config.weights!r} for {config.name}: expected 'random'"
-            f"{'' if config.name == 'scratch_cnn' else ', imagenet'} or a .weights.h5 / .h5 file"
-        )
-    if not path.is_file():
-        raise ExtractorError(f"--weights {config.weights}: no such file; pass the path of a {config.name} weights file")
-    return str(path)
-
-
-def _load_weights_file(backbone: keras.Model, weights_path: str, config: ExtractorConfig) -> None:
-    """Load a weights file into the backbone, turning Keras' mismatch errors into one ExtractorError line.
-
-    Keras reports some mismatches only as warnings ("... will retain their freshly-initialized weights");
-    a partly loaded model is refused too, never used.
-    """
-    fix = f"pass a file saved by model.save_weights from the same {config.name} architecture"
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            backbone.load_weights(weights_path)
-        except (ValueError, KeyError, OSError, TypeError) as err:
-            raise ExtractorError(f"--weights {weights_path} does not fit {config.name} ({_first_line(err)}); {fix}") from err
-    partial = [str(w.message) for w in caught if "freshly-initialized" in str(w.message) or "could not be loaded" in str(w.message)]
-    if partial:
-        raise ExtractorError(f"--weights {weights_path} does not fit {config.name}: only partly loaded ({partial[0][:160]}); {fix}")
-    for warning in caught:
-        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 @dataclass(frozen=True)
@@ -193,7 +145,7 @@ def load_extractor(config: ExtractorConfig) -> Extractor:
     feature_dim = int(model.output_shape[-1])
     provenance = _provenance(
         config,
-        weights_sha256=None if weights_path is None else _sha256_file(Path(weights_path)),
+        weights_sha256=None if weights_path is None else sha256_file(Path(weights_path)),
         preprocessing=_KERAS_EXTRACTORS[config.name].preprocessing,
         feature_dim=feature_dim,
     )
@@ -266,7 +218,7 @@ def _load_tfhub_extractor(config: ExtractorConfig) -> Extractor:
         module = hub.load(str(model_folder))
     except (OSError, ValueError, RuntimeError, tf.errors.OpError) as err:
         raise ExtractorError(
-            f"could not load TF-Hub model {config.handle}: {_first_line(err)}; "
+            f"could not load TF-Hub model {config.handle}: {error_summary(err)}; "
             "pass --handle a reachable TF-Hub URL or a local SavedModel folder"
         ) from err
     if not callable(module):
@@ -298,7 +250,7 @@ def _load_tfhub_extractor(config: ExtractorConfig) -> Extractor:
 
     provenance = _provenance(
         config,
-        weights_sha256=_sha256_folder(model_folder),
+        weights_sha256=sha256_folder(model_folder),
         preprocessing="x / 255 (float32 in [0, 1]), RGB",
         feature_dim=feature_dim,
     )
@@ -328,27 +280,3 @@ def _provenance(config: ExtractorConfig, weights_sha256: str | None, preprocessi
         "keras_version": keras.__version__,
         "backend": keras.backend.backend(),
     }
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _sha256_folder(folder: Path) -> str:
-    """sha256 over every file of a SavedModel folder (saved_model.pb, variables/, assets/), by sorted relative path."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-        digest.update(_sha256_file(path).encode())
-    return digest.hexdigest()
-
-
-def _first_line(err: BaseException, max_chars: int = 240) -> str:
-    """An exception's text on one line (its first two lines joined, shortened), so our messages stay one line."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    text = " ".join(lines[:2]).rstrip(".:") if lines else type(err).__name__
-    return text if len(text) <= max_chars else text[: max_chars - 3] + "..."
