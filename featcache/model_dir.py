@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,3 +119,63 @@ def load_trained_model(model_dir: Path) -> TrainedModel:
         class_names=list(metadata["class_names"]),
         split=read_split_file(model_dir / SPLIT_FILE),
     )
+
+
+def check_model_dir_writable(model_dir: Path) -> None:
+    """ModelDirError unless `model_dir` is absent, empty, or holds only a model folder's files (it is overwritten)."""
+    model_dir = Path(model_dir)
+    if model_dir.exists() and not model_dir.is_dir():
+        raise ModelDirError(f"--out {model_dir} is a file; pass a folder for the model")
+    if not model_dir.is_dir() or (model_dir / METADATA_FILE).is_file():
+        return
+    foreign = sorted(entry.name for entry in model_dir.iterdir() if entry.name not in MODEL_DIR_FILES)
+    if foreign:
+        raise ModelDirError(
+            f"--out {model_dir} is a folder with other files ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}) "
+            "and no featcache.json; pass a new or empty folder (an earlier model folder is overwritten)"
+        )
+
+
+def save_model_dir(model_dir: Path, model: Any, metadata: dict[str, Any], history: list[dict[str, float]], split_rows: list[tuple[str, str]]) -> None:
+    """Write a model folder (see the module docstring); featcache.json last, so an interrupted write reads as incomplete.
+
+    history: one dict per epoch with HISTORY_COLUMNS; split_rows: (cache path, "train" | "test") for every video.
+    """
+    model_dir = Path(model_dir)
+    check_model_dir_writable(model_dir)
+    missing = [key for key in METADATA_KEYS if key not in metadata]
+    assert not missing, f"featcache.json would lack {missing}"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / METADATA_FILE).unlink(missing_ok=True)
+    model.save(model_dir / MODEL_FILE)
+    with open(model_dir / HISTORY_FILE, "w", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(history)
+    with open(model_dir / SPLIT_FILE, "w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(("path", "subset"))
+        writer.writerows(split_rows)
+    plot_learning_curves(history, model_dir / CURVES_FILE, best_epoch=int(metadata["best_epoch"]))
+    temporary_path = model_dir / f".{METADATA_FILE}.tmp"
+    temporary_path.write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+    os.replace(temporary_path, model_dir / METADATA_FILE)
+
+
+def plot_learning_curves(history: list[dict[str, float]], png_path: Path, best_epoch: int) -> None:
+    """Loss and accuracy per epoch, training and held-out, with the kept epoch marked."""
+    # The object-oriented API with the Agg canvas: no pyplot global state, no display needed.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(10, 4), layout="constrained")
+    FigureCanvasAgg(figure)
+    epochs = [row["epoch"] for row in history]
+    for axes, metric in zip(figure.subplots(1, 2), ("loss", "accuracy")):
+        axes.plot(epochs, [row[metric] for row in history], marker="o", label="train")
+        axes.plot(epochs, [row[f"val_{metric}"] for row in history], marker="o", label="held-out")
+        axes.axvline(best_epoch, color="grey", linestyle="--", label=f"kept epoch {best_epoch}")
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(metric)
+        axes.legend()
+    figure.savefig(png_path, dpi=100)

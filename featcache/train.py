@@ -1,0 +1,286 @@
+"""Training a head on a feature cache: read the index, split, feed features, keep the best epoch, save.
+
+The held-out side of the split is also the validation set: it picks the best epoch (whose weights are
+restored), so its accuracy is the best-epoch held-out accuracy, slightly optimistic for a final test.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import keras
+import numpy as np
+
+from featcache import __version__
+from featcache.cache import CacheIndex, FeatureReader, read_all_features, read_cache_index
+from featcache.config import HeadConfig, TrainConfig
+from featcache.errors import InputError
+from featcache.heads import build_head, compile_head
+from featcache.model_dir import FORMAT_VERSION, check_model_dir_writable, save_model_dir
+from featcache.splits import Split, choose_split
+
+Progress = Callable[[str], None]
+BYTES_PER_MB = 2**20
+FLOAT32_BYTES = 4
+
+
+class CacheBatches(keras.utils.PyDataset):
+    """Batches of ((features, lengths), labels) read from the cache file on demand, for caches larger than memory.
+
+    Holds at most one batch of features (plus Keras' prefetch queue). The HDF5 file is opened lazily by the
+    first batch read, in the reading process. Each epoch draws a new random batch order from `seed`;
+    rows inside a batch are read in sorted order (one pass over the file's chunks).
+    """
+
+    def __init__(self, cache_path: Path, rows: np.ndarray, labels: np.ndarray, lengths: np.ndarray, batch_size: int, shuffle: bool, seed: int) -> None:
+        super().__init__(workers=1, use_multiprocessing=False)
+        self.cache_path = Path(cache_path)
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.labels = np.asarray(labels, dtype=np.int32)
+        self.lengths = np.asarray(lengths, dtype=np.int32)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+        self.order = self._epoch_order()
+        self._reader: FeatureReader | None = None
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.rows) / self.batch_size)
+
+    def __getitem__(self, batch_number: int):
+        positions = np.sort(self.order[batch_number * self.batch_size : (batch_number + 1) * self.batch_size])
+        if self._reader is None:
+            self._reader = FeatureReader(self.cache_path).__enter__()
+        features = self._reader.read(self.rows[positions])
+        return (features, self.lengths[positions]), self.labels[positions]
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self.order = self._epoch_order()
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.__exit__(None, None, None)
+            self._reader = None
+
+    def _epoch_order(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(len(self.rows))
+        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.rows))
+
+
+@dataclass
+class TrainingData:
+    """A cache's index, the split, and its features for both sides (arrays in memory or streamed batches)."""
+
+    index: CacheIndex
+    split: Split
+    in_memory: bool
+    train_inputs: Any = None
+    test_inputs: Any = None
+
+    @property
+    def feature_megabytes(self) -> float:
+        return self.index.num_videos * self.index.num_frames * self.index.feature_dim * FLOAT32_BYTES / BYTES_PER_MB
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced. history rows: epoch (1-based), loss, accuracy, val_loss, val_accuracy, seconds."""
+
+    model: keras.Model
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_val_accuracy: float
+    seconds_per_epoch: float
+    num_parameters: int
+    split: Split
+    model_dir: Path | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def load_training_data(cache_path: Path, train_config: TrainConfig) -> TrainingData:
+    """Read a cache's index, choose the split and load the features (in memory when within the memory budget)."""
+    index = read_cache_index(Path(cache_path))
+    check_trainable(index)
+    split = choose_split(index, train_config)
+    data = TrainingData(index=index, split=split, in_memory=False)
+    data.in_memory = data.feature_megabytes <= train_config.memory_budget_mb
+    if data.in_memory:
+        features = read_all_features(index.path)
+        data.train_inputs = _arrays(features, index, split.train_indices)
+        data.test_inputs = _arrays(features, index, split.test_indices)
+    return data
+
+
+def check_trainable(index: CacheIndex) -> None:
+    """InputError unless the cache has videos of at least 2 classes and every listed class has videos."""
+    if index.num_videos == 0:
+        raise InputError(f"{index.path}: the cache holds no videos; embed some with `featcache embed`")
+    counts = np.bincount(index.labels, minlength=len(index.class_names))
+    if len(index.class_names) < 2:
+        raise InputError(f"{index.path}: a classifier needs at least 2 classes, the cache has {len(index.class_names)} ({', '.join(index.class_names)})")
+    empty = [name for name, count in zip(index.class_names, counts) if count == 0]
+    if empty:
+        raise InputError(
+            f"{index.path}: class(es) {', '.join(empty)} have no videos in the cache (failed or removed); "
+            "add videos for them or re-embed without their folders"
+        )
+
+
+def _arrays(features: np.ndarray, index: CacheIndex, rows: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    return (features[rows], index.lengths[rows]), index.labels[rows]
+
+
+def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainConfig, progress: Progress | None = None) -> TrainResult:
+    """Train one head on `data` from `train_config.seed`; the best epoch by held-out accuracy is restored."""
+    keras.utils.set_random_seed(train_config.seed)
+    index = data.index
+    model = compile_head(
+        build_head(head_config, index.num_frames, index.feature_dim, len(index.class_names)),
+        train_config.learning_rate,
+    )
+    best_epoch = KeepBestEpoch(train_config.epochs, progress)
+    callbacks: list[keras.callbacks.Callback] = [best_epoch]
+    if train_config.tensorboard_dir is not None:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=train_config.tensorboard_dir))
+    if data.in_memory:
+        (train_features, train_lengths), train_labels = data.train_inputs
+        model.fit(
+            [train_features, train_lengths],
+            train_labels,
+            batch_size=train_config.batch_size,
+            epochs=train_config.epochs,
+            shuffle=True,
+            validation_data=([data.test_inputs[0][0], data.test_inputs[0][1]], data.test_inputs[1]),
+            callbacks=callbacks,
+            verbose=0,
+        )
+    else:
+        batches = [
+            CacheBatches(index.path, rows, index.labels[rows], index.lengths[rows], train_config.batch_size, shuffle, train_config.seed)
+            for rows, shuffle in ((data.split.train_indices, True), (data.split.test_indices, False))
+        ]
+        try:
+            model.fit(batches[0], epochs=train_config.epochs, validation_data=batches[1], callbacks=callbacks, verbose=0)
+        finally:
+            for batch_source in batches:
+                batch_source.close()
+    return TrainResult(
+        model=model,
+        history=best_epoch.history,
+        best_epoch=best_epoch.best_epoch,
+        best_val_accuracy=best_epoch.best_val_accuracy,
+        seconds_per_epoch=seconds_per_epoch(best_epoch.history),
+        num_parameters=int(model.count_params()),
+        split=data.split,
+    )
+
+
+def seconds_per_epoch(history: list[dict[str, float]]) -> float:
+    """Mean epoch time, leaving out epoch 1 (it also traces and compiles the model) when there are more."""
+    seconds = [row["seconds"] for row in history]
+    steady = seconds[1:] if len(seconds) > 1 else seconds
+    return float(np.mean(steady))
+
+
+class KeepBestEpoch(keras.callbacks.Callback):
+    """Times each epoch, records the history, reports progress, and restores the best held-out-accuracy weights.
+
+    Ties keep the earlier epoch.
+    """
+
+    def __init__(self, epochs: int, progress: Progress | None) -> None:
+        super().__init__()
+        self.epochs = epochs
+        self.progress = progress
+        self.history: list[dict[str, float]] = []
+        self.best_epoch = 0
+        self.best_val_accuracy = -1.0
+        self._best_weights: list[np.ndarray] | None = None
+        self._epoch_start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        row = {"epoch": epoch + 1, "seconds": time.perf_counter() - self._epoch_start}
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            row[key] = float(logs[key])
+        self.history.append(row)
+        is_best = row["val_accuracy"] > self.best_val_accuracy
+        if is_best:
+            self.best_epoch, self.best_val_accuracy = row["epoch"], row["val_accuracy"]
+            self._best_weights = self.model.get_weights()
+        if self.progress is not None:
+            self.progress(
+                f"epoch {row['epoch']}/{self.epochs}  loss {row['loss']:.4f}  accuracy {row['accuracy']:.3f}  "
+                f"held-out loss {row['val_loss']:.4f}  held-out accuracy {row['val_accuracy']:.3f}  "
+                f"{row['seconds']:.2f}s{'  *best' if is_best else ''}"
+            )
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self._best_weights is not None:
+            self.model.set_weights(self._best_weights)
+
+
+def train(
+    cache_path: Path,
+    out_dir: Path,
+    head_config: HeadConfig = HeadConfig(),
+    train_config: TrainConfig = TrainConfig(),
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train a head on a cache and write MODEL_DIR (see featcache.model_dir for its files).
+
+    Raises InputError (or a subclass) for a missing or unusable cache, a bad split or a foreign out_dir.
+    """
+    out_dir = Path(out_dir)
+    check_model_dir_writable(out_dir)
+    data = load_training_data(Path(cache_path), train_config)
+    index = data.index
+    if progress is not None:
+        where = "in memory" if data.in_memory else f"streamed from disk (over the {train_config.memory_budget_mb} MB memory budget)"
+        progress(
+            f"cache: {index.num_videos} videos, {len(index.class_names)} classes, {index.num_frames} frames x {index.feature_dim} dims, "
+            f"{data.feature_megabytes:.1f} MB as float32, {where}"
+        )
+        progress(f"split: {data.split.description}")
+        progress(f"head: {head_config.head} ({', '.join(f'{key}={value}' for key, value in asdict(head_config).items() if key != 'head')})")
+    result = fit_head(data, head_config, train_config, progress)
+    result.metadata = model_metadata(index, data.split, head_config, train_config, result)
+    save_model_dir(
+        out_dir,
+        result.model,
+        result.metadata,
+        result.history,
+        list(zip(index.paths, data.split.subsets(index.num_videos))),
+    )
+    result.model_dir = out_dir
+    return result
+
+
+def model_metadata(index: CacheIndex, split: Split, head_config: HeadConfig, train_config: TrainConfig, result: TrainResult) -> dict[str, Any]:
+    """featcache.json's content (format 1; see featcache.model_dir)."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "featcache_version": __version__,
+        "head": asdict(head_config),
+        "training": asdict(train_config),
+        "class_names": list(index.class_names),
+        "num_frames": index.num_frames,
+        "feature_dim": index.feature_dim,
+        "extractor": index.extractor,
+        "sampling": index.sampling,
+        "cache": {"path": str(Path(index.path).resolve()), "num_videos": index.num_videos},
+        "split": {"description": split.description, "num_train": split.num_train, "num_test": split.num_test},
+        "best_epoch": result.best_epoch,
+        "best_val_accuracy": result.best_val_accuracy,
+        "seconds_per_epoch": result.seconds_per_epoch,
+    }
