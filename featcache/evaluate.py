@@ -323,8 +323,9 @@ def format_report(report: EvaluationReport, max_misclassified: int = 20) -> str:
         lines.append(f"{name:<{name_width}}  {metrics.precision:9.3f}  {metrics.recall:6.3f}  {metrics.f1:6.3f}  {metrics.support:7d}")
     cell_width = max(5, *(len(str(count)) for row in report.confusion_matrix for count in row))
     lines += ["", "Confusion matrix (rows: true class, columns: predicted, in this order):"]
+    lines.append(" " * (name_width + 8) + " ".join(f"{f'[{position}]':>{cell_width}}" for position in range(len(names))))
     for position, (name, row) in enumerate(zip(names, report.confusion_matrix)):
-        lines.append(f"{name:<{name_width}}  [{position:>2}] " + " ".join(f"{count:>{cell_width}}" for count in row))
+        lines.append(f"{name:<{name_width}}  {f'[{position}]':>5} " + " ".join(f"{count:>{cell_width}}" for count in row))
     lines += ["", f"Misclassified: {len(report.misclassified)}"]
     for wrong in report.misclassified[:max_misclassified]:
         lines.append(f"  {wrong.path}: {wrong.true} -> {wrong.predicted} ({wrong.probability:.3f})")

@@ -1,0 +1,331 @@
+"""evaluate: metrics against scikit-learn, default subset, class matching by name, feature checks, CLI.
+
+The model folders here are written by hand: a Keras model whose softmax is over the first frame's
+features (so every prediction is known from the cache contents) and a featcache.json like train's.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, top_k_accuracy_score
+from typer.testing import CliRunner
+
+import featcache.evaluate as evaluate_module
+from featcache import __version__
+from featcache.cache import VideoRows, write_cache
+from featcache.cli import app
+from featcache.errors import CacheFormatError, CacheMismatchError, InputError, ModelDirError
+from featcache.evaluate import evaluate
+
+CLASS_NAMES = ["Alpha", "Beta", "Gamma"]
+NUM_FRAMES = 4
+FEATURE_DIM = 3
+EXTRACTOR = {
+    "name": "scratch_cnn", "weights": "random", "weights_sha256": None, "handle": None, "image_size": 32,
+    "seed": 0, "preprocessing": "x / 255", "feature_dim": FEATURE_DIM,
+}  # fmt: skip
+SAMPLING = {"num_frames": NUM_FRAMES, "mode": "uniform", "fps": None}
+
+
+def write_test_cache(
+    path: Path,
+    features: np.ndarray,
+    labels: list[str],
+    class_names: list[str],
+    paths: list[str] | None = None,
+    extractor: dict | None = None,
+    sampling: dict | None = None,
+) -> Path:
+    """A complete cache through the public writer; `paths` must already be sorted (the writer sorts rows)."""
+    num_videos, num_frames, feature_dim = features.shape
+    paths = paths or [f"v{row:03d}_{label}.avi" for row, label in enumerate(labels)]
+    assert paths == sorted(paths)
+    lengths = np.full(num_videos, num_frames, dtype=np.int32)
+    rows = VideoRows(
+        features=features.astype(np.float32),
+        frame_indices=np.tile(np.arange(num_frames, dtype=np.int32), (num_videos, 1)),
+        timestamps_ms=np.tile(np.arange(num_frames, dtype=np.float32) * 100, (num_videos, 1)),
+        lengths=lengths,
+        video_fps=np.full(num_videos, 10.0, dtype=np.float32),
+        video_num_frames=lengths,
+        video_width=np.full(num_videos, 32, dtype=np.int32),
+        video_height=np.full(num_videos, 32, dtype=np.int32),
+        labels=list(labels),
+        paths=paths,
+        groups=[""] * num_videos,
+    )
+    attributes = {"extractor": extractor or EXTRACTOR, "sampling": sampling or SAMPLING}
+    write_cache(path, [rows], paths, class_names, [], attributes, num_frames, feature_dim, "float32")
+    return path
+
+
+def first_frame_softmax_model(num_frames: int, feature_dim: int, num_classes: int, kernel: np.ndarray | None = None) -> keras.Model:
+    """inputs [features (B, T, D), lengths (B,)] -> softmax(features[:, 0] @ kernel); kernel defaults to identity."""
+    features = keras.Input((num_frames, feature_dim), name="features")
+    lengths = keras.Input((), dtype="int32", name="lengths")
+    first_frame = keras.layers.Flatten()(keras.layers.Cropping1D((0, num_frames - 1))(features))
+    dense = keras.layers.Dense(num_classes, activation="softmax")
+    model = keras.Model([features, lengths], dense(first_frame))
+    kernel = np.eye(feature_dim, num_classes, dtype=np.float32) if kernel is None else kernel.astype(np.float32)
+    dense.set_weights([kernel, np.zeros(num_classes, dtype=np.float32)])
+    return model
+
+
+def write_model_folder(
+    model_dir: Path,
+    class_names: list[str],
+    split: dict[str, str],
+    model: keras.Model | None = None,
+    extractor: dict | None = None,
+    sampling: dict | None = None,
+    num_frames: int = NUM_FRAMES,
+    feature_dim: int = FEATURE_DIM,
+) -> Path:
+    """A model folder laid out as `featcache train` writes it (see featcache.model_dir)."""
+    model_dir.mkdir(parents=True)
+    model = model or first_frame_softmax_model(num_frames, feature_dim, len(class_names))
+    model.save(model_dir / "model.keras")
+    with open(model_dir / "split.csv", "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["path", "subset"])
+        writer.writerows(sorted(split.items()))
+    (model_dir / "history.csv").write_text("epoch,loss,accuracy,val_loss,val_accuracy,seconds\n")
+    (model_dir / "learning_curves.png").write_bytes(b"")
+    subsets = list(split.values())
+    metadata = {
+        "format_version": 1, "featcache_version": __version__, "head": {"head": "first-frame test model"},
+        "training": {}, "class_names": class_names, "num_frames": num_frames, "feature_dim": feature_dim,
+        "extractor": extractor or EXTRACTOR, "sampling": sampling or SAMPLING,
+        "cache": {"path": "train.h5", "num_videos": len(split)},
+        "split": {"description": "written by the test", "num_train": subsets.count("train"), "num_test": subsets.count("test")},
+        "best_epoch": 1, "best_val_accuracy": 0.0, "seconds_per_epoch": 0.0,
+    }  # fmt: skip
+    (model_dir / "featcache.json").write_text(json.dumps(metadata))
+    return model_dir
+
+
+def one_hot_first_frames(model_positions: list[int], num_classes: int) -> np.ndarray:
+    """Features whose first frame is 5 * one-hot(position): the identity model predicts that position."""
+    features = np.zeros((len(model_positions), NUM_FRAMES, num_classes), dtype=np.float32)
+    features[np.arange(len(model_positions)), 0, model_positions] = 5.0
+    return features
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    exponentials = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exponentials / exponentials.sum(axis=1, keepdims=True)
+
+
+@pytest.fixture
+def random_logits_cache(tmp_path: Path) -> tuple[Path, np.ndarray, np.ndarray]:
+    """15 videos whose first-frame features are random logits (mixed right and wrong); also (labels, logits)."""
+    rng = np.random.default_rng(3)
+    labels = np.arange(15) % 3
+    features = rng.normal(0.0, 2.0, size=(15, NUM_FRAMES, FEATURE_DIM)).astype(np.float32)
+    features[labels == 0, 0, 0] += 1.5  # some signal, so precision and recall are not all zero
+    paths = [f"s{row:03d}.avi" for row in range(15)]
+    cache = write_test_cache(tmp_path / "scores.h5", features, [CLASS_NAMES[label] for label in labels], CLASS_NAMES, paths=paths)
+    return cache, labels, features[:, 0]
+
+
+@pytest.fixture
+def training_cache(tmp_path: Path) -> Path:
+    """12 correctly predictable videos; the trained_model's split holds out every fourth one."""
+    labels = np.arange(12) % 3
+    return write_test_cache(tmp_path / "train.h5", one_hot_first_frames(list(labels), 3), [CLASS_NAMES[label] for label in labels], CLASS_NAMES)
+
+
+@pytest.fixture
+def trained_model(tmp_path: Path, training_cache: Path) -> Path:
+    """A model folder whose split.csv covers the training_cache: rows 0, 4, 8 are test, the rest train."""
+    paths = [f"v{row:03d}_{CLASS_NAMES[row % 3]}.avi" for row in range(12)]
+    split = {path: "test" if row % 4 == 0 else "train" for row, path in enumerate(paths)}
+    return write_model_folder(tmp_path / "model", CLASS_NAMES, split)
+
+
+def test_metrics_match_sklearn_on_known_predictions(tmp_path: Path, trained_model: Path, random_logits_cache) -> None:
+    cache, labels, logits = random_logits_cache
+    probabilities = softmax(logits)
+    predicted = probabilities.argmax(axis=1)
+    assert 0 < np.mean(predicted == labels) < 1, "the fixture should mix right and wrong predictions"
+
+    report = evaluate(trained_model, cache, top_k=2)
+
+    assert report.subset == "all" and report.num_videos == 15
+    assert report.accuracy == pytest.approx(np.mean(predicted == labels))
+    assert report.top_k == 2
+    assert report.top_k_accuracy == pytest.approx(top_k_accuracy_score(labels, probabilities, k=2, labels=[0, 1, 2]))
+    precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=[0, 1, 2], zero_division=0)
+    for position, name in enumerate(CLASS_NAMES):
+        metrics = report.per_class[name]
+        np.testing.assert_allclose([metrics.precision, metrics.recall, metrics.f1], [precision[position], recall[position], f1[position]], rtol=1e-6)
+        assert metrics.support == support[position]
+    assert report.confusion_matrix == confusion_matrix(labels, predicted, labels=[0, 1, 2]).tolist()
+    wrong = np.flatnonzero(predicted != labels)
+    assert [item.path for item in report.misclassified] == [f"s{row:03d}.avi" for row in wrong]
+    assert [item.predicted for item in report.misclassified] == [CLASS_NAMES[predicted[row]] for row in wrong]
+    assert [item.true for item in report.misclassified] == [CLASS_NAMES[labels[row]] for row in wrong]
+    np.testing.assert_allclose([item.probability for item in report.misclassified], probabilities[wrong, predicted[wrong]], rtol=1e-5)
+
+
+def test_default_top_k_is_three_or_the_number_of_classes(trained_model: Path, random_logits_cache) -> None:
+    cache, _, _ = random_logits_cache
+    assert evaluate(trained_model, cache).top_k == 3
+    with pytest.raises(InputError, match="--top-k must be between 1 and the model's 3 classes"):
+        evaluate(trained_model, cache, top_k=4)
+
+
+def test_features_are_read_in_blocks(monkeypatch, trained_model: Path, random_logits_cache) -> None:
+    cache, _, _ = random_logits_cache
+    whole = evaluate(trained_model, cache)
+    # Two videos per block, one per model call: the same report from many small reads.
+    monkeypatch.setattr(evaluate_module, "FEATURE_BLOCK_BYTES", 2 * NUM_FRAMES * FEATURE_DIM * 4)
+    monkeypatch.setattr(evaluate_module, "PREDICT_BATCH_SIZE", 1)
+    blocked = evaluate(trained_model, cache)
+    assert blocked.confusion_matrix == whole.confusion_matrix
+    assert blocked.misclassified == whole.misclassified
+
+
+def test_default_subset_on_the_training_cache_is_its_held_out_videos(trained_model: Path, training_cache: Path) -> None:
+    report = evaluate(trained_model, training_cache)
+    assert report.subset == "test"
+    assert report.num_videos == 3
+    assert "held-out" in report.subset_description
+    assert evaluate(trained_model, training_cache, subset="test").num_videos == 3
+    assert evaluate(trained_model, training_cache, subset="all").num_videos == 12
+
+
+def test_default_subset_on_another_cache_is_all_its_videos(tmp_path: Path, trained_model: Path) -> None:
+    labels = [0, 1, 2, 2]
+    other = write_test_cache(
+        tmp_path / "other.h5", one_hot_first_frames(labels, 3), [CLASS_NAMES[label] for label in labels], CLASS_NAMES,
+        paths=[f"w{row}.avi" for row in range(4)],
+    )  # fmt: skip
+    report = evaluate(trained_model, other)
+    assert (report.subset, report.num_videos, report.accuracy) == ("all", 4, 1.0)
+    assert "not trained on this cache" in report.subset_description
+    with pytest.raises(InputError, match="use --split all"):
+        evaluate(trained_model, other, subset="test")
+
+
+def test_classes_are_matched_by_name_across_class_orders(tmp_path: Path) -> None:
+    model_order = ["Gamma", "Alpha", "Beta"]
+    cache_labels = ["Alpha", "Beta", "Beta", "Gamma", "Gamma", "Gamma"]
+    features = one_hot_first_frames([model_order.index(label) for label in cache_labels], 3)
+    cache = write_test_cache(tmp_path / "cache.h5", features, cache_labels, sorted(model_order))
+    model_dir = write_model_folder(tmp_path / "model", model_order, {"elsewhere.avi": "test"})
+
+    report = evaluate(model_dir, cache)
+
+    assert report.class_names == model_order
+    assert report.accuracy == 1.0
+    assert report.confusion_matrix == [[3, 0, 0], [0, 1, 0], [0, 0, 2]]
+    assert report.per_class["Gamma"].support == 3
+
+
+def test_a_cache_with_a_subset_of_the_classes(tmp_path: Path, trained_model: Path) -> None:
+    cache_labels = ["Alpha", "Gamma", "Gamma"]
+    features = one_hot_first_frames([CLASS_NAMES.index(label) for label in cache_labels], 3)
+    cache = write_test_cache(tmp_path / "no_beta.h5", features, cache_labels, ["Alpha", "Gamma"])
+
+    report = evaluate(trained_model, cache)
+
+    assert report.accuracy == 1.0
+    assert report.per_class["Beta"].support == 0
+    assert report.confusion_matrix == [[1, 0, 0], [0, 0, 0], [0, 0, 2]]
+
+
+def test_a_class_the_model_does_not_know_is_an_error(tmp_path: Path, trained_model: Path) -> None:
+    cache = write_test_cache(tmp_path / "delta.h5", one_hot_first_frames([0, 1], 3), ["Alpha", "Delta"], ["Alpha", "Delta"])
+    with pytest.raises(InputError, match="class\\(es\\) the model does not know: Delta"):
+        evaluate(trained_model, cache)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"feature_dim": 4}, "feature_dim 4 \\(model expects 3\\)"),
+        ({"extractor": {**EXTRACTOR, "name": "mobilenet_v2"}}, "extractor name 'mobilenet_v2'"),
+        ({"extractor": {**EXTRACTOR, "image_size": 64}}, "extractor image_size 64"),
+        ({"extractor": {**EXTRACTOR, "weights": "w.h5", "weights_sha256": "ab12"}}, "weights_sha256 'ab12'"),
+        ({"extractor": {**EXTRACTOR, "seed": 7}}, "random-weights seed 7"),
+        ({"sampling": {"num_frames": NUM_FRAMES, "mode": "fps", "fps": 2.0}}, "sampling"),
+    ],
+    ids=["feature_dim", "extractor_name", "image_size", "weights_sha256", "random_seed", "sampling"],
+)
+def test_features_made_differently_are_refused(tmp_path: Path, trained_model: Path, change: dict, message: str) -> None:
+    feature_dim = change.get("feature_dim", FEATURE_DIM)
+    cache = write_test_cache(
+        tmp_path / "different.h5", np.zeros((2, NUM_FRAMES, feature_dim), dtype=np.float32), ["Alpha", "Beta"], CLASS_NAMES,
+        extractor=change.get("extractor"), sampling=change.get("sampling"),
+    )  # fmt: skip
+    with pytest.raises(CacheMismatchError, match=message):
+        evaluate(trained_model, cache)
+
+
+def test_same_weights_file_under_another_path_is_accepted(tmp_path: Path) -> None:
+    extractor = {**EXTRACTOR, "weights": "/old/place/w.h5", "weights_sha256": "ab12"}
+    model_dir = write_model_folder(tmp_path / "model", CLASS_NAMES, {"x.avi": "test"}, extractor=extractor)
+    cache = write_test_cache(
+        tmp_path / "moved.h5", one_hot_first_frames([0, 1], 3), ["Alpha", "Beta"], CLASS_NAMES,
+        extractor={**extractor, "weights": "/new/place/w.h5"},
+    )  # fmt: skip
+    assert evaluate(model_dir, cache).accuracy == 1.0
+
+
+def test_report_folder_holds_json_and_png(trained_model: Path, training_cache: Path) -> None:
+    report = evaluate(trained_model, training_cache)
+    report_dir = trained_model / "evaluation" / "train"
+    assert Path(report.report_dir) == report_dir
+    assert Path(report.confusion_matrix_png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    saved = json.loads((report_dir / "report.json").read_text())
+    assert saved == json.loads(report.to_json())
+    assert saved["confusion_matrix"] == [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
+    assert saved["per_class"]["Alpha"]["support"] == 1
+
+
+def test_missing_or_foreign_inputs(tmp_path: Path, trained_model: Path, training_cache: Path) -> None:
+    with pytest.raises(ModelDirError, match="no such model folder"):
+        evaluate(tmp_path / "nowhere", training_cache)
+    (tmp_path / "empty_folder").mkdir()
+    with pytest.raises(ModelDirError, match="no featcache.json"):
+        evaluate(tmp_path / "empty_folder", training_cache)
+    (tmp_path / "notes.h5").write_text("not a cache")
+    with pytest.raises(CacheFormatError):
+        evaluate(trained_model, tmp_path / "notes.h5")
+    with pytest.raises(InputError, match="unknown --split 'validation'"):
+        evaluate(trained_model, training_cache, subset="validation")
+
+
+def test_cli_json_prints_one_json_object(trained_model: Path, training_cache: Path) -> None:
+    result = CliRunner().invoke(app, ["evaluate", str(trained_model), str(training_cache), "--json", "--top-k", "2"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    for key in ("accuracy", "num_videos", "class_names", "confusion_matrix", "top_k_accuracy", "per_class", "misclassified", "subset", "cache", "model_dir"):
+        assert key in report
+    assert (report["num_videos"], report["subset"], report["top_k"]) == (3, "test", 2)
+
+
+def test_cli_human_report(tmp_path: Path, trained_model: Path, random_logits_cache) -> None:
+    cache, _, _ = random_logits_cache
+    result = CliRunner().invoke(app, ["evaluate", str(trained_model), str(cache), "--split", "all", "--report-dir", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    for text in ("Accuracy:", "Top-3 accuracy:", "precision", "Confusion matrix", "Misclassified:", str(tmp_path / "out" / "confusion_matrix.png")):
+        assert text in result.stdout
+    assert (tmp_path / "out" / "report.json").is_file()
+
+
+def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path, training_cache: Path, trained_model: Path) -> None:
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "nowhere"), str(training_cache)])
+    assert result.exit_code == 2
+    assert "no such model folder" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(app, ["evaluate", str(trained_model), str(training_cache), "--split", "valid"])
+    assert result.exit_code == 2
+    assert "choose one of default, test, all" in result.output
+
