@@ -144,7 +144,9 @@ def format_predictions(predictions: list[VideoPrediction]) -> str:
     lines = []
     for prediction in predictions:
         if prediction.error is not None:
-            lines.append(f"{prediction.path}: ERROR {prediction.error}")
+            # Decode errors usually name the path already; don't print it twice.
+            reason = prediction.error if prediction.error.startswith(prediction.path) else f"{prediction.path}: {prediction.error}"
+            lines.append(f"ERROR {reason}")
             continue
         lines.append(f"{prediction.path}:")
         lines += [f"  {probability:.4f}  {name}" for name, probability in prediction.top_k]
