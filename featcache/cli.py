@@ -11,12 +11,20 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter hides our output
 
 import contextlib
-from collections.abc import Iterator
+import enum
+import json
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
+from featcache.config import HEAD_NAMES, SPLIT_NAMES, HeadConfig, TrainConfig
 from featcache.errors import FeatcacheError, InputError
+
+if TYPE_CHECKING:
+    from featcache.embed import EmbedProgress, EmbedSummary
 
 EXIT_SOME_VIDEOS_FAILED = 1
 EXIT_USAGE = 2  # typer's own code for a usage error
@@ -27,6 +35,25 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Embed video frames once with a frozen CNN into an HDF5 cache, then train sequence heads on it in seconds.",
 )
+
+
+@app.callback()
+def load_keras_quietly() -> None:
+    """Import Keras (and TensorFlow) before any command, with native stderr muted meanwhile.
+
+    TensorFlow's C++ code prints INFO lines while it loads, before any log level applies
+    (TF_CPP_MIN_LOG_LEVEL does not reach them); they would bury our one-line messages. Python
+    errors raised by the import still show: stderr is restored before they propagate.
+    """
+    saved_stderr = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import keras  # noqa: F401
+    finally:
+        os.dup2(saved_stderr, 2)
+        os.close(devnull)
+        os.close(saved_stderr)
 
 
 @contextlib.contextmanager
@@ -43,6 +70,125 @@ def errors_as_exit_codes() -> Iterator[None]:
 
 
 # --- stage one commands (embed, info, extractors, demo-data) ---
+
+
+def _extractor_names() -> list[str]:
+    from featcache.extractors import available_extractors
+
+    return list(available_extractors())
+
+
+@app.command("embed")
+def embed_command(
+    video_root: Path = typer.Argument(..., help="UCF101-layout folder VIDEO_ROOT/<ClassName>/<video>, or a CSV list path,label[,group]."),
+    out: Path = typer.Option(..., "--out", "-o", help="The HDF5 cache to write (resumed or extended if it exists)."),
+    extractor: str = typer.Option("mobilenet_v2", help="Frozen image model; `featcache extractors` lists them."),
+    weights: str = typer.Option("imagenet", help="'imagenet' (downloaded by Keras), 'random' (seeded by --seed), or a weights file."),
+    handle: Optional[str] = typer.Option(None, help="TF-Hub URL or local SavedModel folder (with --extractor tfhub)."),
+    frames: int = typer.Option(10, "--frames", "-t", help="Frames per video (T)."),
+    sampling: str = typer.Option("uniform", help="'uniform': T frames spread over the whole video; 'fps': one every 1/F s."),
+    fps: Optional[float] = typer.Option(None, help="Frames per second to take with --sampling fps."),
+    image_size: int = typer.Option(224, help="Frames are resized (whole frame) to this square size."),
+    batch_size: int = typer.Option(64, help="Frames per model call, gathered across videos."),
+    dtype: str = typer.Option("float16", help="Feature dtype in the cache: float16 or float32."),
+    compression: str = typer.Option("none", help="HDF5 compression of features: none, gzip or lzf."),
+    workers: int = typer.Option(0, help="Decoding threads; 0 = one per CPU core."),
+    seed: int = typer.Option(0, help="Seed of 'random' weights."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a cache written with other settings."),
+) -> None:
+    """Decode sampled frames of every video once, embed them with a frozen CNN, store them in one HDF5 cache.
+
+    Exit codes: 0 all videos embedded; 1 some videos failed (listed, the rest is in the cache);
+    2 bad options or input; 130 interrupted (finished videos are kept: re-run the same command to resume).
+    """
+    from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
+    from featcache.embed import embed
+
+    with errors_as_exit_codes():
+        config = EmbedConfig(
+            extractor=ExtractorConfig(name=extractor, weights=weights, handle=handle, image_size=image_size, seed=seed),
+            sampling=SamplingConfig(num_frames=frames, mode=sampling, fps=fps),
+            dtype=dtype,
+            compression=compression,
+            batch_size=batch_size,
+            num_decode_workers=workers,
+        )
+        try:
+            with _embed_progress_bar() as report_progress:
+                summary = embed(video_root, out, config, overwrite=overwrite, progress=report_progress)
+        except KeyboardInterrupt:
+            typer.secho(f"Interrupted: finished videos are kept in {out}.parts; re-run the same command to resume.", err=True)
+            raise typer.Exit(130) from None
+    typer.echo(_embed_summary_line(summary))
+    for part in summary.unreadable_parts:
+        typer.secho(f"  an unreadable journal part was dropped (its videos were not added): {part}", err=True)
+    if summary.failures:
+        typer.secho(f"{len(summary.failures)} video(s) failed and are listed in the cache's failures:", fg=typer.colors.YELLOW, err=True)
+        for video_path, reason in sorted(summary.failures.items()):
+            typer.secho(f"  {video_path}: {reason}", err=True)
+        raise typer.Exit(EXIT_SOME_VIDEOS_FAILED)
+
+
+@contextlib.contextmanager
+def _embed_progress_bar() -> Iterator[Callable[..., None]]:
+    """A progress bar (videos/s, ETA) on a terminal; silent when output goes to a file or pipe."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = [TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn()]
+    with Progress(*columns, disable=not sys.stderr.isatty(), console=None, transient=True) as bar:
+        task = bar.add_task("embed", total=None, rate="")
+
+        def report(progress: "EmbedProgress") -> None:
+            elapsed = bar.tasks[0].elapsed or 0.0
+            rate = f"{progress.num_done / elapsed:.1f} videos/s" if elapsed > 0 else ""
+            bar.update(task, completed=progress.num_done, total=progress.num_to_embed, rate=rate)
+
+        yield report
+
+
+def _embed_summary_line(summary: "EmbedSummary") -> str:
+    return (
+        f"{summary.num_embedded} embedded, {summary.num_already_cached} already cached, {len(summary.failures)} failed "
+        f"of {summary.num_videos_found} videos in {summary.seconds:.1f} s "
+        f"(embedding {summary.videos_per_second:.1f} videos/s, {summary.frames_per_second:.0f} frames/s) -> "
+        f"{summary.cache_path} ({summary.num_videos_in_cache} videos, {summary.cache_size_bytes / 1e6:.1f} MB)"
+    )
+
+
+@app.command("info")
+def info_command(
+    cache: Path = typer.Argument(..., help="An HDF5 cache written by `featcache embed`."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Videos per class, dims, extractor, sampling, failures and size of a cache."""
+    from featcache.info import describe_cache, format_cache_description
+
+    with errors_as_exit_codes():
+        description = describe_cache(cache)
+    typer.echo(json.dumps(description, indent=2) if as_json else format_cache_description(description))
+
+
+@app.command("extractors")
+def extractors_command() -> None:
+    """List the extractors with their output dims."""
+    from featcache.extractors import available_extractors
+
+    for name, description in available_extractors().items():
+        typer.echo(f"{name:14s} {description}")
+
+
+@app.command("demo-data")
+def demo_data_command(
+    out_dir: Path = typer.Argument(..., help="Folder to write the synthetic UCF101-like dataset into."),
+    videos_per_class: int = typer.Option(12, help="Videos per class."),
+    seed: int = typer.Option(0, help="Seed of the synthetic videos."),
+) -> None:
+    """Write a small UCF101-like dataset of synthetic videos (3 classes), without network, in seconds."""
+    from featcache.demo_data import make_demo_data
+
+    with errors_as_exit_codes():
+        root = make_demo_data(out_dir, videos_per_class=videos_per_class, seed=seed)
+    typer.echo(f"demo videos in {root}")
 
 
 # --- stage two commands (train, evaluate, compare, predict) ---
@@ -94,6 +240,81 @@ def predict_command(
     if failed:
         typer.secho(f"{len(failed)} of {len(predictions)} videos could not be read", fg=typer.colors.RED, err=True)
         raise typer.Exit(EXIT_SOME_VIDEOS_FAILED)
+
+
+# Choices come from the registries (config.HEAD_NAMES mirrors featcache.heads.HEADS without importing Keras).
+HeadChoice = enum.Enum("HeadChoice", {name: name for name in HEAD_NAMES}, type=str)
+SplitChoice = enum.Enum("SplitChoice", {name: name for name in SPLIT_NAMES}, type=str)
+
+
+@app.command("train")
+def train_command(
+    cache: Path = typer.Argument(..., help="An HDF5 cache written by `featcache embed`."),
+    out: Path = typer.Option(..., "--out", "-o", help="The model folder to write (a previous model folder there is overwritten)."),
+    head: HeadChoice = typer.Option("lstm", help="Sequence head."),
+    units: int = typer.Option(HeadConfig.units, help="Recurrent units (lstm, gru)."),
+    dense: int = typer.Option(HeadConfig.dense, help="Width of the ReLU layer before the softmax."),
+    dropout: float = typer.Option(HeadConfig.dropout, help="Dropout on the recurrent layer's inputs."),
+    recurrent_dropout: float = typer.Option(HeadConfig.recurrent_dropout, help="Dropout on the recurrent state (the notebook's 0.5 is slower)."),
+    epochs: int = typer.Option(TrainConfig.epochs, help="Training epochs; the best one by held-out accuracy is kept."),
+    batch_size: int = typer.Option(TrainConfig.batch_size, help="Videos per training step."),
+    learning_rate: float = typer.Option(TrainConfig.learning_rate, help="Adam learning rate."),
+    split: SplitChoice = typer.Option("auto", help="auto: group-aware stratified; ucf101-N: official UCF101 split N."),
+    split_file: Optional[Path] = typer.Option(None, help="UCF101 trainlist/testlist .txt, or a CSV path,subset (e.g. a model folder's split.csv)."),
+    val_fraction: float = typer.Option(TrainConfig.val_fraction, help="Share held out by --split auto."),
+    seed: int = typer.Option(TrainConfig.seed, help="Seed of the split, the weights and the batch order."),
+    tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", help="Also write TensorBoard logs to this folder."),
+) -> None:
+    """Train a sequence head on a cache and write MODEL_DIR: model.keras, featcache.json, history, curves, split."""
+    from featcache.train import train
+
+    with errors_as_exit_codes():
+        head_config = HeadConfig(head=head.value, units=units, dense=dense, dropout=dropout, recurrent_dropout=recurrent_dropout)
+        train_config = TrainConfig(
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            split=split.value,
+            split_file=None if split_file is None else str(split_file),
+            val_fraction=val_fraction,
+            seed=seed,
+            tensorboard_dir=None if tensorboard is None else str(tensorboard),
+        )
+        result = train(cache, out, head_config, train_config, progress=typer.echo)
+    typer.echo(f"best epoch {result.best_epoch}: held-out accuracy {result.best_val_accuracy:.3f} ({result.seconds_per_epoch:.2f} s/epoch); its weights are kept")
+    typer.echo(f"model folder: {out} (model.keras, featcache.json, history.csv, learning_curves.png, split.csv)")
+
+
+@app.command("compare")
+def compare_command(
+    cache: Path = typer.Argument(..., help="An HDF5 cache written by `featcache embed`."),
+    heads: str = typer.Option(",".join(HEAD_NAMES), help=f"Comma-separated heads from {', '.join(HEAD_NAMES)}."),
+    units: int = typer.Option(HeadConfig.units, help="Recurrent units (lstm, gru)."),
+    dense: int = typer.Option(HeadConfig.dense, help="Width of the ReLU layer before the softmax."),
+    epochs: int = typer.Option(TrainConfig.epochs, help="Training epochs per head."),
+    batch_size: int = typer.Option(TrainConfig.batch_size, help="Videos per training step."),
+    learning_rate: float = typer.Option(TrainConfig.learning_rate, help="Adam learning rate."),
+    split: SplitChoice = typer.Option("auto", help="auto: group-aware stratified; ucf101-N: official UCF101 split N."),
+    split_file: Optional[Path] = typer.Option(None, help="UCF101 trainlist/testlist .txt, or a CSV path,subset."),
+    val_fraction: float = typer.Option(TrainConfig.val_fraction, help="Share held out by --split auto."),
+    seed: int = typer.Option(TrainConfig.seed, help="Seed of the split, the weights and the batch order."),
+) -> None:
+    """Train several heads on the same cache and split; print held-out accuracy, seconds per epoch and size."""
+    from featcache.compare import compare_heads, format_comparison
+
+    with errors_as_exit_codes():
+        train_config = TrainConfig(
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            split=split.value,
+            split_file=None if split_file is None else str(split_file),
+            val_fraction=val_fraction,
+            seed=seed,
+        )
+        head_names = [name.strip() for name in heads.split(",") if name.strip()]
+        rows = compare_heads(cache, head_names, {"units": units, "dense": dense}, train_config, progress=typer.echo)
+    typer.echo(format_comparison(rows))
 
 
 # --- pipelines and demo (run, demo) ---

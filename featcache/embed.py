@@ -1,0 +1,370 @@
+"""Stage one: decode sampled frames of every video once, embed them with a frozen CNN, write the cache.
+
+Decoding runs in a thread pool (OpenCV releases the GIL) while the main thread runs the model on fixed-size
+batches of frames gathered across videos, so neither waits for the other. Finished videos go to the
+journal every few seconds; the cache file is written once at the end (see `journal.py`, `cache.py`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import os
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from featcache.cache import CacheIndex, VideoRows, read_cache_index, read_rows_in_blocks, write_cache
+from featcache.config import EmbedConfig
+from featcache.errors import CacheMismatchError, InputError, VideoDecodeError
+from featcache.extractors import Extractor, load_extractor
+from featcache.frames import SampledFrames, read_sampled_frames
+from featcache.journal import Journal
+from featcache.videos import VideoEntry, find_videos
+
+SECONDS_BETWEEN_PARTS = 10.0  # at most this much embedding is lost to a crash
+MAX_VIDEOS_PER_PART = 256  # keeps a part (and the memory it buffers) small for 25088-d features
+
+
+@dataclass(frozen=True)
+class EmbedProgress:
+    """Counts reported after each finished video."""
+
+    num_done: int
+    num_to_embed: int
+    num_failed: int
+    num_frames: int
+
+
+@dataclass
+class EmbedSummary:
+    """What one `embed` call did."""
+
+    cache_path: Path
+    num_videos_found: int
+    num_already_cached: int
+    num_embedded: int
+    num_frames_embedded: int
+    failures: dict[str, str]
+    seconds: float
+    embedding_seconds: float = 0.0  # decode + model only, without loading the model or writing the cache
+    num_videos_in_cache: int = 0
+    cache_size_bytes: int = 0
+    unreadable_parts: list[str] = field(default_factory=list)
+
+    @property
+    def videos_per_second(self) -> float:
+        return self.num_embedded / self.embedding_seconds if self.embedding_seconds > 0 else 0.0
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.num_frames_embedded / self.embedding_seconds if self.embedding_seconds > 0 else 0.0
+
+
+def embed(
+    video_source: Path,
+    cache_path: Path,
+    config: EmbedConfig = EmbedConfig(),
+    overwrite: bool = False,
+    progress: Callable[[EmbedProgress], None] | None = None,
+) -> EmbedSummary:
+    """Embed every video of `video_source` not yet in `cache_path`, then (re)write the cache.
+
+    video_source: a UCF101-layout folder or a CSV list (see `videos.find_videos`).
+    Resumes an interrupted run and adds new videos to an existing cache; settings that differ from the
+    cache's raise CacheMismatchError unless `overwrite`. Videos that cannot be decoded are listed in the
+    summary and the cache's `failures`, and never stop the run. Ctrl-C saves finished videos and re-raises.
+    """
+    started = time.perf_counter()
+    cache_path = Path(cache_path)
+    _, entries = find_videos(Path(video_source))
+    journal = Journal(cache_path)
+    if overwrite:
+        _remove_previous_output(cache_path, journal)
+    existing = read_cache_index(cache_path) if cache_path.exists() else None
+    _refuse_other_settings(existing, journal, config, cache_path)
+
+    journal_contents = journal.read_contents() if journal.exists() else None
+    done_paths = set(existing.paths if existing else []) | (journal_contents.embedded_paths if journal_contents else set())
+    to_embed = [entry for entry in entries if entry.relative_path not in done_paths]
+    summary = EmbedSummary(cache_path, len(entries), len(entries) - len(to_embed), 0, 0, {}, 0.0)
+
+    if to_embed:
+        extractor = load_extractor(config.extractor)
+        journal.start(_identity(extractor.provenance, config))
+        embedding_started = time.perf_counter()
+        try:
+            _embed_into_journal(to_embed, extractor, config, journal, summary, progress)
+        finally:
+            summary.embedding_seconds = time.perf_counter() - embedding_started
+    if journal.exists():
+        _finish_cache(cache_path, existing, journal, config, summary)
+    summary.seconds = time.perf_counter() - started
+    index = read_cache_index(cache_path) if cache_path.exists() else None
+    summary.num_videos_in_cache = index.num_videos if index else 0
+    summary.cache_size_bytes = cache_path.stat().st_size if cache_path.exists() else 0
+    return summary
+
+
+def _remove_previous_output(cache_path: Path, journal: Journal) -> None:
+    if journal.folder.exists():
+        journal.remove()
+    cache_path.unlink(missing_ok=True)
+
+
+def _identity(provenance: dict[str, Any], config: EmbedConfig) -> dict[str, Any]:
+    """The settings a cache's features depend on: a cache never mixes two identities."""
+    return {"extractor": provenance, "sampling": dataclasses.asdict(config.sampling), "dtype": config.dtype}
+
+
+def _refuse_other_settings(existing: CacheIndex | None, journal: Journal, config: EmbedConfig, cache_path: Path) -> None:
+    """Raise CacheMismatchError when the cache or an unfinished run used other settings than `config`."""
+    stored = []
+    if existing is not None:
+        stored.append((cache_path.name, {"extractor": existing.extractor, "sampling": existing.sampling, "dtype": existing.dtype}))
+    if journal.exists():
+        stored.append((journal.folder.name, journal.read_identity()))
+    for source_name, identity in stored:
+        difference = describe_setting_difference(identity, config)
+        if difference:
+            raise CacheMismatchError(
+                f"{source_name} was embedded with other settings ({difference}); "
+                "re-run with --overwrite to replace it, or choose another --out"
+            )
+
+
+def describe_setting_difference(identity: dict[str, Any], config: EmbedConfig) -> str:
+    """'' when a stored identity matches `config`, else a short 'stored X, asked Y' text."""
+    stored_extractor, wanted_extractor = identity["extractor"], config.extractor
+    differences = []
+    for name in ("name", "handle", "image_size"):
+        if stored_extractor.get(name) != getattr(wanted_extractor, name):
+            differences.append(f"extractor {name} {stored_extractor.get(name)!r} vs {getattr(wanted_extractor, name)!r}")
+    differences += _weights_difference(stored_extractor, wanted_extractor.weights, wanted_extractor.seed)
+    for name, wanted in dataclasses.asdict(config.sampling).items():
+        if identity["sampling"].get(name) != wanted:
+            differences.append(f"sampling {name} {identity['sampling'].get(name)!r} vs {wanted!r}")
+    if identity["dtype"] != config.dtype:
+        differences.append(f"dtype {identity['dtype']} vs {config.dtype}")
+    return "; ".join(differences)
+
+
+def _weights_difference(stored: dict[str, Any], weights: str, seed: int) -> list[str]:
+    if weights in ("imagenet", "random"):
+        if stored.get("weights") != weights:
+            return [f"weights {stored.get('weights')!r} vs {weights!r}"]
+        if weights == "random" and stored.get("seed") != seed:
+            return [f"random weights seed {stored.get('seed')} vs {seed}"]
+        return []
+    weights_path = Path(weights)
+    if not weights_path.is_file():
+        raise InputError(f"--weights {weights}: no such file; give a weights file, 'imagenet' or 'random'")
+    if stored.get("weights_sha256") != file_sha256(weights_path):
+        return [f"weights file {weights} differs from the one used ({stored.get('weights')})"]
+    return []
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _embed_into_journal(
+    to_embed: list[VideoEntry],
+    extractor: Extractor,
+    config: EmbedConfig,
+    journal: Journal,
+    summary: EmbedSummary,
+    progress: Callable[[EmbedProgress], None] | None,
+) -> None:
+    """Run decode + model over `to_embed`, writing finished videos to the journal as it goes."""
+    finished: list[tuple[VideoEntry, SampledFrames, np.ndarray]] = []
+    failures: dict[str, str] = {}
+    last_part_time = time.perf_counter()
+
+    def save_part() -> None:
+        nonlocal last_part_time
+        if finished or failures:
+            journal.append(_rows_from_videos(finished, config) if finished else None, dict(failures))
+        finished.clear()
+        failures.clear()
+        last_part_time = time.perf_counter()
+
+    num_workers = config.num_decode_workers or os.cpu_count() or 1
+    decoded = decode_videos(to_embed, config, extractor.image_size, num_workers)
+    try:
+        for entry, sampled, features_or_error in embed_decoded_videos(decoded, extractor, config.batch_size):
+            if isinstance(features_or_error, VideoDecodeError):
+                # The cache names videos by relative path; the absolute path in the message is noise there.
+                reason = str(features_or_error).removeprefix(f"{entry.path}: ")
+                failures[entry.relative_path] = reason
+                summary.failures[entry.relative_path] = reason
+            else:
+                finished.append((entry, sampled, features_or_error))
+                summary.num_embedded += 1
+                summary.num_frames_embedded += len(sampled.frame_indices)
+            if progress:
+                progress(EmbedProgress(summary.num_embedded + len(summary.failures), len(to_embed), len(summary.failures), summary.num_frames_embedded))
+            if len(finished) >= MAX_VIDEOS_PER_PART or time.perf_counter() - last_part_time > SECONDS_BETWEEN_PARTS:
+                save_part()
+    finally:
+        # Also on Ctrl-C or an unexpected error: what is finished is kept for the next run.
+        save_part()
+
+
+def decode_videos(
+    entries: list[VideoEntry], config: EmbedConfig, image_size: int, num_workers: int
+) -> Iterator[tuple[VideoEntry, SampledFrames | VideoDecodeError]]:
+    """Decode videos in a thread pool, yielding them in order; at most a few videos per worker in flight."""
+    max_in_flight = 4 * num_workers
+    with ThreadPoolExecutor(max_workers=num_workers, thread_name_prefix="decode") as pool:
+        in_flight: deque[tuple[VideoEntry, Future[SampledFrames]]] = deque()
+        remaining = iter(entries)
+        try:
+            for entry in remaining:
+                in_flight.append((entry, pool.submit(read_sampled_frames, entry.path, config.sampling, image_size)))
+                if len(in_flight) >= max_in_flight:
+                    yield _decoded_result(*in_flight.popleft())
+            while in_flight:
+                yield _decoded_result(*in_flight.popleft())
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _decoded_result(entry: VideoEntry, future: Future[SampledFrames]) -> tuple[VideoEntry, SampledFrames | VideoDecodeError]:
+    try:
+        return entry, future.result()
+    except VideoDecodeError as err:
+        return entry, err
+
+
+@dataclass
+class _VideoInFlight:
+    entry: VideoEntry
+    sampled: SampledFrames
+    features: np.ndarray  # float32 (length, feature_dim), filled batch by batch
+    num_filled: int = 0
+
+
+def embed_decoded_videos(
+    decoded: Iterator[tuple[VideoEntry, SampledFrames | VideoDecodeError]], extractor: Extractor, batch_size: int
+) -> Iterator[tuple[VideoEntry, SampledFrames | None, np.ndarray | VideoDecodeError]]:
+    """Run the model on batches of exactly `batch_size` frames taken across videos, in video order.
+
+    Yields (entry, sampled frames, float32 features (length, feature_dim)) per video, or
+    (entry, None, error) for a video that could not be decoded.
+    """
+    waiting_videos: deque[_VideoInFlight] = deque()
+    waiting_frames: deque[np.ndarray] = deque()
+    num_waiting_frames = 0
+    for entry, sampled in decoded:
+        if isinstance(sampled, VideoDecodeError):
+            yield entry, None, sampled
+            continue
+        length = len(sampled.frame_indices)
+        waiting_videos.append(_VideoInFlight(entry, sampled, np.empty((length, extractor.feature_dim), np.float32)))
+        waiting_frames.append(sampled.frames)
+        num_waiting_frames += length
+        while num_waiting_frames >= batch_size:
+            batch = _take_frames(waiting_frames, batch_size)
+            num_waiting_frames -= batch_size
+            yield from _distribute_features(extractor.embed_frames(batch), waiting_videos)
+    if num_waiting_frames:
+        batch = _take_frames(waiting_frames, num_waiting_frames)
+        yield from _distribute_features(extractor.embed_frames(batch), waiting_videos)
+
+
+def _take_frames(waiting_frames: deque[np.ndarray], count: int) -> np.ndarray:
+    """Pop exactly `count` frames from the front of the queue (splitting a video's frames if needed)."""
+    pieces = []
+    while count:
+        frames = waiting_frames.popleft()
+        if len(frames) > count:
+            waiting_frames.appendleft(frames[count:])
+            frames = frames[:count]
+        pieces.append(frames)
+        count -= len(frames)
+    return np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+
+
+def _distribute_features(
+    features: np.ndarray, waiting_videos: deque[_VideoInFlight]
+) -> Iterator[tuple[VideoEntry, SampledFrames, np.ndarray]]:
+    """Hand batch features to the waiting videos in order; yield each video once all its frames are in."""
+    offset = 0
+    for video in waiting_videos:
+        if offset == len(features):
+            break
+        count = min(len(video.features) - video.num_filled, len(features) - offset)
+        video.features[video.num_filled : video.num_filled + count] = features[offset : offset + count]
+        video.num_filled += count
+        offset += count
+    while waiting_videos and waiting_videos[0].num_filled == len(waiting_videos[0].features):
+        video = waiting_videos.popleft()
+        yield video.entry, video.sampled, video.features
+
+
+def _rows_from_videos(videos: list[tuple[VideoEntry, SampledFrames, np.ndarray]], config: EmbedConfig) -> VideoRows:
+    """Pad each video to `num_frames` (zeros / -1) and stack them as cache rows."""
+    num_frames = config.sampling.num_frames
+    feature_dim = videos[0][2].shape[1]
+    features = np.zeros((len(videos), num_frames, feature_dim), dtype=config.dtype)
+    frame_indices = np.full((len(videos), num_frames), -1, dtype=np.int32)
+    timestamps_ms = np.full((len(videos), num_frames), -1.0, dtype=np.float32)
+    for row, (_, sampled, video_features) in enumerate(videos):
+        length = len(video_features)
+        features[row, :length] = video_features
+        frame_indices[row, :length] = sampled.frame_indices
+        timestamps_ms[row, :length] = sampled.timestamps_ms
+    return VideoRows(
+        features=features,
+        frame_indices=frame_indices,
+        timestamps_ms=timestamps_ms,
+        lengths=np.array([len(video_features) for _, _, video_features in videos], dtype=np.int32),
+        video_fps=np.array([sampled.video_fps for _, sampled, _ in videos], dtype=np.float32),
+        video_num_frames=np.array([sampled.video_num_frames for _, sampled, _ in videos], dtype=np.int32),
+        video_width=np.array([sampled.video_width for _, sampled, _ in videos], dtype=np.int32),
+        video_height=np.array([sampled.video_height for _, sampled, _ in videos], dtype=np.int32),
+        labels=[entry.label for entry, _, _ in videos],
+        paths=[entry.relative_path for entry, _, _ in videos],
+        groups=[entry.group for entry, _, _ in videos],
+    )
+
+
+def _finish_cache(cache_path: Path, existing: CacheIndex | None, journal: Journal, config: EmbedConfig, summary: EmbedSummary) -> None:
+    """Merge the previous cache (if any) and the journal into a new cache file, then drop the journal."""
+    contents = journal.read_contents()
+    summary.unreadable_parts = contents.unreadable_parts
+    identity = journal.read_identity()
+    new_paths = contents.embedded_paths
+    old_paths = set(existing.paths) if existing else set()
+    old_failures = dict(existing.failures) if existing else {}
+    # A failure stands until the video embeds; this run retried every earlier failure still in the dataset.
+    failures = {path: reason for path, reason in {**old_failures, **contents.failures}.items() if path not in new_paths}
+    nothing_new = not new_paths and failures == old_failures and existing is not None
+    if not nothing_new:
+        old_rows = read_rows_in_blocks(cache_path) if existing else iter(())
+        old_labels = {existing.class_names[label] for label in existing.labels} if existing else set()
+        write_cache(
+            cache_path,
+            row_sources=itertools.chain(old_rows, journal.iter_rows(contents.parts)),
+            all_paths=sorted(old_paths | new_paths),
+            class_names=sorted(old_labels | contents.label_names),
+            failures=sorted(failures.items()),
+            attributes={"extractor": identity["extractor"], "sampling": identity["sampling"]},
+            num_frames=config.sampling.num_frames,
+            feature_dim=int(identity["extractor"]["feature_dim"]),
+            dtype=config.dtype,
+            compression=config.compression,
+        )
+    journal.remove()
