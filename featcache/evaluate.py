@@ -203,6 +203,8 @@ def select_videos(index: CacheIndex, split: dict[str, str], subset: str) -> tupl
     split: the model's split.csv, {cache path: "train" | "test"}. The cache counts as the training cache
     when every path of the split is in it (its features were already checked to match the model's).
     """
+    if index.num_videos == 0:
+        raise InputError(f"{index.path} holds no videos (every video failed to embed?); nothing to evaluate")
     is_training_cache = bool(split) and set(split) <= set(index.paths)
     if subset == "all" or (subset == "default" and not is_training_cache):
         reason = "the model was not trained on this cache" if subset == "default" else "--split all"

@@ -329,3 +329,29 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path, training_cache: Pat
     assert result.exit_code == 2
     assert "choose one of default, test, all" in result.output
 
+
+
+def test_an_empty_cache_is_an_error(tmp_path: Path, trained_model: Path) -> None:
+    cache = write_test_cache(tmp_path / "empty.h5", np.zeros((0, NUM_FRAMES, FEATURE_DIM)), [], CLASS_NAMES, paths=[])
+    with pytest.raises(InputError, match="holds no videos"):
+        evaluate(trained_model, cache)
+
+
+def test_on_a_model_from_train_the_default_is_its_held_out_split(tmp_path: Path) -> None:
+    from featcache.config import HeadConfig, TrainConfig
+    from featcache.train import train
+
+    labels = np.arange(12) % 3
+    paths = [f"{CLASS_NAMES[label]}/v_{CLASS_NAMES[label]}_g{row // 3 + 1:02d}_c01.avi" for row, label in enumerate(labels)]
+    order = np.argsort(paths)
+    cache = write_test_cache(
+        tmp_path / "train.h5", one_hot_first_frames(list(labels[order]), 3), [CLASS_NAMES[label] for label in labels[order]],
+        CLASS_NAMES, paths=[paths[row] for row in order],
+    )  # fmt: skip
+    result = train(cache, tmp_path / "model", HeadConfig(head="meanpool", dense=8), TrainConfig(epochs=1, batch_size=4))
+
+    report = evaluate(tmp_path / "model", cache)
+
+    assert report.subset == "test"
+    assert report.num_videos == result.metadata["split"]["num_test"] > 0
+    assert evaluate(tmp_path / "model", cache, subset="all").num_videos == 12
