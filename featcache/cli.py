@@ -121,7 +121,7 @@ def embed_command(
             raise typer.Exit(130) from None
     typer.echo(_embed_summary_line(summary))
     for part in summary.unreadable_parts:
-        typer.secho(f"  an unreadable journal part was dropped (its videos were not added): {part}", err=True)
+        typer.secho(f"  an unreadable journal part was ignored (its videos were embedded again): {part}", err=True)
     if summary.failures:
         typer.secho(f"{len(summary.failures)} video(s) failed and are listed in the cache's failures:", fg=typer.colors.YELLOW, err=True)
         for video_path, reason in sorted(summary.failures.items()):

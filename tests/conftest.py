@@ -15,6 +15,10 @@ import cv2
 import numpy as np
 import pytest
 
+import featcache.embed as embed_module
+from featcache.config import ExtractorConfig
+from featcache.extractors import Extractor
+
 
 def write_video(path: Path, frames_rgb: np.ndarray, fps: float = 10.0) -> Path:
     """Write uint8 RGB frames (n, h, w, 3) as an MJPG .avi (or mp4v .mp4) and return the path."""
@@ -60,3 +64,39 @@ def tiny_dataset(tmp_path: Path) -> Path:
             frames[..., class_index] = 255  # classes differ in colour
             write_video(root / class_name / f"v_{class_name}_g{group:02d}_c01.avi", frames)
     return root
+
+
+def mean_colour_extractor(config: ExtractorConfig) -> Extractor:
+    """A stand-in extractor whose feature is the mean R, G, B of a frame: results can be read off the video."""
+
+    def embed_frames(frames: np.ndarray) -> np.ndarray:
+        embed_frames.calls.append(len(frames))
+        return frames.astype(np.float32).mean(axis=(1, 2))
+
+    embed_frames.calls = []
+    provenance = {"name": config.name, "weights": config.weights, "handle": config.handle, "image_size": config.image_size,
+                  "seed": config.seed, "weights_sha256": None, "feature_dim": 3, "preprocessing": "mean colour"}
+    return Extractor(config.name, config.image_size, 3, embed_frames, provenance)
+
+
+@pytest.fixture
+def fake_extractor(monkeypatch: pytest.MonkeyPatch) -> list[Extractor]:
+    """Replace the model with mean_colour_extractor; the list collects each extractor loaded."""
+    loaded: list[Extractor] = []
+
+    def load(config: ExtractorConfig) -> Extractor:
+        loaded.append(mean_colour_extractor(config))
+        return loaded[-1]
+
+    monkeypatch.setattr(embed_module, "load_extractor", load)
+    return loaded
+
+
+@pytest.fixture
+def dataset_with_bad_files(tiny_dataset: Path) -> Path:
+    """tiny_dataset plus a text file named .avi, an empty .avi, and a video cut short to its header."""
+    (tiny_dataset / "Alpha" / "v_Alpha_g09_c01.avi").write_text("this is not a video\n")
+    (tiny_dataset / "Alpha" / "v_Alpha_g09_c02.avi").write_bytes(b"")
+    good = (tiny_dataset / "Beta" / "v_Beta_g01_c01.avi").read_bytes()
+    (tiny_dataset / "Beta" / "v_Beta_g09_c03.avi").write_bytes(good[:200])
+    return tiny_dataset

@@ -1,0 +1,288 @@
+"""Stage one end to end: videos -> frames -> extractor -> journal -> cache; resume, add, refuse, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from conftest import frame_number_from_level, mean_colour_extractor, numbered_frames, write_video
+
+import featcache.embed as embed_module
+from featcache.cache import read_all_features, read_cache_index
+from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
+from featcache.embed import embed
+from featcache.errors import CacheMismatchError, FeatcacheError
+from featcache.extractors import Extractor, load_extractor
+from featcache.frames import read_sampled_frames
+from featcache.journal import Journal
+
+NUM_FRAMES = 4
+FAKE_CONFIG = EmbedConfig(
+    extractor=ExtractorConfig(name="mobilenet_v2", weights="random", image_size=32),
+    sampling=SamplingConfig(num_frames=NUM_FRAMES),
+    batch_size=5,  # not a multiple of the frames per video: batches span videos
+    num_decode_workers=2,
+)
+
+
+@pytest.fixture
+def numbered_dataset(tmp_path: Path) -> Path:
+    """Two classes; each video's frame i is grey level 20 i + 10, with 12, 8 and 2 (shorter than T) frames."""
+    root = tmp_path / "numbered"
+    for class_name in ("Ascending", "Other"):
+        for group, num_frames in ((1, 12), (2, 8), (3, 2)):
+            write_video(root / class_name / f"v_{class_name}_g{group:02d}_c01.avi", numbered_frames(num_frames))
+    return root
+
+
+def test_cache_holds_every_dataset_and_attribute(numbered_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
+    cache_path = tmp_path / "cache.h5"
+    summary = embed(numbered_dataset, cache_path, FAKE_CONFIG)
+    assert (summary.num_embedded, summary.num_already_cached, summary.failures) == (6, 0, {})
+    with h5py.File(cache_path, "r") as handle:
+        assert handle["features"].shape == (6, NUM_FRAMES, 3)
+        assert handle["features"].dtype == np.float16
+        assert handle["features"].chunks == (1, NUM_FRAMES, 3)
+        assert handle["lengths"].dtype == np.int32 and handle["labels"].dtype == np.int32
+        paths = [value.decode() for value in handle["paths"][()]]
+        assert paths == sorted(paths) and paths[0] == "Ascending/v_Ascending_g01_c01.avi"
+        assert [value.decode() for value in handle["groups"][()]] == ["1", "2", "3"] * 2
+        assert json.loads(handle.attrs["class_names"]) == ["Ascending", "Other"]
+        np.testing.assert_array_equal(handle["labels"][()], [0, 0, 0, 1, 1, 1])
+        np.testing.assert_array_equal(handle["lengths"][()], [4, 4, 2] * 2)
+        np.testing.assert_array_equal(handle["frame_indices"][0], [0, 4, 7, 11])  # linspace(0, 11, 4) rounded
+        np.testing.assert_array_equal(handle["frame_indices"][2], [0, 1, -1, -1])
+        np.testing.assert_allclose(handle["timestamps_ms"][0], [0, 400, 700, 1100])
+        np.testing.assert_array_equal(handle["timestamps_ms"][2, 2:], [-1, -1])
+        np.testing.assert_array_equal(handle["video_num_frames"][()], [12, 8, 2] * 2)
+        np.testing.assert_allclose(handle["video_fps"][()], 10.0)
+        np.testing.assert_array_equal(handle["video_width"][()], 32)
+        np.testing.assert_array_equal(handle["video_height"][()], 32)
+        assert handle["failures"].shape == (0,)
+        extractor = json.loads(handle.attrs["extractor"])
+        assert extractor["name"] == "mobilenet_v2" and extractor["feature_dim"] == 3
+        assert json.loads(handle.attrs["sampling"]) == {"num_frames": NUM_FRAMES, "mode": "uniform", "fps": None}
+        assert handle.attrs["dtype"] == "float16" and handle.attrs["format_version"] == 1
+        assert handle.attrs["featcache_version"] and handle.attrs["created"]
+        assert np.all(handle["features"][2, 2:] == 0)  # padding is zero
+
+
+def test_features_keep_frame_order(numbered_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
+    """The feature of frame slot k is the frame at frame_indices[k] (mean grey level encodes the index)."""
+    cache_path = tmp_path / "cache.h5"
+    embed(numbered_dataset, cache_path, FAKE_CONFIG)
+    features = read_all_features(cache_path)
+    with h5py.File(cache_path, "r") as handle:
+        frame_indices, lengths = handle["frame_indices"][()], handle["lengths"][()]
+    for row in range(len(lengths)):
+        decoded_numbers = [frame_number_from_level(level) for level in features[row, : lengths[row], 0]]
+        assert decoded_numbers == list(frame_indices[row, : lengths[row]])
+
+
+def test_batches_span_videos(numbered_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
+    embed(numbered_dataset, tmp_path / "cache.h5", FAKE_CONFIG)
+    calls = fake_extractor[0].embed_frames.calls
+    assert sum(calls) == 4 + 4 + 2 + 4 + 4 + 2
+    assert calls[:-1] == [FAKE_CONFIG.batch_size] * (len(calls) - 1)  # fixed-size batches, one remainder
+
+
+def test_features_equal_direct_model_call(tiny_dataset: Path, tmp_path: Path) -> None:
+    """The real MobileNetV2 (random weights): cached features equal the model run on the same frames."""
+    cache_path = tmp_path / "cache.h5"
+    config = EmbedConfig(extractor=FAKE_CONFIG.extractor, sampling=FAKE_CONFIG.sampling, dtype="float32", batch_size=7)
+    embed(tiny_dataset, cache_path, config)
+    index = read_cache_index(cache_path)
+    assert index.feature_dim == 1280 and index.extractor["weights"] == "random"
+    extractor = load_extractor(config.extractor)
+    features = read_all_features(cache_path)
+    for row in (0, index.num_videos - 1):
+        sampled = read_sampled_frames(tiny_dataset / index.paths[row], config.sampling, 32)
+        direct = extractor.embed_frames(sampled.frames)
+        np.testing.assert_allclose(features[row, : index.lengths[row]], direct, rtol=1e-4, atol=1e-4)
+
+
+def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(
+    tiny_dataset: Path, tmp_path: Path, fake_extractor: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reference_path = tmp_path / "reference.h5"
+    embed(tiny_dataset, reference_path, FAKE_CONFIG)
+
+    monkeypatch.setattr(embed_module, "MAX_VIDEOS_PER_PART", 1)  # a part after every video
+    real_load = embed_module.load_extractor
+
+    def interrupted_after_two_batches(config: ExtractorConfig) -> Extractor:
+        extractor = real_load(config)
+        embed_frames = extractor.embed_frames
+
+        def stop_on_third_call(frames: np.ndarray) -> np.ndarray:
+            if len(embed_frames.calls) == 2:
+                raise KeyboardInterrupt
+            return embed_frames(frames)
+
+        extractor.embed_frames = stop_on_third_call
+        return extractor
+
+    monkeypatch.setattr(embed_module, "load_extractor", interrupted_after_two_batches)
+    cache_path = tmp_path / "cache.h5"
+    with pytest.raises(KeyboardInterrupt):
+        embed(tiny_dataset, cache_path, FAKE_CONFIG)
+    assert not cache_path.exists()  # nothing reads as complete
+    saved = Journal(cache_path).read_contents().embedded_paths
+    assert 0 < len(saved) < 6
+    with pytest.raises(FeatcacheError, match="unfinished embed"):
+        read_cache_index(cache_path)
+
+    monkeypatch.setattr(embed_module, "load_extractor", real_load)
+    summary = embed(tiny_dataset, cache_path, FAKE_CONFIG)
+    assert summary.num_already_cached == len(saved) and summary.num_embedded == 6 - len(saved)
+    assert not Journal(cache_path).folder.exists()
+    np.testing.assert_array_equal(read_all_features(cache_path), read_all_features(reference_path))
+    assert read_cache_index(cache_path).paths == read_cache_index(reference_path).paths
+
+
+def test_torn_and_unreadable_parts_are_redone(tiny_dataset: Path, tmp_path: Path, fake_extractor: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kill -9 can leave a half-written .tmp; a disk fault a broken part: both are re-embedded and named."""
+    cache_path = tmp_path / "cache.h5"
+    monkeypatch.setattr(embed_module, "MAX_VIDEOS_PER_PART", 2)
+    journal = Journal(cache_path)
+    journal.start({"extractor": mean_colour_extractor(FAKE_CONFIG.extractor).provenance,
+                   "sampling": {"num_frames": NUM_FRAMES, "mode": "uniform", "fps": None}, "dtype": "float16"})
+    (journal.folder / "part-000007.npz.tmp").write_bytes(b"half")
+    (journal.folder / "part-000008.npz").write_bytes(b"not a zip")
+    summary = embed(tiny_dataset, cache_path, FAKE_CONFIG)
+    assert summary.num_embedded == 6
+    assert len(summary.unreadable_parts) == 1 and "part-000008" in summary.unreadable_parts[0]
+    assert read_cache_index(cache_path).num_videos == 6
+
+
+def test_new_videos_are_added_without_reembedding(tiny_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
+    cache_path = tmp_path / "cache.h5"
+    embed(tiny_dataset, cache_path, FAKE_CONFIG)
+    before = read_all_features(cache_path)
+    write_video(tiny_dataset / "Gamma" / "v_Gamma_g01_c01.avi", numbered_frames(5))
+    summary = embed(tiny_dataset, cache_path, FAKE_CONFIG)
+    assert (summary.num_embedded, summary.num_already_cached) == (1, 6)
+    index = read_cache_index(cache_path)
+    assert index.class_names == ["Alpha", "Beta", "Gamma"] and index.num_videos == 7
+    np.testing.assert_array_equal(read_all_features(cache_path)[:6], before)  # Gamma sorts last
+    again = embed(tiny_dataset, cache_path, FAKE_CONFIG)
+    assert (again.num_embedded, again.num_already_cached) == (0, 7)
+    assert len(fake_extractor) == 2  # the up-to-date run never loaded the model
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"sampling": SamplingConfig(num_frames=3)},
+        {"sampling": SamplingConfig(num_frames=NUM_FRAMES, mode="fps", fps=5.0)},
+        {"extractor": ExtractorConfig(name="scratch_cnn", weights="random", image_size=32)},
+        {"extractor": ExtractorConfig(name="mobilenet_v2", weights="random", image_size=32, seed=1)},
+        {"extractor": ExtractorConfig(name="mobilenet_v2", weights="random", image_size=64)},
+        {"dtype": "float32"},
+    ],
+    ids=["frames", "sampling", "extractor", "seed", "image-size", "dtype"],
+)
+def test_other_settings_are_refused(tiny_dataset: Path, tmp_path: Path, fake_extractor: list, changed: dict) -> None:
+    cache_path = tmp_path / "cache.h5"
+    embed(tiny_dataset, cache_path, FAKE_CONFIG)
+    other = EmbedConfig(**{**FAKE_CONFIG.__dict__, **changed})
+    with pytest.raises(CacheMismatchError, match="--overwrite"):
+        embed(tiny_dataset, cache_path, other)
+    summary = embed(tiny_dataset, cache_path, other, overwrite=True)
+    assert summary.num_embedded == 6
+
+
+def test_unfinished_run_with_other_settings_is_refused(tiny_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
+    cache_path = tmp_path / "cache.h5"
+    Journal(cache_path).start({"extractor": {"name": "scratch_cnn"}, "sampling": {}, "dtype": "float16"})
+    with pytest.raises(CacheMismatchError, match=r"cache\.h5\.parts was embedded with other settings"):
+        embed(tiny_dataset, cache_path, FAKE_CONFIG)
+
+
+def test_changed_weights_file_is_refused(tiny_dataset: Path, tmp_path: Path, fake_extractor: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    weights_path = tmp_path / "w.weights.h5"
+    weights_path.write_bytes(b"first")
+    config = EmbedConfig(extractor=ExtractorConfig(name="scratch_cnn", weights=str(weights_path), image_size=32), sampling=FAKE_CONFIG.sampling)
+    stand_in_load = embed_module.load_extractor
+
+    def load_recording_sha256(extractor_config: ExtractorConfig) -> Extractor:
+        extractor = stand_in_load(extractor_config)  # records the file's hash as the real extractors do
+        extractor.provenance["weights_sha256"] = embed_module.file_sha256(weights_path)
+        return extractor
+
+    monkeypatch.setattr(embed_module, "load_extractor", load_recording_sha256)
+    cache_path = tmp_path / "cache.h5"
+    embed(tiny_dataset, cache_path, config)
+    assert embed(tiny_dataset, cache_path, config).num_embedded == 0  # same file: up to date
+    weights_path.write_bytes(b"second")
+    with pytest.raises(CacheMismatchError, match="weights file"):
+        embed(tiny_dataset, cache_path, config)
+
+
+def test_bad_videos_are_listed_and_the_rest_embedded(dataset_with_bad_files: Path, tmp_path: Path, fake_extractor: list) -> None:
+    cache_path = tmp_path / "cache.h5"
+    summary = embed(dataset_with_bad_files, cache_path, FAKE_CONFIG)
+    assert summary.num_embedded == 6
+    assert sorted(summary.failures) == ["Alpha/v_Alpha_g09_c01.avi", "Alpha/v_Alpha_g09_c02.avi", "Beta/v_Beta_g09_c03.avi"]
+    assert "empty file" in summary.failures["Alpha/v_Alpha_g09_c02.avi"]
+    index = read_cache_index(cache_path)
+    assert index.num_videos == 6
+    assert [path for path, _ in index.failures] == sorted(summary.failures)
+    # A re-run retries the failures (they may have been fixed) and keeps everything else.
+    shutil.copy(dataset_with_bad_files / "Beta" / "v_Beta_g01_c01.avi", dataset_with_bad_files / "Alpha" / "v_Alpha_g09_c02.avi")
+    again = embed(dataset_with_bad_files, cache_path, FAKE_CONFIG)
+    assert again.num_embedded == 1 and len(again.failures) == 2
+    assert len(read_cache_index(cache_path).failures) == 2
+
+
+def test_all_videos_failing_still_writes_a_cache_with_the_failures(tmp_path: Path, fake_extractor: list) -> None:
+    root = tmp_path / "videos"
+    (root / "Alpha").mkdir(parents=True)
+    (root / "Alpha" / "broken.avi").write_text("nope")
+    summary = embed(root, tmp_path / "cache.h5", FAKE_CONFIG)
+    assert summary.num_embedded == 0 and list(summary.failures) == ["Alpha/broken.avi"]
+    index = read_cache_index(tmp_path / "cache.h5")
+    assert index.num_videos == 0 and index.failures[0][0] == "Alpha/broken.avi"
+
+
+KILLED_RUN = """
+import os, sys
+sys.path.insert(0, {tests_dir!r})
+import featcache.embed as embed_module
+from conftest import mean_colour_extractor
+from test_embed import FAKE_CONFIG
+
+def load_then_die(config):
+    extractor = mean_colour_extractor(config)
+    embed_frames = extractor.embed_frames
+    def embed_or_die(frames):
+        if len(embed_frames.calls) == 3:
+            os._exit(137)  # like kill -9: no finally blocks, no flush, no clean-up
+        return embed_frames(frames)
+    extractor.embed_frames = embed_or_die
+    return extractor
+
+embed_module.load_extractor = load_then_die
+embed_module.MAX_VIDEOS_PER_PART = 1
+embed_module.embed({root!r}, {cache!r}, FAKE_CONFIG)
+"""
+
+
+def test_killed_run_leaves_no_complete_looking_file_and_resumes(tiny_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
+    import subprocess
+    import sys
+
+    cache_path = tmp_path / "cache.h5"
+    script = KILLED_RUN.format(tests_dir=str(Path(__file__).parent), root=str(tiny_dataset), cache=str(cache_path))
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 137, completed.stderr
+    assert not cache_path.exists()
+    saved = Journal(cache_path).read_contents().embedded_paths
+    assert 0 < len(saved) < 6
+    summary = embed(tiny_dataset, cache_path, FAKE_CONFIG)
+    assert summary.num_embedded == 6 - len(saved)
+    assert read_cache_index(cache_path).num_videos == 6
