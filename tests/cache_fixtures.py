@@ -78,9 +78,9 @@ def write_cache(
 def ordered_sequences(num_per_class: int, num_frames: int = 8, feature_dim: int = 4, seed: int = 0, noise: float = 0.1):
     """Two classes that differ only in time order: features rise over a video's frames (class 0) or fall (class 1).
 
-    Each video has a random offset, a random direction vector and a random length in [num_frames // 2, num_frames];
-    the ramp is centred on the video's real frames, so the mean over real frames is the offset (plus noise) for
-    both classes: an order-blind head sits at chance, a recurrent one separates them.
+    The ramp runs along one fixed direction; each video has a random offset and a random length in
+    [num_frames // 2, num_frames]. The ramp is centred on the video's real frames, so the mean over real frames
+    is the offset (plus noise) for both classes: an order-blind head sits at chance, a recurrent one separates them.
     Returns features float32 (N, T, D), lengths int32 (N,), labels int32 (N,), N = 2 * num_per_class.
     """
     rng = np.random.default_rng(seed)
@@ -88,11 +88,12 @@ def ordered_sequences(num_per_class: int, num_frames: int = 8, feature_dim: int 
     labels = np.repeat(np.arange(2, dtype=np.int32), num_per_class)
     lengths = rng.integers(num_frames // 2, num_frames + 1, size=num_videos).astype(np.int32)
     features = np.zeros((num_videos, num_frames, feature_dim), dtype=np.float32)
+    # The same direction for every seed, so sets drawn with different seeds share one task.
+    direction = np.random.default_rng(feature_dim).normal(size=feature_dim)
+    direction /= np.linalg.norm(direction)
     for row in range(num_videos):
         length = lengths[row]
         ramp = np.linspace(-1.0, 1.0, length) * (1.0 if labels[row] == 0 else -1.0)
-        direction = rng.normal(size=feature_dim)
-        direction /= np.linalg.norm(direction)
         offset = rng.normal(size=feature_dim)
         features[row, :length] = offset + ramp[:, None] * direction + noise * rng.normal(size=(length, feature_dim))
     return features, lengths, labels

@@ -1,0 +1,73 @@
+"""Comparing heads on one cache: the same features, the same split, the same seed; one row per head.
+
+The cache is read and split once; each head then trains from `train_config.seed` and is scored on the
+held-out side at its best epoch (the held-out side also picks that epoch, for every head alike).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from featcache.config import HeadConfig, TrainConfig, config_from_dict
+from featcache.errors import InputError
+from featcache.heads import available_heads
+from featcache.train import Progress, fit_head, load_training_data
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    """One head's result: held-out accuracy at its best epoch, mean seconds per epoch, trainable size."""
+
+    head: str
+    test_accuracy: float
+    best_epoch: int
+    seconds_per_epoch: float
+    num_parameters: int
+
+
+def compare_heads(
+    cache_path: Path,
+    head_names: list[str],
+    head_overrides: dict[str, Any] | None = None,
+    train_config: TrainConfig = TrainConfig(),
+    progress: Progress | None = None,
+) -> list[ComparisonRow]:
+    """Train and score each named head on the same cache and split.
+
+    head_overrides: HeadConfig fields (units, dense, dropout, ...) applied to every head; the rest are defaults.
+    Returns one ComparisonRow per head, in the order asked.
+    """
+    unknown = [name for name in head_names if name not in available_heads()]
+    if unknown or not head_names:
+        raise InputError(f"--heads: unknown or no head(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(available_heads())}")
+    base_config = config_from_dict(HeadConfig, dict(head_overrides or {}))
+    head_configs = [replace(base_config, head=name) for name in head_names]
+    data = load_training_data(Path(cache_path), train_config)
+    if progress is not None:
+        progress(f"split: {data.split.description}")
+    rows = []
+    for head_config in head_configs:
+        if progress is not None:
+            progress(f"training {head_config.head} ...")
+        result = fit_head(data, head_config, train_config)
+        rows.append(
+            ComparisonRow(
+                head=head_config.head,
+                test_accuracy=result.best_val_accuracy,
+                best_epoch=result.best_epoch,
+                seconds_per_epoch=result.seconds_per_epoch,
+                num_parameters=result.num_parameters,
+            )
+        )
+    return rows
+
+
+def format_comparison(rows: list[ComparisonRow]) -> str:
+    """A plain-text table, one line per head."""
+    header = f"{'head':<10} {'test accuracy':>13} {'best epoch':>10} {'s/epoch':>8} {'parameters':>11}"
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        lines.append(f"{row.head:<10} {row.test_accuracy:>13.3f} {row.best_epoch:>10d} {row.seconds_per_epoch:>8.3f} {row.num_parameters:>11,d}")
+    return "\n".join(lines)

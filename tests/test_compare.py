@@ -1,0 +1,50 @@
+"""Comparing heads on one cache and one split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cache_fixtures import ucf101_like_cache
+from typer.testing import CliRunner
+
+from featcache.cli import app
+from featcache.compare import compare_heads, format_comparison
+from featcache.config import TrainConfig
+from featcache.errors import FeatcacheError
+
+
+@pytest.fixture(scope="module")
+def small_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return ucf101_like_cache(tmp_path_factory.mktemp("cache") / "small.h5", num_classes=3, num_groups=10, clips_per_group=1)
+
+
+def test_compare_gives_one_row_per_head_on_the_same_split(small_cache: Path) -> None:
+    messages: list[str] = []
+    rows = compare_heads(small_cache, ["lstm", "meanpool"], {"units": 8, "dense": 8}, TrainConfig(epochs=2), progress=messages.append)
+    assert [row.head for row in rows] == ["lstm", "meanpool"]
+    assert sum(message.startswith("split:") for message in messages) == 1  # one split for every head
+    assert all(0.0 <= row.test_accuracy <= 1.0 and row.seconds_per_epoch > 0 and 1 <= row.best_epoch <= 2 for row in rows)
+    # meanpool has no recurrent layer: fewer parameters than the LSTM at the same widths.
+    assert rows[1].num_parameters < rows[0].num_parameters
+    table = format_comparison(rows)
+    assert table.splitlines()[0].split()[:3] == ["head", "test", "accuracy"] and "meanpool" in table
+
+
+def test_compare_refuses_an_unknown_head(small_cache: Path) -> None:
+    with pytest.raises(FeatcacheError, match="choose from lstm, gru, meanpool"):
+        compare_heads(small_cache, ["lstm", "resnet"], {}, TrainConfig(epochs=1))
+
+
+def test_compare_command(small_cache: Path) -> None:
+    result = CliRunner().invoke(app, ["compare", str(small_cache), "--heads", "gru,meanpool", "--units", "8", "--dense", "8", "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any(line.startswith("gru ") for line in lines) and any(line.startswith("meanpool ") for line in lines)
+    assert "test accuracy" in result.output
+
+
+def test_compare_command_rejects_zero_epochs(small_cache: Path) -> None:
+    result = CliRunner().invoke(app, ["compare", str(small_cache), "--epochs", "0"])
+    assert result.exit_code == 2
+    assert "--epochs must be at least 1" in result.output

@@ -1,0 +1,78 @@
+"""Heads: registry, shapes, masking by length, order sensitivity, save/load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from cache_fixtures import ordered_sequences
+
+from featcache.config import HEAD_NAMES, HeadConfig
+from featcache.errors import FeatcacheError
+from featcache.heads import available_heads, build_head, compile_head
+
+SMALL = {"units": 8, "dense": 8}
+
+
+def test_registry_matches_config_names() -> None:
+    assert tuple(available_heads()) == HEAD_NAMES == ("lstm", "gru", "meanpool")
+
+
+def test_unknown_head_lists_the_valid_ones() -> None:
+    with pytest.raises(FeatcacheError, match="choose one of lstm, gru, meanpool"):
+        HeadConfig(head="transformer")
+
+
+@pytest.mark.parametrize("head", HEAD_NAMES)
+def test_padding_values_do_not_change_a_prediction(head: str) -> None:
+    model = build_head(HeadConfig(head=head, **SMALL), num_frames=6, feature_dim=3, num_classes=4)
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(5, 6, 3)).astype(np.float32)
+    lengths = np.array([1, 2, 4, 5, 6], dtype=np.int32)
+    garbage = features.copy()
+    for row, length in enumerate(lengths):
+        garbage[row, length:] = rng.normal(scale=100.0, size=garbage[row, length:].shape)
+    probabilities = model.predict([features, lengths], verbose=0)
+    assert probabilities.shape == (5, 4)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(model.predict([garbage, lengths], verbose=0), probabilities, rtol=1e-5, atol=1e-6)
+    # ...while a real frame does change it: the mask hides padding, not data.
+    changed = features.copy()
+    changed[:, 0] += 5.0
+    assert not np.allclose(model.predict([changed, lengths], verbose=0), probabilities, atol=1e-4)
+
+
+def _held_out_accuracy(head: str) -> float:
+    keras.utils.set_random_seed(0)
+    features, lengths, labels = ordered_sequences(num_per_class=96, seed=0)
+    test_features, test_lengths, test_labels = ordered_sequences(num_per_class=64, seed=1)
+    model = compile_head(
+        build_head(HeadConfig(head=head, units=16, dense=16, dropout=0.0, final_dropout=0.0), features.shape[1], features.shape[2], 2),
+        learning_rate=1e-2,
+    )
+    model.fit([features, lengths], labels, batch_size=32, epochs=25, verbose=0)
+    predicted = model.predict([test_features, test_lengths], verbose=0).argmax(axis=1)
+    return float(np.mean(predicted == test_labels))
+
+
+def test_lstm_tells_a_sequence_from_its_reverse_meanpool_cannot() -> None:
+    # The two classes differ only in time order (see cache_fixtures.ordered_sequences).
+    assert _held_out_accuracy("lstm") > 0.9
+    assert _held_out_accuracy("meanpool") < 0.7
+
+
+@pytest.mark.parametrize("head", HEAD_NAMES)
+def test_saved_head_loads_with_the_same_predictions(head: str, tmp_path: Path) -> None:
+    model = build_head(HeadConfig(head=head, **SMALL), num_frames=4, feature_dim=2, num_classes=3)
+    features = np.random.default_rng(1).normal(size=(3, 4, 2)).astype(np.float32)
+    lengths = np.array([1, 3, 4], dtype=np.int32)
+    model.save(tmp_path / "head.keras")
+    loaded = keras.saving.load_model(tmp_path / "head.keras", compile=False)
+    np.testing.assert_allclose(loaded.predict([features, lengths], verbose=0), model.predict([features, lengths], verbose=0), rtol=1e-6)
+
+
+def test_a_single_class_is_refused() -> None:
+    with pytest.raises(FeatcacheError, match="at least 2 classes"):
+        build_head(HeadConfig(), num_frames=4, feature_dim=2, num_classes=1)

@@ -1,0 +1,221 @@
+"""Training on a cache: the model folder, round trip, determinism, best epoch, streaming, bad input, CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cache_fixtures import ucf101_like_cache, write_cache
+from typer.testing import CliRunner
+
+from featcache.cli import app
+from featcache.config import HeadConfig, TrainConfig
+from featcache.errors import CacheFormatError, FeatcacheError, ModelDirError
+from featcache.heads import build_head
+from featcache.model_dir import HISTORY_COLUMNS, METADATA_KEYS, load_trained_model
+from featcache.train import KeepBestEpoch, train
+
+SMALL_HEAD = HeadConfig(units=8, dense=8)
+QUICK = TrainConfig(epochs=3, batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def small_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 classes x 10 groups x 2 clips, 6 frames x 8 dims, UCF101 paths and groups."""
+    return ucf101_like_cache(tmp_path_factory.mktemp("cache") / "small.h5", num_classes=3, num_groups=10, clips_per_group=2)
+
+
+@pytest.fixture(scope="module")
+def trained(small_cache: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One training run shared by the tests that only read its output."""
+    return train(small_cache, tmp_path_factory.mktemp("model") / "model", SMALL_HEAD, QUICK)
+
+
+@pytest.fixture
+def cache_with_one_class(tmp_path: Path) -> Path:
+    return write_cache(tmp_path / "one.h5", np.ones((4, 3, 2)), np.full(4, 3), np.zeros(4), ["Only"])
+
+
+@pytest.fixture
+def cache_with_missing_class(tmp_path: Path) -> Path:
+    """class_names lists three classes, but no video is labelled with the third."""
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    return write_cache(tmp_path / "missing.h5", np.ones((6, 3, 2)), np.full(6, 3), labels, ["A", "B", "C"])
+
+
+def test_model_folder_holds_every_file(trained, small_cache: Path) -> None:
+    model_dir = trained.model_dir
+    metadata = json.loads((model_dir / "featcache.json").read_text())
+    assert set(METADATA_KEYS) <= set(metadata)
+    assert metadata["format_version"] == 1
+    assert metadata["head"] == {"head": "lstm", "units": 8, "dense": 8, "dropout": 0.5, "recurrent_dropout": 0.0, "final_dropout": 0.3}
+    assert metadata["training"]["epochs"] == 3 and metadata["training"]["seed"] == 0
+    assert metadata["class_names"] == ["ActionA", "ActionB", "ActionC"]
+    assert (metadata["num_frames"], metadata["feature_dim"]) == (6, 8)
+    assert metadata["extractor"]["name"] == "mobilenet_v2" and metadata["sampling"]["num_frames"] == 6
+    assert metadata["cache"] == {"path": str(small_cache.resolve()), "num_videos": 60}
+    assert metadata["split"]["num_train"] + metadata["split"]["num_test"] == 60
+    assert "group-stratified" in metadata["split"]["description"]
+    with open(model_dir / "history.csv", newline="") as stream:
+        history = list(csv.DictReader(stream))
+    assert tuple(history[0]) == HISTORY_COLUMNS and [int(row["epoch"]) for row in history] == [1, 2, 3]
+    with open(model_dir / "split.csv", newline="") as stream:
+        split_rows = list(csv.DictReader(stream))
+    assert len(split_rows) == 60 and {row["subset"] for row in split_rows} == {"train", "test"}
+    assert sum(row["subset"] == "test" for row in split_rows) == metadata["split"]["num_test"]
+    assert (model_dir / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_model_round_trip_gives_the_same_predictions(trained) -> None:
+    loaded = load_trained_model(trained.model_dir)
+    features = np.random.default_rng(0).normal(size=(4, 6, 8)).astype(np.float32)
+    lengths = np.array([6, 3, 1, 5], dtype=np.int32)
+    np.testing.assert_allclose(
+        loaded.model.predict([features, lengths], verbose=0), trained.model.predict([features, lengths], verbose=0), rtol=1e-6
+    )
+    assert loaded.class_names == ["ActionA", "ActionB", "ActionC"]
+    assert set(loaded.split.values()) == {"train", "test"} and len(loaded.split) == 60
+
+
+def test_best_epoch_is_the_restored_one(trained, small_cache: Path) -> None:
+    val_accuracies = [row["val_accuracy"] for row in trained.history]
+    assert trained.best_epoch == 1 + int(np.argmax(val_accuracies))
+    assert trained.best_val_accuracy == max(val_accuracies)
+    # The kept weights score the best epoch's held-out accuracy.
+    from featcache.train import load_training_data
+
+    data = load_training_data(small_cache, QUICK)
+    (features, lengths), labels = data.test_inputs
+    predicted = trained.model.predict([features, lengths], verbose=0).argmax(axis=1)
+    assert np.mean(predicted == labels) == pytest.approx(trained.best_val_accuracy, abs=1e-6)
+
+
+def test_keep_best_epoch_restores_an_earlier_epoch() -> None:
+    model = build_head(SMALL_HEAD, num_frames=3, feature_dim=2, num_classes=2)
+    keeper = KeepBestEpoch(epochs=3, progress=None)
+    keeper.set_model(model)
+    weights_by_epoch = []
+    for epoch, val_accuracy in enumerate([0.5, 0.8, 0.6]):
+        model.set_weights([np.full_like(weights, epoch) for weights in model.get_weights()])
+        weights_by_epoch.append(model.get_weights())
+        keeper.on_epoch_begin(epoch)
+        keeper.on_epoch_end(epoch, {"loss": 1.0, "accuracy": 0.5, "val_loss": 1.0, "val_accuracy": val_accuracy})
+    keeper.on_train_end()
+    assert keeper.best_epoch == 2
+    for restored, kept in zip(model.get_weights(), weights_by_epoch[1]):
+        np.testing.assert_array_equal(restored, kept)
+
+
+def test_same_seed_same_model(small_cache: Path, tmp_path: Path, trained) -> None:
+    again = train(small_cache, tmp_path / "again", SMALL_HEAD, QUICK)
+    for first, second in zip(trained.history, again.history):
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert first[key] == pytest.approx(second[key], rel=1e-5)
+    for first, second in zip(trained.model.get_weights(), again.model.get_weights()):
+        np.testing.assert_allclose(first, second, rtol=1e-5, atol=1e-6)
+
+
+def test_streamed_training_over_the_memory_budget(small_cache: Path, tmp_path: Path) -> None:
+    messages: list[str] = []
+    result = train(small_cache, tmp_path / "streamed", HeadConfig(head="gru", units=8, dense=8), TrainConfig(epochs=2, memory_budget_mb=0), progress=messages.append)
+    assert any("streamed from disk" in message for message in messages)
+    assert len(result.history) == 2 and 1 <= result.best_epoch <= 2
+    assert load_trained_model(tmp_path / "streamed").metadata["head"]["head"] == "gru"
+
+
+def test_official_split_is_recorded(small_cache: Path, tmp_path: Path) -> None:
+    result = train(small_cache, tmp_path / "official", SMALL_HEAD, TrainConfig(epochs=1, split="ucf101-1"))
+    split = load_trained_model(tmp_path / "official").split
+    assert all((split[path] == "test") == (int(path.split("_g")[1][:2]) <= 7) for path in split)
+    assert "official UCF101 split 1" in result.metadata["split"]["description"]
+
+
+def test_epochs_zero_is_a_clear_error() -> None:
+    with pytest.raises(FeatcacheError, match="--epochs must be at least 1, got 0"):
+        TrainConfig(epochs=0)
+
+
+def test_missing_cache_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(CacheFormatError, match="no such cache file"):
+        train(tmp_path / "absent.h5", tmp_path / "model", SMALL_HEAD, QUICK)
+
+
+def test_cache_with_one_class_is_refused(cache_with_one_class: Path, tmp_path: Path) -> None:
+    with pytest.raises(FeatcacheError, match="at least 2 classes"):
+        train(cache_with_one_class, tmp_path / "model", SMALL_HEAD, QUICK)
+
+
+def test_cache_with_missing_class_is_refused(cache_with_missing_class: Path, tmp_path: Path) -> None:
+    with pytest.raises(FeatcacheError, match="class\\(es\\) C have no videos"):
+        train(cache_with_missing_class, tmp_path / "model", SMALL_HEAD, QUICK)
+
+
+def test_foreign_out_folder_is_refused(small_cache: Path, tmp_path: Path) -> None:
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "holiday.jpg").write_bytes(b"x")
+    with pytest.raises(ModelDirError, match="holiday.jpg"):
+        train(small_cache, foreign, SMALL_HEAD, QUICK)
+
+
+def test_previous_model_folder_is_overwritten(small_cache: Path, tmp_path: Path) -> None:
+    train(small_cache, tmp_path / "model", SMALL_HEAD, TrainConfig(epochs=1))
+    train(small_cache, tmp_path / "model", HeadConfig(head="meanpool", dense=8), TrainConfig(epochs=1))
+    assert load_trained_model(tmp_path / "model").metadata["head"]["head"] == "meanpool"
+
+
+@pytest.mark.parametrize(
+    ("make_folder", "message"),
+    [
+        (lambda folder: None, "no such model folder"),
+        (lambda folder: folder.mkdir(), "no featcache.json"),
+        (lambda folder: (folder.mkdir(), (folder / "featcache.json").write_text("{}")), "format None"),
+    ],
+)
+def test_loading_a_missing_or_foreign_folder_is_a_clear_error(tmp_path: Path, make_folder, message: str) -> None:
+    make_folder(tmp_path / "model")
+    with pytest.raises(ModelDirError, match=message):
+        load_trained_model(tmp_path / "model")
+
+
+def test_loading_an_incomplete_folder_is_a_clear_error(trained, tmp_path: Path) -> None:
+    incomplete = tmp_path / "incomplete"
+    incomplete.mkdir()
+    (incomplete / "featcache.json").write_text((trained.model_dir / "featcache.json").read_text())
+    with pytest.raises(ModelDirError, match="model.keras is missing"):
+        load_trained_model(incomplete)
+
+
+def test_train_command(small_cache: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["train", str(small_cache), "--out", str(tmp_path / "cli_model"), "--head", "meanpool", "--dense", "8", "--epochs", "2", "--seed", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "split: group-stratified" in result.output and "seed 3" in result.output
+    assert "epoch 2/2" in result.output and "best epoch" in result.output
+    assert str(tmp_path / "cli_model") in result.output
+    assert (tmp_path / "cli_model" / "featcache.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--epochs", "0"], "--epochs must be at least 1, got 0"),
+        (["--head", "transformer"], "transformer"),
+        (["--split", "ucf101-1", "--split-file", "testlist01.txt"], "pass only one"),
+    ],
+)
+def test_train_command_rejects_bad_options(small_cache: Path, tmp_path: Path, arguments: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, ["train", str(small_cache), "--out", str(tmp_path / "model"), *arguments])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_train_command_on_a_missing_cache(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "absent.h5"), "--out", str(tmp_path / "model")])
+    assert result.exit_code == 2
+    assert "no such cache file" in result.output
