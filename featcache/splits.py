@@ -2,8 +2,9 @@
 
 - "auto": group-aware stratified split. UCF101 groups are clips of one performer/scene; a group on both
   sides would leak near-duplicate clips into the test set, so whole groups are held out
-  (StratifiedGroupKFold, one fold of round(1 / val_fraction)). Videos without a group count as their own
-  group; when no video has a group it is a plain stratified random split.
+  (StratifiedGroupKFold, one fold of round(1 / val_fraction), or of as many folds as there are groups when
+  there are fewer). Videos without a group count as their own group; when no video has a group it is a
+  plain stratified random split.
 - "ucf101-1|2|3": the official UCF101 splits: test groups 1-7, 8-14 or 15-21, the rest train.
 - a split file: a UCF101 list file, or a CSV with header `path,subset` (subset train|test) naming every
   cached video (the split.csv of a model folder is one). A list file whose name contains "test"
@@ -111,16 +112,18 @@ def group_stratified_split(index: CacheIndex, val_fraction: float, seed: int) ->
     groups = [group if group else f"\0video {row}" for row, group in enumerate(index.groups)]
     num_folds = round(1 / val_fraction)
     num_groups = len(set(groups))
+    if num_groups < 2:
+        raise InputError(f"{index.path}: every video is in group {groups[0]!r}, so no group can be held out; use a --split-file")
+    held_out = f"{percent} held out"
     if num_groups < num_folds:
-        raise InputError(
-            f"{index.path}: {num_groups} group(s) cannot hold out {percent} by group ({num_folds} folds need {num_folds} groups); "
-            "raise --val-fraction or use a --split-file"
-        )
+        # Fewer groups than folds: hold out one group's worth rather than refuse (the demo data has 4 groups).
+        held_out = f"1 of {num_groups} groups' worth held out (only {num_groups} groups for the {percent} asked)"
+        num_folds = num_groups
     folds = StratifiedGroupKFold(n_splits=num_folds, shuffle=True, random_state=seed)
     _, test_rows = next(folds.split(np.zeros(index.num_videos), labels, groups))
     is_test = np.zeros(index.num_videos, dtype=bool)
     is_test[test_rows] = True
-    return is_test, f"group-stratified (no group on both sides), {percent} held out, seed {seed}"
+    return is_test, f"group-stratified (no group on both sides), {held_out}, seed {seed}"
 
 
 def split_from_file(index: CacheIndex, split_path: Path) -> tuple[np.ndarray, str]:

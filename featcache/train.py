@@ -6,6 +6,7 @@ restored), so its accuracy is the best-epoch held-out accuracy, slightly optimis
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -148,7 +149,7 @@ def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainCon
     best_epoch = KeepBestEpoch(train_config.epochs, progress)
     callbacks: list[keras.callbacks.Callback] = [best_epoch]
     if train_config.tensorboard_dir is not None:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=train_config.tensorboard_dir))
+        callbacks.append(tensorboard_callback(train_config.tensorboard_dir))
     if data.in_memory:
         (train_features, train_lengths), train_labels = data.train_inputs
         model.fit(
@@ -180,6 +181,13 @@ def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainCon
         num_parameters=int(model.count_params()),
         split=data.split,
     )
+
+
+def tensorboard_callback(log_dir: str) -> keras.callbacks.TensorBoard:
+    """Keras' TensorBoard logger; InputError when the `tensorboard` package it writes with is missing."""
+    if importlib.util.find_spec("tensorboard") is None:
+        raise InputError(f"--tensorboard {log_dir} needs the tensorboard package: `pip install tensorboard`, or leave --tensorboard out")
+    return keras.callbacks.TensorBoard(log_dir=log_dir)
 
 
 def seconds_per_epoch(history: list[dict[str, float]]) -> float:

@@ -125,3 +125,21 @@ def test_list_file_of_unknown_kind_is_refused(ucf101_cache: Path, tmp_path: Path
 def test_split_and_split_file_together_are_refused() -> None:
     with pytest.raises(FeatcacheError, match="pass only one"):
         TrainConfig(split="ucf101-1", split_file="testlist01.txt")
+
+
+def test_few_groups_hold_out_one_group(tmp_path: Path) -> None:
+    """The demo data has 4 groups: fewer than the 5 folds of 20%, so one group's worth is held out."""
+    cache_path = ucf101_like_cache(tmp_path / "four.h5", num_classes=3, num_groups=4, clips_per_group=3)
+    index = read_cache_index(cache_path)
+    split = choose_split(index, TrainConfig(val_fraction=0.2))
+    sides = {}
+    for group, subset in zip(index.groups, split.subsets(index.num_videos)):
+        sides.setdefault(group, set()).add(subset)
+    assert all(len(subsets) == 1 for subsets in sides.values())
+    assert split.num_test == 9 and "only 4 groups" in split.description
+
+
+def test_a_single_group_cannot_be_split(tmp_path: Path) -> None:
+    cache_path = ucf101_like_cache(tmp_path / "one.h5", num_classes=2, num_groups=1, clips_per_group=4)
+    with pytest.raises(FeatcacheError, match="no group can be held out"):
+        choose_split(read_cache_index(cache_path), TrainConfig())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 from pathlib import Path
 
@@ -219,3 +220,13 @@ def test_train_command_on_a_missing_cache(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["train", str(tmp_path / "absent.h5"), "--out", str(tmp_path / "model")])
     assert result.exit_code == 2
     assert "no such cache file" in result.output
+
+
+def test_tensorboard_logs_or_a_clear_error(small_cache: Path, tmp_path: Path) -> None:
+    train_config = TrainConfig(epochs=1, tensorboard_dir=str(tmp_path / "logs"))
+    if importlib.util.find_spec("tensorboard") is None:
+        with pytest.raises(FeatcacheError, match="pip install tensorboard"):
+            train(small_cache, tmp_path / "model", SMALL_HEAD, train_config)
+    else:
+        train(small_cache, tmp_path / "model", SMALL_HEAD, train_config)
+        assert any((tmp_path / "logs").rglob("events.out.tfevents.*"))
