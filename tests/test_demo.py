@@ -1,0 +1,80 @@
+"""`featcache demo`: the shipped demo pipeline needs no network; the command runs it end to end.
+
+The full demo takes ~15 s, too slow for the suite: the command is tested on the same code path with a tiny
+`demo` pipeline put in place of the shipped one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import featcache.pipelines
+from featcache.cli import app
+from featcache.pipelines import load_pipeline
+
+TINY_DEMO = """
+description = "tiny demo: scratch CNN with random frozen weights, for a network-free demo"
+
+[data]
+demo = { videos_per_class = 4, num_groups = 2, num_frames = 6, image_size = 16 }
+
+[embed]
+extractor = "scratch_cnn"
+weights = "random"
+frames = 4
+image_size = 32
+
+[[heads]]
+units = 8
+dense = 8
+
+[train]
+epochs = 1
+val_fraction = 0.5
+"""
+
+
+@pytest.fixture
+def tiny_shipped_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A shipped-pipelines folder whose `demo` is tiny."""
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (shipped / "demo.toml").write_text(TINY_DEMO)
+    monkeypatch.setattr(featcache.pipelines, "SHIPPED_PIPELINES_DIR", shipped)
+    return shipped
+
+
+def test_shipped_demo_needs_no_network() -> None:
+    pipeline = load_pipeline("demo")
+    assert pipeline.data.demo is not None and pipeline.data.video_root is None
+    assert pipeline.embed.extractor.weights == "random"
+    assert "random frozen weights" in pipeline.description and "network-free" in pipeline.description
+    assert pipeline.evaluate.split == "test" and pipeline.train.split == "auto"
+
+
+def test_demo_command_runs_end_to_end(tiny_shipped_demo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    runner = CliRunner()
+    result = runner.invoke(app, ["demo", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "random frozen weights, for a network-free demo" in result.output
+    assert "held-out (test) videos" in result.output and "trained now" in result.output
+    assert f"featcache predict {out / 'models' / 'lstm'}" in result.output
+    for written in ("videos", "features.h5", "models/lstm/model.keras", "report.txt", "report.json"):
+        assert (out / written).exists(), written
+
+    again = runner.invoke(app, ["demo", "--out", str(out)])
+    assert again.exit_code == 0, again.output
+    assert "0 embedded, 12 already cached" in again.output and "up to date" in again.output
+
+
+def test_demo_refuses_a_folder_of_other_files(tiny_shipped_demo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    (out / "videos").mkdir(parents=True)
+    (out / "videos" / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(app, ["demo", "--out", str(out)])
+    assert result.exit_code == 2
+    assert "not empty" in result.output and (out / "videos" / "notes.txt").read_text() == "mine"
