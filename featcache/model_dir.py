@@ -128,7 +128,9 @@ def check_model_dir_writable(model_dir: Path) -> None:
         raise ModelDirError(f"--out {model_dir} is a file; pass a folder for the model")
     if not model_dir.is_dir() or (model_dir / METADATA_FILE).is_file():
         return
-    foreign = sorted(entry.name for entry in model_dir.iterdir() if entry.name not in MODEL_DIR_FILES)
+    # `featcache evaluate` writes its reports under MODEL_DIR/evaluation/ by default.
+    ours = {*MODEL_DIR_FILES, "evaluation", f".{METADATA_FILE}.tmp"}
+    foreign = sorted(entry.name for entry in model_dir.iterdir() if entry.name not in ours)
     if foreign:
         raise ModelDirError(
             f"--out {model_dir} is a folder with other files ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}) "
