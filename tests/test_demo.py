@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import featcache.pipelines
+import featcache.pipelines.spec
 from featcache.cli import app
 from featcache.pipelines import load_pipeline
 
@@ -43,7 +43,7 @@ def tiny_shipped_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shipped = tmp_path / "shipped"
     shipped.mkdir()
     (shipped / "demo.toml").write_text(TINY_DEMO)
-    monkeypatch.setattr(featcache.pipelines, "SHIPPED_PIPELINES_DIR", shipped)
+    monkeypatch.setattr(featcache.pipelines.spec, "SHIPPED_PIPELINES_DIR", shipped)
     return shipped
 
 

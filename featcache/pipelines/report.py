@@ -1,0 +1,46 @@
+"""The report of a pipeline run: one table row per head, written to OUT/report.txt and OUT/report.json."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from pathlib import Path
+
+if typing.TYPE_CHECKING:
+    from featcache.pipelines.runner import PipelineSummary
+
+
+def format_report_table(summary: PipelineSummary) -> str:
+    """One line per head: held-out accuracy, top-k, videos scored, best epoch, seconds per epoch, model folder."""
+    top_k = summary.heads[0].top_k if summary.heads else 1
+    header = f"{'head':<16} {'accuracy':>8} {f'top-{top_k}':>6} {'videos':>6} {'best epoch':>10} {'s/epoch':>8}  model folder"
+    lines = [header, "-" * len(header)]
+    for outcome in summary.heads:
+        state = "trained now" if outcome.trained else "up to date"
+        lines.append(
+            f"{outcome.name:<16} {outcome.accuracy:>8.3f} {outcome.top_k_accuracy:>6.3f} {outcome.num_videos:>6d} "
+            f"{outcome.best_epoch:>10d} {outcome.seconds_per_epoch:>8.3f}  {outcome.model_dir} ({state})"
+        )
+    return "\n".join(lines)
+
+
+def write_report(summary: PipelineSummary) -> Path:
+    """Write OUT/report.txt (the table, with what was scored) and OUT/report.json (the same rows); return report.txt."""
+    scored = summary.heads[0].subset_description if summary.heads else ""
+    text = f"pipeline {summary.pipeline.name}: {summary.pipeline.description}\nscored on: {scored}\n\n{format_report_table(summary)}\n"
+    report_path = summary.out_dir / "report.txt"
+    report_path.write_text(text, encoding="utf-8")
+    rows = [{key: (str(value) if isinstance(value, Path) else value) for key, value in dataclasses.asdict(outcome).items()} for outcome in summary.heads]
+    document = {
+        "pipeline": summary.pipeline.name,
+        "description": summary.pipeline.description,
+        "cache": str(summary.cache_path),
+        "video_root": str(summary.video_root),
+        "num_embedded": summary.num_embedded,
+        "num_videos_in_cache": summary.embed.num_videos_in_cache,
+        "failures": summary.embed.failures,
+        "heads": rows,
+    }
+    (summary.out_dir / "report.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    return report_path

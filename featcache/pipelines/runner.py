@@ -1,0 +1,248 @@
+"""Running a pipeline: data -> embed -> train each head -> evaluate, skipping the stages already done.
+
+run_pipeline writes OUT as described in featcache.pipelines; a head is retrained only when _reason_to_train
+finds a reason, and evaluation always re-runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from featcache.config import HeadConfig, TrainConfig
+from featcache.errors import InputError
+from featcache.pipelines.report import write_report
+from featcache.pipelines.spec import EvaluateConfig, HeadSpec, Pipeline
+
+if typing.TYPE_CHECKING:
+    from featcache.embed import EmbedProgress, EmbedSummary
+
+Progress = Callable[[str], None]
+
+UCF101_URL = "https://www.crcv.ucf.edu/data/UCF101.php"
+UCF101_HELP = (
+    f"UCF101 comes from {UCF101_URL} (UCF101.rar, 6.5 GB): unpack it and move its UCF-101 folder to "
+    "data/UCF101 so that the videos are data/UCF101/<ClassName>/v_<ClassName>_gNN_cNN.avi (see data/README.md)"
+)
+
+CACHE_FILE_NAME = "features.h5"
+VIDEOS_FOLDER_NAME = "videos"
+MODELS_FOLDER_NAME = "models"
+
+
+@dataclass(frozen=True)
+class HeadOutcome:
+    """One head's row of the report: held-out scores of the kept epoch, and whether this run trained it."""
+
+    name: str
+    head: str
+    model_dir: Path
+    trained: bool
+    accuracy: float
+    top_k: int
+    top_k_accuracy: float
+    num_videos: int
+    subset_description: str
+    best_epoch: int
+    seconds_per_epoch: float
+    report_json: Path
+
+
+@dataclass
+class PipelineSummary:
+    """What one `run_pipeline` call did, and where its files are."""
+
+    pipeline: Pipeline
+    out_dir: Path
+    video_root: Path
+    cache_path: Path
+    embed: EmbedSummary
+    heads: list[HeadOutcome] = field(default_factory=list)
+    report_path: Path | None = None
+
+    @property
+    def num_embedded(self) -> int:
+        return self.embed.num_embedded
+
+    @property
+    def num_trained(self) -> int:
+        return sum(outcome.trained for outcome in self.heads)
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    out_dir: Path | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    embed_progress: Callable[[EmbedProgress], None] | None = None,
+) -> PipelineSummary:
+    """Run a validated pipeline into `out_dir` (default: pipeline.default_out_dir()), skipping finished stages.
+
+    overwrite: replace a cache embedded with other settings (otherwise CacheMismatchError says so).
+    Returns a PipelineSummary; its `report_path` is OUT/report.txt. Raises InputError for missing data.
+    """
+    from featcache.embed import embed
+
+    say = progress or (lambda message: None)
+    out_dir = Path(out_dir) if out_dir is not None else pipeline.default_out_dir()
+    data_source = _check_data_source(pipeline)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_pipeline_copy(pipeline, out_dir)
+
+    video_root = _prepare_videos(pipeline, data_source, out_dir, say)
+    cache_path = out_dir / CACHE_FILE_NAME
+    say(f"embed: {video_root} -> {cache_path}")
+    embed_summary = embed(video_root, cache_path, pipeline.embed, overwrite=overwrite, progress=embed_progress)
+    say(
+        f"embed: {embed_summary.num_embedded} embedded, {embed_summary.num_already_cached} already cached, "
+        f"{len(embed_summary.failures)} failed ({embed_summary.num_videos_in_cache} videos in the cache)"
+    )
+    summary = PipelineSummary(pipeline, out_dir, video_root, cache_path, embed_summary)
+
+    from featcache.cache import read_cache_index
+
+    index = read_cache_index(cache_path)
+    for spec in pipeline.heads:
+        model_dir = out_dir / MODELS_FOLDER_NAME / spec.name
+        reason = _reason_to_train(model_dir, spec.config, pipeline.train, index, embed_summary.num_embedded)
+        if reason:
+            say(f"train {spec.name}: {reason}; training {pipeline.train.epochs} epochs ...")
+            _train_head(cache_path, model_dir, spec, pipeline.train, say)
+        else:
+            say(f"train {spec.name}: {model_dir} is up to date (same settings and cache), not retrained")
+        summary.heads.append(_evaluate_head(spec, model_dir, cache_path, pipeline.evaluate, trained=bool(reason)))
+    summary.report_path = write_report(summary)
+    return summary
+
+
+def _check_data_source(pipeline: Pipeline) -> Path | None:
+    """The video root (None for demo data), checked before anything is written."""
+    data = pipeline.data
+    if data.demo is not None:
+        return None
+    root = Path(data.video_root)
+    if not root.exists():
+        raise InputError(
+            f"{pipeline.path.name}: the video folder {root} does not exist. Expected {root}/<ClassName>/<video> "
+            f"(.avi .mp4 ...) or a CSV list path,label[,group]. {UCF101_HELP}; or set [data] video_root "
+            f"in a copy of the pipeline, or pass --data DIR"
+        )
+    if data.classes is not None:
+        if not root.is_dir():
+            raise InputError(f"{pipeline.path.name}: [data] classes needs video_root to be a folder of class folders, {root} is a file")
+        missing = [name for name in data.classes if not (root / name).is_dir()]
+        if missing:
+            raise InputError(
+                f"{pipeline.path.name}: no class folder(s) {', '.join(missing)} in {root}; expected {root}/<ClassName>/<video>. {UCF101_HELP}"
+            )
+    return root
+
+
+def _write_pipeline_copy(pipeline: Pipeline, out_dir: Path) -> None:
+    if pipeline.path.resolve() != (out_dir / "pipeline.toml").resolve():
+        shutil.copyfile(pipeline.path, out_dir / "pipeline.toml")
+
+
+def _prepare_videos(pipeline: Pipeline, data_source: Path | None, out_dir: Path, say: Progress) -> Path:
+    """The video source embed reads: generated demo videos, the video root, or a view of its chosen classes."""
+    from featcache.demo_data import make_demo_data
+
+    videos_dir = out_dir / VIDEOS_FOLDER_NAME
+    if data_source is None:
+        say(f"data: demo videos in {videos_dir}")
+        return make_demo_data(videos_dir, **pipeline.data.demo)
+    if pipeline.data.classes is None:
+        return data_source
+    say(f"data: {len(pipeline.data.classes)} class folder(s) of {data_source}, linked in {videos_dir}")
+    return link_class_folders(data_source, pipeline.data.classes, videos_dir)
+
+
+def link_class_folders(video_root: Path, class_names: tuple[str, ...], view_dir: Path) -> Path:
+    """Make `view_dir/<Class>` a symlink to `video_root/<Class>` for each class, and nothing else; return view_dir.
+
+    embed then finds exactly those classes, with the same relative paths (Class/video) as in video_root.
+    """
+    view_dir.mkdir(parents=True, exist_ok=True)
+    wanted = {name: (video_root / name).resolve() for name in class_names}
+    for entry in view_dir.iterdir():
+        if entry.name in wanted and entry.is_symlink() and entry.resolve() == wanted[entry.name]:
+            continue
+        if not entry.is_symlink():
+            raise InputError(f"{view_dir} holds {entry.name}, which is not a link made by featcache run; use another --out or remove it")
+        entry.unlink()  # a link to a class no longer chosen, or to another video root
+    for name, target in wanted.items():
+        link = view_dir / name
+        if not link.is_symlink():
+            try:
+                os.symlink(target, link, target_is_directory=True)
+            except OSError as err:
+                raise InputError(f"cannot link {link} -> {target} ({err}); list the videos in a CSV path,label[,group] and use it as video_root") from err
+    return view_dir
+
+
+def _reason_to_train(model_dir: Path, head_config: HeadConfig, train_config: TrainConfig, index: Any, num_embedded_now: int) -> str:
+    """'' when model_dir already holds this head trained on this cache; else why it must be (re)trained."""
+    from featcache.model_dir import MODEL_FILE, read_model_metadata
+
+    if not (model_dir / MODEL_FILE).is_file():
+        return "no model yet"
+    try:
+        metadata = read_model_metadata(model_dir)
+    except InputError:
+        return "the model folder is unfinished"
+    if num_embedded_now:
+        return "the cache has new videos"
+    expected = {
+        "head settings": (metadata["head"], dataclasses.asdict(head_config)),
+        "training settings": (metadata["training"], dataclasses.asdict(train_config)),
+        "cache": (metadata["cache"].get("path"), str(Path(index.path).resolve())),
+        "number of cached videos": (metadata["cache"].get("num_videos"), index.num_videos),
+        "classes": (metadata["class_names"], list(index.class_names)),
+        "extractor": (metadata["extractor"], index.extractor),
+        "sampling": (metadata["sampling"], index.sampling),
+    }
+    changed = [what for what, (stored, wanted) in expected.items() if _json_normal(stored) != _json_normal(wanted)]
+    return f"{', '.join(changed)} changed" if changed else ""
+
+
+def _json_normal(value: Any) -> str:
+    """Compare through JSON, as featcache.json stores it (tuples become lists, numpy ints plain ints)."""
+    return json.dumps(value, sort_keys=True, default=lambda item: item.item() if hasattr(item, "item") else str(item))
+
+
+def _train_head(cache_path: Path, model_dir: Path, spec: HeadSpec, train_config: TrainConfig, say: Progress) -> None:
+    from featcache.train import train
+
+    result = train(cache_path, model_dir, spec.config, train_config)
+    say(
+        f"train {spec.name}: best epoch {result.best_epoch}, held-out accuracy {result.best_val_accuracy:.3f} "
+        f"({result.seconds_per_epoch:.2f} s/epoch) -> {model_dir}"
+    )
+
+
+def _evaluate_head(spec: HeadSpec, model_dir: Path, cache_path: Path, evaluate_config: EvaluateConfig, trained: bool) -> HeadOutcome:
+    from featcache.evaluate import evaluate
+    from featcache.model_dir import read_model_metadata
+
+    report = evaluate(model_dir, cache_path, subset=evaluate_config.split, top_k=evaluate_config.top_k)
+    metadata = read_model_metadata(model_dir)
+    return HeadOutcome(
+        name=spec.name,
+        head=spec.config.head,
+        model_dir=model_dir,
+        trained=trained,
+        accuracy=report.accuracy,
+        top_k=report.top_k,
+        top_k_accuracy=report.top_k_accuracy,
+        num_videos=report.num_videos,
+        subset_description=report.subset_description,
+        best_epoch=int(metadata["best_epoch"]),
+        seconds_per_epoch=float(metadata["seconds_per_epoch"]),
+        report_json=Path(report.report_json),
+    )
