@@ -1,0 +1,139 @@
+"""The sizes of a suite run and the things its sections share: one video set, its caches, its JPEG dump."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.data import RandomCacheParameters, VideoSetParameters, make_ucf_like_videos, ucf101_split1_cache_parameters
+from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig, TrainConfig
+from featcache.embed import EmbedSummary
+from featcache.videos import VideoEntry, find_videos
+
+# The extractors of the notebook's two experiments (issue 4): MobileNetV2 and its scratch CNN.
+EXTRACTORS = ("mobilenet_v2", "scratch_cnn")
+
+
+@dataclass(frozen=True)
+class SuiteSizes:
+    """How big each section's inputs are. FULL fits ~15 minutes on a 2-core CPU; QUICK a smoke test.
+
+    extractors: the extractors stage one embeds with and sections 1 and 3 compare (the first one's figures are the targets').
+    videos: the one video set every section uses (growth takes its first 1/4, 1/2 and all).
+    image_size, num_frames: the notebook's 224x224 and 10 frames per video.
+    val_fraction: held-out share of the group-aware split (one group of `videos.num_groups`).
+    notebook_batch_size: videos per notebook batch; the split's sides are multiples of it, so the
+      notebook's `len // batch_size` steps see every video.
+    notebook_epochs: notebook epochs timed; its 10-epoch and sweep figures are that epoch time multiplied.
+    head_epochs: epochs of every featcache fit (the notebook's 10).
+    sweep_size: head settings in the sweep (issue 4: 5); the first is the notebook's head, the second featcache's default.
+    ucf101_cache: the random-feature cache sized like UCF101 split 1, trained for `ucf101_epochs` with the
+      first `ucf101_heads` of (the notebook's MobileNetV2 head, featcache's default head).
+    format_rows: videos per cache in the format benchmark, per extractor (rows of real features, tiled).
+    growth_multipliers: sizes of the growth benchmark, as multiples of its smallest.
+    growth_parallel_children: growth child processes run at once; 1 for figures (more only to make the smoke test quick).
+    streaming_rows: rows of the smallest scratch_cnn-sized cache that is streamed (memory budget below it).
+    """
+
+    extractors: tuple[str, ...]
+    videos: VideoSetParameters
+    image_size: int
+    num_frames: int
+    val_fraction: float
+    notebook_batch_size: int
+    notebook_epochs: int
+    head_epochs: int
+    sweep_size: int
+    ucf101_cache: RandomCacheParameters
+    ucf101_epochs: int
+    ucf101_heads: int
+    format_rows: dict[str, int]
+    growth_multipliers: tuple[int, ...]
+    growth_parallel_children: int
+    streaming_rows: int
+    streaming_feature_dim: int
+    streaming_budget_mb: int
+
+    def embed_config(self, extractor_name: str, num_decode_workers: int = 0) -> EmbedConfig:
+        return EmbedConfig(
+            extractor=ExtractorConfig(name=extractor_name, weights="random", image_size=self.image_size),
+            sampling=SamplingConfig(num_frames=self.num_frames),
+            num_decode_workers=num_decode_workers,
+        )
+
+    def train_config(self, **changes) -> TrainConfig:
+        return TrainConfig(**{"epochs": self.head_epochs, "val_fraction": self.val_fraction, **changes})
+
+
+FULL = SuiteSizes(
+    extractors=EXTRACTORS,
+    videos=VideoSetParameters(num_classes=4, num_groups=4, clips_per_group=3, num_frames=186, width=320, height=240),
+    image_size=224,
+    num_frames=10,
+    val_fraction=0.25,
+    notebook_batch_size=6,
+    notebook_epochs=1,
+    head_epochs=10,
+    sweep_size=5,
+    ucf101_cache=ucf101_split1_cache_parameters(),
+    ucf101_epochs=2,
+    ucf101_heads=2,
+    format_rows={"mobilenet_v2": 2048, "scratch_cnn": 128},
+    growth_multipliers=(1, 2, 4),
+    growth_parallel_children=1,
+    streaming_rows=128,
+    streaming_feature_dim=25088,  # scratch_cnn at 224x224
+    streaming_budget_mb=64,
+)
+
+# The smoke test's sizes: every code path once, as fast as Keras' graph building allows.
+QUICK = SuiteSizes(
+    extractors=("scratch_cnn",),
+    videos=VideoSetParameters(num_classes=3, num_groups=2, clips_per_group=2, num_frames=24, width=64, height=48),
+    image_size=32,
+    num_frames=4,
+    val_fraction=0.5,
+    notebook_batch_size=3,
+    notebook_epochs=1,
+    head_epochs=2,
+    sweep_size=2,
+    ucf101_cache=RandomCacheParameters(48, 16, 4, 64, 8),
+    ucf101_epochs=2,
+    ucf101_heads=1,
+    format_rows={"mobilenet_v2": 16, "scratch_cnn": 8},
+    growth_multipliers=(1,),
+    growth_parallel_children=3,
+    streaming_rows=16,
+    streaming_feature_dim=512,  # scratch_cnn at 32x32
+    streaming_budget_mb=0,
+)
+
+
+@dataclass
+class EmbedRun:
+    """One `featcache.embed` call of the stage-one section: its cache and its summary."""
+
+    cache_path: Path
+    summary: EmbedSummary
+
+
+@dataclass
+class Workspace:
+    """The folder a run works in and what its sections hand each other."""
+
+    sizes: SuiteSizes
+    folder: Path
+    video_root: Path
+    entries: list[VideoEntry]
+    embeds: dict[str, EmbedRun] = field(default_factory=dict)
+    notebook_frames: list[list[Path]] | None = None
+    notebook_dump_seconds: float = 0.0
+
+
+def prepare_workspace(folder: Path, sizes: SuiteSizes) -> Workspace:
+    """Make (or reuse) the run's video set under `folder`; everything else is rebuilt by the sections."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    video_root = make_ucf_like_videos(folder / "videos", sizes.videos)
+    _, entries = find_videos(video_root)
+    return Workspace(sizes=sizes, folder=folder, video_root=video_root, entries=entries)
