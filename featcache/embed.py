@@ -87,6 +87,8 @@ def embed(
     journal = Journal(cache_path)
     if overwrite:
         _remove_previous_output(cache_path, journal)
+    elif journal.folder.exists() and not journal.has_parts():
+        journal.remove()  # a run that stopped before finishing any video: nothing to resume or protect
     existing = read_cache_index(cache_path) if cache_path.exists() else None
     _refuse_other_settings(existing, journal, config, cache_path)
 
@@ -210,6 +212,7 @@ def _embed_into_journal(
                 failures[entry.relative_path] = reason
                 summary.failures[entry.relative_path] = reason
             else:
+                check_features_fit_dtype(features_or_error, config.dtype, entry.relative_path)
                 finished.append((entry, sampled, features_or_error))
                 summary.num_embedded += 1
                 summary.num_frames_embedded += len(sampled.frame_indices)
@@ -220,6 +223,25 @@ def _embed_into_journal(
     finally:
         # Also on Ctrl-C or an unexpected error: what is finished is kept for the next run.
         save_part()
+
+
+def check_features_fit_dtype(features: np.ndarray, dtype: str, video_path: str) -> None:
+    """Refuse features that the cache dtype would turn into zeros or infinities.
+
+    Not hypothetical: randomly initialised MobileNetV2 (BatchNorm with untrained statistics) outputs
+    values near 1e-11, which float16 stores as exact zeros, and every head then sits at chance.
+    """
+    if dtype != "float16":
+        return
+    peak = float(np.abs(features).max())
+    limits = np.finfo(np.float16)
+    if peak > limits.max:
+        raise InputError(f"{video_path}: features reach {peak:.3g}, beyond float16's range ({limits.max:.0f}); use --dtype float32")
+    if 0.0 < peak < limits.smallest_normal:
+        raise InputError(
+            f"{video_path}: features peak at {peak:.3g}, below float16's smallest normal number "
+            f"({limits.smallest_normal:.2g}), so the cache would hold zeros; use --dtype float32"
+        )
 
 
 def decode_videos(

@@ -50,6 +50,9 @@ class Journal:
     def exists(self) -> bool:
         return self.identity_path.exists()
 
+    def has_parts(self) -> bool:
+        return any(self.folder.glob(PART_GLOB))
+
     def read_identity(self) -> dict[str, Any]:
         return json.loads(self.identity_path.read_text())
 

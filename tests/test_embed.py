@@ -15,7 +15,7 @@ import featcache.embed as embed_module
 from featcache.cache import read_all_features, read_cache_index
 from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
 from featcache.embed import embed
-from featcache.errors import CacheMismatchError, FeatcacheError
+from featcache.errors import CacheMismatchError, FeatcacheError, InputError
 from featcache.extractors import Extractor, load_extractor
 from featcache.frames import read_sampled_frames
 from featcache.journal import Journal
@@ -90,19 +90,33 @@ def test_batches_span_videos(numbered_dataset: Path, tmp_path: Path, fake_extrac
     assert calls[:-1] == [FAKE_CONFIG.batch_size] * (len(calls) - 1)  # fixed-size batches, one remainder
 
 
-def test_features_equal_direct_model_call(tiny_dataset: Path, tmp_path: Path) -> None:
-    """The real MobileNetV2 (random weights): cached features equal the model run on the same frames."""
+@pytest.mark.parametrize("extractor_name", ["scratch_cnn", "mobilenet_v2"])
+def test_features_equal_direct_model_call(tiny_dataset: Path, tmp_path: Path, extractor_name: str) -> None:
+    """Real models (random weights, float32 cache): cached features equal the model run on the same frames."""
     cache_path = tmp_path / "cache.h5"
-    config = EmbedConfig(extractor=FAKE_CONFIG.extractor, sampling=FAKE_CONFIG.sampling, dtype="float32", batch_size=7)
+    extractor_config = ExtractorConfig(name=extractor_name, weights="random", image_size=32)
+    config = EmbedConfig(extractor=extractor_config, sampling=FAKE_CONFIG.sampling, dtype="float32", batch_size=7)
     embed(tiny_dataset, cache_path, config)
     index = read_cache_index(cache_path)
-    assert index.feature_dim == 1280 and index.extractor["weights"] == "random"
+    assert index.feature_dim == {"scratch_cnn": 512, "mobilenet_v2": 1280}[extractor_name]
     extractor = load_extractor(config.extractor)
     features = read_all_features(cache_path)
     for row in (0, index.num_videos - 1):
         sampled = read_sampled_frames(tiny_dataset / index.paths[row], config.sampling, 32)
         direct = extractor.embed_frames(sampled.frames)
-        np.testing.assert_allclose(features[row, : index.lengths[row]], direct, rtol=1e-4, atol=1e-4)
+        peak = np.abs(direct).max()
+        assert peak > 0
+        np.testing.assert_allclose(features[row, : index.lengths[row]], direct, rtol=1e-4, atol=1e-4 * peak)
+
+
+def test_features_that_float16_would_zero_are_refused(tiny_dataset: Path, tmp_path: Path) -> None:
+    """Random-init MobileNetV2 outputs ~1e-11: stored as float16 that is all zeros, so it is refused."""
+    config = EmbedConfig(extractor=FAKE_CONFIG.extractor, sampling=FAKE_CONFIG.sampling, dtype="float16")
+    with pytest.raises(InputError, match="below float16's smallest normal.*--dtype float32"):
+        embed(tiny_dataset, tmp_path / "cache.h5", config)
+    assert not (tmp_path / "cache.h5").exists()
+    float32_config = EmbedConfig(extractor=FAKE_CONFIG.extractor, sampling=FAKE_CONFIG.sampling, dtype="float32")
+    assert embed(tiny_dataset, tmp_path / "cache.h5", float32_config).num_embedded == 6  # the advice works as given
 
 
 def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(
