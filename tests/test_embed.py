@@ -212,7 +212,9 @@ def test_other_settings_are_refused(tiny_dataset: Path, tmp_path: Path, fake_ext
 
 def test_unfinished_run_with_other_settings_is_refused(tiny_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
     cache_path = tmp_path / "cache.h5"
-    Journal(cache_path).start({"extractor": {"name": "scratch_cnn"}, "sampling": {}, "dtype": "float16"})
+    journal = Journal(cache_path)
+    journal.start({"extractor": {"name": "scratch_cnn"}, "sampling": {}, "dtype": "float16"})
+    journal.append(None, {"Alpha/v_Alpha_g01_c01.avi": "a failure from the earlier run"})
     with pytest.raises(CacheMismatchError, match=r"cache\.h5\.parts was embedded with other settings"):
         embed(tiny_dataset, cache_path, FAKE_CONFIG)
 
