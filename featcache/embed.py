@@ -1,32 +1,36 @@
 """Stage one: decode sampled frames of every video once, embed them with a frozen CNN, write the cache.
 
-Decoding runs in a thread pool (OpenCV releases the GIL) while the main thread runs the model on fixed-size
-batches of frames gathered across videos, so neither waits for the other. Finished videos go to the
-journal every few seconds; the cache file is written once at the end (see `journal.py`, `cache.py`).
+Decoding overlaps inference (`batching.py`). Finished videos go to the journal every few seconds; the
+cache file is written once at the end (see `journal.py`, `cache.py`). A cache never mixes settings.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
 import os
 import time
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
-from featcache.cache import CacheIndex, VideoRows, read_cache_index, read_rows_in_blocks, write_cache
+from featcache.batching import decode_videos, embed_decoded_videos
+from featcache.cache import (
+    CacheIndex,
+    VideoRows,
+    read_cache_index,
+    read_rows_in_blocks,
+    write_cache,
+)
 from featcache.config import EmbedConfig
 from featcache.errors import CacheMismatchError, InputError, VideoDecodeError
 from featcache.extractors import Extractor, load_extractor
-from featcache.frames import SampledFrames, read_sampled_frames
+from featcache.frames import SampledFrames
 from featcache.journal import Journal
 from featcache.videos import VideoEntry, find_videos
+from featcache.weights import sha256_file
 
 SECONDS_BETWEEN_PARTS = 10.0  # at most this much embedding is lost to a crash
 MAX_VIDEOS_PER_PART = 256  # keeps a part (and the memory it buffers) small for 25088-d features
@@ -167,18 +171,9 @@ def _weights_difference(stored: dict[str, Any], weights: str, seed: int) -> list
     weights_path = Path(weights)
     if not weights_path.is_file():
         raise InputError(f"--weights {weights}: no such file; give a weights file, 'imagenet' or 'random'")
-    if stored.get("weights_sha256") != file_sha256(weights_path):
+    if stored.get("weights_sha256") != sha256_file(weights_path):
         return [f"weights file {weights} differs from the one used ({stored.get('weights')})"]
     return []
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _embed_into_journal(
@@ -242,98 +237,6 @@ def check_features_fit_dtype(features: np.ndarray, dtype: str, video_path: str) 
             f"{video_path}: features peak at {peak:.3g}, below float16's smallest normal number "
             f"({limits.smallest_normal:.2g}), so the cache would hold zeros; use --dtype float32"
         )
-
-
-def decode_videos(
-    entries: list[VideoEntry], config: EmbedConfig, image_size: int, num_workers: int
-) -> Iterator[tuple[VideoEntry, SampledFrames | VideoDecodeError]]:
-    """Decode videos in a thread pool, yielding them in order; at most a few videos per worker in flight."""
-    max_in_flight = 4 * num_workers
-    with ThreadPoolExecutor(max_workers=num_workers, thread_name_prefix="decode") as pool:
-        in_flight: deque[tuple[VideoEntry, Future[SampledFrames]]] = deque()
-        remaining = iter(entries)
-        try:
-            for entry in remaining:
-                in_flight.append((entry, pool.submit(read_sampled_frames, entry.path, config.sampling, image_size)))
-                if len(in_flight) >= max_in_flight:
-                    yield _decoded_result(*in_flight.popleft())
-            while in_flight:
-                yield _decoded_result(*in_flight.popleft())
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _decoded_result(entry: VideoEntry, future: Future[SampledFrames]) -> tuple[VideoEntry, SampledFrames | VideoDecodeError]:
-    try:
-        return entry, future.result()
-    except VideoDecodeError as err:
-        return entry, err
-
-
-@dataclass
-class _VideoInFlight:
-    entry: VideoEntry
-    sampled: SampledFrames
-    features: np.ndarray  # float32 (length, feature_dim), filled batch by batch
-    num_filled: int = 0
-
-
-def embed_decoded_videos(
-    decoded: Iterator[tuple[VideoEntry, SampledFrames | VideoDecodeError]], extractor: Extractor, batch_size: int
-) -> Iterator[tuple[VideoEntry, SampledFrames | None, np.ndarray | VideoDecodeError]]:
-    """Run the model on batches of exactly `batch_size` frames taken across videos, in video order.
-
-    Yields (entry, sampled frames, float32 features (length, feature_dim)) per video, or
-    (entry, None, error) for a video that could not be decoded.
-    """
-    waiting_videos: deque[_VideoInFlight] = deque()
-    waiting_frames: deque[np.ndarray] = deque()
-    num_waiting_frames = 0
-    for entry, sampled in decoded:
-        if isinstance(sampled, VideoDecodeError):
-            yield entry, None, sampled
-            continue
-        length = len(sampled.frame_indices)
-        waiting_videos.append(_VideoInFlight(entry, sampled, np.empty((length, extractor.feature_dim), np.float32)))
-        waiting_frames.append(sampled.frames)
-        num_waiting_frames += length
-        while num_waiting_frames >= batch_size:
-            batch = _take_frames(waiting_frames, batch_size)
-            num_waiting_frames -= batch_size
-            yield from _distribute_features(extractor.embed_frames(batch), waiting_videos)
-    if num_waiting_frames:
-        batch = _take_frames(waiting_frames, num_waiting_frames)
-        yield from _distribute_features(extractor.embed_frames(batch), waiting_videos)
-
-
-def _take_frames(waiting_frames: deque[np.ndarray], count: int) -> np.ndarray:
-    """Pop exactly `count` frames from the front of the queue (splitting a video's frames if needed)."""
-    pieces = []
-    while count:
-        frames = waiting_frames.popleft()
-        if len(frames) > count:
-            waiting_frames.appendleft(frames[count:])
-            frames = frames[:count]
-        pieces.append(frames)
-        count -= len(frames)
-    return np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
-
-
-def _distribute_features(
-    features: np.ndarray, waiting_videos: deque[_VideoInFlight]
-) -> Iterator[tuple[VideoEntry, SampledFrames, np.ndarray]]:
-    """Hand batch features to the waiting videos in order; yield each video once all its frames are in."""
-    offset = 0
-    for video in waiting_videos:
-        if offset == len(features):
-            break
-        count = min(len(video.features) - video.num_filled, len(features) - offset)
-        video.features[video.num_filled : video.num_filled + count] = features[offset : offset + count]
-        video.num_filled += count
-        offset += count
-    while waiting_videos and waiting_videos[0].num_filled == len(waiting_videos[0].features):
-        video = waiting_videos.popleft()
-        yield video.entry, video.sampled, video.features
 
 
 def _rows_from_videos(videos: list[tuple[VideoEntry, SampledFrames, np.ndarray]], config: EmbedConfig) -> VideoRows:

@@ -9,7 +9,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import frame_number_from_level, mean_colour_extractor, numbered_frames, write_video
+from conftest import (
+    frame_number_from_level,
+    mean_colour_extractor,
+    numbered_frames,
+    write_video,
+)
 
 import featcache.embed as embed_module
 from featcache.cache import read_all_features, read_cache_index
@@ -19,6 +24,7 @@ from featcache.errors import CacheMismatchError, FeatcacheError, InputError
 from featcache.extractors import Extractor, load_extractor
 from featcache.frames import read_sampled_frames
 from featcache.journal import Journal
+from featcache.weights import sha256_file
 
 NUM_FRAMES = 4
 FAKE_CONFIG = EmbedConfig(
@@ -227,7 +233,7 @@ def test_changed_weights_file_is_refused(tiny_dataset: Path, tmp_path: Path, fak
 
     def load_recording_sha256(extractor_config: ExtractorConfig) -> Extractor:
         extractor = stand_in_load(extractor_config)  # records the file's hash as the real extractors do
-        extractor.provenance["weights_sha256"] = embed_module.file_sha256(weights_path)
+        extractor.provenance["weights_sha256"] = sha256_file(weights_path)
         return extractor
 
     monkeypatch.setattr(embed_module, "load_extractor", load_recording_sha256)
