@@ -43,7 +43,7 @@ def decode_all(entries: list[VideoEntry], config: EmbedConfig, image_size: int, 
     """Decode every video's sampled frames with featcache's decoder; uint8 frames (total, size, size, 3) and the rate."""
     started = time.perf_counter()
     frames, num_decoded = [], 0
-    for entry, sampled in decode_videos(entries, config, image_size, num_workers):
+    for entry, sampled in decode_videos(entries, config.sampling, image_size, num_workers):
         if isinstance(sampled, VideoDecodeError):
             raise sampled
         frames.append(sampled.frames)
@@ -80,7 +80,7 @@ def embed_pipeline_videos_per_second(entries: list[VideoEntry], config: EmbedCon
         extractor.embed_frames(warmup[:remainder])
     started = time.perf_counter()
     count = 0
-    for _, _, features in embed_decoded_videos(decode_videos(entries, config, size, num_workers), extractor, config.batch_size):
+    for _, _, features in embed_decoded_videos(decode_videos(entries, config.sampling, size, num_workers), extractor, config.batch_size):
         if isinstance(features, VideoDecodeError):
             raise features
         count += 1

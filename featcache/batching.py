@@ -14,7 +14,7 @@ from typing import Iterator
 
 import numpy as np
 
-from featcache.config import EmbedConfig
+from featcache.config import SamplingConfig
 from featcache.errors import VideoDecodeError
 from featcache.extractors import Extractor
 from featcache.frames import SampledFrames, read_sampled_frames
@@ -22,7 +22,7 @@ from featcache.videos import VideoEntry
 
 
 def decode_videos(
-    entries: list[VideoEntry], config: EmbedConfig, image_size: int, num_workers: int
+    entries: list[VideoEntry], sampling: SamplingConfig, image_size: int, num_workers: int
 ) -> Iterator[tuple[VideoEntry, SampledFrames | VideoDecodeError]]:
     """Decode videos in a thread pool, yielding them in order; at most a few videos per worker in flight."""
     max_in_flight = 4 * num_workers
@@ -31,7 +31,7 @@ def decode_videos(
         remaining = iter(entries)
         try:
             for entry in remaining:
-                in_flight.append((entry, pool.submit(read_sampled_frames, entry.path, config.sampling, image_size)))
+                in_flight.append((entry, pool.submit(read_sampled_frames, entry.path, sampling, image_size)))
                 if len(in_flight) >= max_in_flight:
                     yield _decoded_result(*in_flight.popleft())
             while in_flight:

@@ -198,7 +198,7 @@ def _embed_into_journal(
         last_part_time = time.perf_counter()
 
     num_workers = config.num_decode_workers or os.cpu_count() or 1
-    decoded = decode_videos(to_embed, config, extractor.image_size, num_workers)
+    decoded = decode_videos(to_embed, config.sampling, extractor.image_size, num_workers)
     try:
         for entry, sampled, features_or_error in embed_decoded_videos(decoded, extractor, config.batch_size):
             if isinstance(features_or_error, VideoDecodeError):

@@ -6,21 +6,27 @@ resized, preprocessed and embedded the same way as the videos the head was train
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from featcache.batching import decode_videos, embed_decoded_videos
 from featcache.config import ExtractorConfig, SamplingConfig, config_from_dict
-from featcache.errors import CacheMismatchError, InputError, ModelDirError, VideoDecodeError
+from featcache.errors import (
+    CacheMismatchError,
+    InputError,
+    ModelDirError,
+    VideoDecodeError,
+)
 from featcache.extractors import Extractor, load_extractor
-from featcache.frames import SampledFrames, read_sampled_frames
+from featcache.videos import VideoEntry
 
 DEFAULT_TOP_K = 3
-# Videos decoded and held in memory at once: bounds memory (64 x 10 frames x 224² x 3 bytes ≈ 96 MB).
-VIDEOS_PER_CHUNK = 64
-FRAMES_PER_BATCH = 64
+VIDEOS_PER_HEAD_CALL = 64  # features waiting for the head: 64 x T x D float32, small
+FRAMES_PER_BATCH = 64  # frames per extractor call, gathered across videos as `embed` does
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,9 @@ def predict_videos(model_dir: Path, video_paths: list[Path], top_k: int = DEFAUL
     Raises ModelDirError for a missing or foreign model folder, InputError for a bad top_k, ExtractorError
     when the stored extractor cannot be built, CacheMismatchError when its weights changed since training.
     """
-    from featcache.model_dir import load_trained_model  # keras loads only when a model is actually needed
+    from featcache.model_dir import (
+        load_trained_model,  # keras loads only when a model is actually needed
+    )
 
     trained = load_trained_model(Path(model_dir))
     class_names = list(trained.class_names)
@@ -95,48 +103,47 @@ def predict_videos(model_dir: Path, video_paths: list[Path], top_k: int = DEFAUL
     check_extractor_matches(extractor, trained.metadata)
     num_frames = int(trained.metadata["num_frames"])
 
-    predictions: list[VideoPrediction] = []
-    for start in range(0, len(video_paths), VIDEOS_PER_CHUNK):
-        chunk = [Path(path) for path in video_paths[start : start + VIDEOS_PER_CHUNK]]
-        decoded: dict[int, SampledFrames] = {}
-        errors: dict[int, str] = {}
-        for position, path in enumerate(chunk):
-            try:
-                decoded[position] = read_sampled_frames(path, sampling, extractor_config.image_size)
-            except VideoDecodeError as err:
-                errors[position] = str(err)
-        probabilities = _classify(trained.model, extractor, list(decoded.values()), num_frames)
-        rows = dict(zip(decoded, probabilities))
-        for position, path in enumerate(chunk):
-            if position in errors:
-                predictions.append(VideoPrediction(path=str(path), error=errors[position]))
-                continue
-            best = np.argsort(-rows[position], kind="stable")[:top_k]
-            predictions.append(
-                VideoPrediction(path=str(path), top_k=[(class_names[label], float(rows[position][label])) for label in best])
-            )
-    return predictions
+    entries = [VideoEntry(path=Path(path), relative_path=str(path), label="", group="") for path in video_paths]
+    decoded = decode_videos(entries, sampling, extractor_config.image_size, num_workers=os.cpu_count() or 1)
+    # Failures come back before the videos still waiting for a full batch: match outcomes by entry.
+    position_of = {id(entry): position for position, entry in enumerate(entries)}
+    outcomes: dict[int, VideoPrediction | np.ndarray] = {}
+    waiting: list[tuple[int, np.ndarray]] = []  # (position, features) not yet through the head
+    for entry, _, features in embed_decoded_videos(decoded, extractor, FRAMES_PER_BATCH):
+        position = position_of[id(entry)]
+        if isinstance(features, VideoDecodeError):
+            outcomes[position] = VideoPrediction(path=str(entry.path), error=str(features))
+            continue
+        waiting.append((position, features))
+        if len(waiting) == VIDEOS_PER_HEAD_CALL:
+            outcomes.update(_classify(trained.model, waiting, num_frames))
+            waiting.clear()
+    outcomes.update(_classify(trained.model, waiting, num_frames))
+    return [_top_k(str(path), outcomes[position], class_names, top_k) for position, path in enumerate(video_paths)]
 
 
-def _classify(model: Any, extractor: Extractor, videos: list[SampledFrames], num_frames: int) -> np.ndarray:
-    """Embed all frames of `videos` in batches across videos, pad each to `num_frames`, run the model.
+def _classify(model: Any, videos: list[tuple[int, np.ndarray]], num_frames: int) -> dict[int, np.ndarray]:
+    """Pad each video's float32 (length, feature_dim) features to `num_frames` and run the head once.
 
-    Returns float32, shape (len(videos), num_classes).
+    Returns {position: float32 probabilities, shape (num_classes,)}.
     """
     if not videos:
-        return np.zeros((0, 0), dtype=np.float32)
-    lengths = np.array([len(video.frames) for video in videos], dtype=np.int32)
+        return {}
+    feature_dim = videos[0][1].shape[1]
+    features = np.zeros((len(videos), num_frames, feature_dim), dtype=np.float32)
+    lengths = np.array([len(video_features) for _, video_features in videos], dtype=np.int32)
     assert lengths.max() <= num_frames, "the stored sampling never yields more than num_frames frames"
-    all_frames = np.concatenate([video.frames for video in videos], axis=0)
-    embedded = np.concatenate(
-        [extractor.embed_frames(all_frames[start : start + FRAMES_PER_BATCH]) for start in range(0, len(all_frames), FRAMES_PER_BATCH)],
-        axis=0,
-    )
-    features = np.zeros((len(videos), num_frames, extractor.feature_dim), dtype=np.float32)
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
-    for row, length in enumerate(lengths):
-        features[row, :length] = embedded[offsets[row] : offsets[row] + length]
-    return np.asarray(model.predict_on_batch([features, lengths]), dtype=np.float32)
+    for row, (_, video_features) in enumerate(videos):
+        features[row, : len(video_features)] = video_features
+    probabilities = np.asarray(model.predict_on_batch([features, lengths]), dtype=np.float32)
+    return {position: probabilities[row] for row, (position, _) in enumerate(videos)}
+
+
+def _top_k(path: str, outcome: VideoPrediction | np.ndarray, class_names: list[str], top_k: int) -> VideoPrediction:
+    if isinstance(outcome, VideoPrediction):
+        return outcome
+    best = np.argsort(-outcome, kind="stable")[:top_k]
+    return VideoPrediction(path=path, top_k=[(class_names[label], float(outcome[label])) for label in best])
 
 
 def format_predictions(predictions: list[VideoPrediction]) -> str:

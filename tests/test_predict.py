@@ -11,6 +11,7 @@ from conftest import write_video
 from test_evaluate import first_frame_softmax_model, write_model_folder, write_test_cache
 from typer.testing import CliRunner
 
+import featcache.batching as batching_module
 import featcache.predict as predict_module
 from featcache.cache import read_all_features, read_cache_index
 from featcache.cli import app
@@ -87,7 +88,7 @@ def test_predict_uses_the_stored_extractor_and_sampling(monkeypatch, colour_mode
         samplings.append((sampling, image_size))
         return read_sampled_frames(path, sampling, image_size)
 
-    monkeypatch.setattr(predict_module, "read_sampled_frames", recording_read_sampled_frames)
+    monkeypatch.setattr(batching_module, "read_sampled_frames", recording_read_sampled_frames)
 
     predictions = predict_videos(colour_model, colour_videos, top_k=2)
 
