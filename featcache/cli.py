@@ -201,7 +201,7 @@ def evaluate_command(
     split: str = typer.Option(
         "default",
         "--split",
-        help="default: the held-out videos on the model's own training cache, all videos on any other cache; test; all.",
+        help="default: the test videos on the model's own training cache, all videos on any other cache; test; all.",
     ),
     top_k: int | None = typer.Option(None, "--top-k", help="k of the top-k accuracy (default: min(3, number of classes))."),
     report_dir: Path | None = typer.Option(None, "--report-dir", help="Where report.json and the PNG go (default: MODEL_DIR/evaluation/<cache stem>)."),
@@ -245,6 +245,8 @@ def predict_command(
 # Choices come from the registries (config.HEAD_NAMES mirrors featcache.heads.HEADS without importing Keras).
 HeadChoice = enum.Enum("HeadChoice", {name: name for name in HEAD_NAMES}, type=str)
 SplitChoice = enum.Enum("SplitChoice", {name: name for name in SPLIT_NAMES}, type=str)
+TEST_FRACTION_HELP = "Share of the videos held out as the test set by --split auto (whole groups); never seen in training or epoch selection."
+VAL_FRACTION_HELP = "Share of the training videos held out (whole groups) as the validation set that picks the best epoch; 0: no validation, the last epoch is kept."
 
 
 @app.command("train")
@@ -256,12 +258,13 @@ def train_command(
     dense: int = typer.Option(HeadConfig.dense, help="Width of the ReLU layer before the softmax."),
     dropout: float = typer.Option(HeadConfig.dropout, help="Dropout on the recurrent layer's inputs."),
     recurrent_dropout: float = typer.Option(HeadConfig.recurrent_dropout, help="Dropout on the recurrent state (the notebook's 0.5 is slower)."),
-    epochs: int = typer.Option(TrainConfig.epochs, help="Training epochs; the best one by held-out accuracy is kept."),
+    epochs: int = typer.Option(TrainConfig.epochs, help="Training epochs; the best one by validation accuracy is kept (the last with --val-fraction 0)."),
     batch_size: int = typer.Option(TrainConfig.batch_size, help="Videos per training step."),
     learning_rate: float = typer.Option(TrainConfig.learning_rate, help="Adam learning rate."),
-    split: SplitChoice = typer.Option("auto", help="auto: group-aware stratified; ucf101-N: official UCF101 split N."),
-    split_file: Optional[Path] = typer.Option(None, help="UCF101 trainlist/testlist .txt, or a CSV path,subset (e.g. a model folder's split.csv)."),
-    val_fraction: float = typer.Option(TrainConfig.val_fraction, help="Share held out by --split auto."),
+    split: SplitChoice = typer.Option("auto", help="The test videos: auto: group-aware stratified (--test-fraction); ucf101-N: official UCF101 split N."),
+    split_file: Optional[Path] = typer.Option(None, help="UCF101 trainlist/testlist .txt, or a CSV path,subset (train|val|test; e.g. a model folder's split.csv)."),
+    test_fraction: float = typer.Option(TrainConfig.test_fraction, help=TEST_FRACTION_HELP),
+    val_fraction: float = typer.Option(TrainConfig.val_fraction, help=VAL_FRACTION_HELP),
     seed: int = typer.Option(TrainConfig.seed, help="Seed of the split, the weights and the batch order."),
     tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", help="Also write TensorBoard logs to this folder."),
 ) -> None:
@@ -276,13 +279,20 @@ def train_command(
             learning_rate=learning_rate,
             split=split.value,
             split_file=None if split_file is None else str(split_file),
+            test_fraction=test_fraction,
             val_fraction=val_fraction,
             seed=seed,
             tensorboard_dir=None if tensorboard is None else str(tensorboard),
         )
         result = train(cache, out, head_config, train_config, progress=typer.echo)
-    typer.echo(f"best epoch {result.best_epoch}: held-out accuracy {result.best_val_accuracy:.3f} ({result.seconds_per_epoch:.2f} s/epoch); its weights are kept")
+    if result.best_val_accuracy is None:
+        typer.echo(f"no validation set: the last epoch ({result.best_epoch}) is kept ({result.seconds_per_epoch:.2f} s/epoch)")
+    else:
+        typer.echo(
+            f"best epoch {result.best_epoch}: validation accuracy {result.best_val_accuracy:.3f} ({result.seconds_per_epoch:.2f} s/epoch); its weights are kept"
+        )
     typer.echo(f"model folder: {out} (model.keras, featcache.json, history.csv, learning_curves.png, split.csv)")
+    typer.echo(f"test accuracy (the {result.split.num_test} test videos): featcache evaluate {out} {cache}")
 
 
 @app.command("compare")
@@ -294,12 +304,13 @@ def compare_command(
     epochs: int = typer.Option(TrainConfig.epochs, help="Training epochs per head."),
     batch_size: int = typer.Option(TrainConfig.batch_size, help="Videos per training step."),
     learning_rate: float = typer.Option(TrainConfig.learning_rate, help="Adam learning rate."),
-    split: SplitChoice = typer.Option("auto", help="auto: group-aware stratified; ucf101-N: official UCF101 split N."),
-    split_file: Optional[Path] = typer.Option(None, help="UCF101 trainlist/testlist .txt, or a CSV path,subset."),
-    val_fraction: float = typer.Option(TrainConfig.val_fraction, help="Share held out by --split auto."),
+    split: SplitChoice = typer.Option("auto", help="The test videos: auto: group-aware stratified (--test-fraction); ucf101-N: official UCF101 split N."),
+    split_file: Optional[Path] = typer.Option(None, help="UCF101 trainlist/testlist .txt, or a CSV path,subset (train|val|test)."),
+    test_fraction: float = typer.Option(TrainConfig.test_fraction, help=TEST_FRACTION_HELP),
+    val_fraction: float = typer.Option(TrainConfig.val_fraction, help=VAL_FRACTION_HELP),
     seed: int = typer.Option(TrainConfig.seed, help="Seed of the split, the weights and the batch order."),
 ) -> None:
-    """Train several heads on the same cache and split; print held-out accuracy, seconds per epoch and size."""
+    """Train several heads on the same cache and split; print test accuracy, validation accuracy, seconds per epoch and size."""
     from featcache.compare import compare_heads, format_comparison
 
     with errors_as_exit_codes():
@@ -309,6 +320,7 @@ def compare_command(
             learning_rate=learning_rate,
             split=split.value,
             split_file=None if split_file is None else str(split_file),
+            test_fraction=test_fraction,
             val_fraction=val_fraction,
             seed=seed,
         )
@@ -330,7 +342,7 @@ def run_command(
     data: Optional[Path] = typer.Option(None, "--data", help="Read the videos from this folder instead of the pipeline's [data] video_root."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a cache embedded with other settings than the pipeline's."),
 ) -> None:
-    """Run a pipeline: data -> embed -> train each head -> evaluate on the held-out split -> one report table.
+    """Run a pipeline: data -> embed -> train each head -> evaluate on the test videos -> one report table.
 
     Finished stages are skipped: the cache resumes (nothing is re-embedded), and a head whose model folder
     already holds the same settings trained on the same cache is not retrained. Exit code 1 when some videos
@@ -367,7 +379,7 @@ def demo_command(
     typer.echo(f"  featcache info {summary.cache_path}")
     typer.echo(f"  featcache evaluate {model_dir} {summary.cache_path}")
     typer.echo(f"  featcache predict {model_dir} {next(summary.video_root.glob('*/*.avi'), summary.video_root)}")
-    typer.echo(f"  featcache compare {summary.cache_path} --heads lstm,gru,meanpool --epochs 40")
+    typer.echo(f"  featcache compare {summary.cache_path} --heads lstm,gru,meanpool --epochs 60")
 
 
 def _run_pipeline_with_progress(pipeline: "Pipeline", out: Optional[Path], overwrite: bool) -> "PipelineSummary":

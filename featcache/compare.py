@@ -1,7 +1,8 @@
 """Comparing heads on one cache: the same features, the same split, the same seed; one row per head.
 
-The cache is read and split once; each head then trains from `train_config.seed` and is scored on the
-held-out side at its best epoch (the held-out side also picks that epoch, for every head alike).
+The cache is read and split once (train / val / test); each head then trains from `train_config.seed`, its
+best epoch is picked on the validation videos, and it is scored on the test videos, which no head saw in
+training or in picking its epoch.
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ from typing import Any
 from featcache.config import HeadConfig, TrainConfig, config_from_dict
 from featcache.errors import InputError
 from featcache.heads import available_heads
-from featcache.train import Progress, fit_head, load_training_data
+from featcache.train import Progress, fit_head, load_training_data, score_accuracy
 
 
 @dataclass(frozen=True)
 class ComparisonRow:
-    """One head's result: held-out accuracy at its best epoch, mean seconds per epoch, trainable size."""
+    """One head's result: test accuracy of its kept epoch, that epoch's validation accuracy (None without a
+    validation set), the kept epoch, mean seconds per epoch, trainable size."""
 
     head: str
     test_accuracy: float
+    best_val_accuracy: float | None
     best_epoch: int
     seconds_per_epoch: float
     num_parameters: int
@@ -55,7 +58,8 @@ def compare_heads(
         rows.append(
             ComparisonRow(
                 head=head_config.head,
-                test_accuracy=result.best_val_accuracy,
+                test_accuracy=score_accuracy(result.model, data, "test"),
+                best_val_accuracy=result.best_val_accuracy,
                 best_epoch=result.best_epoch,
                 seconds_per_epoch=result.seconds_per_epoch,
                 num_parameters=result.num_parameters,
@@ -65,9 +69,12 @@ def compare_heads(
 
 
 def format_comparison(rows: list[ComparisonRow]) -> str:
-    """A plain-text table, one line per head."""
-    header = f"{'head':<10} {'test accuracy':>13} {'best epoch':>10} {'s/epoch':>8} {'parameters':>11}"
+    """A plain-text table, one line per head: test accuracy first (the number to compare), then the kept epoch's validation accuracy."""
+    header = f"{'head':<10} {'test accuracy':>13} {'val accuracy':>12} {'best epoch':>10} {'s/epoch':>8} {'parameters':>11}"
     lines = [header, "-" * len(header)]
     for row in rows:
-        lines.append(f"{row.head:<10} {row.test_accuracy:>13.3f} {row.best_epoch:>10d} {row.seconds_per_epoch:>8.3f} {row.num_parameters:>11,d}")
+        val_accuracy = "-" if row.best_val_accuracy is None else f"{row.best_val_accuracy:.3f}"
+        lines.append(
+            f"{row.head:<10} {row.test_accuracy:>13.3f} {val_accuracy:>12} {row.best_epoch:>10d} {row.seconds_per_epoch:>8.3f} {row.num_parameters:>11,d}"
+        )
     return "\n".join(lines)

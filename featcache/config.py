@@ -140,8 +140,12 @@ class HeadConfig:
 class TrainConfig:
     """How a head is trained on a cache.
 
-    split: "auto" (group-aware stratified, `val_fraction` held out) or "ucf101-1|2|3" (official splits);
-      ignored in favour of `split_file` when that is given (a UCF101 trainlist/testlist or a path,subset CSV).
+    split: which videos are the test set, never seen in training or epoch selection: "auto" (group-aware
+      stratified, `test_fraction` of the videos) or "ucf101-1|2|3" (official splits); ignored in favour of
+      `split_file` when that is given (a UCF101 trainlist/testlist or a path,subset CSV).
+    test_fraction: the test share of the "auto" split.
+    val_fraction: the share of the training videos (the non-test side) held out, group-aware and stratified,
+      as the validation set that picks the best epoch; 0: no validation set, the last epoch is kept.
     memory_budget_mb: caches whose float32 features fit load into memory once; larger ones stream from disk.
     """
 
@@ -150,6 +154,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     split: str = "auto"
     split_file: str | None = None
+    test_fraction: float = 0.2
     val_fraction: float = 0.2
     seed: int = 0
     tensorboard_dir: str | None = None
@@ -166,8 +171,10 @@ class TrainConfig:
             raise InputError(f"unknown --split {self.split!r}; choose one of {', '.join(SPLIT_NAMES)} (or pass --split-file FILE)")
         if self.split_file is not None and self.split != "auto":
             raise InputError(f"--split {self.split} and --split-file both choose the split; pass only one")
-        # 0.5 at most: the group-aware split holds out one of round(1 / val_fraction) >= 2 folds.
-        if not 0.0 < self.val_fraction <= 0.5:
-            raise InputError(f"--val-fraction must be in (0, 0.5], got {self.val_fraction}")
+        # 0.5 at most: a group-aware split holds out one of round(1 / fraction) >= 2 folds.
+        if not 0.0 < self.test_fraction <= 0.5:
+            raise InputError(f"--test-fraction must be in (0, 0.5], got {self.test_fraction}")
+        if not 0.0 <= self.val_fraction <= 0.5:
+            raise InputError(f"--val-fraction must be in [0, 0.5] (0: no validation, keep the last epoch), got {self.val_fraction}")
         if self.memory_budget_mb < 0:
             raise InputError(f"memory_budget_mb must be 0 (always stream) or more, got {self.memory_budget_mb}")

@@ -54,7 +54,8 @@ class EvaluationReport:
     """The result of `evaluate`; `to_json()` is the text written to report.json and printed by `--json`.
 
     confusion_matrix: rows are true classes, columns predicted ones, both in the model's class order.
-    subset: "test" (the model's held-out videos of its training cache) or "all" (every video of the cache).
+    subset: "test" (the model's test videos of its training cache, never seen in training or epoch selection)
+      or "all" (every video of the cache).
     """
 
     model_dir: str
@@ -200,8 +201,9 @@ def _sampling_fields(sampling: dict[str, Any]) -> dict[str, Any]:
 def select_videos(index: CacheIndex, split: dict[str, str], subset: str) -> tuple[np.ndarray, str, str]:
     """Pick the videos to score: (cache row indices int64 (n,), "test" | "all", a sentence saying why).
 
-    split: the model's split.csv, {cache path: "train" | "test"}. The cache counts as the training cache
-    when every path of the split is in it (its features were already checked to match the model's).
+    split: the model's split.csv, {cache path: "train" | "val" | "test"}; only "test" rows are held out (the
+    validation rows picked the best epoch). The cache counts as the training cache when every path of the split
+    is in it (its features were already checked to match the model's).
     """
     if index.num_videos == 0:
         raise InputError(f"{index.path} holds no videos (every video failed to embed?); nothing to evaluate")

@@ -3,11 +3,14 @@
 MODEL_DIR/
   model.keras           the trained head (Keras 3 format; custom layers from featcache.heads)
   featcache.json        metadata, format 1: head and training configs, class names, num_frames,
-                        feature_dim, the cache's extractor and sampling, cache path and size, split summary,
-                        best epoch, best held-out accuracy, seconds per epoch
-  history.csv           epoch,loss,accuracy,val_loss,val_accuracy,seconds (val_* = the held-out split)
+                        feature_dim, the cache's extractor and sampling, cache path and size, split summary
+                        (description, num_train, num_val, num_test), best epoch, best validation accuracy
+                        (null without a validation set), seconds per epoch
+  history.csv           epoch,loss,accuracy,val_loss,val_accuracy,seconds (val_* = the validation videos that
+                        pick the best epoch, empty without a validation set; never the test videos)
   learning_curves.png   loss and accuracy per epoch
-  split.csv             path,subset (train|test) for every video of the training cache
+  split.csv             path,subset (train|val|test) for every video of the training cache
+  evaluation/           reports `featcache evaluate` writes by default; removed when the folder is overwritten
 
 featcache.json is written last, so a folder interrupted while being written reads as incomplete.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,7 @@ METADATA_FILE = "featcache.json"
 HISTORY_FILE = "history.csv"
 CURVES_FILE = "learning_curves.png"
 SPLIT_FILE = "split.csv"
+EVALUATION_DIR = "evaluation"  # `featcache evaluate` writes its reports here by default
 MODEL_DIR_FILES = (MODEL_FILE, METADATA_FILE, HISTORY_FILE, CURVES_FILE, SPLIT_FILE)
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 # Keys every featcache.json of format 1 has; evaluate and predict rely on them.
@@ -46,7 +51,7 @@ class TrainedModel:
       output softmax float32 (batch, len(class_names)).
     metadata: featcache.json as a dict (see the module docstring).
     class_names: the output order of the model.
-    split: cache path (relative, as in the training cache) -> "train" | "test".
+    split: cache path (relative, as in the training cache) -> "train" | "val" | "test".
     """
 
     path: Path
@@ -86,7 +91,7 @@ def read_model_metadata(model_dir: Path) -> dict[str, Any]:
 
 
 def read_split_file(split_path: Path) -> dict[str, str]:
-    """split.csv -> {path: "train" | "test"}."""
+    """split.csv -> {path: "train" | "val" | "test"}."""
     try:
         with open(split_path, newline="", encoding="utf-8") as stream:
             rows = list(csv.DictReader(stream))
@@ -128,8 +133,7 @@ def check_model_dir_writable(model_dir: Path) -> None:
         raise ModelDirError(f"--out {model_dir} is a file; pass a folder for the model")
     if not model_dir.is_dir() or (model_dir / METADATA_FILE).is_file():
         return
-    # `featcache evaluate` writes its reports under MODEL_DIR/evaluation/ by default.
-    ours = {*MODEL_DIR_FILES, "evaluation", f".{METADATA_FILE}.tmp"}
+    ours = {*MODEL_DIR_FILES, EVALUATION_DIR, f".{METADATA_FILE}.tmp"}
     foreign = sorted(entry.name for entry in model_dir.iterdir() if entry.name not in ours)
     if foreign:
         raise ModelDirError(
@@ -141,7 +145,9 @@ def check_model_dir_writable(model_dir: Path) -> None:
 def save_model_dir(model_dir: Path, model: Any, metadata: dict[str, Any], history: list[dict[str, float]], split_rows: list[tuple[str, str]]) -> None:
     """Write a model folder (see the module docstring); featcache.json last, so an interrupted write reads as incomplete.
 
-    history: one dict per epoch with HISTORY_COLUMNS; split_rows: (cache path, "train" | "test") for every video.
+    Overwriting a model folder also removes its evaluation/ reports: they describe the previous model.
+    history: one dict per epoch with HISTORY_COLUMNS (val_* None without validation);
+    split_rows: (cache path, "train" | "val" | "test") for every video.
     """
     model_dir = Path(model_dir)
     check_model_dir_writable(model_dir)
@@ -149,6 +155,11 @@ def save_model_dir(model_dir: Path, model: Any, metadata: dict[str, Any], histor
     assert not missing, f"featcache.json would lack {missing}"
     model_dir.mkdir(parents=True, exist_ok=True)
     (model_dir / METADATA_FILE).unlink(missing_ok=True)
+    evaluation_dir = model_dir / EVALUATION_DIR
+    if evaluation_dir.is_symlink():
+        evaluation_dir.unlink()
+    elif evaluation_dir.is_dir():
+        shutil.rmtree(evaluation_dir)
     model.save(model_dir / MODEL_FILE)
     with open(model_dir / HISTORY_FILE, "w", newline="", encoding="utf-8") as stream:
         writer = csv.DictWriter(stream, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
@@ -165,7 +176,7 @@ def save_model_dir(model_dir: Path, model: Any, metadata: dict[str, Any], histor
 
 
 def plot_learning_curves(history: list[dict[str, float]], png_path: Path, best_epoch: int) -> None:
-    """Loss and accuracy per epoch, training and held-out, with the kept epoch marked."""
+    """Loss and accuracy per epoch, training and validation (when there is one), with the kept epoch marked."""
     # The object-oriented API with the Agg canvas: no pyplot global state, no display needed.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -175,7 +186,8 @@ def plot_learning_curves(history: list[dict[str, float]], png_path: Path, best_e
     epochs = [row["epoch"] for row in history]
     for axes, metric in zip(figure.subplots(1, 2), ("loss", "accuracy")):
         axes.plot(epochs, [row[metric] for row in history], marker="o", label="train")
-        axes.plot(epochs, [row[f"val_{metric}"] for row in history], marker="o", label="held-out")
+        if any(row[f"val_{metric}"] is not None for row in history):
+            axes.plot(epochs, [row[f"val_{metric}"] for row in history], marker="o", label="validation")
         axes.axvline(best_epoch, color="grey", linestyle="--", label=f"kept epoch {best_epoch}")
         axes.set_xlabel("epoch")
         axes.set_ylabel(metric)

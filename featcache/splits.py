@@ -1,17 +1,22 @@
-"""Which cached videos train a head and which are held out to test it.
+"""Which cached videos train a head, which pick its best epoch (validation) and which test it.
 
+The split is three-way. First the test set is chosen, in one of three ways:
 - "auto": group-aware stratified split. UCF101 groups are clips of one performer/scene; a group on both
   sides would leak near-duplicate clips into the test set, so whole groups are held out
-  (StratifiedGroupKFold, one fold of round(1 / val_fraction), or of as many folds as there are groups when
+  (StratifiedGroupKFold, one fold of round(1 / test_fraction), or of as many folds as there are groups when
   there are fewer). Videos without a group count as their own group; when no video has a group it is a
   plain stratified random split.
 - "ucf101-1|2|3": the official UCF101 splits: test groups 1-7, 8-14 or 15-21, the rest train.
-- a split file: a UCF101 list file, or a CSV with header `path,subset` (subset train|test) naming every
+- a split file: a UCF101 list file, or a CSV with header `path,subset` (subset train|val|test) naming every
   cached video (the split.csv of a model folder is one). A list file whose name contains "test"
   (testlist01.txt) makes every listed video test and the rest train; one whose name contains "train"
   (trainlist01.txt) makes every listed video train and the rest test. Lines are `Class/v_..._gXX_cYY.avi`
   with or without a trailing label; they match cache paths ignoring case (UCF101's own lists spell
   HandstandPushups two ways). Listed videos missing from the cache are skipped and counted.
+Then the validation set, which picks the best epoch, is held out of the training side in the same
+group-aware stratified way (`val_fraction` of the training videos, seeded), so the test videos are never seen
+in training or in choosing the epoch. A CSV's `val` rows are the validation set as listed; val_fraction 0
+means no validation set (they train too) and the last epoch is kept.
 """
 
 from __future__ import annotations
@@ -27,20 +32,23 @@ from featcache.cache import CacheIndex
 from featcache.config import TrainConfig
 from featcache.errors import InputError
 
-SUBSETS = ("train", "test")
+SUBSETS = ("train", "val", "test")
 # The official UCF101 splits hold out these groups (UCF101 readme, "Three Train/Test Splits").
 UCF101_TEST_GROUPS = {
     "ucf101-1": range(1, 8),
     "ucf101-2": range(8, 15),
     "ucf101-3": range(15, 22),
 }
+NO_VALIDATION_FIX = "pass --val-fraction 0 (no validation: the last epoch is kept)"
 
 
 @dataclass(frozen=True)
 class Split:
-    """Row indices into the cache (int64, sorted) of the training and held-out videos."""
+    """Row indices into the cache (int64, sorted, disjoint): the videos a head trains on, the validation videos
+    that pick its best epoch (empty: no validation, the last epoch is kept) and the test videos."""
 
     train_indices: np.ndarray
+    val_indices: np.ndarray
     test_indices: np.ndarray
     description: str
 
@@ -49,34 +57,65 @@ class Split:
         return len(self.train_indices)
 
     @property
+    def num_val(self) -> int:
+        return len(self.val_indices)
+
+    @property
     def num_test(self) -> int:
         return len(self.test_indices)
 
     def subsets(self, num_videos: int) -> list[str]:
-        """"train" or "test" for each of the cache's `num_videos` rows."""
+        """"train", "val" or "test" for each of the cache's `num_videos` rows."""
         subsets = np.full(num_videos, "train", dtype=object)
+        subsets[self.val_indices] = "val"
         subsets[self.test_indices] = "test"
         return subsets.tolist()
 
 
 def choose_split(index: CacheIndex, train_config: TrainConfig) -> Split:
-    """The split `train_config` asks for, checked to leave videos on both sides."""
+    """The split `train_config` asks for, checked to leave training and test videos."""
+    is_listed_val = None
     if train_config.split_file is not None:
-        is_test, description = split_from_file(index, Path(train_config.split_file))
+        is_test, is_listed_val, description = split_from_file(index, Path(train_config.split_file))
     elif train_config.split in UCF101_TEST_GROUPS:
         is_test = official_ucf101_split(index, train_config.split)
         groups = UCF101_TEST_GROUPS[train_config.split]
         description = f"official UCF101 split {train_config.split[-1]} (test groups {groups.start}-{groups.stop - 1})"
     else:
-        is_test, description = group_stratified_split(index, train_config.val_fraction, train_config.seed)
-    split = Split(
-        train_indices=np.flatnonzero(~is_test).astype(np.int64),
-        test_indices=np.flatnonzero(is_test).astype(np.int64),
-        description=description,
-    )
-    if split.num_train == 0 or split.num_test == 0:
-        raise InputError(f"{index.path}: the split ({description}) leaves {split.num_train} training and {split.num_test} test videos; both sides need videos")
-    return Split(split.train_indices, split.test_indices, f"{description}: {split.num_train} train / {split.num_test} test videos")
+        is_test, description = group_stratified_split(index, train_config.test_fraction, train_config.seed)
+    training_side = np.flatnonzero(~is_test).astype(np.int64)
+    test_indices = np.flatnonzero(is_test).astype(np.int64)
+    if len(training_side) == 0 or len(test_indices) == 0:
+        raise InputError(
+            f"{index.path}: the split ({description}) leaves {len(training_side)} training and {len(test_indices)} test videos; both sides need videos"
+        )
+    if train_config.val_fraction == 0:
+        val_indices = np.zeros(0, dtype=np.int64)
+        validation = "no validation (--val-fraction 0), the last epoch is kept"
+    elif is_listed_val is not None and is_listed_val.any():
+        val_indices = np.flatnonzero(is_listed_val).astype(np.int64)
+        validation = "validation: the file's val rows"
+    else:
+        val_indices, validation = validation_split(index, training_side, train_config.val_fraction, train_config.seed)
+    train_indices = np.setdiff1d(training_side, val_indices).astype(np.int64)
+    if len(train_indices) == 0:
+        raise InputError(f"{index.path}: the split ({description}; {validation}) leaves no training videos; {NO_VALIDATION_FIX} or list some as train")
+    counts = f"{len(train_indices)} train / {len(val_indices)} val / {len(test_indices)} test videos"
+    return Split(train_indices, val_indices, test_indices, f"{description}; {validation}: {counts}")
+
+
+def validation_split(index: CacheIndex, training_side: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, str]:
+    """Validation rows (int64, sorted) held out of the training side's rows, and a description; no group on both sides."""
+    labels = np.asarray(index.labels)[training_side]
+    groups = [index.groups[row] for row in training_side]
+    is_val, how = _hold_out(
+        labels, groups, val_fraction, seed,
+        context=f"{index.path}: the training side of the split ({len(training_side)} videos)",
+        held_out="of the training videos",
+        option=f"--val-fraction, or {NO_VALIDATION_FIX}",
+        single_group_fix=f"{NO_VALIDATION_FIX}, or choose a split that leaves more groups for training",
+    )  # fmt: skip
+    return training_side[is_val], f"validation: {how}"
 
 
 def official_ucf101_split(index: CacheIndex, split_name: str) -> np.ndarray:
@@ -94,44 +133,64 @@ def official_ucf101_split(index: CacheIndex, split_name: str) -> np.ndarray:
     return np.isin(groups, list(UCF101_TEST_GROUPS[split_name]))
 
 
-def group_stratified_split(index: CacheIndex, val_fraction: float, seed: int) -> tuple[np.ndarray, str]:
-    """bool (N,) held-out mask and a description; no group is on both sides."""
+def group_stratified_split(index: CacheIndex, test_fraction: float, seed: int) -> tuple[np.ndarray, str]:
+    """bool (N,) test mask and a description; no group is on both sides."""
+    return _hold_out(
+        np.asarray(index.labels), list(index.groups), test_fraction, seed,
+        context=str(index.path),
+        held_out="for test",
+        option="--test-fraction",
+        single_group_fix="use a --split-file",
+    )  # fmt: skip
+
+
+def _hold_out(
+    labels: np.ndarray, groups: list[str], fraction: float, seed: int, context: str, held_out: str, option: str, single_group_fix: str
+) -> tuple[np.ndarray, str]:
+    """bool (n,) held-out mask over the n videos given (labels, groups; "" = no group), and how it was chosen.
+
+    context, held_out, option, single_group_fix: the words of the description and of the errors.
+    """
     from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
-    labels = np.asarray(index.labels)
-    percent = f"{val_fraction:.0%}"
-    if not any(index.groups):
+    num_videos = len(labels)
+    percent = f"{fraction:.0%}"
+    if not any(groups):
         try:
-            _, test_rows = train_test_split(np.arange(index.num_videos), test_size=val_fraction, stratify=labels, random_state=seed)
+            _, held_out_rows = train_test_split(np.arange(num_videos), test_size=fraction, stratify=labels, random_state=seed)
         except ValueError as err:
-            raise InputError(f"{index.path}: cannot hold out {percent} stratified by class ({err}); embed more videos per class or change --val-fraction") from err
-        is_test = np.zeros(index.num_videos, dtype=bool)
-        is_test[test_rows] = True
-        return is_test, f"stratified random (no groups in the cache), {percent} held out, seed {seed}"
+            raise InputError(f"{context}: cannot hold out {percent} stratified by class ({err}); embed more videos per class or change {option}") from err
+        is_held_out = np.zeros(num_videos, dtype=bool)
+        is_held_out[held_out_rows] = True
+        return is_held_out, f"stratified random (no groups in the cache), {percent} held out {held_out}, seed {seed}"
     # An ungrouped video is a group of its own, so it never drags other videos along with it.
-    groups = [group if group else f"\0video {row}" for row, group in enumerate(index.groups)]
-    num_folds = round(1 / val_fraction)
+    groups = [group if group else f"\0video {row}" for row, group in enumerate(groups)]
+    num_folds = round(1 / fraction)
     num_groups = len(set(groups))
     if num_groups < 2:
-        raise InputError(f"{index.path}: every video is in group {groups[0]!r}, so no group can be held out; use a --split-file")
-    held_out = f"{percent} held out"
+        raise InputError(f"{context}: every video is in group {groups[0]!r}, so no group can be held out; {single_group_fix}")
+    share = f"{percent} held out {held_out}"
     if num_groups < num_folds:
-        # Fewer groups than folds: hold out one group's worth rather than refuse (the demo data has 4 groups).
-        held_out = f"1 of {num_groups} groups' worth held out (only {num_groups} groups for the {percent} asked)"
+        # Fewer groups than folds: hold out one group's worth rather than refuse (the demo data has 6 groups).
+        share = f"1 of {num_groups} groups' worth held out {held_out} (only {num_groups} groups for the {percent} asked)"
         num_folds = num_groups
     folds = StratifiedGroupKFold(n_splits=num_folds, shuffle=True, random_state=seed)
-    _, test_rows = next(folds.split(np.zeros(index.num_videos), labels, groups))
-    is_test = np.zeros(index.num_videos, dtype=bool)
-    is_test[test_rows] = True
-    return is_test, f"group-stratified (no group on both sides), {held_out}, seed {seed}"
+    _, held_out_rows = next(folds.split(np.zeros(num_videos), labels, groups))
+    is_held_out = np.zeros(num_videos, dtype=bool)
+    is_held_out[held_out_rows] = True
+    return is_held_out, f"group-stratified (no group on both sides), {share}, seed {seed}"
 
 
-def split_from_file(index: CacheIndex, split_path: Path) -> tuple[np.ndarray, str]:
-    """bool (N,) held-out mask and a description, from a UCF101 list file or a path,subset CSV."""
+def split_from_file(index: CacheIndex, split_path: Path) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """bool (N,) test mask, bool (N,) val mask (None: the file names no val rows) and a description.
+
+    From a UCF101 list file (train or test only) or a path,subset CSV (train, val or test).
+    """
     if not split_path.is_file():
         raise InputError(f"--split-file {split_path}: no such file; pass a UCF101 trainlist/testlist .txt or a CSV path,subset")
     if split_path.suffix.lower() == ".csv":
-        return _split_from_csv(index, split_path), f"from {split_path} (path,subset CSV)"
+        is_test, is_val = _split_from_csv(index, split_path)
+        return is_test, is_val, f"from {split_path} (path,subset CSV)"
     name = split_path.name.lower()
     if "test" in name:
         listed_are_test = True
@@ -153,10 +212,10 @@ def split_from_file(index: CacheIndex, split_path: Path) -> tuple[np.ndarray, st
     skipped = f", {num_skipped} listed video(s) not in the cache skipped" if num_skipped else ""
     side, other = ("test", "train") if listed_are_test else ("train", "test")
     description = f"from {split_path} (listed videos are {side}, the rest {other}{skipped})"
-    return (is_listed if listed_are_test else ~is_listed), description
+    return (is_listed if listed_are_test else ~is_listed), None, description
 
 
-def _split_from_csv(index: CacheIndex, split_path: Path) -> np.ndarray:
+def _split_from_csv(index: CacheIndex, split_path: Path) -> tuple[np.ndarray, np.ndarray]:
     with open(split_path, newline="", encoding="utf-8") as stream:
         reader = csv.DictReader(stream)
         if reader.fieldnames is None or not {"path", "subset"} <= set(reader.fieldnames):
@@ -164,11 +223,12 @@ def _split_from_csv(index: CacheIndex, split_path: Path) -> np.ndarray:
         subset_of_path = {_normalise(row["path"]): (row["subset"] or "").strip() for row in reader}
     bad = Counter(subset for subset in subset_of_path.values() if subset not in SUBSETS)
     if bad:
-        raise InputError(f"--split-file {split_path}: subset must be train or test, found {', '.join(map(repr, bad))}")
+        raise InputError(f"--split-file {split_path}: subset must be train, val or test, found {', '.join(map(repr, bad))}")
     unlisted = [path for path in index.paths if _normalise(path) not in subset_of_path]
     if unlisted:
         raise InputError(f"--split-file {split_path}: {len(unlisted)} cached video(s) are not listed (e.g. {unlisted[0]}); a CSV split must name every video")
-    return np.array([subset_of_path[_normalise(path)] == "test" for path in index.paths], dtype=bool)
+    subsets = np.array([subset_of_path[_normalise(path)] for path in index.paths], dtype=object)
+    return subsets == "test", subsets == "val"
 
 
 def _normalise(path: str) -> str:

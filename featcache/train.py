@@ -1,7 +1,9 @@
 """Training a head on a feature cache: read the index, split, feed features, keep the best epoch, save.
 
-The held-out side of the split is also the validation set: it picks the best epoch (whose weights are
-restored), so its accuracy is the best-epoch held-out accuracy, slightly optimistic for a final test.
+The split is three-way (featcache.splits): the head fits the train videos, the validation videos pick the
+best epoch (whose weights are restored; with no validation set the last epoch is kept), and the test videos
+are never seen by training or by that choice, so their accuracy (`featcache evaluate`, `featcache compare`)
+is an unbiased estimate.
 """
 
 from __future__ import annotations
@@ -77,12 +79,17 @@ class CacheBatches(keras.utils.PyDataset):
 
 @dataclass
 class TrainingData:
-    """A cache's index, the split, and its features for both sides (arrays in memory or streamed batches)."""
+    """A cache's index, the split, and its features per subset when in memory: ((features, lengths), labels).
+
+    val_inputs is None when there is no validation set. test_inputs is only for scoring a finished model
+    (score_accuracy); fit_head never reads it.
+    """
 
     index: CacheIndex
     split: Split
     in_memory: bool
     train_inputs: Any = None
+    val_inputs: Any = None
     test_inputs: Any = None
 
     @property
@@ -92,12 +99,15 @@ class TrainingData:
 
 @dataclass
 class TrainResult:
-    """What a training run produced. history rows: epoch (1-based), loss, accuracy, val_loss, val_accuracy, seconds."""
+    """What a training run produced. history rows: epoch (1-based), loss, accuracy, val_loss, val_accuracy, seconds.
+
+    val_loss, val_accuracy and best_val_accuracy are None when there was no validation set (the last epoch is kept).
+    """
 
     model: keras.Model
-    history: list[dict[str, float]]
+    history: list[dict[str, float | None]]
     best_epoch: int
-    best_val_accuracy: float
+    best_val_accuracy: float | None
     seconds_per_epoch: float
     num_parameters: int
     split: Split
@@ -115,6 +125,7 @@ def load_training_data(cache_path: Path, train_config: TrainConfig) -> TrainingD
     if data.in_memory:
         features = read_all_features(index.path)
         data.train_inputs = _arrays(features, index, split.train_indices)
+        data.val_inputs = _arrays(features, index, split.val_indices) if split.num_val else None
         data.test_inputs = _arrays(features, index, split.test_indices)
     return data
 
@@ -139,36 +150,45 @@ def _arrays(features: np.ndarray, index: CacheIndex, rows: np.ndarray) -> tuple[
 
 
 def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainConfig, progress: Progress | None = None) -> TrainResult:
-    """Train one head on `data` from `train_config.seed`; the best epoch by held-out accuracy is restored."""
+    """Train one head on `data` from `train_config.seed`; the best epoch by validation accuracy is restored.
+
+    Only the train and validation videos are read; with no validation set the last epoch is kept.
+    """
     keras.utils.set_random_seed(train_config.seed)
     index = data.index
+    validates = data.split.num_val > 0
     model = compile_head(
         build_head(head_config, index.num_frames, index.feature_dim, len(index.class_names)),
         train_config.learning_rate,
     )
-    best_epoch = KeepBestEpoch(train_config.epochs, progress)
+    best_epoch = KeepBestEpoch(train_config.epochs, progress, validates)
     callbacks: list[keras.callbacks.Callback] = [best_epoch]
     if train_config.tensorboard_dir is not None:
         callbacks.append(tensorboard_callback(train_config.tensorboard_dir))
     if data.in_memory:
         (train_features, train_lengths), train_labels = data.train_inputs
+        validation_data = None
+        if validates:
+            (val_features, val_lengths), val_labels = data.val_inputs
+            validation_data = ([val_features, val_lengths], val_labels)
         model.fit(
             [train_features, train_lengths],
             train_labels,
             batch_size=train_config.batch_size,
             epochs=train_config.epochs,
             shuffle=True,
-            validation_data=([data.test_inputs[0][0], data.test_inputs[0][1]], data.test_inputs[1]),
+            validation_data=validation_data,
             callbacks=callbacks,
             verbose=0,
         )
     else:
+        sides = [(data.split.train_indices, True)] + ([(data.split.val_indices, False)] if validates else [])
         batches = [
             CacheBatches(index.path, rows, index.labels[rows], index.lengths[rows], train_config.batch_size, shuffle, train_config.seed)
-            for rows, shuffle in ((data.split.train_indices, True), (data.split.test_indices, False))
+            for rows, shuffle in sides
         ]
         try:
-            model.fit(batches[0], epochs=train_config.epochs, validation_data=batches[1], callbacks=callbacks, verbose=0)
+            model.fit(batches[0], epochs=train_config.epochs, validation_data=batches[1] if validates else None, callbacks=callbacks, verbose=0)
         finally:
             for batch_source in batches:
                 batch_source.close()
@@ -181,6 +201,26 @@ def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainCon
         num_parameters=int(model.count_params()),
         split=data.split,
     )
+
+
+def score_accuracy(model: keras.Model, data: TrainingData, subset: str = "test") -> float:
+    """Accuracy of a finished model on one subset ("train", "val" or "test") of `data`'s split.
+
+    For scoring after training (compare's test column); reads the features from memory or, block by block,
+    from the cache.
+    """
+    rows = {"train": data.split.train_indices, "val": data.split.val_indices, "test": data.split.test_indices}[subset]
+    if len(rows) == 0:
+        raise InputError(f"the split has no {subset} videos to score")
+    if data.in_memory:
+        (features, lengths), labels = {"train": data.train_inputs, "val": data.val_inputs, "test": data.test_inputs}[subset]
+        probabilities = model.predict([features, lengths], batch_size=256, verbose=0)
+    else:
+        from featcache.evaluate import predict_cached_features
+
+        labels = data.index.labels[rows]
+        probabilities = predict_cached_features(model, data.index.path, data.index, rows)
+    return float(np.mean(np.argmax(probabilities, axis=1) == labels))
 
 
 def tensorboard_callback(log_dir: str) -> keras.callbacks.TensorBoard:
@@ -198,18 +238,19 @@ def seconds_per_epoch(history: list[dict[str, float]]) -> float:
 
 
 class KeepBestEpoch(keras.callbacks.Callback):
-    """Times each epoch, records the history, reports progress, and restores the best held-out-accuracy weights.
+    """Times each epoch, records the history, reports progress, and restores the best validation-accuracy weights.
 
-    Ties keep the earlier epoch.
+    Ties keep the earlier epoch. validates False (no validation set): val_* are None and the last epoch is kept.
     """
 
-    def __init__(self, epochs: int, progress: Progress | None) -> None:
+    def __init__(self, epochs: int, progress: Progress | None, validates: bool = True) -> None:
         super().__init__()
         self.epochs = epochs
         self.progress = progress
-        self.history: list[dict[str, float]] = []
+        self.validates = validates
+        self.history: list[dict[str, float | None]] = []
         self.best_epoch = 0
-        self.best_val_accuracy = -1.0
+        self.best_val_accuracy: float | None = None
         self._best_weights: list[np.ndarray] | None = None
         self._epoch_start = 0.0
 
@@ -218,19 +259,26 @@ class KeepBestEpoch(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
-        row = {"epoch": epoch + 1, "seconds": time.perf_counter() - self._epoch_start}
-        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        row: dict[str, float | None] = {"epoch": epoch + 1, "seconds": time.perf_counter() - self._epoch_start}
+        for key in ("loss", "accuracy"):
             row[key] = float(logs[key])
+        for key in ("val_loss", "val_accuracy"):
+            row[key] = float(logs[key]) if self.validates else None
         self.history.append(row)
-        is_best = row["val_accuracy"] > self.best_val_accuracy
-        if is_best:
-            self.best_epoch, self.best_val_accuracy = row["epoch"], row["val_accuracy"]
-            self._best_weights = self.model.get_weights()
+        if self.validates:
+            is_best = self.best_val_accuracy is None or row["val_accuracy"] > self.best_val_accuracy
+            if is_best:
+                self.best_epoch, self.best_val_accuracy = row["epoch"], row["val_accuracy"]
+                self._best_weights = self.model.get_weights()
+            validation = f"val loss {row['val_loss']:.4f}  val accuracy {row['val_accuracy']:.3f}  "
+        else:
+            is_best = False
+            self.best_epoch = row["epoch"]
+            validation = ""
         if self.progress is not None:
             self.progress(
                 f"epoch {row['epoch']}/{self.epochs}  loss {row['loss']:.4f}  accuracy {row['accuracy']:.3f}  "
-                f"held-out loss {row['val_loss']:.4f}  held-out accuracy {row['val_accuracy']:.3f}  "
-                f"{row['seconds']:.2f}s{'  *best' if is_best else ''}"
+                f"{validation}{row['seconds']:.2f}s{'  *best' if is_best else ''}"
             )
 
     def on_train_end(self, logs: dict | None = None) -> None:
@@ -275,7 +323,7 @@ def train(
 
 
 def model_metadata(index: CacheIndex, split: Split, head_config: HeadConfig, train_config: TrainConfig, result: TrainResult) -> dict[str, Any]:
-    """featcache.json's content (format 1; see featcache.model_dir)."""
+    """featcache.json's content (format 1; see featcache.model_dir). best_val_accuracy is None without validation."""
     return {
         "format_version": FORMAT_VERSION,
         "featcache_version": __version__,
@@ -287,7 +335,7 @@ def model_metadata(index: CacheIndex, split: Split, head_config: HeadConfig, tra
         "extractor": index.extractor,
         "sampling": index.sampling,
         "cache": {"path": str(Path(index.path).resolve()), "num_videos": index.num_videos},
-        "split": {"description": split.description, "num_train": split.num_train, "num_test": split.num_test},
+        "split": {"description": split.description, "num_train": split.num_train, "num_val": split.num_val, "num_test": split.num_test},
         "best_epoch": result.best_epoch,
         "best_val_accuracy": result.best_val_accuracy,
         "seconds_per_epoch": result.seconds_per_epoch,

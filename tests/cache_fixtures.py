@@ -99,8 +99,21 @@ def ordered_sequences(num_per_class: int, num_frames: int = 8, feature_dim: int 
     return features, lengths, labels
 
 
-def ucf101_like_cache(path: Path, num_classes: int = 3, num_groups: int = 25, clips_per_group: int = 1, num_frames: int = 6, feature_dim: int = 8, seed: int = 0) -> Path:
-    """A cache with UCF101 paths and groups "1".."num_groups" for every class; classes differ in mean feature."""
+def ucf101_like_cache(
+    path: Path,
+    num_classes: int = 3,
+    num_groups: int = 25,
+    clips_per_group: int = 1,
+    num_frames: int = 6,
+    feature_dim: int = 8,
+    seed: int = 0,
+    mislabelled_groups: range = range(0),
+) -> Path:
+    """A cache with UCF101 paths and groups "1".."num_groups" for every class; classes differ in mean feature.
+
+    Videos of `mislabelled_groups` get the mean feature of the next class instead of their own, so a model that
+    learns the other groups scores about 0 on them.
+    """
     rng = np.random.default_rng(seed)
     class_names = [f"Action{letter}" for letter in "ABCDEFGHIJ"[:num_classes]]
     paths, groups, labels = [], [], []
@@ -112,7 +125,8 @@ def ucf101_like_cache(path: Path, num_classes: int = 3, num_groups: int = 25, cl
                 labels.append(label)
     labels = np.array(labels, dtype=np.int32)
     centres = rng.normal(size=(num_classes, feature_dim)) * 2.0
-    features = centres[labels][:, None, :] + rng.normal(size=(len(labels), num_frames, feature_dim))
+    looks_like = np.where(np.isin(np.array(groups, dtype=int), list(mislabelled_groups)), (labels + 1) % num_classes, labels)
+    features = centres[looks_like][:, None, :] + rng.normal(size=(len(labels), num_frames, feature_dim))
     lengths = np.full(len(labels), num_frames, dtype=np.int32)
     order = np.argsort(paths)  # the writer stores rows sorted by path
     return write_cache(

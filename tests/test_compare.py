@@ -1,10 +1,11 @@
-"""Comparing heads on one cache and one split."""
+"""Comparing heads on one cache and one split: test accuracy, validation picks the epoch."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import numpy as np
 from cache_fixtures import ucf101_like_cache
 from typer.testing import CliRunner
 
@@ -25,10 +26,31 @@ def test_compare_gives_one_row_per_head_on_the_same_split(small_cache: Path) -> 
     assert [row.head for row in rows] == ["lstm", "meanpool"]
     assert sum(message.startswith("split:") for message in messages) == 1  # one split for every head
     assert all(0.0 <= row.test_accuracy <= 1.0 and row.seconds_per_epoch > 0 and 1 <= row.best_epoch <= 2 for row in rows)
+    assert all(0.0 <= row.best_val_accuracy <= 1.0 for row in rows)
     # meanpool has no recurrent layer: fewer parameters than the LSTM at the same widths.
     assert rows[1].num_parameters < rows[0].num_parameters
     table = format_comparison(rows)
-    assert table.splitlines()[0].split()[:3] == ["head", "test", "accuracy"] and "meanpool" in table
+    assert table.splitlines()[0].split()[:5] == ["head", "test", "accuracy", "val", "accuracy"] and "meanpool" in table
+
+
+@pytest.fixture(scope="module")
+def cache_with_misleading_test_groups(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 classes x 25 groups x 2 clips; the test groups of ucf101-1 (1-7) look like the next class."""
+    return ucf101_like_cache(tmp_path_factory.mktemp("cache") / "misleading.h5", num_groups=25, clips_per_group=2, mislabelled_groups=range(1, 8))
+
+
+def test_the_accuracy_column_is_test_accuracy(cache_with_misleading_test_groups: Path) -> None:
+    """Validation and test disagree on this cache: the table reports test, and validation only picks the epoch."""
+    train_config = TrainConfig(epochs=6, batch_size=16, learning_rate=0.01, split="ucf101-1")
+    rows = compare_heads(cache_with_misleading_test_groups, ["meanpool", "gru"], {"units": 8, "dense": 8}, train_config)
+    for row in rows:
+        assert row.best_val_accuracy > 0.9 and row.test_accuracy < 0.2, row
+
+
+def test_compare_without_validation_keeps_the_last_epoch(small_cache: Path) -> None:
+    rows = compare_heads(small_cache, ["meanpool"], {"dense": 8}, TrainConfig(epochs=2, val_fraction=0))
+    assert (rows[0].best_epoch, rows[0].best_val_accuracy) == (2, None) and np.isfinite(rows[0].test_accuracy)
+    assert format_comparison(rows).splitlines()[2].split()[2] == "-"
 
 
 def test_compare_refuses_an_unknown_head(small_cache: Path) -> None:
@@ -37,8 +59,11 @@ def test_compare_refuses_an_unknown_head(small_cache: Path) -> None:
 
 
 def test_compare_command(small_cache: Path) -> None:
-    result = CliRunner().invoke(app, ["compare", str(small_cache), "--heads", "gru,meanpool", "--units", "8", "--dense", "8", "--epochs", "1"])
+    result = CliRunner().invoke(
+        app, ["compare", str(small_cache), "--heads", "gru,meanpool", "--units", "8", "--dense", "8", "--epochs", "1", "--test-fraction", "0.3"]
+    )
     assert result.exit_code == 0, result.output
+    assert "30% held out for test" in result.output
     lines = result.output.splitlines()
     assert any(line.startswith("gru ") for line in lines) and any(line.startswith("meanpool ") for line in lines)
     assert "test accuracy" in result.output

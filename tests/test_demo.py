@@ -1,6 +1,6 @@
 """`featcache demo`: the shipped demo pipeline needs no network; the command runs it end to end.
 
-The full demo takes ~15 s, too slow for the suite: the command is tested on the same code path with a tiny
+The full demo takes ~20 s, too slow for the suite: the command is tested on the same code path with a tiny
 `demo` pipeline put in place of the shipped one.
 """
 
@@ -19,7 +19,7 @@ TINY_DEMO = """
 description = "tiny demo: scratch CNN with random frozen weights, for a network-free demo"
 
 [data]
-demo = { videos_per_class = 4, num_groups = 2, num_frames = 6, image_size = 16 }
+demo = { videos_per_class = 4, num_groups = 3, num_frames = 6, image_size = 16 }
 
 [embed]
 extractor = "scratch_cnn"
@@ -33,7 +33,7 @@ dense = 8
 
 [train]
 epochs = 1
-val_fraction = 0.5
+test_fraction = 0.34  # one of the 3 groups tests, one of the other 2 validates
 """
 
 

@@ -103,7 +103,10 @@ def write_model_folder(
         "training": {}, "class_names": class_names, "num_frames": num_frames, "feature_dim": feature_dim,
         "extractor": extractor or EXTRACTOR, "sampling": sampling or SAMPLING,
         "cache": {"path": "train.h5", "num_videos": len(split)},
-        "split": {"description": "written by the test", "num_train": subsets.count("train"), "num_test": subsets.count("test")},
+        "split": {
+            "description": "written by the test", "num_train": subsets.count("train"), "num_val": subsets.count("val"),
+            "num_test": subsets.count("test"),
+        },
         "best_epoch": 1, "best_val_accuracy": 0.0, "seconds_per_epoch": 0.0,
     }  # fmt: skip
     (model_dir / "featcache.json").write_text(json.dumps(metadata))
@@ -143,9 +146,9 @@ def training_cache(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def trained_model(tmp_path: Path, training_cache: Path) -> Path:
-    """A model folder whose split.csv covers the training_cache: rows 0, 4, 8 are test, the rest train."""
+    """A model folder whose split.csv covers the training_cache: rows 0, 4, 8 are test, 1, 5, 9 val, the rest train."""
     paths = [f"v{row:03d}_{CLASS_NAMES[row % 3]}.avi" for row in range(12)]
-    split = {path: "test" if row % 4 == 0 else "train" for row, path in enumerate(paths)}
+    split = {path: "test" if row % 4 == 0 else "val" if row % 4 == 1 else "train" for row, path in enumerate(paths)}
     return write_model_folder(tmp_path / "model", CLASS_NAMES, split)
 
 
@@ -348,10 +351,12 @@ def test_on_a_model_from_train_the_default_is_its_held_out_split(tmp_path: Path)
         tmp_path / "train.h5", one_hot_first_frames(list(labels[order]), 3), [CLASS_NAMES[label] for label in labels[order]],
         CLASS_NAMES, paths=[paths[row] for row in order],
     )  # fmt: skip
-    result = train(cache, tmp_path / "model", HeadConfig(head="meanpool", dense=8), TrainConfig(epochs=1, batch_size=4))
+    # 12 ungrouped videos: 3 test, then 4 of the other 9 validate (a smaller share cannot hold out every class).
+    result = train(cache, tmp_path / "model", HeadConfig(head="meanpool", dense=8), TrainConfig(epochs=1, batch_size=4, val_fraction=0.4))
 
     report = evaluate(tmp_path / "model", cache)
 
     assert report.subset == "test"
+    assert result.metadata["split"]["num_val"] > 0  # validation videos are not test videos
     assert report.num_videos == result.metadata["split"]["num_test"] > 0
     assert evaluate(tmp_path / "model", cache, subset="all").num_videos == 12

@@ -26,7 +26,7 @@ TINY_PIPELINE = """
 description = "tiny test pipeline"
 
 [data]
-demo = {{ videos_per_class = 4, num_groups = 2, num_frames = 6, image_size = 16 }}
+demo = {{ videos_per_class = 4, num_groups = 3, num_frames = 6, image_size = 16 }}
 
 [embed]
 extractor = "scratch_cnn"
@@ -46,7 +46,7 @@ dense = {small_dense}
 
 [train]
 epochs = 1
-val_fraction = 0.5
+test_fraction = 0.34  # one of the 3 groups tests, one of the other 2 validates
 """
 
 
@@ -104,7 +104,7 @@ _EXAMPLE_VALUES = {
     "extractor": '"mobilenet_v2"', "weights": '"random"', "frames": "7", "sampling": '"fps"', "fps": "2.0",
     "image_size": "32", "batch_size": "4", "dtype": '"float32"', "compression": '"lzf"', "workers": "1", "seed": "3",
     "head": '"gru"', "units": "8", "dense": "8", "dropout": "0.1", "recurrent_dropout": "0.1", "epochs": "2",
-    "learning_rate": "0.01", "split": '"ucf101-1"', "val_fraction": "0.3", "tensorboard": '"logs"',
+    "learning_rate": "0.01", "split": '"ucf101-1"', "test_fraction": "0.25", "val_fraction": "0.3", "tensorboard": '"logs"',
 }  # fmt: skip
 _CONFLICTING_VALUES = {"extractor": '"tfhub"', "handle": '"https://tfhub.dev/some/model"', "split_file": '"split.csv"'}
 HEAD_OPTIONS = {"head", "units", "dense", "dropout", "recurrent_dropout"}
@@ -132,6 +132,7 @@ def test_keys_are_the_cli_option_names(tmp_path: Path) -> None:
     assert (pipeline.embed.num_decode_workers, pipeline.embed.compression, pipeline.embed.extractor.seed) == (1, "lzf", 3)
     assert (pipeline.heads[0].config.head, pipeline.heads[0].config.recurrent_dropout) == ("gru", 0.1)
     assert (pipeline.train.split, pipeline.train.learning_rate) == ("ucf101-1", 0.01)
+    assert (pipeline.train.test_fraction, pipeline.train.val_fraction) == (0.25, 0.3)
     assert Path(pipeline.train.tensorboard_dir) == tmp_path / "logs"
 
     conflicting = load_pipeline(write_pipeline(tmp_path, _tables(embed_options, train_options, {**_EXAMPLE_VALUES, **_CONFLICTING_VALUES, "split": '"auto"'})))
@@ -225,10 +226,10 @@ def test_changed_embed_settings_are_refused_without_overwrite(tiny_pipeline: Pat
 
 
 def test_classes_pick_class_folders_of_the_video_root(tmp_path: Path) -> None:
-    make_demo_data(tmp_path / "data", videos_per_class=4, num_groups=2, num_frames=6, image_size=16)
+    make_demo_data(tmp_path / "data", videos_per_class=4, num_groups=3, num_frames=6, image_size=16)
     text = (
         TINY_PIPELINE.format(small_dense=8)
-        .replace("demo = { videos_per_class = 4, num_groups = 2, num_frames = 6, image_size = 16 }", 'video_root = "data"\nclasses = ["MovingRight", "Bouncing"]')
+        .replace("demo = { videos_per_class = 4, num_groups = 3, num_frames = 6, image_size = 16 }", 'video_root = "data"\nclasses = ["MovingRight", "Bouncing"]')
     )
     summary = run_pipeline(load_pipeline(write_pipeline(tmp_path, text)), tmp_path / "run")
     from featcache.cache import read_cache_index

@@ -1,4 +1,4 @@
-"""Splits: no group on both sides, the official UCF101 rule, split files."""
+"""Splits: train / val / test disjoint, no group on two sides, the official UCF101 rule, split files."""
 
 from __future__ import annotations
 
@@ -27,6 +27,14 @@ def ungrouped_cache(tmp_path: Path) -> Path:
     return write_cache(tmp_path / "plain.h5", np.ones((30, 4, 2)), np.full(30, 4), labels, ["a", "b", "c"])
 
 
+def assert_three_way(index, split) -> None:
+    """Every video in exactly one of train, val and test, and no group ("": none) on two sides."""
+    sides = [split.train_indices, split.val_indices, split.test_indices]
+    np.testing.assert_array_equal(np.sort(np.concatenate(sides)), np.arange(index.num_videos))
+    groups_of = [{index.groups[row] for row in rows} - {""} for rows in sides]
+    assert not (groups_of[0] & groups_of[1]) and not (groups_of[0] & groups_of[2]) and not (groups_of[1] & groups_of[2])
+
+
 def subsets_by_group(cache_path: Path, train_config: TrainConfig) -> dict[str, set[str]]:
     index = read_cache_index(cache_path)
     split = choose_split(index, train_config)
@@ -40,25 +48,57 @@ def subsets_by_group(cache_path: Path, train_config: TrainConfig) -> dict[str, s
 def test_auto_split_keeps_each_group_on_one_side(ucf101_cache: Path, seed: int) -> None:
     sides = subsets_by_group(ucf101_cache, TrainConfig(seed=seed))
     assert all(len(subsets) == 1 for subsets in sides.values())
+    assert {subset for subsets in sides.values() for subset in subsets} == {"train", "val", "test"}
     index = read_cache_index(ucf101_cache)
     split = choose_split(index, TrainConfig(seed=seed))
+    assert_three_way(index, split)
     assert 0.1 < split.num_test / index.num_videos < 0.3
+    assert 0.1 < split.num_val / (split.num_train + split.num_val) < 0.3  # val_fraction is a share of the training side
     assert set(index.labels[split.test_indices]) == {0, 1, 2}  # stratified: every class is tested
+    assert set(index.labels[split.val_indices]) == {0, 1, 2}  # ... and validated
     assert "group-stratified" in split.description and "seed" in split.description
+    assert "train /" in split.description and "val /" in split.description
+
+
+@pytest.mark.parametrize(("test_fraction", "val_fraction"), [(0.2, 0.2), (0.5, 0.5), (0.1, 0.25)])
+def test_fractions_set_the_test_and_validation_shares(ucf101_cache: Path, test_fraction: float, val_fraction: float) -> None:
+    index = read_cache_index(ucf101_cache)
+    split = choose_split(index, TrainConfig(test_fraction=test_fraction, val_fraction=val_fraction))
+    assert_three_way(index, split)
+    assert split.num_test / index.num_videos == pytest.approx(test_fraction, abs=0.1)
+    assert split.num_val / (split.num_train + split.num_val) == pytest.approx(val_fraction, abs=0.1)
+
+
+def test_val_fraction_zero_means_no_validation_set(ucf101_cache: Path) -> None:
+    index = read_cache_index(ucf101_cache)
+    with_validation, without = (choose_split(index, TrainConfig(val_fraction=fraction)) for fraction in (0.2, 0.0))
+    assert without.num_val == 0 and "val" not in without.subsets(index.num_videos)
+    np.testing.assert_array_equal(without.test_indices, with_validation.test_indices)  # the test set does not move
+    np.testing.assert_array_equal(without.train_indices, np.union1d(with_validation.train_indices, with_validation.val_indices))
+    assert "no validation" in without.description and "last epoch" in without.description
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [("test_fraction", 0.0, "--test-fraction must be in"), ("test_fraction", 0.6, "--test-fraction must be in"), ("val_fraction", -0.1, "--val-fraction must be in"), ("val_fraction", 0.7, "--val-fraction must be in")])
+def test_fractions_out_of_range_are_refused(option: str, value: float, message: str) -> None:
+    with pytest.raises(FeatcacheError, match=message):
+        TrainConfig(**{option: value})
 
 
 def test_auto_split_depends_on_seed_only(ucf101_cache: Path) -> None:
     index = read_cache_index(ucf101_cache)
     first, again, other = (choose_split(index, TrainConfig(seed=seed)) for seed in (0, 0, 5))
     np.testing.assert_array_equal(first.test_indices, again.test_indices)
+    np.testing.assert_array_equal(first.val_indices, again.val_indices)
     assert not np.array_equal(first.test_indices, other.test_indices)
 
 
 def test_ungrouped_videos_get_a_stratified_random_split(ungrouped_cache: Path) -> None:
     index = read_cache_index(ungrouped_cache)
-    split = choose_split(index, TrainConfig(val_fraction=0.2))
-    assert split.num_test == 6
+    split = choose_split(index, TrainConfig(test_fraction=0.2, val_fraction=0.25))
+    assert split.num_test == 6 and split.num_val == 6 and split.num_train == 18
+    assert_three_way(index, split)
     np.testing.assert_array_equal(np.bincount(index.labels[split.test_indices]), [2, 2, 2])
+    np.testing.assert_array_equal(np.bincount(index.labels[split.val_indices]), [2, 2, 2])
     assert "stratified random" in split.description
 
 
@@ -66,10 +106,12 @@ def test_ungrouped_videos_get_a_stratified_random_split(ungrouped_cache: Path) -
 def test_official_ucf101_split_holds_out_its_groups(ucf101_cache: Path, split_name: str, test_groups: range) -> None:
     index = read_cache_index(ucf101_cache)
     split = choose_split(index, TrainConfig(split=split_name))
+    assert_three_way(index, split)
     test_group_ids = {int(index.groups[row]) for row in split.test_indices}
-    train_group_ids = {int(index.groups[row]) for row in split.train_indices}
+    training_group_ids = {int(index.groups[row]) for row in np.concatenate([split.train_indices, split.val_indices])}
     assert test_group_ids == set(test_groups)
-    assert train_group_ids == set(range(1, 26)) - set(test_groups)
+    assert training_group_ids == set(range(1, 26)) - set(test_groups)
+    assert split.num_val > 0  # validation groups come out of the official training groups
     assert f"test groups {test_groups.start}-{test_groups.stop - 1}" in split.description
 
 
@@ -86,6 +128,7 @@ def test_testlist_file_holds_out_listed_videos(ucf101_cache: Path, tmp_path: Pat
     testlist.write_text("\n".join([listed[0].upper(), *listed[1:], "Other/v_Other_g01_c01.avi"]) + "\n")
     split = choose_split(index, TrainConfig(split_file=str(testlist)))
     assert sorted(index.paths[row] for row in split.test_indices) == sorted(listed)
+    assert_three_way(index, split)
     assert "1 listed video(s) not in the cache skipped" in split.description
 
 
@@ -95,7 +138,8 @@ def test_trainlist_file_trains_on_listed_videos(ucf101_cache: Path, tmp_path: Pa
     trainlist = tmp_path / "trainlist01.txt"
     trainlist.write_text("".join(f"{path} {index.class_names.index(path.split('/')[0]) + 1}\n" for path in listed))
     split = choose_split(index, TrainConfig(split_file=str(trainlist)))
-    assert sorted(index.paths[row] for row in split.train_indices) == sorted(listed)
+    assert sorted(index.paths[row] for row in np.concatenate([split.train_indices, split.val_indices])) == sorted(listed)
+    assert split.num_val > 0
     assert all("_g01_" in index.paths[row] for row in split.test_indices)
 
 
@@ -106,6 +150,29 @@ def test_csv_split_file(ucf101_cache: Path, tmp_path: Path) -> None:
     csv_path.write_text("path,subset\n" + "\n".join(rows) + "\n")
     split = choose_split(index, TrainConfig(split_file=str(csv_path)))
     np.testing.assert_array_equal(split.test_indices, np.arange(0, index.num_videos, 4))
+    assert split.num_val > 0  # no val rows in the file: validation is held out of its train rows
+    assert not set(split.val_indices) & set(split.test_indices) and not set(split.val_indices) & set(split.train_indices)
+
+
+def test_csv_split_file_val_rows_are_the_validation_set(ucf101_cache: Path, tmp_path: Path) -> None:
+    """A model folder's split.csv (train|val|test) reproduces its split; with --val-fraction 0 its val rows train."""
+    index = read_cache_index(ucf101_cache)
+    csv_path = tmp_path / "split.csv"
+    subsets = ["test" if row % 4 == 0 else "val" if row % 4 == 1 else "train" for row in range(index.num_videos)]
+    csv_path.write_text("path,subset\n" + "".join(f"{path},{subset}\n" for path, subset in zip(index.paths, subsets)))
+    split = choose_split(index, TrainConfig(split_file=str(csv_path)))
+    assert split.subsets(index.num_videos) == subsets
+    without = choose_split(index, TrainConfig(split_file=str(csv_path), val_fraction=0))
+    assert without.num_val == 0 and without.num_train == split.num_train + split.num_val
+
+
+def test_model_folder_split_csv_reproduces_the_split(ucf101_cache: Path, tmp_path: Path) -> None:
+    index = read_cache_index(ucf101_cache)
+    split = choose_split(index, TrainConfig(seed=4))
+    csv_path = tmp_path / "split.csv"
+    csv_path.write_text("path,subset\n" + "".join(f"{path},{subset}\n" for path, subset in zip(index.paths, split.subsets(index.num_videos))))
+    again = choose_split(index, TrainConfig(split_file=str(csv_path)))
+    assert again.subsets(index.num_videos) == split.subsets(index.num_videos)
 
 
 def test_csv_split_file_must_name_every_video(ucf101_cache: Path, tmp_path: Path) -> None:
@@ -131,12 +198,20 @@ def test_few_groups_hold_out_one_group(tmp_path: Path) -> None:
     """The demo data has 4 groups: fewer than the 5 folds of 20%, so one group's worth is held out."""
     cache_path = ucf101_like_cache(tmp_path / "four.h5", num_classes=3, num_groups=4, clips_per_group=3)
     index = read_cache_index(cache_path)
-    split = choose_split(index, TrainConfig(val_fraction=0.2))
-    sides = {}
-    for group, subset in zip(index.groups, split.subsets(index.num_videos)):
-        sides.setdefault(group, set()).add(subset)
-    assert all(len(subsets) == 1 for subsets in sides.values())
-    assert split.num_test == 9 and "only 4 groups" in split.description
+    split = choose_split(index, TrainConfig(test_fraction=0.2, val_fraction=0.2))
+    assert_three_way(index, split)
+    # Then validation: 3 training groups for 5 folds of 20%, so one of them is the validation set.
+    assert (split.num_train, split.num_val, split.num_test) == (18, 9, 9)
+    assert "only 4 groups" in split.description and "only 3 groups" in split.description
+
+
+def test_a_single_training_group_cannot_give_a_validation_set(tmp_path: Path) -> None:
+    cache_path = ucf101_like_cache(tmp_path / "two.h5", num_classes=2, num_groups=2, clips_per_group=3)
+    index = read_cache_index(cache_path)
+    with pytest.raises(FeatcacheError, match=r"training side.*no group can be held out.*--val-fraction 0"):
+        choose_split(index, TrainConfig(test_fraction=0.5))
+    split = choose_split(index, TrainConfig(test_fraction=0.5, val_fraction=0))
+    assert (split.num_train, split.num_val, split.num_test) == (6, 0, 6)
 
 
 def test_a_single_group_cannot_be_split(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import CacheFormatError, FeatcacheError, ModelDirError
 from featcache.heads import build_head
 from featcache.model_dir import HISTORY_COLUMNS, METADATA_KEYS, load_trained_model
-from featcache.train import KeepBestEpoch, train
+from featcache.train import KeepBestEpoch, load_training_data, score_accuracy, train
 
 SMALL_HEAD = HeadConfig(units=8, dense=8)
 QUICK = TrainConfig(epochs=3, batch_size=16)
@@ -58,15 +58,17 @@ def test_model_folder_holds_every_file(trained, small_cache: Path) -> None:
     assert (metadata["num_frames"], metadata["feature_dim"]) == (6, 8)
     assert metadata["extractor"]["name"] == "mobilenet_v2" and metadata["sampling"]["num_frames"] == 6
     assert metadata["cache"] == {"path": str(small_cache.resolve()), "num_videos": 60}
-    assert metadata["split"]["num_train"] + metadata["split"]["num_test"] == 60
+    assert metadata["split"]["num_train"] + metadata["split"]["num_val"] + metadata["split"]["num_test"] == 60
+    assert metadata["split"]["num_val"] > 0 and metadata["best_val_accuracy"] == trained.best_val_accuracy
     assert "group-stratified" in metadata["split"]["description"]
     with open(model_dir / "history.csv", newline="") as stream:
         history = list(csv.DictReader(stream))
     assert tuple(history[0]) == HISTORY_COLUMNS and [int(row["epoch"]) for row in history] == [1, 2, 3]
     with open(model_dir / "split.csv", newline="") as stream:
         split_rows = list(csv.DictReader(stream))
-    assert len(split_rows) == 60 and {row["subset"] for row in split_rows} == {"train", "test"}
-    assert sum(row["subset"] == "test" for row in split_rows) == metadata["split"]["num_test"]
+    assert len(split_rows) == 60 and {row["subset"] for row in split_rows} == {"train", "val", "test"}
+    for subset in ("train", "val", "test"):
+        assert sum(row["subset"] == subset for row in split_rows) == metadata["split"][f"num_{subset}"]
     assert (model_dir / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -78,20 +80,83 @@ def test_model_round_trip_gives_the_same_predictions(trained) -> None:
         loaded.model.predict([features, lengths], verbose=0), trained.model.predict([features, lengths], verbose=0), rtol=1e-6
     )
     assert loaded.class_names == ["ActionA", "ActionB", "ActionC"]
-    assert set(loaded.split.values()) == {"train", "test"} and len(loaded.split) == 60
+    assert set(loaded.split.values()) == {"train", "val", "test"} and len(loaded.split) == 60
 
 
 def test_best_epoch_is_the_restored_one(trained, small_cache: Path) -> None:
     val_accuracies = [row["val_accuracy"] for row in trained.history]
     assert trained.best_epoch == 1 + int(np.argmax(val_accuracies))
     assert trained.best_val_accuracy == max(val_accuracies)
-    # The kept weights score the best epoch's held-out accuracy.
-    from featcache.train import load_training_data
-
+    # The kept weights score the best epoch's validation accuracy on the validation videos.
     data = load_training_data(small_cache, QUICK)
-    (features, lengths), labels = data.test_inputs
-    predicted = trained.model.predict([features, lengths], verbose=0).argmax(axis=1)
-    assert np.mean(predicted == labels) == pytest.approx(trained.best_val_accuracy, abs=1e-6)
+    assert score_accuracy(trained.model, data, "val") == pytest.approx(trained.best_val_accuracy, abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def cache_with_misleading_test_groups(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 classes x 25 groups x 2 clips; the test groups of ucf101-1 (1-7) look like the next class."""
+    return ucf101_like_cache(tmp_path_factory.mktemp("cache") / "misleading.h5", num_groups=25, clips_per_group=2, mislabelled_groups=range(1, 8))
+
+
+@pytest.mark.parametrize("memory_budget_mb", [2048, 0], ids=["in-memory", "streamed"])
+def test_validation_not_test_picks_the_best_epoch(cache_with_misleading_test_groups: Path, tmp_path: Path, memory_budget_mb: int) -> None:
+    """Val and test disagree: learning lifts validation accuracy and sinks test accuracy, and val picks the epoch."""
+    train_config = TrainConfig(epochs=6, batch_size=16, learning_rate=0.01, split="ucf101-1", memory_budget_mb=memory_budget_mb)
+    result = train(cache_with_misleading_test_groups, tmp_path / "model", HeadConfig(head="meanpool", dense=8), train_config)
+    val_accuracies = [row["val_accuracy"] for row in result.history]
+    assert result.best_epoch == 1 + int(np.argmax(val_accuracies)) and result.best_val_accuracy == max(val_accuracies)
+    assert result.best_val_accuracy > 0.9  # the validation groups look like their classes
+    data = load_training_data(cache_with_misleading_test_groups, train_config)
+    assert score_accuracy(result.model, data, "test") < 0.2  # had test picked the epoch, the least trained one would win
+    assert set(data.split.test_indices).isdisjoint(np.concatenate([data.split.train_indices, data.split.val_indices]))
+
+
+@pytest.fixture
+def cache_with_nan_test_videos(tmp_path: Path) -> Path:
+    """3 classes x 10 groups x 2 clips; the test videos of ucf101-1 (groups 1-7) have NaN features."""
+    from featcache.cache import read_all_features, read_cache_index
+
+    source = ucf101_like_cache(tmp_path / "source.h5", num_classes=3, num_groups=10, clips_per_group=2)
+    index = read_cache_index(source)
+    features = read_all_features(source)
+    features[np.isin(np.array(index.groups, dtype=int), range(1, 8))] = np.nan
+    return write_cache(tmp_path / "nan.h5", features, index.lengths, index.labels, index.class_names, paths=index.paths, groups=index.groups)
+
+
+@pytest.mark.parametrize("memory_budget_mb", [2048, 0], ids=["in-memory", "streamed"])
+def test_training_and_epoch_selection_never_read_the_test_videos(cache_with_nan_test_videos: Path, tmp_path: Path, memory_budget_mb: int) -> None:
+    """A NaN feature read by training or validation would make a loss, a metric or a weight NaN."""
+    train_config = TrainConfig(epochs=2, batch_size=8, split="ucf101-1", memory_budget_mb=memory_budget_mb)
+    result = train(cache_with_nan_test_videos, tmp_path / "model", SMALL_HEAD, train_config)
+    assert result.split.num_val > 0 and result.split.num_test == 42
+    for row in result.history:
+        assert all(np.isfinite(row[key]) for key in ("loss", "accuracy", "val_loss", "val_accuracy")), row
+    assert all(np.isfinite(weights).all() for weights in result.model.get_weights())
+
+
+def test_val_fraction_zero_keeps_the_last_epoch(small_cache: Path, tmp_path: Path) -> None:
+    result = train(small_cache, tmp_path / "model", SMALL_HEAD, TrainConfig(epochs=3, batch_size=16, val_fraction=0))
+    assert result.best_epoch == 3 and result.best_val_accuracy is None and result.split.num_val == 0
+    assert all(row["val_loss"] is None and row["val_accuracy"] is None for row in result.history)
+    metadata = json.loads((tmp_path / "model" / "featcache.json").read_text())
+    assert (metadata["best_epoch"], metadata["best_val_accuracy"], metadata["split"]["num_val"]) == (3, None, 0)
+    assert "no validation" in metadata["split"]["description"]
+    with open(tmp_path / "model" / "history.csv", newline="") as stream:
+        assert all(row["val_accuracy"] == "" for row in csv.DictReader(stream))
+    assert set(load_trained_model(tmp_path / "model").split.values()) == {"train", "test"}
+
+
+def test_keep_best_epoch_without_validation_keeps_the_last_epoch() -> None:
+    model = build_head(SMALL_HEAD, num_frames=3, feature_dim=2, num_classes=2)
+    keeper = KeepBestEpoch(epochs=3, progress=None, validates=False)
+    keeper.set_model(model)
+    for epoch in range(3):
+        model.set_weights([np.full_like(weights, epoch) for weights in model.get_weights()])
+        keeper.on_epoch_begin(epoch)
+        keeper.on_epoch_end(epoch, {"loss": 1.0, "accuracy": 0.5})
+    keeper.on_train_end()
+    assert (keeper.best_epoch, keeper.best_val_accuracy) == (3, None)
+    assert all((weights == 2).all() for weights in model.get_weights())
 
 
 def test_keep_best_epoch_restores_an_earlier_epoch() -> None:
@@ -164,8 +229,12 @@ def test_foreign_out_folder_is_refused(small_cache: Path, tmp_path: Path) -> Non
 
 def test_previous_model_folder_is_overwritten(small_cache: Path, tmp_path: Path) -> None:
     train(small_cache, tmp_path / "model", SMALL_HEAD, TrainConfig(epochs=1))
+    report = tmp_path / "model" / "evaluation" / "small" / "report.json"  # `featcache evaluate` of the first model
+    report.parent.mkdir(parents=True)
+    report.write_text("{}")
     train(small_cache, tmp_path / "model", HeadConfig(head="meanpool", dense=8), TrainConfig(epochs=1))
     assert load_trained_model(tmp_path / "model").metadata["head"]["head"] == "meanpool"
+    assert not (tmp_path / "model" / "evaluation").exists()  # its reports described the previous model
 
 
 @pytest.mark.parametrize(
@@ -192,11 +261,15 @@ def test_loading_an_incomplete_folder_is_a_clear_error(trained, tmp_path: Path) 
 
 def test_train_command(small_cache: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        app, ["train", str(small_cache), "--out", str(tmp_path / "cli_model"), "--head", "meanpool", "--dense", "8", "--epochs", "2", "--seed", "3"]
-    )
+        app,
+        ["train", str(small_cache), "--out", str(tmp_path / "cli_model"), "--head", "meanpool", "--dense", "8", "--epochs", "2", "--seed", "3",
+         "--test-fraction", "0.3", "--val-fraction", "0.25"],
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "split: group-stratified" in result.output and "seed 3" in result.output
-    assert "epoch 2/2" in result.output and "best epoch" in result.output
+    assert "split: group-stratified" in result.output and "seed 3" in result.output and "30% held out for test" in result.output
+    assert "25% held out of the training videos" in result.output
+    assert "epoch 2/2" in result.output and "best epoch" in result.output and "validation accuracy" in result.output
+    assert f"featcache evaluate {tmp_path / 'cli_model'}" in result.output
     assert str(tmp_path / "cli_model") in result.output
     assert (tmp_path / "cli_model" / "featcache.json").is_file()
 
@@ -207,6 +280,8 @@ def test_train_command(small_cache: Path, tmp_path: Path) -> None:
         (["--epochs", "0"], "--epochs must be at least 1, got 0"),
         (["--head", "transformer"], "transformer"),
         (["--split", "ucf101-1", "--split-file", "testlist01.txt"], "pass only one"),
+        (["--test-fraction", "0"], "--test-fraction must be in (0, 0.5]"),
+        (["--val-fraction", "0.7"], "--val-fraction must be in [0, 0.5]"),
     ],
 )
 def test_train_command_rejects_bad_options(small_cache: Path, tmp_path: Path, arguments: list[str], message: str) -> None:

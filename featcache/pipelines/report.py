@@ -12,7 +12,8 @@ if typing.TYPE_CHECKING:
 
 
 def format_report_table(summary: PipelineSummary) -> str:
-    """One line per head: held-out accuracy, top-k, videos scored, best epoch, seconds per epoch, model folder."""
+    """One line per head: accuracy on the evaluated videos (the test videos by default), top-k, videos scored,
+    best epoch, seconds per epoch, model folder."""
     top_k = summary.heads[0].top_k if summary.heads else 1
     header = f"{'head':<16} {'accuracy':>8} {f'top-{top_k}':>6} {'videos':>6} {'best epoch':>10} {'s/epoch':>8}  model folder"
     lines = [header, "-" * len(header)]

@@ -38,7 +38,8 @@ MODELS_FOLDER_NAME = "models"
 
 @dataclass(frozen=True)
 class HeadOutcome:
-    """One head's row of the report: held-out scores of the kept epoch, and whether this run trained it."""
+    """One head's row of the report: scores of the kept epoch on the evaluated videos (the test videos by
+    default), and whether this run trained it."""
 
     name: str
     head: str
@@ -220,10 +221,12 @@ def _train_head(cache_path: Path, model_dir: Path, spec: HeadSpec, train_config:
     from featcache.train import train
 
     result = train(cache_path, model_dir, spec.config, train_config)
-    say(
-        f"train {spec.name}: best epoch {result.best_epoch}, held-out accuracy {result.best_val_accuracy:.3f} "
-        f"({result.seconds_per_epoch:.2f} s/epoch) -> {model_dir}"
+    kept = (
+        f"last epoch {result.best_epoch} (no validation set)"
+        if result.best_val_accuracy is None
+        else f"best epoch {result.best_epoch}, validation accuracy {result.best_val_accuracy:.3f}"
     )
+    say(f"train {spec.name}: {kept} ({result.seconds_per_epoch:.2f} s/epoch) -> {model_dir}")
 
 
 def _evaluate_head(spec: HeadSpec, model_dir: Path, cache_path: Path, evaluate_config: EvaluateConfig, trained: bool) -> HeadOutcome:

@@ -53,7 +53,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    """The options of `featcache evaluate`: which videos to score (test: the held-out split) and k of top-k."""
+    """The options of `featcache evaluate`: which videos to score (test: the split's test videos) and k of top-k."""
 
     split: str = "test"
     top_k: int | None = None
