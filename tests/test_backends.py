@@ -1,0 +1,47 @@
+"""The model code runs under Keras' JAX backend too (what benchmarks/gpu.sh uses on a GPU machine).
+
+Each backend needs a fresh process (KERAS_BACKEND is read once, at `import keras`), so the check runs a
+short script in a subprocess: embed with both Keras extractors, train the default head, reload, predict.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = """
+import json, sys
+from pathlib import Path
+import keras
+from featcache.config import EmbedConfig, ExtractorConfig, HeadConfig, SamplingConfig, TrainConfig
+from featcache.embed import embed
+from featcache.predict import predict_videos
+from featcache.train import train
+
+root, work = Path(sys.argv[1]), Path(sys.argv[2])
+results = {"backend": keras.backend.backend()}
+for name in ("mobilenet_v2", "scratch_cnn"):
+    config = EmbedConfig(extractor=ExtractorConfig(name=name, weights="random", image_size=32),
+                         sampling=SamplingConfig(num_frames=4), dtype="float32", batch_size=6)
+    results[name] = embed(root, work / f"{name}.h5", config).num_embedded
+trained = train(work / "scratch_cnn.h5", work / "model", HeadConfig(units=8, dense=8),
+                TrainConfig(epochs=2, batch_size=4, test_fraction=0.34, val_fraction=0.5))
+results["epochs"] = len(trained.history)
+predictions = predict_videos(work / "model", sorted(root.rglob("*.avi"))[:2], top_k=2)
+results["predicted"] = [len(prediction.top_k) for prediction in predictions]
+print(json.dumps(results))
+"""
+
+
+def test_embed_train_predict_under_jax(tiny_dataset: Path, tmp_path: Path) -> None:
+    environment = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    completed = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tiny_dataset), str(tmp_path)],
+        capture_output=True, text=True, env=environment, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert results == {"backend": "jax", "mobilenet_v2": 6, "scratch_cnn": 6, "epochs": 2, "predicted": [2, 2]}
