@@ -1,0 +1,88 @@
+"""What every `featcache` command shares: the typer app, quiet Keras import, errors as exit codes, progress.
+
+Exit codes: 0 success; 1 the run finished but some videos failed (listed); 2 bad options or input (one
+line, no traceback); 130 interrupted (finished work is kept).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter hides our output
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+import typer
+
+from featcache.errors import FeatcacheError, InputError
+
+if TYPE_CHECKING:
+    from featcache.embed import EmbedProgress
+
+EXIT_SOME_VIDEOS_FAILED = 1
+EXIT_USAGE = 2  # typer's own code for a usage error
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Embed video frames once with a frozen CNN into an HDF5 cache, then train sequence heads on it in seconds.",
+)
+
+
+@app.callback()
+def load_keras_quietly() -> None:
+    """Import Keras (and TensorFlow) before any command, with native stderr muted meanwhile.
+
+    TensorFlow's C++ code prints INFO lines while it loads, before any log level applies
+    (TF_CPP_MIN_LOG_LEVEL does not reach them); they would bury our one-line messages. Python
+    errors raised by the import still show: stderr is restored before they propagate.
+    """
+    saved_stderr = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import keras  # noqa: F401
+    finally:
+        os.dup2(saved_stderr, 2)
+        os.close(devnull)
+        os.close(saved_stderr)
+
+
+@contextlib.contextmanager
+def errors_as_exit_codes() -> Iterator[None]:
+    """Turn our errors into one line on stderr and an exit code (2 for bad input, 1 otherwise)."""
+    try:
+        yield
+    except InputError as err:
+        typer.secho(f"Error: {err}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    except FeatcacheError as err:
+        typer.secho(f"Error: {err}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+
+
+@contextlib.contextmanager
+def embed_progress_bar() -> Iterator[Callable[..., None]]:
+    """A progress bar (videos/s, ETA) on a terminal; silent when output goes to a file or pipe."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = [TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn()]
+    with Progress(*columns, disable=not sys.stderr.isatty(), console=None, transient=True) as bar:
+        task = bar.add_task("embed", total=None, rate="")
+
+        def report(progress: "EmbedProgress") -> None:
+            elapsed = bar.tasks[0].elapsed or 0.0
+            rate = f"{progress.num_done / elapsed:.1f} videos/s" if elapsed > 0 else ""
+            bar.update(task, completed=progress.num_done, total=progress.num_to_embed, rate=rate)
+
+        yield report

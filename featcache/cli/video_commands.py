@@ -1,0 +1,127 @@
+"""Stage-one commands: `embed`, `info`, `extractors`, `demo-data`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import typer
+
+from featcache.cli.common import (
+    EXIT_SOME_VIDEOS_FAILED,
+    app,
+    embed_progress_bar,
+    errors_as_exit_codes,
+)
+
+if TYPE_CHECKING:
+    from featcache.embed import EmbedSummary
+
+if TYPE_CHECKING:
+    pass
+
+
+
+def _extractor_names() -> list[str]:
+    from featcache.extractors import available_extractors
+
+    return list(available_extractors())
+
+
+@app.command("embed")
+def embed_command(
+    video_root: Path = typer.Argument(..., help="UCF101-layout folder VIDEO_ROOT/<ClassName>/<video>, or a CSV list path,label[,group]."),
+    out: Path = typer.Option(..., "--out", "-o", help="The HDF5 cache to write (resumed or extended if it exists)."),
+    extractor: str = typer.Option("mobilenet_v2", help="Frozen image model; `featcache extractors` lists them."),
+    weights: str = typer.Option("imagenet", help="'imagenet' (downloaded by Keras), 'random' (seeded by --seed), or a weights file."),
+    handle: Optional[str] = typer.Option(None, help="TF-Hub URL or local SavedModel folder (with --extractor tfhub)."),
+    frames: int = typer.Option(10, "--frames", "-t", help="Frames per video (T)."),
+    sampling: str = typer.Option("uniform", help="'uniform': T frames spread over the whole video; 'fps': one every 1/F s."),
+    fps: Optional[float] = typer.Option(None, help="Frames per second to take with --sampling fps."),
+    image_size: int = typer.Option(224, help="Frames are resized (whole frame) to this square size."),
+    batch_size: int = typer.Option(64, help="Frames per model call, gathered across videos."),
+    dtype: str = typer.Option("float16", help="Feature dtype in the cache: float16 or float32."),
+    compression: str = typer.Option("none", help="HDF5 compression of features: none, gzip or lzf."),
+    workers: int = typer.Option(0, help="Decoding threads; 0 = one per CPU core."),
+    seed: int = typer.Option(0, help="Seed of 'random' weights."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a cache written with other settings."),
+) -> None:
+    """Decode sampled frames of every video once, embed them with a frozen CNN, store them in one HDF5 cache.
+
+    Exit codes: 0 all videos embedded; 1 some videos failed (listed, the rest is in the cache);
+    2 bad options or input; 130 interrupted (finished videos are kept: re-run the same command to resume).
+    """
+    from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
+    from featcache.embed import embed
+
+    with errors_as_exit_codes():
+        config = EmbedConfig(
+            extractor=ExtractorConfig(name=extractor, weights=weights, handle=handle, image_size=image_size, seed=seed),
+            sampling=SamplingConfig(num_frames=frames, mode=sampling, fps=fps),
+            dtype=dtype,
+            compression=compression,
+            batch_size=batch_size,
+            num_decode_workers=workers,
+        )
+        try:
+            with embed_progress_bar() as report_progress:
+                summary = embed(video_root, out, config, overwrite=overwrite, progress=report_progress)
+        except KeyboardInterrupt:
+            typer.secho(f"Interrupted: finished videos are kept in {out}.parts; re-run the same command to resume.", err=True)
+            raise typer.Exit(130) from None
+    typer.echo(_embed_summary_line(summary))
+    for part in summary.unreadable_parts:
+        typer.secho(f"  an unreadable journal part was ignored (its videos were embedded again): {part}", err=True)
+    if summary.failures:
+        typer.secho(f"{len(summary.failures)} video(s) failed and are listed in the cache's failures:", fg=typer.colors.YELLOW, err=True)
+        for video_path, reason in sorted(summary.failures.items()):
+            typer.secho(f"  {video_path}: {reason}", err=True)
+        raise typer.Exit(EXIT_SOME_VIDEOS_FAILED)
+
+
+def _embed_summary_line(summary: "EmbedSummary") -> str:
+    return (
+        f"{summary.num_embedded} embedded, {summary.num_already_cached} already cached, {len(summary.failures)} failed "
+        f"of {summary.num_videos_found} videos in {summary.seconds:.1f} s "
+        f"(embedding {summary.videos_per_second:.1f} videos/s, {summary.frames_per_second:.0f} frames/s) -> "
+        f"{summary.cache_path} ({summary.num_videos_in_cache} videos, {summary.cache_size_bytes / 1e6:.1f} MB)"
+    )
+
+
+@app.command("info")
+def info_command(
+    cache: Path = typer.Argument(..., help="An HDF5 cache written by `featcache embed`."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Videos per class, dims, extractor, sampling, failures and size of a cache."""
+    from featcache.info import describe_cache, format_cache_description
+
+    with errors_as_exit_codes():
+        description = describe_cache(cache)
+    typer.echo(json.dumps(description, indent=2) if as_json else format_cache_description(description))
+
+
+@app.command("extractors")
+def extractors_command() -> None:
+    """List the extractors with their output dims."""
+    from featcache.extractors import available_extractors
+
+    for name, description in available_extractors().items():
+        typer.echo(f"{name:14s} {description}")
+
+
+@app.command("demo-data")
+def demo_data_command(
+    out_dir: Path = typer.Argument(..., help="Folder to write the synthetic UCF101-like dataset into."),
+    videos_per_class: int = typer.Option(12, help="Videos per class."),
+    seed: int = typer.Option(0, help="Seed of the synthetic videos."),
+) -> None:
+    """Write a small UCF101-like dataset of synthetic videos (3 classes), without network, in seconds."""
+    from featcache.demo_data import make_demo_data
+
+    with errors_as_exit_codes():
+        root = make_demo_data(out_dir, videos_per_class=videos_per_class, seed=seed)
+    typer.echo(f"demo videos in {root}")
+
+
