@@ -1,7 +1,9 @@
 """Section 3: what each cache dtype and compression costs on disk and in reading, to pick the default.
 
 The features are real extractor outputs (random-weight CNNs on the suite's videos, from the stage-one
-caches) tiled to more rows, written with featcache's own writer. Reads are what training does: an epoch
+caches) tiled to more rows and scaled by one factor to peak at FEATURE_PEAK, written with featcache's own
+writer. The scaling matters: random-init MobileNetV2 outputs ~1e-11, which float16 stores as zeros (and
+zeros compress to nothing); trained CNN features are of order 1. Zeros (ReLU) stay zeros. Reads are what training does: an epoch
 of random batches (`FeatureReader.read`, as `CacheBatches` streams them) and the one-shot load of a cache
 that fits in memory (`read_all_features`). Files were just written, so reads come from the page cache:
 this measures HDF5 and decompression, not the disk.
@@ -21,6 +23,7 @@ from featcache.cache import FeatureReader, read_all_features, read_cache_index, 
 from featcache.config import COMPRESSIONS, FEATURE_DTYPES, EmbedConfig, TrainConfig
 
 BYTES_PER_MB = 1e6
+FEATURE_PEAK = 6.0  # MobileNetV2's ReLU6 ceiling: a trained extractor's pooled features lie in [0, 6]
 # A compressed default must save this share of the bytes while keeping this share of the read speed.
 WORTHWHILE_SAVING = 0.30
 ACCEPTABLE_READ_SPEED = 0.80
@@ -94,7 +97,7 @@ def run_cache_formats(workspace: Workspace) -> SectionResult:
         embedded = read_all_features(cache_path)
         num_rows = sizes.format_rows[name]
         rows = np.arange(num_rows) % index.num_videos
-        features = embedded[rows]
+        features = embedded[rows] * (FEATURE_PEAK / float(embedded.max()))
         labels = [index.class_names[index.labels[row]] for row in rows]
         costs = [
             measure_format(workspace.folder / f"format_{name}_{dtype}_{compression}.h5", features, labels, dtype, compression, batch_size)
@@ -133,6 +136,7 @@ def run_cache_formats(workspace: Workspace) -> SectionResult:
         "Load all: `read_all_features`, what training does for a cache within its memory budget.",
         f"Rule for the default: the smaller dtype, uncompressed, unless a compression saves ≥ {WORTHWHILE_SAVING:.0%} of its bytes while reading at ≥ {ACCEPTABLE_READ_SPEED:.0%} of its speed. "
         "float16 keeps ~3 significant digits, well inside what a head trained on ReLU features needs; float32 doubles the bytes.",
-        "Random-weight CNN features compress differently from ImageNet-weight ones (sparsity after ReLU differs); rerun on real features before changing a default.",
+        f"Features: each extractor's outputs on the suite's videos, scaled to peak at {FEATURE_PEAK:g}. Random-weight CNN features compress differently from "
+        "ImageNet-weight ones (their sparsity after ReLU differs); rerun on real features before changing a default.",
     ]
     return SectionResult("3. Cache format: size and read speed", tables, targets)

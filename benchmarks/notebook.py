@@ -155,7 +155,10 @@ class _EpochTimes(keras.callbacks.Callback):
 
 @dataclass(frozen=True)
 class NotebookEpochs:
-    """Steady-state epoch seconds of the notebook's model.fit (one epoch = training + validation pass)."""
+    """Steady-state epoch seconds of the notebook's model.fit (one epoch = training + validation pass).
+
+    seconds_per_epoch: the fastest of the epochs timed (the least disturbed by other work on the machine).
+    """
 
     seconds_per_epoch: float
     num_epochs_measured: int
@@ -206,4 +209,4 @@ def time_notebook_epochs(
     )
     del model
     keras.backend.clear_session()
-    return NotebookEpochs(float(np.mean(epoch_times.seconds)), num_epochs, warmup_seconds, build_seconds)
+    return NotebookEpochs(min(epoch_times.seconds), num_epochs, warmup_seconds, build_seconds)

@@ -12,6 +12,9 @@ from featcache.videos import VideoEntry, find_videos
 
 # The extractors of the notebook's two experiments (issue 4): MobileNetV2 and its scratch CNN.
 EXTRACTORS = ("mobilenet_v2", "scratch_cnn")
+# Cache dtype per extractor with random weights: random-init MobileNetV2 outputs ~1e-11, which float16 would
+# store as zeros (featcache refuses that), so its caches are float32; the scratch CNN's fit float16 (the default).
+RANDOM_WEIGHTS_CACHE_DTYPES = {"mobilenet_v2": "float32", "scratch_cnn": "float16"}
 
 
 @dataclass(frozen=True)
@@ -21,10 +24,12 @@ class SuiteSizes:
     extractors: the extractors stage one embeds with and sections 1 and 3 compare (the first one's figures are the targets').
     videos: the one video set every section uses (growth takes its first 1/4, 1/2 and all).
     image_size, num_frames: the notebook's 224x224 and 10 frames per video.
-    val_fraction: held-out share of the group-aware split (one group of `videos.num_groups`).
-    notebook_batch_size: videos per notebook batch; the split's sides are multiples of it, so the
-      notebook's `len // batch_size` steps see every video.
-    notebook_epochs: notebook epochs timed; its 10-epoch and sweep figures are that epoch time multiplied.
+    test_fraction, val_fraction: the group-aware split (TrainConfig's): one group is the test set, never
+      used here; one group of the rest validates (picks the best epoch). An epoch is a training pass plus a
+      validation pass, on both the notebook's side and featcache's.
+    notebook_batch_size: videos per notebook batch; the train and validation sides are multiples of it,
+      so the notebook's `len // batch_size` steps see every video.
+    notebook_epochs: notebook epochs timed (the fastest counts); its 10-epoch and sweep figures are that epoch time multiplied.
     head_epochs: epochs of every featcache fit (the notebook's 10).
     sweep_size: head settings in the sweep (issue 4: 5); the first is the notebook's head, the second featcache's default.
     ucf101_cache: the random-feature cache sized like UCF101 split 1, trained for `ucf101_epochs` with the
@@ -39,6 +44,7 @@ class SuiteSizes:
     videos: VideoSetParameters
     image_size: int
     num_frames: int
+    test_fraction: float
     val_fraction: float
     notebook_batch_size: int
     notebook_epochs: int
@@ -58,30 +64,32 @@ class SuiteSizes:
         return EmbedConfig(
             extractor=ExtractorConfig(name=extractor_name, weights="random", image_size=self.image_size),
             sampling=SamplingConfig(num_frames=self.num_frames),
+            dtype=RANDOM_WEIGHTS_CACHE_DTYPES[extractor_name],
             num_decode_workers=num_decode_workers,
         )
 
     def train_config(self, **changes) -> TrainConfig:
-        return TrainConfig(**{"epochs": self.head_epochs, "val_fraction": self.val_fraction, **changes})
+        return TrainConfig(**{"epochs": self.head_epochs, "test_fraction": self.test_fraction, "val_fraction": self.val_fraction, **changes})
 
 
 FULL = SuiteSizes(
     extractors=EXTRACTORS,
-    videos=VideoSetParameters(num_classes=4, num_groups=4, clips_per_group=3, num_frames=186, width=320, height=240),
+    videos=VideoSetParameters(num_classes=4, num_groups=6, clips_per_group=2, num_frames=186, width=320, height=240),
     image_size=224,
     num_frames=10,
-    val_fraction=0.25,
-    notebook_batch_size=6,
-    notebook_epochs=1,
+    test_fraction=1 / 6,  # 32 train / 8 validation / 8 test videos
+    val_fraction=0.2,
+    notebook_batch_size=8,
+    notebook_epochs=2,
     head_epochs=10,
     sweep_size=5,
     ucf101_cache=ucf101_split1_cache_parameters(),
-    ucf101_epochs=2,
+    ucf101_epochs=3,
     ucf101_heads=2,
     format_rows={"mobilenet_v2": 2048, "scratch_cnn": 128},
     growth_multipliers=(1, 2, 4),
     growth_parallel_children=1,
-    streaming_rows=128,
+    streaming_rows=256,
     streaming_feature_dim=25088,  # scratch_cnn at 224x224
     streaming_budget_mb=64,
 )
@@ -89,9 +97,10 @@ FULL = SuiteSizes(
 # The smoke test's sizes: every code path once, as fast as Keras' graph building allows.
 QUICK = SuiteSizes(
     extractors=("scratch_cnn",),
-    videos=VideoSetParameters(num_classes=3, num_groups=2, clips_per_group=2, num_frames=24, width=64, height=48),
+    videos=VideoSetParameters(num_classes=3, num_groups=3, clips_per_group=1, num_frames=24, width=64, height=48),
     image_size=32,
     num_frames=4,
+    test_fraction=1 / 3,  # 3 train / 3 validation / 3 test videos
     val_fraction=0.5,
     notebook_batch_size=3,
     notebook_epochs=1,
