@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from featcache import __version__
-from featcache.cache import CacheIndex, FeatureReader, read_all_features, read_cache_index
+from featcache.cache import CacheIndex, FeatureReader, read_cache_index
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import InputError
 from featcache.heads import build_head, compile_head
@@ -123,10 +123,12 @@ def load_training_data(cache_path: Path, train_config: TrainConfig) -> TrainingD
     data = TrainingData(index=index, split=split, in_memory=False)
     data.in_memory = data.feature_megabytes <= train_config.memory_budget_mb
     if data.in_memory:
-        features = read_all_features(index.path)
-        data.train_inputs = _arrays(features, index, split.train_indices)
-        data.val_inputs = _arrays(features, index, split.val_indices) if split.num_val else None
-        data.test_inputs = _arrays(features, index, split.test_indices)
+        # Each side is read straight from the file: holding all features and then copies of the
+        # sides would double the peak memory.
+        with FeatureReader(index.path) as reader:
+            data.train_inputs = _arrays(reader, index, split.train_indices)
+            data.val_inputs = _arrays(reader, index, split.val_indices) if split.num_val else None
+            data.test_inputs = _arrays(reader, index, split.test_indices)
     return data
 
 
@@ -145,8 +147,8 @@ def check_trainable(index: CacheIndex) -> None:
         )
 
 
-def _arrays(features: np.ndarray, index: CacheIndex, rows: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
-    return (features[rows], index.lengths[rows]), index.labels[rows]
+def _arrays(reader: FeatureReader, index: CacheIndex, rows: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    return (reader.read(rows), index.lengths[rows]), index.labels[rows]
 
 
 def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainConfig, progress: Progress | None = None) -> TrainResult:
