@@ -6,6 +6,8 @@ so a test can read back which frame it got even through lossy MJPG compression (
 
 from __future__ import annotations
 
+import importlib
+
 import os
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-import featcache.embed as embed_module
+embed_module = importlib.import_module("featcache.embed")  # the module: featcache.embed is a function
 from featcache.config import ExtractorConfig
 from featcache.extractors import Extractor
 

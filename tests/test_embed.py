@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import json
 import shutil
 from pathlib import Path
@@ -16,7 +18,7 @@ from conftest import (
     write_video,
 )
 
-import featcache.embed as embed_module
+embed_module = importlib.import_module("featcache.embed")  # the module: featcache.embed is a function
 from featcache.cache import read_all_features, read_cache_index
 from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
 from featcache.embed import embed
@@ -272,9 +274,9 @@ def test_all_videos_failing_still_writes_a_cache_with_the_failures(tmp_path: Pat
 
 
 KILLED_RUN = """
-import os, sys
+import importlib, os, sys
 sys.path.insert(0, {tests_dir!r})
-import featcache.embed as embed_module
+embed_module = importlib.import_module("featcache.embed")
 from conftest import mean_colour_extractor
 from test_embed import FAKE_CONFIG
 
@@ -308,3 +310,10 @@ def test_killed_run_leaves_no_complete_looking_file_and_resumes(tiny_dataset: Pa
     summary = embed(tiny_dataset, cache_path, FAKE_CONFIG)
     assert summary.num_embedded == 6 - len(saved)
     assert read_cache_index(cache_path).num_videos == 6
+
+
+def test_the_package_exposes_embed_as_a_function(tiny_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
+    import featcache
+
+    summary = featcache.embed(tiny_dataset, tmp_path / "cache.h5", FAKE_CONFIG)
+    assert summary.num_embedded == 6 and featcache.read_cache_index(tmp_path / "cache.h5").num_videos == 6

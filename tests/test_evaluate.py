@@ -6,6 +6,8 @@ features (so every prediction is known from the cache contents) and a featcache.
 
 from __future__ import annotations
 
+import importlib
+
 import csv
 import json
 from pathlib import Path
@@ -16,7 +18,7 @@ import pytest
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, top_k_accuracy_score
 from typer.testing import CliRunner
 
-import featcache.evaluate as evaluate_module
+evaluate_module = importlib.import_module("featcache.evaluate")  # the module: featcache.evaluate is a function
 from featcache import __version__
 from featcache.cache import VideoRows, write_cache
 from featcache.cli import app

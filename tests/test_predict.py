@@ -8,7 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import write_video
-from test_evaluate import first_frame_softmax_model, write_model_folder, write_test_cache
+from test_evaluate import (
+    first_frame_softmax_model,
+    write_model_folder,
+    write_test_cache,
+)
 from typer.testing import CliRunner
 
 import featcache.batching as batching_module

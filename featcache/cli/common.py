@@ -6,10 +6,6 @@ line, no traceback); 130 interrupted (finished work is kept).
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter hides our output
-
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
@@ -31,25 +27,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Embed video frames once with a frozen CNN into an HDF5 cache, then train sequence heads on it in seconds.",
 )
-
-
-@app.callback()
-def load_keras_quietly() -> None:
-    """Import Keras (and TensorFlow) before any command, with native stderr muted meanwhile.
-
-    TensorFlow's C++ code prints INFO lines while it loads, before any log level applies
-    (TF_CPP_MIN_LOG_LEVEL does not reach them); they would bury our one-line messages. Python
-    errors raised by the import still show: stderr is restored before they propagate.
-    """
-    saved_stderr = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import keras  # noqa: F401
-    finally:
-        os.dup2(saved_stderr, 2)
-        os.close(devnull)
-        os.close(saved_stderr)
 
 
 @contextlib.contextmanager
