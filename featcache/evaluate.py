@@ -203,14 +203,31 @@ def select_videos(index: CacheIndex, split: dict[str, str], subset: str) -> tupl
 
     split: the model's split.csv, {cache path: "train" | "val" | "test"}; only "test" rows are held out (the
     validation rows picked the best epoch). The cache counts as the training cache when every path of the split
-    is in it (its features were already checked to match the model's).
+    is in it (its features were already checked to match the model's). Another cache can still share videos
+    with it (the same root re-embedded, a class subset, another dtype): by default its videos the model trained
+    or validated on are left out, since scoring them would inflate the accuracy.
     """
     if index.num_videos == 0:
         raise InputError(f"{index.path} holds no videos (every video failed to embed?); nothing to evaluate")
     is_training_cache = bool(split) and set(split) <= set(index.paths)
-    if subset == "all" or (subset == "default" and not is_training_cache):
-        reason = "the model was not trained on this cache" if subset == "default" else "--split all"
-        return np.arange(index.num_videos), "all", f"all {index.num_videos} videos of the cache ({reason})"
+    seen = np.array([split.get(path) in ("train", "val") for path in index.paths], dtype=bool)
+    num_seen = int(seen.sum())
+    if subset == "all":
+        seen_note = f", {num_seen} of which the model trained or validated on" if num_seen else ""
+        return np.arange(index.num_videos), "all", f"all {index.num_videos} videos of the cache (--split all{seen_note})"
+    if subset == "default" and not is_training_cache:
+        if num_seen == 0:
+            return np.arange(index.num_videos), "all", f"all {index.num_videos} videos of the cache (the model was not trained on this cache)"
+        unseen = np.flatnonzero(~seen).astype(np.int64)
+        if len(unseen) == 0:
+            raise InputError(
+                f"every one of the {index.num_videos} videos of {index.path} is a video the model trained or validated on "
+                "(see its split.csv), so none is left to evaluate fairly; evaluate another cache, or use --split all to score them anyway"
+            )
+        return unseen, "all", (
+            f"all {index.num_videos} videos of the cache except {num_seen} the model trained or validated on "
+            f"({len(unseen)} scored; the model was not trained on this cache, but it shares videos with the training cache)"
+        )
     if not is_training_cache:
         raise InputError(
             f"{index.path} is not the cache the model was trained on (its split.csv videos are not all in it), "

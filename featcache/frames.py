@@ -82,10 +82,13 @@ def read_sampled_frames(path: Path, sampling: SamplingConfig, image_size: int) -
     else:
         capture = _open_capture(path)
         try:
-            decode_pass = _decode_sequentially(capture, frame_indices)
+            # Stop where the first pass stopped: when a frame there failed to retrieve, the stream goes on, but
+            # the usable part of the video ended and the new indices were chosen from that count.
+            decode_pass = _decode_sequentially(capture, frame_indices, stop_after=num_decoded)
         finally:
             capture.release()
         if decode_pass.num_decoded != num_decoded:
+            # The file changed between the passes, or decodes differently the second time.
             raise VideoDecodeError(f"{path}: decoding stopped at frame {decode_pass.num_decoded} on the second pass, at frame {num_decoded} on the first")
         frames_bgr = decode_pass.frames
 
@@ -136,16 +139,17 @@ def _read_container_properties(capture: cv2.VideoCapture) -> tuple[float, int]:
     return video_fps, frame_count_hint
 
 
-def _decode_sequentially(capture: cv2.VideoCapture, frame_indices: np.ndarray) -> _DecodePass:
+def _decode_sequentially(capture: cv2.VideoCapture, frame_indices: np.ndarray, stop_after: int | None = None) -> _DecodePass:
     """Grab every frame to the end of the stream and retrieve (convert) only those at `frame_indices`.
 
     capture: freshly opened, positioned at the first frame; the caller releases it.
     frame_indices: int64, shape (length,), strictly increasing. Retrieved frames are uint8 BGR.
+    stop_after: grab at most this many frames (None: to the end of the stream).
     """
     wanted = set(frame_indices.tolist())
     frames: list[np.ndarray] = []
     frame_index = 0
-    while capture.grab():
+    while (stop_after is None or frame_index < stop_after) and capture.grab():
         if frame_index in wanted:
             retrieved, frame = capture.retrieve()
             if not retrieved:

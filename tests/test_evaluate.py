@@ -214,9 +214,40 @@ def test_default_subset_on_another_cache_is_all_its_videos(tmp_path: Path, train
     )  # fmt: skip
     report = evaluate(trained_model, other)
     assert (report.subset, report.num_videos, report.accuracy) == ("all", 4, 1.0)
-    assert "not trained on this cache" in report.subset_description
+    assert report.subset_description == "all 4 videos of the cache (the model was not trained on this cache)"
+    assert evaluate(trained_model, other, subset="all").subset_description == "all 4 videos of the cache (--split all)"
     with pytest.raises(InputError, match="use --split all"):
         evaluate(trained_model, other, subset="test")
+
+
+@pytest.fixture
+def training_cache_minus_one(tmp_path: Path) -> Path:
+    """The training_cache re-embedded after deleting its last video (v011, train): 11 videos, 3 test, 3 val, 5 train."""
+    labels = np.arange(11) % 3
+    return write_test_cache(tmp_path / "minus_one.h5", one_hot_first_frames(list(labels), 3), [CLASS_NAMES[label] for label in labels], CLASS_NAMES)
+
+
+def test_default_subset_on_a_cache_sharing_videos_leaves_out_the_seen_ones(trained_model: Path, training_cache_minus_one: Path) -> None:
+    report = evaluate(trained_model, training_cache_minus_one)
+    # Not the training cache (v011 is missing), so no test split; but its 8 train/val videos were seen.
+    assert (report.subset, report.num_videos) == ("all", 3)
+    assert "all 11 videos of the cache except 8 the model trained or validated on" in report.subset_description
+    assert [item.path for item in report.misclassified] == []
+    assert sum(metrics.support for metrics in report.per_class.values()) == 3
+
+
+def test_split_all_on_a_cache_sharing_videos_scores_them_and_says_so(trained_model: Path, training_cache_minus_one: Path) -> None:
+    report = evaluate(trained_model, training_cache_minus_one, subset="all")
+    assert (report.subset, report.num_videos) == ("all", 11)
+    assert "all 11 videos of the cache (--split all, 8 of which the model trained or validated on)" in report.subset_description
+
+
+def test_a_cache_of_only_seen_videos_is_an_error_by_default(tmp_path: Path, trained_model: Path) -> None:
+    paths = ["v001_Beta.avi", "v002_Gamma.avi"]  # val and train rows of the trained_model's split
+    cache = write_test_cache(tmp_path / "seen.h5", one_hot_first_frames([1, 2], 3), ["Beta", "Gamma"], CLASS_NAMES, paths=paths)
+    with pytest.raises(InputError, match="every one of the 2 videos .* trained or validated on.*--split all"):
+        evaluate(trained_model, cache)
+    assert evaluate(trained_model, cache, subset="all").num_videos == 2
 
 
 def test_classes_are_matched_by_name_across_class_orders(tmp_path: Path) -> None:
@@ -237,7 +268,8 @@ def test_classes_are_matched_by_name_across_class_orders(tmp_path: Path) -> None
 def test_a_cache_with_a_subset_of_the_classes(tmp_path: Path, trained_model: Path) -> None:
     cache_labels = ["Alpha", "Gamma", "Gamma"]
     features = one_hot_first_frames([CLASS_NAMES.index(label) for label in cache_labels], 3)
-    cache = write_test_cache(tmp_path / "no_beta.h5", features, cache_labels, ["Alpha", "Gamma"])
+    paths = ["n0_Alpha.avi", "n1_Gamma.avi", "n2_Gamma.avi"]  # none of the training cache's videos
+    cache = write_test_cache(tmp_path / "no_beta.h5", features, cache_labels, ["Alpha", "Gamma"], paths=paths)
 
     report = evaluate(trained_model, cache)
 

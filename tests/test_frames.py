@@ -231,3 +231,66 @@ def test_video_with_no_decodable_frame_is_an_error(numbered_video, monkeypatch):
     monkeypatch.setattr(frames_module, "_decode_sequentially", lambda capture, frame_indices: frames_module._DecodePass(frames=[], num_decoded=0))
     with pytest.raises(FeatcacheError, match="numbered.avi: no decodable frame"):
         read_sampled_frames(numbered_video, SamplingConfig(), image_size=32)
+
+
+class CaptureFailingToRetrieve:
+    """Wraps a cv2.VideoCapture whose retrieve() fails at frame `failing_index` (grab() still succeeds); counts opens.
+
+    A wrapper, not a subclass: Python subclasses of cv2.VideoCapture crash the interpreter when freed.
+    """
+
+    failing_index = None
+    num_opened = 0
+
+    def __init__(self, *args):
+        self._capture = REAL_VIDEO_CAPTURE(*args)
+        self._grabbed = 0
+        type(self).num_opened += 1
+
+    def grab(self):
+        grabbed = self._capture.grab()
+        self._grabbed += grabbed
+        return grabbed
+
+    def retrieve(self, *args):
+        if self._grabbed - 1 == self.failing_index:
+            return False, None
+        return self._capture.retrieve(*args)
+
+    def __getattr__(self, name):
+        return getattr(self._capture, name)
+
+
+@pytest.fixture
+def capture_failing_to_retrieve(monkeypatch):
+    """Make featcache open videos through a fresh CaptureFailingToRetrieve class; set failing_index."""
+    failing = type("FailingCapture", (CaptureFailingToRetrieve,), {})
+    monkeypatch.setattr(frames_module.cv2, "VideoCapture", failing)
+    return failing
+
+
+def test_a_frame_that_fails_to_retrieve_ends_the_video_on_both_passes(numbered_video, capture_failing_to_retrieve):
+    # The header's 12 frames give indices [0, 4, 7, 11]; frame 7 fails, so 7 frames are usable, which give other
+    # indices: the second pass must stop after those 7 frames too, not decode on to the end.
+    capture_failing_to_retrieve.failing_index = 7
+    sampled = read_sampled_frames(numbered_video, SamplingConfig(num_frames=4), image_size=32)
+    assert sampled.video_num_frames == 7
+    np.testing.assert_array_equal(sampled.frame_indices, [0, 2, 4, 6])
+    assert frame_numbers(sampled.frames) == [0, 2, 4, 6]
+    assert capture_failing_to_retrieve.num_opened == 2
+
+
+def test_a_video_that_changes_between_passes_is_an_error(numbered_video, capture_failing_to_retrieve, monkeypatch):
+    capture_failing_to_retrieve.failing_index = 7
+    real_decode = frames_module._decode_sequentially
+
+    def decode_then_truncate(capture, frame_indices, stop_after=None):
+        decode_pass = real_decode(capture, frame_indices, stop_after=stop_after)
+        if stop_after is None:
+            return decode_pass
+        # The second pass finds the file shorter than the first did.
+        return frames_module._DecodePass(frames=decode_pass.frames[:-1], num_decoded=stop_after - 2)
+
+    monkeypatch.setattr(frames_module, "_decode_sequentially", decode_then_truncate)
+    with pytest.raises(FeatcacheError, match="numbered.avi: decoding stopped at frame 5 on the second pass, at frame 7 on the first"):
+        read_sampled_frames(numbered_video, SamplingConfig(num_frames=4), image_size=32)
