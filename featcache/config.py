@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from featcache.errors import InputError
@@ -53,6 +54,9 @@ class ExtractorConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.weights not in ("imagenet", "random"):
+            # Stored with the cache and the model: an absolute path still names the file from another folder.
+            object.__setattr__(self, "weights", str(Path(self.weights).expanduser().absolute()))
         if self.image_size < 8:
             raise InputError(f"--image-size must be at least 8 pixels, got {self.image_size}")
 

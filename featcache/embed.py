@@ -28,7 +28,7 @@ from featcache.config import EmbedConfig
 from featcache.errors import CacheMismatchError, InputError, VideoDecodeError
 from featcache.extractors import Extractor, load_extractor
 from featcache.frames import SampledFrames
-from featcache.journal import Journal
+from featcache.journal import Journal, JournalContents
 from featcache.videos import VideoEntry, find_videos
 from featcache.weights import sha256_file
 
@@ -60,6 +60,8 @@ class EmbedSummary:
     embedding_seconds: float = 0.0  # decode + model only, without loading the model or writing the cache
     num_videos_in_cache: int = 0
     cache_size_bytes: int = 0
+    num_removed: int = 0  # cached videos whose file is gone, dropped from the cache
+    num_relabelled: int = 0  # cached videos whose label or group changed in the dataset
     unreadable_parts: list[str] = field(default_factory=list)
 
     @property
@@ -87,17 +89,18 @@ def embed(
     """
     started = time.perf_counter()
     cache_path = Path(cache_path)
-    _, entries = find_videos(Path(video_source))
+    root, entries = find_videos(Path(video_source))
+    cache_path.parent.mkdir(parents=True, exist_ok=True)  # a bad --out fails now, not after loading the model
+    remove_abandoned_cache_writes(cache_path)
     journal = Journal(cache_path)
-    if overwrite:
-        _remove_previous_output(cache_path, journal)
-    elif journal.folder.exists() and not journal.has_parts():
-        journal.remove()  # a run that stopped before finishing any video: nothing to resume or protect
-    existing = read_cache_index(cache_path) if cache_path.exists() else None
+    if journal.folder.exists() and (overwrite or not journal.has_parts()):
+        journal.remove()  # replaced settings, or a run that finished no video: nothing to resume
+    # With overwrite the old cache is ignored, not deleted: it stays until the new one replaces it.
+    existing = read_cache_index(cache_path) if cache_path.exists() and not overwrite else None
     _refuse_other_settings(existing, journal, config, cache_path)
 
-    journal_contents = journal.read_contents() if journal.exists() else None
-    done_paths = set(existing.paths if existing else []) | (journal_contents.embedded_paths if journal_contents else set())
+    journal_paths = journal.read_contents().embedded_paths if journal.exists() else set()
+    done_paths = set(existing.paths if existing else []) | journal_paths
     to_embed = [entry for entry in entries if entry.relative_path not in done_paths]
     summary = EmbedSummary(cache_path, len(entries), len(entries) - len(to_embed), 0, 0, {}, 0.0)
 
@@ -109,8 +112,8 @@ def embed(
             _embed_into_journal(to_embed, extractor, config, journal, summary, progress)
         finally:
             summary.embedding_seconds = time.perf_counter() - embedding_started
-    if journal.exists():
-        _finish_cache(cache_path, existing, journal, config, summary)
+    if journal.exists() or existing is not None:
+        _finish_cache(cache_path, existing, journal, DatasetView(root, entries), config, summary)
     summary.seconds = time.perf_counter() - started
     index = read_cache_index(cache_path) if cache_path.exists() else None
     summary.num_videos_in_cache = index.num_videos if index else 0
@@ -118,10 +121,37 @@ def embed(
     return summary
 
 
-def _remove_previous_output(cache_path: Path, journal: Journal) -> None:
-    if journal.folder.exists():
-        journal.remove()
-    cache_path.unlink(missing_ok=True)
+def remove_abandoned_cache_writes(cache_path: Path) -> None:
+    """Delete temporary cache files of writers that died (kill -9, power loss): each can be a full cache's size."""
+    for temporary in cache_path.parent.glob(f".{cache_path.name}.*.tmp"):
+        writer_pid = temporary.name.removeprefix(f".{cache_path.name}.").removesuffix(".tmp")
+        if writer_pid.isdigit() and not _process_is_running(int(writer_pid)):
+            temporary.unlink(missing_ok=True)
+
+
+def _process_is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by another user
+    return True
+
+
+@dataclass(frozen=True)
+class DatasetView:
+    """The dataset as found now: its root and its videos."""
+
+    root: Path
+    entries: list[VideoEntry]
+
+    @property
+    def by_path(self) -> dict[str, VideoEntry]:
+        return {entry.relative_path: entry for entry in self.entries}
+
+    def still_exists(self, relative_path: str) -> bool:
+        return (self.root / relative_path).exists()
 
 
 def _identity(provenance: dict[str, Any], config: EmbedConfig) -> dict[str, Any]:
@@ -231,11 +261,11 @@ def check_features_fit_dtype(features: np.ndarray, dtype: str, video_path: str) 
     peak = float(np.abs(features).max())
     limits = np.finfo(np.float16)
     if peak > limits.max:
-        raise InputError(f"{video_path}: features reach {peak:.3g}, beyond float16's range ({limits.max:.0f}); use --dtype float32")
+        raise InputError(f"{video_path}: features reach {peak:.3g}, beyond float16's range ({limits.max:.0f}); use --dtype float32 (with --overwrite if videos are already embedded)")
     if 0.0 < peak < limits.smallest_normal:
         raise InputError(
             f"{video_path}: features peak at {peak:.3g}, below float16's smallest normal number "
-            f"({limits.smallest_normal:.2g}), so the cache would hold zeros; use --dtype float32"
+            f"({limits.smallest_normal:.2g}), so the cache would hold zeros; use --dtype float32 (with --overwrite if videos are already embedded)"
         )
 
 
@@ -266,25 +296,40 @@ def _rows_from_videos(videos: list[tuple[VideoEntry, SampledFrames, np.ndarray]]
     )
 
 
-def _finish_cache(cache_path: Path, existing: CacheIndex | None, journal: Journal, config: EmbedConfig, summary: EmbedSummary) -> None:
-    """Merge the previous cache (if any) and the journal into a new cache file, then drop the journal."""
-    contents = journal.read_contents()
+def _finish_cache(
+    cache_path: Path, existing: CacheIndex | None, journal: Journal, dataset: DatasetView, config: EmbedConfig, summary: EmbedSummary
+) -> None:
+    """Merge the previous cache (if any) and the journal into a new cache file that matches the dataset now.
+
+    Videos whose file is gone (deleted, or its class folder renamed) leave the cache; videos still on disk
+    but not listed this time (a CSV naming a subset) stay. Labels and groups come from the dataset as
+    found now, so a relabelled CSV row or a moved group needs no re-embedding. The file is rewritten only
+    when something changed.
+    """
+    contents = journal.read_contents() if journal.exists() else JournalContents()
     summary.unreadable_parts = contents.unreadable_parts
-    identity = journal.read_identity()
-    new_paths = contents.embedded_paths
+    identity = journal.read_identity() if journal.exists() else {"extractor": existing.extractor, "sampling": existing.sampling}
+    current = dataset.by_path
     old_paths = set(existing.paths) if existing else set()
+    gone = {path for path in old_paths if path not in current and not dataset.still_exists(path)}
+    kept_paths = (old_paths - gone) | contents.embedded_paths
     old_failures = dict(existing.failures) if existing else {}
-    # A failure stands until the video embeds; this run retried every earlier failure still in the dataset.
-    failures = {path: reason for path, reason in {**old_failures, **contents.failures}.items() if path not in new_paths}
-    nothing_new = not new_paths and failures == old_failures and existing is not None
-    if not nothing_new:
+    # A failure stands until the video embeds or its file is gone; this run retried those it lists.
+    failures = {
+        path: reason
+        for path, reason in {**old_failures, **contents.failures}.items()
+        if path not in kept_paths and (path in current or dataset.still_exists(path))
+    }
+    summary.num_removed, summary.num_relabelled = len(gone), _count_relabelled(existing, current)
+    unchanged = existing is not None and not contents.embedded_paths and not gone and not summary.num_relabelled and failures == old_failures
+    if not unchanged:
+        old_labels = {path: existing.class_names[label] for path, label in zip(existing.paths, existing.labels)} if existing else {}
         old_rows = read_rows_in_blocks(cache_path) if existing else iter(())
-        old_labels = {existing.class_names[label] for label in existing.labels} if existing else set()
         write_cache(
             cache_path,
-            row_sources=itertools.chain(old_rows, journal.iter_rows(contents.parts)),
-            all_paths=sorted(old_paths | new_paths),
-            class_names=sorted(old_labels | contents.label_names),
+            row_sources=(_rows_as_listed_now(rows, current, gone) for rows in itertools.chain(old_rows, journal.iter_rows(contents.parts))),
+            all_paths=sorted(kept_paths),
+            class_names=sorted({current[path].label if path in current else old_labels[path] for path in kept_paths}),
             failures=sorted(failures.items()),
             attributes={"extractor": identity["extractor"], "sampling": identity["sampling"]},
             num_frames=config.sampling.num_frames,
@@ -292,4 +337,29 @@ def _finish_cache(cache_path: Path, existing: CacheIndex | None, journal: Journa
             dtype=config.dtype,
             compression=config.compression,
         )
-    journal.remove()
+    if journal.folder.exists():
+        journal.remove()
+
+
+def _count_relabelled(existing: CacheIndex | None, current: dict[str, VideoEntry]) -> int:
+    if existing is None:
+        return 0
+    return sum(
+        1
+        for path, label, group in zip(existing.paths, existing.labels, existing.groups)
+        if path in current and (current[path].label, current[path].group) != (existing.class_names[label], group)
+    )
+
+
+def _rows_as_listed_now(rows: VideoRows, current: dict[str, VideoEntry], gone: set[str]) -> VideoRows:
+    """Drop the rows of videos that are gone; take labels and groups from the dataset as found now."""
+    keep = np.array([path not in gone for path in rows.paths], dtype=bool)
+    arrays = {field.name: getattr(rows, field.name)[keep] for field in dataclasses.fields(rows) if isinstance(getattr(rows, field.name), np.ndarray)}
+    kept = [position for position, kept_row in enumerate(keep) if kept_row]
+    paths = [rows.paths[position] for position in kept]
+    return VideoRows(
+        **arrays,
+        paths=paths,
+        labels=[current[path].label if path in current else rows.labels[position] for path, position in zip(paths, kept)],
+        groups=[current[path].group if path in current else rows.groups[position] for path, position in zip(paths, kept)],
+    )

@@ -103,3 +103,19 @@ def test_demo_data_writes_a_ucf_layout(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     videos = sorted(path.relative_to(tmp_path / "demo").as_posix() for path in (tmp_path / "demo").rglob("*.avi"))
     assert len(videos) == 6 and all(video.split("/")[1].startswith("v_") for video in videos)
+
+
+def test_unwritable_out_exits_2_with_one_line(tiny_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    result = run("embed", tiny_dataset, "--out", tmp_path / "a-file" / "cache.h5", *SMALL)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("Error: ") and "a-file" in result.output and "Traceback" not in result.output
+    assert fake_extractor == []  # refused before loading the model
+
+
+def test_relative_weights_path_is_stored_absolute(tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cache (and a model trained on it) must still name the weights file when used from another folder."""
+    from featcache.config import ExtractorConfig
+
+    monkeypatch.chdir(tmp_path)
+    assert ExtractorConfig(name="scratch_cnn", weights="w.weights.h5").weights == str(tmp_path / "w.weights.h5")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -317,3 +318,53 @@ def test_the_package_exposes_embed_as_a_function(tiny_dataset: Path, tmp_path: P
 
     summary = featcache.embed(tiny_dataset, tmp_path / "cache.h5", FAKE_CONFIG)
     assert summary.num_embedded == 6 and featcache.read_cache_index(tmp_path / "cache.h5").num_videos == 6
+
+
+def test_cache_follows_deleted_renamed_and_relabelled_videos(tmp_path: Path, fake_extractor: list) -> None:
+    """Deleted files and a renamed class folder leave the cache; a CSV relabel needs no re-embedding."""
+    root = tmp_path / "videos"
+    for class_name in ("Alpha", "Beta"):
+        for group in (1, 2):
+            write_video(root / class_name / f"v_{class_name}_g{group:02d}_c01.avi", numbered_frames(4))
+    cache_path = tmp_path / "cache.h5"
+    embed(root, cache_path, FAKE_CONFIG)
+    (root / "Alpha" / "v_Alpha_g02_c01.avi").unlink()
+    (root / "Beta").rename(root / "Gamma")
+    summary = embed(root, cache_path, FAKE_CONFIG)
+    assert (summary.num_embedded, summary.num_removed) == (2, 3)
+    index = read_cache_index(cache_path)
+    assert index.paths == ["Alpha/v_Alpha_g01_c01.avi", "Gamma/v_Beta_g01_c01.avi", "Gamma/v_Beta_g02_c01.avi"]
+    assert index.class_names == ["Alpha", "Gamma"]
+
+    listing = tmp_path / "videos" / "list.csv"
+    listing.write_text("path,label,group\nAlpha/v_Alpha_g01_c01.avi,Delta,7\nGamma/v_Beta_g01_c01.avi,Gamma,1\n")
+    relabelled = embed(listing, cache_path, FAKE_CONFIG)
+    assert (relabelled.num_embedded, relabelled.num_relabelled, relabelled.num_removed) == (0, 1, 0)
+    index = read_cache_index(cache_path)
+    assert index.num_videos == 3  # Gamma/v_Beta_g02 is not listed but still on disk: it stays
+    assert index.class_names == ["Delta", "Gamma"] and index.groups[0] == "7"
+
+
+def test_overwrite_that_fails_keeps_the_old_cache(tiny_dataset: Path, tmp_path: Path, fake_extractor: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache_path = tmp_path / "cache.h5"
+    embed(tiny_dataset, cache_path, FAKE_CONFIG)
+    before = cache_path.read_bytes()
+
+    def unavailable(config: ExtractorConfig) -> Extractor:
+        raise InputError("weights unavailable")
+
+    monkeypatch.setattr(embed_module, "load_extractor", unavailable)
+    with pytest.raises(InputError, match="weights unavailable"):
+        embed(tiny_dataset, cache_path, EmbedConfig(**{**FAKE_CONFIG.__dict__, "dtype": "float32"}), overwrite=True)
+    assert cache_path.read_bytes() == before
+
+
+def test_abandoned_cache_writes_are_removed(tiny_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
+    """A writer killed mid-write leaves .cache.h5.<pid>.tmp: the next run deletes it (not a live writer's)."""
+    cache_path = tmp_path / "cache.h5"
+    dead_writer = tmp_path / ".cache.h5.999999999.tmp"
+    live_writer = tmp_path / f".cache.h5.{os.getppid()}.tmp"  # a running process, not this one
+    dead_writer.write_bytes(b"half a cache")
+    live_writer.write_bytes(b"being written")
+    embed(tiny_dataset, cache_path, FAKE_CONFIG)
+    assert not dead_writer.exists() and live_writer.exists()

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 EXIT_SOME_VIDEOS_FAILED = 1
 EXIT_USAGE = 2  # typer's own code for a usage error
+EXIT_INTERRUPTED = 130  # the shell's code for a SIGINT death
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -31,15 +32,22 @@ app = typer.Typer(
 
 @contextlib.contextmanager
 def errors_as_exit_codes() -> Iterator[None]:
-    """Turn our errors into one line on stderr and an exit code (2 for bad input, 1 otherwise)."""
+    """Turn our errors into one line on stderr and an exit code (2 for bad input, 1 otherwise).
+
+    OSError too: an unwritable --out or a full disk is the user's to fix, and a traceback hides the path.
+    Ctrl-C exits 130 without a traceback; what a command had finished is kept (embed's journal).
+    """
     try:
         yield
-    except InputError as err:
+    except (InputError, OSError) as err:
         typer.secho(f"Error: {err}", fg=typer.colors.RED, err=True)
         raise typer.Exit(EXIT_USAGE) from None
     except FeatcacheError as err:
         typer.secho(f"Error: {err}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.secho("Interrupted.", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 @contextlib.contextmanager

@@ -81,8 +81,10 @@ def embed_command(
 
 
 def _embed_summary_line(summary: "EmbedSummary") -> str:
+    changes = f", {summary.num_removed} removed (their files are gone)" if summary.num_removed else ""
+    changes += f", {summary.num_relabelled} relabelled" if summary.num_relabelled else ""
     return (
-        f"{summary.num_embedded} embedded, {summary.num_already_cached} already cached, {len(summary.failures)} failed "
+        f"{summary.num_embedded} embedded, {summary.num_already_cached} already cached, {len(summary.failures)} failed{changes} "
         f"of {summary.num_videos_found} videos in {summary.seconds:.1f} s "
         f"(embedding {summary.videos_per_second:.1f} videos/s, {summary.frames_per_second:.0f} frames/s) -> "
         f"{summary.cache_path} ({summary.num_videos_in_cache} videos, {summary.cache_size_bytes / 1e6:.1f} MB)"
