@@ -102,6 +102,9 @@ def predict_videos(model_dir: Path, video_paths: list[Path], top_k: int = DEFAUL
     extractor = load_extractor(extractor_config)
     check_extractor_matches(extractor, trained.metadata)
     num_frames = int(trained.metadata["num_frames"])
+    # The head was trained on features stored as the cache's dtype (float16 by default); round new ones alike.
+    # Model folders from before featcache.json recorded it saw the features unrounded.
+    cache_dtype = np.dtype(trained.metadata.get("cache_dtype", "float32"))
 
     entries = [VideoEntry(path=Path(path), relative_path=str(path), label="", group="") for path in video_paths]
     decoded = decode_videos(entries, sampling, extractor_config.image_size, num_workers=os.cpu_count() or 1)
@@ -114,7 +117,7 @@ def predict_videos(model_dir: Path, video_paths: list[Path], top_k: int = DEFAUL
         if isinstance(features, VideoDecodeError):
             outcomes[position] = VideoPrediction(path=str(entry.path), error=str(features))
             continue
-        waiting.append((position, features))
+        waiting.append((position, features.astype(cache_dtype).astype(np.float32)))
         if len(waiting) == VIDEOS_PER_HEAD_CALL:
             outcomes.update(_classify(trained.model, waiting, num_frames))
             waiting.clear()

@@ -334,6 +334,7 @@ def model_metadata(index: CacheIndex, split: Split, head_config: HeadConfig, tra
         "class_names": list(index.class_names),
         "num_frames": index.num_frames,
         "feature_dim": index.feature_dim,
+        "cache_dtype": index.dtype,  # predict rounds new features the same way the head saw them
         "extractor": index.extractor,
         "sampling": index.sampling,
         "cache": {"path": str(Path(index.path).resolve()), "num_videos": index.num_videos},

@@ -193,3 +193,21 @@ def test_cli_missing_model_folder_exits_2(tmp_path: Path, colour_videos: list[Pa
     result = CliRunner().invoke(app, ["predict", str(tmp_path / "nowhere"), str(colour_videos[0])])
     assert result.exit_code == 2
     assert "no such model folder" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("cache_dtype", ["float16", "float32"])
+def test_new_features_are_rounded_like_the_training_cache(monkeypatch, colour_model: Path, colour_videos: list[Path], cache_dtype: str) -> None:
+    """The head saw features stored as the cache dtype; predict rounds new ones the same way."""
+    feature = np.float32(1 / 3)  # not a float16 number: rounding shows in the probabilities
+    metadata_path = colour_model / "featcache.json"
+    metadata = json.loads(metadata_path.read_text())
+    metadata_path.write_text(json.dumps({**metadata, "cache_dtype": cache_dtype}))
+    constant = Extractor("scratch_cnn", 16, 3, lambda frames: np.full((len(frames), 3), [feature, 0, 0], np.float32), {"weights_sha256": "c0ffee"})
+    monkeypatch.setattr(predict_module, "load_extractor", lambda config: constant)
+
+    (prediction,) = predict_videos(colour_model, colour_videos[:1], top_k=3)
+
+    seen = np.float32(np.float16(feature)) if cache_dtype == "float16" else feature
+    logits = 10 * np.array([seen, 0, 0], dtype=np.float64)
+    expected = np.exp(logits) / np.exp(logits).sum()
+    np.testing.assert_allclose(dict(prediction.top_k)["Red"], expected[0], rtol=1e-6)

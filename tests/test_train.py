@@ -12,6 +12,7 @@ import pytest
 from cache_fixtures import ucf101_like_cache, write_cache
 from typer.testing import CliRunner
 
+from featcache.cache import read_cache_index
 from featcache.cli import app
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import CacheFormatError, FeatcacheError, ModelDirError
@@ -56,6 +57,7 @@ def test_model_folder_holds_every_file(trained, small_cache: Path) -> None:
     assert metadata["training"]["epochs"] == 3 and metadata["training"]["seed"] == 0
     assert metadata["class_names"] == ["ActionA", "ActionB", "ActionC"]
     assert (metadata["num_frames"], metadata["feature_dim"]) == (6, 8)
+    assert metadata["cache_dtype"] == read_cache_index(small_cache).dtype
     assert metadata["extractor"]["name"] == "mobilenet_v2" and metadata["sampling"]["num_frames"] == 6
     assert metadata["cache"] == {"path": str(small_cache.resolve()), "num_videos": 60}
     assert metadata["split"]["num_train"] + metadata["split"]["num_val"] + metadata["split"]["num_test"] == 60
