@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -93,11 +92,6 @@ def config_from_dict(config_class: type[ConfigT], saved: dict[str, Any]) -> Conf
     if unknown:
         raise InputError(f"{config_class.__name__}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     return config_class(**saved)
-
-
-def config_to_json(config: Any) -> str:
-    """A stable JSON text of a config dataclass (sorted keys), for files and attributes."""
-    return json.dumps(dataclasses.asdict(config), sort_keys=True)
 
 
 HEAD_NAMES = ("lstm", "gru", "meanpool")  # mirrors featcache.heads.HEADS (kept here so configs import no Keras)

@@ -23,12 +23,6 @@ if TYPE_CHECKING:
 
 
 
-def _extractor_names() -> list[str]:
-    from featcache.extractors import available_extractors
-
-    return list(available_extractors())
-
-
 @app.command("embed")
 def embed_command(
     video_root: Path = typer.Argument(..., help="UCF101-layout folder VIDEO_ROOT/<ClassName>/<video>, or a CSV list path,label[,group]."),
