@@ -167,6 +167,7 @@ def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainCon
     callbacks: list[keras.callbacks.Callback] = [best_epoch]
     if train_config.tensorboard_dir is not None:
         callbacks.append(tensorboard_callback(train_config.tensorboard_dir))
+    class_weight = training_class_weights(index.labels[data.split.train_indices], len(index.class_names), train_config.class_weight)
     if data.in_memory:
         (train_features, train_lengths), train_labels = data.train_inputs
         validation_data = None
@@ -181,6 +182,7 @@ def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainCon
             shuffle=True,
             validation_data=validation_data,
             callbacks=callbacks,
+            class_weight=class_weight,
             verbose=0,
         )
     else:
@@ -190,7 +192,10 @@ def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainCon
             for rows, shuffle in sides
         ]
         try:
-            model.fit(batches[0], epochs=train_config.epochs, validation_data=batches[1] if validates else None, callbacks=callbacks, verbose=0)
+            model.fit(
+                batches[0], epochs=train_config.epochs, validation_data=batches[1] if validates else None,
+                callbacks=callbacks, class_weight=class_weight, verbose=0,
+            )  # fmt: skip
         finally:
             for batch_source in batches:
                 batch_source.close()
@@ -203,6 +208,20 @@ def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainCon
         num_parameters=int(model.count_params()),
         split=data.split,
     )
+
+
+def training_class_weights(train_labels: np.ndarray, num_classes: int, mode: str) -> dict[int, float] | None:
+    """Keras' class_weight for `mode` ("none": None; "balanced": {class: n / (num_classes * n_class)}).
+
+    Counted on the training videos only (validation and test videos are not trained on). Every class has
+    training videos here (the split is stratified and check_trainable refuses empty classes); a class that
+    still has none gets weight 0, since nothing of it is trained on.
+    """
+    if mode == "none":
+        return None
+    counts = np.bincount(np.asarray(train_labels, dtype=np.int64), minlength=num_classes)
+    weights = np.where(counts > 0, len(train_labels) / (num_classes * np.maximum(counts, 1)), 0.0)
+    return {label: float(weight) for label, weight in enumerate(weights)}
 
 
 def score_accuracy(model: keras.Model, data: TrainingData, subset: str = "test") -> float:
@@ -310,6 +329,9 @@ def train(
             f"{data.feature_megabytes:.1f} MB as float32, {where}"
         )
         progress(f"split: {data.split.description}")
+        if train_config.class_weight != "none":
+            weights = training_class_weights(index.labels[data.split.train_indices], len(index.class_names), train_config.class_weight)
+            progress("class weights (balanced): " + ", ".join(f"{name} {weights[label]:.2f}" for label, name in enumerate(index.class_names)))
         progress(f"head: {head_config.head} ({', '.join(f'{key}={value}' for key, value in asdict(head_config).items() if key != 'head')})")
     result = fit_head(data, head_config, train_config, progress)
     result.metadata = model_metadata(index, data.split, head_config, train_config, result)
