@@ -8,6 +8,7 @@ Nothing here imports TensorFlow (benchmarks/gpu.py runs where it is absent).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -239,3 +240,22 @@ def permuted_segments(num_per_class: int, num_classes: int = 6, num_segments: in
         offset = 0.5 * rng.normal(size=feature_dim)
         features[row, :length] = prototypes[segment_of_frame] + offset + noise * rng.normal(size=(length, feature_dim))
     return features, lengths, labels
+
+
+def write_feature_cache(path: Path, features: np.ndarray, lengths: np.ndarray, labels: np.ndarray, class_names: list[str], dtype: str = "float32") -> Path:
+    """A cache of given feature sequences (N, T, D), real up to each length, no groups (a stratified random split)."""
+    rows = rows_from_features(np.asarray(features, dtype=dtype), [class_names[label] for label in labels])
+    is_padding = np.arange(features.shape[1])[None, :] >= np.asarray(lengths)[:, None]
+    rows = dataclasses.replace(
+        rows,
+        lengths=np.asarray(lengths, dtype=np.int32),
+        frame_indices=np.where(is_padding, -1, rows.frame_indices).astype(np.int32),
+        timestamps_ms=np.where(is_padding, -1.0, rows.timestamps_ms).astype(np.float32),
+        groups=[""] * len(labels),
+    )
+    attributes = {
+        "extractor": {"name": "synthetic", "weights": "none", "feature_dim": int(features.shape[2])},
+        "sampling": {"num_frames": int(features.shape[1]), "mode": "uniform", "fps": None},
+    }
+    write_cache(path, [rows], rows.paths, sorted(class_names), [], attributes, features.shape[1], features.shape[2], dtype)
+    return path

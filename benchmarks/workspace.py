@@ -38,6 +38,8 @@ class SuiteSizes:
     growth_multipliers: sizes of the growth benchmark, as multiples of its smallest.
     growth_parallel_children: growth child processes run at once; 1 for figures (more only to make the smoke test quick).
     streaming_rows: rows of the smallest scratch_cnn-sized cache that is streamed (memory budget below it).
+    heads_*: the heads section (benchmarks/heads.py): demo videos per class and epochs, the order-only set
+      (classes, videos per class, segments) and epochs, and the seeds each head trains from.
     """
 
     extractors: tuple[str, ...]
@@ -59,6 +61,11 @@ class SuiteSizes:
     streaming_rows: int
     streaming_feature_dim: int
     streaming_budget_mb: int
+    heads_demo_videos_per_class: int = 32
+    heads_demo_epochs: int = 60
+    heads_order_only: tuple[int, int, int] = (12, 50, 4)  # classes, videos per class, segments
+    heads_order_only_epochs: int = 30
+    heads_seeds: tuple[int, ...] = (0, 1, 2)
 
     def embed_config(self, extractor_name: str, num_decode_workers: int = 0) -> EmbedConfig:
         return EmbedConfig(
@@ -117,6 +124,11 @@ QUICK = SuiteSizes(
     streaming_rows=16,
     streaming_feature_dim=512,  # scratch_cnn at 32x32
     streaming_budget_mb=0,
+    heads_demo_videos_per_class=8,
+    heads_demo_epochs=2,
+    heads_order_only=(3, 8, 3),
+    heads_order_only_epochs=2,
+    heads_seeds=(0,),
 )
 
 
