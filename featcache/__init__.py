@@ -7,6 +7,7 @@ The public surface (the CLI is a thin layer over these):
     featcache.evaluate("model_dir", "cache.h5")
     featcache.compare_heads("cache.h5", ["lstm", "meanpool"], {}, TrainConfig())
     featcache.predict_videos("model_dir", ["new.avi"])
+    featcache.dataset("cache.h5", subset="train", format="tf")             # your own training loop
     featcache.run_pipeline(featcache.load_pipeline("demo"))
 """
 
@@ -42,6 +43,7 @@ _import_keras_quietly()
 from featcache.cache import CacheIndex, FeatureReader, read_cache_index  # noqa: E402
 from featcache.compare import compare_heads  # noqa: E402
 from featcache.config import EmbedConfig, ExtractorConfig, HeadConfig, SamplingConfig, TrainConfig  # noqa: E402
+from featcache.dataset import dataset  # noqa: E402
 from featcache.demo_data import make_demo_data  # noqa: E402
 from featcache.embed import embed  # noqa: E402
 from featcache.errors import FeatcacheError  # noqa: E402
@@ -61,6 +63,7 @@ __all__ = [
     "SamplingConfig",
     "TrainConfig",
     "compare_heads",
+    "dataset",
     "describe_cache",
     "embed",
     "evaluate",

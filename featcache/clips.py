@@ -1,0 +1,62 @@
+"""Which stored frames make up a T-frame clip of a cached video: segment-based sampling, as in TSN.
+
+A video with `length` stored frames is cut into T equal segments; a clip takes one frame from each, in order.
+"uniform" takes each segment's frame at the same relative `offset` (0.5: its centre); "random" takes a random
+frame of each segment (a new view of every video every epoch, with no decoding: Wang et al., "Temporal Segment
+Networks", ECCV 2016). A video with fewer than T stored frames gives all of them, in order, and is padded
+(its clip length is its stored length), the same as a short video in the cache itself.
+Nothing here reads the cache: positions are indices into each video's stored frames.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from featcache.errors import InputError
+
+CLIP_SAMPLINGS = ("uniform", "random")
+
+
+def clip_positions(lengths: np.ndarray, num_frames: int, mode: str = "uniform", rng: np.random.Generator | None = None, offset: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Stored-frame positions of one T-frame clip per video, and the clips' lengths.
+
+    lengths: int (N,), each video's stored frames (at least 1). num_frames: T.
+    mode: "uniform" (each segment's frame at `offset` in [0, 1)) or "random" (drawn from `rng`).
+    Returns positions int64 (N, T), sorted along each row, 0 where padded; clip lengths int32 (N,) = min(length, T).
+    """
+    if mode not in CLIP_SAMPLINGS:
+        raise InputError(f"unknown clip sampling {mode!r}; choose one of {', '.join(CLIP_SAMPLINGS)}")
+    if num_frames < 1:
+        raise InputError(f"--frames must be at least 1 to sample clips, got {num_frames}")
+    if not 0.0 <= offset < 1.0:
+        raise InputError(f"a clip offset must be in [0, 1), got {offset}")
+    lengths = np.maximum(np.asarray(lengths, dtype=np.int64), 1)
+    segment = np.arange(num_frames, dtype=np.float64)[None, :]
+    if mode == "random":
+        if rng is None:
+            raise InputError("random clip sampling needs a seeded random generator")
+        within = rng.random((len(lengths), num_frames))
+    else:
+        within = np.full((len(lengths), num_frames), offset)
+    # Segment k covers [k * L / T, (k + 1) * L / T); floor keeps the position inside it and below L.
+    positions = np.floor((segment + within) * lengths[:, None] / num_frames).astype(np.int64)
+    positions = np.minimum(positions, lengths[:, None] - 1)
+    is_short = lengths < num_frames
+    if is_short.any():
+        every_frame = np.broadcast_to(np.arange(num_frames, dtype=np.int64), positions.shape)
+        positions[is_short] = np.where(every_frame[is_short] < lengths[is_short, None], every_frame[is_short], 0)
+    return positions, np.minimum(lengths, num_frames).astype(np.int32)
+
+
+def evenly_spaced_offsets(num_clips: int) -> list[float]:
+    """The `offset`s of K evenly offset uniform clips: (k + 0.5) / K, so K = 1 is the centred clip."""
+    if num_clips < 1:
+        raise InputError(f"--test-clips must be at least 1, got {num_clips}")
+    return [(clip + 0.5) / num_clips for clip in range(num_clips)]
+
+
+def gather_clips(features: np.ndarray, positions: np.ndarray, clip_lengths: np.ndarray) -> np.ndarray:
+    """features (N, T_stored, D) -> (N, T, D) at `positions`, zero beyond each clip length (as the cache pads)."""
+    clips = np.take_along_axis(features, positions[:, :, None], axis=1)
+    clips[np.arange(positions.shape[1])[None, :] >= clip_lengths[:, None]] = 0.0
+    return clips
