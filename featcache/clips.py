@@ -1,6 +1,7 @@
 """Which stored frames make up a T-frame clip of a cached video: segment-based sampling, as in TSN.
 
-A video with `length` stored frames is cut into T equal segments; a clip takes one frame from each, in order.
+A video with `length` stored frames is cut into T equal segments (whole frames: segment k starts at
+floor(k * length / T)); a clip takes one frame from each, in order.
 "uniform" takes each segment's frame at the same relative `offset` (0.5: its centre); "random" takes a random
 frame of each segment (a new view of every video every epoch, with no decoding: Wang et al., "Temporal Segment
 Networks", ECCV 2016). A video with fewer than T stored frames gives all of them, in order, and is padded
@@ -12,9 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from featcache.config import CLIP_SAMPLINGS
 from featcache.errors import InputError
-
-CLIP_SAMPLINGS = ("uniform", "random")
 
 
 def clip_positions(lengths: np.ndarray, num_frames: int, mode: str = "uniform", rng: np.random.Generator | None = None, offset: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
@@ -31,16 +31,17 @@ def clip_positions(lengths: np.ndarray, num_frames: int, mode: str = "uniform", 
     if not 0.0 <= offset < 1.0:
         raise InputError(f"a clip offset must be in [0, 1), got {offset}")
     lengths = np.maximum(np.asarray(lengths, dtype=np.int64), 1)
-    segment = np.arange(num_frames, dtype=np.float64)[None, :]
+    # Segment k is the stored frames [floor(k L / T), floor((k + 1) L / T)): at least one frame each when L >= T,
+    # so a clip never takes a frame twice and its positions strictly increase.
+    bounds = (np.arange(num_frames + 1, dtype=np.int64)[None, :] * lengths[:, None]) // num_frames
+    starts, widths = bounds[:, :-1], np.maximum(bounds[:, 1:] - bounds[:, :-1], 1)
     if mode == "random":
         if rng is None:
             raise InputError("random clip sampling needs a seeded random generator")
         within = rng.random((len(lengths), num_frames))
     else:
         within = np.full((len(lengths), num_frames), offset)
-    # Segment k covers [k * L / T, (k + 1) * L / T); floor keeps the position inside it and below L.
-    positions = np.floor((segment + within) * lengths[:, None] / num_frames).astype(np.int64)
-    positions = np.minimum(positions, lengths[:, None] - 1)
+    positions = np.minimum(starts + np.floor(within * widths).astype(np.int64), lengths[:, None] - 1)
     is_short = lengths < num_frames
     if is_short.any():
         every_frame = np.broadcast_to(np.arange(num_frames, dtype=np.int64), positions.shape)
@@ -60,3 +61,26 @@ def gather_clips(features: np.ndarray, positions: np.ndarray, clip_lengths: np.n
     clips = np.take_along_axis(features, positions[:, :, None], axis=1)
     clips[np.arange(positions.shape[1])[None, :] >= clip_lengths[:, None]] = 0.0
     return clips
+
+
+def predict_over_clips(predict, features: np.ndarray, lengths: np.ndarray, frames: int, num_clips: int = 1) -> np.ndarray:
+    """Class probabilities of videos, averaged over `num_clips` evenly offset uniform T-frame clips of each.
+
+    predict: (features float32 (n, T, D), lengths int32 (n,)) -> probabilities (n, num_classes).
+    features: float32 (n, T_stored, D), real up to `lengths`. frames: T; 0 runs `predict` on the stored frames as
+    they are (a model trained without clips). Returns float32 (n, num_classes).
+    """
+    lengths = np.asarray(lengths, dtype=np.int32)
+    if not frames:
+        return np.asarray(predict(features, lengths), dtype=np.float32)
+    total = None
+    for offset in evenly_spaced_offsets(num_clips):
+        positions, clip_lengths = clip_positions(lengths, frames, "uniform", offset=offset)
+        probabilities = np.asarray(predict(gather_clips(features, positions, clip_lengths), clip_lengths), dtype=np.float32)
+        total = probabilities if total is None else total + probabilities
+    return total / num_clips
+
+
+def model_clip_settings(training: dict) -> tuple[int, int]:
+    """(frames, test_clips) from a model's saved training settings; (0, 1) for models trained without clips."""
+    return int(training.get("frames") or 0), int(training.get("test_clips") or 1)

@@ -98,6 +98,7 @@ HEAD_NAMES = ("lstm", "gru", "meanpool", "transformer", "tcn")  # mirrors featca
 POSITION_ENCODINGS = ("learned", "sinusoidal")
 POOLINGS = ("mean", "cls")
 CLASS_WEIGHTS = ("none", "balanced")
+CLIP_SAMPLINGS = ("uniform", "random")  # featcache.clips (kept here so configs import nothing else)
 SPLIT_NAMES = ("auto", "ucf101-1", "ucf101-2", "ucf101-3")
 
 
@@ -165,6 +166,11 @@ class TrainConfig:
     val_fraction: the share of the training videos (the non-test side) held out, group-aware and stratified,
       as the validation set that picks the best epoch; 0: no validation set, the last epoch is kept.
     memory_budget_mb: caches whose float32 features fit load into memory once; larger ones stream from disk.
+    frames: 0 trains on the stored frames as they are; T > 0 on a T-frame clip of each video taken from what is
+      stored (featcache.clips: one frame from each of T equal segments), for dense caches.
+    clip_sampling: "uniform" (each segment's centre, the same clip every epoch) or "random" (a random frame of
+      each segment, a new clip every epoch: augmentation without decoding). Validation always takes uniform clips.
+    test_clips: scoring (test accuracy, evaluate, predict) averages the softmax over K evenly offset uniform clips.
     class_weight: "none", or "balanced": each training video's loss weighs n / (num_classes * n_class), counted
       on the training videos, so a rare class counts as much as a common one in total (scikit-learn's rule).
     """
@@ -180,6 +186,9 @@ class TrainConfig:
     tensorboard_dir: str | None = None
     memory_budget_mb: int = 2048
     class_weight: str = "none"
+    frames: int = 0
+    clip_sampling: str = "uniform"
+    test_clips: int = 1
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -201,3 +210,11 @@ class TrainConfig:
             raise InputError(f"memory_budget_mb must be 0 (always stream) or more, got {self.memory_budget_mb}")
         if self.class_weight not in CLASS_WEIGHTS:
             raise InputError(f"unknown --class-weight {self.class_weight!r}; choose one of {', '.join(CLASS_WEIGHTS)}")
+        if self.frames < 0:
+            raise InputError(f"--frames must be 0 (the stored frames) or more, got {self.frames}")
+        if self.clip_sampling not in CLIP_SAMPLINGS:
+            raise InputError(f"unknown --clip-sampling {self.clip_sampling!r}; choose one of {', '.join(CLIP_SAMPLINGS)}")
+        if self.test_clips < 1:
+            raise InputError(f"--test-clips must be at least 1, got {self.test_clips}")
+        if self.frames == 0 and (self.clip_sampling != "uniform" or self.test_clips != 1):
+            raise InputError("--clip-sampling and --test-clips take clips of --frames T frames; pass --frames T too")

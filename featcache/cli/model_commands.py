@@ -10,13 +10,14 @@ from typing import Optional
 import typer
 
 from featcache.cli.common import EXIT_SOME_VIDEOS_FAILED, app, errors_as_exit_codes
-from featcache.config import CLASS_WEIGHTS, HEAD_NAMES, POOLINGS, POSITION_ENCODINGS, SPLIT_NAMES, HeadConfig, TrainConfig
+from featcache.config import CLASS_WEIGHTS, CLIP_SAMPLINGS, HEAD_NAMES, POOLINGS, POSITION_ENCODINGS, SPLIT_NAMES, HeadConfig, TrainConfig
 
 # Choices come from the registries (config.HEAD_NAMES mirrors featcache.heads.HEADS without importing Keras).
 HeadChoice = enum.Enum("HeadChoice", {name: name for name in HEAD_NAMES}, type=str)
 SplitChoice = enum.Enum("SplitChoice", {name: name for name in SPLIT_NAMES}, type=str)
 PositionsChoice = enum.Enum("PositionsChoice", {name: name for name in POSITION_ENCODINGS}, type=str)
 PoolingChoice = enum.Enum("PoolingChoice", {name: name for name in POOLINGS}, type=str)
+ClipSamplingChoice = enum.Enum("ClipSamplingChoice", {name: name for name in CLIP_SAMPLINGS}, type=str)
 ClassWeightChoice = enum.Enum("ClassWeightChoice", {name: name for name in CLASS_WEIGHTS}, type=str)
 TEST_FRACTION_HELP = "Share of the videos held out as the test set by --split auto (whole groups); never seen in training or epoch selection."
 VAL_FRACTION_HELP = "Share of the training videos held out (whole groups) as the validation set that picks the best epoch; 0: no validation, the last epoch is kept."
@@ -29,6 +30,13 @@ ATTENTION_HEADS_OPTION = typer.Option(HeadConfig.num_heads, "--attention-heads",
 POSITIONS_OPTION = typer.Option(HeadConfig.positions, help="Frame positions: learned or fixed sinusoids (transformer).")
 POOLING_OPTION = typer.Option(HeadConfig.pooling, help="mean over the real frames, or a cls token (transformer).")
 KERNEL_SIZE_OPTION = typer.Option(HeadConfig.kernel_size, help="Frames per convolution at dilation 1 (tcn).")
+FRAMES_OPTION = typer.Option(
+    TrainConfig.frames, "--frames", help="0: the stored frames as they are; T: a T-frame clip of each video from its stored frames (one per segment), e.g. from a dense cache."
+)
+CLIP_SAMPLING_OPTION = typer.Option(
+    TrainConfig.clip_sampling, help="With --frames T: uniform (each segment's centre) or random (a random frame per segment, new every epoch: augmentation)."
+)
+TEST_CLIPS_OPTION = typer.Option(TrainConfig.test_clips, help="With --frames T: test accuracy (and evaluate, predict) averages the softmax over K evenly offset clips.")
 CLASS_WEIGHT_OPTION = typer.Option(
     TrainConfig.class_weight, help="balanced: weigh each training video by n / (classes x its class's count), for imbalanced caches."
 )
@@ -64,6 +72,9 @@ def train_command(
     test_fraction: float = TEST_FRACTION_OPTION,
     val_fraction: float = VAL_FRACTION_OPTION,
     seed: int = SEED_OPTION,
+    frames: int = FRAMES_OPTION,
+    clip_sampling: ClipSamplingChoice = CLIP_SAMPLING_OPTION,
+    test_clips: int = TEST_CLIPS_OPTION,
     class_weight: ClassWeightChoice = CLASS_WEIGHT_OPTION,
     tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", help="Also write TensorBoard logs to this folder."),
 ) -> None:
@@ -79,7 +90,7 @@ def train_command(
             epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, split=split.value,
             split_file=None if split_file is None else str(split_file), test_fraction=test_fraction,
             val_fraction=val_fraction, seed=seed, tensorboard_dir=None if tensorboard is None else str(tensorboard),
-            class_weight=class_weight.value,
+            class_weight=class_weight.value, frames=frames, clip_sampling=clip_sampling.value, test_clips=test_clips,
         )
         result = train(cache, out, head_config, train_config, progress=typer.echo)
     if result.best_val_accuracy is None:
@@ -111,6 +122,9 @@ def compare_command(
     test_fraction: float = TEST_FRACTION_OPTION,
     val_fraction: float = VAL_FRACTION_OPTION,
     seed: int = SEED_OPTION,
+    frames: int = FRAMES_OPTION,
+    clip_sampling: ClipSamplingChoice = CLIP_SAMPLING_OPTION,
+    test_clips: int = TEST_CLIPS_OPTION,
     class_weight: ClassWeightChoice = CLASS_WEIGHT_OPTION,
 ) -> None:
     """Train several heads on the same cache and split; print test accuracy, validation accuracy, seconds per epoch and size."""
@@ -120,7 +134,8 @@ def compare_command(
         train_config = TrainConfig(
             epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, split=split.value,
             split_file=None if split_file is None else str(split_file), test_fraction=test_fraction,
-            val_fraction=val_fraction, seed=seed, class_weight=class_weight.value,
+            val_fraction=val_fraction, seed=seed, class_weight=class_weight.value, frames=frames,
+            clip_sampling=clip_sampling.value, test_clips=test_clips,
         )
         head_names = [name.strip() for name in heads.split(",") if name.strip()]
         head_overrides = {
