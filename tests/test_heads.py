@@ -20,7 +20,7 @@ SMALL = {"units": 8, "dense": 8}
 ORDER_AWARE_HEADS = ("lstm", "gru", "transformer", "tcn")
 # Every head, plus the transformer's other position and pooling choices.
 HEAD_VARIANTS = [HeadConfig(head=head, **SMALL) for head in HEAD_NAMES] + [
-    HeadConfig(head="transformer", positions="sinusoidal", pooling="cls", num_heads=2, **SMALL),
+    HeadConfig(head="transformer", positions="learned", pooling="cls", num_heads=2, **SMALL),
     HeadConfig(head="tcn", num_layers=3, kernel_size=2, **SMALL),
 ]
 VARIANT_IDS = [f"{config.head}-{config.positions}-{config.pooling}-{config.num_layers}" for config in HEAD_VARIANTS]

@@ -55,7 +55,7 @@ def test_model_folder_holds_every_file(trained, small_cache: Path) -> None:
     assert metadata["format_version"] == 1
     assert metadata["head"] == {
         "head": "lstm", "units": 8, "dense": 8, "dropout": 0.5, "recurrent_dropout": 0.0, "final_dropout": 0.3,
-        "num_layers": 2, "num_heads": 4, "positions": "learned", "pooling": "mean", "kernel_size": 3,
+        "num_layers": 2, "num_heads": 4, "positions": "sinusoidal", "pooling": "mean", "kernel_size": 3,
     }  # fmt: skip
     assert metadata["training"]["epochs"] == 3 and metadata["training"]["seed"] == 0
     assert metadata["class_names"] == ["ActionA", "ActionB", "ActionC"]

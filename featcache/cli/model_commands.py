@@ -27,7 +27,7 @@ VAL_FRACTION_HELP = "Share of the training videos held out (whole groups) as the
 UNITS_OPTION = typer.Option(HeadConfig.units, help="Recurrent units (lstm, gru), model width (transformer), filters (tcn).")
 LAYERS_OPTION = typer.Option(HeadConfig.num_layers, "--layers", help="Encoder blocks (transformer) or dilated convolution levels, dilations 1, 2, 4, ... (tcn).")
 ATTENTION_HEADS_OPTION = typer.Option(HeadConfig.num_heads, "--attention-heads", help="Attention heads (transformer).")
-POSITIONS_OPTION = typer.Option(HeadConfig.positions, help="Frame positions: learned or fixed sinusoids (transformer).")
+POSITIONS_OPTION = typer.Option(HeadConfig.positions, help="Frame positions: fixed sinusoids or learned (transformer).")
 POOLING_OPTION = typer.Option(HeadConfig.pooling, help="mean over the real frames, or a cls token (transformer).")
 KERNEL_SIZE_OPTION = typer.Option(HeadConfig.kernel_size, help="Frames per convolution at dilation 1 (tcn).")
 FRAMES_OPTION = typer.Option(
