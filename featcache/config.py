@@ -98,6 +98,14 @@ HEAD_NAMES = ("lstm", "gru", "meanpool", "transformer", "tcn")  # mirrors featca
 POSITION_ENCODINGS = ("learned", "sinusoidal")
 POOLINGS = ("mean", "cls")
 CLASS_WEIGHTS = ("none", "balanced")
+_TOP = ("dense", "final_dropout")
+HEAD_SETTINGS_USED = {
+    "lstm": ("units", "dropout", "recurrent_dropout", *_TOP),
+    "gru": ("units", "dropout", "recurrent_dropout", *_TOP),
+    "meanpool": _TOP,
+    "transformer": ("units", "num_layers", "num_heads", "positions", "pooling", "dropout", *_TOP),
+    "tcn": ("units", "num_layers", "kernel_size", "dropout", *_TOP),
+}
 CLIP_SAMPLINGS = ("uniform", "random")  # featcache.clips (kept here so configs import nothing else)
 SPLIT_NAMES = ("auto", "ucf101-1", "ucf101-2", "ucf101-3")
 
@@ -155,6 +163,10 @@ class HeadConfig:
             raise InputError(f"unknown --positions {self.positions!r}; choose one of {', '.join(POSITION_ENCODINGS)}")
         if self.pooling not in POOLINGS:
             raise InputError(f"unknown --pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
+
+    def used_settings(self) -> dict[str, Any]:
+        """The settings this head reads (the others keep their defaults and change nothing), for messages."""
+        return {name: getattr(self, name) for name in HEAD_SETTINGS_USED[self.head]}
 
 
 @dataclass(frozen=True)

@@ -364,7 +364,7 @@ def train(
                 f"clips: {train_config.frames} of each video's stored frames, {train_config.clip_sampling} positions for training "
                 f"(validation: uniform; scoring: {train_config.test_clips} uniform clip(s) averaged)"
             )
-        progress(f"head: {head_config.head} ({', '.join(f'{key}={value}' for key, value in asdict(head_config).items() if key != 'head')})")
+        progress(f"head: {head_config.head} ({', '.join(f'{key}={value}' for key, value in head_config.used_settings().items())})")
     result = fit_head(data, head_config, train_config, progress)
     result.metadata = model_metadata(index, data.split, head_config, train_config, result)
     save_model_dir(

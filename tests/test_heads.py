@@ -12,7 +12,7 @@ from cache_fixtures import ordered_sequences
 
 from benchmarks.data import permuted_segments
 
-from featcache.config import HEAD_NAMES, HeadConfig
+from featcache.config import HEAD_NAMES, HEAD_SETTINGS_USED, HeadConfig
 from featcache.errors import FeatcacheError
 from featcache.heads import available_heads, build_head, compile_head
 
@@ -28,6 +28,8 @@ VARIANT_IDS = [f"{config.head}-{config.positions}-{config.pooling}-{config.num_l
 
 def test_registry_matches_config_names() -> None:
     assert tuple(available_heads()) == HEAD_NAMES == ("lstm", "gru", "meanpool", "transformer", "tcn")
+    assert tuple(HEAD_SETTINGS_USED) == HEAD_NAMES
+    assert HeadConfig(head="meanpool").used_settings() == {"dense": 128, "final_dropout": 0.3}
 
 
 def test_unknown_head_lists_the_valid_ones() -> None:
