@@ -318,3 +318,41 @@ def test_keras_hub_tiny_local_clip_preset(tmp_path: Path):
     expected = keras.ops.convert_to_numpy(backbone.get_vision_embeddings(converter(frames.astype("float32"))))
     assert extractor.feature_dim == 12
     np.testing.assert_allclose(extractor.embed_frames(frames), expected, rtol=1e-4, atol=1e-6)
+
+
+# The same provenance, settings check and predict for every extractor
+
+
+def test_keras_file_end_to_end_embed_train_predict(tmp_path: Path, tiny_dataset: Path, tiny_keras_file: Path):
+    """Embed with a user's .keras model, train, predict new files: the model's features and the head's answer."""
+    from featcache.cache import read_all_features, read_cache_index
+    from featcache.config import EmbedConfig, HeadConfig, SamplingConfig, TrainConfig
+    from featcache.embed import embed
+    from featcache.errors import CacheMismatchError
+    from featcache.model_dir import load_trained_model
+    from featcache.predict import predict_videos
+    from featcache.train import train
+
+    extractor_config = ExtractorConfig(name="keras_file", weights=str(tiny_keras_file), image_size=None)
+    config = EmbedConfig(extractor=extractor_config, sampling=SamplingConfig(num_frames=4), dtype="float32")
+    cache = tmp_path / "cache.h5"
+    embed(tiny_dataset, cache, config)
+    index = read_cache_index(cache)
+    assert index.extractor["name"] == "keras_file" and index.extractor["image_size"] == 24
+    assert index.extractor["weights_sha256"] == sha256_of(tiny_keras_file) and index.extractor["feature_dim"] == 6
+    train(cache, tmp_path / "model", HeadConfig(head="meanpool", dense=8), TrainConfig(epochs=1, batch_size=4, val_fraction=0))
+
+    video_paths = [tiny_dataset / path for path in index.paths]
+    predictions = predict_videos(tmp_path / "model", video_paths, top_k=2)
+    expected = load_trained_model(tmp_path / "model").model.predict_on_batch([read_all_features(cache), index.lengths])
+    for prediction, probabilities in zip(predictions, np.asarray(expected)):
+        got = dict(prediction.top_k)
+        np.testing.assert_allclose([got[name] for name in index.class_names], probabilities, rtol=1e-4, atol=1e-6)
+
+    # Another model under the same file name: the cache and the trained model both refuse it.
+    inputs = keras.Input((24, 24, 3))
+    keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(6, 3)(inputs))).save(tiny_keras_file)
+    with pytest.raises(CacheMismatchError, match="differs from the one used"):
+        embed(tiny_dataset, cache, config)
+    with pytest.raises(CacheMismatchError, match="now have sha256"):
+        predict_videos(tmp_path / "model", video_paths[:1], top_k=1)
