@@ -187,3 +187,23 @@ class TrainConfig:
             raise InputError(f"--val-fraction must be in [0, 0.5] (0: no validation, keep the last epoch), got {self.val_fraction}")
         if self.memory_budget_mb < 0:
             raise InputError(f"memory_budget_mb must be 0 (always stream) or more, got {self.memory_budget_mb}")
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """Sliding windows over a long video for `predict --window` (see featcache.windows).
+
+    window_seconds: the length of each window, classified like a whole video of that length.
+    stride_seconds: from one window's start to the next; None: the window length (back to back, no overlap).
+    """
+
+    window_seconds: float
+    stride_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.window_seconds > 0:
+            raise InputError(f"--window must be above 0 seconds, got {self.window_seconds}")
+        if self.stride_seconds is None:
+            object.__setattr__(self, "stride_seconds", self.window_seconds)
+        if not self.stride_seconds > 0:
+            raise InputError(f"--stride must be above 0 seconds, got {self.stride_seconds}")
