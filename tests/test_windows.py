@@ -176,3 +176,35 @@ def test_timelines_of_videos_with_the_same_name_do_not_overwrite(colour_model: P
     report = predict_windows(colour_model, [red_then_blue_video, copy], WindowConfig(3.0))
     written = write_window_reports(report, tmp_path / "out")
     assert sorted(path.name for path in written) == ["red_then_blue-2.timeline.png", "red_then_blue.timeline.png", "windows.csv", "windows.json"]
+
+
+def test_a_trained_model_follows_the_class_change(tmp_path: Path, red_then_blue_video: Path):
+    """No stand-ins: embed colour videos with a real .keras extractor (mean RGB), train a head, window the long video."""
+    import keras
+
+    from featcache.config import EmbedConfig, ExtractorConfig, HeadConfig, TrainConfig
+    from featcache.embed import embed
+    from featcache.train import train
+
+    rng = np.random.default_rng(0)
+    for channel, class_name in enumerate(COLOUR_CLASSES):
+        for group in range(1, 5):
+            frames = rng.integers(0, 80, size=(12, 32, 32, 3), dtype=np.uint8)
+            frames[..., channel] = 255
+            write_video(tmp_path / "videos" / class_name / f"v_{class_name}_g{group:02d}_c01.avi", frames, fps=VIDEO_FPS)
+    inputs = keras.Input((16, 16, 3))
+    keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inputs))).save(tmp_path / "mean_rgb.keras")
+    extractor = ExtractorConfig(name="keras_file", weights=str(tmp_path / "mean_rgb.keras"), image_size=None)
+    embed(tmp_path / "videos", tmp_path / "cache.h5", EmbedConfig(extractor=extractor, sampling=SamplingConfig(num_frames=4)))
+    keras.utils.set_random_seed(0)
+    train(
+        tmp_path / "cache.h5", tmp_path / "model", HeadConfig(head="meanpool", dense=16, final_dropout=0.0),
+        TrainConfig(epochs=15, batch_size=4, learning_rate=0.05, val_fraction=0, test_fraction=0.25),
+    )  # fmt: skip
+
+    (video,) = predict_windows(tmp_path / "model", [red_then_blue_video], WindowConfig(1.0, 0.5)).videos
+
+    classes = json.loads((tmp_path / "model" / "featcache.json").read_text())["class_names"]
+    top_classes = [classes[label] for label in video.probabilities.argmax(axis=1)]
+    # Windows wholly before 3 s are red, wholly after are blue; the one across (2.5-3.5 s) may go either way.
+    assert top_classes[:5] == ["Red"] * 5 and top_classes[6:] == ["Blue"] * 5
