@@ -33,7 +33,7 @@ def embed_command(
     frames: int = typer.Option(10, "--frames", "-t", help="Frames per video (T)."),
     sampling: str = typer.Option("uniform", help="'uniform': T frames spread over the whole video; 'fps': one every 1/F s."),
     fps: Optional[float] = typer.Option(None, help="Frames per second to take with --sampling fps."),
-    image_size: Optional[int] = typer.Option(None, help="Frames are resized (whole frame) to this square size [default: the extractor's own, 224 for mobilenet_v2]."),
+    image_size: Optional[int] = typer.Option(None, help="Frames are resized (whole frame) to this square size (default: the extractor's own input size, 224 for mobilenet_v2)."),
     batch_size: int = typer.Option(64, help="Frames per model call, gathered across videos."),
     dtype: str = typer.Option("float16", help="Feature dtype in the cache: float16 or float32."),
     compression: str = typer.Option("none", help="HDF5 compression of features: none, gzip or lzf."),
