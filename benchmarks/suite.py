@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from benchmarks.backbones import run_backbones
 from benchmarks.cache_formats import run_cache_formats
 from benchmarks.clips import run_clips
 from benchmarks.growth import run_growth
@@ -25,6 +26,7 @@ SECTIONS: dict[str, Callable[[Workspace], SectionResult]] = {
     "notebook": run_notebook_vs_featcache,
     "cache_formats": run_cache_formats,
     "growth": run_growth,
+    "backbones": run_backbones,
     "heads": run_heads,
     "clips": run_clips,
 }
