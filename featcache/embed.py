@@ -117,8 +117,8 @@ def embed(
         feature_dim = int(settings["extractor"]["feature_dim"])
         writer = CacheWriter.open(cache_path, settings, feature_dim, config.compression, overwrite=overwrite and cache_path.exists(), lock=lock)
         with writer:
-            _bring_index_up_to_date(writer, DatasetView(root, entries), orphans, fingerprints, plan, summary)
-            writer.commit()
+            if _bring_index_up_to_date(writer, DatasetView(root, entries), orphans, fingerprints, plan, summary):
+                writer.commit()
             if extractor is not None:
                 embedding_started = time.perf_counter()
                 try:
@@ -230,7 +230,8 @@ def _bring_index_up_to_date(
 
     Videos whose file is gone (deleted, or its class folder renamed) leave the cache; videos still on disk
     but not listed this time (a CSV naming a subset) stay. A failure stands until the video embeds or its
-    file is gone. Rows dropped here are only unlisted: shards are never rewritten.
+    file is gone. Rows dropped here are only unlisted: shards are never rewritten. Returns whether
+    anything changed (the index needs a commit).
     """
     state = writer.state
     current = dataset.by_path
@@ -248,16 +249,22 @@ def _bring_index_up_to_date(
     gone = [path for path in state.videos if path not in current and not dataset.still_exists(path)]
     writer.remove_videos(gone)
     summary.num_removed = len(gone)
+    num_refingerprinted = 0
     for path, record in state.videos.items():
         entry = current.get(path)
         if entry is None:
             continue
         if path in live_before and (record.label, record.group) != (entry.label, entry.group):
             summary.num_relabelled += 1
+        now = fingerprints[path]
+        num_refingerprinted += (record.fingerprint, record.file_mtime_ns) != (now.fingerprint, now.mtime_ns)
         record.label, record.group = entry.label, entry.group
-        record.fingerprint, record.file_mtime_ns = fingerprints[path].fingerprint, fingerprints[path].mtime_ns
+        record.fingerprint, record.file_mtime_ns = now.fingerprint, now.mtime_ns
+    failures_before = dict(state.failures)
     state.failures = {path: reason for path, reason in state.failures.items() if path not in state.videos and (path in current or dataset.still_exists(path))}
     summary.num_already_cached = sum(1 for entry in dataset.entries if entry.relative_path in state.videos) - summary.num_resumed
+    changes = summary.num_resumed + summary.num_changed + summary.num_removed + summary.num_relabelled + num_refingerprinted
+    return bool(changes) or state.failures != failures_before
 
 
 def _embed_into_shards(

@@ -68,7 +68,9 @@ def describe_settings_difference(stored: dict[str, Any], wanted: dict[str, Any])
 def _weights_difference(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     stored_sha, wanted_sha = stored.get("weights_sha256"), wanted.get("weights_sha256")
     if stored_sha or wanted_sha:
-        return [] if stored_sha == wanted_sha else [f"weights {stored.get('weights')!r} (sha256 {str(stored_sha)[:12]}) vs {wanted.get('weights')!r} (sha256 {str(wanted_sha)[:12]})"]
+        if stored_sha == wanted_sha:
+            return []
+        return [f"weights file {wanted.get('weights')} (sha256 {str(wanted_sha)[:12]}) differs from the one used ({stored.get('weights')}, sha256 {str(stored_sha)[:12]})"]
     if stored.get("weights") != wanted.get("weights"):
         return [f"weights {stored.get('weights')!r} vs {wanted.get('weights')!r}"]
     if stored.get("weights") == "random" and stored.get("seed") != wanted.get("seed"):
