@@ -20,7 +20,8 @@ class SamplingConfig:
     """Which frames of a video are decoded, in temporal order.
 
     uniform: `num_frames` frames spread evenly over the whole video (first and last frame included).
-    fps: one frame every 1/`fps` seconds from the start, at most `num_frames`.
+    fps: one frame every 1/`fps` seconds from the start, at most `num_frames`; `num_frames` 0 takes every
+    sampled frame of the whole video (variable length: a cache stores each video's frames unpadded).
     """
 
     num_frames: int = 10
@@ -28,8 +29,8 @@ class SamplingConfig:
     fps: float | None = None
 
     def __post_init__(self) -> None:
-        if self.num_frames < 1:
-            raise InputError(f"--frames must be at least 1, got {self.num_frames}")
+        if self.num_frames < 0 or (self.num_frames == 0 and self.mode != "fps"):
+            raise InputError(f"--frames must be at least 1 (or 0 with --sampling fps: every sampled frame), got {self.num_frames}")
         if self.mode not in SAMPLING_MODES:
             raise InputError(f"unknown sampling {self.mode!r}; choose one of {', '.join(SAMPLING_MODES)}")
         if self.mode == "fps" and (self.fps is None or self.fps <= 0):
