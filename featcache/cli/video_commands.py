@@ -137,19 +137,6 @@ def upgrade_command(cache: Path = typer.Argument(..., help="A format-1 cache (wr
     typer.echo(f"{cache}: upgraded to format 2 ({num_videos} videos)")
 
 
-@app.command("export")
-def export_command(
-    cache: Path = typer.Argument(..., help="A format-2 featcache cache."),
-    out: Path = typer.Argument(..., help="The single self-contained HDF5 file to write."),
-) -> None:
-    """Write the cache as one self-contained HDF5 file with the same layout (for sharing, plain h5py)."""
-    from featcache.cache.maintenance import export_cache
-
-    with errors_as_exit_codes():
-        num_videos = export_cache(cache, out)
-    typer.echo(f"{out}: {num_videos} videos, self-contained")
-
-
 @app.command("extractors")
 def extractors_command() -> None:
     """List the extractors with their output dims and input sizes."""
