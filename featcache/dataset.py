@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from featcache.cache import CacheIndex, FeatureReader, read_cache_index
-from featcache.clips import clip_positions, gather_clips
+from featcache.clips import clip_positions, read_clips
 from featcache.config import SPLIT_NAMES, TrainConfig, config_from_dict
 from featcache.errors import InputError
 from featcache.splits import SUBSETS, choose_split
@@ -69,13 +69,12 @@ class CacheBatches:
 
 
 def read_videos(reader: FeatureReader, index: CacheIndex, rows: np.ndarray, frames: int | None, clip_sampling: str, rng: np.random.Generator | None):
-    """(features float32 (n, T, D), lengths int32 (n,)) of cache `rows`: as stored (frames None) or a T-frame clip."""
-    features = reader.read(rows)
+    """(features float32 (n, T, D), lengths int32 (n,)) of cache `rows`: as stored (frames None; T the cache's) or a
+    T-frame clip, for which only the chosen frames are read."""
     lengths = index.lengths[rows].astype(np.int32)
     if frames is None:
-        return features, lengths
-    positions, clip_lengths = clip_positions(lengths, frames, clip_sampling, rng)
-    return gather_clips(features, positions, clip_lengths), clip_lengths
+        return reader.read(rows), index.lengths_for(index.num_frames)[rows]
+    return read_clips(reader, rows, lengths, frames, clip_sampling, rng)
 
 
 def dataset(
