@@ -8,66 +8,57 @@ The public surface (the CLI is a thin layer over these):
     featcache.compare_heads("cache.h5", ["lstm", "meanpool"], {}, TrainConfig())
     featcache.predict_videos("model_dir", ["new.avi"])
     featcache.run_pipeline(featcache.load_pipeline("demo"))
+
+Names are loaded on first use (PEP 562), so `import featcache` and the commands that run no model do
+not import TensorFlow. A new public name goes into _PUBLIC_NAMES; one that needs Keras into
+_NEEDS_KERAS too, so Keras is imported quietly before it (featcache.keras_loader).
 """
 
-import os
+from __future__ import annotations
 
-# TensorFlow prints pages of C++ start-up logs on import; a user's own setting wins.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import importlib
+from typing import Any
 
-__version__ = "0.1.0"
+from featcache.version import __version__
+
+# Public name -> the module that defines it.
+_PUBLIC_NAMES = {
+    "CacheIndex": "featcache.cache",
+    "FeatureReader": "featcache.cache",
+    "read_cache_index": "featcache.cache",
+    "compare_heads": "featcache.compare",
+    "EmbedConfig": "featcache.config",
+    "ExtractorConfig": "featcache.config",
+    "HeadConfig": "featcache.config",
+    "SamplingConfig": "featcache.config",
+    "TrainConfig": "featcache.config",
+    "make_demo_data": "featcache.demo_data",
+    "embed": "featcache.embed",
+    "FeatcacheError": "featcache.errors",
+    "evaluate": "featcache.evaluate",
+    "describe_cache": "featcache.info",
+    "load_pipeline": "featcache.pipelines",
+    "run_pipeline": "featcache.pipelines",
+    "predict_videos": "featcache.predict",
+    "train": "featcache.train",
+}
+_NEEDS_KERAS = {"featcache.compare", "featcache.embed", "featcache.evaluate", "featcache.pipelines", "featcache.predict", "featcache.train"}
+
+__all__ = ["__version__", *sorted(_PUBLIC_NAMES)]
 
 
-def _import_keras_quietly() -> None:
-    """Import Keras (and TensorFlow behind it) with the process's native stderr muted meanwhile.
+def __getattr__(name: str) -> Any:
+    module_name = _PUBLIC_NAMES.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'featcache' has no attribute {name!r}")
+    if module_name in _NEEDS_KERAS:
+        from featcache.keras_loader import import_keras_quietly
 
-    TensorFlow's C++ code prints INFO lines while it loads, before any log level applies
-    (TF_CPP_MIN_LOG_LEVEL does not reach them); they would bury featcache's one-line messages.
-    Python errors raised by the import still show: stderr is restored before they propagate.
-    """
-    saved_stderr = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import keras  # noqa: F401
-    finally:
-        os.dup2(saved_stderr, 2)
-        os.close(devnull)
-        os.close(saved_stderr)
+        import_keras_quietly()
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
 
 
-_import_keras_quietly()
-
-# After the quiet import: these modules import Keras themselves.
-from featcache.cache import CacheIndex, FeatureReader, read_cache_index  # noqa: E402
-from featcache.compare import compare_heads  # noqa: E402
-from featcache.config import EmbedConfig, ExtractorConfig, HeadConfig, SamplingConfig, TrainConfig  # noqa: E402
-from featcache.demo_data import make_demo_data  # noqa: E402
-from featcache.embed import embed  # noqa: E402
-from featcache.errors import FeatcacheError  # noqa: E402
-from featcache.evaluate import evaluate  # noqa: E402
-from featcache.info import describe_cache  # noqa: E402
-from featcache.pipelines import load_pipeline, run_pipeline  # noqa: E402
-from featcache.predict import predict_videos  # noqa: E402
-from featcache.train import train  # noqa: E402
-
-__all__ = [
-    "CacheIndex",
-    "EmbedConfig",
-    "ExtractorConfig",
-    "FeatcacheError",
-    "FeatureReader",
-    "HeadConfig",
-    "SamplingConfig",
-    "TrainConfig",
-    "compare_heads",
-    "describe_cache",
-    "embed",
-    "evaluate",
-    "load_pipeline",
-    "make_demo_data",
-    "predict_videos",
-    "read_cache_index",
-    "run_pipeline",
-    "train",
-]
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC_NAMES))

@@ -26,7 +26,7 @@ from typing import Any, Iterable
 import h5py
 import numpy as np
 
-from featcache import __version__
+from featcache.version import __version__
 from featcache.errors import CacheFormatError
 
 FORMAT_VERSION = 1

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
-from featcache import __version__
+from featcache.version import __version__
 from featcache.cache import CacheIndex, FeatureReader, read_cache_index
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import InputError

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import typer
 
 from featcache.errors import FeatcacheError, InputError
+from featcache.keras_loader import import_keras_quietly
+from featcache.version import __version__
 
 if TYPE_CHECKING:
     from featcache.embed import EmbedProgress
@@ -28,6 +30,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Embed video frames once with a frozen CNN into an HDF5 cache, then train sequence heads on it in seconds.",
 )
+
+__all__ = ["app", "errors_as_exit_codes", "import_keras_quietly"]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"featcache {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print featcache's version and exit."),
+) -> None:
+    """Embed video frames once with a frozen CNN into an HDF5 cache, then train sequence heads on it in seconds."""
 
 
 @contextlib.contextmanager

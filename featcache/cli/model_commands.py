@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from featcache.cli.common import EXIT_SOME_VIDEOS_FAILED, app, errors_as_exit_codes
+from featcache.cli.common import import_keras_quietly, EXIT_SOME_VIDEOS_FAILED, app, errors_as_exit_codes
 from featcache.config import HEAD_NAMES, SPLIT_NAMES, HeadConfig, TrainConfig
 
 # Choices come from the registries (config.HEAD_NAMES mirrors featcache.heads.HEADS without importing Keras).
@@ -51,6 +51,7 @@ def train_command(
     tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", help="Also write TensorBoard logs to this folder."),
 ) -> None:
     """Train a sequence head on a cache and write MODEL_DIR: model.keras, featcache.json, history, curves, split."""
+    import_keras_quietly()  # before the model modules import it
     from featcache.train import train
 
     with errors_as_exit_codes():
@@ -87,6 +88,7 @@ def compare_command(
     seed: int = SEED_OPTION,
 ) -> None:
     """Train several heads on the same cache and split; print test accuracy, validation accuracy, seconds per epoch and size."""
+    import_keras_quietly()  # before the model modules import it
     from featcache.compare import compare_heads, format_comparison
 
     with errors_as_exit_codes():
@@ -114,6 +116,7 @@ def evaluate_command(
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object and nothing else."),
 ) -> None:
     """Score a trained model on a cache: accuracy, top-k, per-class metrics, confusion matrix, misclassified videos."""
+    import_keras_quietly()  # before the model modules import it
     from featcache.evaluate import evaluate, format_report
 
     with errors_as_exit_codes():
@@ -133,6 +136,7 @@ def predict_command(
     Exit code 1 when some videos could not be read (each is listed with its reason; the others are still predicted).
     """
 
+    import_keras_quietly()  # before the model modules import it
     from featcache.predict import format_predictions, predict_videos
 
     with errors_as_exit_codes():

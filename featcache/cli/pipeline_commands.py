@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from featcache.cli.common import (
+    import_keras_quietly,
     EXIT_SOME_VIDEOS_FAILED,
     app,
     embed_progress_bar,
@@ -31,6 +32,7 @@ def run_command(
     already holds the same settings trained on the same cache is not retrained. Exit code 1 when some videos
     failed to embed (listed; the rest is used), 2 for a bad pipeline or missing data.
     """
+    import_keras_quietly()  # before the model modules import it
     from featcache.pipelines import load_pipeline, with_video_root
 
     with errors_as_exit_codes():
@@ -50,6 +52,7 @@ def demo_command(
     Runs the shipped `demo` pipeline (`featcache run demo --out DIR` does the same); a second run reuses
     everything it finds finished.
     """
+    import_keras_quietly()  # before the model modules import it
     from featcache.pipelines import load_pipeline
 
     with errors_as_exit_codes():

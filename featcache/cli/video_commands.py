@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from featcache.cli.common import (
+    import_keras_quietly,
     EXIT_SOME_VIDEOS_FAILED,
     app,
     embed_progress_bar,
@@ -47,6 +48,7 @@ def embed_command(
     2 bad options or input; 130 interrupted (finished videos are kept: re-run the same command to resume).
     """
     from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
+    import_keras_quietly()  # before the model modules import it
     from featcache.embed import embed
 
     with errors_as_exit_codes():
