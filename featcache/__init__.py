@@ -7,6 +7,7 @@ The public surface (the CLI is a thin layer over these):
     featcache.evaluate("model_dir", "cache.h5")
     featcache.compare_heads("cache.h5", ["lstm", "meanpool"], {}, TrainConfig())
     featcache.predict_videos("model_dir", ["new.avi"])
+    featcache.dataset("cache.h5", subset="train", format="tf")             # your own training loop
     featcache.run_pipeline(featcache.load_pipeline("demo"))
 
 Names are loaded on first use (PEP 562), so `import featcache` and the commands that run no model do
@@ -32,6 +33,7 @@ _PUBLIC_NAMES = {
     "HeadConfig": "featcache.config",
     "SamplingConfig": "featcache.config",
     "TrainConfig": "featcache.config",
+    "dataset": "featcache.dataset",
     "make_demo_data": "featcache.demo_data",
     "embed": "featcache.embed",
     "FeatcacheError": "featcache.errors",

@@ -94,7 +94,11 @@ def config_from_dict(config_class: type[ConfigT], saved: dict[str, Any]) -> Conf
     return config_class(**saved)
 
 
-HEAD_NAMES = ("lstm", "gru", "meanpool")  # mirrors featcache.heads.HEADS (kept here so configs import no Keras)
+HEAD_NAMES = ("lstm", "gru", "meanpool", "transformer", "tcn")  # mirrors featcache.heads.HEADS (kept here so configs import no Keras)
+POSITION_ENCODINGS = ("learned", "sinusoidal")
+POOLINGS = ("mean", "cls")
+CLASS_WEIGHTS = ("none", "balanced")
+CLIP_SAMPLINGS = ("uniform", "random")  # featcache.clips (kept here so configs import nothing else)
 SPLIT_NAMES = ("auto", "ucf101-1", "ucf101-2", "ucf101-3")
 
 
@@ -102,11 +106,18 @@ SPLIT_NAMES = ("auto", "ucf101-1", "ucf101-2", "ucf101-3")
 class HeadConfig:
     """A sequence classifier on cached features (see featcache.heads).
 
-    units: size of the recurrent state (lstm, gru; unused by meanpool).
+    units: size of the recurrent state (lstm, gru), the model width (transformer), the filters (tcn); unused by meanpool.
     dense: width of the ReLU layer before the softmax.
-    dropout: dropout on the recurrent layer's inputs (the notebook's 0.5).
-    recurrent_dropout: dropout on the recurrent state (the notebook's 0.5).
+    dropout: dropout on the sequence layer's inputs (the notebook's 0.5; every head but meanpool).
+    recurrent_dropout: dropout on the recurrent state (the notebook's 0.5; lstm, gru).
     final_dropout: dropout after the dense layer (the notebook's 0.3).
+    num_layers: encoder blocks (transformer) or dilated convolution levels, dilations 1, 2, 4, ... (tcn).
+    num_heads: attention heads (transformer); each attends with units // num_heads dims.
+    positions: "sinusoidal" (fixed) or "learned" (one trained vector per frame position) (transformer). Sinusoidal by
+      measurement: on a 12-class permuted-segments set (benchmarks/heads.py, lr 1e-3, 30 epochs) learned positions
+      (initialised small) had not learned the order (test 0.15) where sinusoidal ones reached 0.96.
+    pooling: "mean" over the real frames or "cls" (a learned token prepended, its output classifies) (transformer).
+    kernel_size: frames each convolution sees at dilation 1 (tcn).
 
     Defaults by measurement (2-core CPU, 3 seeds, demo-data cache and a 600-video order-only synthetic cache):
     recurrent_dropout 0.5 was no more accurate than 0 but cost 1.5-2.5x per epoch (a 9,537 x 10 x 1280 cache:
@@ -121,6 +132,11 @@ class HeadConfig:
     dropout: float = 0.5
     recurrent_dropout: float = 0.0
     final_dropout: float = 0.3
+    num_layers: int = 2
+    num_heads: int = 4
+    positions: str = "sinusoidal"
+    pooling: str = "mean"
+    kernel_size: int = 3
 
     def __post_init__(self) -> None:
         if self.head not in HEAD_NAMES:
@@ -132,6 +148,13 @@ class HeadConfig:
         for option, value in (("--dropout", self.dropout), ("--recurrent-dropout", self.recurrent_dropout), ("final_dropout", self.final_dropout)):
             if not 0.0 <= value < 1.0:
                 raise InputError(f"{option} must be in [0, 1), got {value}")
+        for option, value in (("--layers", self.num_layers), ("--attention-heads", self.num_heads), ("--kernel-size", self.kernel_size)):
+            if value < 1:
+                raise InputError(f"{option} must be at least 1, got {value}")
+        if self.positions not in POSITION_ENCODINGS:
+            raise InputError(f"unknown --positions {self.positions!r}; choose one of {', '.join(POSITION_ENCODINGS)}")
+        if self.pooling not in POOLINGS:
+            raise InputError(f"unknown --pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
 
 
 @dataclass(frozen=True)
@@ -145,6 +168,13 @@ class TrainConfig:
     val_fraction: the share of the training videos (the non-test side) held out, group-aware and stratified,
       as the validation set that picks the best epoch; 0: no validation set, the last epoch is kept.
     memory_budget_mb: caches whose float32 features fit load into memory once; larger ones stream from disk.
+    frames: 0 trains on the stored frames as they are; T > 0 on a T-frame clip of each video taken from what is
+      stored (featcache.clips: one frame from each of T equal segments), for dense caches.
+    clip_sampling: "uniform" (each segment's centre, the same clip every epoch) or "random" (a random frame of
+      each segment, a new clip every epoch: augmentation without decoding). Validation always takes uniform clips.
+    test_clips: scoring (test accuracy, evaluate, predict) averages the softmax over K evenly offset uniform clips.
+    class_weight: "none", or "balanced": each training video's loss weighs n / (num_classes * n_class), counted
+      on the training videos, so a rare class counts as much as a common one in total (scikit-learn's rule).
     """
 
     epochs: int = 10
@@ -157,6 +187,10 @@ class TrainConfig:
     seed: int = 0
     tensorboard_dir: str | None = None
     memory_budget_mb: int = 2048
+    class_weight: str = "none"
+    frames: int = 0
+    clip_sampling: str = "uniform"
+    test_clips: int = 1
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -176,3 +210,13 @@ class TrainConfig:
             raise InputError(f"--val-fraction must be in [0, 0.5] (0: no validation, keep the last epoch), got {self.val_fraction}")
         if self.memory_budget_mb < 0:
             raise InputError(f"memory_budget_mb must be 0 (always stream) or more, got {self.memory_budget_mb}")
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise InputError(f"unknown --class-weight {self.class_weight!r}; choose one of {', '.join(CLASS_WEIGHTS)}")
+        if self.frames < 0:
+            raise InputError(f"--frames must be 0 (the stored frames) or more, got {self.frames}")
+        if self.clip_sampling not in CLIP_SAMPLINGS:
+            raise InputError(f"unknown --clip-sampling {self.clip_sampling!r}; choose one of {', '.join(CLIP_SAMPLINGS)}")
+        if self.test_clips < 1:
+            raise InputError(f"--test-clips must be at least 1, got {self.test_clips}")
+        if self.frames == 0 and (self.clip_sampling != "uniform" or self.test_clips != 1):
+            raise InputError("--clip-sampling and --test-clips take clips of --frames T frames; pass --frames T too")

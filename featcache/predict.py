@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from featcache.batching import decode_videos, embed_decoded_videos
+from featcache.clips import model_clip_settings, predict_over_clips
 from featcache.config import ExtractorConfig, SamplingConfig, config_from_dict
 from featcache.errors import (
     CacheMismatchError,
@@ -119,26 +120,29 @@ def predict_videos(model_dir: Path, video_paths: list[Path], top_k: int = DEFAUL
             continue
         waiting.append((position, features.astype(cache_dtype).astype(np.float32)))
         if len(waiting) == VIDEOS_PER_HEAD_CALL:
-            outcomes.update(_classify(trained.model, waiting, num_frames))
+            outcomes.update(_classify(trained.model, waiting, num_frames, trained.metadata["training"]))
             waiting.clear()
-    outcomes.update(_classify(trained.model, waiting, num_frames))
+    outcomes.update(_classify(trained.model, waiting, num_frames, trained.metadata["training"]))
     return [_top_k(str(path), outcomes[position], class_names, top_k) for position, path in enumerate(video_paths)]
 
 
-def _classify(model: Any, videos: list[tuple[int, np.ndarray]], num_frames: int) -> dict[int, np.ndarray]:
-    """Pad each video's float32 (length, feature_dim) features to `num_frames` and run the head once.
+def _classify(model: Any, videos: list[tuple[int, np.ndarray]], num_frames: int, training: dict[str, Any]) -> dict[int, np.ndarray]:
+    """Pad each video's float32 (length, feature_dim) features to `num_frames` and run the head once; a head
+    trained on clips (training["frames"]) sees the training's test clips of each video instead, softmax averaged.
 
     Returns {position: float32 probabilities, shape (num_classes,)}.
     """
     if not videos:
         return {}
+    frames, num_clips = model_clip_settings(training)
     feature_dim = videos[0][1].shape[1]
-    features = np.zeros((len(videos), num_frames, feature_dim), dtype=np.float32)
     lengths = np.array([len(video_features) for _, video_features in videos], dtype=np.int32)
-    assert lengths.max() <= num_frames, "the stored sampling never yields more than num_frames frames"
+    padded_frames = max(num_frames, int(lengths.max()))
+    assert frames or padded_frames == num_frames, "the stored sampling never yields more than num_frames frames"
+    features = np.zeros((len(videos), padded_frames, feature_dim), dtype=np.float32)
     for row, (_, video_features) in enumerate(videos):
         features[row, : len(video_features)] = video_features
-    probabilities = np.asarray(model.predict_on_batch([features, lengths]), dtype=np.float32)
+    probabilities = predict_over_clips(lambda clips, clip_lengths: model.predict_on_batch([clips, clip_lengths]), features, lengths, frames, num_clips)
     return {position: probabilities[row] for row, (position, _) in enumerate(videos)}
 
 
