@@ -104,7 +104,7 @@ _EXAMPLE_VALUES = {
     "extractor": '"mobilenet_v2"', "weights": '"random"', "frames": "7", "sampling": '"fps"', "fps": "2.0",
     "image_size": "32", "batch_size": "4", "dtype": '"float32"', "compression": '"lzf"', "workers": "1", "seed": "3",
     "head": '"gru"', "units": "8", "dense": "8", "dropout": "0.1", "recurrent_dropout": "0.1", "epochs": "2",
-    "learning_rate": "0.01", "split": '"ucf101-1"', "test_fraction": "0.25", "val_fraction": "0.3", "tensorboard": '"logs"',
+    "learning_rate": "0.01", "split": '"ucf101-1"', "test_fraction": "0.25", "val_fraction": "0.3", "tensorboard": '"logs"',  "patience": "3",
 }  # fmt: skip
 _CONFLICTING_VALUES = {"extractor": '"tfhub"', "handle": '"https://tfhub.dev/some/model"', "split_file": '"split.csv"'}
 HEAD_OPTIONS = {"head", "units", "dense", "dropout", "recurrent_dropout"}
@@ -124,7 +124,7 @@ def test_keys_are_the_cli_option_names(tmp_path: Path) -> None:
     """Every option of `featcache embed`, and every head and training option of `featcache train`, is a pipeline key."""
     command = typer.main.get_command(app)
     embed_options = {param.name for param in command.commands["embed"].params} - {"video_root", "out", "overwrite"}
-    train_options = {param.name for param in command.commands["train"].params} - {"cache", "out"}
+    train_options = {param.name for param in command.commands["train"].params} - {"cache", "out", "overwrite"}
     assert embed_options | train_options <= set(_EXAMPLE_VALUES) | set(_CONFLICTING_VALUES), "a new CLI option: add an example value"
 
     pipeline = load_pipeline(write_pipeline(tmp_path, _tables(embed_options, train_options, _EXAMPLE_VALUES)))

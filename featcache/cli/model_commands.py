@@ -41,6 +41,10 @@ CLASS_WEIGHT_OPTION = typer.Option(
     TrainConfig.class_weight, help="balanced: weigh each training video by n / (classes x its class's count), for imbalanced caches."
 )
 DENSE_OPTION = typer.Option(HeadConfig.dense, help="Width of the ReLU layer before the softmax.")
+DROPOUT_OPTION = typer.Option(HeadConfig.dropout, help="Dropout on the recurrent layer's inputs.")
+RECURRENT_DROPOUT_OPTION = typer.Option(HeadConfig.recurrent_dropout, help="Dropout on the recurrent state (the notebook's 0.5 is slower).")
+PATIENCE_OPTION = typer.Option(TrainConfig.patience, help="Stop after this many epochs without a better validation epoch; 0: train every epoch.")
+EPOCHS_HELP = "Training epochs; the kept epoch has the best validation accuracy, ties broken by validation loss (the last epoch with --val-fraction 0)."
 BATCH_SIZE_OPTION = typer.Option(TrainConfig.batch_size, help="Videos per training step.")
 LEARNING_RATE_OPTION = typer.Option(TrainConfig.learning_rate, help="Adam learning rate.")
 SPLIT_OPTION = typer.Option("auto", help="The test videos: auto: group-aware stratified (--test-fraction); ucf101-N: official UCF101 split N.")
@@ -53,18 +57,20 @@ SEED_OPTION = typer.Option(TrainConfig.seed, help="Seed of the split, the weight
 @app.command("train")
 def train_command(
     cache: Path = typer.Argument(..., help="An HDF5 cache written by `featcache embed`."),
-    out: Path = typer.Option(..., "--out", "-o", help="The model folder to write (a previous model folder there is overwritten)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The model folder to write (new or empty; --overwrite replaces a model folder)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the model folder at --out (and its evaluation reports)."),
     head: HeadChoice = typer.Option("lstm", help="Sequence head."),
     units: int = UNITS_OPTION,
     dense: int = DENSE_OPTION,
-    dropout: float = typer.Option(HeadConfig.dropout, help="Dropout on the recurrent layer's inputs."),
-    recurrent_dropout: float = typer.Option(HeadConfig.recurrent_dropout, help="Dropout on the recurrent state (the notebook's 0.5 is slower)."),
+    dropout: float = DROPOUT_OPTION,
+    recurrent_dropout: float = RECURRENT_DROPOUT_OPTION,
     layers: int = LAYERS_OPTION,
     attention_heads: int = ATTENTION_HEADS_OPTION,
     positions: PositionsChoice = POSITIONS_OPTION,
     pooling: PoolingChoice = POOLING_OPTION,
     kernel_size: int = KERNEL_SIZE_OPTION,
-    epochs: int = typer.Option(TrainConfig.epochs, help="Training epochs; the best one by validation accuracy is kept (the last with --val-fraction 0)."),
+    epochs: int = typer.Option(TrainConfig.epochs, help=EPOCHS_HELP),
+    patience: int = PATIENCE_OPTION,
     batch_size: int = BATCH_SIZE_OPTION,
     learning_rate: float = LEARNING_RATE_OPTION,
     split: SplitChoice = SPLIT_OPTION,
@@ -92,8 +98,9 @@ def train_command(
             split_file=None if split_file is None else str(split_file), test_fraction=test_fraction,
             val_fraction=val_fraction, seed=seed, tensorboard_dir=None if tensorboard is None else str(tensorboard),
             class_weight=class_weight.value, frames=frames, clip_sampling=clip_sampling.value, test_clips=test_clips,
+            patience=patience,
         )
-        result = train(cache, out, head_config, train_config, progress=typer.echo)
+        result = train(cache, out, head_config, train_config, progress=typer.echo, overwrite=overwrite)
     if result.best_val_accuracy is None:
         typer.echo(f"no validation set: the last epoch ({result.best_epoch}) is kept ({result.seconds_per_epoch:.2f} s/epoch)")
     else:
@@ -102,20 +109,32 @@ def train_command(
         )
     typer.echo(f"model folder: {out} (model.keras, featcache.json, history.csv, learning_curves.png, split.csv)")
     typer.echo(f"test accuracy (the {result.split.num_test} test videos): featcache evaluate {out} {cache}")
+    print_warnings(result.warnings)
+
+
+def print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        typer.secho(f"Warning: {warning}", fg=typer.colors.YELLOW, err=True)
 
 
 @app.command("compare")
 def compare_command(
     cache: Path = typer.Argument(..., help="An HDF5 cache written by `featcache embed`."),
     heads: str = typer.Option(",".join(HEAD_NAMES), help=f"Comma-separated heads from {', '.join(HEAD_NAMES)}."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Keep each head's model folder in OUT/<head>/ and the table in OUT/comparison.json."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace model folders already in --out."),
+    as_json: bool = typer.Option(False, "--json", help="Print the comparison as one JSON object and nothing else."),
     units: int = UNITS_OPTION,
     dense: int = DENSE_OPTION,
+    dropout: float = DROPOUT_OPTION,
+    recurrent_dropout: float = RECURRENT_DROPOUT_OPTION,
     layers: int = LAYERS_OPTION,
     attention_heads: int = ATTENTION_HEADS_OPTION,
     positions: PositionsChoice = POSITIONS_OPTION,
     pooling: PoolingChoice = POOLING_OPTION,
     kernel_size: int = KERNEL_SIZE_OPTION,
-    epochs: int = typer.Option(TrainConfig.epochs, help="Training epochs per head."),
+    epochs: int = typer.Option(TrainConfig.epochs, help="Training epochs per head; " + EPOCHS_HELP[len("Training epochs; "):]),
+    patience: int = PATIENCE_OPTION,
     batch_size: int = BATCH_SIZE_OPTION,
     learning_rate: float = LEARNING_RATE_OPTION,
     split: SplitChoice = SPLIT_OPTION,
@@ -130,22 +149,24 @@ def compare_command(
 ) -> None:
     """Train several heads on the same cache and split; print test accuracy, validation accuracy, seconds per epoch and size."""
     import_keras_quietly()  # before the model modules import it
-    from featcache.compare import compare_heads, format_comparison
+    from featcache.compare import compare_heads, comparison_as_json, format_comparison
 
     with errors_as_exit_codes():
         train_config = TrainConfig(
             epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, split=split.value,
             split_file=None if split_file is None else str(split_file), test_fraction=test_fraction,
             val_fraction=val_fraction, seed=seed, class_weight=class_weight.value, frames=frames,
-            clip_sampling=clip_sampling.value, test_clips=test_clips,
+            clip_sampling=clip_sampling.value, test_clips=test_clips, patience=patience,
         )
         head_names = [name.strip() for name in heads.split(",") if name.strip()]
         head_overrides = {
-            "units": units, "dense": dense, "num_layers": layers, "num_heads": attention_heads,
+            "units": units, "dense": dense, "dropout": dropout, "recurrent_dropout": recurrent_dropout, "num_layers": layers, "num_heads": attention_heads,
             "positions": positions.value, "pooling": pooling.value, "kernel_size": kernel_size,
         }  # fmt: skip
-        rows = compare_heads(cache, head_names, head_overrides, train_config, progress=typer.echo)
-    typer.echo(format_comparison(rows))
+        rows = compare_heads(cache, head_names, head_overrides, train_config, progress=None if as_json else typer.echo, out_dir=out, overwrite=overwrite)
+    typer.echo(comparison_as_json(rows) if as_json else format_comparison(rows))
+    for row in rows:
+        print_warnings([f"{row.head}: {warning}" for warning in row.warnings])
 
 
 @app.command("evaluate")

@@ -189,14 +189,13 @@ def link_class_folders(video_root: Path, class_names: tuple[str, ...], view_dir:
 
 def _reason_to_train(model_dir: Path, head_config: HeadConfig, train_config: TrainConfig, index: Any, num_embedded_now: int) -> str:
     """'' when model_dir already holds this head trained on this cache; else why it must be (re)trained."""
-    from featcache.model_dir import MODEL_FILE, read_model_metadata
+    from featcache.model_dir import METADATA_FILE, MODEL_FILE, read_model_metadata
 
-    if not (model_dir / MODEL_FILE).is_file():
-        return "no model yet"
-    try:
-        metadata = read_model_metadata(model_dir)
-    except InputError:
-        return "the model folder is unfinished"
+    # featcache.json is written last: without it the folder is an interrupted training run, to redo. With it,
+    # any problem (a newer format, a corrupt file) is an error to show, not a reason to train over the folder.
+    if not (model_dir / METADATA_FILE).is_file():
+        return "the model folder is unfinished" if (model_dir / MODEL_FILE).is_file() else "no model yet"
+    metadata = read_model_metadata(model_dir)
     if num_embedded_now:
         return "the cache has new videos"
     expected = {
@@ -225,7 +224,9 @@ def _json_normal(value: Any) -> str:
 def _train_head(cache_path: Path, model_dir: Path, spec: HeadSpec, train_config: TrainConfig, say: Progress) -> None:
     from featcache.train import train
 
-    result = train(cache_path, model_dir, spec.config, train_config)
+    result = train(cache_path, model_dir, spec.config, train_config, overwrite=True)  # _reason_to_train decided to retrain
+    for warning in result.warnings:
+        say(f"train {spec.name}: warning: {warning}")
     kept = (
         f"last epoch {result.best_epoch} (no validation set)"
         if result.best_val_accuracy is None
