@@ -8,6 +8,7 @@ The public surface (the CLI is a thin layer over these):
     featcache.compare_heads("cache.h5", ["lstm", "meanpool"], {}, TrainConfig())
     featcache.predict_videos("model_dir", ["new.avi"])
     featcache.dataset("cache.h5", subset="train", format="tf")             # your own training loop
+    featcache.predict_windows("model_dir", ["long.mp4"], WindowConfig(window_seconds=4, stride_seconds=2))
     featcache.run_pipeline(featcache.load_pipeline("demo"))
 
 Names are loaded on first use (PEP 562), so `import featcache` and the commands that run no model do
@@ -33,6 +34,8 @@ _PUBLIC_NAMES = {
     "HeadConfig": "featcache.config",
     "SamplingConfig": "featcache.config",
     "TrainConfig": "featcache.config",
+    "WindowConfig": "featcache.config",
+    "available_extractors": "featcache.extractor_catalog",
     "dataset": "featcache.dataset",
     "make_demo_data": "featcache.demo_data",
     "embed": "featcache.embed",
@@ -43,8 +46,10 @@ _PUBLIC_NAMES = {
     "run_pipeline": "featcache.pipelines",
     "predict_videos": "featcache.predict",
     "train": "featcache.train",
+    "predict_windows": "featcache.windows",
+    "write_window_reports": "featcache.windows",
 }
-_NEEDS_KERAS = {"featcache.compare", "featcache.embed", "featcache.evaluate", "featcache.pipelines", "featcache.predict", "featcache.train"}
+_NEEDS_KERAS = {"featcache.compare", "featcache.embed", "featcache.evaluate", "featcache.pipelines", "featcache.predict", "featcache.train", "featcache.windows"}
 
 __all__ = ["__version__", *sorted(_PUBLIC_NAMES)]
 

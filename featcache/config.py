@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from featcache.errors import InputError
+from featcache.extractor_catalog import KERAS_HUB_PREFIX, default_image_size
 
 SAMPLING_MODES = ("uniform", "fps")
 FEATURE_DTYPES = ("float16", "float32")
@@ -41,21 +42,31 @@ class SamplingConfig:
 class ExtractorConfig:
     """Which frozen image model turns a frame into a feature vector.
 
-    weights: "imagenet" (Keras downloads it), "random" (explicit, seeded by `seed`) or a file path.
+    name: a registry name (`featcache extractors`): mobilenet_v2, keras:ResNet50, keras_file,
+      keras_hub:PRESET_OR_FOLDER, ...
+    weights: "imagenet" (Keras downloads it; for tfhub/keras_hub the handle's or preset's own weights),
+      "random" (explicit, seeded by `seed`) or a file path (a weights file; the model file for keras_file).
     handle: TF-Hub URL or local SavedModel folder (only for the `tfhub` extractor).
-    image_size: the square input size frames are resized to.
+    image_size: the square input size frames are resized to; None: the extractor's own
+      (featcache.extractor_catalog.default_image_size), resolved here so the saved config always has a number.
     """
 
     name: str = "mobilenet_v2"
     weights: str = "imagenet"
     handle: str | None = None
-    image_size: int = 224
+    image_size: int | None = 224
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.weights not in ("imagenet", "random"):
             # Stored with the cache and the model: an absolute path still names the file from another folder.
             object.__setattr__(self, "weights", str(Path(self.weights).expanduser().absolute()))
+        preset = self.name.removeprefix(KERAS_HUB_PREFIX)
+        if self.name.startswith(KERAS_HUB_PREFIX) and Path(preset).expanduser().is_dir():
+            # A local preset folder, named absolutely for the same reason as a weights file.
+            object.__setattr__(self, "name", KERAS_HUB_PREFIX + str(Path(preset).expanduser().absolute()))
+        if self.image_size is None:
+            object.__setattr__(self, "image_size", default_image_size(self.name, self.weights))
         if self.image_size < 8:
             raise InputError(f"--image-size must be at least 8 pixels, got {self.image_size}")
 
@@ -224,3 +235,23 @@ class TrainConfig:
             raise InputError(f"--test-clips must be at least 1, got {self.test_clips}")
         if self.frames == 0 and (self.clip_sampling != "uniform" or self.test_clips != 1):
             raise InputError("--clip-sampling and --test-clips take clips of --frames T frames; pass --frames T too")
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """Sliding windows over a long video for `predict --window` (see featcache.windows).
+
+    window_seconds: the length of each window, classified like a whole video of that length.
+    stride_seconds: from one window's start to the next; None: the window length (back to back, no overlap).
+    """
+
+    window_seconds: float
+    stride_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.window_seconds > 0:
+            raise InputError(f"--window must be above 0 seconds, got {self.window_seconds}")
+        if self.stride_seconds is None:
+            object.__setattr__(self, "stride_seconds", self.window_seconds)
+        if not self.stride_seconds > 0:
+            raise InputError(f"--stride must be above 0 seconds, got {self.stride_seconds}")

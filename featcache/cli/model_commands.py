@@ -11,6 +11,7 @@ import typer
 
 from featcache.cli.common import EXIT_SOME_VIDEOS_FAILED, app, errors_as_exit_codes, import_keras_quietly
 from featcache.config import CLASS_WEIGHTS, CLIP_SAMPLINGS, HEAD_NAMES, POOLINGS, POSITION_ENCODINGS, SPLIT_NAMES, HeadConfig, TrainConfig
+from featcache.errors import InputError
 
 # Choices come from the registries (config.HEAD_NAMES mirrors featcache.heads.HEADS without importing Keras).
 HeadChoice = enum.Enum("HeadChoice", {name: name for name in HEAD_NAMES}, type=str)
@@ -197,16 +198,24 @@ def predict_command(
     videos: list[Path] = typer.Argument(..., help="Video files to classify."),
     top_k: int = typer.Option(3, "--top-k", help="How many classes to list per video."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object {model_dir, predictions} and nothing else."),
+    window: Optional[float] = typer.Option(None, "--window", help="Seconds: classify every window of this length (long videos; one decode pass) instead of the whole video."),
+    stride: Optional[float] = typer.Option(None, "--stride", help="Seconds from one window's start to the next [default: --window, back to back]."),
+    window_dir: Optional[Path] = typer.Option(None, "--window-dir", help="Where windows.csv, windows.json and a timeline PNG per video go [default: MODEL_DIR/windows]."),
 ) -> None:
     """Classify videos with a trained model, embedded with the extractor and sampling stored with it.
 
+    With --window: every window of each video, written as CSV, JSON and a timeline PNG (class probability over time).
     Exit code 1 when some videos could not be read (each is listed with its reason; the others are still predicted).
     """
-
     import_keras_quietly()  # before the model modules import it
+    if window is not None:
+        _predict_windows(model_dir, videos, window, stride, window_dir, as_json)
+        return
     from featcache.predict import format_predictions, predict_videos
 
     with errors_as_exit_codes():
+        if stride is not None or window_dir is not None:
+            raise InputError("--stride and --window-dir only apply with --window SECONDS")
         predictions = predict_videos(model_dir, videos, top_k=top_k)
     if as_json:
         typer.echo(json.dumps({"model_dir": str(model_dir), "predictions": [p.to_dict() for p in predictions]}, indent=2))
@@ -215,4 +224,23 @@ def predict_command(
     failed = [prediction for prediction in predictions if prediction.error is not None]
     if failed:
         typer.secho(f"{len(failed)} of {len(predictions)} videos could not be read", fg=typer.colors.RED, err=True)
+        raise typer.Exit(EXIT_SOME_VIDEOS_FAILED)
+
+
+def _predict_windows(model_dir: Path, videos: list[Path], window: float, stride: Optional[float], window_dir: Optional[Path], as_json: bool) -> None:
+    from featcache.config import WindowConfig
+    from featcache.windows import format_windows, predict_windows, write_window_reports
+
+    with errors_as_exit_codes():
+        window_config = WindowConfig(window_seconds=window, stride_seconds=stride)
+        report = predict_windows(model_dir, videos, window_config)
+        written = write_window_reports(report, window_dir if window_dir is not None else Path(model_dir) / "windows")
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        typer.echo(format_windows(report))
+        typer.echo(f"windows written to {written[0].parent} ({', '.join(path.name for path in written)})")
+    failed = [video for video in report.videos if video.error is not None]
+    if failed:
+        typer.secho(f"{len(failed)} of {len(report.videos)} videos could not be read", fg=typer.colors.RED, err=True)
         raise typer.Exit(EXIT_SOME_VIDEOS_FAILED)
