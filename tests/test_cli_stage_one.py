@@ -51,7 +51,7 @@ def test_embed_with_bad_videos_exits_1_and_names_them(dataset_with_bad_files: Pa
         (["--extractor", "resnet"], "unknown extractor 'resnet'; choose one of mobilenet_v2, scratch_cnn, tfhub"),
         (["--frames", "0"], "--frames must be at least 1"),
         (["--sampling", "fps"], "--sampling fps needs --fps"),
-        (["--dtype", "int8"], "unknown --dtype"),
+        (["--dtype", "int8"], "Invalid value for '--dtype'"),
         (["--weights", "no/such/file.weights.h5"], "no/such/file.weights.h5"),
     ],
 )
@@ -119,3 +119,25 @@ def test_relative_weights_path_is_stored_absolute(tiny_dataset: Path, tmp_path: 
 
     monkeypatch.chdir(tmp_path)
     assert ExtractorConfig(name="scratch_cnn", weights="w.weights.h5").weights == str(tmp_path / "w.weights.h5")
+
+
+def test_rerun_without_settings_reuses_the_caches_own(tiny_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
+    cache_path = tmp_path / "cache.h5"
+    assert run("embed", tiny_dataset, "--out", cache_path, "--weights", "random", "--image-size", "32", "--frames", "4", "--dtype", "float32").exit_code == 0
+    again = run("embed", tiny_dataset, "--out", cache_path)  # no settings: the cache's own, not the defaults
+    assert again.exit_code == 0, again.output
+    assert "embedding with its settings (mobilenet_v2, random weights (seed 0), 32 px, 4 frames uniform, float32)" in again.output
+    assert "0 embedded, 6 already cached" in again.output
+    same = run("embed", tiny_dataset, "--out", cache_path, "--frames", "4")  # given and equal: fine
+    assert same.exit_code == 0, same.output
+
+
+def test_rerun_with_other_settings_names_both_values(tiny_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
+    cache_path = tmp_path / "cache.h5"
+    assert run("embed", tiny_dataset, "--out", cache_path, *SMALL).exit_code == 0
+    refused = run("embed", tiny_dataset, "--out", cache_path, "--frames", "8", "--dtype", "float32")
+    assert refused.exit_code == 2
+    assert "has --frames 4, you asked 8; --dtype float16, you asked float32" in refused.output
+    assert refused.output.index("another --out") < refused.output.index("--overwrite")
+    replaced = run("embed", tiny_dataset, "--out", cache_path, *SMALL[:4], "--frames", "8", "--overwrite")
+    assert replaced.exit_code == 0 and "6 embedded" in replaced.output
