@@ -76,7 +76,8 @@ MINIMAL = '[data]\nvideo_root = "videos"\n\n[[heads]]\nhead = "lstm"\n'
         (MINIMAL + "\n[embed]\nextractor = \"resnet\"\n", r"\[embed\] extractor 'resnet' is unknown; choose one of .*mobilenet_v2"),
         (MINIMAL + "\n[train]\nepochs = true\n", r"\[train\] epochs must be an integer, got True"),
         (MINIMAL + "\n[train]\nsplit = \"ucf101-9\"\n", r"\[train\] unknown --split 'ucf101-9'"),
-        (MINIMAL + "\n[evaluate]\nsplit = \"val\"\n", r"\[evaluate\] unknown split 'val'"),
+        (MINIMAL + "\n[evaluate]\nsubset = \"val\"\n", r"\[evaluate\] unknown subset 'val'"),
+        (MINIMAL + "\n[evaluate]\nsplit = \"test\"\nsubset = \"test\"\n", r"both split and subset"),
         (MINIMAL + "\n[extra]\nx = 1\n", r"the top level: unknown key\(s\) extra"),
         (MINIMAL.replace('head = "lstm"', 'head = "transformer"'), r"\[\[heads\]\] #1 unknown head 'transformer'; choose one of lstm"),
         (MINIMAL.replace('head = "lstm"', 'head = "lstm"\nunits = "many"'), r"\[\[heads\]\] #1 units must be an integer"),
@@ -157,7 +158,7 @@ def test_ucf3_pipelines_are_the_notebook_experiments() -> None:
         assert pipeline.data.classes == ("PlayingCello", "PlayingGuitar", "PlayingViolin")
         assert (pipeline.embed.extractor.name, pipeline.embed.extractor.image_size, pipeline.embed.sampling.num_frames) == (extractor, 224, 10)
         assert [(spec.config.head, spec.config.units, spec.config.dense) for spec in pipeline.heads] == [("lstm", units, dense)]
-        assert (pipeline.train.split, pipeline.evaluate.split) == ("auto", "test")
+        assert (pipeline.train.split, pipeline.evaluate.subset) == ("auto", "test")
     full = load_pipeline("ucf101_split1_mobilenet_v2")
     assert full.data.classes is None and full.train.split == "ucf101-1"
 
@@ -268,3 +269,9 @@ def test_run_command_missing_data_is_a_usage_error(tmp_path: Path, monkeypatch: 
     result = CliRunner().invoke(app, ["run", "ucf3_mobilenet_v2"])
     assert result.exit_code == 2
     assert UCF101_URL in result.output and "data/UCF101" in result.output
+
+
+def test_evaluate_split_is_read_as_subset(tmp_path: Path) -> None:
+    """Pipelines written before the rename keep working: [evaluate] split = "all" means subset = "all"."""
+    pipeline = load_pipeline(write_pipeline(tmp_path, MINIMAL + '\n[evaluate]\nsplit = "all"\n'))
+    assert pipeline.evaluate.subset == "all"

@@ -174,12 +174,13 @@ def compare_command(
 def evaluate_command(
     model_dir: Path = typer.Argument(..., help="A model folder written by `featcache train`."),
     cache: Path = typer.Argument(..., help="The HDF5 feature cache to score the model on."),
-    split: str = typer.Option(
+    subset: str = typer.Option(
         "default",
-        "--split",
-        help="default: the test videos on the model's own training cache, all videos on any other cache; test; all.",
+        "--subset",
+        help="default: the test videos on the model's own training cache, on any other cache all videos but those the model trained or validated on; test; all.",
     ),
-    top_k: int | None = typer.Option(None, "--top-k", help="k of the top-k accuracy (default: min(3, number of classes))."),
+    old_split: Optional[str] = typer.Option(None, "--split", hidden=True, help="The old name of --subset."),
+    top_k: int | None = typer.Option(None, "--top-k", help="k of the top-k accuracy (default: min(3, number of classes - 1); not shown when k >= the classes)."),
     report_dir: Path | None = typer.Option(None, "--report-dir", help="Where report.json and the PNG go (default: MODEL_DIR/evaluation/<cache stem>)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object and nothing else."),
 ) -> None:
@@ -187,16 +188,21 @@ def evaluate_command(
     import_keras_quietly()  # before the model modules import it
     from featcache.evaluate import evaluate, format_report
 
+    if old_split is not None:
+        # Renamed: train's --split chooses the split itself, this picks which of its videos to score.
+        typer.secho("Note: evaluate --split is now --subset (the old name still works for now).", err=True)
+        subset = old_split
     with errors_as_exit_codes():
-        report = evaluate(model_dir, cache, subset=split, top_k=top_k, report_dir=report_dir)
+        report = evaluate(model_dir, cache, subset=subset, top_k=top_k, report_dir=report_dir)
     typer.echo(report.to_json() if as_json else format_report(report))
 
 
 @app.command("predict")
 def predict_command(
     model_dir: Path = typer.Argument(..., help="A model folder written by `featcache train`."),
-    videos: list[Path] = typer.Argument(..., help="Video files to classify."),
-    top_k: int = typer.Option(3, "--top-k", help="How many classes to list per video."),
+    videos: list[Path] = typer.Argument(..., help="Video files, folders (every video below them) or CSV lists path,label[,group]."),
+    top_k: int = typer.Option(3, "--top-k", help="How many classes to list per video (at most the model's classes)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the predictions as CSV: path, true_label, predicted, probability, the other top-k, error."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object {model_dir, predictions} and nothing else."),
     window: Optional[float] = typer.Option(None, "--window", help="Seconds: classify every window of this length (long videos; one decode pass) instead of the whole video."),
     stride: Optional[float] = typer.Option(None, "--stride", help="Seconds from one window's start to the next [default: --window, back to back]."),
@@ -211,17 +217,23 @@ def predict_command(
     if window is not None:
         _predict_windows(model_dir, videos, window, stride, window_dir, as_json)
         return
-    from featcache.predict import format_predictions, predict_videos
+    from featcache.predict import describe_failure, format_predictions, predict_videos, write_predictions_csv
 
     with errors_as_exit_codes():
         if stride is not None or window_dir is not None:
             raise InputError("--stride and --window-dir only apply with --window SECONDS")
         predictions = predict_videos(model_dir, videos, top_k=top_k)
+        if out is not None:
+            write_predictions_csv(predictions, out)
     if as_json:
         typer.echo(json.dumps({"model_dir": str(model_dir), "predictions": [p.to_dict() for p in predictions]}, indent=2))
     else:
         typer.echo(format_predictions(predictions))
+        if out is not None:
+            typer.echo(f"predictions written to {out}")
     failed = [prediction for prediction in predictions if prediction.error is not None]
+    for prediction in failed:
+        typer.secho(f"Error: {describe_failure(prediction)}", fg=typer.colors.RED, err=True)
     if failed:
         typer.secho(f"{len(failed)} of {len(predictions)} videos could not be read", fg=typer.colors.RED, err=True)
         raise typer.Exit(EXIT_SOME_VIDEOS_FAILED)

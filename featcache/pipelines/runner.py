@@ -47,7 +47,7 @@ class HeadOutcome:
     trained: bool
     accuracy: float
     top_k: int
-    top_k_accuracy: float
+    top_k_accuracy: float | None
     num_videos: int
     subset_description: str
     best_epoch: int
@@ -239,7 +239,7 @@ def _evaluate_head(spec: HeadSpec, model_dir: Path, cache_path: Path, evaluate_c
     from featcache.evaluate import evaluate
     from featcache.model_dir import read_model_metadata
 
-    report = evaluate(model_dir, cache_path, subset=evaluate_config.split, top_k=evaluate_config.top_k)
+    report = evaluate(model_dir, cache_path, subset=evaluate_config.subset, top_k=evaluate_config.top_k)
     metadata = read_model_metadata(model_dir)
     return HeadOutcome(
         name=spec.name,
