@@ -72,10 +72,13 @@ def open_cache_file(path: Path) -> h5py.File:
         journal = Path(f"{path}.parts")
         hint = f" (an unfinished embed left {journal.name}: re-run the same `featcache embed` to finish it)" if journal.exists() else ""
         raise CacheFormatError(f"{path}: no such cache file{hint}")
+    if path.is_dir():
+        raise CacheFormatError(f"{path} is a folder; pass the cache file written by `featcache embed --out CACHE.h5`")
     try:
         handle = h5py.File(path, "r")
     except OSError as err:
-        raise CacheFormatError(f"{path}: not an HDF5 file ({err}); expected a cache written by `featcache embed`") from err
+        # h5py's message is a page of HDF5 internals (errno, buffer addresses); --verbose's traceback keeps it.
+        raise CacheFormatError(f"{path}: not an HDF5 file; expected a cache written by `featcache embed`") from err
     if handle.attrs.get("format_version") != FORMAT_VERSION or "features" not in handle:
         handle.close()
         raise CacheFormatError(f"{path}: not a featcache cache of format {FORMAT_VERSION}; write one with `featcache embed`")

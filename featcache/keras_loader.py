@@ -22,6 +22,10 @@ def import_keras_quietly() -> None:
     """
     if "keras" in sys.modules:
         return
+    if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0":  # --verbose asked for TensorFlow's own logs
+        import keras  # noqa: F401
+
+        return
     saved_stderr = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -162,9 +162,13 @@ def write_predictions_csv(predictions: list[VideoPrediction], csv_path: Path) ->
     return csv_path
 
 
-def predict_videos(model_dir: Path, video_paths: list[Path], top_k: int = DEFAULT_TOP_K) -> list[VideoPrediction]:
+def predict_videos(
+    model_dir: Path, video_paths: list[Path], top_k: int = DEFAULT_TOP_K, progress: Callable[[int, int, int], None] | None = None
+) -> list[VideoPrediction]:
     """Top-k classes of each video, embedded with the extractor and sampling stored with the model.
 
+    video_paths: files, folders (every video below them) or CSV lists (see collect_videos).
+    progress(done, total, failed) is called as videos finish embedding.
     Returns one VideoPrediction per path, in the order given; a video that cannot be decoded gets an
     `error` (path and reason) and the others are still predicted.
     Raises ModelDirError for a missing or foreign model folder, InputError for a bad top_k, ExtractorError
@@ -185,8 +189,13 @@ def predict_videos(model_dir: Path, video_paths: list[Path], top_k: int = DEFAUL
     position_of = {id(entry): position for position, entry in enumerate(entries)}
     outcomes: dict[int, VideoPrediction | np.ndarray] = {}
     waiting: list[tuple[int, np.ndarray]] = []  # (position, features) not yet through the head
+    num_done = num_failed = 0
     for entry, _, features in embed_decoded_videos(decoded, prepared.extractor, FRAMES_PER_BATCH):
         position = position_of[id(entry)]
+        num_done += 1
+        num_failed += isinstance(features, VideoDecodeError)
+        if progress is not None:
+            progress(num_done, len(entries), num_failed)
         if isinstance(features, VideoDecodeError):
             outcomes[position] = VideoPrediction(path=str(entry.path), error=str(features))
             continue

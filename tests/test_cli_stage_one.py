@@ -141,3 +141,32 @@ def test_rerun_with_other_settings_names_both_values(tiny_dataset: Path, tmp_pat
     assert refused.output.index("another --out") < refused.output.index("--overwrite")
     replaced = run("embed", tiny_dataset, "--out", cache_path, *SMALL[:4], "--frames", "8", "--overwrite")
     assert replaced.exit_code == 0 and "6 embedded" in replaced.output
+
+
+def test_info_on_a_folder_or_foreign_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "notes.h5").write_text("not HDF5")
+    for target, message in ((tmp_path, "is a folder"), (tmp_path / "notes.h5", "not an HDF5 file")):
+        result = run("info", target)
+        assert result.exit_code == 2 and message in result.output
+        assert len(result.output.strip().splitlines()) == 1 and "errno" not in result.output
+    verbose = run("info", tmp_path / "notes.h5", "--verbose")
+    assert "caused by OSError" in verbose.output  # the HDF5 message, for a bug report
+
+
+def test_quiet_and_verbose_together_are_refused(tmp_path: Path) -> None:
+    result = run("info", tmp_path, "--quiet", "--verbose")
+    assert result.exit_code == 2 and "contradict" in result.output
+
+
+def test_progress_lines_in_logs_and_none_with_quiet(tiny_dataset: Path, tmp_path: Path, fake_extractor: list, monkeypatch) -> None:
+    """Output to a file or pipe (CliRunner's is not a terminal) gets plain progress lines; --quiet gets none."""
+    from featcache.cli import output
+
+    monkeypatch.setattr(output, "PROGRESS_SECONDS", 0.0)  # a line per video instead of every 10 s
+    logged = run("embed", tiny_dataset, "--out", tmp_path / "a.h5", *SMALL)
+    assert logged.exit_code == 0, logged.output
+    lines = [line for line in logged.stderr.splitlines() if line.startswith("embedding: ")]
+    assert len(lines) == 6 and lines[-1].startswith("embedding: 6/6 videos") and "videos/s" in lines[-1] and "0 failed" in lines[-1]
+    quiet = run("embed", tiny_dataset, "--out", tmp_path / "b.h5", *SMALL, "--quiet")
+    assert quiet.exit_code == 0 and "embedding: " not in quiet.output
+    assert "6 embedded" in quiet.stdout  # the result is still printed

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from featcache.cli.common import EXIT_SOME_VIDEOS_FAILED, app, errors_as_exit_codes, import_keras_quietly
+from featcache.cli.common import EXIT_SOME_VIDEOS_FAILED, app, errors_as_exit_codes, import_keras_quietly, with_output_options, count_progress, say, warn
 from featcache.config import CLASS_WEIGHTS, CLIP_SAMPLINGS, HEAD_NAMES, POOLINGS, POSITION_ENCODINGS, SPLIT_NAMES, HeadConfig, TrainConfig
 from featcache.errors import InputError
 
@@ -56,6 +56,7 @@ SEED_OPTION = typer.Option(TrainConfig.seed, help="Seed of the split, the weight
 
 
 @app.command("train")
+@with_output_options
 def train_command(
     cache: Path = typer.Argument(..., help="An HDF5 cache written by `featcache embed`."),
     out: Path = typer.Option(..., "--out", "-o", help="The model folder to write (new or empty; --overwrite replaces a model folder)."),
@@ -101,24 +102,25 @@ def train_command(
             class_weight=class_weight.value, frames=frames, clip_sampling=clip_sampling.value, test_clips=test_clips,
             patience=patience,
         )
-        result = train(cache, out, head_config, train_config, progress=typer.echo, overwrite=overwrite)
+        result = train(cache, out, head_config, train_config, progress=say, overwrite=overwrite)
     if result.best_val_accuracy is None:
         typer.echo(f"no validation set: the last epoch ({result.best_epoch}) is kept ({result.seconds_per_epoch:.2f} s/epoch)")
     else:
         typer.echo(
             f"best epoch {result.best_epoch}: validation accuracy {result.best_val_accuracy:.3f} ({result.seconds_per_epoch:.2f} s/epoch); its weights are kept"
         )
-    typer.echo(f"model folder: {out} (model.keras, featcache.json, history.csv, learning_curves.png, split.csv)")
-    typer.echo(f"test accuracy (the {result.split.num_test} test videos): featcache evaluate {out} {cache}")
+    say(f"model folder: {out} (model.keras, featcache.json, history.csv, learning_curves.png, split.csv)")
+    say(f"test accuracy (the {result.split.num_test} test videos): featcache evaluate {out} {cache}")
     print_warnings(result.warnings)
 
 
 def print_warnings(warnings: list[str]) -> None:
     for warning in warnings:
-        typer.secho(f"Warning: {warning}", fg=typer.colors.YELLOW, err=True)
+        warn(warning)
 
 
 @app.command("compare")
+@with_output_options
 def compare_command(
     cache: Path = typer.Argument(..., help="An HDF5 cache written by `featcache embed`."),
     heads: str = typer.Option(",".join(HEAD_NAMES), help=f"Comma-separated heads from {', '.join(HEAD_NAMES)}."),
@@ -164,13 +166,14 @@ def compare_command(
             "units": units, "dense": dense, "dropout": dropout, "recurrent_dropout": recurrent_dropout, "num_layers": layers, "num_heads": attention_heads,
             "positions": positions.value, "pooling": pooling.value, "kernel_size": kernel_size,
         }  # fmt: skip
-        rows = compare_heads(cache, head_names, head_overrides, train_config, progress=None if as_json else typer.echo, out_dir=out, overwrite=overwrite)
+        rows = compare_heads(cache, head_names, head_overrides, train_config, progress=None if as_json else say, out_dir=out, overwrite=overwrite)
     typer.echo(comparison_as_json(rows) if as_json else format_comparison(rows))
     for row in rows:
         print_warnings([f"{row.head}: {warning}" for warning in row.warnings])
 
 
 @app.command("evaluate")
+@with_output_options
 def evaluate_command(
     model_dir: Path = typer.Argument(..., help="A model folder written by `featcache train`."),
     cache: Path = typer.Argument(..., help="The HDF5 feature cache to score the model on."),
@@ -198,6 +201,7 @@ def evaluate_command(
 
 
 @app.command("predict")
+@with_output_options
 def predict_command(
     model_dir: Path = typer.Argument(..., help="A model folder written by `featcache train`."),
     videos: list[Path] = typer.Argument(..., help="Video files, folders (every video below them) or CSV lists path,label[,group]."),
@@ -222,7 +226,8 @@ def predict_command(
     with errors_as_exit_codes():
         if stride is not None or window_dir is not None:
             raise InputError("--stride and --window-dir only apply with --window SECONDS")
-        predictions = predict_videos(model_dir, videos, top_k=top_k)
+        with count_progress("predicting") as report_progress:
+            predictions = predict_videos(model_dir, videos, top_k=top_k, progress=report_progress)
         if out is not None:
             write_predictions_csv(predictions, out)
     if as_json:
@@ -230,7 +235,7 @@ def predict_command(
     else:
         typer.echo(format_predictions(predictions))
         if out is not None:
-            typer.echo(f"predictions written to {out}")
+            say(f"predictions written to {out}")
     failed = [prediction for prediction in predictions if prediction.error is not None]
     for prediction in failed:
         typer.secho(f"Error: {describe_failure(prediction)}", fg=typer.colors.RED, err=True)

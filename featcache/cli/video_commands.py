@@ -13,6 +13,8 @@ from featcache.config import COMPRESSIONS, FEATURE_DTYPES, SAMPLING_MODES
 from featcache.extractor_catalog import KERAS_APPLICATION_PREFIX, available_extractors
 
 from featcache.cli.common import (
+    say,
+    with_output_options,
     import_keras_quietly,
     EXIT_SOME_VIDEOS_FAILED,
     app,
@@ -37,6 +39,7 @@ EXTRACTOR_NAMES = [name for name in available_extractors() if not name.startswit
 
 
 @app.command("embed")
+@with_output_options
 def embed_command(
     video_root: Path = typer.Argument(..., help="UCF101-layout folder VIDEO_ROOT/<ClassName>/<video>, or a CSV list path,label[,group]."),
     out: Path = typer.Option(..., "--out", "-o", help="The HDF5 cache to write (resumed or extended if it exists, with its own settings)."),
@@ -75,7 +78,7 @@ def embed_command(
         }  # fmt: skip
         settings = resolve_embed_settings(out, given, overwrite)
         if settings.from_cache:
-            typer.echo(f"{out} exists: embedding with its settings ({settings.describe()})")
+            say(f"{out} exists: embedding with its settings ({settings.describe()})")
         values = settings.values
         config = EmbedConfig(
             extractor=ExtractorConfig(name=values["extractor"], weights=values["weights"], handle=values["handle"], image_size=values["image_size"], seed=values["seed"]),
@@ -117,6 +120,7 @@ def _embed_summary_line(summary: "EmbedSummary") -> str:
 
 
 @app.command("info")
+@with_output_options
 def info_command(
     cache: Path = typer.Argument(..., help="An HDF5 cache written by `featcache embed`."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
@@ -130,6 +134,7 @@ def info_command(
 
 
 @app.command("extractors")
+@with_output_options
 def extractors_command() -> None:
     """List the extractors with their output dims and input sizes."""
     from featcache.extractor_catalog import available_extractors
@@ -141,6 +146,7 @@ def extractors_command() -> None:
 
 
 @app.command("demo-data")
+@with_output_options
 def demo_data_command(
     out_dir: Path = typer.Argument(..., help="Folder to write the synthetic UCF101-like dataset into."),
     videos_per_class: int = typer.Option(12, help="Videos per class."),
