@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -170,3 +171,44 @@ def test_progress_lines_in_logs_and_none_with_quiet(tiny_dataset: Path, tmp_path
     quiet = run("embed", tiny_dataset, "--out", tmp_path / "b.h5", *SMALL, "--quiet")
     assert quiet.exit_code == 0 and "embedding: " not in quiet.output
     assert "6 embedded" in quiet.stdout  # the result is still printed
+
+
+def test_weights_fetch_writes_a_file_embed_loads(tiny_dataset: Path, tmp_path: Path, monkeypatch) -> None:
+    """`weights fetch` copies Keras' ImageNet download into a file that `embed --weights FILE` then uses offline."""
+    import keras
+
+    from featcache import extractors as extractors_module
+
+    # Stands in for Keras' download (no network here): a MobileNetV2 no-top weights file at 32 px.
+    downloaded = tmp_path / "keras_cache" / "mobilenet_v2_no_top.weights.h5"
+    downloaded.parent.mkdir()
+    keras.applications.MobileNetV2(include_top=False, pooling="avg", input_shape=(32, 32, 3), weights=None).save_weights(downloaded)
+    monkeypatch.setattr(extractors_module, "download_mobilenet_v2_imagenet", lambda image_size: str(downloaded))
+    out = tmp_path / "mobilenet_v2.weights.h5"
+    fetched = run("weights", "fetch", "mobilenet_v2", "--out", out, "--image-size", "32")
+    assert fetched.exit_code == 0, fetched.output
+    assert f"--weights {out}" in fetched.output
+    from featcache.config import ExtractorConfig
+    from featcache.extractors import load_extractor
+
+    from featcache.extractors import _mobilenet_v2_backbone
+
+    from_file, _ = _mobilenet_v2_backbone(ExtractorConfig(name="mobilenet_v2", weights=str(out), image_size=32))
+    from_download, _ = _mobilenet_v2_backbone(ExtractorConfig(name="mobilenet_v2", weights="imagenet", image_size=32))
+    for loaded, expected in zip(from_file.get_weights(), from_download.get_weights()):
+        np.testing.assert_array_equal(loaded, expected)  # the file holds the downloaded weights, all of them
+    assert load_extractor(ExtractorConfig(name="mobilenet_v2", weights=str(out), image_size=32)).feature_dim == 1280
+
+
+def test_weights_fetch_offline_and_for_extractors_without_imagenet_weights(tmp_path: Path, monkeypatch) -> None:
+    from featcache import extractors as extractors_module
+    from featcache.errors import ExtractorError
+
+    def no_network(image_size: int) -> str:
+        raise ExtractorError("could not download the MobileNetV2 ImageNet weights (...): Name or service not known")
+
+    monkeypatch.setattr(extractors_module, "download_mobilenet_v2_imagenet", no_network)
+    offline = run("weights", "fetch", "mobilenet_v2", "--out", tmp_path / "w.weights.h5")
+    assert offline.exit_code == 2 and "could not download" in offline.output and not (tmp_path / "w.weights.h5").exists()
+    scratch = run("weights", "fetch", "scratch_cnn", "--out", tmp_path / "s.weights.h5")
+    assert scratch.exit_code == 2 and "no ImageNet weights to fetch" in scratch.output

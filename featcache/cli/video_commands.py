@@ -160,3 +160,23 @@ def demo_data_command(
     typer.echo(f"demo videos in {root}")
 
 
+
+
+weights_app = typer.Typer(no_args_is_help=True, help="Weights files for offline use.")
+app.add_typer(weights_app, name="weights")
+
+
+@weights_app.command("fetch")
+@with_output_options
+def weights_fetch_command(
+    extractor: str = typer.Argument(..., help="mobilenet_v2 or keras:NAME (e.g. keras:ResNet50)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The weights file to write (NAME.weights.h5)."),
+    image_size: Optional[int] = typer.Option(None, help="The input size the weights are for [default: the extractor's own]."),
+) -> None:
+    """Download an extractor's ImageNet weights (Keras' own download, cached) into a file for `embed --weights FILE` offline."""
+    import_keras_quietly()
+    from featcache.weights_fetch import fetch_imagenet_weights
+
+    with errors_as_exit_codes():
+        written = fetch_imagenet_weights(extractor, out, image_size)
+    typer.echo(f"wrote {written}; offline: featcache embed VIDEO_ROOT --out CACHE.h5 --extractor {extractor} --weights {written}")
