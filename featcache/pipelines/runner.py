@@ -28,7 +28,7 @@ Progress = Callable[[str], None]
 UCF101_URL = "https://www.crcv.ucf.edu/data/UCF101.php"
 UCF101_HELP = (
     f"UCF101 comes from {UCF101_URL} (UCF101.rar, 6.5 GB): unpack it and move its UCF-101 folder to "
-    "data/UCF101 so that the videos are data/UCF101/<ClassName>/v_<ClassName>_gNN_cNN.avi (see data/README.md)"
+    "data/UCF101 so that the videos are data/UCF101/<ClassName>/v_<ClassName>_gNN_cNN.avi; then `featcache run PIPELINE --data data/UCF101`"
 )
 
 CACHE_FILE_NAME = "features.h5"
