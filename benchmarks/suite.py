@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from benchmarks.backbones import run_backbones
 from benchmarks.cache_formats import run_cache_formats
 from benchmarks.clips import run_clips
 from benchmarks.growth import run_growth
@@ -29,6 +30,7 @@ SECTIONS: dict[str, Callable[[Workspace], SectionResult]] = {
     "heads": run_heads,
     "clips": run_clips,
     "startup": run_startup,
+    "backbones": run_backbones,
 }
 SECTIONS_NEEDING_STAGE_ONE = {"notebook", "cache_formats"}
 GPU_NOTE = (

@@ -144,7 +144,10 @@ def load_extractor(config: ExtractorConfig) -> Extractor:
         return _load_tfhub_extractor(config)
     builder = _backbone_builder(config.name)
     if builder is None and config.name not in _KERAS_EXTRACTORS:
-        raise ExtractorError(f"unknown extractor {config.name!r}; choose one of {', '.join(available_extractors())}")
+        choices = [name for name in available_extractors() if not name.startswith(KERAS_APPLICATION_PREFIX)]
+        raise ExtractorError(
+            f"unknown extractor {config.name!r}; choose one of {', '.join(choices)} or keras:NAME (`featcache extractors` lists them)"
+        )
     if config.handle is not None:
         raise ExtractorError(f"--handle only applies to --extractor tfhub, not {config.name}")
     if builder is not None:

@@ -307,5 +307,6 @@ def format_windows(report: WindowsReport) -> str:
         lines.append(f"{video.path}: {len(video.start_seconds)} windows of {report.window.window_seconds:g} s every {report.window.stride_seconds:g} s")
         for start, end, probabilities in zip(video.start_seconds, video.end_seconds, video.probabilities):
             label = int(np.argmax(probabilities))
-            lines.append(f"  {start:8.2f}-{end:8.2f} s  {probabilities[label]:.4f}  {report.class_names[label]}")
+            span = f"{start:.2f}-{end:.2f} s"
+            lines.append(f"  {span:>17}  {probabilities[label]:.4f}  {report.class_names[label]}")
     return "\n".join(lines)

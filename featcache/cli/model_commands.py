@@ -207,10 +207,10 @@ def predict_command(
     videos: list[Path] = typer.Argument(..., help="Video files, folders (every video below them) or CSV lists path,label[,group]."),
     top_k: int = typer.Option(3, "--top-k", help="How many classes to list per video (at most the model's classes)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the predictions as CSV: path, true_label, predicted, probability, the other top-k, error."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object {model_dir, predictions} and nothing else."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object {model_dir, predictions} (with --window: the windows.json object) and nothing else."),
     window: Optional[float] = typer.Option(None, "--window", help="Seconds: classify every window of this length (long videos; one decode pass) instead of the whole video."),
-    stride: Optional[float] = typer.Option(None, "--stride", help="Seconds from one window's start to the next [default: --window, back to back]."),
-    window_dir: Optional[Path] = typer.Option(None, "--window-dir", help="Where windows.csv, windows.json and a timeline PNG per video go [default: MODEL_DIR/windows]."),
+    stride: Optional[float] = typer.Option(None, "--stride", help="Seconds from one window's start to the next (default: --window, back to back)."),
+    window_dir: Optional[Path] = typer.Option(None, "--window-dir", help="Where windows.csv, windows.json and a timeline PNG per video go (default: MODEL_DIR/windows)."),
 ) -> None:
     """Classify videos with a trained model, embedded with the extractor and sampling stored with it.
 
