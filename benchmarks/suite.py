@@ -27,10 +27,10 @@ SECTIONS: dict[str, Callable[[Workspace], SectionResult]] = {
     "notebook": run_notebook_vs_featcache,
     "cache_formats": run_cache_formats,
     "growth": run_growth,
+    "backbones": run_backbones,
     "heads": run_heads,
     "clips": run_clips,
     "startup": run_startup,
-    "backbones": run_backbones,
 }
 SECTIONS_NEEDING_STAGE_ONE = {"notebook", "cache_formats"}
 GPU_NOTE = (

@@ -84,3 +84,14 @@ def predict_over_clips(predict, features: np.ndarray, lengths: np.ndarray, frame
 def model_clip_settings(training: dict) -> tuple[int, int]:
     """(frames, test_clips) from a model's saved training settings; (0, 1) for models trained without clips."""
     return int(training.get("frames") or 0), int(training.get("test_clips") or 1)
+
+
+def read_clips(reader, rows: np.ndarray, lengths: np.ndarray, num_frames: int, mode: str = "uniform", rng: np.random.Generator | None = None, offset: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """T-frame clips of cache `rows`, reading only the chosen frames (a featcache.cache reader's `read_frames`).
+
+    lengths: the rows' stored lengths. Returns features float32 (n, T, D), zero beyond each clip length, and the
+    clip lengths int32 (n,).
+    """
+    positions, clip_lengths = clip_positions(lengths, num_frames, mode, rng, offset)
+    chosen = [row_positions[:length] for row_positions, length in zip(positions, clip_lengths)]
+    return reader.read_frames(rows, chosen, num_frames=num_frames), clip_lengths

@@ -20,7 +20,8 @@ class SamplingConfig:
     """Which frames of a video are decoded, in temporal order.
 
     uniform: `num_frames` frames spread evenly over the whole video (first and last frame included).
-    fps: one frame every 1/`fps` seconds from the start, at most `num_frames`.
+    fps: one frame every 1/`fps` seconds from the start, at most `num_frames`; `num_frames` 0 takes every
+    sampled frame of the whole video (variable length: a cache stores each video's frames unpadded).
     """
 
     num_frames: int = 10
@@ -28,8 +29,8 @@ class SamplingConfig:
     fps: float | None = None
 
     def __post_init__(self) -> None:
-        if self.num_frames < 1:
-            raise InputError(f"--frames must be at least 1, got {self.num_frames}")
+        if self.num_frames < 0 or (self.num_frames == 0 and self.mode != "fps"):
+            raise InputError(f"--frames must be at least 1 (or 0 with --sampling fps: every sampled frame), got {self.num_frames}")
         if self.mode not in SAMPLING_MODES:
             raise InputError(f"unknown sampling {self.mode!r}; choose one of {', '.join(SAMPLING_MODES)}")
         if self.mode == "fps" and (self.fps is None or self.fps <= 0):
@@ -109,6 +110,14 @@ HEAD_NAMES = ("lstm", "gru", "meanpool", "transformer", "tcn")  # mirrors featca
 POSITION_ENCODINGS = ("learned", "sinusoidal")
 POOLINGS = ("mean", "cls")
 CLASS_WEIGHTS = ("none", "balanced")
+_TOP = ("dense", "final_dropout")
+HEAD_SETTINGS_USED = {
+    "lstm": ("units", "dropout", "recurrent_dropout", *_TOP),
+    "gru": ("units", "dropout", "recurrent_dropout", *_TOP),
+    "meanpool": _TOP,
+    "transformer": ("units", "num_layers", "num_heads", "positions", "pooling", "dropout", *_TOP),
+    "tcn": ("units", "num_layers", "kernel_size", "dropout", *_TOP),
+}
 CLIP_SAMPLINGS = ("uniform", "random")  # featcache.clips (kept here so configs import nothing else)
 SPLIT_NAMES = ("auto", "ucf101-1", "ucf101-2", "ucf101-3")
 
@@ -166,6 +175,10 @@ class HeadConfig:
             raise InputError(f"unknown --positions {self.positions!r}; choose one of {', '.join(POSITION_ENCODINGS)}")
         if self.pooling not in POOLINGS:
             raise InputError(f"unknown --pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
+
+    def used_settings(self) -> dict[str, Any]:
+        """The settings this head reads (the others keep their defaults and change nothing), for messages."""
+        return {name: getattr(self, name) for name in HEAD_SETTINGS_USED[self.head]}
 
 
 @dataclass(frozen=True)

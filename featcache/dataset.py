@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from featcache.cache import CacheIndex, FeatureReader, read_cache_index
-from featcache.clips import clip_positions, gather_clips
+from featcache.clips import clip_positions, read_clips
 from featcache.config import SPLIT_NAMES, TrainConfig, config_from_dict
 from featcache.errors import InputError
 from featcache.splits import SUBSETS, choose_split
@@ -63,19 +63,18 @@ class CacheBatches:
         order = rng.permutation(len(self.rows)) if self.shuffle else np.arange(len(self.rows))
         with FeatureReader(self.index.path) as reader:
             for start in range(0, len(order), self.batch_size):
-                # Sorted rows read the file in one forward pass; the batch keeps the epoch's order.
+                # FeatureReader reads the rows in file order and returns them in the epoch's order.
                 rows = self.rows[order[start : start + self.batch_size]]
                 yield read_videos(reader, self.index, rows, self.frames, self.clip_sampling, rng), self.index.labels[rows]
 
 
 def read_videos(reader: FeatureReader, index: CacheIndex, rows: np.ndarray, frames: int | None, clip_sampling: str, rng: np.random.Generator | None):
-    """(features float32 (n, T, D), lengths int32 (n,)) of cache `rows`: as stored (frames None) or a T-frame clip."""
-    features = reader.read(rows)
+    """(features float32 (n, T, D), lengths int32 (n,)) of cache `rows`: as stored (frames None; T the cache's) or a
+    T-frame clip, for which only the chosen frames are read."""
     lengths = index.lengths[rows].astype(np.int32)
     if frames is None:
-        return features, lengths
-    positions, clip_lengths = clip_positions(lengths, frames, clip_sampling, rng)
-    return gather_clips(features, positions, clip_lengths), clip_lengths
+        return reader.read(rows), index.lengths_for(index.num_frames)[rows]
+    return read_clips(reader, rows, lengths, frames, clip_sampling, rng)
 
 
 def dataset(
@@ -95,7 +94,8 @@ def dataset(
     split: how to split: None (train's defaults), a TrainConfig (its split, fractions and seed), a split name
       ("auto", "ucf101-1", ...), a split file (UCF101 list or path,subset CSV) or a model folder (its exact split).
     frames: T frames per video taken from what is stored (clip_sampling "uniform": each of T equal segments'
-      centre; "random": a random frame of each segment, new every epoch); None: the stored frames as they are.
+      centre; "random": a random frame of each segment, new every epoch); None or 0 (as `train --frames 0`): the
+      stored frames as they are.
     batch_size: videos per batch (numpy, jax, tf); the torch Dataset gives single videos for a DataLoader to batch.
     format: "numpy" (a re-iterable CacheBatches), "jax" (the same with jax arrays), "tf" (a tf.data.Dataset)
       or "torch" (a torch.utils.data.Dataset of (features, length, label) tensors; labels int64 for its losses).
@@ -108,6 +108,7 @@ def dataset(
         raise InputError(f"unknown subset {subset!r}; choose one of {', '.join(SUBSETS)}, or None for every video")
     if batch_size < 1:
         raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    frames = frames or None
     if frames is not None:
         clip_positions(np.ones(1), frames, clip_sampling, np.random.default_rng(0))  # checks frames and clip_sampling
     index = read_cache_index(Path(cache))

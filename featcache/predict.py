@@ -98,7 +98,8 @@ class PreparedModel:
     sampling: SamplingConfig
     num_frames: int
     cache_dtype: np.dtype
-    training: dict[str, Any]  # the model's TrainConfig as saved: clip settings for scoring
+    clip_frames: int = 0  # > 0: the head was trained on clips of this many frames (train --frames T)
+    test_clips: int = 1  # clips averaged per video for such a head (train --test-clips)
 
 
 def prepare_model(model_dir: Path) -> PreparedModel:
@@ -120,7 +121,8 @@ def prepare_model(model_dir: Path) -> PreparedModel:
         num_frames=int(trained.metadata["num_frames"]),
         # Model folders from before featcache.json recorded it saw the features unrounded.
         cache_dtype=np.dtype(trained.metadata.get("cache_dtype", "float32")),
-        training=dict(trained.metadata["training"]),
+        clip_frames=model_clip_settings(trained.metadata["training"])[0],
+        test_clips=model_clip_settings(trained.metadata["training"])[1],
     )
 
 
@@ -201,32 +203,33 @@ def predict_videos(
             continue
         waiting.append((position, features.astype(prepared.cache_dtype).astype(np.float32)))
         if len(waiting) == VIDEOS_PER_HEAD_CALL:
-            outcomes.update(classify_padded(prepared.model, waiting, prepared.num_frames, prepared.training))
+            outcomes.update(classify_padded(prepared.model, waiting, prepared.num_frames, prepared.clip_frames, prepared.test_clips))
             waiting.clear()
-    outcomes.update(classify_padded(prepared.model, waiting, prepared.num_frames, prepared.training))
+    outcomes.update(classify_padded(prepared.model, waiting, prepared.num_frames, prepared.clip_frames, prepared.test_clips))
     return [
         replace(_top_k(str(path), outcomes[position], class_names, top_k), true_label=label)
         for position, (path, label) in enumerate(labelled)
     ]
 
 
-def classify_padded(model: Any, videos: list[tuple[int, np.ndarray]], num_frames: int, training: dict[str, Any]) -> dict[int, np.ndarray]:
+def classify_padded(model: Any, videos: list[tuple[Any, np.ndarray]], num_frames: int, clip_frames: int = 0, test_clips: int = 1) -> dict[Any, np.ndarray]:
     """Pad each video's float32 (length, feature_dim) features to `num_frames` and run the head once; a head
-    trained on clips (training["frames"]) sees the training's test clips of each video instead, softmax averaged.
+    trained on T-frame clips (clip_frames T > 0) sees `test_clips` uniform clips of each video, softmax averaged.
 
     Returns {key: float32 probabilities, shape (num_classes,)} for each (key, features) given.
     """
     if not videos:
         return {}
-    frames, num_clips = model_clip_settings(training)
     feature_dim = videos[0][1].shape[1]
     lengths = np.array([len(video_features) for _, video_features in videos], dtype=np.int32)
     padded_frames = max(num_frames, int(lengths.max()))
-    assert frames or padded_frames == num_frames, "the stored sampling never yields more than num_frames frames"
+    assert clip_frames or padded_frames == num_frames, "the stored sampling never yields more than num_frames frames"
     features = np.zeros((len(videos), padded_frames, feature_dim), dtype=np.float32)
     for row, (_, video_features) in enumerate(videos):
         features[row, : len(video_features)] = video_features
-    probabilities = predict_over_clips(lambda clips, clip_lengths: model.predict_on_batch([clips, clip_lengths]), features, lengths, frames, num_clips)
+    probabilities = predict_over_clips(
+        lambda clips, clip_lengths: model.predict_on_batch([clips, clip_lengths]), features, lengths, clip_frames, test_clips
+    )
     return {position: probabilities[row] for row, (position, _) in enumerate(videos)}
 
 

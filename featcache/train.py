@@ -20,7 +20,7 @@ import numpy as np
 
 from featcache.version import __version__
 from featcache.cache import CacheIndex, FeatureReader, read_cache_index
-from featcache.clips import clip_positions, gather_clips, predict_over_clips
+from featcache.clips import clip_positions, gather_clips, predict_over_clips, read_clips
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import InputError
 from featcache.heads import build_head, compile_head
@@ -66,17 +66,20 @@ class CacheBatches(keras.utils.PyDataset):
 
     def __getitem__(self, batch_number: int):
         positions = np.sort(self.order[batch_number * self.batch_size : (batch_number + 1) * self.batch_size])
+        lengths = self.lengths[positions]
+        rng = np.random.default_rng([self.seed, self.epoch, batch_number]) if self.frames else None
         if self.features is not None:
             features = self.features[positions]
+            if self.frames:
+                clip_frames, lengths = clip_positions(lengths, self.frames, self.clip_sampling, rng)
+                features = gather_clips(features, clip_frames, lengths)
+            return (features, lengths), self.labels[positions]
+        if self._reader is None:
+            self._reader = FeatureReader(self.cache_path).__enter__()
+        if self.frames:  # only the clip's frames are read
+            features, lengths = read_clips(self._reader, self.rows[positions], lengths, self.frames, self.clip_sampling, rng)
         else:
-            if self._reader is None:
-                self._reader = FeatureReader(self.cache_path).__enter__()
             features = self._reader.read(self.rows[positions])
-        lengths = self.lengths[positions]
-        if self.frames:
-            rng = np.random.default_rng([self.seed, self.epoch, batch_number])
-            clip_frames, lengths = clip_positions(lengths, self.frames, self.clip_sampling, rng)
-            features = gather_clips(features, clip_frames, lengths)
         return (features, lengths), self.labels[positions]
 
     def on_epoch_end(self) -> None:
@@ -427,7 +430,7 @@ def train(
                 f"clips: {train_config.frames} of each video's stored frames, {train_config.clip_sampling} positions for training "
                 f"(validation: uniform; scoring: {train_config.test_clips} uniform clip(s) averaged)"
             )
-        progress(f"head: {head_config.head} ({', '.join(f'{key}={value}' for key, value in asdict(head_config).items() if key != 'head')})")
+        progress(f"head: {head_config.head} ({', '.join(f'{key}={value}' for key, value in head_config.used_settings().items())})")
     result = fit_head(data, head_config, train_config, progress)
     save_trained_head(out_dir, data, head_config, train_config, result)
     return result

@@ -230,7 +230,7 @@ class _WindowScanner:
                 del self.features[index]
         if len(self.waiting) >= VIDEOS_PER_HEAD_CALL or final:
             keyed = list(enumerate(features for _, features in self.waiting))
-            probabilities = classify_padded(self.prepared.model, keyed, self.prepared.num_frames, self.prepared.training)
+            probabilities = classify_padded(self.prepared.model, keyed, self.prepared.num_frames, self.prepared.clip_frames, self.prepared.test_clips)
             self.start_frames += [start for start, _ in self.waiting]
             self.probabilities += [probabilities[key] for key, _ in keyed]
             self.waiting.clear()

@@ -123,7 +123,7 @@ def test_predict_feeds_a_clip_model_its_test_clips() -> None:
             return np.full((len(features), 2), 0.5)
 
     videos = [(0, np.arange(12, dtype=np.float32)[:, None]), (1, np.arange(3, dtype=np.float32)[:, None])]
-    outcomes = classify_padded(RecordingModel(), videos, num_frames=4, training={"frames": 4, "test_clips": 2})
+    outcomes = classify_padded(RecordingModel(), videos, num_frames=4, clip_frames=4, test_clips=2)
     assert inputs == [([[0, 3, 6, 9], [0, 1, 2, 0]], [4, 3]), ([[2, 5, 8, 11], [0, 1, 2, 0]], [4, 3])]
     np.testing.assert_allclose(outcomes[0], [0.5, 0.5])
 

@@ -10,7 +10,7 @@ import pytest
 from cache_fixtures import ucf101_like_cache, write_cache
 
 import featcache
-from featcache.cache import FeatureReader, read_cache_index
+from featcache.cache import CacheReader, FeatureReader, read_cache_index
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import FeatcacheError
 from featcache.splits import choose_split
@@ -75,8 +75,8 @@ def test_training_batches_are_reshuffled_every_epoch(cache: Path) -> None:
 
 def test_batches_stream_one_batch_at_a_time(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     read_sizes: list[int] = []
-    original_read = FeatureReader.read
-    monkeypatch.setattr(FeatureReader, "read", lambda self, rows: read_sizes.append(len(rows)) or original_read(self, rows))
+    original_read = CacheReader.read
+    monkeypatch.setattr(CacheReader, "read", lambda self, rows, num_frames=None: read_sizes.append(len(rows)) or original_read(self, rows, num_frames))
     batches = featcache.dataset(cache, None, batch_size=8)
     assert read_sizes == []  # nothing read before iterating
     iterator = iter(batches)
@@ -153,7 +153,7 @@ def test_jax_batches_are_jax_arrays(cache: Path) -> None:
     [
         ({"format": "pandas"}, "choose one of numpy, jax, tf, torch"),
         ({"subset": "validation"}, "choose one of train, val, test"),
-        ({"frames": 0}, "--frames must be at least 1"),
+        ({"frames": -1}, "--frames must be at least 1"),
         ({"frames": 4, "clip_sampling": "dense"}, "choose one of uniform, random"),
         ({"subset": "train", "split": "nowhere/split.csv"}, "not a split name"),
     ],

@@ -5,25 +5,32 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from cache_fixtures import write_cache
 from typer.testing import CliRunner
 
+from featcache.cache import open_cache
+from featcache.cache.maintenance import upgrade_cache
 from featcache.cli import app
 from featcache.errors import FeatcacheError
 from featcache.export import export_cache
 
 
-@pytest.fixture(scope="module")
-def cache_with_short_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """4 videos of 5 stored frames x 3 dims, lengths 2..5; two share a name but not an extension."""
+@pytest.fixture(scope="module", params=[1, 2], ids=["format1", "format2"])
+def cache_with_short_videos(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4 videos of 5 stored frames x 3 dims, lengths 2..5; two share a name but not an extension. As written
+    (format 1) and upgraded to format 2 (variable-length shards)."""
     features = np.arange(4 * 5 * 3, dtype=np.float32).reshape(4, 5, 3)
     paths = ["Jump/a.avi", "Jump/a.mp4", "Run/b.avi", "Run/c.avi"]
-    return write_cache(
+    cache = write_cache(
         tmp_path_factory.mktemp("cache") / "short.h5", features, np.array([2, 5, 3, 4]), np.array([0, 0, 1, 1]), ["Jump", "Run"],
         paths=paths, groups=["1", "1", "2", ""],
     )  # fmt: skip
+    if request.param == 2:
+        upgrade_cache(cache)
+    return cache
 
 
 def test_npy_export_holds_each_videos_real_frames(cache_with_short_videos: Path, tmp_path: Path) -> None:
@@ -82,11 +89,21 @@ def test_export_command(cache_with_short_videos: Path, tmp_path: Path) -> None:
     assert "exported 4 videos (14 frames) as parquet" in result.output and (tmp_path / "out").is_file()
 
 
-@pytest.mark.parametrize(
-    "arguments, message",
-    [(["--format", "csv"], "csv"), (["--format", "h5"], "not available in this build yet")],
-)
-def test_export_command_errors(cache_with_short_videos: Path, tmp_path: Path, arguments: list[str], message: str) -> None:
-    result = CliRunner().invoke(app, ["export", str(cache_with_short_videos), str(tmp_path / "out.h5"), *arguments])
-    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
-    assert not (tmp_path / "out.h5").exists()
+def test_h5_export_is_the_single_file_cache(cache_with_short_videos: Path, tmp_path: Path) -> None:
+    """OUT.h5 means --format h5: cache format 2's self-contained file (a format-1 cache is one file already)."""
+    result = CliRunner().invoke(app, ["export", str(cache_with_short_videos), str(tmp_path / "out.h5")])
+    if open_cache(cache_with_short_videos).format_version == 1:
+        assert result.exit_code == 2 and "featcache upgrade" in result.output and not (tmp_path / "out.h5").exists()
+        return
+    assert result.exit_code == 0, result.output
+    assert "exported 4 videos (14 frames) as h5" in result.output
+    with h5py.File(tmp_path / "out.h5", "r") as exported:  # every video's real frames, one after the other
+        stored = np.arange(4 * 5 * 3, dtype=np.float16).reshape(4, 5, 3)
+        expected = np.concatenate([stored[row, :length] for row, length in enumerate([2, 5, 3, 4])])
+        np.testing.assert_array_equal(exported["features"][()], expected)
+
+
+def test_export_command_refuses_an_unknown_format(cache_with_short_videos: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["export", str(cache_with_short_videos), str(tmp_path / "out"), "--format", "csv"])
+    assert result.exit_code == 2 and "csv" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()

@@ -12,7 +12,7 @@ from cache_fixtures import ordered_sequences
 
 from benchmarks.data import permuted_segments
 
-from featcache.config import HEAD_NAMES, HeadConfig
+from featcache.config import HEAD_NAMES, HEAD_SETTINGS_USED, HeadConfig
 from featcache.errors import FeatcacheError
 from featcache.heads import available_heads, build_head, compile_head
 
@@ -28,6 +28,8 @@ VARIANT_IDS = [f"{config.head}-{config.positions}-{config.pooling}-{config.num_l
 
 def test_registry_matches_config_names() -> None:
     assert tuple(available_heads()) == HEAD_NAMES == ("lstm", "gru", "meanpool", "transformer", "tcn")
+    assert tuple(HEAD_SETTINGS_USED) == HEAD_NAMES
+    assert HeadConfig(head="meanpool").used_settings() == {"dense": 128, "final_dropout": 0.3}
 
 
 def test_unknown_head_lists_the_valid_ones() -> None:
@@ -97,8 +99,9 @@ def test_lstm_tells_a_sequence_from_its_reverse_meanpool_cannot() -> None:
 def test_transformer_and_tcn_read_order_where_meanpool_cannot(head: str) -> None:
     # Rising vs falling ramps (2 classes), and 6 classes that show the same 3 segments in 6 orders: the mean
     # over frames is the same for every class, so meanpool sits near chance (1/2, 1/6).
-    assert _held_out_accuracy("meanpool") < 0.7 < 0.9 < _held_out_accuracy(head)
-    assert _held_out_accuracy("meanpool", _segments, 20) < 0.35 < 0.85 < _held_out_accuracy(head, _segments, 20)
+    # 12 epochs: 0.98-1.00 for both heads over weight seeds 0-2 when this test was written.
+    assert _held_out_accuracy("meanpool") < 0.7 < 0.9 < _held_out_accuracy(head, _ramps, 12)
+    assert _held_out_accuracy("meanpool", _segments, 12) < 0.35 < 0.9 < _held_out_accuracy(head, _segments, 12)
 
 
 @pytest.mark.parametrize("head_config", HEAD_VARIANTS, ids=VARIANT_IDS)

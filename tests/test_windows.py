@@ -89,9 +89,9 @@ def test_each_window_gets_its_sampled_frames_from_one_pass(tmp_path: Path, monke
     windows_seen: list[list[int]] = []
     original_classify = windows_module.classify_padded
 
-    def recording_classify(model, windows, num_frames, training):
+    def recording_classify(model, windows, num_frames, *clip_settings):
         windows_seen.extend([frame_number_from_level(level) for level in features[:, 0]] for _, features in windows)
-        return original_classify(model, windows, num_frames, training)
+        return original_classify(model, windows, num_frames, *clip_settings)
 
     monkeypatch.setattr(windows_module, "classify_padded", recording_classify)
 

@@ -50,7 +50,7 @@ def embed_command(
         None, help="'imagenet' (downloaded by Keras), 'random' (seeded by --seed), a weights file, or the model file for keras_file. " + FROM_CACHE.format("imagenet")
     ),
     handle: Optional[str] = typer.Option(None, help="TF-Hub URL or local SavedModel folder (with --extractor tfhub)."),
-    frames: Optional[int] = typer.Option(None, "--frames", "-t", help="Frames per video (T). " + FROM_CACHE.format("10")),
+    frames: Optional[int] = typer.Option(None, "--frames", "-t", help="Frames per video (T); 0 with --sampling fps: every sampled frame (variable length). " + FROM_CACHE.format("10")),
     sampling: Optional[SamplingChoice] = typer.Option(None, help="uniform: T frames spread over the whole video; fps: one every 1/F s. " + FROM_CACHE.format("uniform")),
     fps: Optional[float] = typer.Option(None, help="Frames per second to take with --sampling fps."),
     image_size: Optional[int] = typer.Option(None, help="Frames are resized (whole frame) to this square size. " + FROM_CACHE.format("the extractor's own, 224 for mobilenet_v2")),
@@ -96,11 +96,13 @@ def embed_command(
             with embed_progress_bar() as report_progress:
                 summary = embed(video_root, out, config, overwrite=overwrite, progress=report_progress)
         except KeyboardInterrupt:
-            typer.secho(f"Interrupted: finished videos are kept in {out}.parts; re-run the same command to resume.", err=True)
+            typer.secho(f"Interrupted: finished videos are kept in {out}; re-run the same command to add the rest.", err=True)
             raise typer.Exit(130) from None
     typer.echo(_embed_summary_line(summary))
     for part in summary.unreadable_parts:
-        typer.secho(f"  an unreadable journal part was ignored (its videos were embedded again): {part}", err=True)
+        typer.secho(f"  an unreadable shard of an interrupted run was ignored (its videos were embedded again): {part}", err=True)
+    if summary.suggests_compact:
+        typer.secho(f"{summary.num_dead_rows} rows in the shards are dead (removed or re-embedded videos); `featcache compact {out}` reclaims their space", err=True)
     if summary.failures:
         typer.secho(f"{len(summary.failures)} video(s) failed and are listed in the cache's failures:", fg=typer.colors.YELLOW, err=True)
         for video_path, reason in sorted(summary.failures.items()):
@@ -111,6 +113,8 @@ def embed_command(
 def _embed_summary_line(summary: "EmbedSummary") -> str:
     changes = f", {summary.num_removed} removed (their files are gone)" if summary.num_removed else ""
     changes += f", {summary.num_relabelled} relabelled" if summary.num_relabelled else ""
+    changes += f", {summary.num_changed} changed on disk (embedded again)" if summary.num_changed else ""
+    changes += f", {summary.num_resumed} taken from an interrupted run" if summary.num_resumed else ""
     return (
         f"{summary.num_embedded} embedded, {summary.num_already_cached} already cached, {len(summary.failures)} failed{changes} "
         f"of {summary.num_videos_found} videos in {summary.seconds:.1f} s "
@@ -131,6 +135,41 @@ def info_command(
     with errors_as_exit_codes():
         description = describe_cache(cache)
     typer.echo(json.dumps(description, indent=2) if as_json else format_cache_description(description))
+
+
+@app.command("verify")
+def verify_command(cache: Path = typer.Argument(..., help="A featcache cache (CACHE.h5 and its CACHE.h5.shards/).")) -> None:
+    """Check every shard of a cache against its index (present, size, BLAKE2b); exit 1 on any problem."""
+    from featcache.cache.maintenance import verify_cache
+
+    with errors_as_exit_codes():
+        report = verify_cache(cache)
+    for problem in report.problems:
+        typer.secho(f"  {problem}", err=True)
+    if not report.ok:
+        typer.secho(f"{cache}: {len(report.problems)} problem(s); re-embed the affected videos with `featcache embed --overwrite`", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{cache}: ok ({report.num_videos} videos, {report.num_shards} shards checked)")
+
+
+@app.command("compact")
+def compact_command(cache: Path = typer.Argument(..., help="A format-2 featcache cache.")) -> None:
+    """Rewrite the live rows into fewer shards and delete dead rows' shards (atomic)."""
+    from featcache.cache.maintenance import compact_cache
+
+    with errors_as_exit_codes():
+        num_dead, num_shards = compact_cache(cache)
+    typer.echo(f"{cache}: compacted, {num_dead} dead row(s) dropped, {num_shards} shard(s) now")
+
+
+@app.command("upgrade")
+def upgrade_command(cache: Path = typer.Argument(..., help="A format-1 cache (written by featcache before format 2).")) -> None:
+    """Convert a format-1 cache to format 2 in place (atomic: the old file stays until the new index replaces it)."""
+    from featcache.cache.maintenance import upgrade_cache
+
+    with errors_as_exit_codes():
+        num_videos = upgrade_cache(cache)
+    typer.echo(f"{cache}: upgraded to format 2 ({num_videos} videos)")
 
 
 @app.command("extractors")
