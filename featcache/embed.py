@@ -304,7 +304,11 @@ def _embed_into_shards(
                 summary.failures[entry.relative_path] = reason
             else:
                 check_features_fit_dtype(features_or_error, config.dtype, entry.relative_path)
-                information_check.add(features_or_error)
+                try:
+                    information_check.add(features_or_error)
+                except InputError:
+                    finished.clear()  # features without information are not worth a shard
+                    raise
                 finished.append(_shard_video(entry, sampled, features_or_error, fingerprints[entry.relative_path]))
                 summary.num_embedded += 1
                 summary.num_frames_embedded += len(sampled.frame_indices)
@@ -312,7 +316,11 @@ def _embed_into_shards(
                 progress(EmbedProgress(summary.num_embedded + len(summary.failures), len(to_embed), len(summary.failures), summary.num_frames_embedded))
             if len(finished) >= MAX_VIDEOS_PER_SHARD or time.perf_counter() - last_shard_time > SECONDS_BETWEEN_SHARDS:
                 save_shard()
-        information_check.finish()
+        try:
+            information_check.finish()
+        except InputError:
+            finished.clear()
+            raise
     finally:
         # Also on Ctrl-C or an unexpected error: what is finished is kept for the next run.
         save_shard()

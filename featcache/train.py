@@ -228,6 +228,10 @@ def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainCon
         finally:
             for batch_source in batches:
                 batch_source.close()
+    # Model folders are loaded with compile=False, so the optimizer's state (Adam: 2 floats per parameter) is dead
+    # weight from here on; a fresh optimizer frees it and keeps it out of model.keras, which Keras writes through an
+    # in-memory buffer (measured on a 25.7M-parameter LSTM head: peak RSS 2.55 -> 2.36 GB, model.keras 312 -> 104 MB).
+    compile_head(model, train_config.learning_rate)
     result = TrainResult(
         model=model,
         history=best_epoch.history,
@@ -359,6 +363,7 @@ class KeepBestEpoch(keras.callbacks.Callback):
     def on_train_end(self, logs: dict | None = None) -> None:
         if self._best_weights is not None:
             self.model.set_weights(self._best_weights)
+            self._best_weights = None  # the copy (the size of the weights) is not needed past this point
 
 
 def training_warnings(result: "TrainResult", num_classes: int) -> list[str]:
