@@ -225,6 +225,7 @@ def _train_head(cache_path: Path, model_dir: Path, spec: HeadSpec, train_config:
     from featcache.train import train
 
     result = train(cache_path, model_dir, spec.config, train_config, overwrite=True)  # _reason_to_train decided to retrain
+    say(f"train {spec.name}: split {result.split.num_train} train / {result.split.num_val} val / {result.split.num_test} test videos")
     for warning in result.warnings:
         say(f"train {spec.name}: warning: {warning}")
     kept = (
