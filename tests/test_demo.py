@@ -52,7 +52,7 @@ def test_shipped_demo_needs_no_network() -> None:
     assert pipeline.data.demo is not None and pipeline.data.video_root is None
     assert pipeline.embed.extractor.weights == "random"
     assert "random frozen weights" in pipeline.description and "network-free" in pipeline.description
-    assert pipeline.evaluate.split == "test" and pipeline.train.split == "auto"
+    assert pipeline.evaluate.subset == "test" and pipeline.train.split == "auto"
 
 
 def test_demo_command_runs_end_to_end(tiny_shipped_demo: Path, tmp_path: Path) -> None:
