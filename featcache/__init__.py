@@ -39,7 +39,7 @@ def _import_keras_quietly() -> None:
 _import_keras_quietly()
 
 # After the quiet import: these modules import Keras themselves.
-from featcache.cache import CacheIndex, FeatureReader, read_cache_index  # noqa: E402
+from featcache.cache import Cache, CacheIndex, FeatureReader, open_cache, read_cache_index  # noqa: E402
 from featcache.compare import compare_heads  # noqa: E402
 from featcache.config import EmbedConfig, ExtractorConfig, HeadConfig, SamplingConfig, TrainConfig  # noqa: E402
 from featcache.demo_data import make_demo_data  # noqa: E402
@@ -52,6 +52,7 @@ from featcache.predict import predict_videos  # noqa: E402
 from featcache.train import train  # noqa: E402
 
 __all__ = [
+    "Cache",
     "CacheIndex",
     "EmbedConfig",
     "ExtractorConfig",
@@ -66,6 +67,7 @@ __all__ = [
     "evaluate",
     "load_pipeline",
     "make_demo_data",
+    "open_cache",
     "predict_videos",
     "read_cache_index",
     "run_pipeline",

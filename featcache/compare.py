@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from featcache.cache import Cache
 from featcache.config import HeadConfig, TrainConfig, config_from_dict
 from featcache.errors import InputError
 from featcache.heads import available_heads
@@ -31,7 +32,7 @@ class ComparisonRow:
 
 
 def compare_heads(
-    cache_path: Path,
+    cache_path: "Path | Cache",
     head_names: list[str],
     head_overrides: dict[str, Any] | None = None,
     train_config: TrainConfig = TrainConfig(),
@@ -47,7 +48,7 @@ def compare_heads(
         raise InputError(f"--heads: unknown or no head(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(available_heads())}")
     base_config = config_from_dict(HeadConfig, dict(head_overrides or {}))
     head_configs = [replace(base_config, head=name) for name in head_names]
-    data = load_training_data(Path(cache_path), train_config)
+    data = load_training_data(cache_path, train_config)  # a path or an opened Cache
     if progress is not None:
         progress(f"split: {data.split.description}")
     rows = []

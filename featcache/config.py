@@ -146,6 +146,8 @@ class TrainConfig:
     val_fraction: the share of the training videos (the non-test side) held out, group-aware and stratified,
       as the validation set that picks the best epoch; 0: no validation set, the last epoch is kept.
     memory_budget_mb: caches whose float32 features fit load into memory once; larger ones stream from disk.
+    num_frames: T, the frames the head takes per video (uniform over each video's stored frames); 0: the
+      cache's T (its --frames, or for a `--frames 0` cache the longest stored video).
     """
 
     epochs: int = 10
@@ -158,8 +160,11 @@ class TrainConfig:
     seed: int = 0
     tensorboard_dir: str | None = None
     memory_budget_mb: int = 2048
+    num_frames: int = 0
 
     def __post_init__(self) -> None:
+        if self.num_frames < 0:
+            raise InputError(f"--frames must be at least 1 (or 0: the cache's), got {self.num_frames}")
         if self.epochs < 1:
             raise InputError(f"--epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:

@@ -21,7 +21,9 @@ from featcache.errors import (
     ModelDirError,
     VideoDecodeError,
 )
+from featcache.cache.reader import uniform_positions
 from featcache.extractors import Extractor, load_extractor
+from featcache.settings import describe_settings_difference, settings_record
 from featcache.videos import VideoEntry
 
 DEFAULT_TOP_K = 3
@@ -65,20 +67,16 @@ def stored_embedding_configs(metadata: dict[str, Any]) -> tuple[ExtractorConfig,
 def check_extractor_matches(extractor: Extractor, metadata: dict[str, Any]) -> None:
     """Raise CacheMismatchError when the loaded extractor differs from the one the model was trained on.
 
-    Compares the weights' sha256 (when one was recorded) and the feature dimension.
+    The same rule as embed and evaluate (`settings.describe_settings_difference`): identity, weights (by
+    sha256 when recorded), feature_dim.
     """
-    stored_sha = metadata["extractor"].get("weights_sha256")
-    loaded_sha = extractor.provenance.get("weights_sha256")
-    if stored_sha and loaded_sha != stored_sha:
+    trained_on = {"extractor": {**metadata["extractor"], "feature_dim": metadata["feature_dim"]}, "sampling": metadata["sampling"], "dtype": None}
+    loaded = settings_record(extractor.provenance, metadata["sampling"], None)
+    difference = describe_settings_difference(trained_on, loaded)
+    if difference:
         raise CacheMismatchError(
-            f"the extractor weights {metadata['extractor'].get('weights')!r} now have sha256 {loaded_sha}, "
-            f"but the model was trained on features from weights with sha256 {stored_sha}; "
+            f"the extractor built from featcache.json differs from the one the model was trained on (trained vs now: {difference}); "
             "restore the original weights file or retrain on a cache embedded with the current one"
-        )
-    if extractor.feature_dim != int(metadata["feature_dim"]):
-        raise CacheMismatchError(
-            f"the extractor {extractor.name!r} gives {extractor.feature_dim}-d features but the model expects "
-            f"{metadata['feature_dim']}-d; the extractor settings in featcache.json do not match the model"
         )
 
 
@@ -126,7 +124,8 @@ def predict_videos(model_dir: Path, video_paths: list[Path], top_k: int = DEFAUL
 
 
 def _classify(model: Any, videos: list[tuple[int, np.ndarray]], num_frames: int) -> dict[int, np.ndarray]:
-    """Pad each video's float32 (length, feature_dim) features to `num_frames` and run the head once.
+    """Take `num_frames` frames of each video's float32 (length, feature_dim) features as training did
+    (uniform over longer ones, zero-padded shorter ones) and run the head once.
 
     Returns {position: float32 probabilities, shape (num_classes,)}.
     """
@@ -134,10 +133,10 @@ def _classify(model: Any, videos: list[tuple[int, np.ndarray]], num_frames: int)
         return {}
     feature_dim = videos[0][1].shape[1]
     features = np.zeros((len(videos), num_frames, feature_dim), dtype=np.float32)
-    lengths = np.array([len(video_features) for _, video_features in videos], dtype=np.int32)
-    assert lengths.max() <= num_frames, "the stored sampling never yields more than num_frames frames"
+    lengths = np.array([min(len(video_features), num_frames) for _, video_features in videos], dtype=np.int32)
     for row, (_, video_features) in enumerate(videos):
-        features[row, : len(video_features)] = video_features
+        # `--frames 0` caches, or a head trained with fewer frames than stored: the reader's uniform rule.
+        features[row, : lengths[row]] = video_features[uniform_positions(len(video_features), num_frames)]
     probabilities = np.asarray(model.predict_on_batch([features, lengths]), dtype=np.float32)
     return {position: probabilities[row] for row, (position, _) in enumerate(videos)}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -19,7 +20,7 @@ import keras
 import numpy as np
 
 from featcache import __version__
-from featcache.cache import CacheIndex, FeatureReader, read_cache_index
+from featcache.cache import Cache, CacheIndex, CacheReader, open_cache
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import InputError
 from featcache.heads import build_head, compile_head
@@ -39,9 +40,12 @@ class CacheBatches(keras.utils.PyDataset):
     rows inside a batch are read in sorted order (one pass over the file's chunks).
     """
 
-    def __init__(self, cache_path: Path, rows: np.ndarray, labels: np.ndarray, lengths: np.ndarray, batch_size: int, shuffle: bool, seed: int) -> None:
+    def __init__(
+        self, cache: Cache, rows: np.ndarray, labels: np.ndarray, lengths: np.ndarray, batch_size: int, shuffle: bool, seed: int, num_frames: int
+    ) -> None:
         super().__init__(workers=1, use_multiprocessing=False)
-        self.cache_path = Path(cache_path)
+        self.cache = cache
+        self.num_frames = num_frames
         self.rows = np.asarray(rows, dtype=np.int64)
         self.labels = np.asarray(labels, dtype=np.int32)
         self.lengths = np.asarray(lengths, dtype=np.int32)
@@ -50,7 +54,7 @@ class CacheBatches(keras.utils.PyDataset):
         self.seed = seed
         self.epoch = 0
         self.order = self._epoch_order()
-        self._reader: FeatureReader | None = None
+        self._reader: CacheReader | None = None
 
     def __len__(self) -> int:
         return math.ceil(len(self.rows) / self.batch_size)
@@ -58,8 +62,8 @@ class CacheBatches(keras.utils.PyDataset):
     def __getitem__(self, batch_number: int):
         positions = np.sort(self.order[batch_number * self.batch_size : (batch_number + 1) * self.batch_size])
         if self._reader is None:
-            self._reader = FeatureReader(self.cache_path).__enter__()
-        features = self._reader.read(self.rows[positions])
+            self._reader = self.cache.reader().__enter__()
+        features = self._reader.read(self.rows[positions], self.num_frames)
         return (features, self.lengths[positions]), self.labels[positions]
 
     def on_epoch_end(self) -> None:
@@ -88,13 +92,20 @@ class TrainingData:
     index: CacheIndex
     split: Split
     in_memory: bool
+    cache: Cache | None = None
+    num_frames: int = 0  # T, the frames the head takes per video
     train_inputs: Any = None
     val_inputs: Any = None
     test_inputs: Any = None
 
     @property
     def feature_megabytes(self) -> float:
-        return self.index.num_videos * self.index.num_frames * self.index.feature_dim * FLOAT32_BYTES / BYTES_PER_MB
+        return self.index.num_videos * self.num_frames * self.index.feature_dim * FLOAT32_BYTES / BYTES_PER_MB
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """int32 (N,): the frames the head sees per video at T = num_frames."""
+        return self.index.lengths_for(self.num_frames)
 
 
 @dataclass
@@ -115,21 +126,35 @@ class TrainResult:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def load_training_data(cache_path: Path, train_config: TrainConfig) -> TrainingData:
-    """Read a cache's index, choose the split and load the features (in memory when within the memory budget)."""
-    index = read_cache_index(Path(cache_path))
+def load_training_data(cache: "Path | Cache", train_config: TrainConfig) -> TrainingData:
+    """Read a cache's index (or take an opened Cache), choose the split and load the features (in memory within the budget).
+
+    The head takes T = train_config.num_frames frames per video (0: the cache's T), uniform over each video's stored frames.
+    """
+    cache = open_cache(cache)
+    index = cache.index
     check_trainable(index)
     split = choose_split(index, train_config)
-    data = TrainingData(index=index, split=split, in_memory=False)
+    data = TrainingData(index=index, split=split, in_memory=False, cache=cache, num_frames=train_config.num_frames or index.num_frames)
     data.in_memory = data.feature_megabytes <= train_config.memory_budget_mb
     if data.in_memory:
         # Each side is read straight from the file: holding all features and then copies of the
         # sides would double the peak memory.
-        with FeatureReader(index.path) as reader:
-            data.train_inputs = _arrays(reader, index, split.train_indices)
-            data.val_inputs = _arrays(reader, index, split.val_indices) if split.num_val else None
-            data.test_inputs = _arrays(reader, index, split.test_indices)
+        with cache.reader() as reader:
+            data.train_inputs = _arrays(reader, data, split.train_indices)
+            data.val_inputs = _arrays(reader, data, split.val_indices) if split.num_val else None
+            data.test_inputs = _arrays(reader, data, split.test_indices)
     return data
+
+
+def find_leaked_duplicates(index: CacheIndex, split: Split) -> list[tuple[str, str]]:
+    """(train/val path, test path) pairs with identical contents (fingerprint): the test score would be inflated."""
+    subsets = split.subsets(index.num_videos)
+    seen: dict[str, str] = {}
+    for path, fingerprint, subset in zip(index.paths, index.fingerprints, subsets):
+        if fingerprint and subset in ("train", "val"):
+            seen.setdefault(fingerprint, path)
+    return [(seen[fingerprint], path) for path, fingerprint, subset in zip(index.paths, index.fingerprints, subsets) if subset == "test" and fingerprint in seen]
 
 
 def check_trainable(index: CacheIndex) -> None:
@@ -147,8 +172,8 @@ def check_trainable(index: CacheIndex) -> None:
         )
 
 
-def _arrays(reader: FeatureReader, index: CacheIndex, rows: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
-    return (reader.read(rows), index.lengths[rows]), index.labels[rows]
+def _arrays(reader: CacheReader, data: TrainingData, rows: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    return (reader.read(rows, data.num_frames), data.lengths[rows]), data.index.labels[rows]
 
 
 def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainConfig, progress: Progress | None = None) -> TrainResult:
@@ -160,7 +185,7 @@ def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainCon
     index = data.index
     validates = data.split.num_val > 0
     model = compile_head(
-        build_head(head_config, index.num_frames, index.feature_dim, len(index.class_names)),
+        build_head(head_config, data.num_frames, index.feature_dim, len(index.class_names)),
         train_config.learning_rate,
     )
     best_epoch = KeepBestEpoch(train_config.epochs, progress, validates)
@@ -186,7 +211,7 @@ def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainCon
     else:
         sides = [(data.split.train_indices, True)] + ([(data.split.val_indices, False)] if validates else [])
         batches = [
-            CacheBatches(index.path, rows, index.labels[rows], index.lengths[rows], train_config.batch_size, shuffle, train_config.seed)
+            CacheBatches(data.cache, rows, index.labels[rows], data.lengths[rows], train_config.batch_size, shuffle, train_config.seed, data.num_frames)
             for rows, shuffle in sides
         ]
         try:
@@ -221,7 +246,7 @@ def score_accuracy(model: keras.Model, data: TrainingData, subset: str = "test")
         from featcache.evaluate import predict_cached_features
 
         labels = data.index.labels[rows]
-        probabilities = predict_cached_features(model, data.index.path, data.index, rows)
+        probabilities = predict_cached_features(model, data.cache, data.index, rows, data.num_frames)
     return float(np.mean(np.argmax(probabilities, axis=1) == labels))
 
 
@@ -289,7 +314,7 @@ class KeepBestEpoch(keras.callbacks.Callback):
 
 
 def train(
-    cache_path: Path,
+    cache_path: "Path | Cache",
     out_dir: Path,
     head_config: HeadConfig = HeadConfig(),
     train_config: TrainConfig = TrainConfig(),
@@ -297,31 +322,49 @@ def train(
 ) -> TrainResult:
     """Train a head on a cache and write MODEL_DIR (see featcache.model_dir for its files).
 
+    cache_path: a cache path or an opened `Cache`.
     Raises InputError (or a subclass) for a missing or unusable cache, a bad split or a foreign out_dir.
+    Warns (progress, else `warnings.warn`) when the same video (by content) is in train/val and in test.
     """
     out_dir = Path(out_dir)
     check_model_dir_writable(out_dir)
-    data = load_training_data(Path(cache_path), train_config)
+    data = load_training_data(cache_path, train_config)
     index = data.index
     if progress is not None:
         where = "in memory" if data.in_memory else f"streamed from disk (over the {train_config.memory_budget_mb} MB memory budget)"
         progress(
-            f"cache: {index.num_videos} videos, {len(index.class_names)} classes, {index.num_frames} frames x {index.feature_dim} dims, "
+            f"cache: {index.num_videos} videos, {len(index.class_names)} classes, {data.num_frames} frames x {index.feature_dim} dims, "
             f"{data.feature_megabytes:.1f} MB as float32, {where}"
         )
         progress(f"split: {data.split.description}")
         progress(f"head: {head_config.head} ({', '.join(f'{key}={value}' for key, value in asdict(head_config).items() if key != 'head')})")
+    _warn_about_leaks(find_leaked_duplicates(index, data.split), progress)
     result = fit_head(data, head_config, train_config, progress)
     result.metadata = model_metadata(index, data.split, head_config, train_config, result)
+    result.metadata["num_frames"] = data.num_frames
     save_model_dir(
         out_dir,
         result.model,
         result.metadata,
         result.history,
-        list(zip(index.paths, data.split.subsets(index.num_videos))),
+        list(zip(index.paths, data.split.subsets(index.num_videos), index.fingerprints or [""] * index.num_videos)),
     )
     result.model_dir = out_dir
     return result
+
+
+def _warn_about_leaks(leaks: list[tuple[str, str]], progress: Progress | None) -> None:
+    if not leaks:
+        return
+    examples = "; ".join(f"{seen} = {test}" for seen, test in leaks[:3])
+    message = (
+        f"warning: {len(leaks)} test video(s) have the same contents as a train/val video ({examples}); "
+        "the test accuracy will be inflated: remove the copies or group them (CSV group column)"
+    )
+    if progress is not None:
+        progress(message)
+    else:
+        warnings.warn(message, stacklevel=3)
 
 
 def model_metadata(index: CacheIndex, split: Split, head_config: HeadConfig, train_config: TrainConfig, result: TrainResult) -> dict[str, Any]:

@@ -49,6 +49,7 @@ def train_command(
     val_fraction: float = VAL_FRACTION_OPTION,
     seed: int = SEED_OPTION,
     tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", help="Also write TensorBoard logs to this folder."),
+    frames: int = typer.Option(0, "--frames", "-t", help="Frames per video the head takes (T), uniform over each video's stored frames; 0: the cache's T (for a --frames 0 cache, its longest video)."),
 ) -> None:
     """Train a sequence head on a cache and write MODEL_DIR: model.keras, featcache.json, history, curves, split."""
     from featcache.train import train
@@ -59,6 +60,7 @@ def train_command(
             epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, split=split.value,
             split_file=None if split_file is None else str(split_file), test_fraction=test_fraction,
             val_fraction=val_fraction, seed=seed, tensorboard_dir=None if tensorboard is None else str(tensorboard),
+            num_frames=frames,
         )
         result = train(cache, out, head_config, train_config, progress=typer.echo)
     if result.best_val_accuracy is None:
