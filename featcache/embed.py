@@ -284,7 +284,7 @@ def _embed_into_shards(
     def save_shard() -> None:
         nonlocal last_shard_time
         if finished:
-            writer.adopt_shard(write_shard(writer.shard_folder, finished, config.dtype, writer.state.settings))
+            writer.adopt_shard(write_shard(writer.shard_folder, finished, config.dtype, writer.state.settings, writer.state.compression))
         writer.state.failures.update(failures)
         if finished or failures:
             writer.commit()

@@ -71,7 +71,9 @@ def check_extractor_matches(extractor: Extractor, metadata: dict[str, Any]) -> N
     sha256 when recorded), feature_dim.
     """
     trained_on = {"extractor": {**metadata["extractor"], "feature_dim": metadata["feature_dim"]}, "sampling": metadata["sampling"], "dtype": None}
-    loaded = settings_record(extractor.provenance, metadata["sampling"], None)
+    # The extractor was built from the stored record, so what can differ is what loading found: the
+    # weights file's contents and the output dimension.
+    loaded = settings_record({**metadata["extractor"], **extractor.provenance, "feature_dim": extractor.feature_dim}, metadata["sampling"], None)
     difference = describe_settings_difference(trained_on, loaded)
     if difference:
         raise CacheMismatchError(

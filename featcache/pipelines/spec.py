@@ -31,7 +31,7 @@ DEFAULT_RUNS_DIR = Path("runs")
 # `featcache embed` / `featcache train` option names that differ from the config field they set; every
 # other key is the field's own name.
 EMBED_OPTION_FIELDS = {"extractor": "name", "frames": "num_frames", "sampling": "mode", "workers": "num_decode_workers"}
-TRAIN_OPTION_FIELDS = {"tensorboard": "tensorboard_dir"}
+TRAIN_OPTION_FIELDS = {"tensorboard": "tensorboard_dir", "frames": "num_frames"}
 EVALUATE_SUBSETS = ("test", "all", "default")  # mirrors featcache.evaluate.SUBSETS
 
 TOP_LEVEL_KEYS = ("description", "out", "data", "embed", "heads", "train", "evaluate")
