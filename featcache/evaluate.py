@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from featcache.cache import Cache, CacheIndex, open_cache
-from featcache.settings import describe_settings_difference
+from featcache.cache import Cache, CacheIndex, FeatureReader, open_cache
+from featcache.clips import model_clip_settings, predict_over_clips
 from featcache.errors import CacheMismatchError, InputError
+from featcache.settings import describe_settings_difference
 
 SUBSETS = ("default", "test", "all")
 DEFAULT_TOP_K = 3
@@ -108,14 +109,15 @@ def evaluate(
     if not 1 <= top_k <= num_classes:
         raise InputError(f"--top-k must be between 1 and the model's {num_classes} classes, got {top_k}")
 
-    cache = open_cache(cache_path)
+    cache = open_cache(cache_path)  # a path, or a Cache opened once by the caller
     cache_path, index = cache.path, cache.index
     check_cache_matches_model(trained.metadata, index)
     video_indices, used_subset, description = select_videos(index, trained.split, subset, trained.split_fingerprints)
     cache_to_model = map_cache_classes(class_names, index, video_indices)
 
     true_labels = cache_to_model[index.labels[video_indices]]
-    probabilities = predict_cached_features(trained.model, cache, index, video_indices, trained.num_frames)
+    frames, num_clips = model_clip_settings(trained.metadata["training"])
+    probabilities = predict_cached_features(trained.model, cache, index, video_indices, frames, num_clips)
     metrics = compute_metrics(true_labels, probabilities, class_names, top_k)
 
     report_dir = Path(report_dir) if report_dir is not None else model_dir / "evaluation" / cache_path.stem
@@ -159,12 +161,15 @@ def check_cache_matches_model(metadata: dict[str, Any], index: CacheIndex) -> No
     """Raise CacheMismatchError unless the cache's features were made like the model's training features.
 
     One rule for every stage (`settings.describe_settings_difference`): extractor identity, weights, feature_dim
-    and sampling; the dtype may differ (a float32 cache feeds a float16-trained head). The head's T is the
-    model's: it reads T frames per video from any cache, uniform over what is stored.
+    and sampling; the dtype may differ (a float32 cache feeds a float16-trained head). A head trained on
+    whole stored sequences also needs the cache's T; one trained on clips takes its frames from any length.
     """
     model_settings = {"extractor": {**metadata["extractor"], "feature_dim": metadata["feature_dim"]}, "sampling": metadata["sampling"], "dtype": None}
     cache_settings = {"extractor": {**index.extractor, "feature_dim": index.feature_dim}, "sampling": index.sampling, "dtype": None}
-    difference = describe_settings_difference(model_settings, cache_settings)
+    problems = [describe_settings_difference(model_settings, cache_settings)]
+    if not model_clip_settings(metadata["training"])[0] and int(metadata["num_frames"]) != index.num_frames:
+        problems.append(f"num_frames {metadata['num_frames']} vs {index.num_frames}")
+    difference = "; ".join(problem for problem in problems if problem)
     if difference:
         raise CacheMismatchError(
             f"{index.path}: its features were made differently from the model's training cache (model vs cache: {difference}). "
@@ -186,8 +191,7 @@ def select_videos(index: CacheIndex, split: dict[str, str], subset: str, split_f
     """
     if index.num_videos == 0:
         raise InputError(f"{index.path} holds no videos (every video failed to embed?); nothing to evaluate")
-    by_contents = bool(split_fingerprints) and all(index.fingerprints)
-    if by_contents:
+    if split_fingerprints and all(index.fingerprints):
         same_contents = all(fingerprint in split_fingerprints for path, fingerprint in zip(index.paths, index.fingerprints) if path in split)
         is_training_cache = bool(split) and set(split) <= set(index.paths) and same_contents
         seen = np.array([split_fingerprints.get(fingerprint) in ("train", "val") for fingerprint in index.fingerprints], dtype=bool)
@@ -239,25 +243,26 @@ def map_cache_classes(model_class_names: list[str], index: CacheIndex, video_ind
     return cache_to_model
 
 
-def predict_cached_features(model: Any, cache: "Path | Cache", index: CacheIndex, video_indices: np.ndarray, num_frames: int | None = None) -> np.ndarray:
-    """Run the model over the given cache rows, reading features block by block, T = num_frames (default the cache's).
+def predict_cached_features(model: Any, cache_path: "Path | Cache", index: CacheIndex, video_indices: np.ndarray, frames: int = 0, num_clips: int = 1) -> np.ndarray:
+    """Run the model over the given cache rows, reading features block by block.
 
+    frames, num_clips: a model trained on T-frame clips sees `num_clips` uniform clips per video, softmax averaged.
     Returns float32, shape (len(video_indices), num_classes), the softmax output in the order of `video_indices`.
     """
-    num_frames = num_frames or index.num_frames
-    bytes_per_video = max(1, num_frames * index.feature_dim * 4)
+    bytes_per_video = max(1, index.num_frames * index.feature_dim * 4)
     block_size = max(1, FEATURE_BLOCK_BYTES // bytes_per_video)
     blocks = []
-    lengths_for_head = index.lengths_for(num_frames)
-    with open_cache(cache).reader() as reader:
+    with FeatureReader(cache_path) as reader:
         for start in range(0, len(video_indices), block_size):
             rows = video_indices[start : start + block_size]
-            features = reader.read(rows, num_frames)
-            lengths = lengths_for_head[rows]
+            features = reader.read(rows)
+            lengths = index.lengths[rows].astype(np.int32)
             for batch_start in range(0, len(rows), PREDICT_BATCH_SIZE):
                 batch = slice(batch_start, batch_start + PREDICT_BATCH_SIZE)
-                output = model.predict_on_batch([features[batch], lengths[batch]])
-                blocks.append(np.asarray(output, dtype=np.float32))
+                output = predict_over_clips(
+                    lambda clips, clip_lengths: model.predict_on_batch([clips, clip_lengths]), features[batch], lengths[batch], frames, num_clips
+                )
+                blocks.append(output)
     return np.concatenate(blocks, axis=0)
 
 

@@ -20,7 +20,8 @@ import keras
 import numpy as np
 
 from featcache import __version__
-from featcache.cache import Cache, CacheIndex, CacheReader, open_cache
+from featcache.cache import Cache, CacheIndex, FeatureReader, open_cache
+from featcache.clips import clip_positions, gather_clips, predict_over_clips, read_clips
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import InputError
 from featcache.heads import build_head, compile_head
@@ -33,38 +34,54 @@ FLOAT32_BYTES = 4
 
 
 class CacheBatches(keras.utils.PyDataset):
-    """Batches of ((features, lengths), labels) read from the cache file on demand, for caches larger than memory.
+    """Batches of ((features, lengths), labels) for `fit`: read from the cache file on demand (caches larger than
+    memory) or taken from `features` in memory, optionally as T-frame clips (clip training).
 
-    Holds at most one batch of features (plus Keras' prefetch queue). The HDF5 file is opened lazily by the
-    first batch read, in the reading process. Each epoch draws a new random batch order from `seed`;
-    rows inside a batch are read in sorted order (one pass over the file's chunks).
+    Reading from the file holds at most one batch of features (plus Keras' prefetch queue); the HDF5 file is opened
+    lazily by the first batch read, in the reading process. Each epoch draws a new random batch order from `seed`;
+    rows inside a batch are read in sorted order (one pass over the file's chunks). frames T > 0: each video becomes
+    a T-frame clip (featcache.clips); "random" clips are drawn from (seed, epoch, batch), new every epoch.
     """
 
     def __init__(
-        self, cache: Cache, rows: np.ndarray, labels: np.ndarray, lengths: np.ndarray, batch_size: int, shuffle: bool, seed: int, num_frames: int
-    ) -> None:
+        self, cache_path: Path, rows: np.ndarray, labels: np.ndarray, lengths: np.ndarray, batch_size: int, shuffle: bool, seed: int,
+        features: np.ndarray | None = None, frames: int = 0, clip_sampling: str = "uniform",
+    ) -> None:  # fmt: skip
         super().__init__(workers=1, use_multiprocessing=False)
-        self.cache = cache
-        self.num_frames = num_frames
+        self.cache_path = cache_path  # a path or an opened Cache
         self.rows = np.asarray(rows, dtype=np.int64)
         self.labels = np.asarray(labels, dtype=np.int32)
         self.lengths = np.asarray(lengths, dtype=np.int32)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
+        self.features = features  # float32 (len(rows), T, D) in memory, or None: read from the file
+        self.frames = frames
+        self.clip_sampling = clip_sampling
         self.epoch = 0
         self.order = self._epoch_order()
-        self._reader: CacheReader | None = None
+        self._reader: FeatureReader | None = None
 
     def __len__(self) -> int:
         return math.ceil(len(self.rows) / self.batch_size)
 
     def __getitem__(self, batch_number: int):
         positions = np.sort(self.order[batch_number * self.batch_size : (batch_number + 1) * self.batch_size])
+        lengths = self.lengths[positions]
+        rng = np.random.default_rng([self.seed, self.epoch, batch_number]) if self.frames else None
+        if self.features is not None:
+            features = self.features[positions]
+            if self.frames:
+                clip_frames, lengths = clip_positions(lengths, self.frames, self.clip_sampling, rng)
+                features = gather_clips(features, clip_frames, lengths)
+            return (features, lengths), self.labels[positions]
         if self._reader is None:
-            self._reader = self.cache.reader().__enter__()
-        features = self._reader.read(self.rows[positions], self.num_frames)
-        return (features, self.lengths[positions]), self.labels[positions]
+            self._reader = FeatureReader(self.cache_path).__enter__()
+        if self.frames:  # only the clip's frames are read
+            features, lengths = read_clips(self._reader, self.rows[positions], lengths, self.frames, self.clip_sampling, rng)
+        else:
+            features = self._reader.read(self.rows[positions])
+        return (features, lengths), self.labels[positions]
 
     def on_epoch_end(self) -> None:
         self.epoch += 1
@@ -92,20 +109,14 @@ class TrainingData:
     index: CacheIndex
     split: Split
     in_memory: bool
-    cache: Cache | None = None
-    num_frames: int = 0  # T, the frames the head takes per video
+    cache: Cache | None = None  # the opened cache (index + reader), handed to readers instead of a path
     train_inputs: Any = None
     val_inputs: Any = None
     test_inputs: Any = None
 
     @property
     def feature_megabytes(self) -> float:
-        return self.index.num_videos * self.num_frames * self.index.feature_dim * FLOAT32_BYTES / BYTES_PER_MB
-
-    @property
-    def lengths(self) -> np.ndarray:
-        """int32 (N,): the frames the head sees per video at T = num_frames."""
-        return self.index.lengths_for(self.num_frames)
+        return self.index.num_videos * self.index.num_frames * self.index.feature_dim * FLOAT32_BYTES / BYTES_PER_MB
 
 
 @dataclass
@@ -126,35 +137,22 @@ class TrainResult:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def load_training_data(cache: "Path | Cache", train_config: TrainConfig) -> TrainingData:
-    """Read a cache's index (or take an opened Cache), choose the split and load the features (in memory within the budget).
-
-    The head takes T = train_config.num_frames frames per video (0: the cache's T), uniform over each video's stored frames.
-    """
-    cache = open_cache(cache)
+def load_training_data(cache_path: "Path | Cache", train_config: TrainConfig) -> TrainingData:
+    """Read a cache's index, choose the split and load the features (in memory when within the memory budget)."""
+    cache = open_cache(cache_path)  # a path, or a Cache opened once by the caller
     index = cache.index
     check_trainable(index)
     split = choose_split(index, train_config)
-    data = TrainingData(index=index, split=split, in_memory=False, cache=cache, num_frames=train_config.num_frames or index.num_frames)
+    data = TrainingData(index=index, split=split, in_memory=False, cache=cache)
     data.in_memory = data.feature_megabytes <= train_config.memory_budget_mb
     if data.in_memory:
         # Each side is read straight from the file: holding all features and then copies of the
         # sides would double the peak memory.
-        with cache.reader() as reader:
-            data.train_inputs = _arrays(reader, data, split.train_indices)
-            data.val_inputs = _arrays(reader, data, split.val_indices) if split.num_val else None
-            data.test_inputs = _arrays(reader, data, split.test_indices)
+        with FeatureReader(cache) as reader:
+            data.train_inputs = _arrays(reader, index, split.train_indices)
+            data.val_inputs = _arrays(reader, index, split.val_indices) if split.num_val else None
+            data.test_inputs = _arrays(reader, index, split.test_indices)
     return data
-
-
-def find_leaked_duplicates(index: CacheIndex, split: Split) -> list[tuple[str, str]]:
-    """(train/val path, test path) pairs with identical contents (fingerprint): the test score would be inflated."""
-    subsets = split.subsets(index.num_videos)
-    seen: dict[str, str] = {}
-    for path, fingerprint, subset in zip(index.paths, index.fingerprints, subsets):
-        if fingerprint and subset in ("train", "val"):
-            seen.setdefault(fingerprint, path)
-    return [(seen[fingerprint], path) for path, fingerprint, subset in zip(index.paths, index.fingerprints, subsets) if subset == "test" and fingerprint in seen]
 
 
 def check_trainable(index: CacheIndex) -> None:
@@ -172,8 +170,8 @@ def check_trainable(index: CacheIndex) -> None:
         )
 
 
-def _arrays(reader: CacheReader, data: TrainingData, rows: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
-    return (reader.read(rows, data.num_frames), data.lengths[rows]), data.index.labels[rows]
+def _arrays(reader: FeatureReader, index: CacheIndex, rows: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    return (reader.read(rows), index.lengths[rows]), index.labels[rows]
 
 
 def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainConfig, progress: Progress | None = None) -> TrainResult:
@@ -185,14 +183,15 @@ def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainCon
     index = data.index
     validates = data.split.num_val > 0
     model = compile_head(
-        build_head(head_config, data.num_frames, index.feature_dim, len(index.class_names)),
+        build_head(head_config, train_config.frames or index.num_frames, index.feature_dim, len(index.class_names)),
         train_config.learning_rate,
     )
     best_epoch = KeepBestEpoch(train_config.epochs, progress, validates)
     callbacks: list[keras.callbacks.Callback] = [best_epoch]
     if train_config.tensorboard_dir is not None:
         callbacks.append(tensorboard_callback(train_config.tensorboard_dir))
-    if data.in_memory:
+    class_weight = training_class_weights(index.labels[data.split.train_indices], len(index.class_names), train_config.class_weight)
+    if data.in_memory and not train_config.frames:
         (train_features, train_lengths), train_labels = data.train_inputs
         validation_data = None
         if validates:
@@ -206,16 +205,26 @@ def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainCon
             shuffle=True,
             validation_data=validation_data,
             callbacks=callbacks,
+            class_weight=class_weight,
             verbose=0,
         )
     else:
-        sides = [(data.split.train_indices, True)] + ([(data.split.val_indices, False)] if validates else [])
+        # Streamed from the file, or clips (in memory or streamed). Validation takes uniform clips, as scoring does.
+        sides = [(data.split.train_indices, True, data.train_inputs, train_config.clip_sampling)]
+        if validates:
+            sides.append((data.split.val_indices, False, data.val_inputs, "uniform"))
         batches = [
-            CacheBatches(data.cache, rows, index.labels[rows], data.lengths[rows], train_config.batch_size, shuffle, train_config.seed, data.num_frames)
-            for rows, shuffle in sides
+            CacheBatches(
+                data.cache or index.path, rows, index.labels[rows], index.lengths[rows], train_config.batch_size, shuffle, train_config.seed,
+                features=None if in_memory is None else in_memory[0][0], frames=train_config.frames, clip_sampling=clip_sampling,
+            )  # fmt: skip
+            for rows, shuffle, in_memory, clip_sampling in sides
         ]
         try:
-            model.fit(batches[0], epochs=train_config.epochs, validation_data=batches[1] if validates else None, callbacks=callbacks, verbose=0)
+            model.fit(
+                batches[0], epochs=train_config.epochs, validation_data=batches[1] if validates else None,
+                callbacks=callbacks, class_weight=class_weight, verbose=0,
+            )  # fmt: skip
         finally:
             for batch_source in batches:
                 batch_source.close()
@@ -230,23 +239,41 @@ def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainCon
     )
 
 
-def score_accuracy(model: keras.Model, data: TrainingData, subset: str = "test") -> float:
+def training_class_weights(train_labels: np.ndarray, num_classes: int, mode: str) -> dict[int, float] | None:
+    """Keras' class_weight for `mode` ("none": None; "balanced": {class: n / (num_classes * n_class)}).
+
+    Counted on the training videos only (validation and test videos are not trained on). Every class has
+    training videos here (the split is stratified and check_trainable refuses empty classes); a class that
+    still has none gets weight 0, since nothing of it is trained on.
+    """
+    if mode == "none":
+        return None
+    counts = np.bincount(np.asarray(train_labels, dtype=np.int64), minlength=num_classes)
+    weights = np.where(counts > 0, len(train_labels) / (num_classes * np.maximum(counts, 1)), 0.0)
+    return {label: float(weight) for label, weight in enumerate(weights)}
+
+
+def score_accuracy(model: keras.Model, data: TrainingData, subset: str = "test", train_config: TrainConfig | None = None) -> float:
     """Accuracy of a finished model on one subset ("train", "val" or "test") of `data`'s split.
 
     For scoring after training (compare's test column); reads the features from memory or, block by block,
-    from the cache.
+    from the cache. A model trained on clips (train_config.frames) is scored on train_config.test_clips uniform
+    clips per video, softmax averaged.
     """
+    frames, num_clips = (train_config.frames, train_config.test_clips) if train_config is not None else (0, 1)
     rows = {"train": data.split.train_indices, "val": data.split.val_indices, "test": data.split.test_indices}[subset]
     if len(rows) == 0:
         raise InputError(f"the split has no {subset} videos to score")
     if data.in_memory:
         (features, lengths), labels = {"train": data.train_inputs, "val": data.val_inputs, "test": data.test_inputs}[subset]
-        probabilities = model.predict([features, lengths], batch_size=256, verbose=0)
+        probabilities = predict_over_clips(
+            lambda batch, batch_lengths: model.predict([batch, batch_lengths], batch_size=256, verbose=0), features, lengths, frames, num_clips
+        )
     else:
         from featcache.evaluate import predict_cached_features
 
         labels = data.index.labels[rows]
-        probabilities = predict_cached_features(model, data.cache, data.index, rows, data.num_frames)
+        probabilities = predict_cached_features(model, data.cache or data.index.path, data.index, rows, frames, num_clips)
     return float(np.mean(np.argmax(probabilities, axis=1) == labels))
 
 
@@ -322,9 +349,7 @@ def train(
 ) -> TrainResult:
     """Train a head on a cache and write MODEL_DIR (see featcache.model_dir for its files).
 
-    cache_path: a cache path or an opened `Cache`.
     Raises InputError (or a subclass) for a missing or unusable cache, a bad split or a foreign out_dir.
-    Warns (progress, else `warnings.warn`) when the same video (by content) is in train/val and in test.
     """
     out_dir = Path(out_dir)
     check_model_dir_writable(out_dir)
@@ -333,15 +358,22 @@ def train(
     if progress is not None:
         where = "in memory" if data.in_memory else f"streamed from disk (over the {train_config.memory_budget_mb} MB memory budget)"
         progress(
-            f"cache: {index.num_videos} videos, {len(index.class_names)} classes, {data.num_frames} frames x {index.feature_dim} dims, "
+            f"cache: {index.num_videos} videos, {len(index.class_names)} classes, {index.num_frames} frames x {index.feature_dim} dims, "
             f"{data.feature_megabytes:.1f} MB as float32, {where}"
         )
         progress(f"split: {data.split.description}")
-        progress(f"head: {head_config.head} ({', '.join(f'{key}={value}' for key, value in asdict(head_config).items() if key != 'head')})")
+        if train_config.class_weight != "none":
+            weights = training_class_weights(index.labels[data.split.train_indices], len(index.class_names), train_config.class_weight)
+            progress("class weights (balanced): " + ", ".join(f"{name} {weights[label]:.2f}" for label, name in enumerate(index.class_names)))
+        if train_config.frames:
+            progress(
+                f"clips: {train_config.frames} of each video's stored frames, {train_config.clip_sampling} positions for training "
+                f"(validation: uniform; scoring: {train_config.test_clips} uniform clip(s) averaged)"
+            )
+        progress(f"head: {head_config.head} ({', '.join(f'{key}={value}' for key, value in head_config.used_settings().items())})")
     _warn_about_leaks(find_leaked_duplicates(index, data.split), progress)
     result = fit_head(data, head_config, train_config, progress)
     result.metadata = model_metadata(index, data.split, head_config, train_config, result)
-    result.metadata["num_frames"] = data.num_frames
     save_model_dir(
         out_dir,
         result.model,
@@ -351,6 +383,16 @@ def train(
     )
     result.model_dir = out_dir
     return result
+
+
+def find_leaked_duplicates(index: CacheIndex, split: Split) -> list[tuple[str, str]]:
+    """(train/val path, test path) pairs with identical contents (fingerprint): the test score would be inflated."""
+    subsets = split.subsets(index.num_videos)
+    seen: dict[str, str] = {}
+    for path, fingerprint, subset in zip(index.paths, index.fingerprints, subsets):
+        if fingerprint and subset in ("train", "val"):
+            seen.setdefault(fingerprint, path)
+    return [(seen[fingerprint], path) for path, fingerprint, subset in zip(index.paths, index.fingerprints, subsets) if subset == "test" and fingerprint in seen]
 
 
 def _warn_about_leaks(leaks: list[tuple[str, str]], progress: Progress | None) -> None:
@@ -375,7 +417,7 @@ def model_metadata(index: CacheIndex, split: Split, head_config: HeadConfig, tra
         "head": asdict(head_config),
         "training": asdict(train_config),
         "class_names": list(index.class_names),
-        "num_frames": index.num_frames,
+        "num_frames": train_config.frames or index.num_frames,  # the head's input frames (a clip's with --frames T)
         "feature_dim": index.feature_dim,
         "cache_dtype": index.dtype,  # predict rounds new features the same way the head saw them
         "extractor": index.extractor,

@@ -72,13 +72,12 @@ def test_train_takes_t_frames_warns_about_leaks_and_accepts_an_opened_cache(vari
     rows = [(path, "test" if path.endswith(("clip_001.mp4", "clip_007.mp4")) else "val" if path.endswith("clip_006.mp4") else "train") for path in cache.index.paths]
     split_file.write_text("path,subset\n" + "".join(f"{path},{subset}\n" for path, subset in rows))
     messages: list[str] = []
-    config = TrainConfig(epochs=2, batch_size=8, split_file=str(split_file), num_frames=4)
+    config = TrainConfig(epochs=2, batch_size=8, split_file=str(split_file), frames=4)
     result = train(cache, tmp_path / "model", HeadConfig(units=4, dense=4), config, progress=messages.append)
     leak_warnings = [message for message in messages if message.startswith("warning:")]
     assert len(leak_warnings) == 1 and "Alpha/clip_000.mp4 = Alpha/clip_001.mp4" in leak_warnings[0]
     assert result.model.inputs[0].shape[1] == 4
-    metadata = json.loads((tmp_path / "model" / "featcache.json").read_text())
-    assert metadata["num_frames"] == 4
+    assert json.loads((tmp_path / "model" / "featcache.json").read_text())["training"]["frames"] == 4
     split_csv = (tmp_path / "model" / "split.csv").read_text().splitlines()
     assert split_csv[0] == "path,subset,fingerprint" and split_csv[1].endswith(cache.index.fingerprints[0])
     report = evaluate(tmp_path / "model", cache)

@@ -27,13 +27,13 @@ if TYPE_CHECKING:
 def embed_command(
     video_root: Path = typer.Argument(..., help="UCF101-layout folder VIDEO_ROOT/<ClassName>/<video>, or a CSV list path,label[,group]."),
     out: Path = typer.Option(..., "--out", "-o", help="The HDF5 cache to write (resumed or extended if it exists)."),
-    extractor: str = typer.Option("mobilenet_v2", help="Frozen image model; `featcache extractors` lists them."),
-    weights: str = typer.Option("imagenet", help="'imagenet' (downloaded by Keras), 'random' (seeded by --seed), or a weights file."),
+    extractor: str = typer.Option("mobilenet_v2", help="Frozen image model: mobilenet_v2, keras:NAME, keras_file, keras_hub:PRESET, ...; `featcache extractors` lists them."),
+    weights: str = typer.Option("imagenet", help="'imagenet' (downloaded by Keras), 'random' (seeded by --seed), a weights file, or the model file for keras_file."),
     handle: Optional[str] = typer.Option(None, help="TF-Hub URL or local SavedModel folder (with --extractor tfhub)."),
     frames: int = typer.Option(10, "--frames", "-t", help="Frames per video (T); 0 with --sampling fps: every sampled frame (variable length)."),
     sampling: str = typer.Option("uniform", help="'uniform': T frames spread over the whole video; 'fps': one every 1/F s."),
     fps: Optional[float] = typer.Option(None, help="Frames per second to take with --sampling fps."),
-    image_size: int = typer.Option(224, help="Frames are resized (whole frame) to this square size."),
+    image_size: Optional[int] = typer.Option(None, help="Frames are resized (whole frame) to this square size (default: the extractor's own input size, 224 for mobilenet_v2)."),
     batch_size: int = typer.Option(64, help="Frames per model call, gathered across videos."),
     dtype: str = typer.Option("float16", help="Feature dtype in the cache: float16 or float32."),
     compression: str = typer.Option("none", help="HDF5 compression of features: none, gzip or lzf."),
@@ -137,26 +137,15 @@ def upgrade_command(cache: Path = typer.Argument(..., help="A format-1 cache (wr
     typer.echo(f"{cache}: upgraded to format 2 ({num_videos} videos)")
 
 
-@app.command("export")
-def export_command(
-    cache: Path = typer.Argument(..., help="A format-2 featcache cache."),
-    out: Path = typer.Argument(..., help="The single self-contained HDF5 file to write."),
-) -> None:
-    """Write the cache as one self-contained HDF5 file with the same layout (for sharing, plain h5py)."""
-    from featcache.cache.maintenance import export_cache
-
-    with errors_as_exit_codes():
-        num_videos = export_cache(cache, out)
-    typer.echo(f"{out}: {num_videos} videos, self-contained")
-
-
 @app.command("extractors")
 def extractors_command() -> None:
-    """List the extractors with their output dims."""
-    from featcache.extractors import available_extractors
+    """List the extractors with their output dims and input sizes."""
+    from featcache.extractor_catalog import available_extractors
 
-    for name, description in available_extractors().items():
-        typer.echo(f"{name:14s} {description}")
+    extractors = available_extractors()
+    width = max(map(len, extractors))
+    for name, description in extractors.items():
+        typer.echo(f"{name:{width}s} {description}")
 
 
 @app.command("demo-data")
