@@ -380,7 +380,9 @@ def test_a_file_changed_at_the_same_path_is_embedded_again(tiny_dataset: Path, t
     summary = embed(tiny_dataset, cache_path, FAKE_CONFIG)
     assert (summary.num_changed, summary.num_embedded, summary.num_already_cached) == (1, 1, 5)
     after = read_cache_index(cache_path)
-    assert after.paths == index.paths and after.fingerprints[0] != index.fingerprints[0] and after.fingerprints[1:] == index.fingerprints[1:]
+    before_contents, after_contents = dict(zip(index.paths, index.fingerprints)), dict(zip(after.paths, after.fingerprints))
+    assert sorted(after.paths) == sorted(index.paths) and after.paths[-1] == index.paths[0]  # re-embedded rows come last
+    assert {path for path in index.paths if after_contents[path] != before_contents[path]} == {index.paths[0]}
     assert summary.num_dead_rows == 1  # the old row is unlisted, its shard untouched until `featcache compact`
     assert embed(tiny_dataset, cache_path, FAKE_CONFIG).num_embedded == 0  # size + mtime unchanged: trusted, not rehashed
 
