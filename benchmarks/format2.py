@@ -1,4 +1,4 @@
-"""Section 6: cache format 2. Adding one video vs the cache's size, peak extra disk, reads vs format 1, fingerprint cost.
+"""Section 8: cache format 2. Adding one video vs the cache's size, peak extra disk, reads vs format 1, fingerprint cost.
 
 - add one video: `embed` of one new video into caches of 1x, 2x, 4x ~1,818 scratch_cnn-sized (25088-d, 10 frames,
   float16) videos (random features written as shards with the real embed settings), against embedding the same
@@ -219,4 +219,4 @@ def run_format2(workspace: Workspace) -> SectionResult:
         read_table,
         Table("Fingerprint cost", ["what", "bytes", "time", "cost"], fingerprint_rows),
     ]
-    return SectionResult("6. Cache format 2: incremental adds, disk, reads, fingerprints", tables, targets + disk_targets + read_targets)
+    return SectionResult("8. Cache format 2: incremental adds, disk, reads, fingerprints", tables, targets + disk_targets + read_targets)
