@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 import featcache.pipelines.spec
 from featcache.cli import app
+from featcache.model_dir import read_split_file
 from featcache.pipelines import load_pipeline
 
 TINY_DEMO = """
@@ -65,7 +66,7 @@ def test_demo_command_runs_end_to_end(tiny_shipped_demo: Path, tmp_path: Path) -
     assert f"featcache predict {out / 'models' / 'lstm'}" in result.output
     assert "train lstm: split " in result.output and " test videos" in result.output  # the split sizes, as train prints them
     suggested = result.output.split(f"featcache predict {out / 'models' / 'lstm'} ")[1].split()[0]
-    split_rows = dict(line.rsplit(",", 1) for line in (out / "models" / "lstm" / "split.csv").read_text().splitlines()[1:])
+    split_rows = read_split_file(out / "models" / "lstm" / "split.csv")
     assert split_rows[str(Path(suggested).relative_to(out / "videos"))] == "test"  # the predict example is a test video
     for written in ("videos", "features.h5", "models/lstm/model.keras", "report.txt", "report.json"):
         assert (out / written).exists(), written
