@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,7 +123,34 @@ def _check_readable_file(path: Path) -> None:
 
 
 def _open_capture(path: Path) -> cv2.VideoCapture:
+    if not _is_utf8(str(path)):
+        return _open_capture_through_link(path)
     capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        capture.release()
+        raise VideoDecodeError(f"{path}: cannot be opened as a video (not a video file, truncated header, or a codec OpenCV lacks)")
+    return capture
+
+
+def _is_utf8(text: str) -> bool:
+    """False for a name holding bytes that are not UTF-8 (Python keeps them as lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _open_capture_through_link(path: Path) -> cv2.VideoCapture:
+    """Open a file whose name is not UTF-8 through a symbolic link with a plain name.
+
+    OpenCV converts the name to UTF-8 and crashes (SIGSEGV, OpenCV 4.x) on the lone surrogates Python uses
+    for such bytes. The decoder keeps the file open once the capture is opened, so the link can go at once.
+    """
+    with tempfile.TemporaryDirectory(prefix="featcache-") as link_folder:
+        link = Path(link_folder) / f"video{path.suffix if _is_utf8(path.suffix) else ''}"
+        link.symlink_to(path.absolute())
+        capture = cv2.VideoCapture(str(link))
     if not capture.isOpened():
         capture.release()
         raise VideoDecodeError(f"{path}: cannot be opened as a video (not a video file, truncated header, or a codec OpenCV lacks)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import posixpath
 import re
 from dataclasses import dataclass
@@ -36,6 +37,16 @@ class VideoEntry:
     relative_path: str
     label: str
     group: str
+
+
+def storable_relative_path(relative_path: str) -> str:
+    """The path as the cache stores it: bytes that are not UTF-8 become `\\xNN` escapes.
+
+    Python decodes such bytes in file names (old archives, other filesystems) as lone surrogates, which
+    neither HDF5 nor JSON can store. `B/bad\\xff\\xfe.avi` is stored for the bytes `B/bad` 0xFF 0xFE `.avi`;
+    valid UTF-8 names are stored unchanged.
+    """
+    return os.fsencode(relative_path).decode("utf-8", errors="backslashreplace")
 
 
 def parse_ucf101_group(file_name: str) -> str:
@@ -86,7 +97,7 @@ def _find_videos_in_folder(root: Path) -> list[VideoEntry]:
     entries = [
         VideoEntry(
             path=video_path,
-            relative_path=video_path.relative_to(root).as_posix(),
+            relative_path=storable_relative_path(video_path.relative_to(root).as_posix()),
             label=class_folder.name,
             group=parse_ucf101_group(video_path.name),
         )
