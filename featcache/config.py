@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -10,6 +11,23 @@ from typing import Any, TypeVar
 from featcache.errors import InputError
 
 SAMPLING_MODES = ("uniform", "fps")
+
+# Accepted ranges of the embed options (inclusive). The upper bounds only catch typos and absurd values
+# (a machine's memory is checked separately, see `resources.check_embed_memory`): 100,000 frames is
+# an hour at 30 fps; 4096 px is beyond any image model's input; 256 decode worker processes is
+# beyond any machine this runs on.
+MAX_FRAMES = 100_000
+MAX_SAMPLING_FPS = 1000.0
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 4096
+MAX_BATCH_SIZE = 65_536
+MAX_DECODE_WORKERS = 256
+
+
+def check_in_range(option: str, value: float, low: float, high: float, note: str = "") -> None:
+    """Raise InputError naming `option` and [low, high] unless `value` is a finite number in it."""
+    finite = not isinstance(value, float) or math.isfinite(value)
+    if not (finite and low <= value <= high):
+        raise InputError(f"{option} must be in [{low:g}, {high:g}]{note}, got {value}")
 FEATURE_DTYPES = ("float16", "float32")
 COMPRESSIONS = ("none", "gzip", "lzf")
 
@@ -27,12 +45,14 @@ class SamplingConfig:
     fps: float | None = None
 
     def __post_init__(self) -> None:
-        if self.num_frames < 1:
-            raise InputError(f"--frames must be at least 1, got {self.num_frames}")
+        check_in_range("--frames", self.num_frames, 1, MAX_FRAMES)
         if self.mode not in SAMPLING_MODES:
             raise InputError(f"unknown sampling {self.mode!r}; choose one of {', '.join(SAMPLING_MODES)}")
-        if self.mode == "fps" and (self.fps is None or self.fps <= 0):
+        if self.mode == "fps" and self.fps is None:
             raise InputError("--sampling fps needs --fps F with F > 0 (frames per second to take)")
+        if self.mode == "fps":
+            if not (math.isfinite(self.fps) and 0 < self.fps <= MAX_SAMPLING_FPS):
+                raise InputError(f"--fps must be in (0, {MAX_SAMPLING_FPS:g}] frames per second, got {self.fps}")
         if self.mode == "uniform" and self.fps is not None:
             raise InputError("--fps only applies to --sampling fps")
 
@@ -56,8 +76,7 @@ class ExtractorConfig:
         if self.weights not in ("imagenet", "random"):
             # Stored with the cache and the model: an absolute path still names the file from another folder.
             object.__setattr__(self, "weights", str(Path(self.weights).expanduser().absolute()))
-        if self.image_size < 8:
-            raise InputError(f"--image-size must be at least 8 pixels, got {self.image_size}")
+        check_in_range("--image-size", self.image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE, " pixels")
 
 
 @dataclass(frozen=True)
@@ -70,16 +89,15 @@ class EmbedConfig:
     compression: str = "none"
     batch_size: int = 64
     num_decode_workers: int = 0  # 0: one per CPU core
+    allow_outside_root: bool = False  # CSV rows may name files outside the CSV's folder (see videos.find_videos)
 
     def __post_init__(self) -> None:
         if self.dtype not in FEATURE_DTYPES:
             raise InputError(f"unknown --dtype {self.dtype!r}; choose one of {', '.join(FEATURE_DTYPES)}")
         if self.compression not in COMPRESSIONS:
             raise InputError(f"unknown --compression {self.compression!r}; choose one of {', '.join(COMPRESSIONS)}")
-        if self.batch_size < 1:
-            raise InputError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if self.num_decode_workers < 0:
-            raise InputError(f"--workers must be 0 (one per core) or more, got {self.num_decode_workers}")
+        check_in_range("--batch-size", self.batch_size, 1, MAX_BATCH_SIZE)
+        check_in_range("--workers", self.num_decode_workers, 0, MAX_DECODE_WORKERS, " (0: one per CPU core)")
 
 
 ConfigT = TypeVar("ConfigT")

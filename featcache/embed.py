@@ -29,6 +29,7 @@ from featcache.errors import CacheMismatchError, InputError, VideoDecodeError
 from featcache.extractors import Extractor, load_extractor
 from featcache.frames import SampledFrames
 from featcache.journal import Journal, JournalContents
+from featcache.resources import check_embed_memory
 from featcache.videos import VideoEntry, find_videos
 from featcache.weights import sha256_file
 
@@ -63,6 +64,7 @@ class EmbedSummary:
     num_removed: int = 0  # cached videos whose file is gone, dropped from the cache
     num_relabelled: int = 0  # cached videos whose label or group changed in the dataset
     unreadable_parts: list[str] = field(default_factory=list)
+    num_outside_root: int = 0  # CSV rows naming files outside the CSV's folder (--allow-outside-root)
 
     @property
     def videos_per_second(self) -> float:
@@ -89,7 +91,7 @@ def embed(
     """
     started = time.perf_counter()
     cache_path = Path(cache_path)
-    root, entries = find_videos(Path(video_source))
+    root, entries = find_videos(Path(video_source), allow_outside_root=config.allow_outside_root)
     cache_path.parent.mkdir(parents=True, exist_ok=True)  # a bad --out fails now, not after loading the model
     remove_abandoned_cache_writes(cache_path)
     journal = Journal(cache_path)
@@ -103,8 +105,10 @@ def embed(
     done_paths = set(existing.paths if existing else []) | journal_paths
     to_embed = [entry for entry in entries if entry.relative_path not in done_paths]
     summary = EmbedSummary(cache_path, len(entries), len(entries) - len(to_embed), 0, 0, {}, 0.0)
+    summary.num_outside_root = sum(1 for entry in entries if entry.is_outside_root)
 
     if to_embed:
+        check_embed_memory(config, config.num_decode_workers or os.cpu_count() or 1)
         extractor = load_extractor(config.extractor)
         journal.start(_identity(extractor.provenance, config))
         embedding_started = time.perf_counter()

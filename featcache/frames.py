@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,14 +113,27 @@ _NO_INDICES = np.zeros(0, dtype=np.int64)
 
 def _check_readable_file(path: Path) -> None:
     """Name the reason OpenCV would only report as "cannot open": missing, not a file, unreadable, empty."""
-    if not path.exists():
-        raise VideoDecodeError(f"{path}: file not found")
-    if not path.is_file():
-        raise VideoDecodeError(f"{path}: not a regular file")
+    try:
+        mode = path.stat().st_mode  # follows links: a link is judged by what it points to
+    except FileNotFoundError:
+        reason = "broken symbolic link (its target does not exist)" if path.is_symlink() else "file not found"
+        raise VideoDecodeError(f"{path}: {reason}") from None
+    except OSError as err:
+        # ELOOP (a symbolic link loop), ENAMETOOLONG, EACCES on a folder above, ...
+        raise VideoDecodeError(f"{path}: cannot be examined ({err.strerror})") from None
+    if not stat.S_ISREG(mode):
+        # Never opened: reading a FIFO blocks until a writer comes, a device like /dev/zero never ends.
+        raise VideoDecodeError(f"{path}: not a regular file but {_describe_file_kind(mode)}; only video files can be embedded")
     if not os.access(path, os.R_OK):
         raise VideoDecodeError(f"{path}: permission denied (the file is not readable by this user)")
     if path.stat().st_size == 0:
         raise VideoDecodeError(f"{path}: empty file (0 bytes)")
+
+
+def _describe_file_kind(mode: int) -> str:
+    kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
+    return next((name for is_kind, name in kinds if is_kind(mode)), "a special file")
 
 
 def _open_capture(path: Path) -> cv2.VideoCapture:

@@ -100,7 +100,7 @@ def test_find_videos_in_csv(tmp_path):
         "clips/x/../c.mp4,Run,\n"
         f"{outside},Walk,1\n"
     )
-    root, entries = find_videos(csv_path)
+    root, entries = find_videos(csv_path, allow_outside_root=True)
     assert root == tmp_path.resolve()
     by_path = {entry.relative_path: entry for entry in entries}
     assert sorted(by_path) == sorted(["clips/v_Walk_g02_c01.avi", "clips/b.mp4", "clips/c.mp4", outside.as_posix()])

@@ -18,11 +18,6 @@ from featcache.cli.common import (
 if TYPE_CHECKING:
     from featcache.embed import EmbedSummary
 
-if TYPE_CHECKING:
-    pass
-
-
-
 @app.command("embed")
 def embed_command(
     video_root: Path = typer.Argument(..., help="UCF101-layout folder VIDEO_ROOT/<ClassName>/<video>, or a CSV list path,label[,group]."),
@@ -37,9 +32,12 @@ def embed_command(
     batch_size: int = typer.Option(64, help="Frames per model call, gathered across videos."),
     dtype: str = typer.Option("float16", help="Feature dtype in the cache: float16 or float32."),
     compression: str = typer.Option("none", help="HDF5 compression of features: none, gzip or lzf."),
-    workers: int = typer.Option(0, help="Decoding threads; 0 = one per CPU core."),
+    workers: int = typer.Option(0, help="Decode worker processes; 0 = one per CPU core."),
     seed: int = typer.Option(0, help="Seed of 'random' weights."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a cache written with other settings."),
+    allow_outside_root: bool = typer.Option(
+        False, "--allow-outside-root", help="Accept CSV rows naming files outside the CSV's folder (../x.avi, absolute); stored as written."
+    ),
 ) -> None:
     """Decode sampled frames of every video once, embed them with a frozen CNN, store them in one HDF5 cache.
 
@@ -57,6 +55,7 @@ def embed_command(
             compression=compression,
             batch_size=batch_size,
             num_decode_workers=workers,
+            allow_outside_root=allow_outside_root,
         )
         try:
             with embed_progress_bar() as report_progress:
@@ -65,6 +64,8 @@ def embed_command(
             typer.secho(f"Interrupted: finished videos are kept in {out}.parts; re-run the same command to resume.", err=True)
             raise typer.Exit(130) from None
     typer.echo(_embed_summary_line(summary))
+    if summary.num_outside_root:
+        typer.echo(f"{summary.num_outside_root} video(s) lie outside the CSV's folder and are stored by the paths as written (--allow-outside-root)")
     for part in summary.unreadable_parts:
         typer.secho(f"  an unreadable journal part was ignored (its videos were embedded again): {part}", err=True)
     if summary.failures:
