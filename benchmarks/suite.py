@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from benchmarks.cache_formats import run_cache_formats
+from benchmarks.decode_isolation import run_decode_isolation
 from benchmarks.growth import run_growth
 from benchmarks.machine import describe_machine, load_average
 from benchmarks.notebook_vs_featcache import run_notebook_vs_featcache
@@ -23,6 +24,7 @@ SECTIONS: dict[str, Callable[[Workspace], SectionResult]] = {
     "notebook": run_notebook_vs_featcache,
     "cache_formats": run_cache_formats,
     "growth": run_growth,
+    "decode_isolation": run_decode_isolation,
 }
 SECTIONS_NEEDING_STAGE_ONE = {"notebook", "cache_formats"}
 GPU_NOTE = (
