@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 
 from featcache.config import SamplingConfig
-from featcache.errors import FeatcacheError, VideoDecodeError
+from featcache.errors import DecodeWorkerStartError, VideoDecodeError
 from featcache.frames import SampledFrames, read_sampled_frames
 
 # Failpoint for tests and drills: a worker asked to decode a file with this name kills itself with
@@ -45,10 +45,6 @@ sys.modules["featcache"] = package
 from featcache.decode_workers import serve_decode_requests
 serve_decode_requests(int(sys.argv[2]), int(sys.argv[3]))
 """
-
-
-class DecodeWorkerStartError(FeatcacheError):
-    """A decode worker process could not start (its error is on stderr above)."""
 
 
 class _DecoderCrashed(Exception):
@@ -184,7 +180,10 @@ def serve_decode_requests(request_fd: int, result_fd: int) -> None:
             return
         if crash_file_name is not None and path.name == crash_file_name:
             os.kill(os.getpid(), signal.SIGSEGV)
-        results.send(_decode_one(path, sampling, image_size))
+        try:
+            results.send(_decode_one(path, sampling, image_size))
+        except BrokenPipeError:
+            return  # the main process is gone (killed): nobody waits for this video
 
 
 def _decode_one(path: Path, sampling: SamplingConfig, image_size: int) -> SampledFrames | VideoDecodeError:
