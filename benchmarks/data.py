@@ -8,6 +8,7 @@ Nothing here imports TensorFlow (benchmarks/gpu.py runs where it is absent).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -211,3 +212,50 @@ def _rows(features: np.ndarray, paths: list[str], labels: list[str]) -> VideoRow
         paths=paths,
         groups=[str(int(path.rsplit("_g", 1)[1][:2])) for path in paths],
     )
+
+
+def permuted_segments(num_per_class: int, num_classes: int = 6, num_segments: int = 3, num_frames: int = 12, feature_dim: int = 16, seed: int = 0, noise: float = 0.3):
+    """Order-only features, harder than a ramp: every class shows the same `num_segments` prototype vectors, each
+    for a third (1 / num_segments) of the video, in its own order (class c: the c-th permutation).
+
+    Lengths are random multiples of num_segments in [num_frames // 2, num_frames], so every segment lasts exactly
+    as long in every video and the mean over real frames is the same for every class (plus a random per-video
+    offset and noise): an order-blind head sits at chance (1 / num_classes); telling the classes apart needs the
+    order of the segments. The prototypes do not depend on `seed`, so sets drawn with different seeds share one task.
+    Returns features float32 (N, num_frames, feature_dim), zero beyond each length, lengths int32 (N,), labels int32 (N,).
+    """
+    import itertools
+
+    orders = list(itertools.permutations(range(num_segments)))
+    if not 2 <= num_classes <= len(orders):
+        raise ValueError(f"{num_segments} segments give 2 to {len(orders)} classes, not {num_classes}")
+    prototypes = np.random.default_rng(1000 + feature_dim).normal(size=(num_segments, feature_dim))
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(num_classes, dtype=np.int32), num_per_class)
+    segment_counts = np.arange(max(1, num_frames // 2 // num_segments), num_frames // num_segments + 1)
+    lengths = (rng.choice(segment_counts, size=len(labels)) * num_segments).astype(np.int32)
+    features = np.zeros((len(labels), num_frames, feature_dim), dtype=np.float32)
+    for row, (label, length) in enumerate(zip(labels, lengths)):
+        segment_of_frame = np.repeat(orders[label], length // num_segments)
+        offset = 0.5 * rng.normal(size=feature_dim)
+        features[row, :length] = prototypes[segment_of_frame] + offset + noise * rng.normal(size=(length, feature_dim))
+    return features, lengths, labels
+
+
+def write_feature_cache(path: Path, features: np.ndarray, lengths: np.ndarray, labels: np.ndarray, class_names: list[str], dtype: str = "float32") -> Path:
+    """A cache of given feature sequences (N, T, D), real up to each length, no groups (a stratified random split)."""
+    rows = rows_from_features(np.asarray(features, dtype=dtype), [class_names[label] for label in labels])
+    is_padding = np.arange(features.shape[1])[None, :] >= np.asarray(lengths)[:, None]
+    rows = dataclasses.replace(
+        rows,
+        lengths=np.asarray(lengths, dtype=np.int32),
+        frame_indices=np.where(is_padding, -1, rows.frame_indices).astype(np.int32),
+        timestamps_ms=np.where(is_padding, -1.0, rows.timestamps_ms).astype(np.float32),
+        groups=[""] * len(labels),
+    )
+    attributes = {
+        "extractor": {"name": "synthetic", "weights": "none", "feature_dim": int(features.shape[2])},
+        "sampling": {"num_frames": int(features.shape[1]), "mode": "uniform", "fps": None},
+    }
+    write_cache(path, [rows], rows.paths, sorted(class_names), [], attributes, features.shape[1], features.shape[2], dtype)
+    return path

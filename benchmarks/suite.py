@@ -9,9 +9,12 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from benchmarks.backbones import run_backbones
 from benchmarks.cache_formats import run_cache_formats
 from benchmarks.decode_isolation import run_decode_isolation
+from benchmarks.clips import run_clips
 from benchmarks.growth import run_growth
+from benchmarks.heads import run_heads
 from benchmarks.machine import describe_machine, load_average
 from benchmarks.notebook_vs_featcache import run_notebook_vs_featcache
 from benchmarks.report import SectionResult, Table, render_markdown, write_plot
@@ -25,6 +28,9 @@ SECTIONS: dict[str, Callable[[Workspace], SectionResult]] = {
     "cache_formats": run_cache_formats,
     "growth": run_growth,
     "decode_isolation": run_decode_isolation,
+    "backbones": run_backbones,
+    "heads": run_heads,
+    "clips": run_clips,
 }
 SECTIONS_NEEDING_STAGE_ONE = {"notebook", "cache_formats"}
 GPU_NOTE = (

@@ -38,6 +38,10 @@ class SuiteSizes:
     growth_multipliers: sizes of the growth benchmark, as multiples of its smallest.
     growth_parallel_children: growth child processes run at once; 1 for figures (more only to make the smoke test quick).
     streaming_rows: rows of the smallest scratch_cnn-sized cache that is streamed (memory budget below it).
+    heads_*: the heads section (benchmarks/heads.py): demo videos per class and epochs, the order-only set
+      (classes, videos per class, segments) and epochs, and the seeds each head trains from.
+    clips_*: the temporal augmentation section (benchmarks/clips.py): its video sets, name -> (classes, videos
+      per class, frames per video), embedded densely, and the epochs of every row (seeds: heads_seeds).
     """
 
     extractors: tuple[str, ...]
@@ -59,6 +63,13 @@ class SuiteSizes:
     streaming_rows: int
     streaming_feature_dim: int
     streaming_budget_mb: int
+    heads_demo_videos_per_class: int = 32
+    heads_demo_epochs: int = 60
+    heads_order_only: tuple[int, int, int] = (12, 50, 4)  # classes, videos per class, segments
+    heads_order_only_epochs: int = 30
+    heads_seeds: tuple[int, ...] = (0, 1, 2)
+    clips_video_sets: dict = field(default_factory=lambda: {"demo": (3, 32, 24), "harder": (5, 16, 48)})
+    clips_epochs: int = 40
 
     def embed_config(self, extractor_name: str, num_decode_workers: int = 0) -> EmbedConfig:
         return EmbedConfig(
@@ -117,6 +128,13 @@ QUICK = SuiteSizes(
     streaming_rows=16,
     streaming_feature_dim=512,  # scratch_cnn at 32x32
     streaming_budget_mb=0,
+    heads_demo_videos_per_class=8,
+    heads_demo_epochs=2,
+    heads_order_only=(3, 8, 3),
+    heads_order_only_epochs=2,
+    heads_seeds=(0,),
+    clips_video_sets={"demo": (3, 8, 12)},
+    clips_epochs=2,
 )
 
 

@@ -7,6 +7,8 @@ The public surface (the CLI is a thin layer over these):
     featcache.evaluate("model_dir", "cache.h5")
     featcache.compare_heads("cache.h5", ["lstm", "meanpool"], {}, TrainConfig())
     featcache.predict_videos("model_dir", ["new.avi"])
+    featcache.predict_windows("model_dir", ["long.mp4"], WindowConfig(window_seconds=4, stride_seconds=2))
+    featcache.dataset("cache.h5", subset="train", format="tf")             # your own training loop
     featcache.run_pipeline(featcache.load_pipeline("demo"))
 """
 
@@ -41,15 +43,18 @@ _import_keras_quietly()
 # After the quiet import: these modules import Keras themselves.
 from featcache.cache import CacheIndex, FeatureReader, read_cache_index  # noqa: E402
 from featcache.compare import compare_heads  # noqa: E402
-from featcache.config import EmbedConfig, ExtractorConfig, HeadConfig, SamplingConfig, TrainConfig  # noqa: E402
+from featcache.config import EmbedConfig, ExtractorConfig, HeadConfig, SamplingConfig, TrainConfig, WindowConfig  # noqa: E402
+from featcache.dataset import dataset  # noqa: E402
 from featcache.demo_data import make_demo_data  # noqa: E402
 from featcache.embed import embed  # noqa: E402
 from featcache.errors import FeatcacheError  # noqa: E402
 from featcache.evaluate import evaluate  # noqa: E402
+from featcache.extractor_catalog import available_extractors  # noqa: E402
 from featcache.info import describe_cache  # noqa: E402
 from featcache.pipelines import load_pipeline, run_pipeline  # noqa: E402
 from featcache.predict import predict_videos  # noqa: E402
 from featcache.train import train  # noqa: E402
+from featcache.windows import predict_windows, write_window_reports  # noqa: E402
 
 __all__ = [
     "CacheIndex",
@@ -60,14 +65,19 @@ __all__ = [
     "HeadConfig",
     "SamplingConfig",
     "TrainConfig",
+    "WindowConfig",
+    "available_extractors",
     "compare_heads",
+    "dataset",
     "describe_cache",
     "embed",
     "evaluate",
     "load_pipeline",
     "make_demo_data",
     "predict_videos",
+    "predict_windows",
     "read_cache_index",
     "run_pipeline",
     "train",
+    "write_window_reports",
 ]

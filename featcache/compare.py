@@ -58,7 +58,7 @@ def compare_heads(
         rows.append(
             ComparisonRow(
                 head=head_config.head,
-                test_accuracy=score_accuracy(result.model, data, "test"),
+                test_accuracy=score_accuracy(result.model, data, "test", train_config),
                 best_val_accuracy=result.best_val_accuracy,
                 best_epoch=result.best_epoch,
                 seconds_per_epoch=result.seconds_per_epoch,

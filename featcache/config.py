@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from featcache.errors import InputError
+from featcache.extractor_catalog import KERAS_HUB_PREFIX, default_image_size
 
 SAMPLING_MODES = ("uniform", "fps")
 
@@ -37,7 +38,8 @@ class SamplingConfig:
     """Which frames of a video are decoded, in temporal order.
 
     uniform: `num_frames` frames spread evenly over the whole video (first and last frame included).
-    fps: one frame every 1/`fps` seconds from the start, at most `num_frames`.
+    fps: one frame every 1/`fps` seconds from the start, at most `num_frames`; `num_frames` 0 takes every
+    sampled frame of the whole video (variable length: a cache stores each video's frames unpadded).
     """
 
     num_frames: int = 10
@@ -45,7 +47,8 @@ class SamplingConfig:
     fps: float | None = None
 
     def __post_init__(self) -> None:
-        check_in_range("--frames", self.num_frames, 1, MAX_FRAMES)
+        if not (self.num_frames == 0 and self.mode == "fps"):  # 0 with fps: every sampled frame
+            check_in_range("--frames", self.num_frames, 1, MAX_FRAMES, " (or 0 with --sampling fps: every sampled frame)")
         if self.mode not in SAMPLING_MODES:
             raise InputError(f"unknown sampling {self.mode!r}; choose one of {', '.join(SAMPLING_MODES)}")
         if self.mode == "fps" and self.fps is None:
@@ -61,21 +64,31 @@ class SamplingConfig:
 class ExtractorConfig:
     """Which frozen image model turns a frame into a feature vector.
 
-    weights: "imagenet" (Keras downloads it), "random" (explicit, seeded by `seed`) or a file path.
+    name: a registry name (`featcache extractors`): mobilenet_v2, keras:ResNet50, keras_file,
+      keras_hub:PRESET_OR_FOLDER, ...
+    weights: "imagenet" (Keras downloads it; for tfhub/keras_hub the handle's or preset's own weights),
+      "random" (explicit, seeded by `seed`) or a file path (a weights file; the model file for keras_file).
     handle: TF-Hub URL or local SavedModel folder (only for the `tfhub` extractor).
-    image_size: the square input size frames are resized to.
+    image_size: the square input size frames are resized to; None: the extractor's own
+      (featcache.extractor_catalog.default_image_size), resolved here so the saved config always has a number.
     """
 
     name: str = "mobilenet_v2"
     weights: str = "imagenet"
     handle: str | None = None
-    image_size: int = 224
+    image_size: int | None = 224
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.weights not in ("imagenet", "random"):
             # Stored with the cache and the model: an absolute path still names the file from another folder.
             object.__setattr__(self, "weights", str(Path(self.weights).expanduser().absolute()))
+        preset = self.name.removeprefix(KERAS_HUB_PREFIX)
+        if self.name.startswith(KERAS_HUB_PREFIX) and Path(preset).expanduser().is_dir():
+            # A local preset folder, named absolutely for the same reason as a weights file.
+            object.__setattr__(self, "name", KERAS_HUB_PREFIX + str(Path(preset).expanduser().absolute()))
+        if self.image_size is None:
+            object.__setattr__(self, "image_size", default_image_size(self.name, self.weights))
         check_in_range("--image-size", self.image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE, " pixels")
 
 
@@ -112,7 +125,19 @@ def config_from_dict(config_class: type[ConfigT], saved: dict[str, Any]) -> Conf
     return config_class(**saved)
 
 
-HEAD_NAMES = ("lstm", "gru", "meanpool")  # mirrors featcache.heads.HEADS (kept here so configs import no Keras)
+HEAD_NAMES = ("lstm", "gru", "meanpool", "transformer", "tcn")  # mirrors featcache.heads.HEADS (kept here so configs import no Keras)
+POSITION_ENCODINGS = ("learned", "sinusoidal")
+POOLINGS = ("mean", "cls")
+CLASS_WEIGHTS = ("none", "balanced")
+_TOP = ("dense", "final_dropout")
+HEAD_SETTINGS_USED = {
+    "lstm": ("units", "dropout", "recurrent_dropout", *_TOP),
+    "gru": ("units", "dropout", "recurrent_dropout", *_TOP),
+    "meanpool": _TOP,
+    "transformer": ("units", "num_layers", "num_heads", "positions", "pooling", "dropout", *_TOP),
+    "tcn": ("units", "num_layers", "kernel_size", "dropout", *_TOP),
+}
+CLIP_SAMPLINGS = ("uniform", "random")  # featcache.clips (kept here so configs import nothing else)
 SPLIT_NAMES = ("auto", "ucf101-1", "ucf101-2", "ucf101-3")
 
 
@@ -120,11 +145,18 @@ SPLIT_NAMES = ("auto", "ucf101-1", "ucf101-2", "ucf101-3")
 class HeadConfig:
     """A sequence classifier on cached features (see featcache.heads).
 
-    units: size of the recurrent state (lstm, gru; unused by meanpool).
+    units: size of the recurrent state (lstm, gru), the model width (transformer), the filters (tcn); unused by meanpool.
     dense: width of the ReLU layer before the softmax.
-    dropout: dropout on the recurrent layer's inputs (the notebook's 0.5).
-    recurrent_dropout: dropout on the recurrent state (the notebook's 0.5).
+    dropout: dropout on the sequence layer's inputs (the notebook's 0.5; every head but meanpool).
+    recurrent_dropout: dropout on the recurrent state (the notebook's 0.5; lstm, gru).
     final_dropout: dropout after the dense layer (the notebook's 0.3).
+    num_layers: encoder blocks (transformer) or dilated convolution levels, dilations 1, 2, 4, ... (tcn).
+    num_heads: attention heads (transformer); each attends with units // num_heads dims.
+    positions: "sinusoidal" (fixed) or "learned" (one trained vector per frame position) (transformer). Sinusoidal by
+      measurement: on a 12-class permuted-segments set (benchmarks/heads.py, lr 1e-3, 30 epochs) learned positions
+      (initialised small) had not learned the order (test 0.15) where sinusoidal ones reached 0.96.
+    pooling: "mean" over the real frames or "cls" (a learned token prepended, its output classifies) (transformer).
+    kernel_size: frames each convolution sees at dilation 1 (tcn).
 
     Defaults by measurement (2-core CPU, 3 seeds, demo-data cache and a 600-video order-only synthetic cache):
     recurrent_dropout 0.5 was no more accurate than 0 but cost 1.5-2.5x per epoch (a 9,537 x 10 x 1280 cache:
@@ -139,6 +171,11 @@ class HeadConfig:
     dropout: float = 0.5
     recurrent_dropout: float = 0.0
     final_dropout: float = 0.3
+    num_layers: int = 2
+    num_heads: int = 4
+    positions: str = "sinusoidal"
+    pooling: str = "mean"
+    kernel_size: int = 3
 
     def __post_init__(self) -> None:
         if self.head not in HEAD_NAMES:
@@ -150,6 +187,17 @@ class HeadConfig:
         for option, value in (("--dropout", self.dropout), ("--recurrent-dropout", self.recurrent_dropout), ("final_dropout", self.final_dropout)):
             if not 0.0 <= value < 1.0:
                 raise InputError(f"{option} must be in [0, 1), got {value}")
+        for option, value in (("--layers", self.num_layers), ("--attention-heads", self.num_heads), ("--kernel-size", self.kernel_size)):
+            if value < 1:
+                raise InputError(f"{option} must be at least 1, got {value}")
+        if self.positions not in POSITION_ENCODINGS:
+            raise InputError(f"unknown --positions {self.positions!r}; choose one of {', '.join(POSITION_ENCODINGS)}")
+        if self.pooling not in POOLINGS:
+            raise InputError(f"unknown --pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
+
+    def used_settings(self) -> dict[str, Any]:
+        """The settings this head reads (the others keep their defaults and change nothing), for messages."""
+        return {name: getattr(self, name) for name in HEAD_SETTINGS_USED[self.head]}
 
 
 @dataclass(frozen=True)
@@ -163,6 +211,13 @@ class TrainConfig:
     val_fraction: the share of the training videos (the non-test side) held out, group-aware and stratified,
       as the validation set that picks the best epoch; 0: no validation set, the last epoch is kept.
     memory_budget_mb: caches whose float32 features fit load into memory once; larger ones stream from disk.
+    frames: 0 trains on the stored frames as they are; T > 0 on a T-frame clip of each video taken from what is
+      stored (featcache.clips: one frame from each of T equal segments), for dense caches.
+    clip_sampling: "uniform" (each segment's centre, the same clip every epoch) or "random" (a random frame of
+      each segment, a new clip every epoch: augmentation without decoding). Validation always takes uniform clips.
+    test_clips: scoring (test accuracy, evaluate, predict) averages the softmax over K evenly offset uniform clips.
+    class_weight: "none", or "balanced": each training video's loss weighs n / (num_classes * n_class), counted
+      on the training videos, so a rare class counts as much as a common one in total (scikit-learn's rule).
     """
 
     epochs: int = 10
@@ -175,6 +230,10 @@ class TrainConfig:
     seed: int = 0
     tensorboard_dir: str | None = None
     memory_budget_mb: int = 2048
+    class_weight: str = "none"
+    frames: int = 0
+    clip_sampling: str = "uniform"
+    test_clips: int = 1
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -194,3 +253,33 @@ class TrainConfig:
             raise InputError(f"--val-fraction must be in [0, 0.5] (0: no validation, keep the last epoch), got {self.val_fraction}")
         if self.memory_budget_mb < 0:
             raise InputError(f"memory_budget_mb must be 0 (always stream) or more, got {self.memory_budget_mb}")
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise InputError(f"unknown --class-weight {self.class_weight!r}; choose one of {', '.join(CLASS_WEIGHTS)}")
+        if self.frames < 0:
+            raise InputError(f"--frames must be 0 (the stored frames) or more, got {self.frames}")
+        if self.clip_sampling not in CLIP_SAMPLINGS:
+            raise InputError(f"unknown --clip-sampling {self.clip_sampling!r}; choose one of {', '.join(CLIP_SAMPLINGS)}")
+        if self.test_clips < 1:
+            raise InputError(f"--test-clips must be at least 1, got {self.test_clips}")
+        if self.frames == 0 and (self.clip_sampling != "uniform" or self.test_clips != 1):
+            raise InputError("--clip-sampling and --test-clips take clips of --frames T frames; pass --frames T too")
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """Sliding windows over a long video for `predict --window` (see featcache.windows).
+
+    window_seconds: the length of each window, classified like a whole video of that length.
+    stride_seconds: from one window's start to the next; None: the window length (back to back, no overlap).
+    """
+
+    window_seconds: float
+    stride_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.window_seconds > 0:
+            raise InputError(f"--window must be above 0 seconds, got {self.window_seconds}")
+        if self.stride_seconds is None:
+            object.__setattr__(self, "stride_seconds", self.window_seconds)
+        if not self.stride_seconds > 0:
+            raise InputError(f"--stride must be above 0 seconds, got {self.stride_seconds}")

@@ -1,40 +1,36 @@
 """Stage one: decode sampled frames of every video once, embed them with a frozen CNN, write the cache.
 
-Decoding overlaps inference (`batching.py`). Finished videos go to the journal every few seconds; the
-cache file is written once at the end (see `journal.py`, `cache.py`). A cache never mixes settings.
+Decoding overlaps inference (`batching.py`). Finished videos are written as an immutable shard every few
+seconds and the index is committed right after (`cache/`), so a crash loses at most one shard's worth
+of embedding and no byte is written twice. A cache never mixes settings (`settings.py`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
 from featcache.batching import decode_videos, embed_decoded_videos
-from featcache.cache import (
-    CacheIndex,
-    VideoRows,
-    read_cache_index,
-    read_rows_in_blocks,
-    write_cache,
-)
+from featcache.cache.format import COMPACT_SUGGESTION_DEAD_SHARE
+from featcache.cache.index import CacheWriter, IndexState, is_format2_index, read_index_state
+from featcache.cache.lock import CacheLock
+from featcache.cache.shards import ShardVideo, read_shard_contents, write_shard
 from featcache.config import EmbedConfig
-from featcache.errors import CacheMismatchError, InputError, VideoDecodeError
-from featcache.extractors import Extractor, load_extractor
+from featcache.errors import CacheFormatError, CacheMismatchError, InputError, VideoDecodeError
+from featcache.extractors import load_extractor
+from featcache.fingerprints import FileFingerprint, current_fingerprint
 from featcache.frames import SampledFrames
-from featcache.journal import Journal, JournalContents
 from featcache.resources import check_embed_memory
+from featcache.settings import describe_settings_difference, requested_settings, settings_record
 from featcache.videos import VideoEntry, find_videos
-from featcache.weights import sha256_file
 
-SECONDS_BETWEEN_PARTS = 10.0  # at most this much embedding is lost to a crash
-MAX_VIDEOS_PER_PART = 256  # keeps a part (and the memory it buffers) small for 25088-d features
+SECONDS_BETWEEN_SHARDS = 10.0  # at most this much embedding is lost to a crash
+MAX_VIDEOS_PER_SHARD = 256  # keeps a shard (and the memory it buffers) small for 25088-d features
 
 
 @dataclass(frozen=True)
@@ -60,10 +56,14 @@ class EmbedSummary:
     seconds: float
     embedding_seconds: float = 0.0  # decode + model only, without loading the model or writing the cache
     num_videos_in_cache: int = 0
-    cache_size_bytes: int = 0
+    cache_size_bytes: int = 0  # the index and its live shards
     num_removed: int = 0  # cached videos whose file is gone, dropped from the cache
     num_relabelled: int = 0  # cached videos whose label or group changed in the dataset
-    unreadable_parts: list[str] = field(default_factory=list)
+    num_changed: int = 0  # cached videos whose file changed (another fingerprint): embedded again
+    num_resumed: int = 0  # videos taken from shards an interrupted run had finished
+    num_dead_rows: int = 0  # rows in the shards no longer listed (`featcache compact` drops them)
+    fingerprint_seconds: float = 0.0
+    unreadable_parts: list[str] = field(default_factory=list)  # shards of an interrupted run that could not be read
     num_outside_root: int = 0  # CSV rows naming files outside the CSV's folder (--allow-outside-root)
 
     @property
@@ -74,6 +74,11 @@ class EmbedSummary:
     def frames_per_second(self) -> float:
         return self.num_frames_embedded / self.embedding_seconds if self.embedding_seconds > 0 else 0.0
 
+    @property
+    def suggests_compact(self) -> bool:
+        total = self.num_dead_rows + self.num_videos_in_cache
+        return total > 0 and self.num_dead_rows / total >= COMPACT_SUGGESTION_DEAD_SHARE
+
 
 def embed(
     video_source: Path,
@@ -82,65 +87,49 @@ def embed(
     overwrite: bool = False,
     progress: Callable[[EmbedProgress], None] | None = None,
 ) -> EmbedSummary:
-    """Embed every video of `video_source` not yet in `cache_path`, then (re)write the cache.
+    """Embed every video of `video_source` not yet in `cache_path` (by content), adding it to the cache.
 
     video_source: a UCF101-layout folder or a CSV list (see `videos.find_videos`).
-    Resumes an interrupted run and adds new videos to an existing cache; settings that differ from the
-    cache's raise CacheMismatchError unless `overwrite`. Videos that cannot be decoded are listed in the
-    summary and the cache's `failures`, and never stop the run. Ctrl-C saves finished videos and re-raises.
+    Resumes an interrupted run (its finished shards are adopted), re-embeds files whose contents changed,
+    drops videos whose file is gone. Settings that differ from the cache's raise CacheMismatchError unless
+    `overwrite`; a second embed on the same cache raises CacheLockedError. Videos that cannot be decoded
+    are listed in the summary and the cache's `failures`, and never stop the run.
     """
     started = time.perf_counter()
     cache_path = Path(cache_path)
     root, entries = find_videos(Path(video_source), allow_outside_root=config.allow_outside_root)
     cache_path.parent.mkdir(parents=True, exist_ok=True)  # a bad --out fails now, not after loading the model
-    remove_abandoned_cache_writes(cache_path)
-    journal = Journal(cache_path)
-    if journal.folder.exists() and (overwrite or not journal.has_parts()):
-        journal.remove()  # replaced settings, or a run that finished no video: nothing to resume
-    # With overwrite the old cache is ignored, not deleted: it stays until the new one replaces it.
-    existing = read_cache_index(cache_path) if cache_path.exists() and not overwrite else None
-    _refuse_other_settings(existing, journal, config, cache_path)
-
-    journal_paths = journal.read_contents().embedded_paths if journal.exists() else set()
-    done_paths = set(existing.paths if existing else []) | journal_paths
-    to_embed = [entry for entry in entries if entry.relative_path not in done_paths]
-    summary = EmbedSummary(cache_path, len(entries), len(entries) - len(to_embed), 0, 0, {}, 0.0)
-    summary.num_outside_root = sum(1 for entry in entries if entry.is_outside_root)
-
-    if to_embed:
-        check_embed_memory(config, config.num_decode_workers or os.cpu_count() or 1)
-        extractor = load_extractor(config.extractor)
-        journal.start(_identity(extractor.provenance, config))
-        embedding_started = time.perf_counter()
-        try:
-            _embed_into_journal(to_embed, extractor, config, journal, summary, progress)
-        finally:
-            summary.embedding_seconds = time.perf_counter() - embedding_started
-    if journal.exists() or existing is not None:
-        _finish_cache(cache_path, existing, journal, DatasetView(root, entries), config, summary)
-    summary.seconds = time.perf_counter() - started
-    index = read_cache_index(cache_path) if cache_path.exists() else None
-    summary.num_videos_in_cache = index.num_videos if index else 0
-    summary.cache_size_bytes = cache_path.stat().st_size if cache_path.exists() else 0
-    return summary
-
-
-def remove_abandoned_cache_writes(cache_path: Path) -> None:
-    """Delete temporary cache files of writers that died (kill -9, power loss): each can be a full cache's size."""
-    for temporary in cache_path.parent.glob(f".{cache_path.name}.*.tmp"):
-        writer_pid = temporary.name.removeprefix(f".{cache_path.name}.").removesuffix(".tmp")
-        if writer_pid.isdigit() and not _process_is_running(int(writer_pid)):
-            temporary.unlink(missing_ok=True)
-
-
-def _process_is_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, owned by another user
-    return True
+    wanted = requested_settings(config)
+    with CacheLock(cache_path) as lock:
+        existing = _existing_state(cache_path, overwrite, wanted)
+        summary = EmbedSummary(cache_path, len(entries), 0, 0, 0, {}, 0.0)
+        summary.num_outside_root = sum(1 for entry in entries if entry.is_outside_root)
+        fingerprint_started = time.perf_counter()
+        known = {path: FileFingerprint(record.fingerprint, record.file_mtime_ns) for path, record in existing.videos.items()} if existing else {}
+        fingerprints = {entry.relative_path: current_fingerprint(entry.path, known.get(entry.relative_path)) for entry in entries}
+        summary.fingerprint_seconds = time.perf_counter() - fingerprint_started
+        orphans = _orphan_shards(cache_path, existing, wanted, summary)
+        settings = existing.settings if existing else (orphans[0][1] if orphans else None)
+        plan = _plan(entries, existing, orphans, fingerprints)
+        extractor = None
+        if plan.to_embed:
+            check_embed_memory(config, config.num_decode_workers or os.cpu_count() or 1)
+            extractor = load_extractor(config.extractor)
+            settings = settings or settings_record(extractor.provenance, config.sampling, config.dtype)
+        if settings is None:
+            return _finish_summary(summary, started, None)  # nothing cached and nothing to embed: no cache file
+        feature_dim = int(settings["extractor"]["feature_dim"])
+        writer = CacheWriter.open(cache_path, settings, feature_dim, config.compression, overwrite=overwrite and cache_path.exists(), lock=lock)
+        with writer:
+            if _bring_index_up_to_date(writer, DatasetView(root, entries), orphans, fingerprints, plan, summary):
+                writer.commit()
+            if extractor is not None:
+                embedding_started = time.perf_counter()
+                try:
+                    _embed_into_shards(plan.to_embed, extractor, config, writer, fingerprints, summary, progress)
+                finally:
+                    summary.embedding_seconds = time.perf_counter() - embedding_started
+            return _finish_summary(summary, started, writer.state)
 
 
 @dataclass(frozen=True)
@@ -158,78 +147,154 @@ class DatasetView:
         return (self.root / relative_path).exists()
 
 
-def _identity(provenance: dict[str, Any], config: EmbedConfig) -> dict[str, Any]:
-    """The settings a cache's features depend on: a cache never mixes two identities."""
-    return {"extractor": provenance, "sampling": dataclasses.asdict(config.sampling), "dtype": config.dtype}
+def _existing_state(cache_path: Path, overwrite: bool, wanted: dict) -> IndexState | None:
+    """The cache's index when there is one to add to; raises for a format-1 cache or other settings."""
+    if overwrite or not cache_path.exists():
+        return None
+    try:
+        format2 = is_format2_index(cache_path)
+    except OSError as err:
+        raise CacheFormatError(f"{cache_path}: not an HDF5 file ({err}); choose another --out, or --overwrite to replace it") from err
+    if not format2:
+        raise CacheFormatError(f"{cache_path}: a format-1 cache; convert it with `featcache upgrade {cache_path}` to add videos (or re-embed with --overwrite)")
+    existing = read_index_state(cache_path)
+    _refuse_other_settings(existing.settings, wanted, cache_path.name)
+    return existing
 
 
-def _refuse_other_settings(existing: CacheIndex | None, journal: Journal, config: EmbedConfig, cache_path: Path) -> None:
-    """Raise CacheMismatchError when the cache or an unfinished run used other settings than `config`."""
-    stored = []
-    if existing is not None:
-        stored.append((cache_path.name, {"extractor": existing.extractor, "sampling": existing.sampling, "dtype": existing.dtype}))
-    if journal.exists():
-        stored.append((journal.folder.name, journal.read_identity()))
-    for source_name, identity in stored:
-        difference = describe_setting_difference(identity, config)
-        if difference:
-            raise CacheMismatchError(
-                f"{source_name} was embedded with other settings ({difference}); "
-                "re-run with --overwrite to replace it, or choose another --out"
-            )
+def _refuse_other_settings(stored: dict, wanted: dict, source_name: str) -> None:
+    difference = describe_settings_difference(stored, wanted)
+    if difference:
+        raise CacheMismatchError(
+            f"{source_name} was embedded with other settings ({difference}); re-run with --overwrite to replace it, or choose another --out"
+        )
 
 
-def describe_setting_difference(identity: dict[str, Any], config: EmbedConfig) -> str:
-    """'' when a stored identity matches `config`, else a short 'stored X, asked Y' text."""
-    stored_extractor, wanted_extractor = identity["extractor"], config.extractor
-    differences = []
-    for name in ("name", "handle", "image_size"):
-        if stored_extractor.get(name) != getattr(wanted_extractor, name):
-            differences.append(f"extractor {name} {stored_extractor.get(name)!r} vs {getattr(wanted_extractor, name)!r}")
-    differences += _weights_difference(stored_extractor, wanted_extractor.weights, wanted_extractor.seed)
-    for name, wanted in dataclasses.asdict(config.sampling).items():
-        if identity["sampling"].get(name) != wanted:
-            differences.append(f"sampling {name} {identity['sampling'].get(name)!r} vs {wanted!r}")
-    if identity["dtype"] != config.dtype:
-        differences.append(f"dtype {identity['dtype']} vs {config.dtype}")
-    return "; ".join(differences)
+def _orphan_shards(cache_path: Path, existing: IndexState | None, wanted: dict, summary: EmbedSummary) -> list[tuple[str, dict, list[tuple[str, str]]]]:
+    """Complete shards the index does not list (a run that died before committing them): (name, settings, [(path, fingerprint)]).
 
-
-def _weights_difference(stored: dict[str, Any], weights: str, seed: int) -> list[str]:
-    if weights in ("imagenet", "random"):
-        if stored.get("weights") != weights:
-            return [f"weights {stored.get('weights')!r} vs {weights!r}"]
-        if weights == "random" and stored.get("seed") != seed:
-            return [f"random weights seed {stored.get('seed')} vs {seed}"]
+    These are how an interrupted run resumes: their videos are adopted instead of embedded again.
+    """
+    folder = cache_path.with_name(cache_path.name + ".shards")
+    if not folder.exists():
         return []
-    weights_path = Path(weights)
-    if not weights_path.is_file():
-        raise InputError(f"--weights {weights}: no such file; give a weights file, 'imagenet' or 'random'")
-    if stored.get("weights_sha256") != sha256_file(weights_path):
-        return [f"weights file {weights} differs from the one used ({stored.get('weights')})"]
-    return []
+    listed = set(existing.shards) if existing else _listed_shards(cache_path)
+    orphans = []
+    for shard_path in sorted(folder.glob("*.h5")):
+        if shard_path.name in listed:
+            continue
+        try:
+            contents = read_shard_contents(shard_path)
+        except CacheFormatError as err:
+            summary.unreadable_parts.append(str(err))
+            continue
+        _refuse_other_settings(contents.settings, wanted, f"{shard_path} (left by an interrupted embed)")
+        orphans.append((shard_path.name, contents.settings, list(zip(contents.paths, contents.fingerprints))))
+    if existing is None and orphans:
+        # Without an index the first orphan's settings become the cache's; an orphan with others cannot join.
+        orphans = [orphan for orphan in orphans if orphan[1] == orphans[0][1]]
+    return orphans
 
 
-def _embed_into_journal(
+def _listed_shards(cache_path: Path) -> set[str]:
+    """Shards an existing (possibly replaced by --overwrite) index lists: not orphans, whatever happens to them."""
+    if cache_path.exists() and is_format2_index(cache_path):
+        return set(read_index_state(cache_path).shards)
+    return set()
+
+
+@dataclass
+class _Plan:
+    to_embed: list[VideoEntry]
+    changed: set[str]  # cached paths whose file has other contents now
+
+
+def _plan(entries: list[VideoEntry], existing: IndexState | None, orphans: list, fingerprints: dict[str, FileFingerprint]) -> _Plan:
+    """Which videos need the model: not cached with their current contents, nor in an orphan shard."""
+    live = existing.videos if existing else {}
+    in_orphans = {(path, fingerprint) for _, _, rows in orphans for path, fingerprint in rows}
+    plan = _Plan([], set())
+    for entry in entries:
+        fingerprint = fingerprints[entry.relative_path].fingerprint
+        record = live.get(entry.relative_path)
+        if record is not None and record.fingerprint in (fingerprint, ""):  # "": upgraded from format 1, never fingerprinted
+            continue
+        if (entry.relative_path, fingerprint) in in_orphans:
+            continue
+        plan.to_embed.append(entry)
+        if record is not None:
+            plan.changed.add(entry.relative_path)
+    return plan
+
+
+def _bring_index_up_to_date(
+    writer: CacheWriter, dataset: DatasetView, orphans: list, fingerprints: dict[str, FileFingerprint], plan: _Plan, summary: EmbedSummary
+) -> None:
+    """Adopt finished orphan shards, drop changed and gone videos, take labels/groups/fingerprints from the dataset now.
+
+    Videos whose file is gone (deleted, or its class folder renamed) leave the cache; videos still on disk
+    but not listed this time (a CSV naming a subset) stay. A failure stands until the video embeds or its
+    file is gone. Rows dropped here are only unlisted: shards are never rewritten. Returns whether
+    anything changed (the index needs a commit).
+    """
+    state = writer.state
+    current = dataset.by_path
+    live_before = set(state.videos)
+
+    def wanted_now(path: str, fingerprint: str) -> bool:
+        known = fingerprints.get(path)
+        record = state.videos.get(path)
+        return known is not None and known.fingerprint == fingerprint and not (record and record.fingerprint == fingerprint)
+
+    for name, _, _ in orphans:
+        summary.num_resumed += len(writer.adopt_shard(name, keep=wanted_now))
+    writer.remove_videos(sorted(plan.changed))
+    summary.num_changed = len(plan.changed)
+    gone = [path for path in state.videos if path not in current and not dataset.still_exists(path)]
+    writer.remove_videos(gone)
+    summary.num_removed = len(gone)
+    num_refingerprinted = 0
+    for path, record in state.videos.items():
+        entry = current.get(path)
+        if entry is None:
+            continue
+        if path in live_before and (record.label, record.group) != (entry.label, entry.group):
+            summary.num_relabelled += 1
+        now = fingerprints[path]
+        num_refingerprinted += (record.fingerprint, record.file_mtime_ns) != (now.fingerprint, now.mtime_ns)
+        record.label, record.group = entry.label, entry.group
+        record.fingerprint, record.file_mtime_ns = now.fingerprint, now.mtime_ns
+    failures_before = dict(state.failures)
+    state.failures = {path: reason for path, reason in state.failures.items() if path not in state.videos and (path in current or dataset.still_exists(path))}
+    summary.num_already_cached = sum(1 for entry in dataset.entries if entry.relative_path in state.videos) - summary.num_resumed
+    changes = summary.num_resumed + summary.num_changed + summary.num_removed + summary.num_relabelled + num_refingerprinted
+    return bool(changes) or state.failures != failures_before
+
+
+def _embed_into_shards(
     to_embed: list[VideoEntry],
-    extractor: Extractor,
+    extractor,
     config: EmbedConfig,
-    journal: Journal,
+    writer: CacheWriter,
+    fingerprints: dict[str, FileFingerprint],
     summary: EmbedSummary,
     progress: Callable[[EmbedProgress], None] | None,
 ) -> None:
-    """Run decode + model over `to_embed`, writing finished videos to the journal as it goes."""
-    finished: list[tuple[VideoEntry, SampledFrames, np.ndarray]] = []
+    """Run decode + model over `to_embed`, writing a shard and committing the index every few seconds."""
+    finished: list[ShardVideo] = []
     failures: dict[str, str] = {}
-    last_part_time = time.perf_counter()
+    last_shard_time = time.perf_counter()
 
-    def save_part() -> None:
-        nonlocal last_part_time
+    def save_shard() -> None:
+        nonlocal last_shard_time
+        if finished:
+            writer.adopt_shard(write_shard(writer.shard_folder, finished, config.dtype, writer.state.settings))
+        writer.state.failures.update(failures)
         if finished or failures:
-            journal.append(_rows_from_videos(finished, config) if finished else None, dict(failures))
+            writer.commit()
         finished.clear()
         failures.clear()
-        last_part_time = time.perf_counter()
+        last_shard_time = time.perf_counter()
 
     num_workers = config.num_decode_workers or os.cpu_count() or 1
     decoded = decode_videos(to_embed, config.sampling, extractor.image_size, num_workers)
@@ -242,16 +307,42 @@ def _embed_into_journal(
                 summary.failures[entry.relative_path] = reason
             else:
                 check_features_fit_dtype(features_or_error, config.dtype, entry.relative_path)
-                finished.append((entry, sampled, features_or_error))
+                finished.append(_shard_video(entry, sampled, features_or_error, fingerprints[entry.relative_path]))
                 summary.num_embedded += 1
                 summary.num_frames_embedded += len(sampled.frame_indices)
             if progress:
                 progress(EmbedProgress(summary.num_embedded + len(summary.failures), len(to_embed), len(summary.failures), summary.num_frames_embedded))
-            if len(finished) >= MAX_VIDEOS_PER_PART or time.perf_counter() - last_part_time > SECONDS_BETWEEN_PARTS:
-                save_part()
+            if len(finished) >= MAX_VIDEOS_PER_SHARD or time.perf_counter() - last_shard_time > SECONDS_BETWEEN_SHARDS:
+                save_shard()
     finally:
         # Also on Ctrl-C or an unexpected error: what is finished is kept for the next run.
-        save_part()
+        save_shard()
+
+
+def _shard_video(entry: VideoEntry, sampled: SampledFrames, features: np.ndarray, fingerprint: FileFingerprint) -> ShardVideo:
+    return ShardVideo(
+        path=entry.relative_path,
+        label=entry.label,
+        group=entry.group,
+        fingerprint=fingerprint.fingerprint,
+        features=features,
+        frame_indices=np.asarray(sampled.frame_indices, dtype=np.int32),
+        timestamps_ms=np.asarray(sampled.timestamps_ms, dtype=np.float32),
+        video_fps=float(sampled.video_fps),
+        video_num_frames=int(sampled.video_num_frames),
+        video_width=int(sampled.video_width),
+        video_height=int(sampled.video_height),
+        file_mtime_ns=fingerprint.mtime_ns,
+    )
+
+
+def _finish_summary(summary: EmbedSummary, started: float, state: IndexState | None) -> EmbedSummary:
+    summary.seconds = time.perf_counter() - started
+    if state is not None:
+        summary.num_videos_in_cache = len(state.videos)
+        summary.num_dead_rows = state.num_dead_rows
+        summary.cache_size_bytes = summary.cache_path.stat().st_size + sum(info.size for info in state.shards.values())
+    return summary
 
 
 def check_features_fit_dtype(features: np.ndarray, dtype: str, video_path: str) -> None:
@@ -272,98 +363,3 @@ def check_features_fit_dtype(features: np.ndarray, dtype: str, video_path: str) 
             f"({limits.smallest_normal:.2g}), so the cache would hold zeros; use --dtype float32 (with --overwrite if videos are already embedded)"
         )
 
-
-def _rows_from_videos(videos: list[tuple[VideoEntry, SampledFrames, np.ndarray]], config: EmbedConfig) -> VideoRows:
-    """Pad each video to `num_frames` (zeros / -1) and stack them as cache rows."""
-    num_frames = config.sampling.num_frames
-    feature_dim = videos[0][2].shape[1]
-    features = np.zeros((len(videos), num_frames, feature_dim), dtype=config.dtype)
-    frame_indices = np.full((len(videos), num_frames), -1, dtype=np.int32)
-    timestamps_ms = np.full((len(videos), num_frames), -1.0, dtype=np.float32)
-    for row, (_, sampled, video_features) in enumerate(videos):
-        length = len(video_features)
-        features[row, :length] = video_features
-        frame_indices[row, :length] = sampled.frame_indices
-        timestamps_ms[row, :length] = sampled.timestamps_ms
-    return VideoRows(
-        features=features,
-        frame_indices=frame_indices,
-        timestamps_ms=timestamps_ms,
-        lengths=np.array([len(video_features) for _, _, video_features in videos], dtype=np.int32),
-        video_fps=np.array([sampled.video_fps for _, sampled, _ in videos], dtype=np.float32),
-        video_num_frames=np.array([sampled.video_num_frames for _, sampled, _ in videos], dtype=np.int32),
-        video_width=np.array([sampled.video_width for _, sampled, _ in videos], dtype=np.int32),
-        video_height=np.array([sampled.video_height for _, sampled, _ in videos], dtype=np.int32),
-        labels=[entry.label for entry, _, _ in videos],
-        paths=[entry.relative_path for entry, _, _ in videos],
-        groups=[entry.group for entry, _, _ in videos],
-    )
-
-
-def _finish_cache(
-    cache_path: Path, existing: CacheIndex | None, journal: Journal, dataset: DatasetView, config: EmbedConfig, summary: EmbedSummary
-) -> None:
-    """Merge the previous cache (if any) and the journal into a new cache file that matches the dataset now.
-
-    Videos whose file is gone (deleted, or its class folder renamed) leave the cache; videos still on disk
-    but not listed this time (a CSV naming a subset) stay. Labels and groups come from the dataset as
-    found now, so a relabelled CSV row or a moved group needs no re-embedding. The file is rewritten only
-    when something changed.
-    """
-    contents = journal.read_contents() if journal.exists() else JournalContents()
-    summary.unreadable_parts = contents.unreadable_parts
-    identity = journal.read_identity() if journal.exists() else {"extractor": existing.extractor, "sampling": existing.sampling}
-    current = dataset.by_path
-    old_paths = set(existing.paths) if existing else set()
-    gone = {path for path in old_paths if path not in current and not dataset.still_exists(path)}
-    kept_paths = (old_paths - gone) | contents.embedded_paths
-    old_failures = dict(existing.failures) if existing else {}
-    # A failure stands until the video embeds or its file is gone; this run retried those it lists.
-    failures = {
-        path: reason
-        for path, reason in {**old_failures, **contents.failures}.items()
-        if path not in kept_paths and (path in current or dataset.still_exists(path))
-    }
-    summary.num_removed, summary.num_relabelled = len(gone), _count_relabelled(existing, current)
-    unchanged = existing is not None and not contents.embedded_paths and not gone and not summary.num_relabelled and failures == old_failures
-    if not unchanged:
-        old_labels = {path: existing.class_names[label] for path, label in zip(existing.paths, existing.labels)} if existing else {}
-        old_rows = read_rows_in_blocks(cache_path) if existing else iter(())
-        write_cache(
-            cache_path,
-            row_sources=(_rows_as_listed_now(rows, current, gone) for rows in itertools.chain(old_rows, journal.iter_rows(contents.parts))),
-            all_paths=sorted(kept_paths),
-            class_names=sorted({current[path].label if path in current else old_labels[path] for path in kept_paths}),
-            failures=sorted(failures.items()),
-            attributes={"extractor": identity["extractor"], "sampling": identity["sampling"]},
-            num_frames=config.sampling.num_frames,
-            feature_dim=int(identity["extractor"]["feature_dim"]),
-            dtype=config.dtype,
-            compression=config.compression,
-        )
-    if journal.folder.exists():
-        journal.remove()
-
-
-def _count_relabelled(existing: CacheIndex | None, current: dict[str, VideoEntry]) -> int:
-    if existing is None:
-        return 0
-    return sum(
-        1
-        for path, label, group in zip(existing.paths, existing.labels, existing.groups)
-        if path in current and (current[path].label, current[path].group) != (existing.class_names[label], group)
-    )
-
-
-def _rows_as_listed_now(rows: VideoRows, current: dict[str, VideoEntry], gone: set[str]) -> VideoRows:
-    """Drop the rows of videos that are gone; take labels and groups from the dataset as found now."""
-    keep = np.array([path not in gone for path in rows.paths], dtype=bool)
-    arrays = {field.name: getattr(rows, field.name)[keep] for field in dataclasses.fields(rows) if isinstance(getattr(rows, field.name), np.ndarray)}
-    kept = [position for position, kept_row in enumerate(keep) if kept_row]
-    paths = [rows.paths[position] for position in kept]
-    return VideoRows(
-        **arrays,
-        paths=paths,
-        labels=[current[path].label if path in current else rows.labels[position] for path, position in zip(paths, kept)],
-        groups=[current[path].group if path in current else rows.groups[position] for path, position in zip(paths, kept)],
-    )

@@ -31,3 +31,7 @@ class CacheFormatError(InputError):
 
 class ModelDirError(InputError):
     """A model folder is missing, incomplete or from another featcache."""
+
+
+class CacheLockedError(InputError):
+    """Another process is writing the same cache."""

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from featcache.cache import CacheIndex, FeatureReader, read_cache_index
+from featcache.clips import model_clip_settings, predict_over_clips
 from featcache.config import SamplingConfig
 from featcache.errors import CacheMismatchError, InputError
 
@@ -115,7 +116,8 @@ def evaluate(
     cache_to_model = map_cache_classes(class_names, index, video_indices)
 
     true_labels = cache_to_model[index.labels[video_indices]]
-    probabilities = predict_cached_features(trained.model, cache_path, index, video_indices)
+    frames, num_clips = model_clip_settings(trained.metadata["training"])
+    probabilities = predict_cached_features(trained.model, cache_path, index, video_indices, frames, num_clips)
     metrics = compute_metrics(true_labels, probabilities, class_names, top_k)
 
     report_dir = Path(report_dir) if report_dir is not None else model_dir / "evaluation" / cache_path.stem
@@ -164,7 +166,8 @@ def check_cache_matches_model(metadata: dict[str, Any], index: CacheIndex) -> No
     problems = []
     if int(metadata["feature_dim"]) != index.feature_dim:
         problems.append(f"feature_dim {index.feature_dim} (model expects {metadata['feature_dim']})")
-    if int(metadata["num_frames"]) != index.num_frames:
+    # A model trained on clips takes its frames from any stored length; the sampling check below still applies.
+    if not model_clip_settings(metadata["training"])[0] and int(metadata["num_frames"]) != index.num_frames:
         problems.append(f"num_frames {index.num_frames} (model expects {metadata['num_frames']})")
     model_extractor, cache_extractor = metadata["extractor"], index.extractor
     for name in EXTRACTOR_IDENTITY_FIELDS:
@@ -256,9 +259,10 @@ def map_cache_classes(model_class_names: list[str], index: CacheIndex, video_ind
     return cache_to_model
 
 
-def predict_cached_features(model: Any, cache_path: Path, index: CacheIndex, video_indices: np.ndarray) -> np.ndarray:
+def predict_cached_features(model: Any, cache_path: Path, index: CacheIndex, video_indices: np.ndarray, frames: int = 0, num_clips: int = 1) -> np.ndarray:
     """Run the model over the given cache rows, reading features block by block.
 
+    frames, num_clips: a model trained on T-frame clips sees `num_clips` uniform clips per video, softmax averaged.
     Returns float32, shape (len(video_indices), num_classes), the softmax output in the order of `video_indices`.
     """
     bytes_per_video = max(1, index.num_frames * index.feature_dim * 4)
@@ -271,8 +275,10 @@ def predict_cached_features(model: Any, cache_path: Path, index: CacheIndex, vid
             lengths = index.lengths[rows].astype(np.int32)
             for batch_start in range(0, len(rows), PREDICT_BATCH_SIZE):
                 batch = slice(batch_start, batch_start + PREDICT_BATCH_SIZE)
-                output = model.predict_on_batch([features[batch], lengths[batch]])
-                blocks.append(np.asarray(output, dtype=np.float32))
+                output = predict_over_clips(
+                    lambda clips, clip_lengths: model.predict_on_batch([clips, clip_lengths]), features[batch], lengths[batch], frames, num_clips
+                )
+                blocks.append(output)
     return np.concatenate(blocks, axis=0)
 
 

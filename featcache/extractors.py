@@ -1,8 +1,10 @@
 """Frozen image models that turn frames into feature vectors: a registry of named extractors.
 
 Every extractor takes uint8 RGB frames and does its own scaling inside the model graph, so only uint8
-crosses to the device. `mobilenet_v2` and `scratch_cnn` are plain Keras 3 models and run under any
-Keras backend; `tfhub` loads a TensorFlow SavedModel and needs KERAS_BACKEND=tensorflow.
+crosses to the device. `mobilenet_v2`, `scratch_cnn` and the extractors of featcache.backbones
+(`keras:NAME`, `keras_file`, `keras_hub:PRESET`) are Keras 3 models and run under any Keras backend;
+`tfhub` loads a TensorFlow SavedModel and needs KERAS_BACKEND=tensorflow. The names and dims are listed
+by featcache.extractor_catalog, which imports no Keras.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
+from featcache.backbones import BuiltBackbone, build_keras_application, build_keras_file_model, build_keras_hub_model
 from featcache.config import ExtractorConfig
 from featcache.errors import ExtractorError
+from featcache.extractor_catalog import KERAS_APPLICATION_PREFIX, KERAS_FILE, KERAS_HUB_PREFIX, available_extractors
 from featcache.weights import (
     download_mobilenet_v2_imagenet,
     error_summary,
@@ -99,7 +103,6 @@ def _scratch_cnn_backbone(config: ExtractorConfig) -> tuple[keras.Model, str | N
 class _KerasExtractorSpec:
     """How to build one Keras extractor and how it scales uint8 pixels."""
 
-    description: str
     build_backbone: Callable[[ExtractorConfig], tuple[keras.Model, str | None]]
     scale: float
     offset: float
@@ -108,14 +111,12 @@ class _KerasExtractorSpec:
 
 _KERAS_EXTRACTORS = {
     "mobilenet_v2": _KerasExtractorSpec(
-        description="MobileNetV2 (keras.applications), ImageNet or file weights, average-pooled: 1280-d",
         build_backbone=_mobilenet_v2_backbone,
         scale=1 / 127.5,
         offset=-1.0,
         preprocessing="x / 127.5 - 1 (keras.applications.mobilenet_v2.preprocess_input), RGB",
     ),
     "scratch_cnn": _KerasExtractorSpec(
-        description="the notebook's 8-conv CNN, file or random weights, flattened: (size/16)^2*128 = 25088-d at 224",
         build_backbone=_scratch_cnn_backbone,
         scale=1 / 255,
         offset=0.0,
@@ -123,24 +124,37 @@ _KERAS_EXTRACTORS = {
     ),
 }
 
-_TFHUB_DESCRIPTION = "any TF-Hub image feature-vector SavedModel by --handle (URL or folder), inputs in [0, 1]: dim discovered"
+__all__ = ["Extractor", "available_extractors", "build_keras_model", "load_extractor"]
 
 
-def available_extractors() -> dict[str, str]:
-    """Registry names -> one-line description with the output dim at 224x224."""
-    described = {name: spec.description for name, spec in _KERAS_EXTRACTORS.items()}
-    described["tfhub"] = _TFHUB_DESCRIPTION
-    return described
+def _backbone_builder(name: str) -> Callable[[ExtractorConfig], BuiltBackbone] | None:
+    """The featcache.backbones builder of a prefixed name (keras:NAME, keras_file, keras_hub:PRESET), else None."""
+    if name.startswith(KERAS_APPLICATION_PREFIX):
+        return build_keras_application
+    if name == KERAS_FILE:
+        return build_keras_file_model
+    if name.startswith(KERAS_HUB_PREFIX) and len(name) > len(KERAS_HUB_PREFIX):
+        return build_keras_hub_model
+    return None
 
 
 def load_extractor(config: ExtractorConfig) -> Extractor:
     """Build the extractor; raises ExtractorError (one line, says what to do) when it cannot."""
     if config.name == "tfhub":
         return _load_tfhub_extractor(config)
-    if config.name not in _KERAS_EXTRACTORS:
-        raise ExtractorError(f"unknown extractor {config.name!r}; choose one of {', '.join(available_extractors())}")
+    builder = _backbone_builder(config.name)
+    if builder is None and config.name not in _KERAS_EXTRACTORS:
+        choices = [name for name in available_extractors() if not name.startswith(KERAS_APPLICATION_PREFIX)]
+        raise ExtractorError(
+            f"unknown extractor {config.name!r}; choose one of {', '.join(choices)} or keras:NAME (`featcache extractors` lists them)"
+        )
     if config.handle is not None:
         raise ExtractorError(f"--handle only applies to --extractor tfhub, not {config.name}")
+    if builder is not None:
+        built = builder(config)
+        feature_dim = int(built.model.output_shape[-1])
+        provenance = _provenance(config, built.weights_sha256, built.preprocessing, feature_dim)
+        return Extractor(config.name, config.image_size, feature_dim, _batched_predict(built.model, feature_dim), provenance)
     model, weights_path = _build_keras_model(config)
     feature_dim = int(model.output_shape[-1])
     provenance = _provenance(
@@ -157,8 +171,11 @@ def build_keras_model(config: ExtractorConfig) -> keras.Model:
 
     Scaling is the model's first layer, so callers (benchmarks, tests) feed raw uint8 frames.
     """
+    builder = _backbone_builder(config.name)
+    if builder is not None:
+        return builder(config).model
     if config.name not in _KERAS_EXTRACTORS:
-        raise ExtractorError(f"{config.name!r} is not a Keras extractor; choose one of {', '.join(_KERAS_EXTRACTORS)}")
+        raise ExtractorError(f"{config.name!r} is not a Keras extractor; choose one of {', '.join(_KERAS_EXTRACTORS)} or a keras:NAME")
     return _build_keras_model(config)[0]
 
 

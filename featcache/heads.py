@@ -54,6 +54,100 @@ class MaskedMean(layers.Layer):
         return (features_shape[0], features_shape[2])
 
 
+@keras.saving.register_keras_serializable(package="featcache")
+class MaskFrames(layers.Layer):
+    """[features (batch, T, C), mask bool (batch, T)] -> features with padded frames set to 0.
+
+    Before each convolution: a kernel straddling a video's end then reads zeros, exactly as at the end of an
+    unpadded sequence, whatever the padding held.
+    """
+
+    def call(self, inputs):
+        features, mask = inputs
+        return features * ops.cast(mask, features.dtype)[:, :, None]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+
+@keras.saving.register_keras_serializable(package="featcache")
+class PositionEmbedding(layers.Layer):
+    """features (batch, T, C) -> features + a vector per frame position: learned, or the fixed sinusoids of
+    "Attention Is All You Need" (sin on even channels, cos on odd ones, wavelengths up to 10000)."""
+
+    def __init__(self, num_frames: int, kind: str = "learned", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.num_frames = int(num_frames)
+        self.kind = kind
+
+    def build(self, input_shape) -> None:
+        if self.kind == "learned":
+            self.positions = self.add_weight(
+                shape=(self.num_frames, input_shape[-1]), initializer=keras.initializers.RandomNormal(stddev=0.02), name="positions"
+            )
+
+    def call(self, features):
+        if self.kind == "learned":
+            return features + ops.cast(self.positions, features.dtype)[None]
+        width = features.shape[-1]
+        positions = ops.cast(ops.arange(self.num_frames), "float32")[:, None]
+        channels = ops.arange(width)
+        frequencies = ops.power(10000.0, -ops.cast(2 * (channels // 2), "float32") / width)[None, :]
+        angles = positions * frequencies
+        table = ops.where(ops.equal(channels % 2, 0)[None, :], ops.sin(angles), ops.cos(angles))
+        return features + ops.cast(table, features.dtype)[None]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "num_frames": self.num_frames, "kind": self.kind}
+
+
+@keras.saving.register_keras_serializable(package="featcache")
+class ClassToken(layers.Layer):
+    """[features (batch, T, C), mask (batch, T)] -> (batch, 1 + T, C) with a learned token first, and its mask
+    (the token is always real)."""
+
+    def build(self, input_shape) -> None:
+        self.token = self.add_weight(shape=(1, 1, input_shape[0][-1]), initializer="zeros", name="token")
+
+    def call(self, inputs):
+        features, mask = inputs
+        batch_size = ops.shape(features)[0]
+        token = ops.broadcast_to(ops.cast(self.token, features.dtype), (batch_size, 1, features.shape[-1]))
+        token_mask = ops.ones((batch_size, 1), dtype="bool")
+        return ops.concatenate([token, features], axis=1), ops.concatenate([token_mask, ops.cast(mask, "bool")], axis=1)
+
+    def compute_output_shape(self, input_shape):
+        features_shape, mask_shape = input_shape
+        frames = None if features_shape[1] is None else features_shape[1] + 1
+        return (features_shape[0], frames, features_shape[2]), (mask_shape[0], frames)
+
+
+@keras.saving.register_keras_serializable(package="featcache")
+class AttentionMask(layers.Layer):
+    """mask bool (batch, T) -> bool (batch, T, T): every frame attends to the real frames only (the keys)."""
+
+    def call(self, frame_mask):  # not `mask`: Keras reserves that argument name for its own masking
+        frame_mask = ops.cast(frame_mask, "bool")
+        return ops.logical_and(ops.expand_dims(ops.ones_like(frame_mask), 2), ops.expand_dims(frame_mask, 1))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1], input_shape[1])
+
+
+@keras.saving.register_keras_serializable(package="featcache")
+class FirstFrame(layers.Layer):
+    """(batch, T, C) -> (batch, C): the output at position 0 (the class token's)."""
+
+    def call(self, features):
+        return features[:, 0, :]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
+
+
 def _classifier_top(sequence_summary, head_config: HeadConfig, num_classes: int):
     """Dense(relu) -> Dropout -> softmax, shared by every head (the notebook's top)."""
     hidden = layers.Dense(head_config.dense, activation="relu", name="dense")(sequence_summary)
@@ -78,11 +172,56 @@ def _meanpool_head(features, mask, head_config: HeadConfig, num_classes: int):
     return _classifier_top(MaskedMean(name="masked_mean")([features, mask]), head_config, num_classes)
 
 
+def _transformer_head(features, mask, head_config: HeadConfig, num_classes: int):
+    """Pre-norm Transformer encoder: project to `units`, add positions, `num_layers` x (self-attention over the
+    real frames + a GELU feed-forward of 2 x units), then mean over the real frames or the class token."""
+    width = head_config.units
+    hidden = layers.Dropout(head_config.dropout, name="input_dropout")(features)
+    hidden = layers.Dense(width, name="projection")(hidden)
+    hidden = PositionEmbedding(features.shape[1], head_config.positions, name="positions")(hidden)
+    if head_config.pooling == "cls":
+        hidden, mask = ClassToken(name="class_token")([hidden, mask])
+    attention_mask = AttentionMask(name="attention_mask")(mask)
+    for block in range(head_config.num_layers):
+        attended = layers.LayerNormalization(name=f"block{block}_attention_norm")(hidden)
+        attended = layers.MultiHeadAttention(
+            head_config.num_heads, key_dim=max(1, width // head_config.num_heads), name=f"block{block}_attention"
+        )(attended, attended, attention_mask=attention_mask)
+        hidden = layers.Add(name=f"block{block}_attention_residual")([hidden, attended])
+        fed = layers.LayerNormalization(name=f"block{block}_feed_forward_norm")(hidden)
+        fed = layers.Dense(2 * width, activation="gelu", name=f"block{block}_feed_forward_in")(fed)
+        fed = layers.Dense(width, name=f"block{block}_feed_forward_out")(fed)
+        hidden = layers.Add(name=f"block{block}_feed_forward_residual")([hidden, fed])
+    hidden = layers.LayerNormalization(name="final_norm")(hidden)
+    if head_config.pooling == "cls":
+        summary = FirstFrame(name="class_token_output")(hidden)
+    else:
+        summary = MaskedMean(name="masked_mean")([hidden, mask])
+    return _classifier_top(summary, head_config, num_classes)
+
+
+def _tcn_head(features, mask, head_config: HeadConfig, num_classes: int):
+    """Temporal convolutional network: project to `units` channels, then `num_layers` residual ReLU convolutions
+    with dilations 1, 2, 4, ... over the real frames (padding zeroed before each), then the mean over real frames.
+    Receptive field: 1 + (kernel_size - 1) x (2^num_layers - 1) frames."""
+    hidden = layers.Dropout(head_config.dropout, name="input_dropout")(features)
+    hidden = layers.Dense(head_config.units, name="projection")(hidden)
+    for level in range(head_config.num_layers):
+        convolved = MaskFrames(name=f"level{level}_mask")([hidden, mask])
+        convolved = layers.Conv1D(
+            head_config.units, head_config.kernel_size, dilation_rate=2**level, padding="same", activation="relu", name=f"level{level}_convolution"
+        )(convolved)
+        hidden = layers.Add(name=f"level{level}_residual")([hidden, convolved])
+    return _classifier_top(MaskedMean(name="masked_mean")([hidden, mask]), head_config, num_classes)
+
+
 # name -> (builder, one-line description). The names are also config.HEAD_NAMES (checked at import).
 HEADS: dict[str, tuple[Callable, str]] = {
     "lstm": (_recurrent_head(layers.LSTM), "masked LSTM -> Dense(relu) -> Dropout -> softmax (the notebook's head)"),
     "gru": (_recurrent_head(layers.GRU), "masked GRU -> Dense(relu) -> Dropout -> softmax"),
     "meanpool": (_meanpool_head, "mean over real frames -> Dense(relu) -> Dropout -> softmax (order-blind baseline)"),
+    "transformer": (_transformer_head, "Transformer encoder over the real frames (positions, masked attention) -> mean or class token -> Dense -> softmax"),
+    "tcn": (_tcn_head, "dilated residual 1-D convolutions over the real frames -> masked mean -> Dense -> softmax"),
 }
 assert tuple(HEADS) == HEAD_NAMES, "featcache.config.HEAD_NAMES must list the heads registry"
 

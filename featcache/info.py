@@ -6,26 +6,28 @@ import collections
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 
-from featcache.cache import open_cache_file, read_cache_index
-from featcache.journal import Journal
+from featcache.cache.format import shard_folder_for
+from featcache.cache.reader import open_cache, read_attributes
 
 
 def describe_cache(path: Path) -> dict[str, Any]:
     """A JSON-able description of the cache at `path` (raises CacheFormatError if it is not one)."""
     path = Path(path)
-    index = read_cache_index(path)
-    with open_cache_file(path) as handle:
-        attributes = {name: handle.attrs[name] for name in ("featcache_version", "format_version", "created", "compression")}
-        feature_bytes = handle["features"].id.get_storage_size()
+    cache = open_cache(path)
+    index = cache.index
+    attributes = read_attributes(path)
     counts = collections.Counter(index.class_names[label] for label in index.labels)
-    journal = Journal(path)
+    live_shard_bytes = sum(info.size for info in cache.state.shards.values()) if cache.state else 0
+    feature_bytes = int(index.lengths.sum()) * index.feature_dim * np.dtype(index.dtype).itemsize
     return {
         "path": str(path),
         "num_videos": index.num_videos,
         "num_classes": len(index.class_names),
         "videos_per_class": {name: counts.get(name, 0) for name in index.class_names},
         "num_frames": index.num_frames,
+        "variable_length": int(index.sampling.get("num_frames") or 0) == 0,
         "feature_dim": index.feature_dim,
         "dtype": index.dtype,
         "mean_length": float(index.lengths.mean()) if index.num_videos else 0.0,
@@ -34,11 +36,30 @@ def describe_cache(path: Path) -> dict[str, Any]:
         "extractor": index.extractor,
         "sampling": index.sampling,
         "failures": [{"path": video_path, "reason": reason} for video_path, reason in index.failures],
-        "size_bytes": path.stat().st_size,
-        "feature_bytes": int(feature_bytes),
-        "unfinished_run": journal.folder.exists(),
-        **{name: (value.item() if hasattr(value, "item") else value) for name, value in attributes.items()},
+        "size_bytes": path.stat().st_size + live_shard_bytes,
+        "feature_bytes": feature_bytes,
+        "num_shards": len(cache.state.shards) if cache.state else 0,
+        "num_dead_rows": cache.state.num_dead_rows if cache.state else 0,
+        "duplicates": find_duplicate_videos(index.paths, index.fingerprints),
+        "unfinished_run": _has_unlisted_shards(path, cache),
+        **{name: attributes.get(name) for name in ("featcache_version", "format_version", "created", "compression")},
     }
+
+
+def find_duplicate_videos(paths: list[str], fingerprints: list[str]) -> list[list[str]]:
+    """Groups of paths with the same contents (fingerprint), e.g. one video copied into two classes."""
+    by_fingerprint: dict[str, list[str]] = collections.defaultdict(list)
+    for video_path, fingerprint in zip(paths, fingerprints):
+        if fingerprint:
+            by_fingerprint[fingerprint].append(video_path)
+    return sorted(sorted(group) for group in by_fingerprint.values() if len(group) > 1)
+
+
+def _has_unlisted_shards(path: Path, cache: Any) -> bool:
+    folder = shard_folder_for(path)
+    if cache.state is None or not folder.exists():
+        return False
+    return any(shard.name not in cache.state.shards for shard in folder.glob("*.h5"))
 
 
 def format_cache_description(description: dict[str, Any]) -> str:
@@ -51,16 +72,21 @@ def format_cache_description(description: dict[str, Any]) -> str:
         f"{description['size_bytes'] / 1e6:.1f} MB on disk",
         f"extractor: {extractor.get('name')} (weights {extractor.get('weights')}, {extractor.get('image_size')} px"
         + (f", handle {extractor['handle']}" if extractor.get("handle") else "") + ")",
-        f"sampling: {sampling.get('mode')}, {sampling.get('num_frames')} frames"
+        f"sampling: {sampling.get('mode')}, " + ('every sampled frame' if description['variable_length'] else f"{sampling.get('num_frames')} frames")
         + (f" at {sampling['fps']} fps" if sampling.get("fps") else "")
         + f"; mean length {description['mean_length']:.1f}, {description['num_padded_videos']} videos padded",
-        f"created {description['created']} by featcache {description['featcache_version']}",
+        f"created {description['created']} by featcache {description['featcache_version']}, format {description['format_version']}"
+        + (f", {description['num_shards']} shard(s), {description['num_dead_rows']} dead row(s)" if description["format_version"] == 2 else ""),
         "videos per class:",
         *(f"  {name}: {count}" for name, count in description["videos_per_class"].items()),
     ]
     if description["failures"]:
         lines.append(f"failures ({len(description['failures'])}):")
         lines.extend(f"  {failure['path']}: {failure['reason']}" for failure in description["failures"])
+    for group in description["duplicates"]:
+        lines.append(f"same video under {len(group)} paths (identical contents): {', '.join(group)}")
+    if description["format_version"] == 1:
+        lines.append(f"a format-1 cache: `featcache upgrade {description['path']}` converts it (needed to add videos)")
     if description["unfinished_run"]:
         lines.append("an unfinished embed run is pending: re-run the same `featcache embed` command to add its videos")
     return "\n".join(lines)

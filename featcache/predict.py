@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from featcache.batching import decode_videos, embed_decoded_videos
+from featcache.clips import model_clip_settings, predict_over_clips
 from featcache.config import ExtractorConfig, SamplingConfig, config_from_dict
 from featcache.errors import (
     CacheMismatchError,
@@ -82,6 +83,48 @@ def check_extractor_matches(extractor: Extractor, metadata: dict[str, Any]) -> N
         )
 
 
+@dataclass(frozen=True)
+class PreparedModel:
+    """A trained head with the extractor and sampling of its training cache, ready to embed new videos.
+
+    cache_dtype: the training cache's feature dtype; new features are rounded through it, as the head saw them.
+    """
+
+    model: Any
+    class_names: list[str]
+    extractor: Extractor
+    extractor_config: ExtractorConfig
+    sampling: SamplingConfig
+    num_frames: int
+    cache_dtype: np.dtype
+    clip_frames: int = 0  # > 0: the head was trained on clips of this many frames (train --frames T)
+    test_clips: int = 1  # clips averaged per video for such a head (train --test-clips)
+
+
+def prepare_model(model_dir: Path) -> PreparedModel:
+    """Load a model folder and rebuild its extractor; raises ModelDirError, ExtractorError or CacheMismatchError."""
+    from featcache.model_dir import (
+        load_trained_model,  # keras loads only when a model is actually needed
+    )
+
+    trained = load_trained_model(Path(model_dir))
+    extractor_config, sampling = stored_embedding_configs(trained.metadata)
+    extractor = load_extractor(extractor_config)
+    check_extractor_matches(extractor, trained.metadata)
+    return PreparedModel(
+        model=trained.model,
+        class_names=list(trained.class_names),
+        extractor=extractor,
+        extractor_config=extractor_config,
+        sampling=sampling,
+        num_frames=int(trained.metadata["num_frames"]),
+        # Model folders from before featcache.json recorded it saw the features unrounded.
+        cache_dtype=np.dtype(trained.metadata.get("cache_dtype", "float32")),
+        clip_frames=model_clip_settings(trained.metadata["training"])[0],
+        test_clips=model_clip_settings(trained.metadata["training"])[1],
+    )
+
+
 def predict_videos(model_dir: Path, video_paths: list[Path], top_k: int = DEFAULT_TOP_K) -> list[VideoPrediction]:
     """Top-k classes of each video, embedded with the extractor and sampling stored with the model.
 
@@ -90,55 +133,49 @@ def predict_videos(model_dir: Path, video_paths: list[Path], top_k: int = DEFAUL
     Raises ModelDirError for a missing or foreign model folder, InputError for a bad top_k, ExtractorError
     when the stored extractor cannot be built, CacheMismatchError when its weights changed since training.
     """
-    from featcache.model_dir import (
-        load_trained_model,  # keras loads only when a model is actually needed
-    )
+    from featcache.model_dir import read_model_metadata
 
-    trained = load_trained_model(Path(model_dir))
-    class_names = list(trained.class_names)
+    class_names = list(read_model_metadata(Path(model_dir))["class_names"])
     if not 1 <= top_k <= len(class_names):
         raise InputError(f"--top-k must be between 1 and the model's {len(class_names)} classes, got {top_k}")
-    extractor_config, sampling = stored_embedding_configs(trained.metadata)
-    extractor = load_extractor(extractor_config)
-    check_extractor_matches(extractor, trained.metadata)
-    num_frames = int(trained.metadata["num_frames"])
-    # The head was trained on features stored as the cache's dtype (float16 by default); round new ones alike.
-    # Model folders from before featcache.json recorded it saw the features unrounded.
-    cache_dtype = np.dtype(trained.metadata.get("cache_dtype", "float32"))
-
+    prepared = prepare_model(model_dir)
     entries = [VideoEntry(path=Path(path), relative_path=str(path), label="", group="") for path in video_paths]
-    decoded = decode_videos(entries, sampling, extractor_config.image_size, num_workers=os.cpu_count() or 1)
+    decoded = decode_videos(entries, prepared.sampling, prepared.extractor_config.image_size, num_workers=os.cpu_count() or 1)
     # Failures come back before the videos still waiting for a full batch: match outcomes by entry.
     position_of = {id(entry): position for position, entry in enumerate(entries)}
     outcomes: dict[int, VideoPrediction | np.ndarray] = {}
     waiting: list[tuple[int, np.ndarray]] = []  # (position, features) not yet through the head
-    for entry, _, features in embed_decoded_videos(decoded, extractor, FRAMES_PER_BATCH):
+    for entry, _, features in embed_decoded_videos(decoded, prepared.extractor, FRAMES_PER_BATCH):
         position = position_of[id(entry)]
         if isinstance(features, VideoDecodeError):
             outcomes[position] = VideoPrediction(path=str(entry.path), error=str(features))
             continue
-        waiting.append((position, features.astype(cache_dtype).astype(np.float32)))
+        waiting.append((position, features.astype(prepared.cache_dtype).astype(np.float32)))
         if len(waiting) == VIDEOS_PER_HEAD_CALL:
-            outcomes.update(_classify(trained.model, waiting, num_frames))
+            outcomes.update(classify_padded(prepared.model, waiting, prepared.num_frames, prepared.clip_frames, prepared.test_clips))
             waiting.clear()
-    outcomes.update(_classify(trained.model, waiting, num_frames))
+    outcomes.update(classify_padded(prepared.model, waiting, prepared.num_frames, prepared.clip_frames, prepared.test_clips))
     return [_top_k(str(path), outcomes[position], class_names, top_k) for position, path in enumerate(video_paths)]
 
 
-def _classify(model: Any, videos: list[tuple[int, np.ndarray]], num_frames: int) -> dict[int, np.ndarray]:
-    """Pad each video's float32 (length, feature_dim) features to `num_frames` and run the head once.
+def classify_padded(model: Any, videos: list[tuple[Any, np.ndarray]], num_frames: int, clip_frames: int = 0, test_clips: int = 1) -> dict[Any, np.ndarray]:
+    """Pad each video's float32 (length, feature_dim) features to `num_frames` and run the head once; a head
+    trained on T-frame clips (clip_frames T > 0) sees `test_clips` uniform clips of each video, softmax averaged.
 
-    Returns {position: float32 probabilities, shape (num_classes,)}.
+    Returns {key: float32 probabilities, shape (num_classes,)} for each (key, features) given.
     """
     if not videos:
         return {}
     feature_dim = videos[0][1].shape[1]
-    features = np.zeros((len(videos), num_frames, feature_dim), dtype=np.float32)
     lengths = np.array([len(video_features) for _, video_features in videos], dtype=np.int32)
-    assert lengths.max() <= num_frames, "the stored sampling never yields more than num_frames frames"
+    padded_frames = max(num_frames, int(lengths.max()))
+    assert clip_frames or padded_frames == num_frames, "the stored sampling never yields more than num_frames frames"
+    features = np.zeros((len(videos), padded_frames, feature_dim), dtype=np.float32)
     for row, (_, video_features) in enumerate(videos):
         features[row, : len(video_features)] = video_features
-    probabilities = np.asarray(model.predict_on_batch([features, lengths]), dtype=np.float32)
+    probabilities = predict_over_clips(
+        lambda clips, clip_lengths: model.predict_on_batch([clips, clip_lengths]), features, lengths, clip_frames, test_clips
+    )
     return {position: probabilities[row] for row, (position, _) in enumerate(videos)}
 
 

@@ -29,7 +29,7 @@ def uniform_frame_indices(num_video_frames: int, num_frames: int) -> np.ndarray:
 
 
 def fps_frame_indices(num_video_frames: int, video_fps: float, target_fps: float, num_frames: int) -> np.ndarray:
-    """One index every 1/target_fps seconds from t=0, at most `num_frames`, within the video.
+    """One index every 1/target_fps seconds from t=0, at most `num_frames` (0: no limit), within the video.
 
     Index k is the frame shown at time k / target_fps, i.e. floor(k * video_fps / target_fps + 1e-6).
     Returns int64, strictly increasing (a target rate above the video's frame rate does not repeat frames).
@@ -37,6 +37,8 @@ def fps_frame_indices(num_video_frames: int, video_fps: float, target_fps: float
     """
     if video_fps <= 0:
         raise VideoDecodeError("the video does not state its frame rate, which --sampling fps needs; use --sampling uniform")
+    if num_frames == 0:  # every sampled frame of the whole video
+        num_frames = int(np.ceil(max(num_video_frames, 0) * target_fps / video_fps)) + 1
     sample_numbers = np.arange(num_frames, dtype=np.float64)
     indices = np.floor(sample_numbers * video_fps / target_fps + _FLOOR_TOLERANCE).astype(np.int64)
     indices = indices[indices < num_video_frames]

@@ -20,6 +20,7 @@ import numpy as np
 
 from featcache import __version__
 from featcache.cache import CacheIndex, FeatureReader, read_cache_index
+from featcache.clips import clip_positions, gather_clips, predict_over_clips, read_clips
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import InputError
 from featcache.heads import build_head, compile_head
@@ -32,14 +33,19 @@ FLOAT32_BYTES = 4
 
 
 class CacheBatches(keras.utils.PyDataset):
-    """Batches of ((features, lengths), labels) read from the cache file on demand, for caches larger than memory.
+    """Batches of ((features, lengths), labels) for `fit`: read from the cache file on demand (caches larger than
+    memory) or taken from `features` in memory, optionally as T-frame clips (clip training).
 
-    Holds at most one batch of features (plus Keras' prefetch queue). The HDF5 file is opened lazily by the
-    first batch read, in the reading process. Each epoch draws a new random batch order from `seed`;
-    rows inside a batch are read in sorted order (one pass over the file's chunks).
+    Reading from the file holds at most one batch of features (plus Keras' prefetch queue); the HDF5 file is opened
+    lazily by the first batch read, in the reading process. Each epoch draws a new random batch order from `seed`;
+    rows inside a batch are read in sorted order (one pass over the file's chunks). frames T > 0: each video becomes
+    a T-frame clip (featcache.clips); "random" clips are drawn from (seed, epoch, batch), new every epoch.
     """
 
-    def __init__(self, cache_path: Path, rows: np.ndarray, labels: np.ndarray, lengths: np.ndarray, batch_size: int, shuffle: bool, seed: int) -> None:
+    def __init__(
+        self, cache_path: Path, rows: np.ndarray, labels: np.ndarray, lengths: np.ndarray, batch_size: int, shuffle: bool, seed: int,
+        features: np.ndarray | None = None, frames: int = 0, clip_sampling: str = "uniform",
+    ) -> None:  # fmt: skip
         super().__init__(workers=1, use_multiprocessing=False)
         self.cache_path = Path(cache_path)
         self.rows = np.asarray(rows, dtype=np.int64)
@@ -48,6 +54,9 @@ class CacheBatches(keras.utils.PyDataset):
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
+        self.features = features  # float32 (len(rows), T, D) in memory, or None: read from the file
+        self.frames = frames
+        self.clip_sampling = clip_sampling
         self.epoch = 0
         self.order = self._epoch_order()
         self._reader: FeatureReader | None = None
@@ -57,10 +66,21 @@ class CacheBatches(keras.utils.PyDataset):
 
     def __getitem__(self, batch_number: int):
         positions = np.sort(self.order[batch_number * self.batch_size : (batch_number + 1) * self.batch_size])
+        lengths = self.lengths[positions]
+        rng = np.random.default_rng([self.seed, self.epoch, batch_number]) if self.frames else None
+        if self.features is not None:
+            features = self.features[positions]
+            if self.frames:
+                clip_frames, lengths = clip_positions(lengths, self.frames, self.clip_sampling, rng)
+                features = gather_clips(features, clip_frames, lengths)
+            return (features, lengths), self.labels[positions]
         if self._reader is None:
             self._reader = FeatureReader(self.cache_path).__enter__()
-        features = self._reader.read(self.rows[positions])
-        return (features, self.lengths[positions]), self.labels[positions]
+        if self.frames:  # only the clip's frames are read
+            features, lengths = read_clips(self._reader, self.rows[positions], lengths, self.frames, self.clip_sampling, rng)
+        else:
+            features = self._reader.read(self.rows[positions])
+        return (features, lengths), self.labels[positions]
 
     def on_epoch_end(self) -> None:
         self.epoch += 1
@@ -160,14 +180,15 @@ def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainCon
     index = data.index
     validates = data.split.num_val > 0
     model = compile_head(
-        build_head(head_config, index.num_frames, index.feature_dim, len(index.class_names)),
+        build_head(head_config, train_config.frames or index.num_frames, index.feature_dim, len(index.class_names)),
         train_config.learning_rate,
     )
     best_epoch = KeepBestEpoch(train_config.epochs, progress, validates)
     callbacks: list[keras.callbacks.Callback] = [best_epoch]
     if train_config.tensorboard_dir is not None:
         callbacks.append(tensorboard_callback(train_config.tensorboard_dir))
-    if data.in_memory:
+    class_weight = training_class_weights(index.labels[data.split.train_indices], len(index.class_names), train_config.class_weight)
+    if data.in_memory and not train_config.frames:
         (train_features, train_lengths), train_labels = data.train_inputs
         validation_data = None
         if validates:
@@ -181,16 +202,26 @@ def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainCon
             shuffle=True,
             validation_data=validation_data,
             callbacks=callbacks,
+            class_weight=class_weight,
             verbose=0,
         )
     else:
-        sides = [(data.split.train_indices, True)] + ([(data.split.val_indices, False)] if validates else [])
+        # Streamed from the file, or clips (in memory or streamed). Validation takes uniform clips, as scoring does.
+        sides = [(data.split.train_indices, True, data.train_inputs, train_config.clip_sampling)]
+        if validates:
+            sides.append((data.split.val_indices, False, data.val_inputs, "uniform"))
         batches = [
-            CacheBatches(index.path, rows, index.labels[rows], index.lengths[rows], train_config.batch_size, shuffle, train_config.seed)
-            for rows, shuffle in sides
+            CacheBatches(
+                index.path, rows, index.labels[rows], index.lengths[rows], train_config.batch_size, shuffle, train_config.seed,
+                features=None if in_memory is None else in_memory[0][0], frames=train_config.frames, clip_sampling=clip_sampling,
+            )  # fmt: skip
+            for rows, shuffle, in_memory, clip_sampling in sides
         ]
         try:
-            model.fit(batches[0], epochs=train_config.epochs, validation_data=batches[1] if validates else None, callbacks=callbacks, verbose=0)
+            model.fit(
+                batches[0], epochs=train_config.epochs, validation_data=batches[1] if validates else None,
+                callbacks=callbacks, class_weight=class_weight, verbose=0,
+            )  # fmt: skip
         finally:
             for batch_source in batches:
                 batch_source.close()
@@ -205,23 +236,41 @@ def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainCon
     )
 
 
-def score_accuracy(model: keras.Model, data: TrainingData, subset: str = "test") -> float:
+def training_class_weights(train_labels: np.ndarray, num_classes: int, mode: str) -> dict[int, float] | None:
+    """Keras' class_weight for `mode` ("none": None; "balanced": {class: n / (num_classes * n_class)}).
+
+    Counted on the training videos only (validation and test videos are not trained on). Every class has
+    training videos here (the split is stratified and check_trainable refuses empty classes); a class that
+    still has none gets weight 0, since nothing of it is trained on.
+    """
+    if mode == "none":
+        return None
+    counts = np.bincount(np.asarray(train_labels, dtype=np.int64), minlength=num_classes)
+    weights = np.where(counts > 0, len(train_labels) / (num_classes * np.maximum(counts, 1)), 0.0)
+    return {label: float(weight) for label, weight in enumerate(weights)}
+
+
+def score_accuracy(model: keras.Model, data: TrainingData, subset: str = "test", train_config: TrainConfig | None = None) -> float:
     """Accuracy of a finished model on one subset ("train", "val" or "test") of `data`'s split.
 
     For scoring after training (compare's test column); reads the features from memory or, block by block,
-    from the cache.
+    from the cache. A model trained on clips (train_config.frames) is scored on train_config.test_clips uniform
+    clips per video, softmax averaged.
     """
+    frames, num_clips = (train_config.frames, train_config.test_clips) if train_config is not None else (0, 1)
     rows = {"train": data.split.train_indices, "val": data.split.val_indices, "test": data.split.test_indices}[subset]
     if len(rows) == 0:
         raise InputError(f"the split has no {subset} videos to score")
     if data.in_memory:
         (features, lengths), labels = {"train": data.train_inputs, "val": data.val_inputs, "test": data.test_inputs}[subset]
-        probabilities = model.predict([features, lengths], batch_size=256, verbose=0)
+        probabilities = predict_over_clips(
+            lambda batch, batch_lengths: model.predict([batch, batch_lengths], batch_size=256, verbose=0), features, lengths, frames, num_clips
+        )
     else:
         from featcache.evaluate import predict_cached_features
 
         labels = data.index.labels[rows]
-        probabilities = predict_cached_features(model, data.index.path, data.index, rows)
+        probabilities = predict_cached_features(model, data.index.path, data.index, rows, frames, num_clips)
     return float(np.mean(np.argmax(probabilities, axis=1) == labels))
 
 
@@ -310,7 +359,15 @@ def train(
             f"{data.feature_megabytes:.1f} MB as float32, {where}"
         )
         progress(f"split: {data.split.description}")
-        progress(f"head: {head_config.head} ({', '.join(f'{key}={value}' for key, value in asdict(head_config).items() if key != 'head')})")
+        if train_config.class_weight != "none":
+            weights = training_class_weights(index.labels[data.split.train_indices], len(index.class_names), train_config.class_weight)
+            progress("class weights (balanced): " + ", ".join(f"{name} {weights[label]:.2f}" for label, name in enumerate(index.class_names)))
+        if train_config.frames:
+            progress(
+                f"clips: {train_config.frames} of each video's stored frames, {train_config.clip_sampling} positions for training "
+                f"(validation: uniform; scoring: {train_config.test_clips} uniform clip(s) averaged)"
+            )
+        progress(f"head: {head_config.head} ({', '.join(f'{key}={value}' for key, value in head_config.used_settings().items())})")
     result = fit_head(data, head_config, train_config, progress)
     result.metadata = model_metadata(index, data.split, head_config, train_config, result)
     save_model_dir(
@@ -332,7 +389,7 @@ def model_metadata(index: CacheIndex, split: Split, head_config: HeadConfig, tra
         "head": asdict(head_config),
         "training": asdict(train_config),
         "class_names": list(index.class_names),
-        "num_frames": index.num_frames,
+        "num_frames": train_config.frames or index.num_frames,  # the head's input frames (a clip's with --frames T)
         "feature_dim": index.feature_dim,
         "cache_dtype": index.dtype,  # predict rounds new features the same way the head saw them
         "extractor": index.extractor,

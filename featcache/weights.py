@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from featcache.config import ExtractorConfig
 from featcache.errors import ExtractorError
@@ -82,6 +83,19 @@ def sha256_folder(folder: Path) -> str:
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
         digest.update(sha256_file(path).encode())
+    return digest.hexdigest()
+
+
+def sha256_model_weights(model: keras.Model) -> str:
+    """sha256 over a model's weight arrays (path and bytes of each), for weights Keras downloaded itself.
+
+    Keras hides where it stored those files, so the arrays stand in for them: the same weights always hash
+    the same, on any machine.
+    """
+    digest = hashlib.sha256()
+    for variable in model.weights:
+        digest.update(variable.path.encode() + b"\0")
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(variable)).tobytes())
     return digest.hexdigest()
 
 

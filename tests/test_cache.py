@@ -62,6 +62,7 @@ def test_a_failed_write_leaves_the_previous_cache_and_no_temporary_file(tmp_path
     cache_path = tmp_path / "cache.h5"
     write(cache_path, [video_rows(["a/1.avi"], ["a"])])
     before = cache_path.read_bytes()
+    shards_before = sorted(path.name for path in (tmp_path / "cache.h5.shards").iterdir())
 
     def rows_then_crash():
         yield video_rows(["a/1.avi"], ["a"])
@@ -70,7 +71,8 @@ def test_a_failed_write_leaves_the_previous_cache_and_no_temporary_file(tmp_path
     with pytest.raises(KeyboardInterrupt):
         write_cache(cache_path, rows_then_crash(), ["a/1.avi", "a/2.avi"], ["a"], [], {"extractor": {}, "sampling": {}}, NUM_FRAMES, FEATURE_DIM, "float16")
     assert cache_path.read_bytes() == before
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["cache.h5"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["cache.h5", "cache.h5.lock", "cache.h5.shards"]
+    assert sorted(path.name for path in (tmp_path / "cache.h5.shards").iterdir()) == shards_before
 
 
 @pytest.mark.parametrize("kind", ["missing", "not hdf5", "foreign hdf5"])

@@ -33,7 +33,8 @@ def test_embed_then_info(tiny_dataset: Path, tmp_path: Path, fake_extractor: lis
     described = json.loads(run("info", cache_path, "--json").output)
     assert described["videos_per_class"] == {"Alpha": 3, "Beta": 3}
     assert described["extractor"]["name"] == "mobilenet_v2" and described["failures"] == []
-    assert described["size_bytes"] == cache_path.stat().st_size
+    shard_bytes = sum(path.stat().st_size for path in Path(f"{cache_path}.shards").iterdir())
+    assert described["size_bytes"] == cache_path.stat().st_size + shard_bytes and described["format_version"] == 2
 
 
 def test_embed_with_bad_videos_exits_1_and_names_them(dataset_with_bad_files: Path, tmp_path: Path, fake_extractor: list) -> None:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from featcache.cli import app
 from featcache.compare import compare_heads, format_comparison
-from featcache.config import TrainConfig
+from featcache.config import HEAD_NAMES, TrainConfig
 from featcache.errors import FeatcacheError
 
 
@@ -54,18 +54,20 @@ def test_compare_without_validation_keeps_the_last_epoch(small_cache: Path) -> N
 
 
 def test_compare_refuses_an_unknown_head(small_cache: Path) -> None:
-    with pytest.raises(FeatcacheError, match="choose from lstm, gru, meanpool"):
+    with pytest.raises(FeatcacheError, match="choose from lstm, gru, meanpool, transformer, tcn"):
         compare_heads(small_cache, ["lstm", "resnet"], {}, TrainConfig(epochs=1))
 
 
 def test_compare_command(small_cache: Path) -> None:
     result = CliRunner().invoke(
-        app, ["compare", str(small_cache), "--heads", "gru,meanpool", "--units", "8", "--dense", "8", "--epochs", "1", "--test-fraction", "0.3"]
-    )
+        app,
+        ["compare", str(small_cache), "--heads", "gru,meanpool,transformer,tcn", "--units", "8", "--dense", "8", "--attention-heads", "2",
+         "--layers", "1", "--epochs", "1", "--test-fraction", "0.3"],
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "30% held out for test" in result.output
     lines = result.output.splitlines()
-    assert any(line.startswith("gru ") for line in lines) and any(line.startswith("meanpool ") for line in lines)
+    assert [line.split()[0] for line in lines if line.split() and line.split()[0] in HEAD_NAMES] == ["gru", "meanpool", "transformer", "tcn"]
     assert "test accuracy" in result.output
 
 

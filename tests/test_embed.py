@@ -1,4 +1,4 @@
-"""Stage one end to end: videos -> frames -> extractor -> journal -> cache; resume, add, refuse, bad input."""
+"""Stage one end to end: videos -> frames -> extractor -> shards + index; resume, add, refuse, bad input."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from featcache.embed import embed
 from featcache.errors import CacheMismatchError, FeatcacheError, InputError
 from featcache.extractors import Extractor, load_extractor
 from featcache.frames import read_sampled_frames
-from featcache.journal import Journal
+from featcache.cache import ShardVideo, shard_folder_for, write_shard
 from featcache.weights import sha256_file
 
 NUM_FRAMES = 4
@@ -52,10 +52,10 @@ def test_cache_holds_every_dataset_and_attribute(numbered_dataset: Path, tmp_pat
     cache_path = tmp_path / "cache.h5"
     summary = embed(numbered_dataset, cache_path, FAKE_CONFIG)
     assert (summary.num_embedded, summary.num_already_cached, summary.failures) == (6, 0, {})
-    with h5py.File(cache_path, "r") as handle:
-        assert handle["features"].shape == (6, NUM_FRAMES, 3)
-        assert handle["features"].dtype == np.float16
-        assert handle["features"].chunks == (1, NUM_FRAMES, 3)
+    with h5py.File(cache_path, "r") as handle:  # plain h5py, the README's layout
+        assert handle["features"].shape == (4 + 4 + 2 + 4 + 4 + 2, 3)  # every stored frame, nothing padded
+        assert handle["features"].dtype == np.float16 and handle["features"].is_virtual
+        np.testing.assert_array_equal(handle["offsets"][()], [0, 4, 8, 10, 14, 18, 20])
         assert handle["lengths"].dtype == np.int32 and handle["labels"].dtype == np.int32
         paths = [value.decode() for value in handle["paths"][()]]
         assert paths == sorted(paths) and paths[0] == "Ascending/v_Ascending_g01_c01.avi"
@@ -63,21 +63,26 @@ def test_cache_holds_every_dataset_and_attribute(numbered_dataset: Path, tmp_pat
         assert json.loads(handle.attrs["class_names"]) == ["Ascending", "Other"]
         np.testing.assert_array_equal(handle["labels"][()], [0, 0, 0, 1, 1, 1])
         np.testing.assert_array_equal(handle["lengths"][()], [4, 4, 2] * 2)
-        np.testing.assert_array_equal(handle["frame_indices"][0], [0, 4, 7, 11])  # linspace(0, 11, 4) rounded
-        np.testing.assert_array_equal(handle["frame_indices"][2], [0, 1, -1, -1])
-        np.testing.assert_allclose(handle["timestamps_ms"][0], [0, 400, 700, 1100])
-        np.testing.assert_array_equal(handle["timestamps_ms"][2, 2:], [-1, -1])
+        np.testing.assert_array_equal(handle["frame_indices"][0:4], [0, 4, 7, 11])  # linspace(0, 11, 4) rounded
+        np.testing.assert_array_equal(handle["frame_indices"][8:10], [0, 1])
+        np.testing.assert_allclose(handle["timestamps_ms"][0:4], [0, 400, 700, 1100])
         np.testing.assert_array_equal(handle["video_num_frames"][()], [12, 8, 2] * 2)
         np.testing.assert_allclose(handle["video_fps"][()], 10.0)
         np.testing.assert_array_equal(handle["video_width"][()], 32)
         np.testing.assert_array_equal(handle["video_height"][()], 32)
+        fingerprints = [value.decode() for value in handle["fingerprints"][()]]
+        video_path = numbered_dataset / paths[0]
+        assert fingerprints[0].startswith(f"{video_path.stat().st_size}:") and len(fingerprints[0]) > 60
+        assert fingerprints[:3] == fingerprints[3:] and len(set(fingerprints)) == 3  # the two classes hold the same videos
         assert handle["failures"].shape == (0,)
         extractor = json.loads(handle.attrs["extractor"])
         assert extractor["name"] == "mobilenet_v2" and extractor["feature_dim"] == 3
         assert json.loads(handle.attrs["sampling"]) == {"num_frames": NUM_FRAMES, "mode": "uniform", "fps": None}
-        assert handle.attrs["dtype"] == "float16" and handle.attrs["format_version"] == 1
+        assert handle.attrs["dtype"] == "float16" and handle.attrs["format_version"] == 2
         assert handle.attrs["featcache_version"] and handle.attrs["created"]
-        assert np.all(handle["features"][2, 2:] == 0)  # padding is zero
+        reader_features = read_all_features(cache_path)
+        np.testing.assert_array_equal(handle["features"][8:10].astype(np.float32), reader_features[2, :2])
+    assert np.all(reader_features[2, 2:] == 0)  # the reader pads to T for a head; storage is not padded
 
 
 def test_features_keep_frame_order(numbered_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
@@ -86,10 +91,11 @@ def test_features_keep_frame_order(numbered_dataset: Path, tmp_path: Path, fake_
     embed(numbered_dataset, cache_path, FAKE_CONFIG)
     features = read_all_features(cache_path)
     with h5py.File(cache_path, "r") as handle:
-        frame_indices, lengths = handle["frame_indices"][()], handle["lengths"][()]
-    for row in range(len(lengths)):
-        decoded_numbers = [frame_number_from_level(level) for level in features[row, : lengths[row], 0]]
-        assert decoded_numbers == list(frame_indices[row, : lengths[row]])
+        frame_indices, offsets = handle["frame_indices"][()], handle["offsets"][()]
+    for row in range(len(offsets) - 1):
+        length = offsets[row + 1] - offsets[row]
+        decoded_numbers = [frame_number_from_level(level) for level in features[row, :length, 0]]
+        assert decoded_numbers == list(frame_indices[offsets[row] : offsets[row + 1]])
 
 
 def test_batches_span_videos(numbered_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
@@ -134,7 +140,7 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(
     reference_path = tmp_path / "reference.h5"
     embed(tiny_dataset, reference_path, FAKE_CONFIG)
 
-    monkeypatch.setattr(embed_module, "MAX_VIDEOS_PER_PART", 1)  # a part after every video
+    monkeypatch.setattr(embed_module, "MAX_VIDEOS_PER_SHARD", 1)  # a part after every video
     real_load = embed_module.load_extractor
 
     def interrupted_after_two_batches(config: ExtractorConfig) -> Extractor:
@@ -153,33 +159,29 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(
     cache_path = tmp_path / "cache.h5"
     with pytest.raises(KeyboardInterrupt):
         embed(tiny_dataset, cache_path, FAKE_CONFIG)
-    assert not cache_path.exists()  # nothing reads as complete
-    saved = Journal(cache_path).read_contents().embedded_paths
+    saved = read_cache_index(cache_path).paths  # finished videos are committed as they finish
     assert 0 < len(saved) < 6
-    with pytest.raises(FeatcacheError, match="unfinished embed"):
-        read_cache_index(cache_path)
 
     monkeypatch.setattr(embed_module, "load_extractor", real_load)
     summary = embed(tiny_dataset, cache_path, FAKE_CONFIG)
     assert summary.num_already_cached == len(saved) and summary.num_embedded == 6 - len(saved)
-    assert not Journal(cache_path).folder.exists()
     np.testing.assert_array_equal(read_all_features(cache_path), read_all_features(reference_path))
     assert read_cache_index(cache_path).paths == read_cache_index(reference_path).paths
 
 
-def test_torn_and_unreadable_parts_are_redone(tiny_dataset: Path, tmp_path: Path, fake_extractor: list, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A kill -9 can leave a half-written .tmp; a disk fault a broken part: both are re-embedded and named."""
+def test_torn_and_unreadable_shards_are_redone(tiny_dataset: Path, tmp_path: Path, fake_extractor: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kill -9 can leave a half-written shard .tmp; a disk fault a broken shard: both are re-embedded and named."""
     cache_path = tmp_path / "cache.h5"
-    monkeypatch.setattr(embed_module, "MAX_VIDEOS_PER_PART", 2)
-    journal = Journal(cache_path)
-    journal.start({"extractor": mean_colour_extractor(FAKE_CONFIG.extractor).provenance,
-                   "sampling": {"num_frames": NUM_FRAMES, "mode": "uniform", "fps": None}, "dtype": "float16"})
-    (journal.folder / "part-000007.npz.tmp").write_bytes(b"half")
-    (journal.folder / "part-000008.npz").write_bytes(b"not a zip")
+    monkeypatch.setattr(embed_module, "MAX_VIDEOS_PER_SHARD", 2)
+    folder = shard_folder_for(cache_path)
+    folder.mkdir()
+    (folder / ".0007.h5.tmp").write_bytes(b"half")
+    (folder / "0008.h5").write_bytes(b"not hdf5")
     summary = embed(tiny_dataset, cache_path, FAKE_CONFIG)
     assert summary.num_embedded == 6
-    assert len(summary.unreadable_parts) == 1 and "part-000008" in summary.unreadable_parts[0]
+    assert len(summary.unreadable_parts) == 1 and "0008.h5" in summary.unreadable_parts[0]
     assert read_cache_index(cache_path).num_videos == 6
+    assert not (folder / ".0007.h5.tmp").exists()
 
 
 def test_new_videos_are_added_without_reembedding(tiny_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
@@ -221,10 +223,9 @@ def test_other_settings_are_refused(tiny_dataset: Path, tmp_path: Path, fake_ext
 
 def test_unfinished_run_with_other_settings_is_refused(tiny_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
     cache_path = tmp_path / "cache.h5"
-    journal = Journal(cache_path)
-    journal.start({"extractor": {"name": "scratch_cnn"}, "sampling": {}, "dtype": "float16"})
-    journal.append(None, {"Alpha/v_Alpha_g01_c01.avi": "a failure from the earlier run"})
-    with pytest.raises(CacheMismatchError, match=r"cache\.h5\.parts was embedded with other settings"):
+    video = ShardVideo("Alpha/x.avi", "Alpha", "", "1:ab", np.zeros((1, 3)), np.zeros(1, np.int32), np.zeros(1, np.float32), 10.0, 1, 32, 32)
+    write_shard(shard_folder_for(cache_path), [video], "float16", {"extractor": {"name": "scratch_cnn"}, "sampling": {}, "dtype": "float16"})
+    with pytest.raises(CacheMismatchError, match=r"left by an interrupted embed\) was embedded with other settings"):
         embed(tiny_dataset, cache_path, FAKE_CONFIG)
 
 
@@ -292,7 +293,7 @@ def load_then_die(config):
     return extractor
 
 embed_module.load_extractor = load_then_die
-embed_module.MAX_VIDEOS_PER_PART = 1
+embed_module.MAX_VIDEOS_PER_SHARD = 1
 embed_module.embed({root!r}, {cache!r}, FAKE_CONFIG)
 """
 
@@ -305,8 +306,7 @@ def test_killed_run_leaves_no_complete_looking_file_and_resumes(tiny_dataset: Pa
     script = KILLED_RUN.format(tests_dir=str(Path(__file__).parent), root=str(tiny_dataset), cache=str(cache_path))
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert completed.returncode == 137, completed.stderr
-    assert not cache_path.exists()
-    saved = Journal(cache_path).read_contents().embedded_paths
+    saved = read_cache_index(cache_path).paths
     assert 0 < len(saved) < 6
     summary = embed(tiny_dataset, cache_path, FAKE_CONFIG)
     assert summary.num_embedded == 6 - len(saved)
@@ -359,12 +359,13 @@ def test_overwrite_that_fails_keeps_the_old_cache(tiny_dataset: Path, tmp_path: 
     assert cache_path.read_bytes() == before
 
 
-def test_abandoned_cache_writes_are_removed(tiny_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
-    """A writer killed mid-write leaves .cache.h5.<pid>.tmp: the next run deletes it (not a live writer's)."""
+def test_abandoned_temporary_files_are_removed(tiny_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
+    """A writer killed mid-write leaves temporary files; the next writer (holding the lock, so alone) deletes them."""
     cache_path = tmp_path / "cache.h5"
-    dead_writer = tmp_path / ".cache.h5.999999999.tmp"
-    live_writer = tmp_path / f".cache.h5.{os.getppid()}.tmp"  # a running process, not this one
-    dead_writer.write_bytes(b"half a cache")
-    live_writer.write_bytes(b"being written")
+    dead_index_writer = tmp_path / ".cache.h5.999999999.tmp"
+    dead_index_writer.write_bytes(b"half an index")
+    shard_folder_for(cache_path).mkdir()
+    dead_shard_writer = shard_folder_for(cache_path) / ".abc.h5.tmp"
+    dead_shard_writer.write_bytes(b"half a shard")
     embed(tiny_dataset, cache_path, FAKE_CONFIG)
-    assert not dead_writer.exists() and live_writer.exists()
+    assert not dead_index_writer.exists() and not dead_shard_writer.exists()

@@ -13,6 +13,7 @@ from featcache.demo_data import make_demo_data
 from featcache.errors import FeatcacheError, InputError
 from featcache.pipelines import (
     EMBED_OPTION_FIELDS,
+    HEAD_OPTION_FIELDS,
     TRAIN_OPTION_FIELDS,
     UCF101_URL,
     available_pipelines,
@@ -78,9 +79,9 @@ MINIMAL = '[data]\nvideo_root = "videos"\n\n[[heads]]\nhead = "lstm"\n'
         (MINIMAL + "\n[train]\nsplit = \"ucf101-9\"\n", r"\[train\] unknown --split 'ucf101-9'"),
         (MINIMAL + "\n[evaluate]\nsplit = \"val\"\n", r"\[evaluate\] unknown split 'val'"),
         (MINIMAL + "\n[extra]\nx = 1\n", r"the top level: unknown key\(s\) extra"),
-        (MINIMAL.replace('head = "lstm"', 'head = "transformer"'), r"\[\[heads\]\] #1 unknown head 'transformer'; choose one of lstm"),
+        (MINIMAL.replace('head = "lstm"', 'head = "resnet"'), r"\[\[heads\]\] #1 unknown head 'resnet'; choose one of lstm"),
         (MINIMAL.replace('head = "lstm"', 'head = "lstm"\nunits = "many"'), r"\[\[heads\]\] #1 units must be an integer"),
-        (MINIMAL.replace('head = "lstm"', 'head = "lstm"\nlayers = 2'), r"\[\[heads\]\] #1: unknown key\(s\) layers"),
+        (MINIMAL.replace('head = "lstm"', 'head = "lstm"\nstacks = 2'), r"\[\[heads\]\] #1: unknown key\(s\) stacks"),
         (MINIMAL + '\n[[heads]]\nhead = "lstm"\n', r"several \[\[heads\]\] are named lstm"),
         ('[[heads]]\nhead = "lstm"\n', r"missing \[data\] table"),
         ('[data]\nvideo_root = "videos"\n', r"no \[\[heads\]\] table"),
@@ -105,9 +106,11 @@ _EXAMPLE_VALUES = {
     "image_size": "32", "batch_size": "4", "dtype": '"float32"', "compression": '"lzf"', "workers": "1", "seed": "3", "allow_outside_root": "true",
     "head": '"gru"', "units": "8", "dense": "8", "dropout": "0.1", "recurrent_dropout": "0.1", "epochs": "2",
     "learning_rate": "0.01", "split": '"ucf101-1"', "test_fraction": "0.25", "val_fraction": "0.3", "tensorboard": '"logs"',
+    "layers": "1", "attention_heads": "2", "positions": '"learned"', "pooling": '"cls"', "kernel_size": "5",
+    "class_weight": '"balanced"', "clip_sampling": '"random"', "test_clips": "2",
 }  # fmt: skip
 _CONFLICTING_VALUES = {"extractor": '"tfhub"', "handle": '"https://tfhub.dev/some/model"', "split_file": '"split.csv"'}
-HEAD_OPTIONS = {"head", "units", "dense", "dropout", "recurrent_dropout"}
+HEAD_OPTIONS = {"head", "units", "dense", "dropout", "recurrent_dropout", "layers", "attention_heads", "positions", "pooling", "kernel_size"}
 
 
 def _tables(embed_options: set[str], train_options: set[str], values: dict[str, str]) -> str:
@@ -133,12 +136,15 @@ def test_keys_are_the_cli_option_names(tmp_path: Path) -> None:
     assert (pipeline.heads[0].config.head, pipeline.heads[0].config.recurrent_dropout) == ("gru", 0.1)
     assert (pipeline.train.split, pipeline.train.learning_rate) == ("ucf101-1", 0.01)
     assert (pipeline.train.test_fraction, pipeline.train.val_fraction) == (0.25, 0.3)
+    head = pipeline.heads[0].config
+    assert (head.num_layers, head.num_heads, head.positions, head.pooling, head.kernel_size) == (1, 2, "learned", "cls", 5)
+    assert (pipeline.train.class_weight, pipeline.train.frames, pipeline.train.clip_sampling, pipeline.train.test_clips) == ("balanced", 7, "random", 2)
     assert Path(pipeline.train.tensorboard_dir) == tmp_path / "logs"
 
     conflicting = load_pipeline(write_pipeline(tmp_path, _tables(embed_options, train_options, {**_EXAMPLE_VALUES, **_CONFLICTING_VALUES, "split": '"auto"'})))
     assert conflicting.embed.extractor.handle == "https://tfhub.dev/some/model"
     assert Path(conflicting.train.split_file) == tmp_path / "split.csv"
-    assert set(EMBED_OPTION_FIELDS) <= embed_options and set(TRAIN_OPTION_FIELDS) <= train_options
+    assert set(EMBED_OPTION_FIELDS) <= embed_options and set(TRAIN_OPTION_FIELDS) <= train_options and set(HEAD_OPTION_FIELDS) <= train_options
 
 
 def test_shipped_pipelines_are_there() -> None:

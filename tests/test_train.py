@@ -12,13 +12,13 @@ import pytest
 from cache_fixtures import ucf101_like_cache, write_cache
 from typer.testing import CliRunner
 
-from featcache.cache import read_cache_index
+from featcache.cache import FeatureReader, read_cache_index
 from featcache.cli import app
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import CacheFormatError, FeatcacheError, ModelDirError
 from featcache.heads import build_head
 from featcache.model_dir import HISTORY_COLUMNS, METADATA_KEYS, load_trained_model
-from featcache.train import KeepBestEpoch, load_training_data, score_accuracy, train
+from featcache.train import KeepBestEpoch, fit_head, load_training_data, score_accuracy, train, training_class_weights
 
 SMALL_HEAD = HeadConfig(units=8, dense=8)
 QUICK = TrainConfig(epochs=3, batch_size=16)
@@ -53,7 +53,10 @@ def test_model_folder_holds_every_file(trained, small_cache: Path) -> None:
     metadata = json.loads((model_dir / "featcache.json").read_text())
     assert set(METADATA_KEYS) <= set(metadata)
     assert metadata["format_version"] == 1
-    assert metadata["head"] == {"head": "lstm", "units": 8, "dense": 8, "dropout": 0.5, "recurrent_dropout": 0.0, "final_dropout": 0.3}
+    assert metadata["head"] == {
+        "head": "lstm", "units": 8, "dense": 8, "dropout": 0.5, "recurrent_dropout": 0.0, "final_dropout": 0.3,
+        "num_layers": 2, "num_heads": 4, "positions": "sinusoidal", "pooling": "mean", "kernel_size": 3,
+    }  # fmt: skip
     assert metadata["training"]["epochs"] == 3 and metadata["training"]["seed"] == 0
     assert metadata["class_names"] == ["ActionA", "ActionB", "ActionC"]
     assert (metadata["num_frames"], metadata["feature_dim"]) == (6, 8)
@@ -280,7 +283,8 @@ def test_train_command(small_cache: Path, tmp_path: Path) -> None:
     ("arguments", "message"),
     [
         (["--epochs", "0"], "--epochs must be at least 1, got 0"),
-        (["--head", "transformer"], "transformer"),
+        (["--head", "resnet"], "resnet"),
+        (["--class-weight", "inverse"], "inverse"),
         (["--split", "ucf101-1", "--split-file", "testlist01.txt"], "pass only one"),
         (["--test-fraction", "0"], "--test-fraction must be in (0, 0.5]"),
         (["--val-fraction", "0.7"], "--val-fraction must be in [0, 0.5]"),
@@ -307,3 +311,49 @@ def test_tensorboard_logs_or_a_clear_error(small_cache: Path, tmp_path: Path) ->
     else:
         train(small_cache, tmp_path / "model", SMALL_HEAD, train_config)
         assert any((tmp_path / "logs").rglob("events.out.tfevents.*"))
+
+
+def test_balanced_class_weights_follow_the_training_counts() -> None:
+    labels = np.array([0] * 80 + [1] * 8 + [2] * 12)
+    weights = training_class_weights(labels, 3, "balanced")
+    assert weights == pytest.approx({0: 100 / (3 * 80), 1: 100 / (3 * 8), 2: 100 / (3 * 12)})
+    # Each class's weights sum to the same total: n / num_classes.
+    assert [weights[label] * count for label, count in enumerate((80, 8, 12))] == pytest.approx([100 / 3] * 3)
+    assert training_class_weights(labels, 3, "none") is None
+
+
+@pytest.fixture(scope="module")
+def imbalanced_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """160 Common vs 16 Rare videos whose features overlap (class means 0.35 apart per dim, unit noise)."""
+    rng = np.random.default_rng(0)
+    labels = np.array([0] * 160 + [1] * 16)
+    features = 0.35 * labels[:, None, None] + rng.normal(size=(len(labels), 4, 8))
+    return write_cache(tmp_path_factory.mktemp("cache") / "imbalanced.h5", features, np.full(len(labels), 4), labels, ["Common", "Rare"], dtype="float32")
+
+
+@pytest.mark.parametrize("memory_budget_mb", [2048, 0], ids=["in-memory", "streamed"])
+def test_balanced_class_weights_raise_the_rare_class_recall(imbalanced_cache: Path, memory_budget_mb: int) -> None:
+    def rare_recall(class_weight: str) -> float:
+        train_config = TrainConfig(
+            epochs=30, learning_rate=3e-3, val_fraction=0, test_fraction=0.5, class_weight=class_weight, memory_budget_mb=memory_budget_mb
+        )
+        data = load_training_data(imbalanced_cache, train_config)
+        model = fit_head(data, HeadConfig(head="meanpool", dense=8, final_dropout=0.0), train_config).model
+        rare_rows = data.split.test_indices[data.index.labels[data.split.test_indices] == 1]
+        with FeatureReader(imbalanced_cache) as reader:
+            features = reader.read(rare_rows)
+        predicted = model.predict([features, data.index.lengths[rare_rows]], verbose=0).argmax(axis=1)
+        return float(np.mean(predicted == 1))
+
+    # Unweighted, the head learns to answer Common; balanced, it finds most Rare test videos.
+    assert rare_recall("none") <= 0.25 < 0.6 <= rare_recall("balanced")
+
+
+def test_train_command_prints_the_class_weights(imbalanced_cache: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["train", str(imbalanced_cache), "--out", str(tmp_path / "model"), "--head", "meanpool", "--epochs", "1", "--class-weight", "balanced",
+             "--test-fraction", "0.5", "--val-fraction", "0"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "class weights (balanced): Common 0.55, Rare 5.50" in result.output
+    assert json.loads((tmp_path / "model" / "featcache.json").read_text())["training"]["class_weight"] == "balanced"

@@ -10,17 +10,37 @@ from typing import Optional
 import typer
 
 from featcache.cli.common import EXIT_SOME_VIDEOS_FAILED, app, errors_as_exit_codes
-from featcache.config import HEAD_NAMES, SPLIT_NAMES, HeadConfig, TrainConfig
+from featcache.config import CLASS_WEIGHTS, CLIP_SAMPLINGS, HEAD_NAMES, POOLINGS, POSITION_ENCODINGS, SPLIT_NAMES, HeadConfig, TrainConfig
+from featcache.errors import InputError
 
 # Choices come from the registries (config.HEAD_NAMES mirrors featcache.heads.HEADS without importing Keras).
 HeadChoice = enum.Enum("HeadChoice", {name: name for name in HEAD_NAMES}, type=str)
 SplitChoice = enum.Enum("SplitChoice", {name: name for name in SPLIT_NAMES}, type=str)
+PositionsChoice = enum.Enum("PositionsChoice", {name: name for name in POSITION_ENCODINGS}, type=str)
+PoolingChoice = enum.Enum("PoolingChoice", {name: name for name in POOLINGS}, type=str)
+ClipSamplingChoice = enum.Enum("ClipSamplingChoice", {name: name for name in CLIP_SAMPLINGS}, type=str)
+ClassWeightChoice = enum.Enum("ClassWeightChoice", {name: name for name in CLASS_WEIGHTS}, type=str)
 TEST_FRACTION_HELP = "Share of the videos held out as the test set by --split auto (whole groups); never seen in training or epoch selection."
 VAL_FRACTION_HELP = "Share of the training videos held out (whole groups) as the validation set that picks the best epoch; 0: no validation, the last epoch is kept."
 
 
 # Options that train and compare share, declared once so their defaults and help cannot drift apart.
-UNITS_OPTION = typer.Option(HeadConfig.units, help="Recurrent units (lstm, gru).")
+UNITS_OPTION = typer.Option(HeadConfig.units, help="Recurrent units (lstm, gru), model width (transformer), filters (tcn).")
+LAYERS_OPTION = typer.Option(HeadConfig.num_layers, "--layers", help="Encoder blocks (transformer) or dilated convolution levels, dilations 1, 2, 4, ... (tcn).")
+ATTENTION_HEADS_OPTION = typer.Option(HeadConfig.num_heads, "--attention-heads", help="Attention heads (transformer).")
+POSITIONS_OPTION = typer.Option(HeadConfig.positions, help="Frame positions: fixed sinusoids or learned (transformer).")
+POOLING_OPTION = typer.Option(HeadConfig.pooling, help="mean over the real frames, or a cls token (transformer).")
+KERNEL_SIZE_OPTION = typer.Option(HeadConfig.kernel_size, help="Frames per convolution at dilation 1 (tcn).")
+FRAMES_OPTION = typer.Option(
+    TrainConfig.frames, "--frames", help="0: the stored frames as they are; T: a T-frame clip of each video from its stored frames (one per segment), e.g. from a dense cache."
+)
+CLIP_SAMPLING_OPTION = typer.Option(
+    TrainConfig.clip_sampling, help="With --frames T: uniform (each segment's centre) or random (a random frame per segment, new every epoch: augmentation)."
+)
+TEST_CLIPS_OPTION = typer.Option(TrainConfig.test_clips, help="With --frames T: test accuracy (and evaluate, predict) averages the softmax over K evenly offset clips.")
+CLASS_WEIGHT_OPTION = typer.Option(
+    TrainConfig.class_weight, help="balanced: weigh each training video by n / (classes x its class's count), for imbalanced caches."
+)
 DENSE_OPTION = typer.Option(HeadConfig.dense, help="Width of the ReLU layer before the softmax.")
 BATCH_SIZE_OPTION = typer.Option(TrainConfig.batch_size, help="Videos per training step.")
 LEARNING_RATE_OPTION = typer.Option(TrainConfig.learning_rate, help="Adam learning rate.")
@@ -40,6 +60,11 @@ def train_command(
     dense: int = DENSE_OPTION,
     dropout: float = typer.Option(HeadConfig.dropout, help="Dropout on the recurrent layer's inputs."),
     recurrent_dropout: float = typer.Option(HeadConfig.recurrent_dropout, help="Dropout on the recurrent state (the notebook's 0.5 is slower)."),
+    layers: int = LAYERS_OPTION,
+    attention_heads: int = ATTENTION_HEADS_OPTION,
+    positions: PositionsChoice = POSITIONS_OPTION,
+    pooling: PoolingChoice = POOLING_OPTION,
+    kernel_size: int = KERNEL_SIZE_OPTION,
     epochs: int = typer.Option(TrainConfig.epochs, help="Training epochs; the best one by validation accuracy is kept (the last with --val-fraction 0)."),
     batch_size: int = BATCH_SIZE_OPTION,
     learning_rate: float = LEARNING_RATE_OPTION,
@@ -48,17 +73,25 @@ def train_command(
     test_fraction: float = TEST_FRACTION_OPTION,
     val_fraction: float = VAL_FRACTION_OPTION,
     seed: int = SEED_OPTION,
+    frames: int = FRAMES_OPTION,
+    clip_sampling: ClipSamplingChoice = CLIP_SAMPLING_OPTION,
+    test_clips: int = TEST_CLIPS_OPTION,
+    class_weight: ClassWeightChoice = CLASS_WEIGHT_OPTION,
     tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", help="Also write TensorBoard logs to this folder."),
 ) -> None:
     """Train a sequence head on a cache and write MODEL_DIR: model.keras, featcache.json, history, curves, split."""
     from featcache.train import train
 
     with errors_as_exit_codes():
-        head_config = HeadConfig(head=head.value, units=units, dense=dense, dropout=dropout, recurrent_dropout=recurrent_dropout)
+        head_config = HeadConfig(
+            head=head.value, units=units, dense=dense, dropout=dropout, recurrent_dropout=recurrent_dropout, num_layers=layers,
+            num_heads=attention_heads, positions=positions.value, pooling=pooling.value, kernel_size=kernel_size,
+        )
         train_config = TrainConfig(
             epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, split=split.value,
             split_file=None if split_file is None else str(split_file), test_fraction=test_fraction,
             val_fraction=val_fraction, seed=seed, tensorboard_dir=None if tensorboard is None else str(tensorboard),
+            class_weight=class_weight.value, frames=frames, clip_sampling=clip_sampling.value, test_clips=test_clips,
         )
         result = train(cache, out, head_config, train_config, progress=typer.echo)
     if result.best_val_accuracy is None:
@@ -77,6 +110,11 @@ def compare_command(
     heads: str = typer.Option(",".join(HEAD_NAMES), help=f"Comma-separated heads from {', '.join(HEAD_NAMES)}."),
     units: int = UNITS_OPTION,
     dense: int = DENSE_OPTION,
+    layers: int = LAYERS_OPTION,
+    attention_heads: int = ATTENTION_HEADS_OPTION,
+    positions: PositionsChoice = POSITIONS_OPTION,
+    pooling: PoolingChoice = POOLING_OPTION,
+    kernel_size: int = KERNEL_SIZE_OPTION,
     epochs: int = typer.Option(TrainConfig.epochs, help="Training epochs per head."),
     batch_size: int = BATCH_SIZE_OPTION,
     learning_rate: float = LEARNING_RATE_OPTION,
@@ -85,6 +123,10 @@ def compare_command(
     test_fraction: float = TEST_FRACTION_OPTION,
     val_fraction: float = VAL_FRACTION_OPTION,
     seed: int = SEED_OPTION,
+    frames: int = FRAMES_OPTION,
+    clip_sampling: ClipSamplingChoice = CLIP_SAMPLING_OPTION,
+    test_clips: int = TEST_CLIPS_OPTION,
+    class_weight: ClassWeightChoice = CLASS_WEIGHT_OPTION,
 ) -> None:
     """Train several heads on the same cache and split; print test accuracy, validation accuracy, seconds per epoch and size."""
     from featcache.compare import compare_heads, format_comparison
@@ -93,10 +135,15 @@ def compare_command(
         train_config = TrainConfig(
             epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, split=split.value,
             split_file=None if split_file is None else str(split_file), test_fraction=test_fraction,
-            val_fraction=val_fraction, seed=seed,
+            val_fraction=val_fraction, seed=seed, class_weight=class_weight.value, frames=frames,
+            clip_sampling=clip_sampling.value, test_clips=test_clips,
         )
         head_names = [name.strip() for name in heads.split(",") if name.strip()]
-        rows = compare_heads(cache, head_names, {"units": units, "dense": dense}, train_config, progress=typer.echo)
+        head_overrides = {
+            "units": units, "dense": dense, "num_layers": layers, "num_heads": attention_heads,
+            "positions": positions.value, "pooling": pooling.value, "kernel_size": kernel_size,
+        }  # fmt: skip
+        rows = compare_heads(cache, head_names, head_overrides, train_config, progress=typer.echo)
     typer.echo(format_comparison(rows))
 
 
@@ -126,16 +173,24 @@ def predict_command(
     model_dir: Path = typer.Argument(..., help="A model folder written by `featcache train`."),
     videos: list[Path] = typer.Argument(..., help="Video files to classify."),
     top_k: int = typer.Option(3, "--top-k", help="How many classes to list per video."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object {model_dir, predictions} and nothing else."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object {model_dir, predictions} (with --window: the windows.json object) and nothing else."),
+    window: Optional[float] = typer.Option(None, "--window", help="Seconds: classify every window of this length (long videos; one decode pass) instead of the whole video."),
+    stride: Optional[float] = typer.Option(None, "--stride", help="Seconds from one window's start to the next (default: --window, back to back)."),
+    window_dir: Optional[Path] = typer.Option(None, "--window-dir", help="Where windows.csv, windows.json and a timeline PNG per video go (default: MODEL_DIR/windows)."),
 ) -> None:
     """Classify videos with a trained model, embedded with the extractor and sampling stored with it.
 
+    With --window: every window of each video, written as CSV, JSON and a timeline PNG (class probability over time).
     Exit code 1 when some videos could not be read (each is listed with its reason; the others are still predicted).
     """
-
+    if window is not None:
+        _predict_windows(model_dir, videos, window, stride, window_dir, as_json)
+        return
     from featcache.predict import format_predictions, predict_videos
 
     with errors_as_exit_codes():
+        if stride is not None or window_dir is not None:
+            raise InputError("--stride and --window-dir only apply with --window SECONDS")
         predictions = predict_videos(model_dir, videos, top_k=top_k)
     if as_json:
         typer.echo(json.dumps({"model_dir": str(model_dir), "predictions": [p.to_dict() for p in predictions]}, indent=2))
@@ -144,4 +199,23 @@ def predict_command(
     failed = [prediction for prediction in predictions if prediction.error is not None]
     if failed:
         typer.secho(f"{len(failed)} of {len(predictions)} videos could not be read", fg=typer.colors.RED, err=True)
+        raise typer.Exit(EXIT_SOME_VIDEOS_FAILED)
+
+
+def _predict_windows(model_dir: Path, videos: list[Path], window: float, stride: Optional[float], window_dir: Optional[Path], as_json: bool) -> None:
+    from featcache.config import WindowConfig
+    from featcache.windows import format_windows, predict_windows, write_window_reports
+
+    with errors_as_exit_codes():
+        window_config = WindowConfig(window_seconds=window, stride_seconds=stride)
+        report = predict_windows(model_dir, videos, window_config)
+        written = write_window_reports(report, window_dir if window_dir is not None else Path(model_dir) / "windows")
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        typer.echo(format_windows(report))
+        typer.echo(f"windows written to {written[0].parent} ({', '.join(path.name for path in written)})")
+    failed = [video for video in report.videos if video.error is not None]
+    if failed:
+        typer.secho(f"{len(failed)} of {len(report.videos)} videos could not be read", fg=typer.colors.RED, err=True)
         raise typer.Exit(EXIT_SOME_VIDEOS_FAILED)

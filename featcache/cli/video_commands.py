@@ -22,13 +22,13 @@ if TYPE_CHECKING:
 def embed_command(
     video_root: Path = typer.Argument(..., help="UCF101-layout folder VIDEO_ROOT/<ClassName>/<video>, or a CSV list path,label[,group]."),
     out: Path = typer.Option(..., "--out", "-o", help="The HDF5 cache to write (resumed or extended if it exists)."),
-    extractor: str = typer.Option("mobilenet_v2", help="Frozen image model; `featcache extractors` lists them."),
-    weights: str = typer.Option("imagenet", help="'imagenet' (downloaded by Keras), 'random' (seeded by --seed), or a weights file."),
+    extractor: str = typer.Option("mobilenet_v2", help="Frozen image model: mobilenet_v2, keras:NAME, keras_file, keras_hub:PRESET, ...; `featcache extractors` lists them."),
+    weights: str = typer.Option("imagenet", help="'imagenet' (downloaded by Keras), 'random' (seeded by --seed), a weights file, or the model file for keras_file."),
     handle: Optional[str] = typer.Option(None, help="TF-Hub URL or local SavedModel folder (with --extractor tfhub)."),
-    frames: int = typer.Option(10, "--frames", "-t", help="Frames per video (T)."),
+    frames: int = typer.Option(10, "--frames", "-t", help="Frames per video (T); 0 with --sampling fps: every sampled frame (variable length)."),
     sampling: str = typer.Option("uniform", help="'uniform': T frames spread over the whole video; 'fps': one every 1/F s."),
     fps: Optional[float] = typer.Option(None, help="Frames per second to take with --sampling fps."),
-    image_size: int = typer.Option(224, help="Frames are resized (whole frame) to this square size."),
+    image_size: Optional[int] = typer.Option(None, help="Frames are resized (whole frame) to this square size (default: the extractor's own input size, 224 for mobilenet_v2)."),
     batch_size: int = typer.Option(64, help="Frames per model call, gathered across videos."),
     dtype: str = typer.Option("float16", help="Feature dtype in the cache: float16 or float32."),
     compression: str = typer.Option("none", help="HDF5 compression of features: none, gzip or lzf."),
@@ -61,13 +61,15 @@ def embed_command(
             with embed_progress_bar() as report_progress:
                 summary = embed(video_root, out, config, overwrite=overwrite, progress=report_progress)
         except KeyboardInterrupt:
-            typer.secho(f"Interrupted: finished videos are kept in {out}.parts; re-run the same command to resume.", err=True)
+            typer.secho(f"Interrupted: finished videos are kept in {out}; re-run the same command to add the rest.", err=True)
             raise typer.Exit(130) from None
     typer.echo(_embed_summary_line(summary))
     if summary.num_outside_root:
         typer.echo(f"{summary.num_outside_root} video(s) lie outside the CSV's folder and are stored by the paths as written (--allow-outside-root)")
     for part in summary.unreadable_parts:
-        typer.secho(f"  an unreadable journal part was ignored (its videos were embedded again): {part}", err=True)
+        typer.secho(f"  an unreadable shard of an interrupted run was ignored (its videos were embedded again): {part}", err=True)
+    if summary.suggests_compact:
+        typer.secho(f"{summary.num_dead_rows} rows in the shards are dead (removed or re-embedded videos); `featcache compact {out}` reclaims their space", err=True)
     if summary.failures:
         typer.secho(f"{len(summary.failures)} video(s) failed and are listed in the cache's failures:", fg=typer.colors.YELLOW, err=True)
         for video_path, reason in sorted(summary.failures.items()):
@@ -78,6 +80,8 @@ def embed_command(
 def _embed_summary_line(summary: "EmbedSummary") -> str:
     changes = f", {summary.num_removed} removed (their files are gone)" if summary.num_removed else ""
     changes += f", {summary.num_relabelled} relabelled" if summary.num_relabelled else ""
+    changes += f", {summary.num_changed} changed on disk (embedded again)" if summary.num_changed else ""
+    changes += f", {summary.num_resumed} taken from an interrupted run" if summary.num_resumed else ""
     return (
         f"{summary.num_embedded} embedded, {summary.num_already_cached} already cached, {len(summary.failures)} failed{changes} "
         f"of {summary.num_videos_found} videos in {summary.seconds:.1f} s "
@@ -99,13 +103,50 @@ def info_command(
     typer.echo(json.dumps(description, indent=2) if as_json else format_cache_description(description))
 
 
+@app.command("verify")
+def verify_command(cache: Path = typer.Argument(..., help="A featcache cache (CACHE.h5 and its CACHE.h5.shards/).")) -> None:
+    """Check every shard of a cache against its index (present, size, BLAKE2b); exit 1 on any problem."""
+    from featcache.cache.maintenance import verify_cache
+
+    with errors_as_exit_codes():
+        report = verify_cache(cache)
+    for problem in report.problems:
+        typer.secho(f"  {problem}", err=True)
+    if not report.ok:
+        typer.secho(f"{cache}: {len(report.problems)} problem(s); re-embed the affected videos with `featcache embed --overwrite`", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{cache}: ok ({report.num_videos} videos, {report.num_shards} shards checked)")
+
+
+@app.command("compact")
+def compact_command(cache: Path = typer.Argument(..., help="A format-2 featcache cache.")) -> None:
+    """Rewrite the live rows into fewer shards and delete dead rows' shards (atomic)."""
+    from featcache.cache.maintenance import compact_cache
+
+    with errors_as_exit_codes():
+        num_dead, num_shards = compact_cache(cache)
+    typer.echo(f"{cache}: compacted, {num_dead} dead row(s) dropped, {num_shards} shard(s) now")
+
+
+@app.command("upgrade")
+def upgrade_command(cache: Path = typer.Argument(..., help="A format-1 cache (written by featcache before format 2).")) -> None:
+    """Convert a format-1 cache to format 2 in place (atomic: the old file stays until the new index replaces it)."""
+    from featcache.cache.maintenance import upgrade_cache
+
+    with errors_as_exit_codes():
+        num_videos = upgrade_cache(cache)
+    typer.echo(f"{cache}: upgraded to format 2 ({num_videos} videos)")
+
+
 @app.command("extractors")
 def extractors_command() -> None:
-    """List the extractors with their output dims."""
-    from featcache.extractors import available_extractors
+    """List the extractors with their output dims and input sizes."""
+    from featcache.extractor_catalog import available_extractors
 
-    for name, description in available_extractors().items():
-        typer.echo(f"{name:14s} {description}")
+    extractors = available_extractors()
+    width = max(map(len, extractors))
+    for name, description in extractors.items():
+        typer.echo(f"{name:{width}s} {description}")
 
 
 @app.command("demo-data")

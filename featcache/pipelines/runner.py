@@ -200,8 +200,8 @@ def _reason_to_train(model_dir: Path, head_config: HeadConfig, train_config: Tra
     if num_embedded_now:
         return "the cache has new videos"
     expected = {
-        "head settings": (metadata["head"], dataclasses.asdict(head_config)),
-        "training settings": (metadata["training"], dataclasses.asdict(train_config)),
+        "head settings": (_with_defaults(HeadConfig, metadata["head"]), dataclasses.asdict(head_config)),
+        "training settings": (_with_defaults(TrainConfig, metadata["training"]), dataclasses.asdict(train_config)),
         "cache": (metadata["cache"].get("path"), str(Path(index.path).resolve())),
         "number of cached videos": (metadata["cache"].get("num_videos"), index.num_videos),
         "classes": (metadata["class_names"], list(index.class_names)),
@@ -210,6 +210,11 @@ def _reason_to_train(model_dir: Path, head_config: HeadConfig, train_config: Tra
     }
     changed = [what for what, (stored, wanted) in expected.items() if _json_normal(stored) != _json_normal(wanted)]
     return f"{', '.join(changed)} changed" if changed else ""
+
+
+def _with_defaults(config_class: type, stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored config with the defaults of settings added since it was saved (they trained at those values)."""
+    return {**dataclasses.asdict(config_class()), **stored}
 
 
 def _json_normal(value: Any) -> str:

@@ -32,6 +32,7 @@ DEFAULT_RUNS_DIR = Path("runs")
 # other key is the field's own name.
 EMBED_OPTION_FIELDS = {"extractor": "name", "frames": "num_frames", "sampling": "mode", "workers": "num_decode_workers"}
 TRAIN_OPTION_FIELDS = {"tensorboard": "tensorboard_dir"}
+HEAD_OPTION_FIELDS = {"layers": "num_layers", "attention_heads": "num_heads"}
 EVALUATE_SUBSETS = ("test", "all", "default")  # mirrors featcache.evaluate.SUBSETS
 
 TOP_LEVEL_KEYS = ("description", "out", "data", "embed", "heads", "train", "evaluate")
@@ -227,7 +228,7 @@ def _head_specs(tables: Any, path: Path) -> tuple[HeadSpec, ...]:
         where = f"[[heads]] #{number}"
         options = dict(table)
         name = typed_value(options.pop("name", None), str | None, path, f"{where} name")
-        config = build_config(HeadConfig, options, path, where, extra_keys=("name",))
+        config = build_config(HeadConfig, options, path, where, HEAD_OPTION_FIELDS, extra_keys=("name",))
         name = name or config.head
         if not name or name in (".", "..") or "/" in name or "\\" in name:
             raise InputError(f"{path}: {where} name {name!r} is not a folder name; it names the model folder OUT/models/<name>")

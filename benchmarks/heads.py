@@ -1,0 +1,67 @@
+"""Section 6: every head's test accuracy and seconds per epoch, on the demo videos and on an order-only feature set.
+
+The demo cache is `featcache demo`'s: synthetic videos (MovingLeft is MovingRight played backwards), the scratch
+CNN with random frozen weights, 12 frames. The order-only set (benchmarks.data.permuted_segments) shows every
+class the same segments in its own order, so the mean over frames carries no class information at all. Each
+head trains with the same settings, split and seeds (`featcache.compare_heads`); accuracy is on the test videos.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks.data import permuted_segments, write_feature_cache
+from benchmarks.report import SectionResult, Table
+from benchmarks.workspace import Workspace
+from featcache.cache import read_cache_index
+from featcache.compare import compare_heads
+from featcache.config import HEAD_NAMES, EmbedConfig, ExtractorConfig, SamplingConfig, TrainConfig
+from featcache.demo_data import make_demo_data
+from featcache.embed import embed
+
+# The demo pipeline's settings (pipelines/demo.toml): LSTM(128) -> Dense(64), 12 frames at 64 px, 8 groups.
+HEAD_OVERRIDES = {"units": 128, "dense": 64}
+DEMO_EMBED = EmbedConfig(
+    extractor=ExtractorConfig(name="scratch_cnn", weights="random", seed=0, image_size=64), sampling=SamplingConfig(num_frames=12)
+)
+
+
+def run_heads(workspace: Workspace) -> SectionResult:
+    sizes = workspace.sizes
+    demo_root = make_demo_data(workspace.folder / "heads_demo", videos_per_class=sizes.heads_demo_videos_per_class, num_groups=8)
+    demo_cache = workspace.folder / "heads_demo.h5"
+    embed(demo_root, demo_cache, DEMO_EMBED, overwrite=True)
+    num_classes, per_class, num_segments = sizes.heads_order_only
+    features, lengths, labels = permuted_segments(per_class, num_classes=num_classes, num_segments=num_segments, num_frames=16, feature_dim=64, noise=1.5)
+    order_cache = write_feature_cache(workspace.folder / "heads_order_only.h5", features, lengths, labels, [f"Order{label:02d}" for label in range(num_classes)])
+    caches = {
+        "demo": (demo_cache, TrainConfig(epochs=sizes.heads_demo_epochs, test_fraction=0.25)),
+        "order-only": (order_cache, TrainConfig(epochs=sizes.heads_order_only_epochs, test_fraction=0.25)),
+    }
+    results: dict[str, dict[str, list]] = {}
+    for cache_name, (cache_path, train_config) in caches.items():
+        for seed in sizes.heads_seeds:
+            seeded = TrainConfig(**{**train_config.__dict__, "seed": seed})
+            for row in compare_heads(cache_path, list(HEAD_NAMES), HEAD_OVERRIDES, seeded):
+                results.setdefault(row.head, {}).setdefault(cache_name, []).append(row)
+    table_rows = []
+    for head in HEAD_NAMES:
+        cells = [head]
+        for cache_name in caches:
+            rows = results[head][cache_name]
+            accuracies = [row.test_accuracy for row in rows]
+            cells += [f"{np.mean(accuracies):.3f} ({min(accuracies):.2f}–{max(accuracies):.2f})", f"{np.mean([row.seconds_per_epoch for row in rows]):.3f}"]
+        cells.append(f"{results[head]['demo'][0].num_parameters:,}")
+        table_rows.append(cells)
+    demo_videos = 3 * sizes.heads_demo_videos_per_class
+    notes = [
+        f"demo: {demo_videos} videos (3 classes, 8 groups; 2 test groups), 12 frames x {read_cache_index(demo_cache).feature_dim}-d scratch-CNN "
+        f"features, {sizes.heads_demo_epochs} epochs; order-only: {num_classes} classes x {per_class} videos, 8-16 frames x 64 dims "
+        f"({num_segments} segments, noise 1.5), 25% test, {sizes.heads_order_only_epochs} epochs.",
+        f"Every head: units 128, dense 64, other settings at their defaults (dropout 0.5 on the sequence inputs, 2 layers, 4 attention heads, "
+        f"sinusoidal positions, mean pooling, kernel 3); best epoch by validation accuracy; seeds {', '.join(map(str, sizes.heads_seeds))} "
+        "(split and weights); accuracy: mean (min–max) over seeds.",
+        "s/epoch: mean epoch time leaving out the first (which compiles), training plus validation pass; parameters at the demo cache's feature size.",
+    ]
+    columns = ["head", "demo test accuracy", "demo s/epoch", "order-only test accuracy", "order-only s/epoch", "parameters (demo)"]
+    return SectionResult("6. Heads", [Table("Test accuracy and seconds per epoch of every head", columns, table_rows, notes)])

@@ -1,0 +1,163 @@
+"""Frozen image models beyond the original three: any keras.applications model, a KerasHub image encoder, your own .keras file.
+
+Each builder returns a Keras model that takes uint8 RGB frames (batch, size, size, 3) and does its own
+preprocessing inside, so only uint8 crosses to the device, as for mobilenet_v2. `featcache.extractors`
+wraps them into Extractors; `featcache.extractor_catalog` describes them without loading Keras.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+from featcache.config import ExtractorConfig
+from featcache.errors import ExtractorError
+from featcache.extractor_catalog import KERAS_APPLICATION_PREFIX, KERAS_HUB_PREFIX, keras_application
+from featcache.weights import (
+    error_summary,
+    existing_weights_file,
+    load_weights_file,
+    sha256_file,
+    sha256_folder,
+    sha256_model_weights,
+)
+
+
+@dataclass(frozen=True)
+class BuiltBackbone:
+    """model: frozen, uint8 (batch, size, size, 3) -> float32 (batch, feature_dim).
+
+    weights_sha256: of the weights file / model file / preset folder, or of the loaded weight arrays where
+      Keras downloaded them itself (imagenet, remote presets); None for random weights.
+    preprocessing: how pixels are scaled inside the model, in words (stored in the cache's provenance).
+    """
+
+    model: keras.Model
+    weights_sha256: str | None
+    preprocessing: str
+
+
+def build_keras_application(config: ExtractorConfig) -> BuiltBackbone:
+    """`keras:NAME`: keras.applications.NAME(include_top=False, pooling="avg") behind its own preprocess_input."""
+    application = keras_application(config.name)
+    model_name = config.name.removeprefix(KERAS_APPLICATION_PREFIX)
+    size = config.image_size
+    weights_path = None
+    if config.weights == "random":
+        keras.utils.set_random_seed(config.seed)
+    elif config.weights != "imagenet":
+        weights_path = existing_weights_file(config)
+    backbone = _build_application_backbone(config, model_name, weights="imagenet" if config.weights == "imagenet" else None)
+    if weights_path is not None:
+        load_weights_file(backbone, weights_path, config)
+    if config.weights == "imagenet":
+        weights_sha256 = sha256_model_weights(backbone)
+    else:
+        weights_sha256 = None if weights_path is None else sha256_file(Path(weights_path))
+    module = getattr(keras.applications, application.module)
+    frames = keras.Input((size, size, 3), dtype="uint8", name="frames")
+    # The module's own preprocess_input (not a copy of its constants), so the features are what users of
+    # keras.applications get; for the models that scale inside (EfficientNet, ConvNeXt, ...) it is the identity.
+    pixels = keras.layers.Lambda(lambda batch: module.preprocess_input(keras.ops.cast(batch, "float32")), name="preprocess_input")(frames)
+    model = keras.Model(frames, backbone(pixels, training=False), name=f"{model_name}_extractor")
+    model.trainable = False
+    return BuiltBackbone(model, weights_sha256, application.preprocessing)
+
+
+def _build_application_backbone(config: ExtractorConfig, model_name: str, weights: str | None) -> keras.Model:
+    size = config.image_size
+    try:
+        return getattr(keras.applications, model_name)(include_top=False, pooling="avg", input_shape=(size, size, 3), weights=weights)
+    except ValueError as err:
+        raise ExtractorError(f"{config.name} cannot be built at --image-size {size}: {error_summary(err)}") from err
+    # keras.utils.get_file raises a bare Exception for HTTP and URL errors, so nothing narrower catches them.
+    except Exception as err:
+        raise ExtractorError(
+            f"could not download the ImageNet weights of {model_name}: {error_summary(err)}; offline, save them where there "
+            f"is network with keras.applications.{model_name}(include_top=False, pooling='avg').save_weights('{model_name}.weights.h5') "
+            "and pass --weights PATH, or use --weights random"
+        ) from err
+
+
+def build_keras_file_model(config: ExtractorConfig) -> BuiltBackbone:
+    """`keras_file`: the user's own .keras model (images -> vectors), given as --weights, fed RGB 0-255 in its input dtype."""
+    if config.weights in ("imagenet", "random"):
+        raise ExtractorError("--extractor keras_file needs --weights MODEL.keras (your model, saved with model.save)")
+    model_path = Path(config.weights)
+    if not model_path.is_file():
+        raise ExtractorError(f"--weights {model_path}: no such file; pass the .keras file of your model")
+    try:
+        user_model = keras.saving.load_model(model_path, compile=False)
+    except (ValueError, TypeError, KeyError, OSError, AttributeError) as err:
+        raise ExtractorError(
+            f"{model_path} cannot be loaded as a Keras model ({error_summary(err)}); custom layers must be registered with "
+            "keras.saving.register_keras_serializable in a module imported before featcache runs"
+        ) from err
+    if len(user_model.inputs) != 1:
+        raise ExtractorError(f"{model_path}: the model takes {len(user_model.inputs)} inputs; featcache feeds one batch of images")
+    input_shape = tuple(user_model.inputs[0].shape)
+    size = config.image_size
+    if len(input_shape) != 4 or input_shape[3] != 3 or any(side not in (None, size) for side in input_shape[1:3]):
+        raise ExtractorError(
+            f"{model_path}: the model takes input shape {input_shape}, but featcache feeds ({size}, {size}, 3) RGB frames; "
+            "leave --image-size unset to use the model's own size"
+        )
+    frames = keras.Input((size, size, 3), dtype="uint8", name="frames")
+    pixels = keras.layers.Lambda(lambda batch: keras.ops.cast(batch, user_model.inputs[0].dtype), name="to_model_dtype")(frames)
+    features = user_model(pixels, training=False)
+    if len(features.shape) != 2:
+        raise ExtractorError(
+            f"{model_path}: the model returns shape {tuple(features.shape)}, not (batch, feature_dim); "
+            "end it with a pooling layer such as keras.layers.GlobalAveragePooling2D()"
+        )
+    model = keras.Model(frames, keras.ops.cast(features, "float32"), name="keras_file_extractor")
+    model.trainable = False
+    preprocessing = f"none outside the model: RGB 0-255 as {user_model.inputs[0].dtype}, scaled by the model's own layers"
+    return BuiltBackbone(model, sha256_file(model_path), preprocessing)
+
+
+def build_keras_hub_model(config: ExtractorConfig) -> BuiltBackbone:
+    """`keras_hub:PRESET_OR_FOLDER`: a KerasHub image encoder behind its preset's ImageConverter.
+
+    CLIP-like backbones (with get_vision_embeddings: CLIP, SigLIP, MetaCLIP 2) give their projected image
+    embedding; other image backbones (ViT, ...) are averaged over tokens or positions.
+    """
+    try:
+        import keras_hub
+    except ImportError as err:
+        raise ExtractorError(
+            f"--extractor {config.name} needs KerasHub: pip install 'featcache[hub]' (or keras-hub); {error_summary(err)}"
+        ) from err
+    if config.weights != "imagenet":
+        raise ExtractorError(f"{config.name} takes its weights from the preset; leave --weights unset (got {config.weights!r})")
+    preset = config.name.removeprefix(KERAS_HUB_PREFIX)
+    local_folder = Path(preset) if Path(preset).is_dir() else None
+    try:
+        backbone = keras_hub.models.Backbone.from_preset(preset)
+        converter = keras_hub.layers.ImageConverter.from_preset(preset)
+    # Presets load through kagglehub / huggingface_hub / file reads, each with its own error types.
+    except Exception as err:
+        where = "a KerasHub preset folder (saved with save_to_preset)" if local_folder else "a preset name (needs network once) or, offline, a local preset folder"
+        raise ExtractorError(f"could not load KerasHub preset {preset}: {error_summary(err)}; pass {where}") from err
+    vision_encoder = getattr(backbone, "vision_encoder", backbone)
+    image_shape = getattr(vision_encoder, "image_shape", None)
+    size = config.image_size
+    if image_shape is not None and image_shape[0] not in (None, size):
+        raise ExtractorError(f"KerasHub preset {preset} takes {image_shape[0]} px images; pass --image-size {image_shape[0]}")
+    frames = keras.Input((size, size, 3), dtype="uint8", name="frames")
+    pixels = converter(keras.ops.cast(frames, "float32"))
+    if hasattr(backbone, "get_vision_embeddings"):
+        features = backbone.get_vision_embeddings(pixels)
+    else:
+        features = backbone(pixels)
+        if isinstance(features, dict):
+            raise ExtractorError(f"KerasHub preset {preset} returns several outputs ({', '.join(features)}); featcache needs an image backbone")
+        # Average over tokens (ViT) or positions (CNN feature maps) to one vector per image.
+        features = keras.ops.mean(features, axis=tuple(range(1, len(features.shape) - 1))) if len(features.shape) > 2 else features
+    model = keras.Model(frames, keras.ops.cast(features, "float32"), name="keras_hub_extractor")
+    model.trainable = False
+    weights_sha256 = sha256_folder(local_folder) if local_folder else sha256_model_weights(backbone)
+    preprocessing = f"the preset's {type(converter).__name__} (resize to {size} px, its scale and offset), inside the model"
+    return BuiltBackbone(model, weights_sha256, preprocessing)

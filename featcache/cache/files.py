@@ -1,0 +1,57 @@
+"""Writing files so that a crash leaves the old version or the new one, never half of either."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Callable
+
+CHECKSUM_CHUNK_BYTES = 1 << 20
+
+
+def temporary_path_for(path: Path) -> Path:
+    """The name a file is written under before its rename: hidden, marked with the writer's pid."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def write_atomically(path: Path, write: Callable[[Path], None], before_replace: Callable[[], None] | None = None) -> None:
+    """Write a file by `write(temporary_path)`, fsync it, then `os.replace` it onto `path` and fsync the folder.
+
+    `path` is either untouched or the complete new file, whatever happens in between (crash, power loss).
+    before_replace: called between fsync and rename (where failpoints sit).
+    """
+    path = Path(path)
+    temporary = temporary_path_for(path)
+    try:
+        write(temporary)
+        fsync_file(temporary)
+        if before_replace is not None:
+            before_replace()
+        os.replace(temporary, path)
+        fsync_directory(path.parent)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def fsync_file(path: Path) -> None:
+    with open(path, "rb+") as stream:
+        os.fsync(stream.fileno())
+
+
+def fsync_directory(folder: Path) -> None:
+    # A rename is durable only once the directory entry is on disk (power loss, not just a crash).
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def blake2b_file(path: Path) -> str:
+    """Hex BLAKE2b (32-byte digest) of a whole file, read in 1 MiB chunks."""
+    digest = hashlib.blake2b(digest_size=32)
+    with open(path, "rb") as stream:
+        while chunk := stream.read(CHECKSUM_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()

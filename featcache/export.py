@@ -1,0 +1,163 @@
+"""Exporting a cache for tools outside featcache: one .npy per video plus a CSV index, or one Parquet file.
+
+npy: OUT/<video path>.npy holds the video's real frames only, (length, D) in the cache's dtype (a 12-frame
+  video of a 1280-d float16 cache: (12, 1280) float16); `.npy` is appended to the whole video path, so
+  `a.avi` and `a.mp4` never collide. OUT/index.csv: npy,path,label,group,length, one row per video, in the
+  cache's order (sorted by path).
+parquet: one row per real frame: path (string), label (string), group (string), frame (int32, the position in
+  the stored sequence, 0-based), frame_index (int32, the frame's index in the video file), timestamp_ms (float32),
+  vector (fixed-size list of D floats, the cache's dtype). Written in row groups of a few hundred videos, so
+  a cache larger than memory exports in bounded memory. Needs pyarrow (`pip install 'featcache[export]'`).
+h5: the cache as one self-contained HDF5 file of format 2 (featcache.cache.maintenance.export_cache).
+The npy and parquet writers build the result under a temporary name and rename it into place: OUT exists only when complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import h5py
+
+from featcache.cache import Cache, open_cache
+from featcache.cache.format import FRAME_DATASETS
+from featcache.errors import InputError
+
+EXPORT_FORMATS = ("npy", "parquet", "h5")
+INDEX_FILE_NAME = "index.csv"
+INDEX_COLUMNS = ("npy", "path", "label", "group", "length")
+PARQUET_VIDEOS_PER_ROW_GROUP = 256
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    """What an export wrote: the output path, its format, and the numbers of videos and frames."""
+
+    out: Path
+    format: str
+    num_videos: int
+    num_frames: int
+
+
+def export_cache(cache_path: Path, out: Path, format: str | None = None, overwrite: bool = False) -> ExportSummary:
+    """Export `cache_path` to `out` as `format` (default: from OUT's suffix, .parquet or .h5, else npy).
+
+    Raises InputError for an unknown format, an existing OUT without `overwrite`, or a missing pyarrow;
+    CacheFormatError for an unreadable cache. OUT appears only when complete.
+    """
+    cache_path, out = Path(cache_path), Path(out)
+    format = format or format_from_suffix(out)
+    if format not in EXPORT_FORMATS:
+        raise InputError(f"unknown export format {format!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    if out.exists() and not overwrite:
+        raise InputError(f"{out} already exists; choose another OUT or pass --overwrite to replace it")
+    cache = open_cache(cache_path)  # checks the cache before anything is written
+    if format == "h5":
+        from featcache.cache.maintenance import export_cache as export_single_file
+
+        if overwrite:
+            _remove(out)
+        num_videos = export_single_file(cache, out)
+        return ExportSummary(out=out, format=format, num_videos=num_videos, num_frames=int(cache.index.lengths.sum()))
+    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        num_frames = write_npy(cache, temporary) if format == "npy" else write_parquet(cache, temporary)
+        _remove(out)
+        os.replace(temporary, out)
+    finally:
+        _remove(temporary)
+    return ExportSummary(out=out, format=format, num_videos=cache.index.num_videos, num_frames=num_frames)
+
+
+def format_from_suffix(out: Path) -> str:
+    suffix = out.suffix.lower()
+    return {".parquet": "parquet", ".h5": "h5", ".hdf5": "h5"}.get(suffix, "npy")
+
+
+def write_npy(cache: Cache, out_dir: Path) -> int:
+    """One .npy per video (real frames only) and index.csv under `out_dir`; returns the number of frames written."""
+    index = cache.index
+    out_dir.mkdir(parents=True)
+    with open(out_dir / INDEX_FILE_NAME, "w", newline="", encoding="utf-8") as stream, cache.reader() as reader:
+        index_writer = csv.writer(stream)
+        index_writer.writerow(INDEX_COLUMNS)
+        for row, video_path in enumerate(index.paths):
+            npy_name = f"{video_path}.npy"
+            target = out_dir / npy_name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # read_sequence gives float32; the cache's dtype (float16) round-trips exactly.
+            np.save(target, reader.read_sequence(row).astype(index.dtype))
+            index_writer.writerow([npy_name, video_path, index.class_names[index.labels[row]], index.groups[row], int(index.lengths[row])])
+    return int(index.lengths.sum())
+
+
+def write_parquet(cache: Cache, out_file: Path) -> int:
+    """One Parquet file, a row per real frame (see the module docstring); returns the number of rows."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as err:
+        raise InputError("export --format parquet needs pyarrow: `pip install 'featcache[export]'` (or pyarrow), or use --format npy") from err
+    index = cache.index
+    schema = pa.schema(
+        [
+            ("path", pa.string()), ("label", pa.string()), ("group", pa.string()), ("frame", pa.int32()), ("frame_index", pa.int32()),
+            ("timestamp_ms", pa.float32()), ("vector", pa.list_(pa.from_numpy_dtype(np.dtype(index.dtype)), index.feature_dim)),
+        ]
+    )  # fmt: skip
+    with pq.ParquetWriter(out_file, schema) as writer, cache.reader() as reader, FrameArrays(cache) as frame_arrays:
+        for start in range(0, index.num_videos, PARQUET_VIDEOS_PER_ROW_GROUP):
+            rows = range(start, min(start + PARQUET_VIDEOS_PER_ROW_GROUP, index.num_videos))
+            vectors = np.concatenate([reader.read_sequence(row).astype(index.dtype) for row in rows])
+            frames = [frame_arrays.read(row) for row in rows]
+            video_of_frame = np.repeat(np.array(rows), index.lengths[list(rows)])
+            columns = [
+                pa.array([index.paths[row] for row in video_of_frame], pa.string()),
+                pa.array([index.class_names[index.labels[row]] for row in video_of_frame], pa.string()),
+                pa.array([index.groups[row] for row in video_of_frame], pa.string()),
+                pa.array(np.concatenate([np.arange(index.lengths[row], dtype=np.int32) for row in rows])),
+                pa.array(np.concatenate([arrays["frame_indices"] for arrays in frames]).astype(np.int32)),
+                pa.array(np.concatenate([arrays["timestamps_ms"] for arrays in frames]).astype(np.float32)),
+                pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(vectors).reshape(-1)), index.feature_dim),
+            ]
+            writer.write_table(pa.Table.from_arrays(columns, schema=schema))
+    return int(index.lengths.sum())
+
+
+class FrameArrays:
+    """Each video's frame_indices and timestamps_ms (real frames only), from a format-1 file or format-2 shards."""
+
+    def __init__(self, cache: Cache) -> None:
+        self.cache = cache
+        self._handles: dict[Path, h5py.File] = {}
+
+    def __enter__(self) -> "FrameArrays":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for handle in self._handles.values():
+            handle.close()
+
+    def read(self, row: int) -> dict[str, np.ndarray]:
+        length = int(self.cache.index.lengths[row])
+        if self.cache.format_version == 1:
+            return {name: self._handle(self.cache.path)[name][row, :length] for name in FRAME_DATASETS}
+        start = int(self.cache.shard_starts[row])
+        return {name: self._handle(self.cache.shard_paths[row])[name][start : start + length] for name in FRAME_DATASETS}
+
+    def _handle(self, path: Path) -> h5py.File:
+        if path not in self._handles:
+            self._handles[path] = h5py.File(path, "r")
+        return self._handles[path]
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,30 @@
+"""Named crash points for fault-injection tests: `FEATCACHE_FAILPOINT=name` makes the process die there.
+
+The process ends with `os._exit` (no cleanup, no `finally`, no flush), the closest a test gets to a
+power cut or `kill -9` at an exact step. Each name is one step of a write that must be crash-safe;
+tests/test_failpoints.py runs an embed that dies at each and checks that the rerun repairs everything.
+"""
+
+from __future__ import annotations
+
+import os
+
+ENVIRONMENT_VARIABLE = "FEATCACHE_FAILPOINT"
+EXIT_CODE = 77  # distinct from any code featcache returns on purpose, so a test knows the failpoint fired
+FAILPOINTS = {
+    "shard-temp-written": "a shard is complete under its temporary name, not yet renamed",
+    "shard-renamed": "a shard has its final name but the index does not list it yet",
+    "index-temp-written": "the new index is complete under its temporary name, not yet replacing the old one",
+    "index-replaced": "the new index replaced the old one, unreferenced shards not yet deleted",
+}
+
+
+def available_failpoints() -> list[str]:
+    return list(FAILPOINTS)
+
+
+def failpoint(name: str) -> None:
+    """Die here, at once, when FEATCACHE_FAILPOINT names this point."""
+    assert name in FAILPOINTS, name  # internal invariant: every call site is listed above
+    if os.environ.get(ENVIRONMENT_VARIABLE) == name:
+        os._exit(EXIT_CODE)
