@@ -50,10 +50,10 @@ def test_embed_with_bad_videos_exits_1_and_names_them(dataset_with_bad_files: Pa
     ("arguments", "message"),
     [
         (["--extractor", "resnet"], "unknown extractor 'resnet'; choose one of mobilenet_v2, scratch_cnn, tfhub"),
-        (["--frames", "0"], r"--frames must be in [1, 100000], got 0"),
+        (["--frames", "0"], "--frames must be in [1, 100000] (or 0 with --sampling fps: every sampled frame), got 0"),
         (["--sampling", "fps"], "--sampling fps needs --fps"),
         (["--dtype", "int8"], "unknown --dtype"),
-        (["--frames", "100000000"], "--frames must be in [1, 100000], got 100000000"),
+        (["--frames", "100000000"], "--frames must be in [1, 100000] (or 0 with --sampling fps: every sampled frame), got 100000000"),
         (["--sampling", "fps", "--fps", "nan"], "--fps must be in (0, 1000] frames per second, got nan"),
         (["--sampling", "fps", "--fps", "inf"], "--fps must be in (0, 1000] frames per second, got inf"),
         (["--sampling", "fps", "--fps", "-2"], "--fps must be in (0, 1000]"),

@@ -73,7 +73,7 @@ MINIMAL = '[data]\nvideo_root = "videos"\n\n[[heads]]\nhead = "lstm"\n'
         (MINIMAL + "\n[embed]\nnum_frames = 10\n", r"\[embed\]: unknown key\(s\) num_frames"),
         (MINIMAL + "\n[embed]\nframes = \"ten\"\n", r"tiny\.toml: \[embed\] frames must be an integer, got 'ten'"),
         (MINIMAL + "\n[embed]\nimage_size = 1.5\n", r"\[embed\] image_size must be an integer"),
-        (MINIMAL + "\n[embed]\nframes = 0\n", r"tiny\.toml: \[embed\] --frames must be in \[1, 100000\], got 0"),
+        (MINIMAL + "\n[embed]\nframes = 0\n", r"tiny\.toml: \[embed\] --frames must be in \[1, 100000\] \(or 0 with --sampling fps: every sampled frame\), got 0"),
         (MINIMAL + "\n[embed]\nextractor = \"resnet\"\n", r"\[embed\] extractor 'resnet' is unknown; choose one of .*mobilenet_v2"),
         (MINIMAL + "\n[train]\nepochs = true\n", r"\[train\] epochs must be an integer, got True"),
         (MINIMAL + "\n[train]\nsplit = \"ucf101-9\"\n", r"\[train\] unknown --split 'ucf101-9'"),
