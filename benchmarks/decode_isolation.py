@@ -102,4 +102,4 @@ def run_decode_isolation(workspace: Workspace) -> SectionResult:
             "Frames come back from a worker through a pipe as one pickle per video (1.5 MB at 224×224×10).",
         ],
     )
-    return SectionResult("6. Decode isolation (issue 11)", [table], targets)
+    return SectionResult("4c. Decode isolation (issue 11)", [table], targets)
