@@ -19,6 +19,7 @@ from benchmarks.machine import describe_machine, load_average
 from benchmarks.notebook_vs_featcache import run_notebook_vs_featcache
 from benchmarks.report import SectionResult, Table, render_markdown, write_plot
 from benchmarks.stage_one import run_stage_one
+from benchmarks.startup import run_startup
 from benchmarks.workspace import SuiteSizes, Workspace, prepare_workspace
 
 # Run order: stage one embeds the caches and dumps the notebook's JPEGs the later sections use.
@@ -31,6 +32,7 @@ SECTIONS: dict[str, Callable[[Workspace], SectionResult]] = {
     "backbones": run_backbones,
     "heads": run_heads,
     "clips": run_clips,
+    "startup": run_startup,
 }
 SECTIONS_NEEDING_STAGE_ONE = {"notebook", "cache_formats"}
 GPU_NOTE = (

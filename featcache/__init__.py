@@ -7,77 +7,83 @@ The public surface (the CLI is a thin layer over these):
     featcache.evaluate("model_dir", "cache.h5")
     featcache.compare_heads("cache.h5", ["lstm", "meanpool"], {}, TrainConfig())
     featcache.predict_videos("model_dir", ["new.avi"])
-    featcache.predict_windows("model_dir", ["long.mp4"], WindowConfig(window_seconds=4, stride_seconds=2))
     featcache.dataset("cache.h5", subset="train", format="tf")             # your own training loop
+    featcache.predict_windows("model_dir", ["long.mp4"], WindowConfig(window_seconds=4, stride_seconds=2))
     featcache.run_pipeline(featcache.load_pipeline("demo"))
+
+Names are loaded on first use (PEP 562), so `import featcache` and the commands that run no model do
+not import TensorFlow. A new public name goes into _PUBLIC_NAMES; one that needs Keras into
+_NEEDS_KERAS too, so Keras is imported quietly before it (featcache.keras_loader).
 """
 
-import os
+from __future__ import annotations
 
-# TensorFlow prints pages of C++ start-up logs on import; a user's own setting wins.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import importlib
+import sys
+import types
+from typing import Any
 
-__version__ = "0.1.0"
+from featcache.version import __version__
+
+# Public name -> the module that defines it.
+_PUBLIC_NAMES = {
+    "CacheIndex": "featcache.cache",
+    "FeatureReader": "featcache.cache",
+    "read_cache_index": "featcache.cache",
+    "compare_heads": "featcache.compare",
+    "EmbedConfig": "featcache.config",
+    "ExtractorConfig": "featcache.config",
+    "HeadConfig": "featcache.config",
+    "SamplingConfig": "featcache.config",
+    "TrainConfig": "featcache.config",
+    "WindowConfig": "featcache.config",
+    "available_extractors": "featcache.extractor_catalog",
+    "dataset": "featcache.dataset",
+    "make_demo_data": "featcache.demo_data",
+    "embed": "featcache.embed",
+    "FeatcacheError": "featcache.errors",
+    "evaluate": "featcache.evaluate",
+    "describe_cache": "featcache.info",
+    "load_pipeline": "featcache.pipelines",
+    "run_pipeline": "featcache.pipelines",
+    "predict_videos": "featcache.predict",
+    "train": "featcache.train",
+    "predict_windows": "featcache.windows",
+    "write_window_reports": "featcache.windows",
+}
+_NEEDS_KERAS = {"featcache.compare", "featcache.embed", "featcache.evaluate", "featcache.pipelines", "featcache.predict", "featcache.train", "featcache.windows"}
+
+__all__ = ["__version__", *sorted(_PUBLIC_NAMES)]
 
 
-def _import_keras_quietly() -> None:
-    """Import Keras (and TensorFlow behind it) with the process's native stderr muted meanwhile.
+def __getattr__(name: str) -> Any:
+    module_name = _PUBLIC_NAMES.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'featcache' has no attribute {name!r}")
+    if module_name in _NEEDS_KERAS:
+        from featcache.keras_loader import import_keras_quietly
 
-    TensorFlow's C++ code prints INFO lines while it loads, before any log level applies
-    (TF_CPP_MIN_LOG_LEVEL does not reach them); they would bury featcache's one-line messages.
-    Python errors raised by the import still show: stderr is restored before they propagate.
-    """
-    saved_stderr = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import keras  # noqa: F401
-    finally:
-        os.dup2(saved_stderr, 2)
-        os.close(devnull)
-        os.close(saved_stderr)
+        import_keras_quietly()
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
 
 
-_import_keras_quietly()
+# embed, train, evaluate and dataset are functions named like their modules. Importing a submodule sets it as
+# an attribute of this package, which would hide the function (`featcache.embed(...)` -> "module is not
+# callable"); the function wins, as when this file imported them eagerly. The modules stay in sys.modules.
+_FUNCTIONS_NAMED_LIKE_THEIR_MODULE = {name for name, module in _PUBLIC_NAMES.items() if module == f"featcache.{name}"}
 
-# After the quiet import: these modules import Keras themselves.
-from featcache.cache import CacheIndex, FeatureReader, read_cache_index  # noqa: E402
-from featcache.compare import compare_heads  # noqa: E402
-from featcache.config import EmbedConfig, ExtractorConfig, HeadConfig, SamplingConfig, TrainConfig, WindowConfig  # noqa: E402
-from featcache.dataset import dataset  # noqa: E402
-from featcache.demo_data import make_demo_data  # noqa: E402
-from featcache.embed import embed  # noqa: E402
-from featcache.errors import FeatcacheError  # noqa: E402
-from featcache.evaluate import evaluate  # noqa: E402
-from featcache.extractor_catalog import available_extractors  # noqa: E402
-from featcache.info import describe_cache  # noqa: E402
-from featcache.pipelines import load_pipeline, run_pipeline  # noqa: E402
-from featcache.predict import predict_videos  # noqa: E402
-from featcache.train import train  # noqa: E402
-from featcache.windows import predict_windows, write_window_reports  # noqa: E402
 
-__all__ = [
-    "CacheIndex",
-    "EmbedConfig",
-    "ExtractorConfig",
-    "FeatcacheError",
-    "FeatureReader",
-    "HeadConfig",
-    "SamplingConfig",
-    "TrainConfig",
-    "WindowConfig",
-    "available_extractors",
-    "compare_heads",
-    "dataset",
-    "describe_cache",
-    "embed",
-    "evaluate",
-    "load_pipeline",
-    "make_demo_data",
-    "predict_videos",
-    "predict_windows",
-    "read_cache_index",
-    "run_pipeline",
-    "train",
-    "write_window_reports",
-]
+class _PublicSurface(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _FUNCTIONS_NAMED_LIKE_THEIR_MODULE and isinstance(value, types.ModuleType) and value.__name__ == f"featcache.{name}":
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _PublicSurface
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC_NAMES))

@@ -75,9 +75,9 @@ def _build_application_backbone(config: ExtractorConfig, model_name: str, weight
     # keras.utils.get_file raises a bare Exception for HTTP and URL errors, so nothing narrower catches them.
     except Exception as err:
         raise ExtractorError(
-            f"could not download the ImageNet weights of {model_name}: {error_summary(err)}; offline, save them where there "
-            f"is network with keras.applications.{model_name}(include_top=False, pooling='avg').save_weights('{model_name}.weights.h5') "
-            "and pass --weights PATH, or use --weights random"
+            f"could not download the ImageNet weights of {model_name}: {error_summary(err)}; on a machine with network run "
+            f"`featcache weights fetch {config.name} --out {model_name}.weights.h5` and pass --weights {model_name}.weights.h5 here, "
+            "or use --extractor scratch_cnn --weights random for a network-free try-out"
         ) from err
 
 

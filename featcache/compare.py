@@ -7,14 +7,18 @@ training or in picking its epoch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import json
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from featcache.config import HeadConfig, TrainConfig, config_from_dict
 from featcache.errors import InputError
 from featcache.heads import available_heads
-from featcache.train import Progress, fit_head, load_training_data, score_accuracy
+from featcache.model_dir import check_model_dir_writable
+from featcache.train import Progress, fit_head, load_training_data, save_trained_head, score_accuracy
+
+COMPARISON_FILE = "comparison.json"
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,8 @@ class ComparisonRow:
     best_epoch: int
     seconds_per_epoch: float
     num_parameters: int
+    warnings: list[str] = field(default_factory=list)
+    model_dir: str | None = None  # with out_dir: where this head's model folder was written
 
 
 def compare_heads(
@@ -36,10 +42,14 @@ def compare_heads(
     head_overrides: dict[str, Any] | None = None,
     train_config: TrainConfig = TrainConfig(),
     progress: Progress | None = None,
+    out_dir: Path | None = None,
+    overwrite: bool = False,
 ) -> list[ComparisonRow]:
     """Train and score each named head on the same cache and split.
 
     head_overrides: HeadConfig fields (units, dense, dropout, ...) applied to every head; the rest are defaults.
+    out_dir: also keep each head's model folder as out_dir/<head>/ (refused where one exists, unless
+    `overwrite`) and the rows as out_dir/comparison.json.
     Returns one ComparisonRow per head, in the order asked.
     """
     unknown = [name for name in head_names if name not in available_heads()]
@@ -47,6 +57,9 @@ def compare_heads(
         raise InputError(f"--heads: unknown or no head(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(available_heads())}")
     base_config = config_from_dict(HeadConfig, dict(head_overrides or {}))
     head_configs = [replace(base_config, head=name) for name in head_names]
+    if out_dir is not None:
+        for name in head_names:  # before hours of training, not after
+            check_model_dir_writable(Path(out_dir) / name, overwrite)
     data = load_training_data(Path(cache_path), train_config)
     if progress is not None:
         progress(f"split: {data.split.description}")
@@ -55,6 +68,8 @@ def compare_heads(
         if progress is not None:
             progress(f"training {head_config.head} ...")
         result = fit_head(data, head_config, train_config)
+        if out_dir is not None:
+            save_trained_head(Path(out_dir) / head_config.head, data, head_config, train_config, result)
         rows.append(
             ComparisonRow(
                 head=head_config.head,
@@ -63,9 +78,18 @@ def compare_heads(
                 best_epoch=result.best_epoch,
                 seconds_per_epoch=result.seconds_per_epoch,
                 num_parameters=result.num_parameters,
+                warnings=result.warnings,
+                model_dir=None if result.model_dir is None else str(result.model_dir),
             )
         )
+    if out_dir is not None:
+        (Path(out_dir) / COMPARISON_FILE).write_text(comparison_as_json(rows) + "\n", encoding="utf-8")
     return rows
+
+
+def comparison_as_json(rows: list[ComparisonRow]) -> str:
+    """The rows as one JSON object {"heads": [...]} (what `compare --json` prints and `--out` keeps)."""
+    return json.dumps({"heads": [asdict(row) for row in rows]}, indent=2)
 
 
 def format_comparison(rows: list[ComparisonRow]) -> str:

@@ -216,6 +216,7 @@ class TrainConfig:
     clip_sampling: "uniform" (each segment's centre, the same clip every epoch) or "random" (a random frame of
       each segment, a new clip every epoch: augmentation without decoding). Validation always takes uniform clips.
     test_clips: scoring (test accuracy, evaluate, predict) averages the softmax over K evenly offset uniform clips.
+    patience: stop when this many epochs in a row bring no better validation epoch (0: train all epochs).
     class_weight: "none", or "balanced": each training video's loss weighs n / (num_classes * n_class), counted
       on the training videos, so a rare class counts as much as a common one in total (scikit-learn's rule).
     """
@@ -231,6 +232,7 @@ class TrainConfig:
     tensorboard_dir: str | None = None
     memory_budget_mb: int = 2048
     class_weight: str = "none"
+    patience: int = 0
     frames: int = 0
     clip_sampling: str = "uniform"
     test_clips: int = 1
@@ -238,6 +240,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise InputError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.patience < 0:
+            raise InputError(f"--patience must be 0 (no early stopping) or more epochs, got {self.patience}")
         if self.batch_size < 1:
             raise InputError(f"--batch-size must be at least 1, got {self.batch_size}")
         if not self.learning_rate > 0:

@@ -298,6 +298,7 @@ def _embed_into_shards(
 
     num_workers = config.num_decode_workers or os.cpu_count() or 1
     decoded = decode_videos(to_embed, config.sampling, extractor.image_size, num_workers)
+    information_check = FeatureInformationCheck(config.extractor.name)
     try:
         for entry, sampled, features_or_error in embed_decoded_videos(decoded, extractor, config.batch_size):
             if isinstance(features_or_error, VideoDecodeError):
@@ -307,6 +308,11 @@ def _embed_into_shards(
                 summary.failures[entry.relative_path] = reason
             else:
                 check_features_fit_dtype(features_or_error, config.dtype, entry.relative_path)
+                try:
+                    information_check.add(features_or_error)
+                except InputError:
+                    finished.clear()  # features without information are not worth a shard
+                    raise
                 finished.append(_shard_video(entry, sampled, features_or_error, fingerprints[entry.relative_path]))
                 summary.num_embedded += 1
                 summary.num_frames_embedded += len(sampled.frame_indices)
@@ -314,6 +320,11 @@ def _embed_into_shards(
                 progress(EmbedProgress(summary.num_embedded + len(summary.failures), len(to_embed), len(summary.failures), summary.num_frames_embedded))
             if len(finished) >= MAX_VIDEOS_PER_SHARD or time.perf_counter() - last_shard_time > SECONDS_BETWEEN_SHARDS:
                 save_shard()
+        try:
+            information_check.finish()
+        except InputError:
+            finished.clear()
+            raise
     finally:
         # Also on Ctrl-C or an unexpected error: what is finished is kept for the next run.
         save_shard()
@@ -345,21 +356,55 @@ def _finish_summary(summary: EmbedSummary, started: float, state: IndexState | N
     return summary
 
 
-def check_features_fit_dtype(features: np.ndarray, dtype: str, video_path: str) -> None:
-    """Refuse features that the cache dtype would turn into zeros or infinities.
+class FeatureInformationCheck:
+    """Refuses features that carry no information, once the first few videos are embedded, not after hours.
 
-    Not hypothetical: randomly initialised MobileNetV2 (BatchNorm with untrained statistics) outputs
-    values near 1e-11, which float16 stores as exact zeros, and every head then sits at chance.
+    Two ways this happens, both seen: randomly initialised MobileNetV2 (BatchNorm with untrained statistics)
+    outputs values near 1e-11 for every input, and a broken model can output one constant vector; every head
+    trained on such features sits exactly at chance. Checked over NUM_VIDEOS videos (or all, if fewer, and
+    at least 2 for "constant": one static video may well give one vector).
     """
+
+    NUM_VIDEOS = 8
+    # float16's smallest normal number: features all below it are noise-level in either dtype.
+    SMALLEST_USEFUL = float(np.finfo(np.float16).smallest_normal)
+
+    def __init__(self, extractor_name: str) -> None:
+        self.extractor_name = extractor_name
+        self.seen: list[np.ndarray] = []
+        self.checked = False
+
+    def add(self, features: np.ndarray) -> None:
+        if not self.checked:
+            self.seen.append(features)
+            if len(self.seen) >= self.NUM_VIDEOS:
+                self.finish()
+
+    def finish(self) -> None:
+        if self.checked or not self.seen:
+            return
+        self.checked = True
+        stacked = np.concatenate(self.seen)
+        advice = (
+            f"the extractor ({self.extractor_name}) gives features without information, and every head trained on them "
+            "would sit at chance. Use real weights (--weights imagenet, or a file from `featcache weights fetch mobilenet_v2 "
+            "--out FILE` on a machine with network), or --extractor scratch_cnn --weights random for a network-free try-out; "
+            "re-run with --overwrite (or another --out)"
+        )
+        peak = float(np.abs(stacked).max())
+        if peak < self.SMALLEST_USEFUL:
+            raise InputError(f"the first {len(self.seen)} videos' features all lie below {self.SMALLEST_USEFUL:.2g} (peak {peak:.3g}): {advice}")
+        if len(self.seen) >= 2 and float(np.ptp(stacked, axis=0).max()) == 0.0:
+            raise InputError(f"every frame of the first {len(self.seen)} videos has the same feature vector: {advice}")
+
+
+def check_features_fit_dtype(features: np.ndarray, dtype: str, video_path: str) -> None:
+    """Refuse features that float16 would turn into infinities (features too small to matter at all are
+    FeatureInformationCheck's: they carry no information in float32 either)."""
     if dtype != "float16":
         return
     peak = float(np.abs(features).max())
     limits = np.finfo(np.float16)
     if peak > limits.max:
         raise InputError(f"{video_path}: features reach {peak:.3g}, beyond float16's range ({limits.max:.0f}); use --dtype float32 (with --overwrite if videos are already embedded)")
-    if 0.0 < peak < limits.smallest_normal:
-        raise InputError(
-            f"{video_path}: features peak at {peak:.3g}, below float16's smallest normal number "
-            f"({limits.smallest_normal:.2g}), so the cache would hold zeros; use --dtype float32 (with --overwrite if videos are already embedded)"
-        )
 

@@ -34,10 +34,15 @@ EXTRACTOR_IDENTITY_FIELDS = ("name", "handle", "image_size")
 class ClassMetrics:
     """Precision, recall and F1 of one class (as computed by scikit-learn) and its number of videos."""
 
-    precision: float
-    recall: float
-    f1: float
+    precision: float | None
+    recall: float | None
+    f1: float | None
     support: int
+
+    @property
+    def absent(self) -> bool:
+        """The class has no video in the evaluated set: recall and F1 are undefined (None), not 0."""
+        return self.support == 0
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,7 @@ class EvaluationReport:
     class_names: list[str]
     accuracy: float
     top_k: int
-    top_k_accuracy: float
+    top_k_accuracy: float | None  # None when k >= the number of classes (every video would count)
     per_class: dict[str, ClassMetrics]
     confusion_matrix: list[list[int]]
     misclassified: list[Misclassified]
@@ -102,13 +107,15 @@ def evaluate(
 
     model_dir, cache_path = Path(model_dir), Path(cache_path)
     if subset not in SUBSETS:
-        raise InputError(f"unknown --split {subset!r}; choose one of {', '.join(SUBSETS)}")
+        raise InputError(f"unknown --subset {subset!r}; choose one of {', '.join(SUBSETS)}")
     trained = load_trained_model(model_dir)
     class_names = list(trained.class_names)
     num_classes = len(class_names)
-    top_k = min(DEFAULT_TOP_K, num_classes) if top_k is None else top_k
-    if not 1 <= top_k <= num_classes:
-        raise InputError(f"--top-k must be between 1 and the model's {num_classes} classes, got {top_k}")
+    if top_k is not None and top_k < 1:
+        raise InputError(f"--top-k must be at least 1, got {top_k}")
+    if top_k is None:
+        top_k = min(DEFAULT_TOP_K, max(1, num_classes - 1))  # top-k of all the classes would say nothing
+    top_k = min(top_k, num_classes)  # k beyond the classes means all of them
 
     index = read_cache_index(cache_path)
     check_cache_matches_model(trained.metadata, index)
@@ -217,7 +224,7 @@ def select_videos(index: CacheIndex, split: dict[str, str], subset: str) -> tupl
     num_seen = int(seen.sum())
     if subset == "all":
         seen_note = f", {num_seen} of which the model trained or validated on" if num_seen else ""
-        return np.arange(index.num_videos), "all", f"all {index.num_videos} videos of the cache (--split all{seen_note})"
+        return np.arange(index.num_videos), "all", f"all {index.num_videos} videos of the cache (--subset all{seen_note})"
     if subset == "default" and not is_training_cache:
         if num_seen == 0:
             return np.arange(index.num_videos), "all", f"all {index.num_videos} videos of the cache (the model was not trained on this cache)"
@@ -225,7 +232,7 @@ def select_videos(index: CacheIndex, split: dict[str, str], subset: str) -> tupl
         if len(unseen) == 0:
             raise InputError(
                 f"every one of the {index.num_videos} videos of {index.path} is a video the model trained or validated on "
-                "(see its split.csv), so none is left to evaluate fairly; evaluate another cache, or use --split all to score them anyway"
+                "(see its split.csv), so none is left to evaluate fairly; evaluate another cache, or use --subset all to score them anyway"
             )
         return unseen, "all", (
             f"all {index.num_videos} videos of the cache except {num_seen} the model trained or validated on "
@@ -234,11 +241,11 @@ def select_videos(index: CacheIndex, split: dict[str, str], subset: str) -> tupl
     if not is_training_cache:
         raise InputError(
             f"{index.path} is not the cache the model was trained on (its split.csv videos are not all in it), "
-            "so it has no held-out videos; use --split all"
+            "so it has no held-out videos; use --subset all"
         )
     held_out = np.array([row for row, path in enumerate(index.paths) if split.get(path) == "test"], dtype=np.int64)
     if len(held_out) == 0:
-        raise InputError(f"the model's split.csv holds no test videos of {index.path}; use --split all")
+        raise InputError(f"the model's split.csv holds no test videos of {index.path}; use --subset all")
     return held_out, "test", f"the {len(held_out)} held-out (test) videos of the model's training cache"
 
 
@@ -297,13 +304,21 @@ def compute_metrics(true_labels: np.ndarray, probabilities: np.ndarray, class_na
         true_labels, predicted, labels=all_labels, zero_division=0
     )
     # sklearn's top_k_accuracy_score wants 1-d scores for two classes and warns when k >= classes; this is its rule.
+    # With k >= the classes every video counts as a hit: None, not a meaningless 1.0.
     top_k_labels = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
-    top_k_accuracy = float(np.mean((top_k_labels == true_labels[:, None]).any(axis=1)))
+    top_k_accuracy = float(np.mean((top_k_labels == true_labels[:, None]).any(axis=1))) if top_k < len(class_names) else None
+    num_predicted = np.bincount(predicted, minlength=len(class_names))
     return {
         "accuracy": float(np.mean(predicted == true_labels)),
         "top_k_accuracy": top_k_accuracy,
         "per_class": {
-            name: ClassMetrics(float(precision[i]), float(recall[i]), float(f1[i]), int(support[i]))
+            name: ClassMetrics(
+                # A class absent from the videos has no recall or F1; its precision exists only if it was predicted.
+                float(precision[i]) if num_predicted[i] else None,
+                float(recall[i]) if support[i] else None,
+                float(f1[i]) if support[i] else None,
+                int(support[i]),
+            )
             for i, name in enumerate(class_names)
         },
         "confusion_matrix": confusion_matrix(true_labels, predicted, labels=all_labels).astype(int).tolist(),
@@ -333,6 +348,10 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: list[str], path: Path
     return path
 
 
+def _metric(value: float | None, width: int) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:{width}.3f}"
+
+
 def format_report(report: EvaluationReport, max_misclassified: int = 20) -> str:
     """The report as text for a terminal: accuracy, per-class table, confusion matrix, misclassified videos."""
     names = report.class_names
@@ -341,13 +360,16 @@ def format_report(report: EvaluationReport, max_misclassified: int = 20) -> str:
         f"Model {report.model_dir} on {report.cache}",
         f"Videos: {report.num_videos}, {report.subset_description}",
         f"Accuracy: {report.accuracy:.4f}",
-        f"Top-{report.top_k} accuracy: {report.top_k_accuracy:.4f}",
+        *([] if report.top_k_accuracy is None else [f"Top-{report.top_k} accuracy: {report.top_k_accuracy:.4f}"]),
         "",
         f"{'class':<{name_width}}  precision  recall      f1  support",
     ]
     for name in names:
         metrics = report.per_class[name]
-        lines.append(f"{name:<{name_width}}  {metrics.precision:9.3f}  {metrics.recall:6.3f}  {metrics.f1:6.3f}  {metrics.support:7d}")
+        if metrics.absent:
+            lines.append(f"{name:<{name_width}}  {_metric(metrics.precision, 9)}  absent from these videos")
+            continue
+        lines.append(f"{name:<{name_width}}  {_metric(metrics.precision, 9)}  {metrics.recall:6.3f}  {metrics.f1:6.3f}  {metrics.support:7d}")
     cell_width = max(5, *(len(str(count)) for row in report.confusion_matrix for count in row))
     lines += ["", "Confusion matrix (rows: true class, columns: predicted, in this order):"]
     lines.append(" " * (name_width + 8) + " ".join(f"{f'[{position}]':>{cell_width}}" for position in range(len(names))))

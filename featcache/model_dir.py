@@ -126,19 +126,27 @@ def load_trained_model(model_dir: Path) -> TrainedModel:
     )
 
 
-def check_model_dir_writable(model_dir: Path) -> None:
-    """ModelDirError unless `model_dir` is absent, empty, or holds only a model folder's files (it is overwritten)."""
+def check_model_dir_writable(model_dir: Path, overwrite: bool = False) -> None:
+    """ModelDirError unless `model_dir` is absent or empty, or holds a model folder and `overwrite` is set.
+
+    A model folder is never replaced silently: it may be the one a user's reports and evaluation/ describe.
+    """
     model_dir = Path(model_dir)
     if model_dir.exists() and not model_dir.is_dir():
         raise ModelDirError(f"--out {model_dir} is a file; pass a folder for the model")
-    if not model_dir.is_dir() or (model_dir / METADATA_FILE).is_file():
+    if not model_dir.is_dir() or not any(model_dir.iterdir()):
         return
     ours = {*MODEL_DIR_FILES, EVALUATION_DIR, f".{METADATA_FILE}.tmp"}
     foreign = sorted(entry.name for entry in model_dir.iterdir() if entry.name not in ours)
-    if foreign:
+    if not (model_dir / METADATA_FILE).is_file() and foreign:
         raise ModelDirError(
             f"--out {model_dir} is a folder with other files ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}) "
-            "and no featcache.json; pass a new or empty folder (an earlier model folder is overwritten)"
+            "and no featcache.json; pass a new or empty folder"
+        )
+    if not overwrite:
+        raise ModelDirError(
+            f"--out {model_dir} already holds a model (and its evaluation reports, if any); "
+            "choose another --out, or pass --overwrite to replace it"
         )
 
 
@@ -150,7 +158,6 @@ def save_model_dir(model_dir: Path, model: Any, metadata: dict[str, Any], histor
     split_rows: (cache path, "train" | "val" | "test") for every video.
     """
     model_dir = Path(model_dir)
-    check_model_dir_writable(model_dir)
     missing = [key for key in METADATA_KEYS if key not in metadata]
     assert not missing, f"featcache.json would lack {missing}"
     model_dir.mkdir(parents=True, exist_ok=True)

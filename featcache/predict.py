@@ -7,9 +7,9 @@ resized, preprocessed and embedded the same way as the videos the head was train
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from featcache.errors import (
     VideoDecodeError,
 )
 from featcache.extractors import Extractor, load_extractor
-from featcache.videos import VideoEntry
+from featcache.videos import VIDEO_EXTENSIONS, VideoEntry, find_videos
 
 DEFAULT_TOP_K = 3
 VIDEOS_PER_HEAD_CALL = 64  # features waiting for the head: 64 x T x D float32, small
@@ -37,6 +37,7 @@ class VideoPrediction:
     path: str
     top_k: list[tuple[str, float]] = field(default_factory=list)
     error: str | None = None
+    true_label: str = ""  # from a CSV list's label column; "" when not known
 
     @property
     def ok(self) -> bool:
@@ -125,9 +126,51 @@ def prepare_model(model_dir: Path) -> PreparedModel:
     )
 
 
-def predict_videos(model_dir: Path, video_paths: list[Path], top_k: int = DEFAULT_TOP_K) -> list[VideoPrediction]:
+def collect_videos(inputs: list[Path]) -> list[tuple[Path, str]]:
+    """(video path, true label or "") for each input: a file is itself; a folder gives every video file below it
+    (sorted); a .csv list (path,label[,group]) gives its rows with their labels. A path that does not exist is
+    kept, so that it gets its own error like any unreadable video.
+    """
+    videos: list[tuple[Path, str]] = []
+    for path in map(Path, inputs):
+        if path.is_dir():
+            found = sorted(found for found in path.rglob("*") if found.is_file() and found.suffix.lower() in VIDEO_EXTENSIONS and not found.name.startswith("."))
+            if not found:
+                raise InputError(f"{path}: no video files ({' '.join(VIDEO_EXTENSIONS)}) in this folder or below it")
+            videos += [(video, "") for video in found]
+        elif path.suffix.lower() == ".csv" and path.is_file():
+            _, entries = find_videos(path)
+            videos += [(entry.path, entry.label) for entry in entries]
+        else:
+            videos.append((path, ""))
+    return videos
+
+
+def write_predictions_csv(predictions: list[VideoPrediction], csv_path: Path) -> Path:
+    """One row per video: path, true_label, predicted, probability, then class_N/probability_N for the top k, error."""
+    import csv
+
+    top_k = max((len(prediction.top_k) for prediction in predictions), default=0)
+    header = ["path", "true_label", "predicted", "probability", *[f"{column}_{rank}" for rank in range(2, top_k + 1) for column in ("class", "probability")], "error"]
+    csv_path = Path(csv_path)
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(csv_path, "w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(header)
+        for prediction in predictions:
+            ranked = [value for name, probability in prediction.top_k for value in (name, f"{probability:.6f}")]
+            ranked += [""] * (2 * top_k - len(ranked))
+            writer.writerow([prediction.path, prediction.true_label, *ranked, prediction.error or ""])
+    return csv_path
+
+
+def predict_videos(
+    model_dir: Path, video_paths: list[Path], top_k: int = DEFAULT_TOP_K, progress: Callable[[int, int, int], None] | None = None
+) -> list[VideoPrediction]:
     """Top-k classes of each video, embedded with the extractor and sampling stored with the model.
 
+    video_paths: files, folders (every video below them) or CSV lists (see collect_videos).
+    progress(done, total, failed) is called as videos finish embedding.
     Returns one VideoPrediction per path, in the order given; a video that cannot be decoded gets an
     `error` (path and reason) and the others are still predicted.
     Raises ModelDirError for a missing or foreign model folder, InputError for a bad top_k, ExtractorError
@@ -136,8 +179,11 @@ def predict_videos(model_dir: Path, video_paths: list[Path], top_k: int = DEFAUL
     from featcache.model_dir import read_model_metadata
 
     class_names = list(read_model_metadata(Path(model_dir))["class_names"])
-    if not 1 <= top_k <= len(class_names):
-        raise InputError(f"--top-k must be between 1 and the model's {len(class_names)} classes, got {top_k}")
+    if top_k < 1:
+        raise InputError(f"--top-k must be at least 1, got {top_k}")
+    top_k = min(top_k, len(class_names))  # as evaluate does: k beyond the classes lists all of them
+    labelled = collect_videos(video_paths)
+    video_paths = [path for path, _ in labelled]
     prepared = prepare_model(model_dir)
     entries = [VideoEntry(path=Path(path), relative_path=str(path), label="", group="") for path in video_paths]
     decoded = decode_videos(entries, prepared.sampling, prepared.extractor_config.image_size, num_workers=os.cpu_count() or 1)
@@ -145,8 +191,13 @@ def predict_videos(model_dir: Path, video_paths: list[Path], top_k: int = DEFAUL
     position_of = {id(entry): position for position, entry in enumerate(entries)}
     outcomes: dict[int, VideoPrediction | np.ndarray] = {}
     waiting: list[tuple[int, np.ndarray]] = []  # (position, features) not yet through the head
+    num_done = num_failed = 0
     for entry, _, features in embed_decoded_videos(decoded, prepared.extractor, FRAMES_PER_BATCH):
         position = position_of[id(entry)]
+        num_done += 1
+        num_failed += isinstance(features, VideoDecodeError)
+        if progress is not None:
+            progress(num_done, len(entries), num_failed)
         if isinstance(features, VideoDecodeError):
             outcomes[position] = VideoPrediction(path=str(entry.path), error=str(features))
             continue
@@ -155,7 +206,10 @@ def predict_videos(model_dir: Path, video_paths: list[Path], top_k: int = DEFAUL
             outcomes.update(classify_padded(prepared.model, waiting, prepared.num_frames, prepared.clip_frames, prepared.test_clips))
             waiting.clear()
     outcomes.update(classify_padded(prepared.model, waiting, prepared.num_frames, prepared.clip_frames, prepared.test_clips))
-    return [_top_k(str(path), outcomes[position], class_names, top_k) for position, path in enumerate(video_paths)]
+    return [
+        replace(_top_k(str(path), outcomes[position], class_names, top_k), true_label=label)
+        for position, (path, label) in enumerate(labelled)
+    ]
 
 
 def classify_padded(model: Any, videos: list[tuple[Any, np.ndarray]], num_frames: int, clip_frames: int = 0, test_clips: int = 1) -> dict[Any, np.ndarray]:
@@ -186,15 +240,17 @@ def _top_k(path: str, outcome: VideoPrediction | np.ndarray, class_names: list[s
     return VideoPrediction(path=path, top_k=[(class_names[label], float(outcome[label])) for label in best])
 
 
+def describe_failure(prediction: VideoPrediction) -> str:
+    """Why a video could not be predicted, naming it once (decode errors usually start with the path already)."""
+    return prediction.error if prediction.error.startswith(prediction.path) else f"{prediction.path}: {prediction.error}"
+
+
 def format_predictions(predictions: list[VideoPrediction]) -> str:
-    """One block per video for a terminal: its top-k classes with probabilities, or its error."""
+    """One block per predicted video for a terminal: its top-k classes with probabilities (failures: describe_failure)."""
     lines = []
     for prediction in predictions:
         if prediction.error is not None:
-            # Decode errors usually name the path already; don't print it twice.
-            reason = prediction.error if prediction.error.startswith(prediction.path) else f"{prediction.path}: {prediction.error}"
-            lines.append(f"ERROR {reason}")
             continue
-        lines.append(f"{prediction.path}:")
+        lines.append(f"{prediction.path}:" + (f" (labelled {prediction.true_label})" if prediction.true_label else ""))
         lines += [f"  {probability:.4f}  {name}" for name, probability in prediction.top_k]
     return "\n".join(lines)

@@ -3,8 +3,7 @@
 The split is three-way. First the test set is chosen, in one of three ways:
 - "auto": group-aware stratified split. UCF101 groups are clips of one performer/scene; a group on both
   sides would leak near-duplicate clips into the test set, so whole groups are held out
-  (StratifiedGroupKFold, one fold of round(1 / test_fraction), or of as many folds as there are groups when
-  there are fewer). Videos without a group count as their own group; when no video has a group it is a
+  (`hold_out_whole_groups`: the groups whose videos come closest to test_fraction of every class). Videos without a group count as their own group; when no video has a group it is a
   plain stratified random split.
 - "ucf101-1|2|3": the official UCF101 splits: test groups 1-7, 8-14 or 15-21, the rest train.
 - a split file: a UCF101 list file, or a CSV with header `path,subset` (subset train|val|test) naming every
@@ -151,7 +150,7 @@ def _hold_out(
 
     context, held_out, option, single_group_fix: the words of the description and of the errors.
     """
-    from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+    from sklearn.model_selection import train_test_split
 
     num_videos = len(labels)
     percent = f"{fraction:.0%}"
@@ -165,20 +164,42 @@ def _hold_out(
         return is_held_out, f"stratified random (no groups in the cache), {percent} held out {held_out}, seed {seed}"
     # An ungrouped video is a group of its own, so it never drags other videos along with it.
     groups = [group if group else f"\0video {row}" for row, group in enumerate(groups)]
-    num_folds = round(1 / fraction)
-    num_groups = len(set(groups))
-    if num_groups < 2:
+    if len(set(groups)) < 2:
         raise InputError(f"{context}: every video is in group {groups[0]!r}, so no group can be held out; {single_group_fix}")
-    share = f"{percent} held out {held_out}"
-    if num_groups < num_folds:
-        # Fewer groups than folds: hold out one group's worth rather than refuse (the demo data has 6 groups).
-        share = f"1 of {num_groups} groups' worth held out {held_out} (only {num_groups} groups for the {percent} asked)"
-        num_folds = num_groups
-    folds = StratifiedGroupKFold(n_splits=num_folds, shuffle=True, random_state=seed)
-    _, held_out_rows = next(folds.split(np.zeros(num_videos), labels, groups))
-    is_held_out = np.zeros(num_videos, dtype=bool)
-    is_held_out[held_out_rows] = True
+    is_held_out = hold_out_whole_groups(labels, groups, fraction, seed)
+    achieved = f"{is_held_out.mean():.0%}"
+    share = f"{achieved} held out {held_out}" + ("" if achieved == percent else f" ({percent} asked; whole groups)")
     return is_held_out, f"group-stratified (no group on both sides), {share}, seed {seed}"
+
+
+def hold_out_whole_groups(labels: np.ndarray, groups: list[str], fraction: float, seed: int) -> np.ndarray:
+    """bool (n,) mask of whole groups whose videos come closest to `fraction` of every class.
+
+    Greedy over the groups in a seeded random order: a group is held out when that brings the held-out
+    count of each class nearer to fraction x its count (summed squared distance). K-fold with
+    round(1 / fraction) folds, used before, could only give 1/2, 1/3, 1/4 ... (0.40 asked held out 50%).
+    At least one group is held out (the one nearest the target when every group is larger than it).
+    """
+    labels = np.asarray(labels)
+    group_names, group_of_video = np.unique(np.array(groups, dtype=object).astype(str), return_inverse=True)
+    num_classes = int(labels.max()) + 1 if len(labels) else 0
+    counts_per_group = np.zeros((len(group_names), num_classes))
+    np.add.at(counts_per_group, (group_of_video, labels), 1)
+    target = fraction * counts_per_group.sum(axis=0)
+
+    def distance(held_counts: np.ndarray) -> float:
+        return float(np.sum((held_counts - target) ** 2))
+
+    held_counts = np.zeros(num_classes)
+    chosen: list[int] = []
+    for group in np.random.default_rng(seed).permutation(len(group_names)):
+        candidate = held_counts + counts_per_group[group]
+        if distance(candidate) < distance(held_counts):
+            held_counts = candidate
+            chosen.append(int(group))
+    if not chosen:
+        chosen = [min(range(len(group_names)), key=lambda group: distance(counts_per_group[group]))]
+    return np.isin(group_of_video, chosen)
 
 
 def split_from_file(index: CacheIndex, split_path: Path) -> tuple[np.ndarray, np.ndarray | None, str]:

@@ -30,8 +30,9 @@ def download_mobilenet_v2_imagenet(image_size: int) -> str:
     except Exception as err:
         raise ExtractorError(
             f"could not download the MobileNetV2 ImageNet weights ({file_name}): {error_summary(err)}; "
-            f"download {MOBILENET_V2_WEIGHTS_URL + file_name} by hand and pass --weights PATH, "
-            "or use --weights random"
+            "on a machine with network run `featcache weights fetch mobilenet_v2 --out mobilenet_v2.weights.h5` and pass "
+            "--weights mobilenet_v2.weights.h5 here; for a network-free try-out use --extractor scratch_cnn --weights random "
+            "(random MobileNetV2 weights give features without information)"
         ) from err
 
 

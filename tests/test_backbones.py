@@ -186,7 +186,7 @@ def test_unreachable_imagenet_weights_say_what_to_do(monkeypatch):
         raise Exception("URL fetch failure: no network")
 
     monkeypatch.setattr(file_utils, "get_file", fail_download)
-    with pytest.raises(ExtractorError, match="could not download the ImageNet weights of VGG16.*--weights PATH") as info:
+    with pytest.raises(ExtractorError, match="could not download the ImageNet weights of VGG16.*featcache weights fetch keras:VGG16") as info:
         load_extractor(ExtractorConfig(name="keras:VGG16", image_size=SIZE))
     assert "\n" not in str(info.value)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -52,7 +53,7 @@ def test_embed_with_bad_videos_exits_1_and_names_them(dataset_with_bad_files: Pa
         (["--extractor", "resnet"], "unknown extractor 'resnet'; choose one of mobilenet_v2, scratch_cnn, tfhub"),
         (["--frames", "0"], "--frames must be in [1, 100000] (or 0 with --sampling fps: every sampled frame), got 0"),
         (["--sampling", "fps"], "--sampling fps needs --fps"),
-        (["--dtype", "int8"], "unknown --dtype"),
+        (["--dtype", "int8"], "Invalid value for '--dtype'"),
         (["--frames", "100000000"], "--frames must be in [1, 100000] (or 0 with --sampling fps: every sampled frame), got 100000000"),
         (["--sampling", "fps", "--fps", "nan"], "--fps must be in (0, 1000] frames per second, got nan"),
         (["--sampling", "fps", "--fps", "inf"], "--fps must be in (0, 1000] frames per second, got inf"),
@@ -130,3 +131,95 @@ def test_relative_weights_path_is_stored_absolute(tiny_dataset: Path, tmp_path: 
 
     monkeypatch.chdir(tmp_path)
     assert ExtractorConfig(name="scratch_cnn", weights="w.weights.h5").weights == str(tmp_path / "w.weights.h5")
+
+
+def test_rerun_without_settings_reuses_the_caches_own(tiny_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
+    cache_path = tmp_path / "cache.h5"
+    assert run("embed", tiny_dataset, "--out", cache_path, "--weights", "random", "--image-size", "32", "--frames", "4", "--dtype", "float32").exit_code == 0
+    again = run("embed", tiny_dataset, "--out", cache_path)  # no settings: the cache's own, not the defaults
+    assert again.exit_code == 0, again.output
+    assert "embedding with its settings (mobilenet_v2, random weights (seed 0), 32 px, 4 frames uniform, float32)" in again.output
+    assert "0 embedded, 6 already cached" in again.output
+    same = run("embed", tiny_dataset, "--out", cache_path, "--frames", "4")  # given and equal: fine
+    assert same.exit_code == 0, same.output
+
+
+def test_rerun_with_other_settings_names_both_values(tiny_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
+    cache_path = tmp_path / "cache.h5"
+    assert run("embed", tiny_dataset, "--out", cache_path, *SMALL).exit_code == 0
+    refused = run("embed", tiny_dataset, "--out", cache_path, "--frames", "8", "--dtype", "float32")
+    assert refused.exit_code == 2
+    assert "has --frames 4, you asked 8; --dtype float16, you asked float32" in refused.output
+    assert refused.output.index("another --out") < refused.output.index("--overwrite")
+    replaced = run("embed", tiny_dataset, "--out", cache_path, *SMALL[:4], "--frames", "8", "--overwrite")
+    assert replaced.exit_code == 0 and "6 embedded" in replaced.output
+
+
+def test_info_on_a_folder_or_foreign_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "notes.h5").write_text("not HDF5")
+    for target, message in ((tmp_path, "is a folder"), (tmp_path / "notes.h5", "not an HDF5 file")):
+        result = run("info", target)
+        assert result.exit_code == 2 and message in result.output
+        assert len(result.output.strip().splitlines()) == 1 and "errno" not in result.output
+    verbose = run("info", tmp_path / "notes.h5", "--verbose")
+    assert "caused by OSError" in verbose.output  # the HDF5 message, for a bug report
+
+
+def test_quiet_and_verbose_together_are_refused(tmp_path: Path) -> None:
+    result = run("info", tmp_path, "--quiet", "--verbose")
+    assert result.exit_code == 2 and "contradict" in result.output
+
+
+def test_progress_lines_in_logs_and_none_with_quiet(tiny_dataset: Path, tmp_path: Path, fake_extractor: list, monkeypatch) -> None:
+    """Output to a file or pipe (CliRunner's is not a terminal) gets plain progress lines; --quiet gets none."""
+    from featcache.cli import output
+
+    monkeypatch.setattr(output, "PROGRESS_SECONDS", 0.0)  # a line per video instead of every 10 s
+    logged = run("embed", tiny_dataset, "--out", tmp_path / "a.h5", *SMALL)
+    assert logged.exit_code == 0, logged.output
+    lines = [line for line in logged.stderr.splitlines() if line.startswith("embedding: ")]
+    assert len(lines) == 6 and lines[-1].startswith("embedding: 6/6 videos") and "videos/s" in lines[-1] and "0 failed" in lines[-1]
+    quiet = run("embed", tiny_dataset, "--out", tmp_path / "b.h5", *SMALL, "--quiet")
+    assert quiet.exit_code == 0 and "embedding: " not in quiet.output
+    assert "6 embedded" in quiet.stdout  # the result is still printed
+
+
+def test_weights_fetch_writes_a_file_embed_loads(tiny_dataset: Path, tmp_path: Path, monkeypatch) -> None:
+    """`weights fetch` copies Keras' ImageNet download into a file that `embed --weights FILE` then uses offline."""
+    import keras
+
+    from featcache import extractors as extractors_module
+
+    # Stands in for Keras' download (no network here): a MobileNetV2 no-top weights file at 32 px.
+    downloaded = tmp_path / "keras_cache" / "mobilenet_v2_no_top.weights.h5"
+    downloaded.parent.mkdir()
+    keras.applications.MobileNetV2(include_top=False, pooling="avg", input_shape=(32, 32, 3), weights=None).save_weights(downloaded)
+    monkeypatch.setattr(extractors_module, "download_mobilenet_v2_imagenet", lambda image_size: str(downloaded))
+    out = tmp_path / "mobilenet_v2.weights.h5"
+    fetched = run("weights", "fetch", "mobilenet_v2", "--out", out, "--image-size", "32")
+    assert fetched.exit_code == 0, fetched.output
+    assert f"--weights {out}" in fetched.output
+    from featcache.config import ExtractorConfig
+    from featcache.extractors import load_extractor
+
+    from featcache.extractors import _mobilenet_v2_backbone
+
+    from_file, _ = _mobilenet_v2_backbone(ExtractorConfig(name="mobilenet_v2", weights=str(out), image_size=32))
+    from_download, _ = _mobilenet_v2_backbone(ExtractorConfig(name="mobilenet_v2", weights="imagenet", image_size=32))
+    for loaded, expected in zip(from_file.get_weights(), from_download.get_weights()):
+        np.testing.assert_array_equal(loaded, expected)  # the file holds the downloaded weights, all of them
+    assert load_extractor(ExtractorConfig(name="mobilenet_v2", weights=str(out), image_size=32)).feature_dim == 1280
+
+
+def test_weights_fetch_offline_and_for_extractors_without_imagenet_weights(tmp_path: Path, monkeypatch) -> None:
+    from featcache import extractors as extractors_module
+    from featcache.errors import ExtractorError
+
+    def no_network(image_size: int) -> str:
+        raise ExtractorError("could not download the MobileNetV2 ImageNet weights (...): Name or service not known")
+
+    monkeypatch.setattr(extractors_module, "download_mobilenet_v2_imagenet", no_network)
+    offline = run("weights", "fetch", "mobilenet_v2", "--out", tmp_path / "w.weights.h5")
+    assert offline.exit_code == 2 and "could not download" in offline.output and not (tmp_path / "w.weights.h5").exists()
+    scratch = run("weights", "fetch", "scratch_cnn", "--out", tmp_path / "s.weights.h5")
+    assert scratch.exit_code == 2 and "no ImageNet weights to fetch" in scratch.output

@@ -52,7 +52,7 @@ def test_shipped_demo_needs_no_network() -> None:
     assert pipeline.data.demo is not None and pipeline.data.video_root is None
     assert pipeline.embed.extractor.weights == "random"
     assert "random frozen weights" in pipeline.description and "network-free" in pipeline.description
-    assert pipeline.evaluate.split == "test" and pipeline.train.split == "auto"
+    assert pipeline.evaluate.subset == "test" and pipeline.train.split == "auto"
 
 
 def test_demo_command_runs_end_to_end(tiny_shipped_demo: Path, tmp_path: Path) -> None:
@@ -63,6 +63,10 @@ def test_demo_command_runs_end_to_end(tiny_shipped_demo: Path, tmp_path: Path) -
     assert "random frozen weights, for a network-free demo" in result.output
     assert "held-out (test) videos" in result.output and "trained now" in result.output
     assert f"featcache predict {out / 'models' / 'lstm'}" in result.output
+    assert "train lstm: split " in result.output and " test videos" in result.output  # the split sizes, as train prints them
+    suggested = result.output.split(f"featcache predict {out / 'models' / 'lstm'} ")[1].split()[0]
+    split_rows = dict(line.rsplit(",", 1) for line in (out / "models" / "lstm" / "split.csv").read_text().splitlines()[1:])
+    assert split_rows[str(Path(suggested).relative_to(out / "videos"))] == "test"  # the predict example is a test video
     for written in ("videos", "features.h5", "models/lstm/model.keras", "report.txt", "report.json"):
         assert (out / written).exists(), written
 

@@ -23,7 +23,7 @@ from featcache import __version__
 from featcache.cache import VideoRows, write_cache
 from featcache.cli import app
 from featcache.errors import CacheFormatError, CacheMismatchError, InputError, ModelDirError
-from featcache.evaluate import evaluate
+from featcache.evaluate import evaluate, format_report
 
 CLASS_NAMES = ["Alpha", "Beta", "Gamma"]
 NUM_FRAMES = 4
@@ -179,11 +179,26 @@ def test_metrics_match_sklearn_on_known_predictions(tmp_path: Path, trained_mode
     np.testing.assert_allclose([item.probability for item in report.misclassified], probabilities[wrong, predicted[wrong]], rtol=1e-5)
 
 
-def test_default_top_k_is_three_or_the_number_of_classes(trained_model: Path, random_logits_cache) -> None:
+def test_top_k_is_clamped_and_hidden_when_it_covers_every_class(trained_model: Path, random_logits_cache) -> None:
+    """3 classes: the default k is 2 (top-3 of 3 would count every video); k > 3 is clamped to 3, whose accuracy is None."""
     cache, _, _ = random_logits_cache
-    assert evaluate(trained_model, cache).top_k == 3
-    with pytest.raises(InputError, match="--top-k must be between 1 and the model's 3 classes"):
-        evaluate(trained_model, cache, top_k=4)
+    assert evaluate(trained_model, cache).top_k == 2
+    clamped = evaluate(trained_model, cache, top_k=4)
+    assert clamped.top_k == 3 and clamped.top_k_accuracy is None
+    assert "Top-3" not in format_report(clamped)
+    with pytest.raises(InputError, match="--top-k must be at least 1"):
+        evaluate(trained_model, cache, top_k=0)
+
+
+def test_classes_absent_from_the_cache_are_marked_absent(tmp_path: Path, trained_model: Path) -> None:
+    labels = [0, 1, 0, 1]  # no video of the third class
+    only_two = write_test_cache(tmp_path / "two.h5", one_hot_first_frames(labels, 3), [CLASS_NAMES[label] for label in labels], CLASS_NAMES, paths=[f"a{row}.avi" for row in range(4)])
+    report = evaluate(trained_model, only_two, subset="all")
+    absent = report.per_class[CLASS_NAMES[2]]
+    assert absent.absent and absent.support == 0 and absent.recall is None and absent.f1 is None
+    assert not report.per_class[CLASS_NAMES[0]].absent
+    assert f"{CLASS_NAMES[2]}" in format_report(report) and "absent from these videos" in format_report(report)
+    assert json.loads(report.to_json())["per_class"][CLASS_NAMES[2]]["recall"] is None
 
 
 def test_features_are_read_in_blocks(monkeypatch, trained_model: Path, random_logits_cache) -> None:
@@ -215,8 +230,8 @@ def test_default_subset_on_another_cache_is_all_its_videos(tmp_path: Path, train
     report = evaluate(trained_model, other)
     assert (report.subset, report.num_videos, report.accuracy) == ("all", 4, 1.0)
     assert report.subset_description == "all 4 videos of the cache (the model was not trained on this cache)"
-    assert evaluate(trained_model, other, subset="all").subset_description == "all 4 videos of the cache (--split all)"
-    with pytest.raises(InputError, match="use --split all"):
+    assert evaluate(trained_model, other, subset="all").subset_description == "all 4 videos of the cache (--subset all)"
+    with pytest.raises(InputError, match="use --subset all"):
         evaluate(trained_model, other, subset="test")
 
 
@@ -239,13 +254,13 @@ def test_default_subset_on_a_cache_sharing_videos_leaves_out_the_seen_ones(train
 def test_split_all_on_a_cache_sharing_videos_scores_them_and_says_so(trained_model: Path, training_cache_minus_one: Path) -> None:
     report = evaluate(trained_model, training_cache_minus_one, subset="all")
     assert (report.subset, report.num_videos) == ("all", 11)
-    assert "all 11 videos of the cache (--split all, 8 of which the model trained or validated on)" in report.subset_description
+    assert "all 11 videos of the cache (--subset all, 8 of which the model trained or validated on)" in report.subset_description
 
 
 def test_a_cache_of_only_seen_videos_is_an_error_by_default(tmp_path: Path, trained_model: Path) -> None:
     paths = ["v001_Beta.avi", "v002_Gamma.avi"]  # val and train rows of the trained_model's split
     cache = write_test_cache(tmp_path / "seen.h5", one_hot_first_frames([1, 2], 3), ["Beta", "Gamma"], CLASS_NAMES, paths=paths)
-    with pytest.raises(InputError, match="every one of the 2 videos .* trained or validated on.*--split all"):
+    with pytest.raises(InputError, match="every one of the 2 videos .* trained or validated on.*--subset all"):
         evaluate(trained_model, cache)
     assert evaluate(trained_model, cache, subset="all").num_videos == 2
 
@@ -336,7 +351,7 @@ def test_missing_or_foreign_inputs(tmp_path: Path, trained_model: Path, training
     (tmp_path / "notes.h5").write_text("not a cache")
     with pytest.raises(CacheFormatError):
         evaluate(trained_model, tmp_path / "notes.h5")
-    with pytest.raises(InputError, match="unknown --split 'validation'"):
+    with pytest.raises(InputError, match="unknown --subset 'validation'"):
         evaluate(trained_model, training_cache, subset="validation")
 
 
@@ -351,9 +366,10 @@ def test_cli_json_prints_one_json_object(trained_model: Path, training_cache: Pa
 
 def test_cli_human_report(tmp_path: Path, trained_model: Path, random_logits_cache) -> None:
     cache, _, _ = random_logits_cache
-    result = CliRunner().invoke(app, ["evaluate", str(trained_model), str(cache), "--split", "all", "--report-dir", str(tmp_path / "out")])
+    result = CliRunner().invoke(app, ["evaluate", str(trained_model), str(cache), "--subset", "all", "--report-dir", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    for text in ("Accuracy:", "Top-3 accuracy:", "precision", "Confusion matrix", "Misclassified:", str(tmp_path / "out" / "confusion_matrix.png")):
+    assert "Top-3 accuracy" not in result.output  # k = 3 = the classes: every video would be a hit
+    for text in ("Accuracy:", "Top-2 accuracy:", "precision", "Confusion matrix", "Misclassified:", str(tmp_path / "out" / "confusion_matrix.png")):
         assert text in result.stdout
     assert (tmp_path / "out" / "report.json").is_file()
 
@@ -362,9 +378,16 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path, training_cache: Pat
     result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "nowhere"), str(training_cache)])
     assert result.exit_code == 2
     assert "no such model folder" in result.output and "Traceback" not in result.output
-    result = CliRunner().invoke(app, ["evaluate", str(trained_model), str(training_cache), "--split", "valid"])
+    result = CliRunner().invoke(app, ["evaluate", str(trained_model), str(training_cache), "--subset", "valid"])
     assert result.exit_code == 2
     assert "choose one of default, test, all" in result.output
+
+
+def test_cli_old_split_spelling_still_works_with_a_note(tmp_path: Path, trained_model: Path, random_logits_cache) -> None:
+    cache, _, _ = random_logits_cache
+    result = CliRunner().invoke(app, ["evaluate", str(trained_model), str(cache), "--split", "all", "--report-dir", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "--split is now --subset" in result.output and "all " in result.output
 
 
 

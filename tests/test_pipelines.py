@@ -77,7 +77,8 @@ MINIMAL = '[data]\nvideo_root = "videos"\n\n[[heads]]\nhead = "lstm"\n'
         (MINIMAL + "\n[embed]\nextractor = \"resnet\"\n", r"\[embed\] extractor 'resnet' is unknown; choose one of .*mobilenet_v2"),
         (MINIMAL + "\n[train]\nepochs = true\n", r"\[train\] epochs must be an integer, got True"),
         (MINIMAL + "\n[train]\nsplit = \"ucf101-9\"\n", r"\[train\] unknown --split 'ucf101-9'"),
-        (MINIMAL + "\n[evaluate]\nsplit = \"val\"\n", r"\[evaluate\] unknown split 'val'"),
+        (MINIMAL + "\n[evaluate]\nsubset = \"val\"\n", r"\[evaluate\] unknown subset 'val'"),
+        (MINIMAL + "\n[evaluate]\nsplit = \"test\"\nsubset = \"test\"\n", r"both split and subset"),
         (MINIMAL + "\n[extra]\nx = 1\n", r"the top level: unknown key\(s\) extra"),
         (MINIMAL.replace('head = "lstm"', 'head = "resnet"'), r"\[\[heads\]\] #1 unknown head 'resnet'; choose one of lstm"),
         (MINIMAL.replace('head = "lstm"', 'head = "lstm"\nunits = "many"'), r"\[\[heads\]\] #1 units must be an integer"),
@@ -105,7 +106,7 @@ _EXAMPLE_VALUES = {
     "extractor": '"mobilenet_v2"', "weights": '"random"', "frames": "7", "sampling": '"fps"', "fps": "2.0",
     "image_size": "32", "batch_size": "4", "dtype": '"float32"', "compression": '"lzf"', "workers": "1", "seed": "3", "allow_outside_root": "true",
     "head": '"gru"', "units": "8", "dense": "8", "dropout": "0.1", "recurrent_dropout": "0.1", "epochs": "2",
-    "learning_rate": "0.01", "split": '"ucf101-1"', "test_fraction": "0.25", "val_fraction": "0.3", "tensorboard": '"logs"',
+    "learning_rate": "0.01", "split": '"ucf101-1"', "test_fraction": "0.25", "val_fraction": "0.3", "tensorboard": '"logs"', "patience": "3",
     "layers": "1", "attention_heads": "2", "positions": '"learned"', "pooling": '"cls"', "kernel_size": "5",
     "class_weight": '"balanced"', "clip_sampling": '"random"', "test_clips": "2",
 }  # fmt: skip
@@ -127,7 +128,7 @@ def test_keys_are_the_cli_option_names(tmp_path: Path) -> None:
     """Every option of `featcache embed`, and every head and training option of `featcache train`, is a pipeline key."""
     command = typer.main.get_command(app)
     embed_options = {param.name for param in command.commands["embed"].params} - {"video_root", "out", "overwrite"}
-    train_options = {param.name for param in command.commands["train"].params} - {"cache", "out"}
+    train_options = {param.name for param in command.commands["train"].params} - {"cache", "out", "overwrite"}
     assert embed_options | train_options <= set(_EXAMPLE_VALUES) | set(_CONFLICTING_VALUES), "a new CLI option: add an example value"
 
     pipeline = load_pipeline(write_pipeline(tmp_path, _tables(embed_options, train_options, _EXAMPLE_VALUES)))
@@ -163,7 +164,7 @@ def test_ucf3_pipelines_are_the_notebook_experiments() -> None:
         assert pipeline.data.classes == ("PlayingCello", "PlayingGuitar", "PlayingViolin")
         assert (pipeline.embed.extractor.name, pipeline.embed.extractor.image_size, pipeline.embed.sampling.num_frames) == (extractor, 224, 10)
         assert [(spec.config.head, spec.config.units, spec.config.dense) for spec in pipeline.heads] == [("lstm", units, dense)]
-        assert (pipeline.train.split, pipeline.evaluate.split) == ("auto", "test")
+        assert (pipeline.train.split, pipeline.evaluate.subset) == ("auto", "test")
     full = load_pipeline("ucf101_split1_mobilenet_v2")
     assert full.data.classes is None and full.train.split == "ucf101-1"
 
@@ -274,3 +275,9 @@ def test_run_command_missing_data_is_a_usage_error(tmp_path: Path, monkeypatch: 
     result = CliRunner().invoke(app, ["run", "ucf3_mobilenet_v2"])
     assert result.exit_code == 2
     assert UCF101_URL in result.output and "data/UCF101" in result.output
+
+
+def test_evaluate_split_is_read_as_subset(tmp_path: Path) -> None:
+    """Pipelines written before the rename keep working: [evaluate] split = "all" means subset = "all"."""
+    pipeline = load_pipeline(write_pipeline(tmp_path, MINIMAL + '\n[evaluate]\nsplit = "all"\n'))
+    assert pipeline.evaluate.subset == "all"

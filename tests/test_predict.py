@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -127,9 +128,36 @@ def test_unreadable_videos_get_an_error_and_the_others_are_predicted(
     assert predictions[1].top_k == [] and predictions[2].top_k == []
 
 
-def test_top_k_must_fit_the_classes(colour_model: Path, colour_videos: list[Path], fake_extractor) -> None:
-    with pytest.raises(InputError, match="--top-k must be between 1 and the model's 3 classes, got 4"):
-        predict_videos(colour_model, colour_videos, top_k=4)
+def test_top_k_beyond_the_classes_is_clamped(colour_model: Path, colour_videos: list[Path], fake_extractor) -> None:
+    predictions = predict_videos(colour_model, colour_videos, top_k=4)
+    assert all(len(prediction.top_k) == 3 for prediction in predictions)
+    with pytest.raises(InputError, match="--top-k must be at least 1, got 0"):
+        predict_videos(colour_model, colour_videos, top_k=0)
+
+
+def test_folders_and_csv_lists_are_expanded(tmp_path: Path, colour_model: Path, colour_videos: list[Path], fake_extractor) -> None:
+    folder = colour_videos[0].parent
+    listed = tmp_path / "list.csv"
+    listed.write_text("path,label\n" + "".join(f"{path.relative_to(tmp_path)},{name}\n" for path, name in zip(colour_videos, ["Red", "Green", "Blue"])))
+    from_folder = predict_videos(colour_model, [folder])
+    assert sorted(prediction.path for prediction in from_folder) == sorted(str(path) for path in folder.rglob("*.avi"))
+    from_csv = predict_videos(colour_model, [listed])
+    assert [(Path(prediction.path).name, prediction.true_label) for prediction in from_csv] == sorted(
+        [(path.name, name) for path, name in zip(colour_videos, ["Red", "Green", "Blue"])]
+    )
+    assert all(prediction.top_k[0][0] == prediction.true_label for prediction in from_csv)
+
+
+def test_cli_writes_predictions_csv(tmp_path: Path, colour_model: Path, colour_videos: list[Path], unreadable_videos: list[Path], fake_extractor) -> None:
+    out = tmp_path / "predictions.csv"
+    result = CliRunner().invoke(app, ["predict", str(colour_model), str(colour_videos[2]), str(unreadable_videos[0]), "--out", str(out), "--top-k", "2"])
+    assert result.exit_code == 1
+    assert f"Error: {unreadable_videos[0]}" in result.stderr and "ERROR" not in result.output
+    with open(out, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [row["path"] for row in rows] == [str(colour_videos[2]), str(unreadable_videos[0])]
+    assert rows[0]["predicted"] == "Blue" and float(rows[0]["probability"]) > 0.5 and rows[0]["class_2"] and rows[0]["error"] == ""
+    assert rows[1]["predicted"] == "" and "cannot be opened" in rows[1]["error"]
 
 
 def test_missing_or_foreign_model_folder(tmp_path: Path, colour_videos: list[Path]) -> None:

@@ -195,14 +195,28 @@ def test_split_and_split_file_together_are_refused() -> None:
 
 
 def test_few_groups_hold_out_one_group(tmp_path: Path) -> None:
-    """The demo data has 4 groups: fewer than the 5 folds of 20%, so one group's worth is held out."""
+    """The demo data has 4 groups: the nearest to 20% in whole groups is one group (25%), and the description says so."""
     cache_path = ucf101_like_cache(tmp_path / "four.h5", num_classes=3, num_groups=4, clips_per_group=3)
     index = read_cache_index(cache_path)
     split = choose_split(index, TrainConfig(test_fraction=0.2, val_fraction=0.2))
     assert_three_way(index, split)
-    # Then validation: 3 training groups for 5 folds of 20%, so one of them is the validation set.
+    # Then validation: 3 training groups, 20% of them is nearest to one group (33%).
     assert (split.num_train, split.num_val, split.num_test) == (18, 9, 9)
-    assert "only 4 groups" in split.description and "only 3 groups" in split.description
+    assert "25% held out for test (20% asked; whole groups)" in split.description
+    assert "33% held out of the training videos (20% asked; whole groups)" in split.description
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.2, 0.3, 0.4, 0.5])
+def test_the_share_asked_is_the_share_held_out(tmp_path: Path, fraction: float) -> None:
+    """Whole groups still give the share asked (k-fold gave 1/round(1/f): 0.40 asked held out 50%, 0.30 held out 33%)."""
+    cache_path = ucf101_like_cache(tmp_path / "many.h5", num_classes=3, num_groups=25, clips_per_group=4)
+    index = read_cache_index(cache_path)
+    for seed in range(3):
+        split = choose_split(index, TrainConfig(test_fraction=fraction, val_fraction=0, seed=seed))
+        assert split.num_test / index.num_videos == pytest.approx(fraction, abs=0.025)
+        test_counts = np.bincount(index.labels[split.test_indices], minlength=3)
+        assert np.all(np.abs(test_counts - fraction * np.bincount(index.labels)) <= 4)  # stratified: one group of slack
+        assert_three_way(index, split)
 
 
 def test_a_single_training_group_cannot_give_a_validation_set(tmp_path: Path) -> None:

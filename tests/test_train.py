@@ -7,6 +7,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from cache_fixtures import ucf101_like_cache, write_cache
@@ -90,7 +91,9 @@ def test_model_round_trip_gives_the_same_predictions(trained) -> None:
 
 def test_best_epoch_is_the_restored_one(trained, small_cache: Path) -> None:
     val_accuracies = [row["val_accuracy"] for row in trained.history]
-    assert trained.best_epoch == 1 + int(np.argmax(val_accuracies))
+    # Best validation accuracy, ties broken by the lowest validation loss.
+    best_row = min(trained.history, key=lambda row: (-row["val_accuracy"], row["val_loss"]))
+    assert trained.best_epoch == best_row["epoch"]
     assert trained.best_val_accuracy == max(val_accuracies)
     # The kept weights score the best epoch's validation accuracy on the validation videos.
     data = load_training_data(small_cache, QUICK)
@@ -109,7 +112,8 @@ def test_validation_not_test_picks_the_best_epoch(cache_with_misleading_test_gro
     train_config = TrainConfig(epochs=6, batch_size=16, learning_rate=0.01, split="ucf101-1", memory_budget_mb=memory_budget_mb)
     result = train(cache_with_misleading_test_groups, tmp_path / "model", HeadConfig(head="meanpool", dense=8), train_config)
     val_accuracies = [row["val_accuracy"] for row in result.history]
-    assert result.best_epoch == 1 + int(np.argmax(val_accuracies)) and result.best_val_accuracy == max(val_accuracies)
+    best_row = min(result.history, key=lambda row: (-row["val_accuracy"], row["val_loss"]))
+    assert result.best_epoch == best_row["epoch"] and result.best_val_accuracy == max(val_accuracies)
     assert result.best_val_accuracy > 0.9  # the validation groups look like their classes
     data = load_training_data(cache_with_misleading_test_groups, train_config)
     assert score_accuracy(result.model, data, "test") < 0.2  # had test picked the epoch, the least trained one would win
@@ -180,6 +184,54 @@ def test_keep_best_epoch_restores_an_earlier_epoch() -> None:
         np.testing.assert_array_equal(restored, kept)
 
 
+def run_keeper(keeper: KeepBestEpoch, model, val_rows: list[tuple[float, float]]) -> list:
+    """Feed (val_accuracy, val_loss) epochs to `keeper`, each epoch's weights filled with its number; the weights by epoch."""
+    keeper.set_model(model)
+    weights_by_epoch = []
+    for epoch, (val_accuracy, val_loss) in enumerate(val_rows):
+        if model.stop_training:
+            break
+        model.set_weights([np.full_like(weights, epoch) for weights in model.get_weights()])
+        weights_by_epoch.append(model.get_weights())
+        keeper.on_epoch_begin(epoch)
+        keeper.on_epoch_end(epoch, {"loss": 1.0, "accuracy": 0.5, "val_loss": val_loss, "val_accuracy": val_accuracy})
+    keeper.on_train_end()
+    return weights_by_epoch
+
+
+def test_keep_best_epoch_breaks_accuracy_ties_by_validation_loss() -> None:
+    """The case users met: every epoch at the same validation accuracy, the first barely trained (val loss 1.03)."""
+    model = build_head(SMALL_HEAD, num_frames=3, feature_dim=2, num_classes=2)
+    model.stop_training = False
+    keeper = KeepBestEpoch(epochs=4, progress=None)
+    weights_by_epoch = run_keeper(keeper, model, [(1.0, 1.03), (1.0, 0.2), (1.0, 0.0004), (1.0, 0.01)])
+    assert keeper.best_epoch == 3
+    for restored, kept in zip(model.get_weights(), weights_by_epoch[2]):
+        np.testing.assert_array_equal(restored, kept)
+
+
+def test_patience_stops_after_epochs_without_a_better_one() -> None:
+    model = build_head(SMALL_HEAD, num_frames=3, feature_dim=2, num_classes=2)
+    model.stop_training = False
+    messages: list[str] = []
+    keeper = KeepBestEpoch(epochs=10, progress=messages.append, patience=2)
+    rows = [(0.5, 1.0), (0.8, 0.5), (0.7, 0.6), (0.8, 0.7), (0.9, 0.1), (0.9, 0.1)]
+    run_keeper(keeper, model, rows)
+    assert len(keeper.history) == 4 and keeper.best_epoch == 2 and keeper.stopped_early
+    assert "stopped early" in messages[-1]
+
+
+def test_patience_on_a_real_run(small_cache: Path, tmp_path: Path) -> None:
+    result = train(small_cache, tmp_path / "patient", SMALL_HEAD, TrainConfig(epochs=30, patience=1, learning_rate=0.3))
+    assert result.stopped_early and len(result.history) < 30
+    assert len(result.history) == result.best_epoch + 1  # stopped one epoch after the last better one
+
+
+def test_patience_must_not_be_negative() -> None:
+    with pytest.raises(FeatcacheError, match="--patience"):
+        TrainConfig(patience=-1)
+
+
 def test_same_seed_same_model(small_cache: Path, tmp_path: Path, trained) -> None:
     again = train(small_cache, tmp_path / "again", SMALL_HEAD, QUICK)
     for first, second in zip(trained.history, again.history):
@@ -232,12 +284,15 @@ def test_foreign_out_folder_is_refused(small_cache: Path, tmp_path: Path) -> Non
         train(small_cache, foreign, SMALL_HEAD, QUICK)
 
 
-def test_previous_model_folder_is_overwritten(small_cache: Path, tmp_path: Path) -> None:
+def test_previous_model_folder_is_kept_unless_overwrite(small_cache: Path, tmp_path: Path) -> None:
     train(small_cache, tmp_path / "model", SMALL_HEAD, TrainConfig(epochs=1))
     report = tmp_path / "model" / "evaluation" / "small" / "report.json"  # `featcache evaluate` of the first model
     report.parent.mkdir(parents=True)
     report.write_text("{}")
-    train(small_cache, tmp_path / "model", HeadConfig(head="meanpool", dense=8), TrainConfig(epochs=1))
+    with pytest.raises(ModelDirError, match="already holds a model.*--overwrite"):
+        train(small_cache, tmp_path / "model", HeadConfig(head="meanpool", dense=8), TrainConfig(epochs=1))
+    assert report.exists() and load_trained_model(tmp_path / "model").metadata["head"]["head"] == SMALL_HEAD.head
+    train(small_cache, tmp_path / "model", HeadConfig(head="meanpool", dense=8), TrainConfig(epochs=1), overwrite=True)
     assert load_trained_model(tmp_path / "model").metadata["head"]["head"] == "meanpool"
     assert not (tmp_path / "model" / "evaluation").exists()  # its reports described the previous model
 
@@ -272,7 +327,7 @@ def test_train_command(small_cache: Path, tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "split: group-stratified" in result.output and "seed 3" in result.output and "30% held out for test" in result.output
-    assert "25% held out of the training videos" in result.output
+    assert "29% held out of the training videos (25% asked; whole groups)" in result.output  # 2 of 7 groups
     assert "epoch 2/2" in result.output and "best epoch" in result.output and "validation accuracy" in result.output
     assert f"featcache evaluate {tmp_path / 'cli_model'}" in result.output
     assert str(tmp_path / "cli_model") in result.output
@@ -357,3 +412,34 @@ def test_train_command_prints_the_class_weights(imbalanced_cache: Path, tmp_path
     assert result.exit_code == 0, result.output
     assert "class weights (balanced): Common 0.55, Rare 5.50" in result.output
     assert json.loads((tmp_path / "model" / "featcache.json").read_text())["training"]["class_weight"] == "balanced"
+
+
+def test_a_head_at_chance_level_is_warned_about(tmp_path: Path) -> None:
+    """Features without information (as random-init MobileNetV2 gives): the head ends at chance and says so."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 20)
+    cache_path = ucf101_like_cache(tmp_path / "noise.h5", num_classes=3, num_groups=20, clips_per_group=1)
+    with h5py.File(cache_path, "r+") as handle:
+        handle["features"][...] = np.float16(1.0)  # the same vector for every frame of every video
+    result = train(cache_path, tmp_path / "model", SMALL_HEAD, TrainConfig(epochs=2))
+    assert any("chance level" in warning and "--weights" in warning for warning in result.warnings), result.warnings
+    assert len(labels) == 60
+
+
+def test_a_learning_head_gets_no_chance_warning(trained) -> None:
+    assert not any("chance level" in warning for warning in trained.warnings)
+
+
+def test_a_too_small_test_set_is_warned_about(tmp_path: Path) -> None:
+    cache_path = ucf101_like_cache(tmp_path / "few.h5", num_classes=3, num_groups=4, clips_per_group=1)
+    result = train(cache_path, tmp_path / "model", SMALL_HEAD, TrainConfig(epochs=1, val_fraction=0))
+    assert any("test set has" in warning and "--test-fraction" in warning for warning in result.warnings), result.warnings
+
+
+def test_train_command_refuses_an_existing_model_folder_without_overwrite(small_cache: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    arguments = ["train", str(small_cache), "--out", str(tmp_path / "model"), "--head", "meanpool", "--epochs", "1"]
+    assert runner.invoke(app, arguments).exit_code == 0
+    refused = runner.invoke(app, arguments)
+    assert refused.exit_code == 2 and "already holds a model" in refused.output and "--overwrite" in refused.output
+    assert runner.invoke(app, [*arguments, "--overwrite"]).exit_code == 0

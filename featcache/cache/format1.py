@@ -51,7 +51,8 @@ def open_cache_file(path: Path) -> h5py.File:
     try:
         handle = h5py.File(path, "r")
     except OSError as err:
-        raise CacheFormatError(f"{path}: not an HDF5 file ({err}); expected a cache written by `featcache embed`") from err
+        # h5py's message is a page of HDF5 internals (errno, buffer addresses); --verbose shows it as the cause.
+        raise CacheFormatError(f"{path}: not an HDF5 file; expected a cache written by `featcache embed`") from err
     if handle.attrs.get("format_version") != FORMAT_VERSION or "features" not in handle:
         handle.close()
         raise CacheFormatError(f"{path}: not a featcache cache of format {FORMAT_VERSION}; write one with `featcache embed`")

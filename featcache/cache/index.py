@@ -17,7 +17,7 @@ from typing import Any, Callable
 import h5py
 import numpy as np
 
-from featcache import __version__
+from featcache.version import __version__
 from featcache.cache.files import write_atomically
 from featcache.cache.format import (
     FAILURE_DTYPE,

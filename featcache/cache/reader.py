@@ -74,11 +74,14 @@ def open_cache(cache: "CachePath | Cache") -> Cache:
 def _format_version(path: Path) -> int:
     if not path.exists():
         raise CacheFormatError(f"{path}: no such cache file; write one with `featcache embed`")
+    if path.is_dir():
+        raise CacheFormatError(f"{path} is a folder; pass the cache file written by `featcache embed --out CACHE.h5`")
     try:
         with h5py.File(path, "r") as handle:
             version = handle.attrs.get("format_version")
     except OSError as err:
-        raise CacheFormatError(f"{path}: not an HDF5 file ({err}); expected a cache written by `featcache embed`") from err
+        # h5py's message is a page of HDF5 internals (errno, buffer addresses); --verbose shows it as the cause.
+        raise CacheFormatError(f"{path}: not an HDF5 file; expected a cache written by `featcache embed`") from err
     if version not in (1, FORMAT_VERSION):
         raise CacheFormatError(f"{path}: not a featcache cache (format_version {version!r}); write one with `featcache embed`")
     return int(version)

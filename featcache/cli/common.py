@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING
 import typer
 
 from featcache.errors import FeatcacheError, InputError
+from featcache.cli.output import VERBOSITY, count_progress, say, warn, with_output_options
+from featcache.keras_loader import import_keras_quietly
+from featcache.version import __version__
 
 if TYPE_CHECKING:
     from featcache.embed import EmbedProgress
@@ -29,6 +32,21 @@ app = typer.Typer(
     help="Embed video frames once with a frozen CNN into an HDF5 cache, then train sequence heads on it in seconds.",
 )
 
+__all__ = ["app", "count_progress", "errors_as_exit_codes", "import_keras_quietly", "say", "warn", "with_output_options"]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"featcache {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print featcache's version and exit."),
+) -> None:
+    """Embed video frames once with a frozen CNN into an HDF5 cache, then train sequence heads on it in seconds."""
+
 
 @contextlib.contextmanager
 def errors_as_exit_codes() -> Iterator[None]:
@@ -40,34 +58,25 @@ def errors_as_exit_codes() -> Iterator[None]:
     try:
         yield
     except (InputError, OSError) as err:
-        typer.secho(f"Error: {err}", fg=typer.colors.RED, err=True)
+        _print_error(err)
         raise typer.Exit(EXIT_USAGE) from None
     except FeatcacheError as err:
-        typer.secho(f"Error: {err}", fg=typer.colors.RED, err=True)
+        _print_error(err)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         typer.secho("Interrupted.", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
+def _print_error(err: BaseException) -> None:
+    """One line; with --verbose also the third-party error behind it (an HDF5 or OpenCV message)."""
+    typer.secho(f"Error: {err}", fg=typer.colors.RED, err=True)
+    if VERBOSITY.verbose and err.__cause__ is not None:
+        typer.secho(f"  caused by {type(err.__cause__).__name__}: {err.__cause__}", err=True)
+
+
 @contextlib.contextmanager
 def embed_progress_bar() -> Iterator[Callable[..., None]]:
-    """A progress bar (videos/s, ETA) on a terminal; silent when output goes to a file or pipe."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = [TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn()]
-    with Progress(*columns, disable=not sys.stderr.isatty(), console=None, transient=True) as bar:
-        task = bar.add_task("embed", total=None, rate="")
-
-        def report(progress: "EmbedProgress") -> None:
-            elapsed = bar.tasks[0].elapsed or 0.0
-            rate = f"{progress.num_done / elapsed:.1f} videos/s" if elapsed > 0 else ""
-            bar.update(task, completed=progress.num_done, total=progress.num_to_embed, rate=rate)
-
-        yield report
+    """embed's progress (videos done / to do, rate, ETA, failures): see featcache.cli.output.count_progress."""
+    with count_progress("embedding") as report:
+        yield lambda progress: report(progress.num_done, progress.num_to_embed, progress.num_failed)

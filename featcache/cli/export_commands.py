@@ -8,13 +8,14 @@ from typing import Optional
 
 import typer
 
-from featcache.cli.common import app, errors_as_exit_codes
+from featcache.cli.common import app, errors_as_exit_codes, with_output_options
 
 # Mirrors featcache.export.EXPORT_FORMATS (that module imports numpy only, but the CLI keeps its imports lazy).
 ExportFormat = enum.Enum("ExportFormat", {name: name for name in ("npy", "parquet", "h5")}, type=str)
 
 
 @app.command("export")
+@with_output_options
 def export_command(
     cache: Path = typer.Argument(..., help="An HDF5 cache written by `featcache embed`."),
     out: Path = typer.Argument(..., help="npy: a folder to create; parquet: a .parquet file; h5: a .h5 file."),

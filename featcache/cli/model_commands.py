@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from featcache.cli.common import EXIT_SOME_VIDEOS_FAILED, app, errors_as_exit_codes
+from featcache.cli.common import EXIT_SOME_VIDEOS_FAILED, app, errors_as_exit_codes, import_keras_quietly, with_output_options, count_progress, say, warn
 from featcache.config import CLASS_WEIGHTS, CLIP_SAMPLINGS, HEAD_NAMES, POOLINGS, POSITION_ENCODINGS, SPLIT_NAMES, HeadConfig, TrainConfig
 from featcache.errors import InputError
 
@@ -42,6 +42,10 @@ CLASS_WEIGHT_OPTION = typer.Option(
     TrainConfig.class_weight, help="balanced: weigh each training video by n / (classes x its class's count), for imbalanced caches."
 )
 DENSE_OPTION = typer.Option(HeadConfig.dense, help="Width of the ReLU layer before the softmax.")
+DROPOUT_OPTION = typer.Option(HeadConfig.dropout, help="Dropout on the recurrent layer's inputs.")
+RECURRENT_DROPOUT_OPTION = typer.Option(HeadConfig.recurrent_dropout, help="Dropout on the recurrent state (the notebook's 0.5 is slower).")
+PATIENCE_OPTION = typer.Option(TrainConfig.patience, help="Stop after this many epochs without a better validation epoch; 0: train every epoch.")
+EPOCHS_HELP = "Training epochs; the kept epoch has the best validation accuracy, ties broken by validation loss (the last epoch with --val-fraction 0)."
 BATCH_SIZE_OPTION = typer.Option(TrainConfig.batch_size, help="Videos per training step.")
 LEARNING_RATE_OPTION = typer.Option(TrainConfig.learning_rate, help="Adam learning rate.")
 SPLIT_OPTION = typer.Option("auto", help="The test videos: auto: group-aware stratified (--test-fraction); ucf101-N: official UCF101 split N.")
@@ -52,20 +56,23 @@ SEED_OPTION = typer.Option(TrainConfig.seed, help="Seed of the split, the weight
 
 
 @app.command("train")
+@with_output_options
 def train_command(
     cache: Path = typer.Argument(..., help="An HDF5 cache written by `featcache embed`."),
-    out: Path = typer.Option(..., "--out", "-o", help="The model folder to write (a previous model folder there is overwritten)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The model folder to write (new or empty; --overwrite replaces a model folder)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the model folder at --out (and its evaluation reports)."),
     head: HeadChoice = typer.Option("lstm", help="Sequence head."),
     units: int = UNITS_OPTION,
     dense: int = DENSE_OPTION,
-    dropout: float = typer.Option(HeadConfig.dropout, help="Dropout on the recurrent layer's inputs."),
-    recurrent_dropout: float = typer.Option(HeadConfig.recurrent_dropout, help="Dropout on the recurrent state (the notebook's 0.5 is slower)."),
+    dropout: float = DROPOUT_OPTION,
+    recurrent_dropout: float = RECURRENT_DROPOUT_OPTION,
     layers: int = LAYERS_OPTION,
     attention_heads: int = ATTENTION_HEADS_OPTION,
     positions: PositionsChoice = POSITIONS_OPTION,
     pooling: PoolingChoice = POOLING_OPTION,
     kernel_size: int = KERNEL_SIZE_OPTION,
-    epochs: int = typer.Option(TrainConfig.epochs, help="Training epochs; the best one by validation accuracy is kept (the last with --val-fraction 0)."),
+    epochs: int = typer.Option(TrainConfig.epochs, help=EPOCHS_HELP),
+    patience: int = PATIENCE_OPTION,
     batch_size: int = BATCH_SIZE_OPTION,
     learning_rate: float = LEARNING_RATE_OPTION,
     split: SplitChoice = SPLIT_OPTION,
@@ -80,6 +87,7 @@ def train_command(
     tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", help="Also write TensorBoard logs to this folder."),
 ) -> None:
     """Train a sequence head on a cache and write MODEL_DIR: model.keras, featcache.json, history, curves, split."""
+    import_keras_quietly()  # before the model modules import it
     from featcache.train import train
 
     with errors_as_exit_codes():
@@ -92,30 +100,44 @@ def train_command(
             split_file=None if split_file is None else str(split_file), test_fraction=test_fraction,
             val_fraction=val_fraction, seed=seed, tensorboard_dir=None if tensorboard is None else str(tensorboard),
             class_weight=class_weight.value, frames=frames, clip_sampling=clip_sampling.value, test_clips=test_clips,
+            patience=patience,
         )
-        result = train(cache, out, head_config, train_config, progress=typer.echo)
+        result = train(cache, out, head_config, train_config, progress=say, overwrite=overwrite)
     if result.best_val_accuracy is None:
         typer.echo(f"no validation set: the last epoch ({result.best_epoch}) is kept ({result.seconds_per_epoch:.2f} s/epoch)")
     else:
         typer.echo(
             f"best epoch {result.best_epoch}: validation accuracy {result.best_val_accuracy:.3f} ({result.seconds_per_epoch:.2f} s/epoch); its weights are kept"
         )
-    typer.echo(f"model folder: {out} (model.keras, featcache.json, history.csv, learning_curves.png, split.csv)")
-    typer.echo(f"test accuracy (the {result.split.num_test} test videos): featcache evaluate {out} {cache}")
+    say(f"model folder: {out} (model.keras, featcache.json, history.csv, learning_curves.png, split.csv)")
+    say(f"test accuracy (the {result.split.num_test} test videos): featcache evaluate {out} {cache}")
+    print_warnings(result.warnings)
+
+
+def print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        warn(warning)
 
 
 @app.command("compare")
+@with_output_options
 def compare_command(
     cache: Path = typer.Argument(..., help="An HDF5 cache written by `featcache embed`."),
     heads: str = typer.Option(",".join(HEAD_NAMES), help=f"Comma-separated heads from {', '.join(HEAD_NAMES)}."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Keep each head's model folder in OUT/<head>/ and the table in OUT/comparison.json."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace model folders already in --out."),
+    as_json: bool = typer.Option(False, "--json", help="Print the comparison as one JSON object and nothing else."),
     units: int = UNITS_OPTION,
     dense: int = DENSE_OPTION,
+    dropout: float = DROPOUT_OPTION,
+    recurrent_dropout: float = RECURRENT_DROPOUT_OPTION,
     layers: int = LAYERS_OPTION,
     attention_heads: int = ATTENTION_HEADS_OPTION,
     positions: PositionsChoice = POSITIONS_OPTION,
     pooling: PoolingChoice = POOLING_OPTION,
     kernel_size: int = KERNEL_SIZE_OPTION,
-    epochs: int = typer.Option(TrainConfig.epochs, help="Training epochs per head."),
+    epochs: int = typer.Option(TrainConfig.epochs, help="Training epochs per head; " + EPOCHS_HELP[len("Training epochs; "):]),
+    patience: int = PATIENCE_OPTION,
     batch_size: int = BATCH_SIZE_OPTION,
     learning_rate: float = LEARNING_RATE_OPTION,
     split: SplitChoice = SPLIT_OPTION,
@@ -129,50 +151,62 @@ def compare_command(
     class_weight: ClassWeightChoice = CLASS_WEIGHT_OPTION,
 ) -> None:
     """Train several heads on the same cache and split; print test accuracy, validation accuracy, seconds per epoch and size."""
-    from featcache.compare import compare_heads, format_comparison
+    import_keras_quietly()  # before the model modules import it
+    from featcache.compare import compare_heads, comparison_as_json, format_comparison
 
     with errors_as_exit_codes():
         train_config = TrainConfig(
             epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, split=split.value,
             split_file=None if split_file is None else str(split_file), test_fraction=test_fraction,
             val_fraction=val_fraction, seed=seed, class_weight=class_weight.value, frames=frames,
-            clip_sampling=clip_sampling.value, test_clips=test_clips,
+            clip_sampling=clip_sampling.value, test_clips=test_clips, patience=patience,
         )
         head_names = [name.strip() for name in heads.split(",") if name.strip()]
         head_overrides = {
-            "units": units, "dense": dense, "num_layers": layers, "num_heads": attention_heads,
+            "units": units, "dense": dense, "dropout": dropout, "recurrent_dropout": recurrent_dropout, "num_layers": layers, "num_heads": attention_heads,
             "positions": positions.value, "pooling": pooling.value, "kernel_size": kernel_size,
         }  # fmt: skip
-        rows = compare_heads(cache, head_names, head_overrides, train_config, progress=typer.echo)
-    typer.echo(format_comparison(rows))
+        rows = compare_heads(cache, head_names, head_overrides, train_config, progress=None if as_json else say, out_dir=out, overwrite=overwrite)
+    typer.echo(comparison_as_json(rows) if as_json else format_comparison(rows))
+    for row in rows:
+        print_warnings([f"{row.head}: {warning}" for warning in row.warnings])
 
 
 @app.command("evaluate")
+@with_output_options
 def evaluate_command(
     model_dir: Path = typer.Argument(..., help="A model folder written by `featcache train`."),
     cache: Path = typer.Argument(..., help="The HDF5 feature cache to score the model on."),
-    split: str = typer.Option(
+    subset: str = typer.Option(
         "default",
-        "--split",
-        help="default: the test videos on the model's own training cache, all videos on any other cache; test; all.",
+        "--subset",
+        help="default: the test videos on the model's own training cache, on any other cache all videos but those the model trained or validated on; test; all.",
     ),
-    top_k: int | None = typer.Option(None, "--top-k", help="k of the top-k accuracy (default: min(3, number of classes))."),
+    old_split: Optional[str] = typer.Option(None, "--split", hidden=True, help="The old name of --subset."),
+    top_k: int | None = typer.Option(None, "--top-k", help="k of the top-k accuracy (default: min(3, number of classes - 1); not shown when k >= the classes)."),
     report_dir: Path | None = typer.Option(None, "--report-dir", help="Where report.json and the PNG go (default: MODEL_DIR/evaluation/<cache stem>)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object and nothing else."),
 ) -> None:
     """Score a trained model on a cache: accuracy, top-k, per-class metrics, confusion matrix, misclassified videos."""
+    import_keras_quietly()  # before the model modules import it
     from featcache.evaluate import evaluate, format_report
 
+    if old_split is not None:
+        # Renamed: train's --split chooses the split itself, this picks which of its videos to score.
+        typer.secho("Note: evaluate --split is now --subset (the old name still works for now).", err=True)
+        subset = old_split
     with errors_as_exit_codes():
-        report = evaluate(model_dir, cache, subset=split, top_k=top_k, report_dir=report_dir)
+        report = evaluate(model_dir, cache, subset=subset, top_k=top_k, report_dir=report_dir)
     typer.echo(report.to_json() if as_json else format_report(report))
 
 
 @app.command("predict")
+@with_output_options
 def predict_command(
     model_dir: Path = typer.Argument(..., help="A model folder written by `featcache train`."),
-    videos: list[Path] = typer.Argument(..., help="Video files to classify."),
-    top_k: int = typer.Option(3, "--top-k", help="How many classes to list per video."),
+    videos: list[Path] = typer.Argument(..., help="Video files, folders (every video below them) or CSV lists path,label[,group]."),
+    top_k: int = typer.Option(3, "--top-k", help="How many classes to list per video (at most the model's classes)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the predictions as CSV: path, true_label, predicted, probability, the other top-k, error."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object {model_dir, predictions} (with --window: the windows.json object) and nothing else."),
     window: Optional[float] = typer.Option(None, "--window", help="Seconds: classify every window of this length (long videos; one decode pass) instead of the whole video."),
     stride: Optional[float] = typer.Option(None, "--stride", help="Seconds from one window's start to the next (default: --window, back to back)."),
@@ -183,20 +217,28 @@ def predict_command(
     With --window: every window of each video, written as CSV, JSON and a timeline PNG (class probability over time).
     Exit code 1 when some videos could not be read (each is listed with its reason; the others are still predicted).
     """
+    import_keras_quietly()  # before the model modules import it
     if window is not None:
         _predict_windows(model_dir, videos, window, stride, window_dir, as_json)
         return
-    from featcache.predict import format_predictions, predict_videos
+    from featcache.predict import describe_failure, format_predictions, predict_videos, write_predictions_csv
 
     with errors_as_exit_codes():
         if stride is not None or window_dir is not None:
             raise InputError("--stride and --window-dir only apply with --window SECONDS")
-        predictions = predict_videos(model_dir, videos, top_k=top_k)
+        with count_progress("predicting") as report_progress:
+            predictions = predict_videos(model_dir, videos, top_k=top_k, progress=report_progress)
+        if out is not None:
+            write_predictions_csv(predictions, out)
     if as_json:
         typer.echo(json.dumps({"model_dir": str(model_dir), "predictions": [p.to_dict() for p in predictions]}, indent=2))
     else:
         typer.echo(format_predictions(predictions))
+        if out is not None:
+            say(f"predictions written to {out}")
     failed = [prediction for prediction in predictions if prediction.error is not None]
+    for prediction in failed:
+        typer.secho(f"Error: {describe_failure(prediction)}", fg=typer.colors.RED, err=True)
     if failed:
         typer.secho(f"{len(failed)} of {len(predictions)} videos could not be read", fg=typer.colors.RED, err=True)
         raise typer.Exit(EXIT_SOME_VIDEOS_FAILED)

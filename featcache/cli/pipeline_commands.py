@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from featcache.cli.common import (
+    say,
+    with_output_options,
+    import_keras_quietly,
     EXIT_SOME_VIDEOS_FAILED,
     app,
     embed_progress_bar,
@@ -19,6 +22,7 @@ if TYPE_CHECKING:
 
 
 @app.command("run")
+@with_output_options
 def run_command(
     pipeline: str = typer.Argument(..., help="A pipeline .toml file, or a shipped pipeline's name (demo, ucf3_mobilenet_v2, ...)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: the pipeline's `out`, else runs/<pipeline name>)."),
@@ -31,6 +35,7 @@ def run_command(
     already holds the same settings trained on the same cache is not retrained. Exit code 1 when some videos
     failed to embed (listed; the rest is used), 2 for a bad pipeline or missing data.
     """
+    import_keras_quietly()  # before the model modules import it
     from featcache.pipelines import load_pipeline, with_video_root
 
     with errors_as_exit_codes():
@@ -42,6 +47,7 @@ def run_command(
 
 
 @app.command("demo")
+@with_output_options
 def demo_command(
     out: Path = typer.Option(Path("featcache-demo"), "--out", "-o", help="Folder for the demo videos, cache, model and report."),
 ) -> None:
@@ -50,19 +56,20 @@ def demo_command(
     Runs the shipped `demo` pipeline (`featcache run demo --out DIR` does the same); a second run reuses
     everything it finds finished.
     """
+    import_keras_quietly()  # before the model modules import it
     from featcache.pipelines import load_pipeline
 
     with errors_as_exit_codes():
         pipeline = load_pipeline("demo")
-        typer.echo(f"featcache demo: {pipeline.description}")
+        say(f"featcache demo: {pipeline.description}")
         summary = _run_pipeline_with_progress(pipeline, out, overwrite=False)
     _print_pipeline_summary(summary)
     model_dir = summary.heads[0].model_dir
-    typer.echo("next:")
-    typer.echo(f"  featcache info {summary.cache_path}")
-    typer.echo(f"  featcache evaluate {model_dir} {summary.cache_path}")
-    typer.echo(f"  featcache predict {model_dir} {next(summary.video_root.glob('*/*.avi'), summary.video_root)}")
-    typer.echo(f"  featcache compare {summary.cache_path} --heads lstm,gru,meanpool --epochs 60")
+    say("next:")
+    say(f"  featcache info {summary.cache_path}")
+    say(f"  featcache evaluate {model_dir} {summary.cache_path}")
+    say(f"  featcache predict {model_dir} {_a_test_video(model_dir, summary.video_root)}")
+    say(f"  featcache compare {summary.cache_path} --heads lstm,gru,meanpool --epochs 60")
 
 
 def _run_pipeline_with_progress(pipeline: "Pipeline", out: Optional[Path], overwrite: bool) -> "PipelineSummary":
@@ -70,7 +77,7 @@ def _run_pipeline_with_progress(pipeline: "Pipeline", out: Optional[Path], overw
 
     try:
         with embed_progress_bar() as report_progress:
-            return run_pipeline(pipeline, out, overwrite=overwrite, progress=typer.echo, embed_progress=report_progress)
+            return run_pipeline(pipeline, out, overwrite=overwrite, progress=say, embed_progress=report_progress)
     except KeyboardInterrupt:
         typer.secho("Interrupted: finished work is kept; re-run the same command to resume.", err=True)
         raise typer.Exit(130) from None
@@ -92,3 +99,12 @@ def _print_pipeline_summary(summary: "PipelineSummary") -> None:
         raise typer.Exit(EXIT_SOME_VIDEOS_FAILED)
 
 
+
+
+def _a_test_video(model_dir: Path, video_root: Path) -> Path:
+    """A video the model never trained or validated on (from its split.csv), so the predict example is fair."""
+    from featcache.model_dir import SPLIT_FILE, read_split_file
+
+    subsets = read_split_file(model_dir / SPLIT_FILE)
+    test_paths = sorted(path for path, subset in subsets.items() if subset == "test")
+    return video_root / test_paths[0] if test_paths else video_root

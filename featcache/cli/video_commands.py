@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import enum
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
 
+from featcache.config import COMPRESSIONS, FEATURE_DTYPES, SAMPLING_MODES
+from featcache.extractor_catalog import KERAS_APPLICATION_PREFIX, available_extractors
+
 from featcache.cli.common import (
+    say,
+    with_output_options,
+    import_keras_quietly,
     EXIT_SOME_VIDEOS_FAILED,
     app,
     embed_progress_bar,
@@ -18,22 +25,40 @@ from featcache.cli.common import (
 if TYPE_CHECKING:
     from featcache.embed import EmbedSummary
 
+if TYPE_CHECKING:
+    pass
+
+
+
+SamplingChoice = enum.Enum("SamplingChoice", {name: name for name in SAMPLING_MODES}, type=str)
+DtypeChoice = enum.Enum("DtypeChoice", {name: name for name in FEATURE_DTYPES}, type=str)
+CompressionChoice = enum.Enum("CompressionChoice", {name: name for name in COMPRESSIONS}, type=str)
+FROM_CACHE = "(default: an existing --out cache's own, else {})"
+# The registry's names, with the ~40 keras.applications models folded into one pattern for --help.
+EXTRACTOR_NAMES = [name for name in available_extractors() if not name.startswith(KERAS_APPLICATION_PREFIX)] + [f"{KERAS_APPLICATION_PREFIX}NAME (e.g. keras:ResNet50)"]
+
+
 @app.command("embed")
+@with_output_options
 def embed_command(
     video_root: Path = typer.Argument(..., help="UCF101-layout folder VIDEO_ROOT/<ClassName>/<video>, or a CSV list path,label[,group]."),
-    out: Path = typer.Option(..., "--out", "-o", help="The HDF5 cache to write (resumed or extended if it exists)."),
-    extractor: str = typer.Option("mobilenet_v2", help="Frozen image model: mobilenet_v2, keras:NAME, keras_file, keras_hub:PRESET, ...; `featcache extractors` lists them."),
-    weights: str = typer.Option("imagenet", help="'imagenet' (downloaded by Keras), 'random' (seeded by --seed), a weights file, or the model file for keras_file."),
+    out: Path = typer.Option(..., "--out", "-o", help="The HDF5 cache to write (resumed or extended if it exists, with its own settings)."),
+    extractor: Optional[str] = typer.Option(
+        None, help="Frozen image model: " + ", ".join(EXTRACTOR_NAMES) + "; `featcache extractors` lists them. " + FROM_CACHE.format("mobilenet_v2")
+    ),
+    weights: Optional[str] = typer.Option(
+        None, help="'imagenet' (downloaded by Keras), 'random' (seeded by --seed), a weights file, or the model file for keras_file. " + FROM_CACHE.format("imagenet")
+    ),
     handle: Optional[str] = typer.Option(None, help="TF-Hub URL or local SavedModel folder (with --extractor tfhub)."),
-    frames: int = typer.Option(10, "--frames", "-t", help="Frames per video (T); 0 with --sampling fps: every sampled frame (variable length)."),
-    sampling: str = typer.Option("uniform", help="'uniform': T frames spread over the whole video; 'fps': one every 1/F s."),
+    frames: Optional[int] = typer.Option(None, "--frames", "-t", help="Frames per video (T); 0 with --sampling fps: every sampled frame (variable length). " + FROM_CACHE.format("10")),
+    sampling: Optional[SamplingChoice] = typer.Option(None, help="uniform: T frames spread over the whole video; fps: one every 1/F s. " + FROM_CACHE.format("uniform")),
     fps: Optional[float] = typer.Option(None, help="Frames per second to take with --sampling fps."),
-    image_size: Optional[int] = typer.Option(None, help="Frames are resized (whole frame) to this square size (default: the extractor's own input size, 224 for mobilenet_v2)."),
+    image_size: Optional[int] = typer.Option(None, help="Frames are resized (whole frame) to this square size. " + FROM_CACHE.format("the extractor's own, 224 for mobilenet_v2")),
     batch_size: int = typer.Option(64, help="Frames per model call, gathered across videos."),
-    dtype: str = typer.Option("float16", help="Feature dtype in the cache: float16 or float32."),
-    compression: str = typer.Option("none", help="HDF5 compression of features: none, gzip or lzf."),
+    dtype: Optional[DtypeChoice] = typer.Option(None, help="Feature dtype in the cache. " + FROM_CACHE.format("float16")),
+    compression: CompressionChoice = typer.Option("none", help="HDF5 compression of features."),
     workers: int = typer.Option(0, help="Decode worker processes; 0 = one per CPU core."),
-    seed: int = typer.Option(0, help="Seed of 'random' weights."),
+    seed: Optional[int] = typer.Option(None, help="Seed of 'random' weights. " + FROM_CACHE.format("0")),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a cache written with other settings."),
     allow_outside_root: bool = typer.Option(
         False, "--allow-outside-root", help="Accept CSV rows naming files outside the CSV's folder (../x.avi, absolute); stored as written."
@@ -41,22 +66,36 @@ def embed_command(
 ) -> None:
     """Decode sampled frames of every video once, embed them with a frozen CNN, store them in one HDF5 cache.
 
+    Re-running on an existing cache with no extractor or sampling options continues it with its own settings;
+    options that differ from the cache's are refused (another --out, or --overwrite).
     Exit codes: 0 all videos embedded; 1 some videos failed (listed, the rest is in the cache);
     2 bad options or input; 130 interrupted (finished videos are kept: re-run the same command to resume).
     """
     from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
-    from featcache.embed import embed
+    from featcache.embed_settings import resolve_embed_settings
 
     with errors_as_exit_codes():
+        given = {
+            "extractor": extractor, "weights": weights, "handle": handle, "image_size": image_size, "seed": seed, "frames": frames,
+            "sampling": None if sampling is None else sampling.value, "fps": fps, "dtype": None if dtype is None else dtype.value,
+        }  # fmt: skip
+        settings = resolve_embed_settings(out, given, overwrite)
+        if settings.from_cache:
+            say(f"{out} exists: embedding with its settings ({settings.describe()})")
+        values = settings.values
         config = EmbedConfig(
-            extractor=ExtractorConfig(name=extractor, weights=weights, handle=handle, image_size=image_size, seed=seed),
-            sampling=SamplingConfig(num_frames=frames, mode=sampling, fps=fps),
-            dtype=dtype,
-            compression=compression,
+            extractor=ExtractorConfig(name=values["extractor"], weights=values["weights"], handle=values["handle"], image_size=values["image_size"], seed=values["seed"]),
+            sampling=SamplingConfig(num_frames=values["frames"], mode=values["sampling"], fps=values["fps"]),
+            dtype=values["dtype"],
+            compression=compression.value,
             batch_size=batch_size,
             num_decode_workers=workers,
             allow_outside_root=allow_outside_root,
         )
+    import_keras_quietly()  # after the options are checked: a bad option costs no TensorFlow start-up
+    from featcache.embed import embed
+
+    with errors_as_exit_codes():
         try:
             with embed_progress_bar() as report_progress:
                 summary = embed(video_root, out, config, overwrite=overwrite, progress=report_progress)
@@ -91,6 +130,7 @@ def _embed_summary_line(summary: "EmbedSummary") -> str:
 
 
 @app.command("info")
+@with_output_options
 def info_command(
     cache: Path = typer.Argument(..., help="An HDF5 cache written by `featcache embed`."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
@@ -139,6 +179,7 @@ def upgrade_command(cache: Path = typer.Argument(..., help="A format-1 cache (wr
 
 
 @app.command("extractors")
+@with_output_options
 def extractors_command() -> None:
     """List the extractors with their output dims and input sizes."""
     from featcache.extractor_catalog import available_extractors
@@ -150,6 +191,7 @@ def extractors_command() -> None:
 
 
 @app.command("demo-data")
+@with_output_options
 def demo_data_command(
     out_dir: Path = typer.Argument(..., help="Folder to write the synthetic UCF101-like dataset into."),
     videos_per_class: int = typer.Option(12, help="Videos per class."),
@@ -163,3 +205,23 @@ def demo_data_command(
     typer.echo(f"demo videos in {root}")
 
 
+
+
+weights_app = typer.Typer(no_args_is_help=True, help="Weights files for offline use.")
+app.add_typer(weights_app, name="weights")
+
+
+@weights_app.command("fetch")
+@with_output_options
+def weights_fetch_command(
+    extractor: str = typer.Argument(..., help="mobilenet_v2 or keras:NAME (e.g. keras:ResNet50)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The weights file to write (NAME.weights.h5)."),
+    image_size: Optional[int] = typer.Option(None, help="The input size the weights are for [default: the extractor's own]."),
+) -> None:
+    """Download an extractor's ImageNet weights (Keras' own download, cached) into a file for `embed --weights FILE` offline."""
+    import_keras_quietly()
+    from featcache.weights_fetch import fetch_imagenet_weights
+
+    with errors_as_exit_codes():
+        written = fetch_imagenet_weights(extractor, out, image_size)
+    typer.echo(f"wrote {written}; offline: featcache embed VIDEO_ROOT --out CACHE.h5 --extractor {extractor} --weights {written}")

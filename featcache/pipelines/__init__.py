@@ -23,7 +23,7 @@ featcache/shipped_pipelines/):
     epochs = 10
 
     [evaluate]                   # the options of `featcache evaluate`
-    split = "test"
+    subset = "test"
 
 Keys are the CLI's option names with underscores (`--image-size` -> image_size, `--recurrent-dropout` ->
 recurrent_dropout) and are turned into the same frozen configs the CLI builds (EmbedConfig, HeadConfig,

@@ -20,10 +20,14 @@ def format_report_table(summary: PipelineSummary) -> str:
     for outcome in summary.heads:
         state = "trained now" if outcome.trained else "up to date"
         lines.append(
-            f"{outcome.name:<16} {outcome.accuracy:>8.3f} {outcome.top_k_accuracy:>6.3f} {outcome.num_videos:>6d} "
+            f"{outcome.name:<16} {outcome.accuracy:>8.3f} {_top_k_cell(outcome.top_k_accuracy)} {outcome.num_videos:>6d} "
             f"{outcome.best_epoch:>10d} {outcome.seconds_per_epoch:>8.3f}  {outcome.model_dir} ({state})"
         )
     return "\n".join(lines)
+
+
+def _top_k_cell(top_k_accuracy: float | None) -> str:
+    return f"{'-':>6}" if top_k_accuracy is None else f"{top_k_accuracy:>6.3f}"
 
 
 def write_report(summary: PipelineSummary) -> Path:

@@ -28,7 +28,7 @@ Progress = Callable[[str], None]
 UCF101_URL = "https://www.crcv.ucf.edu/data/UCF101.php"
 UCF101_HELP = (
     f"UCF101 comes from {UCF101_URL} (UCF101.rar, 6.5 GB): unpack it and move its UCF-101 folder to "
-    "data/UCF101 so that the videos are data/UCF101/<ClassName>/v_<ClassName>_gNN_cNN.avi (see data/README.md)"
+    "data/UCF101 so that the videos are data/UCF101/<ClassName>/v_<ClassName>_gNN_cNN.avi; then `featcache run PIPELINE --data data/UCF101`"
 )
 
 CACHE_FILE_NAME = "features.h5"
@@ -47,7 +47,7 @@ class HeadOutcome:
     trained: bool
     accuracy: float
     top_k: int
-    top_k_accuracy: float
+    top_k_accuracy: float | None
     num_videos: int
     subset_description: str
     best_epoch: int
@@ -189,14 +189,13 @@ def link_class_folders(video_root: Path, class_names: tuple[str, ...], view_dir:
 
 def _reason_to_train(model_dir: Path, head_config: HeadConfig, train_config: TrainConfig, index: Any, num_embedded_now: int) -> str:
     """'' when model_dir already holds this head trained on this cache; else why it must be (re)trained."""
-    from featcache.model_dir import MODEL_FILE, read_model_metadata
+    from featcache.model_dir import METADATA_FILE, MODEL_FILE, read_model_metadata
 
-    if not (model_dir / MODEL_FILE).is_file():
-        return "no model yet"
-    try:
-        metadata = read_model_metadata(model_dir)
-    except InputError:
-        return "the model folder is unfinished"
+    # featcache.json is written last: without it the folder is an interrupted training run, to redo. With it,
+    # any problem (a newer format, a corrupt file) is an error to show, not a reason to train over the folder.
+    if not (model_dir / METADATA_FILE).is_file():
+        return "the model folder is unfinished" if (model_dir / MODEL_FILE).is_file() else "no model yet"
+    metadata = read_model_metadata(model_dir)
     if num_embedded_now:
         return "the cache has new videos"
     expected = {
@@ -225,7 +224,10 @@ def _json_normal(value: Any) -> str:
 def _train_head(cache_path: Path, model_dir: Path, spec: HeadSpec, train_config: TrainConfig, say: Progress) -> None:
     from featcache.train import train
 
-    result = train(cache_path, model_dir, spec.config, train_config)
+    result = train(cache_path, model_dir, spec.config, train_config, overwrite=True)  # _reason_to_train decided to retrain
+    say(f"train {spec.name}: split {result.split.num_train} train / {result.split.num_val} val / {result.split.num_test} test videos")
+    for warning in result.warnings:
+        say(f"train {spec.name}: warning: {warning}")
     kept = (
         f"last epoch {result.best_epoch} (no validation set)"
         if result.best_val_accuracy is None
@@ -238,7 +240,7 @@ def _evaluate_head(spec: HeadSpec, model_dir: Path, cache_path: Path, evaluate_c
     from featcache.evaluate import evaluate
     from featcache.model_dir import read_model_metadata
 
-    report = evaluate(model_dir, cache_path, subset=evaluate_config.split, top_k=evaluate_config.top_k)
+    report = evaluate(model_dir, cache_path, subset=evaluate_config.subset, top_k=evaluate_config.top_k)
     metadata = read_model_metadata(model_dir)
     return HeadOutcome(
         name=spec.name,

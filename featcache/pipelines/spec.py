@@ -54,14 +54,18 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    """The options of `featcache evaluate`: which videos to score (test: the split's test videos) and k of top-k."""
+    """The options of `featcache evaluate`: which videos to score (test: the split's test videos) and k of top-k.
 
-    split: str = "test"
+    `split` is the old name of `subset` (it read like train's --split, which chooses the split itself); a
+    pipeline file that still says `split` is read as `subset` (see _evaluate_table).
+    """
+
+    subset: str = "test"
     top_k: int | None = None
 
     def __post_init__(self) -> None:
-        if self.split not in EVALUATE_SUBSETS:
-            raise InputError(f"unknown split {self.split!r}; choose one of {', '.join(EVALUATE_SUBSETS)}")
+        if self.subset not in EVALUATE_SUBSETS:
+            raise InputError(f"unknown subset {self.subset!r}; choose one of {', '.join(EVALUATE_SUBSETS)}")
         if self.top_k is not None and self.top_k < 1:
             raise InputError(f"top_k must be at least 1, got {self.top_k}")
 
@@ -142,7 +146,7 @@ def pipeline_from_dict(document: dict[str, Any], path: Path, base_dir: Path) -> 
     embed = _embed_config(_table(document, "embed", path), path, base_dir)
     heads = _head_specs(document.get("heads"), path)
     train = _train_config(_table(document, "train", path), path, base_dir)
-    evaluate = build_config(EvaluateConfig, _table(document, "evaluate", path), path, "[evaluate]")
+    evaluate = build_config(EvaluateConfig, _evaluate_table(_table(document, "evaluate", path), path), path, "[evaluate]")
     return Pipeline(
         path=path,
         name=path.stem,
@@ -255,3 +259,14 @@ def with_video_root(pipeline: Pipeline, video_root: Path) -> Pipeline:
     if pipeline.data.demo is not None:
         raise InputError(f"{pipeline.path.name} generates its demo videos; --data only applies to a pipeline with [data] video_root")
     return dataclasses.replace(pipeline, data=dataclasses.replace(pipeline.data, video_root=str(Path(video_root).expanduser().absolute())))
+
+
+def _evaluate_table(table: dict[str, Any], path: Path) -> dict[str, Any]:
+    """[evaluate] with the deprecated key `split` read as `subset` (both at once is an error)."""
+    if "split" not in table:
+        return table
+    if "subset" in table:
+        raise InputError(f"{path.name}: [evaluate] has both split and subset; keep subset (split is its old name)")
+    renamed = {key: value for key, value in table.items() if key != "split"}
+    renamed["subset"] = table["split"]
+    return renamed
