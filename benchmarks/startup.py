@@ -1,4 +1,4 @@
-"""Section 8: how fast the CLI starts, and how much memory training takes next to TensorFlow's own baseline.
+"""Section 9: how fast the CLI starts, and how much memory training takes next to TensorFlow's own baseline.
 
 Each command runs in a fresh interpreter (as a user runs it); wall time is the median of REPEATS runs, peak RSS
 the child process's ru_maxrss. `import keras` is the cost every command paid before featcache loaded
@@ -82,4 +82,4 @@ def run_startup(workspace: Workspace) -> SectionResult:
         ],
         notes=["target: ≤ 1.5 × (baseline + features)"],
     )
-    return SectionResult("8. CLI start-up and training memory", [start_up, memory])
+    return SectionResult("9. CLI start-up and training memory", [start_up, memory])

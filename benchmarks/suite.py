@@ -13,6 +13,7 @@ from benchmarks.backbones import run_backbones
 from benchmarks.cache_formats import run_cache_formats
 from benchmarks.decode_isolation import run_decode_isolation
 from benchmarks.clips import run_clips
+from benchmarks.format2 import run_format2
 from benchmarks.growth import run_growth
 from benchmarks.heads import run_heads
 from benchmarks.machine import describe_machine, load_average
@@ -33,6 +34,7 @@ SECTIONS: dict[str, Callable[[Workspace], SectionResult]] = {
     "heads": run_heads,
     "clips": run_clips,
     "startup": run_startup,
+    "format2": run_format2,
 }
 SECTIONS_NEEDING_STAGE_ONE = {"notebook", "cache_formats"}
 GPU_NOTE = (

@@ -27,7 +27,9 @@ from featcache.version import __version__
 
 # Public name -> the module that defines it.
 _PUBLIC_NAMES = {
+    "Cache": "featcache.cache",
     "CacheIndex": "featcache.cache",
+    "open_cache": "featcache.cache",
     "FeatureReader": "featcache.cache",
     "read_cache_index": "featcache.cache",
     "compare_heads": "featcache.compare",

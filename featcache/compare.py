@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from featcache.cache import Cache
 from featcache.config import HeadConfig, TrainConfig, config_from_dict
 from featcache.errors import InputError
 from featcache.heads import available_heads
@@ -37,7 +38,7 @@ class ComparisonRow:
 
 
 def compare_heads(
-    cache_path: Path,
+    cache_path: "Path | Cache",
     head_names: list[str],
     head_overrides: dict[str, Any] | None = None,
     train_config: TrainConfig = TrainConfig(),
@@ -60,7 +61,7 @@ def compare_heads(
     if out_dir is not None:
         for name in head_names:  # before hours of training, not after
             check_model_dir_writable(Path(out_dir) / name, overwrite)
-    data = load_training_data(Path(cache_path), train_config)
+    data = load_training_data(cache_path, train_config)  # a path or an opened Cache
     if progress is not None:
         progress(f"split: {data.split.description}")
     rows = []

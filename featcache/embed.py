@@ -268,7 +268,7 @@ def _bring_index_up_to_date(
     state.failures = {path: reason for path, reason in state.failures.items() if path not in state.videos and (path in current or dataset.still_exists(path))}
     summary.num_already_cached = sum(1 for entry in dataset.entries if entry.relative_path in state.videos) - summary.num_resumed
     changes = summary.num_resumed + summary.num_changed + summary.num_removed + summary.num_relabelled + num_refingerprinted
-    return bool(changes) or state.failures != failures_before
+    return bool(changes or orphans) or state.failures != failures_before  # unwanted orphans are deleted at the commit
 
 
 def _embed_into_shards(
@@ -288,7 +288,7 @@ def _embed_into_shards(
     def save_shard() -> None:
         nonlocal last_shard_time
         if finished:
-            writer.adopt_shard(write_shard(writer.shard_folder, finished, config.dtype, writer.state.settings))
+            writer.adopt_shard(write_shard(writer.shard_folder, finished, config.dtype, writer.state.settings, writer.state.compression))
         writer.state.failures.update(failures)
         if finished or failures:
             writer.commit()

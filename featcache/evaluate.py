@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from featcache.cache import CacheIndex, FeatureReader, read_cache_index
+from featcache.cache import Cache, CacheIndex, FeatureReader, open_cache
 from featcache.clips import model_clip_settings, predict_over_clips
-from featcache.config import SamplingConfig
 from featcache.errors import CacheMismatchError, InputError
+from featcache.settings import describe_settings_difference
 
 SUBSETS = ("default", "test", "all")
 DEFAULT_TOP_K = 3
@@ -27,7 +27,6 @@ PREDICT_BATCH_SIZE = 64
 
 # The extractor fields that decide what a feature vector means. `weights` (the source as given) is
 # compared only when no sha256 was recorded; `seed` only matters for random weights.
-EXTRACTOR_IDENTITY_FIELDS = ("name", "handle", "image_size")
 
 
 @dataclass(frozen=True)
@@ -105,7 +104,7 @@ def evaluate(
     """
     from featcache.model_dir import load_trained_model  # keras loads only when a model is actually needed
 
-    model_dir, cache_path = Path(model_dir), Path(cache_path)
+    model_dir = Path(model_dir)
     if subset not in SUBSETS:
         raise InputError(f"unknown --subset {subset!r}; choose one of {', '.join(SUBSETS)}")
     trained = load_trained_model(model_dir)
@@ -117,14 +116,15 @@ def evaluate(
         top_k = min(DEFAULT_TOP_K, max(1, num_classes - 1))  # top-k of all the classes would say nothing
     top_k = min(top_k, num_classes)  # k beyond the classes means all of them
 
-    index = read_cache_index(cache_path)
+    cache = open_cache(cache_path)  # a path, or a Cache opened once by the caller
+    cache_path, index = cache.path, cache.index
     check_cache_matches_model(trained.metadata, index)
-    video_indices, used_subset, description = select_videos(index, trained.split, subset)
+    video_indices, used_subset, description = select_videos(index, trained.split, subset, trained.split_fingerprints)
     cache_to_model = map_cache_classes(class_names, index, video_indices)
 
     true_labels = cache_to_model[index.labels[video_indices]]
     frames, num_clips = model_clip_settings(trained.metadata["training"])
-    probabilities = predict_cached_features(trained.model, cache_path, index, video_indices, frames, num_clips)
+    probabilities = predict_cached_features(trained.model, cache, index, video_indices, frames, num_clips)
     metrics = compute_metrics(true_labels, probabilities, class_names, top_k)
 
     report_dir = Path(report_dir) if report_dir is not None else model_dir / "evaluation" / cache_path.stem
@@ -167,48 +167,24 @@ def evaluate(
 def check_cache_matches_model(metadata: dict[str, Any], index: CacheIndex) -> None:
     """Raise CacheMismatchError unless the cache's features were made like the model's training features.
 
-    Compares feature_dim, num_frames, the extractor's identity (name, handle, image size, weights by sha256
-    when recorded, else by source, and the seed of random weights) and the sampling settings.
+    One rule for every stage (`settings.describe_settings_difference`): extractor identity, weights, feature_dim
+    and sampling; the dtype may differ (a float32 cache feeds a float16-trained head). A head trained on
+    whole stored sequences also needs the cache's T; one trained on clips takes its frames from any length.
     """
-    problems = []
-    if int(metadata["feature_dim"]) != index.feature_dim:
-        problems.append(f"feature_dim {index.feature_dim} (model expects {metadata['feature_dim']})")
-    # A model trained on clips takes its frames from any stored length; the sampling check below still applies.
+    model_settings = {"extractor": {**metadata["extractor"], "feature_dim": metadata["feature_dim"]}, "sampling": metadata["sampling"], "dtype": None}
+    cache_settings = {"extractor": {**index.extractor, "feature_dim": index.feature_dim}, "sampling": index.sampling, "dtype": None}
+    problems = [describe_settings_difference(model_settings, cache_settings)]
     if not model_clip_settings(metadata["training"])[0] and int(metadata["num_frames"]) != index.num_frames:
-        problems.append(f"num_frames {index.num_frames} (model expects {metadata['num_frames']})")
-    model_extractor, cache_extractor = metadata["extractor"], index.extractor
-    for name in EXTRACTOR_IDENTITY_FIELDS:
-        if model_extractor.get(name) != cache_extractor.get(name):
-            problems.append(f"extractor {name} {cache_extractor.get(name)!r} (model expects {model_extractor.get(name)!r})")
-    model_sha, cache_sha = model_extractor.get("weights_sha256"), cache_extractor.get("weights_sha256")
-    if model_sha or cache_sha:
-        if model_sha != cache_sha:
-            problems.append(f"extractor weights_sha256 {cache_sha!r} (model expects {model_sha!r})")
-    elif model_extractor.get("weights") != cache_extractor.get("weights"):
-        problems.append(f"extractor weights {cache_extractor.get('weights')!r} (model expects {model_extractor.get('weights')!r})")
-    elif model_extractor.get("weights") == "random" and model_extractor.get("seed") != cache_extractor.get("seed"):
-        problems.append(f"random-weights seed {cache_extractor.get('seed')!r} (model expects {model_extractor.get('seed')!r})")
-    model_sampling = _sampling_fields(metadata["sampling"])
-    cache_sampling = _sampling_fields(index.sampling)
-    if model_sampling != cache_sampling:
-        problems.append(f"sampling {cache_sampling} (model expects {model_sampling})")
-    if problems:
+        problems.append(f"num_frames {metadata['num_frames']} vs {index.num_frames}")
+    difference = "; ".join(problem for problem in problems if problem)
+    if difference:
         raise CacheMismatchError(
-            f"{index.path}: its features were made differently from the model's training cache: "
-            + "; ".join(problems)
-            + ". Re-embed the videos with the model's extractor and sampling (see featcache.json) to evaluate it."
+            f"{index.path}: its features were made differently from the model's training cache (model vs cache: {difference}). "
+            "Re-embed the videos with the model's extractor and sampling (see featcache.json) to evaluate it."
         )
 
 
-def _sampling_fields(sampling: dict[str, Any]) -> dict[str, Any]:
-    """The SamplingConfig fields of a stored sampling dict, ints and floats normalised for comparison."""
-    fields = {name: sampling.get(name) for name in SamplingConfig.__dataclass_fields__}
-    fields["num_frames"] = int(fields["num_frames"]) if fields["num_frames"] is not None else None
-    fields["fps"] = float(fields["fps"]) if fields["fps"] is not None else None
-    return fields
-
-
-def select_videos(index: CacheIndex, split: dict[str, str], subset: str) -> tuple[np.ndarray, str, str]:
+def select_videos(index: CacheIndex, split: dict[str, str], subset: str, split_fingerprints: dict[str, str] | None = None) -> tuple[np.ndarray, str, str]:
     """Pick the videos to score: (cache row indices int64 (n,), "test" | "all", a sentence saying why).
 
     split: the model's split.csv, {cache path: "train" | "val" | "test"}; only "test" rows are held out (the
@@ -216,11 +192,19 @@ def select_videos(index: CacheIndex, split: dict[str, str], subset: str) -> tupl
     is in it (its features were already checked to match the model's). Another cache can still share videos
     with it (the same root re-embedded, a class subset, another dtype): by default its videos the model trained
     or validated on are left out, since scoring them would inflate the accuracy.
+    split_fingerprints: {video contents: subset}; when both the model and the cache know contents, a video
+    is "seen" by its contents, not its path (another dataset reusing file names is not the training set,
+    and a renamed copy of a training video is still seen).
     """
     if index.num_videos == 0:
         raise InputError(f"{index.path} holds no videos (every video failed to embed?); nothing to evaluate")
-    is_training_cache = bool(split) and set(split) <= set(index.paths)
-    seen = np.array([split.get(path) in ("train", "val") for path in index.paths], dtype=bool)
+    if split_fingerprints and all(index.fingerprints):
+        same_contents = all(fingerprint in split_fingerprints for path, fingerprint in zip(index.paths, index.fingerprints) if path in split)
+        is_training_cache = bool(split) and set(split) <= set(index.paths) and same_contents
+        seen = np.array([split_fingerprints.get(fingerprint) in ("train", "val") for fingerprint in index.fingerprints], dtype=bool)
+    else:
+        is_training_cache = bool(split) and set(split) <= set(index.paths)
+        seen = np.array([split.get(path) in ("train", "val") for path in index.paths], dtype=bool)
     num_seen = int(seen.sum())
     if subset == "all":
         seen_note = f", {num_seen} of which the model trained or validated on" if num_seen else ""
@@ -266,7 +250,7 @@ def map_cache_classes(model_class_names: list[str], index: CacheIndex, video_ind
     return cache_to_model
 
 
-def predict_cached_features(model: Any, cache_path: Path, index: CacheIndex, video_indices: np.ndarray, frames: int = 0, num_clips: int = 1) -> np.ndarray:
+def predict_cached_features(model: Any, cache_path: "Path | Cache", index: CacheIndex, video_indices: np.ndarray, frames: int = 0, num_clips: int = 1) -> np.ndarray:
     """Run the model over the given cache rows, reading features block by block.
 
     frames, num_clips: a model trained on T-frame clips sees `num_clips` uniform clips per video, softmax averaged.

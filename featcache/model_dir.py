@@ -9,7 +9,7 @@ MODEL_DIR/
   history.csv           epoch,loss,accuracy,val_loss,val_accuracy,seconds (val_* = the validation videos that
                         pick the best epoch, empty without a validation set; never the test videos)
   learning_curves.png   loss and accuracy per epoch
-  split.csv             path,subset (train|val|test) for every video of the training cache
+  split.csv             path,subset (train|val|test),fingerprint (content "size:blake2b", "" from a format-1 cache) per video
   evaluation/           reports `featcache evaluate` writes by default; removed when the folder is overwritten
 
 featcache.json is written last, so a folder interrupted while being written reads as incomplete.
@@ -21,7 +21,7 @@ import csv
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ class TrainedModel:
     metadata: featcache.json as a dict (see the module docstring).
     class_names: the output order of the model.
     split: cache path (relative, as in the training cache) -> "train" | "val" | "test".
+    split_fingerprints: video contents (fingerprint) -> "train" | "val" | "test" (empty for older folders).
     """
 
     path: Path
@@ -59,6 +60,7 @@ class TrainedModel:
     metadata: dict[str, Any]
     class_names: list[str]
     split: dict[str, str]
+    split_fingerprints: dict[str, str] = field(default_factory=dict)
 
     @property
     def num_frames(self) -> int:
@@ -92,6 +94,20 @@ def read_model_metadata(model_dir: Path) -> dict[str, Any]:
 
 def read_split_file(split_path: Path) -> dict[str, str]:
     """split.csv -> {path: "train" | "val" | "test"}."""
+    return {row["path"]: row["subset"] for row in _split_rows(split_path)}
+
+
+def read_split_fingerprints(split_path: Path) -> dict[str, str]:
+    """split.csv -> {fingerprint: subset}; a fingerprint in train or val wins over test (it was seen)."""
+    by_fingerprint: dict[str, str] = {}
+    for row in _split_rows(split_path):
+        fingerprint = row.get("fingerprint") or ""
+        if fingerprint and by_fingerprint.get(fingerprint) not in ("train", "val"):
+            by_fingerprint[fingerprint] = row["subset"]
+    return by_fingerprint
+
+
+def _split_rows(split_path: Path) -> list[dict[str, str]]:
     try:
         with open(split_path, newline="", encoding="utf-8") as stream:
             rows = list(csv.DictReader(stream))
@@ -99,7 +115,7 @@ def read_split_file(split_path: Path) -> dict[str, str]:
         raise ModelDirError(f"{split_path}: unreadable ({err}); re-run `featcache train`") from err
     if rows and not {"path", "subset"} <= set(rows[0]):
         raise ModelDirError(f"{split_path}: expected columns path,subset; re-run `featcache train`")
-    return {row["path"]: row["subset"] for row in rows}
+    return rows
 
 
 def load_trained_model(model_dir: Path) -> TrainedModel:
@@ -123,6 +139,7 @@ def load_trained_model(model_dir: Path) -> TrainedModel:
         metadata=metadata,
         class_names=list(metadata["class_names"]),
         split=read_split_file(model_dir / SPLIT_FILE),
+        split_fingerprints=read_split_fingerprints(model_dir / SPLIT_FILE),
     )
 
 
@@ -150,12 +167,12 @@ def check_model_dir_writable(model_dir: Path, overwrite: bool = False) -> None:
         )
 
 
-def save_model_dir(model_dir: Path, model: Any, metadata: dict[str, Any], history: list[dict[str, float]], split_rows: list[tuple[str, str]]) -> None:
+def save_model_dir(model_dir: Path, model: Any, metadata: dict[str, Any], history: list[dict[str, float]], split_rows: list[tuple[str, str, str]]) -> None:
     """Write a model folder (see the module docstring); featcache.json last, so an interrupted write reads as incomplete.
 
     Overwriting a model folder also removes its evaluation/ reports: they describe the previous model.
     history: one dict per epoch with HISTORY_COLUMNS (val_* None without validation);
-    split_rows: (cache path, "train" | "val" | "test") for every video.
+    split_rows: (cache path, "train" | "val" | "test", fingerprint) for every video.
     """
     model_dir = Path(model_dir)
     missing = [key for key in METADATA_KEYS if key not in metadata]
@@ -174,7 +191,7 @@ def save_model_dir(model_dir: Path, model: Any, metadata: dict[str, Any], histor
         writer.writerows(history)
     with open(model_dir / SPLIT_FILE, "w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)
-        writer.writerow(("path", "subset"))
+        writer.writerow(("path", "subset", "fingerprint"))
         writer.writerows(split_rows)
     plot_learning_curves(history, model_dir / CURVES_FILE, best_epoch=int(metadata["best_epoch"]))
     temporary_path = model_dir / f".{METADATA_FILE}.tmp"

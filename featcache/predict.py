@@ -22,7 +22,9 @@ from featcache.errors import (
     ModelDirError,
     VideoDecodeError,
 )
+from featcache.cache.reader import uniform_positions
 from featcache.extractors import Extractor, load_extractor
+from featcache.settings import describe_settings_difference, settings_record
 from featcache.videos import VIDEO_EXTENSIONS, VideoEntry, find_videos
 
 DEFAULT_TOP_K = 3
@@ -67,20 +69,17 @@ def stored_embedding_configs(metadata: dict[str, Any]) -> tuple[ExtractorConfig,
 def check_extractor_matches(extractor: Extractor, metadata: dict[str, Any]) -> None:
     """Raise CacheMismatchError when the loaded extractor differs from the one the model was trained on.
 
-    Compares the weights' sha256 (when one was recorded) and the feature dimension.
+    The same rule as embed and evaluate (`settings.describe_settings_difference`).
     """
-    stored_sha = metadata["extractor"].get("weights_sha256")
-    loaded_sha = extractor.provenance.get("weights_sha256")
-    if stored_sha and loaded_sha != stored_sha:
+    trained_on = {"extractor": {**metadata["extractor"], "feature_dim": metadata["feature_dim"]}, "sampling": metadata["sampling"], "dtype": None}
+    # The extractor was built from the stored record, so what can differ is what loading found: the
+    # weights file's contents and the output dimension.
+    loaded = settings_record({**metadata["extractor"], **extractor.provenance, "feature_dim": extractor.feature_dim}, metadata["sampling"], None)
+    difference = describe_settings_difference(trained_on, loaded)
+    if difference:
         raise CacheMismatchError(
-            f"the extractor weights {metadata['extractor'].get('weights')!r} now have sha256 {loaded_sha}, "
-            f"but the model was trained on features from weights with sha256 {stored_sha}; "
+            f"the extractor built from featcache.json differs from the one the model was trained on (trained vs now: {difference}); "
             "restore the original weights file or retrain on a cache embedded with the current one"
-        )
-    if extractor.feature_dim != int(metadata["feature_dim"]):
-        raise CacheMismatchError(
-            f"the extractor {extractor.name!r} gives {extractor.feature_dim}-d features but the model expects "
-            f"{metadata['feature_dim']}-d; the extractor settings in featcache.json do not match the model"
         )
 
 
@@ -221,6 +220,10 @@ def classify_padded(model: Any, videos: list[tuple[Any, np.ndarray]], num_frames
     if not videos:
         return {}
     feature_dim = videos[0][1].shape[1]
+    if not clip_frames:
+        # A head on whole sequences of a `--frames 0` cache (T = its longest video) meets a longer new video:
+        # the reader's rule, T frames uniform over the stored ones.
+        videos = [(key, video_features[uniform_positions(len(video_features), num_frames)]) for key, video_features in videos]
     lengths = np.array([len(video_features) for _, video_features in videos], dtype=np.int32)
     padded_frames = max(num_frames, int(lengths.max()))
     assert clip_frames or padded_frames == num_frames, "the stored sampling never yields more than num_frames frames"

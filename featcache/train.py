@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -19,7 +20,7 @@ import keras
 import numpy as np
 
 from featcache.version import __version__
-from featcache.cache import CacheIndex, FeatureReader, read_cache_index
+from featcache.cache import Cache, CacheIndex, FeatureReader, open_cache
 from featcache.clips import clip_positions, gather_clips, predict_over_clips, read_clips
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import InputError
@@ -47,7 +48,7 @@ class CacheBatches(keras.utils.PyDataset):
         features: np.ndarray | None = None, frames: int = 0, clip_sampling: str = "uniform",
     ) -> None:  # fmt: skip
         super().__init__(workers=1, use_multiprocessing=False)
-        self.cache_path = Path(cache_path)
+        self.cache_path = cache_path  # a path or an opened Cache
         self.rows = np.asarray(rows, dtype=np.int64)
         self.labels = np.asarray(labels, dtype=np.int32)
         self.lengths = np.asarray(lengths, dtype=np.int32)
@@ -108,6 +109,7 @@ class TrainingData:
     index: CacheIndex
     split: Split
     in_memory: bool
+    cache: Cache | None = None  # the opened cache (index + reader), handed to readers instead of a path
     train_inputs: Any = None
     val_inputs: Any = None
     test_inputs: Any = None
@@ -138,17 +140,18 @@ class TrainResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def load_training_data(cache_path: Path, train_config: TrainConfig) -> TrainingData:
+def load_training_data(cache_path: "Path | Cache", train_config: TrainConfig) -> TrainingData:
     """Read a cache's index, choose the split and load the features (in memory when within the memory budget)."""
-    index = read_cache_index(Path(cache_path))
+    cache = open_cache(cache_path)  # a path, or a Cache opened once by the caller
+    index = cache.index
     check_trainable(index)
     split = choose_split(index, train_config)
-    data = TrainingData(index=index, split=split, in_memory=False)
+    data = TrainingData(index=index, split=split, in_memory=False, cache=cache)
     data.in_memory = data.feature_megabytes <= train_config.memory_budget_mb
     if data.in_memory:
         # Each side is read straight from the file: holding all features and then copies of the
         # sides would double the peak memory.
-        with FeatureReader(index.path) as reader:
+        with FeatureReader(cache) as reader:
             data.train_inputs = _arrays(reader, index, split.train_indices)
             data.val_inputs = _arrays(reader, index, split.val_indices) if split.num_val else None
             data.test_inputs = _arrays(reader, index, split.test_indices)
@@ -215,7 +218,7 @@ def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainCon
             sides.append((data.split.val_indices, False, data.val_inputs, "uniform"))
         batches = [
             CacheBatches(
-                index.path, rows, index.labels[rows], index.lengths[rows], train_config.batch_size, shuffle, train_config.seed,
+                data.cache or index.path, rows, index.labels[rows], index.lengths[rows], train_config.batch_size, shuffle, train_config.seed,
                 features=None if in_memory is None else in_memory[0][0], frames=train_config.frames, clip_sampling=clip_sampling,
             )  # fmt: skip
             for rows, shuffle, in_memory, clip_sampling in sides
@@ -281,7 +284,7 @@ def score_accuracy(model: keras.Model, data: TrainingData, subset: str = "test",
         from featcache.evaluate import predict_cached_features
 
         labels = data.index.labels[rows]
-        probabilities = predict_cached_features(model, data.index.path, data.index, rows, frames, num_clips)
+        probabilities = predict_cached_features(model, data.cache or data.index.path, data.index, rows, frames, num_clips)
     return float(np.mean(np.argmax(probabilities, axis=1) == labels))
 
 
@@ -403,7 +406,7 @@ def split_warnings(split: Split, labels: np.ndarray, num_classes: int, minimum_p
 
 
 def train(
-    cache_path: Path,
+    cache_path: "Path | Cache",
     out_dir: Path,
     head_config: HeadConfig = HeadConfig(),
     train_config: TrainConfig = TrainConfig(),
@@ -418,7 +421,7 @@ def train(
     """
     out_dir = Path(out_dir)
     check_model_dir_writable(out_dir, overwrite)
-    data = load_training_data(Path(cache_path), train_config)
+    data = load_training_data(cache_path, train_config)
     index = data.index
     if progress is not None:
         where = "in memory" if data.in_memory else f"streamed from disk (over the {train_config.memory_budget_mb} MB memory budget)"
@@ -436,6 +439,7 @@ def train(
                 f"(validation: uniform; scoring: {train_config.test_clips} uniform clip(s) averaged)"
             )
         progress(f"head: {head_config.head} ({', '.join(f'{key}={value}' for key, value in head_config.used_settings().items())})")
+    _warn_about_leaks(find_leaked_duplicates(index, data.split), progress)
     result = fit_head(data, head_config, train_config, progress)
     save_trained_head(out_dir, data, head_config, train_config, result)
     return result
@@ -445,8 +449,32 @@ def save_trained_head(out_dir: Path, data: TrainingData, head_config: HeadConfig
     """Write `result` as a model folder (train, and compare --out); sets result.metadata and result.model_dir."""
     index = data.index
     result.metadata = model_metadata(index, data.split, head_config, train_config, result)
-    save_model_dir(out_dir, result.model, result.metadata, result.history, list(zip(index.paths, data.split.subsets(index.num_videos))))
+    save_model_dir(out_dir, result.model, result.metadata, result.history, list(zip(index.paths, data.split.subsets(index.num_videos), index.fingerprints or [""] * index.num_videos)))
     result.model_dir = Path(out_dir)
+
+
+def find_leaked_duplicates(index: CacheIndex, split: Split) -> list[tuple[str, str]]:
+    """(train/val path, test path) pairs with identical contents (fingerprint): the test score would be inflated."""
+    subsets = split.subsets(index.num_videos)
+    seen: dict[str, str] = {}
+    for path, fingerprint, subset in zip(index.paths, index.fingerprints, subsets):
+        if fingerprint and subset in ("train", "val"):
+            seen.setdefault(fingerprint, path)
+    return [(seen[fingerprint], path) for path, fingerprint, subset in zip(index.paths, index.fingerprints, subsets) if subset == "test" and fingerprint in seen]
+
+
+def _warn_about_leaks(leaks: list[tuple[str, str]], progress: Progress | None) -> None:
+    if not leaks:
+        return
+    examples = "; ".join(f"{seen} = {test}" for seen, test in leaks[:3])
+    message = (
+        f"warning: {len(leaks)} test video(s) have the same contents as a train/val video ({examples}); "
+        "the test accuracy will be inflated: remove the copies or group them (CSV group column)"
+    )
+    if progress is not None:
+        progress(message)
+    else:
+        warnings.warn(message, stacklevel=3)
 
 
 def model_metadata(index: CacheIndex, split: Split, head_config: HeadConfig, train_config: TrainConfig, result: TrainResult) -> dict[str, Any]:

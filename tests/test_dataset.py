@@ -11,6 +11,7 @@ from cache_fixtures import ucf101_like_cache, write_cache
 
 import featcache
 from featcache.cache import CacheReader, FeatureReader, read_cache_index
+from featcache.cache.maintenance import upgrade_cache
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import FeatcacheError
 from featcache.splits import choose_split
@@ -23,12 +24,17 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return ucf101_like_cache(tmp_path_factory.mktemp("cache") / "small.h5", num_classes=3, num_groups=10, clips_per_group=2)
 
 
-@pytest.fixture(scope="module")
-def cache_of_numbered_frames(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """6 videos of 20 stored frames with lengths 3..20; feature [row, frame] = 100 * row + frame (a readable position)."""
+@pytest.fixture(scope="module", params=[1, 2], ids=["format1", "format2"])
+def cache_of_numbered_frames(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """6 videos of 20 stored frames with lengths 3..20; feature [row, frame] = 100 * row + frame (a readable position).
+    As written (format 1, padded) and upgraded to format 2 (variable-length shards)."""
     lengths = np.array([3, 5, 8, 12, 20, 20])
     features = (100 * np.arange(6)[:, None, None] + np.arange(20)[None, :, None]) * np.ones((1, 1, 2))
-    return write_cache(tmp_path_factory.mktemp("cache") / "numbered.h5", features, lengths, np.array([0, 1] * 3), ["A", "B"], dtype="float32")
+    labels = np.array([0, 0, 0, 1, 1, 1])  # paths A/..c000 .. B/..c005: already in sorted order, as format 2 keeps rows
+    cache = write_cache(tmp_path_factory.mktemp("cache") / "numbered.h5", features, lengths, labels, ["A", "B"], dtype="float32")
+    if request.param == 2:
+        upgrade_cache(cache)
+    return cache
 
 
 def _collect(batches) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

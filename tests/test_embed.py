@@ -384,3 +384,30 @@ def test_abandoned_temporary_files_are_removed(tiny_dataset: Path, tmp_path: Pat
     dead_shard_writer.write_bytes(b"half a shard")
     embed(tiny_dataset, cache_path, FAKE_CONFIG)
     assert not dead_index_writer.exists() and not dead_shard_writer.exists()
+
+
+def test_a_file_changed_at_the_same_path_is_embedded_again(tiny_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
+    cache_path = tmp_path / "cache.h5"
+    embed(tiny_dataset, cache_path, FAKE_CONFIG)
+    index = read_cache_index(cache_path)
+    changed = tiny_dataset / index.paths[0]
+    write_video(changed, numbered_frames(7))  # other contents under the same name
+    summary = embed(tiny_dataset, cache_path, FAKE_CONFIG)
+    assert (summary.num_changed, summary.num_embedded, summary.num_already_cached) == (1, 1, 5)
+    after = read_cache_index(cache_path)
+    before_contents, after_contents = dict(zip(index.paths, index.fingerprints)), dict(zip(after.paths, after.fingerprints))
+    assert sorted(after.paths) == sorted(index.paths) and after.paths[-1] == index.paths[0]  # re-embedded rows come last
+    assert {path for path in index.paths if after_contents[path] != before_contents[path]} == {index.paths[0]}
+    assert summary.num_dead_rows == 1  # the old row is unlisted, its shard untouched until `featcache compact`
+    assert embed(tiny_dataset, cache_path, FAKE_CONFIG).num_embedded == 0  # size + mtime unchanged: trusted, not rehashed
+
+
+def test_a_second_embed_on_the_same_cache_is_refused_at_once(tiny_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
+    from featcache.cache import CacheLock
+    from featcache.errors import CacheLockedError
+
+    cache_path = tmp_path / "cache.h5"
+    with CacheLock(cache_path):  # another writer (a lock is per open file description, so this stands in for a process)
+        with pytest.raises(CacheLockedError, match="another featcache process is writing"):
+            embed(tiny_dataset, cache_path, FAKE_CONFIG)
+    assert not fake_extractor  # refused before loading the model

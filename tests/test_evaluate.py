@@ -43,6 +43,7 @@ def write_test_cache(
     paths: list[str] | None = None,
     extractor: dict | None = None,
     sampling: dict | None = None,
+    fingerprints: list[str] | None = None,
 ) -> Path:
     """A complete cache through the public writer; `paths` must already be sorted (the writer sorts rows)."""
     num_videos, num_frames, feature_dim = features.shape
@@ -63,7 +64,8 @@ def write_test_cache(
         groups=[""] * num_videos,
     )
     attributes = {"extractor": extractor or EXTRACTOR, "sampling": sampling or SAMPLING}
-    write_cache(path, [rows], paths, class_names, [], attributes, num_frames, feature_dim, "float32")
+    write_cache(path, [rows], paths, class_names, [], attributes, num_frames, feature_dim, "float32",
+                fingerprints=dict(zip(paths, fingerprints)) if fingerprints else None)
     return path
 
 
@@ -88,15 +90,16 @@ def write_model_folder(
     sampling: dict | None = None,
     num_frames: int = NUM_FRAMES,
     feature_dim: int = FEATURE_DIM,
+    fingerprints: dict[str, str] | None = None,
 ) -> Path:
-    """A model folder laid out as `featcache train` writes it (see featcache.model_dir)."""
+    """A model folder laid out as `featcache train` writes it (see featcache.model_dir); fingerprints: path -> contents."""
     model_dir.mkdir(parents=True)
     model = model or first_frame_softmax_model(num_frames, feature_dim, len(class_names))
     model.save(model_dir / "model.keras")
     with open(model_dir / "split.csv", "w", newline="") as stream:
         writer = csv.writer(stream)
-        writer.writerow(["path", "subset"])
-        writer.writerows(sorted(split.items()))
+        writer.writerow(["path", "subset", "fingerprint"])
+        writer.writerows((path, subset, (fingerprints or {}).get(path, "")) for path, subset in sorted(split.items()))
     (model_dir / "history.csv").write_text("epoch,loss,accuracy,val_loss,val_accuracy,seconds\n")
     (model_dir / "learning_curves.png").write_bytes(b"")
     subsets = list(split.values())
@@ -302,11 +305,11 @@ def test_a_class_the_model_does_not_know_is_an_error(tmp_path: Path, trained_mod
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"feature_dim": 4}, "feature_dim 4 \\(model expects 3\\)"),
-        ({"extractor": {**EXTRACTOR, "name": "mobilenet_v2"}}, "extractor name 'mobilenet_v2'"),
-        ({"extractor": {**EXTRACTOR, "image_size": 64}}, "extractor image_size 64"),
-        ({"extractor": {**EXTRACTOR, "weights": "w.h5", "weights_sha256": "ab12"}}, "weights_sha256 'ab12'"),
-        ({"extractor": {**EXTRACTOR, "seed": 7}}, "random-weights seed 7"),
+        ({"feature_dim": 4}, "model vs cache: feature_dim 3 vs 4"),
+        ({"extractor": {**EXTRACTOR, "name": "mobilenet_v2"}}, "extractor name 'scratch_cnn' vs 'mobilenet_v2'"),
+        ({"extractor": {**EXTRACTOR, "image_size": 64}}, "extractor image_size 32 vs 64"),
+        ({"extractor": {**EXTRACTOR, "weights": "w.h5", "weights_sha256": "ab12"}}, "weights file w.h5 \\(sha256 ab12\\) differs"),
+        ({"extractor": {**EXTRACTOR, "seed": 7}}, "random weights seed 0 vs 7"),
         ({"sampling": {"num_frames": NUM_FRAMES, "mode": "fps", "fps": 2.0}}, "sampling"),
     ],
     ids=["feature_dim", "extractor_name", "image_size", "weights_sha256", "random_seed", "sampling"],
@@ -417,3 +420,26 @@ def test_on_a_model_from_train_the_default_is_its_held_out_split(tmp_path: Path)
     assert result.metadata["split"]["num_val"] > 0  # validation videos are not test videos
     assert report.num_videos == result.metadata["split"]["num_test"] > 0
     assert evaluate(tmp_path / "model", cache, subset="all").num_videos == 12
+
+
+def test_seen_videos_are_recognised_by_contents_not_by_name(tmp_path: Path) -> None:
+    """Another dataset reusing the training set's file names is all new; renamed copies of training videos are seen."""
+    paths = [f"v{row:03d}_{CLASS_NAMES[row % 3]}.avi" for row in range(12)]
+    labels = np.arange(12) % 3
+    trained_contents = [f"1000:{row:064x}" for row in range(12)]
+    split = {path: "test" if row % 4 == 0 else "val" if row % 4 == 1 else "train" for row, path in enumerate(paths)}
+    model_dir = write_model_folder(tmp_path / "model", CLASS_NAMES, split, fingerprints=dict(zip(paths, trained_contents)))
+    features, names = one_hot_first_frames(list(labels), 3), [CLASS_NAMES[label] for label in labels]
+
+    training = write_test_cache(tmp_path / "train.h5", features, names, CLASS_NAMES, paths=paths, fingerprints=trained_contents)
+    assert (evaluate(model_dir, training).subset, evaluate(model_dir, training).num_videos) == ("test", 3)
+
+    same_names = write_test_cache(tmp_path / "other.h5", features, names, CLASS_NAMES, paths=paths,
+                                  fingerprints=[f"2000:{row:064x}" for row in range(12)])
+    report = evaluate(model_dir, same_names)
+    assert (report.subset, report.num_videos) == ("all", 12)  # the issue's 60-video case: every video scored
+
+    renamed = [f"copy_{path}" for path in paths]
+    copies = write_test_cache(tmp_path / "copies.h5", features, names, CLASS_NAMES, paths=renamed, fingerprints=trained_contents)
+    report = evaluate(model_dir, copies)
+    assert report.num_videos == 3 and "all 12 videos of the cache except 9 the model trained or validated on" in report.subset_description

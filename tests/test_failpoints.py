@@ -63,3 +63,20 @@ def test_a_kill_after_the_shard_is_renamed_loses_no_embedding(tiny_dataset: Path
     assert run_embed_until("shard-renamed", tiny_dataset, cache_path).returncode == EXIT_CODE
     summary = embed(tiny_dataset, cache_path, FAKE_CONFIG)
     assert (summary.num_resumed, summary.num_embedded) == (1, 5)
+
+
+def test_a_video_deleted_after_an_interrupted_run_just_leaves(tiny_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
+    """Format 1's resume crashed with KeyError when a video in the journal was deleted; now its row is dropped."""
+    from test_embed import FAKE_CONFIG
+
+    cache_path = tmp_path / "cache.h5"
+    assert run_embed_until("shard-renamed", tiny_dataset, cache_path).returncode == EXIT_CODE
+    orphan = next(shard_folder_for(cache_path).glob("*.h5"))
+    from featcache.cache import read_shard_contents
+
+    (deleted,) = read_shard_contents(orphan).paths
+    (tiny_dataset / deleted).unlink()
+    summary = embed(tiny_dataset, cache_path, FAKE_CONFIG)
+    assert (summary.num_resumed, summary.num_embedded) == (0, 5)
+    assert deleted not in open_cache(cache_path).index.paths
+    assert not orphan.exists()  # nothing in it was wanted: deleted at the commit

@@ -111,7 +111,7 @@ def test_predict_uses_the_stored_extractor_and_sampling(monkeypatch, colour_mode
 def test_changed_weights_file_is_refused(monkeypatch, colour_model: Path, colour_videos: list[Path]) -> None:
     changed = Extractor("scratch_cnn", 16, 3, lambda frames: np.zeros((len(frames), 3), np.float32), {"weights_sha256": "0ther"})
     monkeypatch.setattr(predict_module, "load_extractor", lambda config: changed)
-    with pytest.raises(CacheMismatchError, match="now have sha256 0ther.*sha256 c0ffee"):
+    with pytest.raises(CacheMismatchError, match="sha256 0ther\\) differs from the one used.*sha256 c0ffee"):
         predict_videos(colour_model, colour_videos)
 
 

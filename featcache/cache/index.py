@@ -68,8 +68,12 @@ class IndexState:
     created: str = ""
 
     def sorted_records(self) -> list[VideoRecord]:
-        # Rows sorted by path: the same videos give the same index however the embedding was interrupted.
-        return [self.videos[path] for path in sorted(self.videos)]
+        # Rows in the order shards were adopted, then by row within a shard, so each shard's live rows form one
+        # block of the index and the virtual datasets need a mapping per block, not per video (measured: 13.4 s
+        # vs 0.2 s to write the index of 7,272 videos whose paths interleave across shards). `embed` writes
+        # videos in path order, so a fresh cache is in path order however the run was interrupted.
+        position = {name: number for number, name in enumerate(self.shards)}
+        return sorted(self.videos.values(), key=lambda record: (position[record.shard], record.shard_row))
 
     @property
     def num_dead_rows(self) -> int:
@@ -145,7 +149,8 @@ def write_index_file(cache_path: Path, state: IndexState, before_replace: Callab
 
 def _write_index(file_path: Path, cache_path: Path, state: IndexState) -> None:
     records = state.sorted_records()
-    live_shards = sorted({record.shard for record in records})
+    used = {record.shard for record in records}
+    live_shards = [name for name in state.shards if name in used]  # adoption order, as the rows
     shard_id = {name: position for position, name in enumerate(live_shards)}
     class_names = sorted({record.label for record in records})
     lengths = np.array([record.length for record in records], dtype=np.int64)

@@ -59,17 +59,18 @@ def write_cache(
     feature_dim: int,
     dtype: str,
     compression: str = "none",
+    fingerprints: dict[str, str] | None = None,
 ) -> None:
     """Write a complete format-2 cache from padded VideoRows blocks (replacing any cache at `path`).
 
     Used by `upgrade`, benchmarks and tests; `embed` writes shards as videos finish instead.
     attributes: extractor (dict) and sampling (dict). all_paths, class_names, num_frames: as in format 1
-    (kept for its callers; rows define the videos and labels).
+    (kept for its callers; rows define the videos and labels). fingerprints: path -> "size:blake2b" ("" if unknown).
     """
     settings = {"extractor": attributes["extractor"], "sampling": attributes["sampling"], "dtype": dtype}
     with CacheWriter.open(path, settings, feature_dim, compression, overwrite=True) as writer:
-        for videos in _batched_by_bytes((video for rows in row_sources for video in shard_videos_from_rows(rows)), feature_dim, dtype):
-            writer.adopt_shard(write_shard(writer.shard_folder, videos, dtype, settings))
+        for videos in _batched_by_bytes((video for rows in row_sources for video in shard_videos_from_rows(rows, fingerprints)), feature_dim, dtype):
+            writer.adopt_shard(write_shard(writer.shard_folder, videos, dtype, settings, compression))
         writer.state.failures = dict(failures)
         writer.commit()
 
@@ -102,6 +103,7 @@ def upgrade_cache(cache_path: Path) -> int:
         index.num_frames,
         index.feature_dim,
         index.dtype,
+        compression=str(read_attributes(cache_path).get("compression", "none")),
     )
     return index.num_videos
 
@@ -156,7 +158,7 @@ def compact_cache(cache_path: Path) -> tuple[int, int]:
         old_videos = dict(writer.state.videos)
         videos = (_shard_video(reader, row, old_videos[path]) for row, path in enumerate(cache.index.paths))
         for batch in _batched_by_bytes(videos, state.feature_dim, state.settings["dtype"]):
-            writer.adopt_shard(write_shard(writer.shard_folder, batch, state.settings["dtype"], state.settings))
+            writer.adopt_shard(write_shard(writer.shard_folder, batch, state.settings["dtype"], state.settings, state.compression))
         writer.commit()
         return num_dead, len(writer.state.shards)
 

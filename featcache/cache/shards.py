@@ -50,10 +50,11 @@ class ShardInfo:
     num_frames: int
 
 
-def write_shard(shard_folder: Path, videos: list[ShardVideo], dtype: str, settings: dict[str, Any]) -> ShardInfo:
+def write_shard(shard_folder: Path, videos: list[ShardVideo], dtype: str, settings: dict[str, Any], compression: str = "none") -> ShardInfo:
     """Write these videos as one new shard file: temporary name, fsync, rename. Safe from any process.
 
     settings: the cache's settings record (stored in the shard so an orphan can be checked before adoption).
+    compression: HDF5 filter of the features ("none", "gzip", "lzf"), as `embed --compression`.
     Returns the ShardInfo to hand to the cache's writer (`CacheWriter.adopt_shard`).
     """
     if not videos:
@@ -64,7 +65,7 @@ def write_shard(shard_folder: Path, videos: list[ShardVideo], dtype: str, settin
     final_path = shard_folder / name
     temporary = shard_folder / f".{name}.tmp"
     try:
-        _write_shard_file(temporary, videos, dtype, settings)
+        _write_shard_file(temporary, videos, dtype, settings, compression)
         fsync_file(temporary)
         failpoint("shard-temp-written")
         checksum = blake2b_file(temporary)
@@ -77,12 +78,15 @@ def write_shard(shard_folder: Path, videos: list[ShardVideo], dtype: str, settin
     return ShardInfo(name, size, checksum, len(videos), int(sum(len(video.features) for video in videos)))
 
 
-def _write_shard_file(path: Path, videos: list[ShardVideo], dtype: str, settings: dict[str, Any]) -> None:
+def _write_shard_file(path: Path, videos: list[ShardVideo], dtype: str, settings: dict[str, Any], compression: str) -> None:
     lengths = np.array([len(video.features) for video in videos], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     feature_dim = videos[0].features.shape[1]
     with h5py.File(path, "w") as handle:
-        features = handle.create_dataset("features", shape=(int(offsets[-1]), feature_dim), dtype=dtype)
+        # Chunks of up to 16 frames: a video's frames are read together, and a chunk stays small (25088-d: 0.8 MB).
+        chunks = (int(min(16, max(1, offsets[-1]))), feature_dim) if compression != "none" else None
+        filters = {} if compression == "none" else {"compression": compression, "chunks": chunks}
+        features = handle.create_dataset("features", shape=(int(offsets[-1]), feature_dim), dtype=dtype, **filters)
         for video, start in zip(videos, offsets[:-1]):
             features[start : start + len(video.features)] = video.features.astype(dtype, copy=False)
         for name, frame_dtype in FRAME_DATASETS.items():

@@ -19,8 +19,10 @@ from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import InputError
 from featcache.pipelines.report import write_report
 from featcache.pipelines.spec import EvaluateConfig, HeadSpec, Pipeline
+from featcache.settings import describe_settings_difference
 
 if typing.TYPE_CHECKING:
+    from featcache.cache import Cache
     from featcache.embed import EmbedProgress, EmbedSummary
 
 Progress = Callable[[str], None]
@@ -106,18 +108,19 @@ def run_pipeline(
     )
     summary = PipelineSummary(pipeline, out_dir, video_root, cache_path, embed_summary)
 
-    from featcache.cache import read_cache_index
+    from featcache.cache import open_cache
 
-    index = read_cache_index(cache_path)
+    cache = open_cache(cache_path)  # opened once, handed to every head's train and evaluate
+    index = cache.index
     for spec in pipeline.heads:
         model_dir = out_dir / MODELS_FOLDER_NAME / spec.name
         reason = _reason_to_train(model_dir, spec.config, pipeline.train, index, embed_summary.num_embedded)
         if reason:
             say(f"train {spec.name}: {reason}; training {pipeline.train.epochs} epochs ...")
-            _train_head(cache_path, model_dir, spec, pipeline.train, say)
+            _train_head(cache, model_dir, spec, pipeline.train, say)
         else:
             say(f"train {spec.name}: {model_dir} is up to date (same settings and cache), not retrained")
-        summary.heads.append(_evaluate_head(spec, model_dir, cache_path, pipeline.evaluate, trained=bool(reason)))
+        summary.heads.append(_evaluate_head(spec, model_dir, cache, pipeline.evaluate, trained=bool(reason)))
     summary.report_path = write_report(summary)
     return summary
 
@@ -204,10 +207,11 @@ def _reason_to_train(model_dir: Path, head_config: HeadConfig, train_config: Tra
         "cache": (metadata["cache"].get("path"), str(Path(index.path).resolve())),
         "number of cached videos": (metadata["cache"].get("num_videos"), index.num_videos),
         "classes": (metadata["class_names"], list(index.class_names)),
-        "extractor": (metadata["extractor"], index.extractor),
-        "sampling": (metadata["sampling"], index.sampling),
     }
     changed = [what for what, (stored, wanted) in expected.items() if _json_normal(stored) != _json_normal(wanted)]
+    trained_on = {"extractor": metadata["extractor"], "sampling": metadata["sampling"], "dtype": metadata.get("cache_dtype")}
+    if describe_settings_difference(trained_on, index.settings):  # the one settings check embed/evaluate/predict use
+        changed.append("embedding settings")
     return f"{', '.join(changed)} changed" if changed else ""
 
 
@@ -221,7 +225,7 @@ def _json_normal(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=lambda item: item.item() if hasattr(item, "item") else str(item))
 
 
-def _train_head(cache_path: Path, model_dir: Path, spec: HeadSpec, train_config: TrainConfig, say: Progress) -> None:
+def _train_head(cache_path: "Path | Cache", model_dir: Path, spec: HeadSpec, train_config: TrainConfig, say: Progress) -> None:
     from featcache.train import train
 
     result = train(cache_path, model_dir, spec.config, train_config, overwrite=True)  # _reason_to_train decided to retrain
@@ -236,7 +240,7 @@ def _train_head(cache_path: Path, model_dir: Path, spec: HeadSpec, train_config:
     say(f"train {spec.name}: {kept} ({result.seconds_per_epoch:.2f} s/epoch) -> {model_dir}")
 
 
-def _evaluate_head(spec: HeadSpec, model_dir: Path, cache_path: Path, evaluate_config: EvaluateConfig, trained: bool) -> HeadOutcome:
+def _evaluate_head(spec: HeadSpec, model_dir: Path, cache_path: "Path | Cache", evaluate_config: EvaluateConfig, trained: bool) -> HeadOutcome:
     from featcache.evaluate import evaluate
     from featcache.model_dir import read_model_metadata
 

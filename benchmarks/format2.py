@@ -1,0 +1,222 @@
+"""Section 8: cache format 2. Adding one video vs the cache's size, peak extra disk, reads vs format 1, fingerprint cost.
+
+- add one video: `embed` of one new video into caches of 1x, 2x, 4x ~1,818 scratch_cnn-sized (25088-d, 10 frames,
+  float16) videos (random features written as shards with the real embed settings), against embedding the same
+  video into a new cache; the videos already cached exist on disk as empty stand-ins (only their existence is
+  checked, their fingerprints are trusted by size and mtime).
+- peak extra disk: the cache folder's bytes polled every 5 ms during a fresh and an incremental embed, minus
+  the bytes it ends with (and, for the incremental run, minus the new video's features).
+- reads: the same random features written as format 1 (tests/format1_writer.py, the old writer) and format 2;
+  random batches of 32 videos streamed, and the whole cache loaded into memory.
+- fingerprints: BLAKE2b of the suite's video files (page-cached) per GB, and its share of a fresh embed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.report import SectionResult, Table, Target, ratio, seconds
+from benchmarks.workspace import Workspace
+from featcache.cache import CacheWriter, ShardVideo, open_cache, read_all_features, shard_folder_for, write_shard
+from featcache.cache.index import read_index_state
+from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
+from featcache.embed import embed
+from featcache.fingerprints import fingerprint_file
+
+BASE_VIDEOS = 1818  # the issue's scratch_cnn cache: 1,818 videos, 0.9 GB
+FEATURE_DIM, NUM_FRAMES = 25088, 10
+MULTIPLIERS = (1, 2, 4)
+READ_VIDEOS, READ_DIM, READ_BATCH, READ_BATCHES = 1818, 1280, 32, 40
+CONFIG = EmbedConfig(extractor=ExtractorConfig(name="scratch_cnn", weights="random", image_size=224), sampling=SamplingConfig(num_frames=NUM_FRAMES))
+
+
+def folder_bytes(*paths: Path) -> int:
+    total = 0
+    for path in paths:
+        if path.is_file():
+            total += path.stat().st_size
+        elif path.is_dir():
+            total += sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
+    return total
+
+
+class DiskPeak:
+    """Polls the bytes of the cache (index + shards) in a thread while a block runs."""
+
+    def __init__(self, cache_path: Path) -> None:
+        self.paths = [cache_path, shard_folder_for(cache_path)]
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, folder_bytes(*self.paths))
+            except FileNotFoundError:
+                pass  # a temporary file renamed between listing and stat
+            time.sleep(0.005)
+
+    def __enter__(self) -> "DiskPeak":
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, folder_bytes(*self.paths))
+
+
+def build_random_cache(cache_path: Path, settings: dict, num_videos: int, stand_in_root: Path) -> None:
+    """A format-2 cache of random float16 features with these settings; empty stand-in files at its paths."""
+    rng = np.random.default_rng(0)
+    with CacheWriter.open(cache_path, settings, FEATURE_DIM) as writer:
+        for start in range(0, num_videos, 128):
+            videos = []
+            for row in range(start, min(num_videos, start + 128)):
+                path = f"Cached{row % 101:03d}/v_cached_{row:05d}.avi"
+                (stand_in_root / path).parent.mkdir(parents=True, exist_ok=True)
+                (stand_in_root / path).touch()
+                features = np.maximum(rng.standard_normal((NUM_FRAMES, FEATURE_DIM), dtype=np.float32), 0).astype(np.float16)
+                videos.append(ShardVideo(path, path.split("/")[0], "", f"0:{row:064x}", features, np.arange(NUM_FRAMES, dtype=np.int32),
+                                         np.zeros(NUM_FRAMES, np.float32), 25.0, 250, 320, 240))
+            writer.adopt_shard(write_shard(writer.shard_folder, videos, "float16", settings))
+        writer.commit()
+
+
+def measure_add_one(workspace: Workspace) -> tuple[Table, list[Target]]:
+    root = workspace.folder / "format2_add"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    new_video = root / "New" / "v_New_g01_c01.avi"
+    new_video.parent.mkdir()
+    shutil.copy(workspace.entries[0].path, new_video)
+    listing = root / "new.csv"
+    listing.write_text("path,label\nNew/v_New_g01_c01.avi,New\n")
+    fresh_path = workspace.folder / "format2_fresh.h5"
+    shutil.rmtree(shard_folder_for(fresh_path), ignore_errors=True)
+    fresh_path.unlink(missing_ok=True)
+    started = time.perf_counter()
+    embed(listing, fresh_path, CONFIG)
+    fresh_seconds = time.perf_counter() - started
+    settings = read_index_state(fresh_path).settings
+    new_video_bytes = folder_bytes(fresh_path, shard_folder_for(fresh_path))
+    rows, targets, add_ratios = [], [], {}
+    for multiplier in MULTIPLIERS:
+        cache_path = workspace.folder / f"format2_{multiplier}x.h5"
+        build_random_cache(cache_path, settings, BASE_VIDEOS * multiplier, root)
+        before = folder_bytes(cache_path, shard_folder_for(cache_path))
+        with DiskPeak(cache_path) as disk:
+            started = time.perf_counter()
+            summary = embed(listing, cache_path, CONFIG)
+            add_seconds = time.perf_counter() - started
+        assert summary.num_embedded == 1 and summary.num_videos_in_cache == BASE_VIDEOS * multiplier + 1
+        extra_mib = (disk.peak - before) / 2**20
+        add_ratios[multiplier] = add_seconds / fresh_seconds
+        rows.append([f"{multiplier}× ({BASE_VIDEOS * multiplier:,} videos, {before / 1e9:.2f} GB)", seconds(fresh_seconds), seconds(add_seconds),
+                     ratio(add_ratios[multiplier]), f"{extra_mib:.2f} MiB (new video's shard {new_video_bytes / 2**20:.2f} MiB incl. its index)"])
+        shutil.rmtree(shard_folder_for(cache_path))
+        cache_path.unlink()
+    worst = max(add_ratios.values())
+    targets.append(Target("add 1 video ≤ 1.2× embedding it into a new cache, flat over 1×/2×/4×", f"{min(add_ratios.values()):.2f}–{worst:.2f}×", worst <= 1.2))
+    table = Table(
+        "Adding one video to a 25088-d cache (scratch_cnn, random weights, 224 px, 10 frames, float16)",
+        ["cache size", "embed into a new cache", "add to the cache", "ratio", "peak extra disk during the add"],
+        rows,
+        ["Both columns are whole `featcache.embed` calls (find, fingerprint, model load, decode, embed, shard, index commit)."],
+    )
+    return table, targets
+
+
+def measure_fresh_disk_and_fingerprints(workspace: Workspace) -> tuple[list[list[str]], list[Target], list[list[str]]]:
+    cache_path = workspace.folder / "format2_fresh_all.h5"
+    shutil.rmtree(shard_folder_for(cache_path), ignore_errors=True)
+    cache_path.unlink(missing_ok=True)
+    small = EmbedConfig(extractor=ExtractorConfig(name="scratch_cnn", weights="random", image_size=112), sampling=SamplingConfig(num_frames=NUM_FRAMES))
+    with DiskPeak(cache_path) as disk:
+        summary = embed(workspace.video_root, cache_path, small)
+    final = folder_bytes(cache_path, shard_folder_for(cache_path))
+    extra_share = max(0, disk.peak - final) / final
+    disk_rows = [[f"fresh embed of {summary.num_embedded} videos", f"{final / 2**20:.1f} MiB", f"{max(0, disk.peak - final) / 2**20:.3f} MiB ({extra_share:.1%})"]]
+    targets = [Target("peak extra disk during a fresh embed ≤ 10% of the final cache", f"{extra_share:.1%}", extra_share <= 0.10)]
+    video_bytes = sum(entry.path.stat().st_size for entry in workspace.entries)
+    started = time.perf_counter()
+    for entry in workspace.entries:
+        fingerprint_file(entry.path)
+    hash_seconds = time.perf_counter() - started
+    fingerprint_rows = [
+        ["BLAKE2b of the suite's videos (page-cached)", f"{video_bytes / 1e6:.0f} MB", seconds(hash_seconds), f"{hash_seconds / (video_bytes / 1e9):.2f} s/GB"],
+        ["its share of that fresh embed (`EmbedSummary.fingerprint_seconds`)", "", seconds(summary.fingerprint_seconds), f"{summary.fingerprint_seconds / summary.seconds:.2%} of {seconds(summary.seconds)}"],
+    ]
+    shutil.rmtree(shard_folder_for(cache_path))
+    cache_path.unlink()
+    return disk_rows, targets, fingerprint_rows
+
+
+def measure_reads(workspace: Workspace) -> tuple[Table, list[Target]]:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from format1_writer import write_cache as write_format1_cache  # the writer featcache shipped before format 2
+
+    from benchmarks.data import rows_from_features
+    from featcache.cache import write_cache
+
+    rng = np.random.default_rng(1)
+    features = np.maximum(rng.standard_normal((READ_VIDEOS, NUM_FRAMES, READ_DIM), dtype=np.float32), 0).astype(np.float16)
+    rows = rows_from_features(features, [f"C{row % 20:02d}" for row in range(READ_VIDEOS)])
+    attributes = {"extractor": {"name": "random", "feature_dim": READ_DIM}, "sampling": {"num_frames": NUM_FRAMES, "mode": "uniform", "fps": None}}
+    paths = {1: workspace.folder / "format2_read_v1.h5", 2: workspace.folder / "format2_read_v2.h5"}
+    class_names = sorted(set(rows.labels))
+    write_format1_cache(paths[1], [rows], rows.paths, class_names, [], attributes, NUM_FRAMES, READ_DIM, "float16")
+    write_cache(paths[2], [rows], rows.paths, class_names, [], attributes, NUM_FRAMES, READ_DIM, "float16")
+    timings = {}
+    for version, path in paths.items():
+        cache = open_cache(path)
+        batches = [np.sort(np.random.default_rng(batch).choice(READ_VIDEOS, READ_BATCH, replace=False)) for batch in range(READ_BATCHES)]
+        best_stream, best_load = float("inf"), float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            with cache.reader() as reader:
+                for batch in batches:
+                    reader.read(batch)
+            best_stream = min(best_stream, time.perf_counter() - started)
+            started = time.perf_counter()
+            loaded = read_all_features(cache)
+            best_load = min(best_load, time.perf_counter() - started)
+        timings[version] = (best_stream, best_load)
+        assert loaded.shape == (READ_VIDEOS, NUM_FRAMES, READ_DIM)
+    np.testing.assert_array_equal(read_all_features(paths[1]), read_all_features(paths[2]))
+    stream_speed = timings[1][0] / timings[2][0]
+    load_speed = timings[1][1] / timings[2][1]
+    table = Table(
+        f"Reading format 2 vs format 1 ({READ_VIDEOS:,} videos × {NUM_FRAMES} × {READ_DIM}, float16, best of 3)",
+        ["read", "format 1", "format 2", "format 2 speed / format 1"],
+        [
+            [f"{READ_BATCHES} random batches of {READ_BATCH} videos (streamed)", seconds(timings[1][0]), seconds(timings[2][0]), ratio(stream_speed)],
+            ["whole cache into memory (`read_all_features`)", seconds(timings[1][1]), seconds(timings[2][1]), ratio(load_speed)],
+        ],
+    )
+    for path in paths.values():
+        shutil.rmtree(shard_folder_for(path), ignore_errors=True)
+        path.unlink()
+    targets = [Target("streamed random-batch reads and in-memory loads ≥ 90% of format 1's speed", f"{stream_speed:.2f}× / {load_speed:.2f}×", min(stream_speed, load_speed) >= 0.9)]
+    return table, targets
+
+
+def run_format2(workspace: Workspace) -> SectionResult:
+    add_table, targets = measure_add_one(workspace)
+    disk_rows, disk_targets, fingerprint_rows = measure_fresh_disk_and_fingerprints(workspace)
+    read_table, read_targets = measure_reads(workspace)
+    tables = [
+        add_table,
+        Table("Peak extra disk during a fresh embed (scratch_cnn at 112 px, the suite's videos)", ["run", "final cache (index + shards)", "peak extra"], disk_rows),
+        read_table,
+        Table("Fingerprint cost", ["what", "bytes", "time", "cost"], fingerprint_rows),
+    ]
+    return SectionResult("8. Cache format 2: incremental adds, disk, reads, fingerprints", tables, targets + disk_targets + read_targets)
