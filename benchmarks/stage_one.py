@@ -27,7 +27,7 @@ EMBED_TARGET = 0.70  # issue 2: embed >= 70% of bare batched inference
 
 @dataclass(frozen=True)
 class DecodeRate:
-    """Decoding alone: `num_workers` threads, as featcache.batching.decode_videos runs them."""
+    """Decoding alone: `num_workers` worker processes, as featcache.batching.decode_videos runs them."""
 
     num_workers: int
     seconds: float
@@ -67,7 +67,7 @@ def bare_inference_frames_per_second(config: EmbedConfig, frames: np.ndarray) ->
 
 
 def embed_pipeline_videos_per_second(entries: list[VideoEntry], config: EmbedConfig, num_workers: int) -> float:
-    """featcache's stage-one loop (decode threads -> batches across videos -> model) with a warmed model.
+    """featcache's stage-one loop (decode worker processes -> batches across videos -> model) with a warmed model.
 
     The same code `featcache.embed` runs between loading the model and writing the cache, without the
     one-off graph tracing of its first batches.
@@ -135,7 +135,7 @@ def run_stage_one(workspace: Workspace) -> SectionResult:
         embed_rows,
         [
             f"Bare: the extractor's Keras model (`build_keras_model`) on the same frames already in memory, {sizes.embed_config(sizes.extractors[0]).batch_size} frames per `predict_on_batch`, after one untimed call per batch shape.",
-            "Embed pipeline: featcache's `decode_videos` threads feeding `embed_decoded_videos` (batches across videos), model warmed the same way — the part of `embed` the 70% target is about. Percentages are of bare.",
+            "Embed pipeline: featcache's `decode_videos` (decode worker processes) feeding `embed_decoded_videos` (batches across videos), model warmed the same way — the part of `embed` the 70% target is about. Percentages are of bare.",
             "`featcache.embed()` call: videos/s over its `embedding_seconds` (includes the first batches' graph tracing); wall time adds loading the model and writing the cache.",
         ],
     )

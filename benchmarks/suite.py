@@ -11,6 +11,7 @@ from typing import Callable
 
 from benchmarks.backbones import run_backbones
 from benchmarks.cache_formats import run_cache_formats
+from benchmarks.decode_isolation import run_decode_isolation
 from benchmarks.clips import run_clips
 from benchmarks.format2 import run_format2
 from benchmarks.growth import run_growth
@@ -28,6 +29,7 @@ SECTIONS: dict[str, Callable[[Workspace], SectionResult]] = {
     "notebook": run_notebook_vs_featcache,
     "cache_formats": run_cache_formats,
     "growth": run_growth,
+    "decode_isolation": run_decode_isolation,
     "backbones": run_backbones,
     "heads": run_heads,
     "clips": run_clips,

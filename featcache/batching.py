@@ -1,7 +1,8 @@
-"""Decoding in a thread pool while the model runs on fixed-size frame batches gathered across videos.
+"""Decoding in worker processes while the model runs on fixed-size frame batches gathered across videos.
 
-OpenCV and the model both release the GIL, so decode threads fill a bounded queue of videos while the
-main thread embeds: neither waits for the other. Batches always hold exactly `batch_size` frames (the
+Each decode thread hands one video at a time to a worker process (`decode_workers.py`: a decoder crash
+costs that video only) and waits for its frames with the GIL released, so the threads fill a bounded
+queue of videos while the main thread embeds: neither waits for the other. Batches always hold exactly `batch_size` frames (the
 last one excepted), whatever the videos' lengths, so a compiled model sees one input shape.
 """
 
@@ -16,22 +17,30 @@ import numpy as np
 
 from featcache.config import SamplingConfig
 from featcache.errors import VideoDecodeError
+from featcache.decode_workers import DecodeWorkerPool
 from featcache.extractors import Extractor
-from featcache.frames import SampledFrames, read_sampled_frames
+from featcache.frames import SampledFrames
 from featcache.videos import VideoEntry
 
 
 def decode_videos(
     entries: list[VideoEntry], sampling: SamplingConfig, image_size: int, num_workers: int
 ) -> Iterator[tuple[VideoEntry, SampledFrames | VideoDecodeError]]:
-    """Decode videos in a thread pool, yielding them in order; at most a few videos per worker in flight."""
+    """Decode videos in `num_workers` worker processes, yielding them in order; a few videos per worker in flight.
+
+    A video whose decoder crashes (the worker process dies) is yielded as a VideoDecodeError saying how.
+    """
+    if not entries:
+        return
     max_in_flight = 4 * num_workers
-    with ThreadPoolExecutor(max_workers=num_workers, thread_name_prefix="decode") as pool:
-        in_flight: deque[tuple[VideoEntry, Future[SampledFrames]]] = deque()
+    with DecodeWorkerPool(min(num_workers, len(entries)), sampling, image_size) as workers, ThreadPoolExecutor(
+        max_workers=num_workers, thread_name_prefix="decode"
+    ) as pool:
+        in_flight: deque[tuple[VideoEntry, Future[SampledFrames | VideoDecodeError]]] = deque()
         remaining = iter(entries)
         try:
             for entry in remaining:
-                in_flight.append((entry, pool.submit(read_sampled_frames, entry.path, sampling, image_size)))
+                in_flight.append((entry, pool.submit(workers.decode, entry.path)))
                 if len(in_flight) >= max_in_flight:
                     yield _decoded_result(*in_flight.popleft())
             while in_flight:
@@ -40,11 +49,10 @@ def decode_videos(
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _decoded_result(entry: VideoEntry, future: Future[SampledFrames]) -> tuple[VideoEntry, SampledFrames | VideoDecodeError]:
-    try:
-        return entry, future.result()
-    except VideoDecodeError as err:
-        return entry, err
+def _decoded_result(
+    entry: VideoEntry, future: Future[SampledFrames | VideoDecodeError]
+) -> tuple[VideoEntry, SampledFrames | VideoDecodeError]:
+    return entry, future.result()
 
 
 @dataclass

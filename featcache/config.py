@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -11,6 +12,23 @@ from featcache.errors import InputError
 from featcache.extractor_catalog import KERAS_HUB_PREFIX, default_image_size
 
 SAMPLING_MODES = ("uniform", "fps")
+
+# Accepted ranges of the embed options (inclusive). The upper bounds only catch typos and absurd values
+# (a machine's memory is checked separately, see `resources.check_embed_memory`): 100,000 frames is
+# an hour at 30 fps; 4096 px is beyond any image model's input; 256 decode worker processes is
+# beyond any machine this runs on.
+MAX_FRAMES = 100_000
+MAX_SAMPLING_FPS = 1000.0
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 4096
+MAX_BATCH_SIZE = 65_536
+MAX_DECODE_WORKERS = 256
+
+
+def check_in_range(option: str, value: float, low: float, high: float, note: str = "") -> None:
+    """Raise InputError naming `option` and [low, high] unless `value` is a finite number in it."""
+    finite = not isinstance(value, float) or math.isfinite(value)
+    if not (finite and low <= value <= high):
+        raise InputError(f"{option} must be in [{low:g}, {high:g}]{note}, got {value}")
 FEATURE_DTYPES = ("float16", "float32")
 COMPRESSIONS = ("none", "gzip", "lzf")
 
@@ -29,12 +47,15 @@ class SamplingConfig:
     fps: float | None = None
 
     def __post_init__(self) -> None:
-        if self.num_frames < 0 or (self.num_frames == 0 and self.mode != "fps"):
-            raise InputError(f"--frames must be at least 1 (or 0 with --sampling fps: every sampled frame), got {self.num_frames}")
+        if not (self.num_frames == 0 and self.mode == "fps"):  # 0 with fps: every sampled frame
+            check_in_range("--frames", self.num_frames, 1, MAX_FRAMES, " (or 0 with --sampling fps: every sampled frame)")
         if self.mode not in SAMPLING_MODES:
             raise InputError(f"unknown sampling {self.mode!r}; choose one of {', '.join(SAMPLING_MODES)}")
-        if self.mode == "fps" and (self.fps is None or self.fps <= 0):
+        if self.mode == "fps" and self.fps is None:
             raise InputError("--sampling fps needs --fps F with F > 0 (frames per second to take)")
+        if self.mode == "fps":
+            if not (math.isfinite(self.fps) and 0 < self.fps <= MAX_SAMPLING_FPS):
+                raise InputError(f"--fps must be in (0, {MAX_SAMPLING_FPS:g}] frames per second, got {self.fps}")
         if self.mode == "uniform" and self.fps is not None:
             raise InputError("--fps only applies to --sampling fps")
 
@@ -68,8 +89,7 @@ class ExtractorConfig:
             object.__setattr__(self, "name", KERAS_HUB_PREFIX + str(Path(preset).expanduser().absolute()))
         if self.image_size is None:
             object.__setattr__(self, "image_size", default_image_size(self.name, self.weights))
-        if self.image_size < 8:
-            raise InputError(f"--image-size must be at least 8 pixels, got {self.image_size}")
+        check_in_range("--image-size", self.image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE, " pixels")
 
 
 @dataclass(frozen=True)
@@ -82,16 +102,15 @@ class EmbedConfig:
     compression: str = "none"
     batch_size: int = 64
     num_decode_workers: int = 0  # 0: one per CPU core
+    allow_outside_root: bool = False  # CSV rows may name files outside the CSV's folder (see videos.find_videos)
 
     def __post_init__(self) -> None:
         if self.dtype not in FEATURE_DTYPES:
             raise InputError(f"unknown --dtype {self.dtype!r}; choose one of {', '.join(FEATURE_DTYPES)}")
         if self.compression not in COMPRESSIONS:
             raise InputError(f"unknown --compression {self.compression!r}; choose one of {', '.join(COMPRESSIONS)}")
-        if self.batch_size < 1:
-            raise InputError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if self.num_decode_workers < 0:
-            raise InputError(f"--workers must be 0 (one per core) or more, got {self.num_decode_workers}")
+        check_in_range("--batch-size", self.batch_size, 1, MAX_BATCH_SIZE)
+        check_in_range("--workers", self.num_decode_workers, 0, MAX_DECODE_WORKERS, " (0: one per CPU core)")
 
 
 ConfigT = TypeVar("ConfigT")

@@ -25,6 +25,7 @@ from featcache.errors import CacheFormatError, CacheMismatchError, InputError, V
 from featcache.extractors import load_extractor
 from featcache.fingerprints import FileFingerprint, current_fingerprint
 from featcache.frames import SampledFrames
+from featcache.resources import check_embed_memory
 from featcache.settings import describe_settings_difference, requested_settings, settings_record
 from featcache.videos import VideoEntry, find_videos
 
@@ -63,6 +64,7 @@ class EmbedSummary:
     num_dead_rows: int = 0  # rows in the shards no longer listed (`featcache compact` drops them)
     fingerprint_seconds: float = 0.0
     unreadable_parts: list[str] = field(default_factory=list)  # shards of an interrupted run that could not be read
+    num_outside_root: int = 0  # CSV rows naming files outside the CSV's folder (--allow-outside-root)
 
     @property
     def videos_per_second(self) -> float:
@@ -95,12 +97,13 @@ def embed(
     """
     started = time.perf_counter()
     cache_path = Path(cache_path)
-    root, entries = find_videos(Path(video_source))
+    root, entries = find_videos(Path(video_source), allow_outside_root=config.allow_outside_root)
     cache_path.parent.mkdir(parents=True, exist_ok=True)  # a bad --out fails now, not after loading the model
     wanted = requested_settings(config)
     with CacheLock(cache_path) as lock:
         existing = _existing_state(cache_path, overwrite, wanted)
         summary = EmbedSummary(cache_path, len(entries), 0, 0, 0, {}, 0.0)
+        summary.num_outside_root = sum(1 for entry in entries if entry.is_outside_root)
         fingerprint_started = time.perf_counter()
         known = {path: FileFingerprint(record.fingerprint, record.file_mtime_ns) for path, record in existing.videos.items()} if existing else {}
         fingerprints = {entry.relative_path: current_fingerprint(entry.path, known.get(entry.relative_path)) for entry in entries}
@@ -110,6 +113,7 @@ def embed(
         plan = _plan(entries, existing, orphans, fingerprints)
         extractor = None
         if plan.to_embed:
+            check_embed_memory(config, config.num_decode_workers or os.cpu_count() or 1)
             extractor = load_extractor(config.extractor)
             settings = settings or settings_record(extractor.provenance, config.sampling, config.dtype)
         if settings is None:

@@ -13,6 +13,10 @@ class VideoDecodeError(FeatcacheError):
     """A video could not be opened or has no decodable frame."""
 
 
+class DecodeWorkerStartError(FeatcacheError):
+    """A decode worker process could not start (a broken installation, not a bad video)."""
+
+
 class ExtractorError(InputError):
     """An extractor cannot be built: unknown name, unavailable or unfitting weights."""
 

@@ -9,6 +9,7 @@ same path is otherwise found and re-embedded.
 from __future__ import annotations
 
 import os
+import stat as stat_module
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,10 +34,23 @@ def fingerprint_size(fingerprint: str) -> int:
     return int(fingerprint.split(":", 1)[0]) if fingerprint else -1
 
 
+# The fingerprint of what is not a readable regular file (a FIFO, a device, a broken link, a link loop):
+# never read (a FIFO blocks, /dev/zero never ends); decoding lists the file in `failures` with the reason.
+UNREADABLE_FINGERPRINT = FileFingerprint("", 0)
+
+
 def current_fingerprint(path: Path, known: FileFingerprint | None) -> FileFingerprint:
     """`known` when size and mtime_ns still match it (no read), else a fresh hash of the file."""
+    try:
+        if not stat_module.S_ISREG(os.stat(path).st_mode):
+            return UNREADABLE_FINGERPRINT
+    except OSError:
+        return UNREADABLE_FINGERPRINT
     if known is not None and known.fingerprint and known.mtime_ns:
         stat = os.stat(path)
         if stat.st_mtime_ns == known.mtime_ns and stat.st_size == fingerprint_size(known.fingerprint):
             return known
-    return fingerprint_file(path)
+    try:
+        return fingerprint_file(path)
+    except PermissionError:
+        return UNREADABLE_FINGERPRINT

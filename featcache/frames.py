@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,18 +113,58 @@ _NO_INDICES = np.zeros(0, dtype=np.int64)
 
 def _check_readable_file(path: Path) -> None:
     """Name the reason OpenCV would only report as "cannot open": missing, not a file, unreadable, empty."""
-    if not path.exists():
-        raise VideoDecodeError(f"{path}: file not found")
-    if not path.is_file():
-        raise VideoDecodeError(f"{path}: not a regular file")
+    try:
+        mode = path.stat().st_mode  # follows links: a link is judged by what it points to
+    except FileNotFoundError:
+        reason = "broken symbolic link (its target does not exist)" if path.is_symlink() else "file not found"
+        raise VideoDecodeError(f"{path}: {reason}") from None
+    except OSError as err:
+        # ELOOP (a symbolic link loop), ENAMETOOLONG, EACCES on a folder above, ...
+        raise VideoDecodeError(f"{path}: cannot be examined ({err.strerror})") from None
+    if not stat.S_ISREG(mode):
+        # Never opened: reading a FIFO blocks until a writer comes, a device like /dev/zero never ends.
+        raise VideoDecodeError(f"{path}: not a regular file but {_describe_file_kind(mode)}; only video files can be embedded")
     if not os.access(path, os.R_OK):
         raise VideoDecodeError(f"{path}: permission denied (the file is not readable by this user)")
     if path.stat().st_size == 0:
         raise VideoDecodeError(f"{path}: empty file (0 bytes)")
 
 
+def _describe_file_kind(mode: int) -> str:
+    kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
+    return next((name for is_kind, name in kinds if is_kind(mode)), "a special file")
+
+
 def _open_capture(path: Path) -> cv2.VideoCapture:
+    if not _is_utf8(str(path)):
+        return _open_capture_through_link(path)
     capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        capture.release()
+        raise VideoDecodeError(f"{path}: cannot be opened as a video (not a video file, truncated header, or a codec OpenCV lacks)")
+    return capture
+
+
+def _is_utf8(text: str) -> bool:
+    """False for a name holding bytes that are not UTF-8 (Python keeps them as lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _open_capture_through_link(path: Path) -> cv2.VideoCapture:
+    """Open a file whose name is not UTF-8 through a symbolic link with a plain name.
+
+    OpenCV converts the name to UTF-8 and crashes (SIGSEGV, OpenCV 4.x) on the lone surrogates Python uses
+    for such bytes. The decoder keeps the file open once the capture is opened, so the link can go at once.
+    """
+    with tempfile.TemporaryDirectory(prefix="featcache-") as link_folder:
+        link = Path(link_folder) / f"video{path.suffix if _is_utf8(path.suffix) else ''}"
+        link.symlink_to(path.absolute())
+        capture = cv2.VideoCapture(str(link))
     if not capture.isOpened():
         capture.release()
         raise VideoDecodeError(f"{path}: cannot be opened as a video (not a video file, truncated header, or a codec OpenCV lacks)")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import io
+import os
 import posixpath
 import re
 from dataclasses import dataclass
@@ -37,6 +39,21 @@ class VideoEntry:
     label: str
     group: str
 
+    @property
+    def is_outside_root(self) -> bool:
+        """A CSV row naming a file outside the CSV's folder (`../x.avi` or absolute), stored as written."""
+        return self.relative_path.startswith("../") or self.relative_path == ".." or posixpath.isabs(self.relative_path)
+
+
+def storable_relative_path(relative_path: str) -> str:
+    """The path as the cache stores it: bytes that are not UTF-8 become `\\xNN` escapes.
+
+    Python decodes such bytes in file names (old archives, other filesystems) as lone surrogates, which
+    neither HDF5 nor JSON can store. `B/bad\\xff\\xfe.avi` is stored for the bytes `B/bad` 0xFF 0xFE `.avi`;
+    valid UTF-8 names are stored unchanged.
+    """
+    return os.fsencode(relative_path).decode("utf-8", errors="backslashreplace")
+
 
 def parse_ucf101_group(file_name: str) -> str:
     """`v_PlayingCello_g03_c02.avi` -> "3"; "" for names not in UCF101's pattern."""
@@ -46,11 +63,16 @@ def parse_ucf101_group(file_name: str) -> str:
     return str(int(match.group(1)))
 
 
-def find_videos(source: Path) -> tuple[Path, list[VideoEntry]]:
+def find_videos(source: Path, allow_outside_root: bool = False) -> tuple[Path, list[VideoEntry]]:
     """List the videos of a dataset, sorted by relative path.
 
     source: a folder `ROOT/<ClassName>/<video>` (extensions in VIDEO_EXTENSIONS, case-insensitive), or a
     CSV file with a header `path,label[,group]` whose relative paths are relative to the CSV's folder.
+    Anything but a folder in a class folder named like a video is listed, even when it is not a regular
+    file (a FIFO, a device, a broken link): decoding then reports it as a failure with the reason.
+    allow_outside_root: accept CSV rows naming files outside the CSV's folder (`../x.avi`, absolute paths);
+    they are stored as written. Without it such rows are an InputError: a cache names videos by their
+    path below the root, and a path outside it does not move with the dataset.
     Returns (root, entries); root is the folder relative paths are taken from.
     Raises InputError for a missing or empty source, no class folders, or a malformed CSV.
     """
@@ -62,7 +84,7 @@ def find_videos(source: Path) -> tuple[Path, list[VideoEntry]]:
         entries = _find_videos_in_folder(root)
     elif source.is_file() and source.suffix.lower() == ".csv":
         root = source.resolve().parent
-        entries = _find_videos_in_csv(source.resolve())
+        entries = _find_videos_in_csv(source.resolve(), allow_outside_root)
     else:
         raise InputError(f"{source} is neither a folder nor a .csv file; pass a folder laid out as ROOT/<ClassName>/<video> or a CSV with columns path,label[,group]")
     return root, sorted(entries, key=lambda entry: entry.relative_path)
@@ -72,8 +94,10 @@ def _is_hidden(path: Path) -> bool:
     return path.name.startswith(".")
 
 
-def _is_video_file(path: Path) -> bool:
-    return path.is_file() and not _is_hidden(path) and path.suffix.lower() in VIDEO_EXTENSIONS
+def _is_named_like_a_video(path: Path) -> bool:
+    """Not hidden, a video extension, not a folder; any other kind of file (FIFO, device, broken link) counts,
+    and decoding names what is wrong with it."""
+    return not _is_hidden(path) and path.suffix.lower() in VIDEO_EXTENSIONS and not path.is_dir()
 
 
 def _find_videos_in_folder(root: Path) -> list[VideoEntry]:
@@ -86,13 +110,13 @@ def _find_videos_in_folder(root: Path) -> list[VideoEntry]:
     entries = [
         VideoEntry(
             path=video_path,
-            relative_path=video_path.relative_to(root).as_posix(),
+            relative_path=storable_relative_path(video_path.relative_to(root).as_posix()),
             label=class_folder.name,
             group=parse_ucf101_group(video_path.name),
         )
         for class_folder in class_folders
         for video_path in class_folder.iterdir()
-        if _is_video_file(video_path)
+        if _is_named_like_a_video(video_path)
     ]
     if not entries:
         extensions = " ".join(VIDEO_EXTENSIONS)
@@ -100,11 +124,10 @@ def _find_videos_in_folder(root: Path) -> list[VideoEntry]:
     return entries
 
 
-def _find_videos_in_csv(csv_path: Path) -> list[VideoEntry]:
+def _find_videos_in_csv(csv_path: Path, allow_outside_root: bool) -> list[VideoEntry]:
     """Rows of a `path,label[,group]` CSV; a non-empty group cell wins over the UCF101 name's group."""
     root = csv_path.parent
-    # utf-8-sig: spreadsheet programs often start a CSV with a byte-order mark.
-    with csv_path.open(newline="", encoding="utf-8-sig") as csv_file:
+    with io.StringIO(_read_utf8_text(csv_path), newline="") as csv_file:
         reader = csv.DictReader(csv_file)
         columns = [column.strip() for column in reader.fieldnames or []]
         missing_columns = [column for column in _CSV_REQUIRED_COLUMNS if column not in columns]
@@ -114,8 +137,33 @@ def _find_videos_in_csv(csv_path: Path) -> list[VideoEntry]:
         entries = [_csv_row_to_entry(csv_path, root, row, reader.line_num) for row in reader]
     if not entries:
         raise InputError(f"{csv_path} lists no videos; add rows path,label[,group] below the header")
+    outside = [entry.relative_path for entry in entries if entry.is_outside_root]
+    if outside and not allow_outside_root:
+        raise InputError(
+            f"{csv_path} names {len(outside)} file(s) by an absolute path or outside its folder ({_name_some(outside)}); "
+            "write paths relative to the CSV's folder (move the CSV above every video), or pass --allow-outside-root "
+            "to store these paths as written"
+        )
     _check_csv_entries(csv_path, entries)
     return entries
+
+
+def _read_utf8_text(csv_path: Path) -> str:
+    """The CSV's text: UTF-8, with or without the byte-order mark spreadsheet programs write."""
+    data = csv_path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line_number = data[: err.start].count(b"\n") + 1
+        raise InputError(
+            f"{csv_path}, line {line_number}: byte 0x{data[err.start]:02X} is not UTF-8 (the file looks like Latin-1 or "
+            "another legacy encoding); save it as UTF-8, e.g. `iconv -f latin1 -t utf-8`"
+        ) from None
+
+
+def _name_some(paths: list[str]) -> str:
+    named = ", ".join(paths[:_MAX_NAMED_MISSING])
+    return named + (f" and {len(paths) - _MAX_NAMED_MISSING} more" if len(paths) > _MAX_NAMED_MISSING else "")
 
 
 def _csv_row_to_entry(csv_path: Path, root: Path, row: dict[str, str | None], line_number: int) -> VideoEntry:
@@ -133,11 +181,10 @@ def _csv_row_to_entry(csv_path: Path, root: Path, row: dict[str, str | None], li
 
 def _check_csv_entries(csv_path: Path, entries: list[VideoEntry]) -> None:
     """Every listed file exists and is listed once (the cache resumes by relative path)."""
-    missing = [entry.relative_path for entry in entries if not entry.path.is_file()]
+    # A listed FIFO, device or broken link exists: decoding reports what is wrong with it as a failure.
+    missing = [entry.relative_path for entry in entries if not entry.path.exists() and not entry.path.is_symlink()]
     if missing:
-        named = ", ".join(missing[:_MAX_NAMED_MISSING])
-        more = f" and {len(missing) - _MAX_NAMED_MISSING} more" if len(missing) > _MAX_NAMED_MISSING else ""
-        raise InputError(f"{csv_path} lists {len(missing)} file(s) that do not exist: {named}{more}; relative paths are taken from {csv_path.parent}")
+        raise InputError(f"{csv_path} lists {len(missing)} file(s) that do not exist: {_name_some(missing)}; relative paths are taken from {csv_path.parent}")
     seen: set[str] = set()
     for entry in entries:
         if entry.relative_path in seen:

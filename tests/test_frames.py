@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import cv2
@@ -12,7 +13,7 @@ import pytest
 from conftest import frame_number_from_level, numbered_frames, write_video
 from featcache import frames as frames_module
 from featcache.config import SamplingConfig
-from featcache.errors import FeatcacheError
+from featcache.errors import FeatcacheError, VideoDecodeError
 from featcache.frames import read_sampled_frames
 
 
@@ -294,3 +295,29 @@ def test_a_video_that_changes_between_passes_is_an_error(numbered_video, capture
     monkeypatch.setattr(frames_module, "_decode_sequentially", decode_then_truncate)
     with pytest.raises(FeatcacheError, match="numbered.avi: decoding stopped at frame 5 on the second pass, at frame 7 on the first"):
         read_sampled_frames(numbered_video, SamplingConfig(num_frames=4), image_size=32)
+
+
+@pytest.mark.parametrize(
+    ("make_special_file", "reason"),
+    [
+        (lambda path: os.mkfifo(path), "not a regular file but a FIFO"),
+        (lambda path: path.symlink_to("/dev/zero"), "not a regular file but a character device"),
+        (lambda path: path.symlink_to(path), "cannot be examined (Too many levels of symbolic links)"),
+        (lambda path: path.symlink_to(path.parent / "nowhere.avi"), "broken symbolic link"),
+    ],
+    ids=["fifo", "dev-zero", "link-loop", "dangling-link"],
+)
+def test_special_files_are_errors_without_opening_them(tmp_path, make_special_file, reason):
+    """A FIFO would block the decoder forever and /dev/zero never ends: both are refused before opening."""
+    path = tmp_path / "special.avi"
+    make_special_file(path)
+    with pytest.raises(VideoDecodeError, match=re.escape(reason)):
+        read_sampled_frames(path, SamplingConfig(num_frames=4), 16)
+
+
+def test_a_file_name_that_is_not_utf8_decodes(numbered_video):
+    """OpenCV segfaults on such a name passed as text; it is opened through a link instead."""
+    renamed = Path(os.fsdecode(os.fsencode(numbered_video.parent) + b"/bad\xff\xfe.avi"))
+    numbered_video.rename(renamed)
+    sampled = read_sampled_frames(renamed, SamplingConfig(num_frames=4), 16)
+    assert frame_numbers(sampled.frames) == [0, 4, 7, 11]

@@ -73,7 +73,7 @@ MINIMAL = '[data]\nvideo_root = "videos"\n\n[[heads]]\nhead = "lstm"\n'
         (MINIMAL + "\n[embed]\nnum_frames = 10\n", r"\[embed\]: unknown key\(s\) num_frames"),
         (MINIMAL + "\n[embed]\nframes = \"ten\"\n", r"tiny\.toml: \[embed\] frames must be an integer, got 'ten'"),
         (MINIMAL + "\n[embed]\nimage_size = 1.5\n", r"\[embed\] image_size must be an integer"),
-        (MINIMAL + "\n[embed]\nframes = 0\n", r"tiny\.toml: \[embed\] --frames must be at least 1"),
+        (MINIMAL + "\n[embed]\nframes = 0\n", r"tiny\.toml: \[embed\] --frames must be in \[1, 100000\] \(or 0 with --sampling fps: every sampled frame\), got 0"),
         (MINIMAL + "\n[embed]\nextractor = \"resnet\"\n", r"\[embed\] extractor 'resnet' is unknown; choose one of .*mobilenet_v2"),
         (MINIMAL + "\n[train]\nepochs = true\n", r"\[train\] epochs must be an integer, got True"),
         (MINIMAL + "\n[train]\nsplit = \"ucf101-9\"\n", r"\[train\] unknown --split 'ucf101-9'"),
@@ -104,7 +104,7 @@ def test_bad_pipeline_is_refused_before_anything_runs(tmp_path: Path, text: str,
 # conflict with extractor and split, so they go in a second pipeline.
 _EXAMPLE_VALUES = {
     "extractor": '"mobilenet_v2"', "weights": '"random"', "frames": "7", "sampling": '"fps"', "fps": "2.0",
-    "image_size": "32", "batch_size": "4", "dtype": '"float32"', "compression": '"lzf"', "workers": "1", "seed": "3",
+    "image_size": "32", "batch_size": "4", "dtype": '"float32"', "compression": '"lzf"', "workers": "1", "seed": "3", "allow_outside_root": "true",
     "head": '"gru"', "units": "8", "dense": "8", "dropout": "0.1", "recurrent_dropout": "0.1", "epochs": "2",
     "learning_rate": "0.01", "split": '"ucf101-1"', "test_fraction": "0.25", "val_fraction": "0.3", "tensorboard": '"logs"', "patience": "3",
     "layers": "1", "attention_heads": "2", "positions": '"learned"', "pooling": '"cls"', "kernel_size": "5",

@@ -16,7 +16,7 @@ from test_evaluate import (
 )
 from typer.testing import CliRunner
 
-import featcache.batching as batching_module
+from featcache.batching import decode_videos
 import featcache.predict as predict_module
 from featcache.cache import read_all_features, read_cache_index
 from featcache.cli import app
@@ -89,11 +89,12 @@ def fake_extractor(monkeypatch) -> list[ExtractorConfig]:
 def test_predict_uses_the_stored_extractor_and_sampling(monkeypatch, colour_model: Path, colour_videos: list[Path], fake_extractor) -> None:
     samplings = []
 
-    def recording_read_sampled_frames(path, sampling, image_size):
-        samplings.append((sampling, image_size))
-        return read_sampled_frames(path, sampling, image_size)
+    def recording_decode_videos(entries, sampling, image_size, num_workers):
+        # Decoding runs in worker processes: record what they are asked for, once per video.
+        samplings.extend([(sampling, image_size)] * len(entries))
+        return decode_videos(entries, sampling, image_size, num_workers)
 
-    monkeypatch.setattr(batching_module, "read_sampled_frames", recording_read_sampled_frames)
+    monkeypatch.setattr(predict_module, "decode_videos", recording_decode_videos)
 
     predictions = predict_videos(colour_model, colour_videos, top_k=2)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from featcache.errors import FeatcacheError
-from featcache.videos import VideoEntry, find_videos, parse_ucf101_group
+from featcache.videos import VideoEntry, find_videos, parse_ucf101_group, storable_relative_path
 
 
 def touch(path: Path) -> Path:
@@ -100,7 +101,7 @@ def test_find_videos_in_csv(tmp_path):
         "clips/x/../c.mp4,Run,\n"
         f"{outside},Walk,1\n"
     )
-    root, entries = find_videos(csv_path)
+    root, entries = find_videos(csv_path, allow_outside_root=True)
     assert root == tmp_path.resolve()
     by_path = {entry.relative_path: entry for entry in entries}
     assert sorted(by_path) == sorted(["clips/v_Walk_g02_c01.avi", "clips/b.mp4", "clips/c.mp4", outside.as_posix()])
@@ -155,3 +156,63 @@ def test_csv_without_rows(tmp_path):
     (tmp_path / "list.csv").write_text("path,label\n")
     with pytest.raises(FeatcacheError, match="lists no videos"):
         find_videos(tmp_path / "list.csv")
+
+
+def test_csv_in_latin1_names_the_file_the_line_and_the_byte(tmp_path):
+    touch(tmp_path / "a.avi")
+    csv_path = tmp_path / "list.csv"
+    csv_path.write_bytes("path,label\na.avi,Caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(FeatcacheError, match=r"list\.csv, line 2: byte 0xE9 is not UTF-8 .*save it as UTF-8"):
+        find_videos(csv_path)
+
+
+@pytest.mark.parametrize("byte_order_mark", [b"", b"\xef\xbb\xbf"])
+def test_csv_in_utf8_with_or_without_byte_order_mark(tmp_path, byte_order_mark):
+    touch(tmp_path / "a.avi")
+    (tmp_path / "list.csv").write_bytes(byte_order_mark + "path,label\na.avi,Caf\u00e9\n".encode("utf-8"))
+    _, entries = find_videos(tmp_path / "list.csv")
+    assert [(entry.relative_path, entry.label) for entry in entries] == [("a.avi", "Caf\u00e9")]
+
+
+@pytest.fixture
+def csv_pointing_outside(tmp_path: Path) -> Path:
+    """A CSV in list/ naming ../outside.avi next to its own inside.avi."""
+    touch(tmp_path / "list" / "inside.avi")
+    touch(tmp_path / "outside.avi")
+    csv_path = tmp_path / "list" / "videos.csv"
+    csv_path.write_text("path,label\ninside.avi,A\n../outside.avi,B\n")
+    return csv_path
+
+
+def test_csv_rows_outside_the_csv_folder_are_refused(csv_pointing_outside, tmp_path):
+    with pytest.raises(FeatcacheError, match=r"names 1 file\(s\) by an absolute path or outside its folder \(\.\./outside\.avi\).*--allow-outside-root"):
+        find_videos(csv_pointing_outside)
+    csv_pointing_outside.write_text(f"path,label\ninside.avi,A\n{tmp_path / 'outside.avi'},B\n")
+    with pytest.raises(FeatcacheError, match="absolute path or outside its folder"):
+        find_videos(csv_pointing_outside)
+
+
+def test_csv_rows_outside_the_csv_folder_are_stored_as_written_when_allowed(csv_pointing_outside, tmp_path):
+    _, entries = find_videos(csv_pointing_outside, allow_outside_root=True)
+    assert [(entry.relative_path, entry.is_outside_root) for entry in entries] == [("../outside.avi", True), ("inside.avi", False)]
+    assert entries[0].path.resolve() == (tmp_path / "outside.avi").resolve()
+
+
+def test_special_files_named_like_videos_are_listed_not_skipped(tmp_path):
+    """Decoding reports what is wrong with them (tests/test_frames.py); finding must not drop them silently."""
+    touch(tmp_path / "A" / "good.avi")
+    os.mkfifo(tmp_path / "A" / "fifo.avi")
+    (tmp_path / "A" / "zero.avi").symlink_to("/dev/zero")
+    (tmp_path / "A" / "loop.avi").symlink_to(tmp_path / "A" / "loop.avi")
+    (tmp_path / "A" / "dangling.mp4").symlink_to(tmp_path / "nowhere.mp4")
+    _, entries = find_videos(tmp_path)
+    assert [entry.relative_path for entry in entries] == ["A/dangling.mp4", "A/fifo.avi", "A/good.avi", "A/loop.avi", "A/zero.avi"]
+
+
+def test_a_file_name_that_is_not_utf8_is_stored_escaped(tmp_path):
+    touch(tmp_path / "B" / "good.avi")
+    Path(os.fsdecode(os.fsencode(tmp_path / "B") + b"/bad\xff\xfe.avi")).write_bytes(b"x")
+    _, entries = find_videos(tmp_path)
+    assert [entry.relative_path for entry in entries] == ["B/bad\\xff\\xfe.avi", "B/good.avi"]
+    assert os.fsencode(entries[0].path).endswith(b"B/bad\xff\xfe.avi")
+    assert storable_relative_path("B/caf\u00e9.avi") == "B/caf\u00e9.avi"  # valid UTF-8 stays as it is

@@ -57,9 +57,12 @@ def embed_command(
     batch_size: int = typer.Option(64, help="Frames per model call, gathered across videos."),
     dtype: Optional[DtypeChoice] = typer.Option(None, help="Feature dtype in the cache. " + FROM_CACHE.format("float16")),
     compression: CompressionChoice = typer.Option("none", help="HDF5 compression of features."),
-    workers: int = typer.Option(0, help="Decoding threads; 0 = one per CPU core."),
+    workers: int = typer.Option(0, help="Decode worker processes; 0 = one per CPU core."),
     seed: Optional[int] = typer.Option(None, help="Seed of 'random' weights. " + FROM_CACHE.format("0")),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a cache written with other settings."),
+    allow_outside_root: bool = typer.Option(
+        False, "--allow-outside-root", help="Accept CSV rows naming files outside the CSV's folder (../x.avi, absolute); stored as written."
+    ),
 ) -> None:
     """Decode sampled frames of every video once, embed them with a frozen CNN, store them in one HDF5 cache.
 
@@ -87,6 +90,7 @@ def embed_command(
             compression=compression.value,
             batch_size=batch_size,
             num_decode_workers=workers,
+            allow_outside_root=allow_outside_root,
         )
     import_keras_quietly()  # after the options are checked: a bad option costs no TensorFlow start-up
     from featcache.embed import embed
@@ -99,6 +103,8 @@ def embed_command(
             typer.secho(f"Interrupted: finished videos are kept in {out}; re-run the same command to add the rest.", err=True)
             raise typer.Exit(130) from None
     typer.echo(_embed_summary_line(summary))
+    if summary.num_outside_root:
+        typer.echo(f"{summary.num_outside_root} video(s) lie outside the CSV's folder and are stored by the paths as written (--allow-outside-root)")
     for part in summary.unreadable_parts:
         typer.secho(f"  an unreadable shard of an interrupted run was ignored (its videos were embedded again): {part}", err=True)
     if summary.suggests_compact:

@@ -1,0 +1,195 @@
+"""Decoding in worker processes, so that a decoder crash costs one video, never the run.
+
+OpenCV/FFmpeg are native code: a hostile file can make them segfault or abort, and an absurd one can get
+the process OOM-killed. In a thread that kills the whole run; here it kills one worker process, the video
+it was decoding becomes a failure ("decoder crashed: signal 11 (SIGSEGV)"), and a fresh worker takes the
+next video.
+
+Workers are fresh interpreters (`subprocess` + `python -c`), not forks: forking after TensorFlow started
+its threads is unsafe, and multiprocessing's spawn would import the `featcache` package, whose
+`__init__` loads Keras. A worker imports only `featcache.frames` and its dependencies (numpy, OpenCV).
+Requests and results travel over two pipes per worker as pickles (`multiprocessing.connection`): one
+video's frames at 224x224x10 are 1.5 MB, a few milliseconds next to the tens of milliseconds of decoding
+(see BENCHMARKS.md, "Decode isolation").
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+from multiprocessing.connection import Connection
+from pathlib import Path
+from types import TracebackType
+
+from featcache.config import SamplingConfig
+from featcache.errors import DecodeWorkerStartError, VideoDecodeError
+from featcache.frames import SampledFrames, read_sampled_frames
+
+# Failpoint for tests and drills: a worker asked to decode a file with this name kills itself with
+# SIGSEGV, as a decoder crashing on a hostile file would.
+CRASH_DECODER_ENV = "FEATCACHE_CRASH_DECODER"
+
+# Seconds a closing worker gets to exit after its request pipe closes, before it is killed.
+_EXIT_GRACE_SECONDS = 5.0
+
+# Installs a bare `featcache` package (no __init__: it imports Keras) so that `featcache.frames` and
+# this module load without TensorFlow, then serves requests.
+_WORKER_BOOTSTRAP = """
+import sys, types
+package = types.ModuleType("featcache")
+package.__path__ = [sys.argv[1]]
+sys.modules["featcache"] = package
+from featcache.decode_workers import serve_decode_requests
+serve_decode_requests(int(sys.argv[2]), int(sys.argv[3]))
+"""
+
+
+class _DecoderCrashed(Exception):
+    """The worker process died while decoding; the message says how."""
+
+
+def describe_exit_status(returncode: int) -> str:
+    """Popen.returncode -> 'signal 11 (SIGSEGV)' or 'exit status 3'."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            return f"signal {-returncode}"
+        hint = ", killed from outside, e.g. out of memory" if name == "SIGKILL" else ""
+        return f"signal {-returncode} ({name}{hint})"
+    return f"exit status {returncode}"
+
+
+class DecodeWorker:
+    """One worker process decoding one video at a time."""
+
+    def __init__(self, sampling: SamplingConfig, image_size: int, crash_file_name: str | None) -> None:
+        request_read, request_write = os.pipe()
+        result_read, result_write = os.pipe()
+        package_dir = str(Path(__file__).resolve().parent)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", _WORKER_BOOTSTRAP, package_dir, str(request_read), str(result_write)],
+                pass_fds=(request_read, result_write),
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            os.close(request_read)
+            os.close(result_write)
+        self._requests = Connection(request_write, readable=False)
+        self._results = Connection(result_read, writable=False)
+        self._requests.send((sampling, image_size, crash_file_name))
+        self._ready = False
+
+    def wait_until_ready(self) -> None:
+        """Raise DecodeWorkerStartError when the worker died before serving (a broken install, not a video)."""
+        if self._ready:
+            return
+        try:
+            self._results.recv()
+        except (EOFError, OSError) as err:
+            status = describe_exit_status(self.process.wait())
+            raise DecodeWorkerStartError(f"a decode worker process failed to start ({status}); its error is printed above") from err
+        self._ready = True
+
+    def decode(self, path: Path) -> SampledFrames | VideoDecodeError:
+        """The sampled frames of `path`, or the reason they cannot be had; raises _DecoderCrashed."""
+        self.wait_until_ready()
+        try:
+            self._requests.send(os.fsencode(path))
+            return self._results.recv()
+        except (EOFError, OSError) as err:
+            raise _DecoderCrashed(f"decoder crashed: {describe_exit_status(self.process.wait())}") from err
+
+    def close(self) -> None:
+        """Let the worker exit (it reads end-of-file), killing it if it does not in time."""
+        self._requests.close()
+        self._results.close()
+        try:
+            self.process.wait(timeout=_EXIT_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class DecodeWorkerPool:
+    """`num_workers` worker processes; `decode` is thread-safe and blocks until a worker is free.
+
+    Use as a context manager: leaving it ends every worker.
+    """
+
+    def __init__(self, num_workers: int, sampling: SamplingConfig, image_size: int) -> None:
+        self._sampling, self._image_size = sampling, image_size
+        self._crash_file_name = os.environ.get(CRASH_DECODER_ENV) or None
+        self._idle: queue.Queue[DecodeWorker] = queue.Queue()
+        self._workers: list[DecodeWorker] = []
+        try:
+            self._workers = [self._start_worker() for _ in range(num_workers)]
+            for worker in self._workers:
+                worker.wait_until_ready()
+                self._idle.put(worker)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start_worker(self) -> DecodeWorker:
+        return DecodeWorker(self._sampling, self._image_size, self._crash_file_name)
+
+    def decode(self, path: Path) -> SampledFrames | VideoDecodeError:
+        """Decode `path` in a free worker; a worker that dies makes this video a failure and is replaced."""
+        worker = self._idle.get()
+        try:
+            return worker.decode(path)
+        except _DecoderCrashed as crash:
+            self._workers.remove(worker)
+            worker.close()
+            worker = self._start_worker()
+            self._workers.append(worker)
+            # Not waited for here: its first decode does, and raises DecodeWorkerStartError if it cannot start.
+            return VideoDecodeError(f"{path}: {crash}")
+        finally:
+            self._idle.put(worker)
+
+    def close(self) -> None:
+        for worker in self._workers:
+            worker.close()
+        self._workers = []
+
+    def __enter__(self) -> DecodeWorkerPool:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None) -> None:
+        self.close()
+
+
+def serve_decode_requests(request_fd: int, result_fd: int) -> None:
+    """The worker's loop: settings once, then one path (bytes) in, one result out, until end-of-file."""
+    # Ctrl-C reaches the whole process group; the parent decides what an interrupt ends.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    requests = Connection(request_fd, writable=False)
+    results = Connection(result_fd, readable=False)
+    sampling, image_size, crash_file_name = requests.recv()
+    results.send("ready")
+    while True:
+        try:
+            path = Path(os.fsdecode(requests.recv()))
+        except EOFError:
+            return
+        if crash_file_name is not None and path.name == crash_file_name:
+            os.kill(os.getpid(), signal.SIGSEGV)
+        try:
+            results.send(_decode_one(path, sampling, image_size))
+        except BrokenPipeError:
+            return  # the main process is gone (killed): nobody waits for this video
+
+
+def _decode_one(path: Path, sampling: SamplingConfig, image_size: int) -> SampledFrames | VideoDecodeError:
+    try:
+        return read_sampled_frames(path, sampling, image_size)
+    except VideoDecodeError as err:
+        return err
+    except Exception as err:  # noqa: BLE001 - the process boundary: any error decoding a file is that file's failure
+        return VideoDecodeError(f"{path}: decoder error {type(err).__name__}: {err}")
