@@ -119,7 +119,8 @@ def _upscale_video(source: Path, target: Path, width: int, height: int, rng: np.
 
 def write_video_list(path: Path, root: Path, relative_paths: list[str]) -> Path:
     """A featcache CSV list (path,label) of some videos under `root`; the class is the first folder."""
-    lines = ["path,label"] + [f"{(root / relative).as_posix()},{relative.split('/')[0]}" for relative in relative_paths]
+    # Paths relative to the CSV's folder: featcache refuses rows outside it unless --allow-outside-root.
+    lines = ["path,label"] + [f"{Path(os.path.relpath(root / relative, path.parent)).as_posix()},{relative.split('/')[0]}" for relative in relative_paths]
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -236,7 +236,7 @@ def test_unreachable_imagenet_names_weights_path(monkeypatch):
         raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- no network")
 
     monkeypatch.setattr(keras.utils, "get_file", fail_download)
-    with pytest.raises(ExtractorError, match="could not download the MobileNetV2 ImageNet weights.*--weights PATH") as info:
+    with pytest.raises(ExtractorError, match="could not download the MobileNetV2 ImageNet weights.*featcache weights fetch mobilenet_v2") as info:
         load_extractor(ExtractorConfig(name="mobilenet_v2", weights="imagenet", image_size=SIZE))
     assert "\n" not in str(info.value)
     assert isinstance(info.value.__cause__, Exception) and "no network" in str(info.value.__cause__)
