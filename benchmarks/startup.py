@@ -17,7 +17,7 @@ import numpy as np
 
 from benchmarks.data import write_feature_cache
 from benchmarks.report import SectionResult, Table
-from benchmarks.workspace import Workspace
+from benchmarks.workspace import QUICK, Workspace
 
 REPEATS = 3
 # Runs ARGV in a child and prints its wall time and peak RSS (KiB on Linux).
@@ -33,10 +33,10 @@ TRAINING_BASELINE = (
 )
 
 
-def measure(argv: list[str]) -> tuple[float, float]:
-    """(median seconds, peak MiB) of running argv REPEATS times in fresh processes."""
+def measure(argv: list[str], repeats: int = REPEATS) -> tuple[float, float]:
+    """(median seconds, peak MiB) of running argv `repeats` times in fresh processes."""
     seconds, peaks = [], []
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         completed = subprocess.run([sys.executable, "-c", MEASURE, json.dumps(argv)], capture_output=True, text=True, check=True)
         elapsed, peak_kib, code = json.loads(completed.stdout)
         if code != 0:
@@ -55,6 +55,7 @@ def run_startup(workspace: Workspace) -> SectionResult:
     features = rng.normal(size=(120, 10, 1280)).astype(np.float32) + labels[:, None, None] * 0.05
     cache = write_feature_cache(folder / "cache.h5", features, np.full(120, 10), labels, ["A", "B", "C"])
     featcache = [sys.executable, "-m", "featcache"]
+    repeats = 1 if workspace.sizes == QUICK else REPEATS  # the smoke test only checks the code runs
     commands = {
         "`featcache --help`": [*featcache, "--help"],
         "`featcache info CACHE`": [*featcache, "info", str(cache)],
@@ -63,14 +64,14 @@ def run_startup(workspace: Workspace) -> SectionResult:
     }
     rows = []
     for name, argv in commands.items():
-        seconds, peak = measure(argv)
+        seconds, peak = measure(argv, repeats)
         rows.append([name, f"{seconds:.2f}", f"{peak:.0f}"])
     start_up = Table("CLI start-up (fresh process each run; median of 3)", ["command", "wall s", "peak RSS MiB"], rows, notes=["targets: ≤ 0.5 s and ≤ 150 MB for --help and info"])
 
-    baseline_seconds, baseline_peak = measure([sys.executable, "-c", TRAINING_BASELINE])
+    baseline_seconds, baseline_peak = measure([sys.executable, "-c", TRAINING_BASELINE], repeats)
     features_mib = features.nbytes / 2**20
     train_argv = [*featcache, "train", str(cache), "--out", str(folder / "model"), "--overwrite", "--epochs", "3", "--quiet"]
-    _, train_peak = measure(train_argv)
+    _, train_peak = measure(train_argv, repeats)
     memory = Table(
         "Training peak RSS next to TensorFlow's baseline (LSTM 256 head, 3 epochs, 120 x 10 x 1280 features)",
         ["what", "peak RSS MiB"],
