@@ -24,21 +24,12 @@ from typing import Any, Iterable
 import h5py
 import numpy as np
 
-from featcache.cache.format import CacheIndex
+from featcache.cache.format import FAILURE_DTYPE, STRING_DTYPE, VIDEO_DATASETS, CacheIndex  # shared with format 2
 from featcache.errors import CacheFormatError
 
 FORMAT_VERSION = 1
-STRING_DTYPE = h5py.string_dtype(encoding="utf-8")
-FAILURE_DTYPE = np.dtype([("path", STRING_DTYPE), ("reason", STRING_DTYPE)])
-# Per-video datasets other than features, with their dtypes and the value that fills padded frames.
+# Format 1 pads frames: its per-frame datasets carry the value that fills padded frames.
 FRAME_DATASETS = {"frame_indices": (np.int32, -1), "timestamps_ms": (np.float32, -1.0)}
-VIDEO_DATASETS = {
-    "lengths": np.int32,
-    "video_fps": np.float32,
-    "video_num_frames": np.int32,
-    "video_width": np.int32,
-    "video_height": np.int32,
-}
 
 
 def open_cache_file(path: Path) -> h5py.File:
