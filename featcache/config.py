@@ -92,6 +92,13 @@ class ExtractorConfig:
         check_in_range("--image-size", self.image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE, " pixels")
 
 
+ENGINES = ("local", "ray")
+# (option, EmbedConfig field, default) of the options only the Ray engine reads.
+RAY_ONLY_OPTIONS = (("--ray-address", "ray_address", None), ("--embed-workers", "embed_workers", 0), ("--gpus-per-worker", "gpus_per_worker", None), ("--decode-cpus", "decode_cpus", 1.0))
+MAX_GPUS_PER_WORKER = 8  # one node's GPUs
+MAX_DECODE_CPUS = 64
+
+
 @dataclass(frozen=True)
 class EmbedConfig:
     """Everything `featcache embed` needs besides the video list and the output path."""
@@ -103,8 +110,25 @@ class EmbedConfig:
     batch_size: int = 64
     num_decode_workers: int = 0  # 0: one per CPU core
     allow_outside_root: bool = False  # CSV rows may name files outside the CSV's folder (see videos.find_videos)
+    # Where stage one runs (featcache.ray_engine): "local", or "ray" with the cluster options below.
+    engine: str = "local"
+    ray_address: str | None = None  # "auto", HOST:PORT; None: RAY_ADDRESS, or a new local Ray instance
+    embed_workers: int = 0  # Ray actors running the extractor; 0: one per GPU (gpus_per_worker each), or 1 without GPUs
+    gpus_per_worker: float | None = None  # GPUs per embed worker; None: 1 when the cluster has GPUs, else 0
+    decode_cpus: float = 1.0  # CPUs per Ray decode worker (their number: num_decode_workers, 0: the cluster's CPUs left)
 
     def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise InputError(f"unknown --engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
+        if self.engine == "local":
+            given = [option for option, value, default in RAY_ONLY_OPTIONS if getattr(self, value) != default]
+            if given:
+                raise InputError(f"{', '.join(given)} only apply to --engine ray")
+        check_in_range("--embed-workers", self.embed_workers, 0, MAX_DECODE_WORKERS, " (0: one per GPU, or 1)")
+        if self.gpus_per_worker is not None and not 0 <= self.gpus_per_worker <= MAX_GPUS_PER_WORKER:
+            raise InputError(f"--gpus-per-worker must be in [0, {MAX_GPUS_PER_WORKER}], got {self.gpus_per_worker}")
+        if not 0 < self.decode_cpus <= MAX_DECODE_CPUS:
+            raise InputError(f"--decode-cpus must be in (0, {MAX_DECODE_CPUS}], got {self.decode_cpus}")
         if self.dtype not in FEATURE_DTYPES:
             raise InputError(f"unknown --dtype {self.dtype!r}; choose one of {', '.join(FEATURE_DTYPES)}")
         if self.compression not in COMPRESSIONS:

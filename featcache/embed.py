@@ -112,7 +112,13 @@ def embed(
         plan = _plan(entries, existing, orphans, fingerprints)
         extractor = None
         if plan.to_embed:
-            check_embed_memory(config, config.num_decode_workers or os.cpu_count() or 1)
+            if config.engine == "local":
+                check_embed_memory(config, config.num_decode_workers or os.cpu_count() or 1)
+            else:
+                from featcache.ray_engine import import_ray
+
+                import_ray()  # a missing Ray is said before the model loads
+            # On the Ray engine too: the driver's extractor defines the settings record the workers must match.
             extractor = load_extractor(config.extractor)
             settings = settings or settings_record(extractor.provenance, config.sampling, config.dtype)
         if settings is None:
@@ -127,7 +133,10 @@ def embed(
             if extractor is not None:
                 embedding_started = time.perf_counter()
                 try:
-                    _embed_into_shards(plan.to_embed, extractor, config, writer, fingerprints, summary, progress)
+                    if config.engine == "ray":
+                        _embed_on_ray(plan.to_embed, root, extractor.image_size, config, writer, fingerprints, summary, progress)
+                    else:
+                        _embed_into_shards(plan.to_embed, extractor, config, writer, fingerprints, summary, progress)
                 finally:
                     summary.embedding_seconds = time.perf_counter() - embedding_started
             return _finish_summary(summary, started, writer.state)
@@ -327,6 +336,31 @@ def _embed_into_shards(
     finally:
         # Also on Ctrl-C or an unexpected error: what is finished is kept for the next run.
         save_shard()
+
+
+def _embed_on_ray(
+    to_embed: list[VideoEntry],
+    root: Path,
+    image_size: int,
+    config: EmbedConfig,
+    writer: CacheWriter,
+    fingerprints: dict[str, FileFingerprint],
+    summary: EmbedSummary,
+    progress: Callable[[EmbedProgress], None] | None,
+) -> None:
+    """The Ray engine (`ray_engine.py`), counting into the same summary and progress as the local one."""
+    from featcache.ray_engine import embed_with_ray
+
+    def on_video_done(path: str, num_frames: int, failure: str | None) -> None:
+        if failure is None:
+            summary.num_embedded += 1
+            summary.num_frames_embedded += num_frames
+        else:
+            summary.failures[path] = failure
+        if progress:
+            progress(EmbedProgress(summary.num_embedded + len(summary.failures), len(to_embed), len(summary.failures), summary.num_frames_embedded))
+
+    embed_with_ray(to_embed, root, image_size, config, writer, fingerprints, on_video_done)
 
 
 def commit_shard_batch(writer: CacheWriter, batch: ShardBatch, config: EmbedConfig) -> None:

@@ -35,3 +35,7 @@ class ModelDirError(InputError):
 
 class CacheLockedError(InputError):
     """Another process is writing the same cache."""
+
+
+class RayEngineError(InputError):
+    """`--engine ray` cannot run: Ray missing, the cluster unreachable or too small, a node that cannot see the files."""

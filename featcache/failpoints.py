@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 
 ENVIRONMENT_VARIABLE = "FEATCACHE_FAILPOINT"
+# With this set to a file path, a failpoint fires only in the first process to reach it (which creates the
+# file): a process restarted to redo the work (a Ray worker) then passes, as after a real one-off crash.
+ONCE_ENVIRONMENT_VARIABLE = "FEATCACHE_FAILPOINT_ONCE"
 EXIT_CODE = 77  # distinct from any code featcache returns on purpose, so a test knows the failpoint fired
 FAILPOINTS = {
     "shard-temp-written": "a shard is complete under its temporary name, not yet renamed",
@@ -26,5 +29,16 @@ def available_failpoints() -> list[str]:
 def failpoint(name: str) -> None:
     """Die here, at once, when FEATCACHE_FAILPOINT names this point."""
     assert name in FAILPOINTS, name  # internal invariant: every call site is listed above
-    if os.environ.get(ENVIRONMENT_VARIABLE) == name:
+    if os.environ.get(ENVIRONMENT_VARIABLE) == name and _first_time_here():
         os._exit(EXIT_CODE)
+
+
+def _first_time_here() -> bool:
+    marker = os.environ.get(ONCE_ENVIRONMENT_VARIABLE)
+    if not marker:
+        return True
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))  # atomic: one process wins
+    except FileExistsError:
+        return False
+    return True

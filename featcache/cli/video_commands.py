@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from featcache.config import COMPRESSIONS, FEATURE_DTYPES, SAMPLING_MODES
+from featcache.config import COMPRESSIONS, ENGINES, FEATURE_DTYPES, SAMPLING_MODES
 from featcache.extractor_catalog import KERAS_APPLICATION_PREFIX, available_extractors
 
 from featcache.cli.common import (
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 SamplingChoice = enum.Enum("SamplingChoice", {name: name for name in SAMPLING_MODES}, type=str)
 DtypeChoice = enum.Enum("DtypeChoice", {name: name for name in FEATURE_DTYPES}, type=str)
 CompressionChoice = enum.Enum("CompressionChoice", {name: name for name in COMPRESSIONS}, type=str)
+EngineChoice = enum.Enum("EngineChoice", {name: name for name in ENGINES}, type=str)
 FROM_CACHE = "(default: an existing --out cache's own, else {})"
 # The registry's names, with the ~40 keras.applications models folded into one pattern for --help.
 EXTRACTOR_NAMES = [name for name in available_extractors() if not name.startswith(KERAS_APPLICATION_PREFIX)] + [f"{KERAS_APPLICATION_PREFIX}NAME (e.g. keras:ResNet50)"]
@@ -57,12 +58,17 @@ def embed_command(
     batch_size: int = typer.Option(64, help="Frames per model call, gathered across videos."),
     dtype: Optional[DtypeChoice] = typer.Option(None, help="Feature dtype in the cache. " + FROM_CACHE.format("float16")),
     compression: CompressionChoice = typer.Option("none", help="HDF5 compression of features."),
-    workers: int = typer.Option(0, help="Decode worker processes; 0 = one per CPU core."),
+    workers: int = typer.Option(0, help="Decode worker processes; 0 = one per CPU core (with --engine ray: per CPU the cluster has left after the embed workers)."),
     seed: Optional[int] = typer.Option(None, help="Seed of 'random' weights. " + FROM_CACHE.format("0")),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a cache written with other settings."),
     allow_outside_root: bool = typer.Option(
         False, "--allow-outside-root", help="Accept CSV rows naming files outside the CSV's folder (../x.avi, absolute); stored as written."
     ),
+    engine: EngineChoice = typer.Option("local", help="local: this machine; ray: a Ray cluster (pip install 'featcache[ray]'; videos and --out on a filesystem every node sees)."),
+    ray_address: Optional[str] = typer.Option(None, help="[ray] The cluster: 'auto' (the one `ray start` joined here), HOST:PORT. Default: RAY_ADDRESS, else a new local Ray instance."),
+    embed_workers: int = typer.Option(0, help="[ray] Workers running the extractor, each loading it once; 0 = one per GPU of the cluster, or 1 without GPUs."),
+    gpus_per_worker: Optional[float] = typer.Option(None, help="[ray] GPUs per embed worker (default: 1 when the cluster has GPUs, else 0)."),
+    decode_cpus: float = typer.Option(1.0, help="[ray] CPUs per decode worker."),
 ) -> None:
     """Decode sampled frames of every video once, embed them with a frozen CNN, store them in one HDF5 cache.
 
@@ -91,6 +97,11 @@ def embed_command(
             batch_size=batch_size,
             num_decode_workers=workers,
             allow_outside_root=allow_outside_root,
+            engine=engine.value,
+            ray_address=ray_address,
+            embed_workers=embed_workers,
+            gpus_per_worker=gpus_per_worker,
+            decode_cpus=decode_cpus,
         )
     import_keras_quietly()  # after the options are checked: a bad option costs no TensorFlow start-up
     from featcache.embed import embed

@@ -1,0 +1,189 @@
+"""`embed --engine ray` (featcache/ray_engine.py) on one local Ray instance shared by these tests.
+
+Real scratch_cnn models with seeded random weights (the workers are other processes: a monkeypatched
+extractor would not reach them), on 32x32 videos, so each Ray embed costs mostly its workers' start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from featcache.cache import open_cache, read_all_features, shard_folder_for
+from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
+from featcache.embed import embed
+from featcache.errors import InputError, RayEngineError
+from featcache.failpoints import EXIT_CODE
+
+ray = pytest.importorskip("ray", reason="the ray extra (pip install 'featcache[ray]') is part of featcache[test]")
+from featcache import ray_engine  # noqa: E402
+
+LOCAL = EmbedConfig(extractor=ExtractorConfig(name="scratch_cnn", weights="random", image_size=32), sampling=SamplingConfig(num_frames=4), batch_size=8)
+ON_RAY = EmbedConfig(**{**LOCAL.__dict__, "engine": "ray"})
+
+
+@pytest.fixture(scope="module")
+def ray_address() -> str:
+    """One local Ray instance (2 CPUs, as CI has) for every test here; its address for driver subprocesses."""
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+def frame_indices_by_path(cache_path: Path) -> dict[str, list[int]]:
+    """Each video's frame indices, read through the documented layout with plain h5py."""
+    with h5py.File(cache_path, "r") as handle:
+        offsets, frame_indices = handle["offsets"][()], handle["frame_indices"][()]
+        paths = [path.decode() for path in handle["paths"][()]]
+    return {path: frame_indices[offsets[row] : offsets[row + 1]].tolist() for row, path in enumerate(paths)}
+
+
+def assert_same_cache(expected: Path, actual: Path) -> None:
+    """Same videos, each once, same frame indices, features equal within float16 rounding, same failures."""
+    first, second = open_cache(expected), open_cache(actual)
+    assert sorted(first.index.paths) == sorted(second.index.paths)
+    assert len(set(second.index.paths)) == len(second.index.paths)
+    order_first, order_second = np.argsort(first.index.paths), np.argsort(second.index.paths)
+    np.testing.assert_allclose(
+        read_all_features(first)[order_first].astype(np.float32), read_all_features(second)[order_second].astype(np.float32), rtol=1e-3, atol=1e-3
+    )
+    assert frame_indices_by_path(expected) == frame_indices_by_path(actual)
+    assert first.index.failures == second.index.failures
+
+
+def no_unlisted_shards(cache_path: Path) -> bool:
+    listed = set(open_cache(cache_path).state.shards)
+    return {path.name for path in shard_folder_for(cache_path).iterdir()} == listed
+
+
+@pytest.fixture
+def local_reference(dataset_with_bad_files: Path, tmp_path: Path) -> Path:
+    cache_path = tmp_path / "local.h5"
+    embed(dataset_with_bad_files, cache_path, LOCAL)
+    return cache_path
+
+
+def test_ray_engine_writes_what_the_local_engine_writes(ray_address: str, dataset_with_bad_files: Path, local_reference: Path, tmp_path: Path) -> None:
+    progress = []
+    summary = embed(dataset_with_bad_files, tmp_path / "ray.h5", ON_RAY, progress=progress.append)
+    assert summary.num_embedded == 6 and len(summary.failures) == 3  # bad videos are failures, as locally
+    assert progress[-1].num_done == 9 and progress[-1].num_failed == 3
+    assert_same_cache(local_reference, tmp_path / "ray.h5")
+    assert no_unlisted_shards(tmp_path / "ray.h5")
+
+
+def test_a_decoder_crash_costs_one_video_on_ray_too(ray_address: str, tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FEATCACHE_CRASH_DECODER", "v_Beta_g02_c01.avi")  # forwarded to the workers
+    summary = embed(tiny_dataset, tmp_path / "ray.h5", ON_RAY)
+    assert summary.num_embedded == 5
+    assert list(summary.failures) == ["Beta/v_Beta_g02_c01.avi"] and "SIGSEGV" in summary.failures["Beta/v_Beta_g02_c01.avi"]
+
+
+def test_an_embed_worker_killed_mid_batch_is_retried_without_duplicates(
+    ray_address: str, dataset_with_bad_files: Path, local_reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The worker dies right after renaming its shard into place, before the driver hears of it; Ray restarts
+    # it and retries the batch, which writes a second shard of the same videos.
+    marker = tmp_path / "failpoint-fired"
+    monkeypatch.setenv("FEATCACHE_FAILPOINT", "shard-renamed")
+    monkeypatch.setenv("FEATCACHE_FAILPOINT_ONCE", str(marker))
+    summary = embed(dataset_with_bad_files, tmp_path / "ray.h5", ON_RAY)
+    assert marker.exists()  # the worker did die
+    assert summary.num_embedded == 6
+    assert_same_cache(local_reference, tmp_path / "ray.h5")
+    assert no_unlisted_shards(tmp_path / "ray.h5")  # the dead worker's shard is gone
+
+
+def test_a_rerun_after_the_driver_dies_adopts_its_shards(ray_address: str, dataset_with_bad_files: Path, local_reference: Path, tmp_path: Path) -> None:
+    cache_path = tmp_path / "ray.h5"
+    # A driver in its own process that commits after every 2-video shard and dies at its first commit.
+    driver = (
+        "import sys; from pathlib import Path; import featcache.ray_engine as engine; "
+        "engine.VIDEOS_PER_SHARD = 2; engine.SECONDS_BETWEEN_COMMITS = 0.0; "
+        "from featcache.embed import embed; from featcache.config import *; "
+        f"embed(Path(sys.argv[1]), Path(sys.argv[2]), EmbedConfig(**{{**{LOCAL.__dict__!r}, 'engine': 'ray', 'ray_address': sys.argv[3]}}))"
+    )
+    environment = {**os.environ, "FEATCACHE_FAILPOINT": "index-replaced"}
+    finished = subprocess.run([sys.executable, "-c", driver, str(dataset_with_bad_files), str(cache_path), ray_address], env=environment, capture_output=True, timeout=300)
+    assert finished.returncode == EXIT_CODE, finished.stderr.decode()[-2000:]
+    assert 0 < len(open_cache(cache_path).index.paths) < 6  # the first shard was committed, the rest not
+    summary = embed(dataset_with_bad_files, cache_path, ON_RAY)
+    assert summary.num_embedded + summary.num_resumed + summary.num_already_cached == 6
+    assert summary.num_embedded < 6  # what the dead driver finished was not embedded again
+    assert_same_cache(local_reference, cache_path)
+    assert no_unlisted_shards(cache_path)
+
+
+def test_one_cache_can_be_filled_by_both_engines(ray_address: str, dataset_with_bad_files: Path, local_reference: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from featcache.cli import app
+
+    listing = dataset_with_bad_files / "alpha.csv"
+    listing.write_text("path,label\n" + "".join(f"Alpha/{path.name},Alpha\n" for path in sorted((dataset_with_bad_files / "Alpha").glob("*g0[123]*"))))
+    cache_path = tmp_path / "mixed.h5"
+    assert embed(listing, cache_path, LOCAL).num_embedded == 3
+    listing.unlink()
+    result = CliRunner().invoke(app, ["embed", str(dataset_with_bad_files), "--out", str(cache_path), "--engine", "ray", "--ray-address", ray_address, "--batch-size", "8"])
+    assert result.exit_code == 1, result.output  # 1: some videos failed (the bad files)
+    assert "3 embedded, 3 already cached, 3 failed" in result.output
+    assert_same_cache(local_reference, cache_path)
+
+
+def test_without_ray_the_error_says_how_to_install_it(tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    with pytest.raises(RayEngineError, match=r"pip install 'featcache\[ray\]'"):
+        embed(tiny_dataset, tmp_path / "ray.h5", ON_RAY)
+    assert not shard_folder_for(tmp_path / "ray.h5").exists()
+
+
+def test_a_node_that_cannot_see_the_videos_is_named(ray_address: str, tmp_path: Path) -> None:
+    with pytest.raises(RayEngineError, match=r"Ray node .* cannot see .*no-such-folder.*shared filesystem"):
+        ray_engine.check_every_node_sees(ray, tmp_path / "no-such-folder", tmp_path / "cache.h5.shards")
+    ray_engine.check_every_node_sees(ray, tmp_path, tmp_path / "cache.h5.shards")  # both visible: no error
+
+
+def test_node_problems_are_described() -> None:
+    fine = {"video_root": True, "shard_folder": True, "version": ray_engine.__version__}
+    assert ray_engine.describe_node_problem(fine, "/videos", "/cache.h5.shards") == ""
+    assert "cannot write the cache's shard folder /cache.h5.shards" in ray_engine.describe_node_problem({**fine, "shard_folder": False}, "/videos", "/cache.h5.shards")
+    assert "runs featcache 0.0.1" in ray_engine.describe_node_problem({**fine, "version": "0.0.1"}, "/videos", "/cache.h5.shards")
+
+
+@pytest.mark.parametrize(
+    "options, cluster, expected",
+    [
+        ({}, {"CPU": 2}, (1, 0.0, 1)),  # CPU only: one embed worker, the other CPU decodes
+        ({}, {"CPU": 32, "GPU": 4}, (4, 1.0, 28)),  # one embed worker per GPU
+        ({"gpus_per_worker": 0.5}, {"CPU": 32, "GPU": 2}, (4, 0.5, 28)),
+        ({"embed_workers": 2, "decode_cpus": 0.5}, {"CPU": 4}, (2, 0.0, 4)),
+        ({"num_decode_workers": 3}, {"CPU": 16, "GPU": 1}, (1, 1.0, 3)),
+    ],
+)
+def test_cluster_plan(options: dict, cluster: dict, expected: tuple) -> None:
+    plan = ray_engine.ClusterPlan.from_cluster(EmbedConfig(engine="ray", **options), cluster)
+    assert (plan.num_embed_workers, plan.gpus_per_embed_worker, plan.num_decode_workers) == expected
+
+
+@pytest.mark.parametrize(
+    "options, cluster, message",
+    [
+        ({"gpus_per_worker": 1}, {"CPU": 8}, r"--gpus-per-worker 1: the Ray cluster has 0 GPU"),
+        ({"embed_workers": 2}, {"CPU": 2}, r"has 2 CPU\(s\): too few for 2 embed worker"),
+    ],
+)
+def test_cluster_plan_refuses_what_the_cluster_lacks(options: dict, cluster: dict, message: str) -> None:
+    with pytest.raises(RayEngineError, match=message):
+        ray_engine.ClusterPlan.from_cluster(EmbedConfig(engine="ray", **options), cluster)
+
+
+def test_ray_options_without_the_ray_engine_are_refused() -> None:
+    with pytest.raises(InputError, match="--embed-workers, --decode-cpus only apply to --engine ray"):
+        EmbedConfig(embed_workers=2, decode_cpus=2.0)
