@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from benchmarks.cache_formats import run_cache_formats
 from benchmarks.decode_isolation import run_decode_isolation
 from benchmarks.clips import run_clips
 from benchmarks.format2 import run_format2
+from benchmarks.ray_scaling import run_ray_scaling
 from benchmarks.growth import run_growth
 from benchmarks.heads import run_heads
 from benchmarks.machine import describe_machine, load_average
@@ -35,6 +37,7 @@ SECTIONS: dict[str, Callable[[Workspace], SectionResult]] = {
     "clips": run_clips,
     "startup": run_startup,
     "format2": run_format2,
+    "ray": run_ray_scaling,
 }
 SECTIONS_NEEDING_STAGE_ONE = {"notebook", "cache_formats"}
 GPU_NOTE = (
@@ -42,6 +45,12 @@ GPU_NOTE = (
     "(targets: embed ≥ 500 UCF-like videos/s, head epoch on a 9,537-video split ≤ 0.5 s). This task had no GPU lent, so it has "
     "not been run: no GPU figures are recorded here."
 )
+
+
+def section_number(title: str) -> tuple[int, str]:
+    """"4b. Backbones" -> (4, "b"): sections in number order (10 after 9, not after 1)."""
+    number = re.match(r"(\d+)([a-z]*)", title)
+    return (int(number.group(1)), number.group(2)) if number else (10**6, title)
 
 
 def run_suite(sizes: SuiteSizes, markdown_path: Path, plot_path: Path, work_dir: Path, section_names: list[str], command: str, log: Callable[[str], None]) -> str:
@@ -60,7 +69,7 @@ def run_suite(sizes: SuiteSizes, markdown_path: Path, plot_path: Path, work_dir:
         section_started = time.perf_counter()
         results.append(SECTIONS[name](workspace))
         log(f"section {name} took {time.perf_counter() - section_started:.0f} s")
-    results.sort(key=lambda section: section.title)  # sections are numbered in their titles
+    results.sort(key=lambda section: section_number(section.title))  # sections are numbered in their titles
     results.append(SectionResult("5. Accelerator", [Table("GPU (`benchmarks/gpu.sh`)", ["status"], [[GPU_NOTE]])]))
     plotted = write_plot(results, plot_path)
     relative_plot = os.path.relpath(plot_path, markdown_path.parent) if plotted else None

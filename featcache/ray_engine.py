@@ -40,6 +40,10 @@ from featcache.videos import VideoEntry
 
 INSTALL_HINT = "pip install 'featcache[ray]'"
 SECONDS_BETWEEN_COMMITS = 10.0  # at most this much embedding is lost when the driver dies (as the local engine's shards)
+# ...unless the index has grown so large that rewriting it takes more than a tenth of that: commits then
+# come COMMIT_TIME_FACTOR x their own duration apart, so the driver never spends over ~10% of its time
+# committing (a Kinetics-size run has ~10,000 shards; see BENCHMARKS.md, "Ray engine").
+COMMIT_TIME_FACTOR = 10.0
 VIDEOS_PER_SHARD = 64  # one shard per embed batch; `featcache compact` merges small shards later
 # Environment the workers get from the driver: failpoints and drills, and the Keras backend, which must be
 # the driver's (the settings record names the extractor, not the backend, but features must not differ).
@@ -192,7 +196,7 @@ def embed_with_ray(
         num_gpus=plan.gpus_per_embed_worker or None,
         runtime_env=runtime_env,
     )
-    last_commit = time.perf_counter()
+    last_commit, seconds_between_commits = time.perf_counter(), SECONDS_BETWEEN_COMMITS
     uncommitted = False
     try:
         for result in results.iter_rows():
@@ -208,9 +212,11 @@ def embed_with_ray(
                 on_video_done(path, num_frames, None)
             for path, reason in failures.items():
                 on_video_done(path, 0, reason)
-            if time.perf_counter() - last_commit > SECONDS_BETWEEN_COMMITS:
+            if time.perf_counter() - last_commit > seconds_between_commits:
+                commit_started = time.perf_counter()
                 writer.commit()
                 uncommitted, last_commit = False, time.perf_counter()
+                seconds_between_commits = max(SECONDS_BETWEEN_COMMITS, COMMIT_TIME_FACTOR * (last_commit - commit_started))
         uncommitted = _delete_unreported_shards(writer) or uncommitted
     finally:
         # Also on Ctrl-C or an error: what arrived is kept for the next run.
