@@ -115,7 +115,7 @@ def embed(
             if config.engine == "local":
                 check_embed_memory(config, config.num_decode_workers or os.cpu_count() or 1)
             else:
-                from featcache.ray_engine import import_ray
+                from featcache.ray_cluster import import_ray
 
                 import_ray()  # a missing Ray is said before the model loads
             # On the Ray engine too: the driver's extractor defines the settings record the workers must match.
@@ -360,7 +360,9 @@ def _embed_on_ray(
         if progress:
             progress(EmbedProgress(summary.num_embedded + len(summary.failures), len(to_embed), len(summary.failures), summary.num_frames_embedded))
 
-    embed_with_ray(to_embed, root, image_size, config, writer, fingerprints, on_video_done)
+    for problem in embed_with_ray(to_embed, root, image_size, config, writer, fingerprints, on_video_done):
+        if problem not in summary.unreadable_parts:  # found at the start too, when it was there before the run
+            summary.unreadable_parts.append(problem)
 
 
 def commit_shard_batch(writer: CacheWriter, batch: ShardBatch, config: EmbedConfig) -> None:

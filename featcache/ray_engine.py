@@ -23,22 +23,20 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from featcache.cache.index import CacheWriter
 from featcache.cache.shards import ShardInfo, write_shard
 from featcache.config import EmbedConfig, SamplingConfig
-from featcache.errors import InputError, RayEngineError, VideoDecodeError
+from featcache.errors import CacheFormatError, FeatcacheError, InputError, RayEngineError, VideoDecodeError
 from featcache.fingerprints import FileFingerprint
 from featcache.frames import SampledFrames
-from featcache.version import __version__
+from featcache.ray_cluster import EMBED_WORKER_CPUS, ClusterPlan, check_every_node_sees, connect, describe_ray_failure, node_resources
 from featcache.videos import VideoEntry
 
-INSTALL_HINT = "pip install 'featcache[ray]'"
 SECONDS_BETWEEN_COMMITS = 10.0  # at most this much embedding is lost when the driver dies (as the local engine's shards)
 # ...unless the index has grown so large that rewriting it takes more than a tenth of that: commits then
 # come COMMIT_TIME_FACTOR x their own duration apart, so the driver never spends over ~10% of its time
@@ -48,115 +46,7 @@ VIDEOS_PER_SHARD = 64  # one shard per embed batch; `featcache compact` merges s
 # Environment the workers get from the driver: failpoints and drills, and the Keras backend, which must be
 # the driver's (the settings record names the extractor, not the backend, but features must not differ).
 FORWARDED_ENVIRONMENT_PREFIXES = ("FEATCACHE_", "KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL")
-
-
-def import_ray() -> Any:
-    try:
-        import ray
-        import ray.data  # noqa: F401  (the engine needs Ray Data, not only the core)
-    except ImportError as err:
-        raise RayEngineError(f"--engine ray needs Ray Data, which is not installed ({err}); install it with: {INSTALL_HINT}") from err
-    return ray
-
-
-@dataclass(frozen=True)
-class ClusterPlan:
-    """How many workers of each kind, from the options and what the cluster has."""
-
-    num_embed_workers: int
-    gpus_per_embed_worker: float
-    num_decode_workers: int
-    decode_cpus: float
-
-    @classmethod
-    def from_cluster(cls, config: EmbedConfig, cluster_resources: dict[str, float]) -> "ClusterPlan":
-        num_cpus = float(cluster_resources.get("CPU", 0))
-        num_gpus = float(cluster_resources.get("GPU", 0))
-        gpus_per_worker = config.gpus_per_worker if config.gpus_per_worker is not None else (1.0 if num_gpus else 0.0)
-        if gpus_per_worker > num_gpus:
-            raise RayEngineError(f"--gpus-per-worker {gpus_per_worker:g}: the Ray cluster has {num_gpus:g} GPU(s); use 0 for CPU workers")
-        if config.embed_workers:
-            num_embed_workers = config.embed_workers
-        elif gpus_per_worker:
-            num_embed_workers = max(1, int(num_gpus // gpus_per_worker))  # one per GPU (or GPU share)
-        else:
-            num_embed_workers = 1
-        embed_cpus = num_embed_workers * EMBED_WORKER_CPUS
-        if num_cpus < embed_cpus + config.decode_cpus:
-            raise RayEngineError(
-                f"the Ray cluster has {num_cpus:g} CPU(s): too few for {num_embed_workers} embed worker(s) ({EMBED_WORKER_CPUS:g} CPU each) "
-                f"and one decode worker ({config.decode_cpus:g} CPU); lower --embed-workers or --decode-cpus"
-            )
-        num_decode_workers = config.num_decode_workers or max(1, int((num_cpus - embed_cpus) // config.decode_cpus))
-        return cls(num_embed_workers, gpus_per_worker, num_decode_workers, config.decode_cpus)
-
-    def describe(self) -> str:
-        gpus = f", {self.gpus_per_embed_worker:g} GPU each" if self.gpus_per_embed_worker else " (CPU)"
-        return f"{self.num_embed_workers} embed worker(s){gpus}, up to {self.num_decode_workers} decode worker(s) ({self.decode_cpus:g} CPU each)"
-
-
-EMBED_WORKER_CPUS = 1.0  # an embed worker's own CPU (feeding the GPU, writing shards); the model's threads on a CPU worker
-
-
-def connect(address: str | None, verbose: bool = False) -> Any:
-    """Join the Ray cluster at `address` ("auto", HOST:PORT, None: RAY_ADDRESS or a new local instance); reuse a connection."""
-    ray = import_ray()
-    if not ray.is_initialized():
-        if not verbose:
-            # Ray's C++ core logs warnings straight to stderr (e.g. about actor constructor arguments kept in the
-            # object store, which featcache's are by design); errors still reach the user as exceptions.
-            os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
-        try:
-            ray.init(address=address, log_to_driver=verbose, logging_level="INFO" if verbose else "WARNING", include_dashboard=False)
-        except ConnectionError as err:
-            raise RayEngineError(f"cannot reach the Ray cluster at {address or os.environ.get('RAY_ADDRESS', 'a new local instance')}: {err}; start it with `ray start --head`") from err
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False  # the driver reports progress itself
-    context.print_on_execution_start = verbose
-    return ray
-
-
-def check_every_node_sees(ray: Any, video_root: Path, shard_folder: Path) -> None:
-    """Raise RayEngineError naming the node when one cannot read `video_root`, write `shard_folder`, or runs another featcache."""
-    shard_folder.mkdir(parents=True, exist_ok=True)
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    check = ray.remote(num_cpus=0)(_node_view)
-    nodes = [node for node in ray.nodes() if node.get("Alive")]
-    answers = ray.get([
-        check.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)).remote(str(video_root), str(shard_folder))
-        for node in nodes
-    ])  # fmt: skip
-    for node, answer in zip(nodes, answers):
-        problem = describe_node_problem(answer, str(video_root), str(shard_folder))
-        if problem:
-            raise RayEngineError(
-                f"Ray node {node.get('NodeManagerAddress', node['NodeID'])} {problem}; every node must see the videos and the cache "
-                "at the same paths (a shared filesystem: NFS, Lustre, a mounted bucket) and run the same featcache"
-            )
-
-
-def _node_view(video_root: str, shard_folder: str) -> dict[str, Any]:
-    """Run on each node: what it sees of the paths, and its featcache version."""
-    probe = Path(shard_folder) / f".probe-{os.uname().nodename}-{os.getpid()}.tmp"
-    try:
-        probe.write_bytes(b"")
-        probe.unlink()
-        writable = True
-    except OSError:
-        writable = False
-    return {"video_root": os.path.isdir(video_root) or os.path.isfile(video_root), "shard_folder": writable, "version": __version__}
-
-
-def describe_node_problem(answer: dict[str, Any], video_root: str, shard_folder: str) -> str:
-    """'' when a node's view (`_node_view`) is fine, else what is wrong."""
-    if not answer["video_root"]:
-        return f"cannot see {video_root}"
-    if not answer["shard_folder"]:
-        return f"cannot write the cache's shard folder {shard_folder}"
-    if answer["version"] != __version__:
-        return f"runs featcache {answer['version']}, the driver {__version__}"
-    return ""
+WORKER_RETRIES = 3  # restarts of a worker that dies, and retries of the batch it held
 
 
 def embed_with_ray(
@@ -167,41 +57,28 @@ def embed_with_ray(
     writer: CacheWriter,
     fingerprints: dict[str, FileFingerprint],
     on_video_done: Callable[[str, int, str | None], None],
-) -> None:
-    """Embed `to_embed` on the cluster into `writer`'s cache; `on_video_done(path, num_frames, failure or None)` per video."""
+) -> list[str]:
+    """Embed `to_embed` on the cluster into `writer`'s cache; `on_video_done(path, num_frames, failure or None)` per video.
+
+    Returns the problems with shards left in the folder that could not be read (left alone, as locally).
+    Raises RayEngineError for a cluster that cannot run the plan or a job that fails, InputError when a
+    worker refuses its features or cannot build the extractor.
+    """
     # `featcache --verbose` shows Ray's own logs and the workers' output (FEATCACHE_VERBOSE is set by cli/output.py).
     ray = connect(config.ray_address, verbose=os.environ.get("FEATCACHE_VERBOSE") == "1")
     check_every_node_sees(ray, video_source_root, writer.shard_folder)
-    plan = ClusterPlan.from_cluster(config, ray.cluster_resources())
-    runtime_env = {"env_vars": {name: value for name, value in os.environ.items() if name.startswith(FORWARDED_ENVIRONMENT_PREFIXES)}}
-    rows = [
-        {"path": os.fsdecode(entry.path), "relative_path": entry.relative_path, "label": entry.label, "group": entry.group,
-         "fingerprint": fingerprints[entry.relative_path].fingerprint, "mtime_ns": fingerprints[entry.relative_path].mtime_ns}
-        for entry in to_embed
-    ]  # fmt: skip
-    decoded = ray.data.from_items(rows).map_batches(
-        _DecodeVideos,
-        fn_constructor_kwargs={"sampling": config.sampling, "image_size": extractor_image_size},
-        batch_size=1,
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=plan.num_decode_workers),
-        num_cpus=plan.decode_cpus,
-        runtime_env=runtime_env,
-    )
-    results = decoded.map_batches(
-        _EmbedVideos,
-        fn_constructor_kwargs={"config": config, "settings": writer.state.settings, "compression": writer.state.compression, "shard_folder": str(writer.shard_folder)},
-        batch_size=VIDEOS_PER_SHARD,
-        compute=ray.data.ActorPoolStrategy(size=plan.num_embed_workers),
-        num_cpus=EMBED_WORKER_CPUS,
-        num_gpus=plan.gpus_per_embed_worker or None,
-        runtime_env=runtime_env,
-    )
+    plan = ClusterPlan.from_nodes(config, node_resources(ray))
+    results = _build_pipeline(ray, to_embed, extractor_image_size, config, writer, fingerprints, plan)
     last_commit, seconds_between_commits = time.perf_counter(), SECONDS_BETWEEN_COMMITS
     uncommitted = False
+    rows = _results_or_one_line_errors(ray, results)
     try:
-        for result in results.iter_rows():
+        for result in rows:
             if result["refusal"]:
-                uncommitted = False  # like the local engine, keep no shard of features refused as useless
+                rows.close()  # stops the pipeline: Ray ends its workers
+                # Like the local engine, keep no shard of features refused: none of this run's unlisted shards.
+                uncommitted = False
+                _delete_unlisted_shards(writer)
                 raise InputError(result["refusal"])
             failures = json.loads(result["failures"])
             if result["shard"]:
@@ -217,28 +94,90 @@ def embed_with_ray(
                 writer.commit()
                 uncommitted, last_commit = False, time.perf_counter()
                 seconds_between_commits = max(SECONDS_BETWEEN_COMMITS, COMMIT_TIME_FACTOR * (last_commit - commit_started))
-        uncommitted = _delete_unreported_shards(writer) or uncommitted
+        unreadable = _delete_unreported_shards(writer)
+        uncommitted = True
+        return unreadable
     finally:
         # Also on Ctrl-C or an error: what arrived is kept for the next run.
         if uncommitted:
             writer.commit()
 
 
-def _delete_unreported_shards(writer: CacheWriter) -> bool:
-    """Shards no result reported (a worker died after writing one, and its retry wrote another): all their videos are
-    live in other shards, so adopting keeps none and the commit deletes them. Returns whether there were any."""
-    orphans = writer.orphan_shards()
-    for name in orphans:
-        writer.adopt_shard(name, keep=lambda path, fingerprint: writer.state.videos.get(path) is None)
-    return bool(orphans)
+def _build_pipeline(ray: Any, to_embed: list[VideoEntry], image_size: int, config: EmbedConfig, writer: CacheWriter, fingerprints: dict[str, FileFingerprint], plan: ClusterPlan) -> Any:
+    """The Ray Data dataset: one row per video in, one row per embed batch (its shard, failures, lengths) out."""
+    runtime_env = {"env_vars": {name: value for name, value in os.environ.items() if name.startswith(FORWARDED_ENVIRONMENT_PREFIXES)}}
+    # A batch that kills its worker again and again (say, out of memory) fails the job after this many tries instead of
+    # looping for ever (Ray Data's default for actors); one crash, as from a lost node, is retried.
+    retries = {"max_restarts": WORKER_RETRIES, "max_task_retries": WORKER_RETRIES}
+    rows = [
+        {"path": os.fsdecode(entry.path), "relative_path": entry.relative_path, "label": entry.label, "group": entry.group,
+         "fingerprint": fingerprints[entry.relative_path].fingerprint, "mtime_ns": fingerprints[entry.relative_path].mtime_ns}
+        for entry in to_embed
+    ]  # fmt: skip
+    # In order, so that a cache's rows come out in the local engine's order whatever engine wrote them
+    # (row order decides the order a seeded shuffle starts from: the same training run on either).
+    ray.data.DataContext.get_current().execution_options.preserve_order = True
+    decoded = ray.data.from_items(rows).map_batches(
+        _DecodeVideos,
+        fn_constructor_kwargs={"sampling": config.sampling, "image_size": image_size},
+        batch_size=1,
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=plan.num_decode_workers),
+        num_cpus=plan.decode_cpus,
+        runtime_env=runtime_env,
+        **retries,
+    )
+    return decoded.map_batches(
+        _EmbedVideos,
+        fn_constructor_kwargs={"config": config, "settings": writer.state.settings, "compression": writer.state.compression, "shard_folder": str(writer.shard_folder)},
+        batch_size=VIDEOS_PER_SHARD,
+        compute=ray.data.ActorPoolStrategy(size=plan.num_embed_workers),
+        num_cpus=EMBED_WORKER_CPUS,
+        num_gpus=plan.gpus_per_embed_worker or None,
+        runtime_env=runtime_env,
+        **retries,
+    )
+
+
+def _results_or_one_line_errors(ray: Any, results: Any) -> Iterator[dict[str, Any]]:
+    """The pipeline's output rows; a failed job raises a one-line RayEngineError, not a remote traceback."""
+    try:
+        yield from results.iter_rows()
+    except (ray.exceptions.RayError, TimeoutError) as err:
+        raise RayEngineError(
+            f"the Ray job failed ({describe_ray_failure(err)}); videos finished before it are kept. "
+            "Run again with --verbose to see the workers' output"
+        ) from err
+
+
+def _delete_unreported_shards(writer: CacheWriter) -> list[str]:
+    """Delete the shards no result reported: a worker died after writing one and its retry wrote another, so all its
+    videos are live in other shards (adopting keeps none, and the commit deletes it). Shards that cannot be read are
+    left alone and returned as problems, as the local engine does with them."""
+    unreadable = []
+    for name in writer.orphan_shards():
+        try:
+            writer.adopt_shard(name, keep=lambda path, fingerprint: writer.state.videos.get(path) is None)
+        except CacheFormatError as err:
+            unreadable.append(str(err))
+    return unreadable
+
+
+def _delete_unlisted_shards(writer: CacheWriter) -> None:
+    """After a refusal: shards in the folder the index does not list are this run's (the run started by adopting or
+    deleting every earlier one), written by workers before they refused. Ray stops its workers when the driver stops
+    reading; a shard renamed in that instant would be an orphan that the next run checks like any other."""
+    for name in writer.orphan_shards():
+        (writer.shard_folder / name).unlink(missing_ok=True)
 
 
 class _DecodeVideos:
-    """A decode worker: one `decode_workers` process, kept for the actor's life; one video per call."""
+    """A decode worker: one `decode_workers` process, kept for the actor's life (an actor has no `with` around
+    its life: the process is closed in `__del__`, and it exits by itself when the actor dies and its pipe closes)."""
 
     def __init__(self, sampling: SamplingConfig, image_size: int) -> None:
         from featcache.decode_workers import DecodeWorkerPool
 
+        self.pool = None
         self.image_size = image_size
         self.pool = DecodeWorkerPool(1, sampling, image_size).__enter__()
 
@@ -260,7 +199,8 @@ class _DecodeVideos:
         return out
 
     def __del__(self) -> None:
-        self.pool.__exit__(None, None, None)
+        if self.pool is not None:
+            self.pool.__exit__(None, None, None)
 
 
 def _no_frames(image_size: int) -> SampledFrames:
@@ -268,7 +208,11 @@ def _no_frames(image_size: int) -> SampledFrames:
 
 
 class _EmbedVideos:
-    """An embed worker: builds the extractor once, embeds a batch of decoded videos, writes them as one shard."""
+    """An embed worker: builds the extractor once, embeds a batch of decoded videos, writes them as one shard.
+
+    Its problems go back to the driver as a refusal (one line, naming the node), never as an exception: Ray would
+    turn an exception into a remote traceback, and a worker that refused once refuses every later batch too.
+    """
 
     def __init__(self, config: EmbedConfig, settings: dict[str, Any], compression: str, shard_folder: str) -> None:
         from featcache.embedded_videos import FeatureInformationCheck
@@ -276,36 +220,45 @@ class _EmbedVideos:
         from featcache.settings import describe_settings_difference, settings_record
 
         self.config, self.settings, self.compression, self.shard_folder = config, settings, compression, Path(shard_folder)
-        self.extractor = load_extractor(config.extractor)
-        difference = describe_settings_difference(settings, settings_record(self.extractor.provenance, config.sampling, config.dtype))
-        # Another weights file or library on this node would write features the cache's settings do not describe.
-        self.refusal = f"a Ray worker on {os.uname().nodename} builds another extractor than the driver ({difference})" if difference else ""
+        self.node = os.uname().nodename
         self.information_check = FeatureInformationCheck(config.extractor.name)
+        self.refusal = ""
+        try:
+            self.extractor = load_extractor(config.extractor)
+        except (FeatcacheError, OSError) as err:
+            self.refusal = f"a Ray worker on {self.node} cannot build the extractor: {err}"
+            return
+        difference = describe_settings_difference(settings, settings_record(self.extractor.provenance, config.sampling, config.dtype))
+        if difference:
+            # Another weights file or library on this node would write features the cache's settings do not describe.
+            self.refusal = f"a Ray worker on {self.node} builds another extractor than the driver ({difference})"
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+        if not self.refusal:
+            try:
+                return self._embed_and_write(batch)
+            except (FeatcacheError, OSError) as err:
+                self.refusal = f"a Ray worker on {self.node}: {err}" if not isinstance(err, InputError) else str(err)
+        return _result(refusal=self.refusal)
+
+    def _embed_and_write(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         from featcache.batching import embed_decoded_videos
         from featcache.embedded_videos import ShardBatch
 
-        if self.refusal:
-            return _result(refusal=self.refusal)
         shard_batch = ShardBatch(self.information_check, self.config.dtype)
         entries = [VideoEntry(Path(str(path)), str(relative), str(label), str(group)) for path, relative, label, group in
                    zip(batch["path"], batch["relative_path"], batch["label"], batch["group"])]  # fmt: skip
         fingerprints = {entry.relative_path: FileFingerprint(str(fingerprint), int(mtime)) for entry, fingerprint, mtime in zip(entries, batch["fingerprint"], batch["mtime_ns"])}
-        try:
-            for entry, sampled, features_or_error in embed_decoded_videos(self._decoded(entries, batch), self.extractor, self.config.batch_size):
-                shard_batch.add(entry, sampled, features_or_error, fingerprints[entry.relative_path])
-            if not self.information_check.checked and len(self.information_check.seen) >= 2:
-                shard_batch.finish_checks()  # a worker given few videos still checks what it had
-        except InputError as err:
-            return _result(refusal=str(err))
-        lengths = {video.path: len(video.features) for video in shard_batch.videos}
+        for entry, sampled, features_or_error in embed_decoded_videos(self._decoded(entries, batch), self.extractor, self.config.batch_size):
+            shard_batch.add(entry, sampled, features_or_error, fingerprints[entry.relative_path])
+        shard_batch.finish_checks()  # on what this worker has seen, if fewer videos than the check waits for
         if not shard_batch.videos:
             return _result(failures=shard_batch.failures)
         info = write_shard(self.shard_folder, shard_batch.videos, self.config.dtype, self.settings, self.compression)
+        lengths = {video.path: len(video.features) for video in shard_batch.videos}
         return _result(info, shard_batch.failures, lengths)
 
-    def _decoded(self, entries: list[VideoEntry], batch: dict[str, np.ndarray]):
+    def _decoded(self, entries: list[VideoEntry], batch: dict[str, np.ndarray]) -> Iterator[tuple[VideoEntry, SampledFrames | VideoDecodeError]]:
         for row, entry in enumerate(entries):
             if batch["error"][row]:
                 yield entry, VideoDecodeError(str(batch["error"][row]))

@@ -21,8 +21,9 @@ from featcache.embed import embed
 from featcache.errors import InputError, RayEngineError
 from featcache.failpoints import EXIT_CODE
 
-ray = pytest.importorskip("ray", reason="the ray extra (pip install 'featcache[ray]') is part of featcache[test]")
-from featcache import ray_engine  # noqa: E402
+import ray  # featcache[test] installs featcache[ray]
+
+from featcache import ray_cluster, ray_engine
 
 LOCAL = EmbedConfig(extractor=ExtractorConfig(name="scratch_cnn", weights="random", image_size=32), sampling=SamplingConfig(num_frames=4), batch_size=8)
 ON_RAY = EmbedConfig(**{**LOCAL.__dict__, "engine": "ray"})
@@ -137,6 +138,30 @@ def test_one_cache_can_be_filled_by_both_engines(ray_address: str, dataset_with_
     assert_same_cache(local_reference, cache_path)
 
 
+def test_features_without_information_are_refused_and_leave_no_shard(ray_address: str, tiny_dataset: Path, tmp_path: Path) -> None:
+    # Random-initialised MobileNetV2 outputs ~1e-11 for every input (see embedded_videos.FeatureInformationCheck).
+    useless = EmbedConfig(**{**ON_RAY.__dict__, "extractor": ExtractorConfig(name="mobilenet_v2", weights="random", image_size=32)})
+    with pytest.raises(InputError, match="features without information"):
+        embed(tiny_dataset, tmp_path / "ray.h5", useless)
+    assert list(shard_folder_for(tmp_path / "ray.h5").glob("*.h5")) == []
+
+
+def test_an_unreadable_file_in_the_shard_folder_is_reported_not_fatal(ray_address: str, tiny_dataset: Path, tmp_path: Path) -> None:
+    cache_path = tmp_path / "ray.h5"
+    shard_folder_for(cache_path).mkdir()
+    (shard_folder_for(cache_path) / "junk.h5").write_bytes(b"not a shard")
+    summary = embed(tiny_dataset, cache_path, ON_RAY)
+    assert summary.num_embedded == 6
+    assert len(summary.unreadable_parts) == 1 and "junk.h5" in summary.unreadable_parts[0]
+    assert (shard_folder_for(cache_path) / "junk.h5").exists()  # left for the user, as the local engine does
+
+
+def test_a_batch_that_kills_its_worker_every_time_fails_the_job_in_one_line(ray_address: str, tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FEATCACHE_FAILPOINT", "shard-renamed")  # no _ONCE: every restarted worker dies again
+    with pytest.raises(RayEngineError, match=r"^the Ray job failed \(\w+: [^\n]*\); videos finished before it are kept"):
+        embed(tiny_dataset, tmp_path / "ray.h5", ON_RAY)
+
+
 def test_without_ray_the_error_says_how_to_install_it(tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
     with pytest.raises(RayEngineError, match=r"pip install 'featcache\[ray\]'"):
@@ -146,42 +171,58 @@ def test_without_ray_the_error_says_how_to_install_it(tiny_dataset: Path, tmp_pa
 
 def test_a_node_that_cannot_see_the_videos_is_named(ray_address: str, tmp_path: Path) -> None:
     with pytest.raises(RayEngineError, match=r"Ray node .* cannot see .*no-such-folder.*shared filesystem"):
-        ray_engine.check_every_node_sees(ray, tmp_path / "no-such-folder", tmp_path / "cache.h5.shards")
-    ray_engine.check_every_node_sees(ray, tmp_path, tmp_path / "cache.h5.shards")  # both visible: no error
+        ray_cluster.check_every_node_sees(ray, tmp_path / "no-such-folder", tmp_path / "cache.h5.shards")
+    ray_cluster.check_every_node_sees(ray, tmp_path, tmp_path / "cache.h5.shards")  # both visible: no error
 
 
 def test_node_problems_are_described() -> None:
-    fine = {"video_root": True, "shard_folder": True, "version": ray_engine.__version__}
-    assert ray_engine.describe_node_problem(fine, "/videos", "/cache.h5.shards") == ""
-    assert "cannot write the cache's shard folder /cache.h5.shards" in ray_engine.describe_node_problem({**fine, "shard_folder": False}, "/videos", "/cache.h5.shards")
-    assert "runs featcache 0.0.1" in ray_engine.describe_node_problem({**fine, "version": "0.0.1"}, "/videos", "/cache.h5.shards")
+    fine = {"video_root": True, "shard_folder": True, "version": ray_cluster.__version__}
+    assert ray_cluster.describe_node_problem(fine, "/videos", "/cache.h5.shards") == ""
+    assert "cannot write the cache's shard folder /cache.h5.shards" in ray_cluster.describe_node_problem({**fine, "shard_folder": False}, "/videos", "/cache.h5.shards")
+    assert "runs featcache 0.0.1" in ray_cluster.describe_node_problem({**fine, "version": "0.0.1"}, "/videos", "/cache.h5.shards")
 
 
 @pytest.mark.parametrize(
-    "options, cluster, expected",
+    "options, nodes, expected",
     [
-        ({}, {"CPU": 2}, (1, 0.0, 1)),  # CPU only: one embed worker, the other CPU decodes
-        ({}, {"CPU": 32, "GPU": 4}, (4, 1.0, 28)),  # one embed worker per GPU
-        ({"gpus_per_worker": 0.5}, {"CPU": 32, "GPU": 2}, (4, 0.5, 28)),
-        ({"embed_workers": 2, "decode_cpus": 0.5}, {"CPU": 4}, (2, 0.0, 4)),
-        ({"num_decode_workers": 3}, {"CPU": 16, "GPU": 1}, (1, 1.0, 3)),
+        ({}, [{"CPU": 2}], (1, 0.0, 1)),  # CPU only: one embed worker, the other CPU decodes
+        ({}, [{"CPU": 32, "GPU": 4}], (4, 1.0, 28)),  # one embed worker per GPU
+        ({}, [{"CPU": 16, "GPU": 2}, {"CPU": 16, "GPU": 2}], (4, 1.0, 28)),
+        ({"gpus_per_worker": 0.5}, [{"CPU": 32, "GPU": 2}], (4, 0.5, 28)),
+        ({"embed_workers": 2, "decode_cpus": 0.5}, [{"CPU": 4}], (2, 0.0, 4)),
+        ({"num_decode_workers": 3}, [{"CPU": 16, "GPU": 1}], (1, 1.0, 3)),
+        ({}, [{"CPU": 1, "GPU": 1}, {"CPU": 8}], (1, 1.0, 8)),  # decoding on the CPU-only node
     ],
 )
-def test_cluster_plan(options: dict, cluster: dict, expected: tuple) -> None:
-    plan = ray_engine.ClusterPlan.from_cluster(EmbedConfig(engine="ray", **options), cluster)
+def test_cluster_plan(options: dict, nodes: list, expected: tuple) -> None:
+    plan = ray_cluster.ClusterPlan.from_nodes(EmbedConfig(engine="ray", **options), nodes)
     assert (plan.num_embed_workers, plan.gpus_per_embed_worker, plan.num_decode_workers) == expected
 
 
 @pytest.mark.parametrize(
-    "options, cluster, message",
+    "options, nodes, message",
     [
-        ({"gpus_per_worker": 1}, {"CPU": 8}, r"--gpus-per-worker 1: the Ray cluster has 0 GPU"),
-        ({"embed_workers": 2}, {"CPU": 2}, r"has 2 CPU\(s\): too few for 2 embed worker"),
+        ({"gpus_per_worker": 1}, [{"CPU": 8}], r"--gpus-per-worker 1: no Ray node has that many GPUs"),
+        ({"gpus_per_worker": 2}, [{"CPU": 8, "GPU": 1}, {"CPU": 8, "GPU": 1}], r"no Ray node has that many GPUs \(the most on one node: 1\)"),
+        ({"embed_workers": 3}, [{"CPU": 8, "GPU": 1}], r"can hold 1 embed worker\(s\) of 1 CPU and 1 GPU, not 3"),
+        ({"embed_workers": 2}, [{"CPU": 2}], r"no Ray node has 1 CPU\(s\) left for a decode worker"),
+        ({"decode_cpus": 4}, [{"CPU": 3}, {"CPU": 3}], r"no Ray node has 4 CPU\(s\) left"),
     ],
 )
-def test_cluster_plan_refuses_what_the_cluster_lacks(options: dict, cluster: dict, message: str) -> None:
+def test_cluster_plan_refuses_what_no_placement_holds(options: dict, nodes: list, message: str) -> None:
+    # Ray would wait for ever for workers it cannot place; featcache says so before starting.
     with pytest.raises(RayEngineError, match=message):
-        ray_engine.ClusterPlan.from_cluster(EmbedConfig(engine="ray", **options), cluster)
+        ray_cluster.ClusterPlan.from_nodes(EmbedConfig(engine="ray", **options), nodes)
+
+
+def test_an_embed_worker_that_cannot_build_the_extractor_refuses_in_one_line(tmp_path: Path) -> None:
+    # The worker class run in this process: what it would send the driver from a node without the weights file.
+    config = EmbedConfig(**{**ON_RAY.__dict__, "extractor": ExtractorConfig(name="scratch_cnn", weights=str(tmp_path / "missing.weights.h5"), image_size=32)})
+    worker = ray_engine._EmbedVideos(config, {}, "none", str(tmp_path / "shards"))
+    result = worker({"path": np.array(["x.avi"])})
+    assert result["refusal"][0].startswith(f"a Ray worker on {os.uname().nodename} cannot build the extractor:")
+    assert "missing.weights.h5" in result["refusal"][0] and "\n" not in result["refusal"][0]
+    assert not (tmp_path / "shards").exists()
 
 
 def test_ray_options_without_the_ray_engine_are_refused() -> None:
