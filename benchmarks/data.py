@@ -191,9 +191,13 @@ def _random_rows(parameters: RandomCacheParameters, class_names: list[str], all_
         yield _rows(np.maximum(features, 0.0).astype(parameters.dtype), paths, [path.split("/")[0] for path in paths])
 
 
-def rows_from_features(features: np.ndarray, labels: list[str], prefix: str = "") -> VideoRows:
-    """VideoRows for full-length feature sequences, (N, T, D), named `<label>/v_<label>_g08_c<prefix><row>.avi`."""
-    paths = [f"{label}/v_{label}_g08_c{prefix}{row:05d}.avi" for row, label in enumerate(labels)]
+def rows_from_features(features: np.ndarray, labels: list[str], prefix: str = "", groups: list[int] | None = None) -> VideoRows:
+    """VideoRows for full-length feature sequences, (N, T, D), named `<label>/v_<label>_g<group>_c<prefix><row>.avi`.
+
+    groups: each row's group number (its `gNN`); None puts every row in group 08 (one group: no group-aware split).
+    """
+    groups = groups if groups is not None else [8] * len(labels)
+    paths = [f"{label}/v_{label}_g{group:02d}_c{prefix}{row:05d}.avi" for row, (label, group) in enumerate(zip(labels, groups))]
     return _rows(features, paths, labels)
 
 
