@@ -17,8 +17,8 @@ REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test of every code path, not figures)")
-    parser.add_argument("--out", type=Path, default=None, help="markdown file to write (default: BENCHMARKS.md; with --quick, one in the system temp dir)")
-    parser.add_argument("--plot", type=Path, default=None, help="PNG to write (default: benchmarks/results/benchmarks.png; with --quick, next to --out)")
+    parser.add_argument("--out", type=Path, default=None, help="markdown file to write (default: BENCHMARKS.md for a full run; with --quick or --sections, one in the system temp dir)")
+    parser.add_argument("--plot", type=Path, default=None, help="PNG to write (default: benchmarks/results/benchmarks.png for a full run; otherwise next to --out)")
     parser.add_argument("--work-dir", type=Path, default=None, help="where videos, caches and JPEGs go (default: a folder under the system temp dir)")
     parser.add_argument("--sections", nargs="+", choices=list(SECTIONS), default=list(SECTIONS), help="run only these sections")
     parser.add_argument("--keep", action="store_true", help="keep the caches and JPEGs in --work-dir afterwards (the videos are always kept)")
@@ -27,8 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     sizes = QUICK if args.quick else FULL
     run_name = "featcache-bench-quick" if args.quick else "featcache-bench"
     work_dir = args.work_dir or Path(tempfile.gettempdir()) / run_name
-    out = args.out or (Path(tempfile.gettempdir()) / f"{run_name}-report" / "BENCHMARKS.md" if args.quick else REPOSITORY_ROOT / "BENCHMARKS.md")
-    plot = args.plot or (out.parent / "benchmark.png" if args.quick else REPOSITORY_ROOT / "benchmarks" / "results" / "benchmarks.png")
+    # Only a full run replaces the repository's BENCHMARKS.md and plot; a smoke test or a few sections write a
+    # report in the temp folder (their figures are pasted into BENCHMARKS.md by hand, with the command).
+    partial = args.quick or args.sections != list(SECTIONS)
+    report_name = run_name + ("" if args.sections == list(SECTIONS) else "-" + "-".join(args.sections))
+    out = args.out or (Path(tempfile.gettempdir()) / f"{report_name}-report" / "BENCHMARKS.md" if partial else REPOSITORY_ROOT / "BENCHMARKS.md")
+    plot = args.plot or (out.parent / "benchmark.png" if partial else REPOSITORY_ROOT / "benchmarks" / "results" / "benchmarks.png")
     command = "python -m benchmarks" + (" --quick" if args.quick else "") + ("" if args.sections == list(SECTIONS) else " --sections " + " ".join(args.sections))
 
     def log(message: str) -> None:

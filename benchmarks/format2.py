@@ -33,11 +33,9 @@ from featcache.embed import embed
 from featcache.fingerprints import fingerprint_file
 from featcache.train import CacheBatches, load_training_data, train
 
-BASE_VIDEOS = 1818  # the scratch_cnn cache: 1,818 videos, 0.9 GB
 FEATURE_DIM, NUM_FRAMES = 25088, 10
 MULTIPLIERS = (1, 2, 4)
-ADD_REPEATS = 5
-READ_VIDEOS, READ_DIM, READ_BATCH, READ_BATCHES = 1818, 1280, 32, 40
+READ_DIM, READ_BATCH, READ_BATCHES = 1280, 32, 40
 # The random caches of the read and training comparisons: 20 classes, each spread over 5 groups, so that the
 # default group-aware split (1/5 test, 1/5 of the rest validation) holds out whole groups of every class.
 RANDOM_CLASSES, RANDOM_GROUPS = 20, 5
@@ -99,6 +97,7 @@ def build_random_cache(cache_path: Path, settings: dict, num_videos: int, stand_
 
 
 def measure_add_one(workspace: Workspace) -> tuple[Table, list[Target]]:
+    base_videos, add_repeats = workspace.sizes.format2_add_videos, workspace.sizes.format2_add_repeats
     root = workspace.folder / "format2_add"
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
@@ -122,7 +121,7 @@ def measure_add_one(workspace: Workspace) -> tuple[Table, list[Target]]:
     rows, targets, add_ratios = [], [], {}
     for multiplier in MULTIPLIERS:
         cache_path = workspace.folder / f"format2_{multiplier}x.h5"
-        build_random_cache(cache_path, settings, BASE_VIDEOS * multiplier, root)
+        build_random_cache(cache_path, settings, base_videos * multiplier, root)
         before = folder_bytes(cache_path, shard_folder_for(cache_path))
         index_bytes = cache_path.read_bytes()
         built_shards = {path.name for path in shard_folder_for(cache_path).iterdir()}
@@ -137,20 +136,20 @@ def measure_add_one(workspace: Workspace) -> tuple[Table, list[Target]]:
                 started = time.perf_counter()
                 summary = embed(listing, cache_path, CONFIG)
                 add_seconds = time.perf_counter() - started
-            assert summary.num_embedded == 1 and summary.num_videos_in_cache == BASE_VIDEOS * multiplier + 1
+            assert summary.num_embedded == 1 and summary.num_videos_in_cache == base_videos * multiplier + 1
             peaks.append(disk.peak)
             return add_seconds
 
         # Interleaved repeats, medians compared: one embed of one video varies by ±0.1 s on 2 busy cores.
         peaks: list[int] = []
         fresh_times, add_times = [], []
-        for _ in range(ADD_REPEATS):
+        for _ in range(add_repeats):
             fresh_times.append(embed_into_new_cache())
             add_times.append(add_to_cache())
         fresh_seconds, add_seconds = statistics.median(fresh_times), statistics.median(add_times)
         extra_mib = (max(peaks) - before) / 2**20
         add_ratios[multiplier] = add_seconds / fresh_seconds
-        rows.append([f"{multiplier}× ({BASE_VIDEOS * multiplier:,} videos, {before / 1e9:.2f} GB)", seconds(fresh_seconds), seconds(add_seconds),
+        rows.append([f"{multiplier}× ({base_videos * multiplier:,} videos, {before / 1e9:.2f} GB)", seconds(fresh_seconds), seconds(add_seconds),
                      ratio(add_ratios[multiplier]), f"{extra_mib:.2f} MiB (new video's shard {new_video_bytes / 2**20:.2f} MiB incl. its index)"])
         shutil.rmtree(shard_folder_for(cache_path))
         cache_path.unlink()
@@ -158,7 +157,7 @@ def measure_add_one(workspace: Workspace) -> tuple[Table, list[Target]]:
     targets.append(Target("add 1 video ≤ 1.2× embedding it into a new cache, flat over 1×/2×/4×", f"{min(add_ratios.values()):.2f}–{worst:.2f}×", worst <= 1.2))
     table = Table(
         "Adding one video to a 25088-d cache (scratch_cnn, random weights, 224 px, 10 frames, float16)",
-        ["cache size", f"embed into a new cache (median of {ADD_REPEATS})", f"add to the cache (median of {ADD_REPEATS})", "ratio", "peak extra disk during the add"],
+        ["cache size", f"embed into a new cache (median of {add_repeats})", f"add to the cache (median of {add_repeats})", "ratio", "peak extra disk during the add"],
         rows,
         ["Both columns are whole `featcache.embed` calls (find, fingerprint, model load, decode, embed, shard, index commit), run alternately."],
     )
@@ -228,11 +227,12 @@ def remove_caches(paths: dict[int, Path]) -> None:
 
 
 def measure_reads(workspace: Workspace) -> tuple[Table, list[Target]]:
-    paths = write_both_formats(workspace, "read", READ_VIDEOS, seed=1)
+    num_videos = workspace.sizes.format2_read_videos
+    paths = write_both_formats(workspace, "read", num_videos, seed=1)
     timings = {}
     for version, path in paths.items():
         cache = open_cache(path)
-        batches = [np.sort(np.random.default_rng(batch).choice(READ_VIDEOS, READ_BATCH, replace=False)) for batch in range(READ_BATCHES)]
+        batches = [np.sort(np.random.default_rng(batch).choice(num_videos, READ_BATCH, replace=False)) for batch in range(READ_BATCHES)]
         best_stream, best_load = float("inf"), float("inf")
         for _ in range(3):
             started = time.perf_counter()
@@ -244,14 +244,14 @@ def measure_reads(workspace: Workspace) -> tuple[Table, list[Target]]:
             loaded = read_all_features(cache)
             best_load = min(best_load, time.perf_counter() - started)
         timings[version] = (best_stream, best_load)
-        assert loaded.shape == (READ_VIDEOS, NUM_FRAMES, READ_DIM)
+        assert loaded.shape == (num_videos, NUM_FRAMES, READ_DIM)
     # Format 1 stores rows sorted by path, format 2 in the order its shards were added: compare video by video.
     by_path = {version: np.argsort(np.array(open_cache(path).index.paths, dtype=object)) for version, path in paths.items()}
     np.testing.assert_array_equal(read_all_features(paths[1])[by_path[1]], read_all_features(paths[2])[by_path[2]])
     stream_speed = timings[1][0] / timings[2][0]
     load_speed = timings[1][1] / timings[2][1]
     table = Table(
-        f"Reading format 2 vs format 1 ({READ_VIDEOS:,} videos × {NUM_FRAMES} × {READ_DIM}, float16, best of 3)",
+        f"Reading format 2 vs format 1 ({num_videos:,} videos × {NUM_FRAMES} × {READ_DIM}, float16, best of 3)",
         ["read", "format 1", "format 2", "format 2 speed / format 1"],
         [
             [f"{READ_BATCHES} random batches of {READ_BATCH} videos (streamed)", seconds(timings[1][0]), seconds(timings[2][0]), ratio(stream_speed)],

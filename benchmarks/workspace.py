@@ -40,6 +40,7 @@ class SuiteSizes:
     streaming_rows: rows of the smallest scratch_cnn-sized cache that is streamed (memory budget below it).
     heads_*: the heads section (benchmarks/heads.py): demo videos per class and epochs, the order-only set
       (classes, videos per class, segments) and epochs, and the seeds each head trains from.
+    format2_add_*, format2_read_videos: section 8's add-one-video caches (base size, x1/x2/x4) and repeats, and its read benchmark's videos.
     format2_train_*: section 8's training-epoch comparison (benchmarks/format2.py): videos per cache (10 frames x 1280-d,
       float16, written as format 1 and as format 2), epochs per `train` call and calls per format.
     clips_*: the temporal augmentation section (benchmarks/clips.py): its video sets, name -> (classes, videos
@@ -72,6 +73,9 @@ class SuiteSizes:
     heads_seeds: tuple[int, ...] = (0, 1, 2)
     clips_video_sets: dict = field(default_factory=lambda: {"demo": (3, 32, 24), "harder": (5, 16, 48)})
     clips_epochs: int = 40
+    format2_add_videos: int = 1818  # the issue's scratch_cnn cache: 1,818 videos, 0.9 GB (x1, x2, x4)
+    format2_add_repeats: int = 5
+    format2_read_videos: int = 1818
     format2_train_videos: int = 900
     format2_train_epochs: int = 4
     format2_train_repeats: int = 3
@@ -140,6 +144,9 @@ QUICK = SuiteSizes(
     heads_seeds=(0,),
     clips_video_sets={"demo": (3, 8, 12)},
     clips_epochs=2,
+    format2_add_videos=20,
+    format2_add_repeats=1,
+    format2_read_videos=64,
     format2_train_videos=100,
     format2_train_epochs=2,
     format2_train_repeats=1,
