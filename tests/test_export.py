@@ -11,7 +11,7 @@ import pytest
 from cache_fixtures import write_cache
 from typer.testing import CliRunner
 
-from featcache.cache import open_cache
+from featcache.cache import open_cache, read_all_features, read_index_state
 from featcache.cache.maintenance import upgrade_cache
 from featcache.cli import app
 from featcache.errors import FeatcacheError
@@ -101,6 +101,22 @@ def test_h5_export_is_the_single_file_cache(cache_with_short_videos: Path, tmp_p
         stored = np.arange(4 * 5 * 3, dtype=np.float16).reshape(4, 5, 3)
         expected = np.concatenate([stored[row, :length] for row, length in enumerate([2, 5, 3, 4])])
         np.testing.assert_array_equal(exported["features"][()], expected)
+
+
+def test_an_exported_h5_reads_like_its_cache_and_refuses_to_be_added_to(cache_with_short_videos: Path, tmp_path: Path) -> None:
+    original = open_cache(cache_with_short_videos)
+    if original.format_version == 1:
+        return  # a format-1 cache is exported after `featcache upgrade` (previous test)
+    export_cache(cache_with_short_videos, tmp_path / "shared.h5")
+    shared = open_cache(tmp_path / "shared.h5")  # one file, no shard folder next to it
+    assert not (tmp_path / "shared.h5.shards").exists()
+    assert shared.index.paths == original.index.paths and shared.index.fingerprints == original.index.fingerprints
+    assert shared.index.class_names == original.index.class_names and list(shared.index.labels) == list(original.index.labels)
+    np.testing.assert_array_equal(read_all_features(shared), read_all_features(original))
+    with shared.reader() as shared_reader, original.reader() as original_reader:
+        np.testing.assert_array_equal(shared_reader.read([3, 1], num_frames=2), original_reader.read([3, 1], num_frames=2))
+    with pytest.raises(FeatcacheError, match="self-contained export .* embed into the cache it was exported from"):
+        read_index_state(tmp_path / "shared.h5")  # what embed, compact and verify open
 
 
 def test_export_command_refuses_an_unknown_format(cache_with_short_videos: Path, tmp_path: Path) -> None:

@@ -66,9 +66,42 @@ def open_cache(cache: "CachePath | Cache") -> Cache:
     version = _format_version(path)
     if version == 1:
         return Cache(path=path, index=format1.read_cache_index(path), format_version=1)
+    if _is_self_contained(path):
+        return _open_self_contained(path)
     state = read_index_state(path)
     check_shards_present(path, state)
     return _cache_from_state(path, state)
+
+
+def _is_self_contained(path: Path) -> bool:
+    with h5py.File(path, "r") as handle:
+        return bool(handle.attrs.get("self_contained", False))
+
+
+def _open_self_contained(path: Path) -> Cache:
+    """A `featcache export` file: the documented layout with real datasets, read as a cache whose one "shard" is itself."""
+    with h5py.File(path, "r") as handle:
+        settings = json.loads(handle.attrs["settings"])
+        offsets = handle["offsets"][()]
+        lengths = handle["lengths"][()].astype(np.int32)
+        failures = handle["failures"][()]
+        index = CacheIndex(
+            path=path,
+            class_names=json.loads(handle.attrs["class_names"]),
+            labels=handle["labels"][()].astype(np.int32),
+            lengths=lengths,
+            paths=decode_strings(handle["paths"][()]),
+            groups=decode_strings(handle["groups"][()]),
+            num_frames=default_num_frames(settings["sampling"], lengths),
+            feature_dim=int(handle.attrs["feature_dim"]),
+            dtype=settings["dtype"],
+            extractor=settings["extractor"],
+            sampling=settings["sampling"],
+            failures=sorted(zip(decode_strings(failures["path"]), decode_strings(failures["reason"]))),
+            fingerprints=decode_strings(handle["fingerprints"][()]),
+            format_version=FORMAT_VERSION,
+        )
+    return Cache(path=path, index=index, format_version=FORMAT_VERSION, shard_paths=[path] * index.num_videos, shard_starts=offsets[:-1].astype(np.int64))
 
 
 def _format_version(path: Path) -> int:
