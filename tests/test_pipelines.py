@@ -105,6 +105,7 @@ def test_bad_pipeline_is_refused_before_anything_runs(tmp_path: Path, text: str,
 _EXAMPLE_VALUES = {
     "extractor": '"mobilenet_v2"', "weights": '"random"', "frames": "7", "sampling": '"fps"', "fps": "2.0",
     "image_size": "32", "batch_size": "4", "dtype": '"float32"', "compression": '"lzf"', "workers": "1", "seed": "3", "allow_outside_root": "true",
+    "engine": '"ray"', "ray_address": '"auto"', "embed_workers": "2", "gpus_per_worker": "0.5", "decode_cpus": "0.5",
     "head": '"gru"', "units": "8", "dense": "8", "dropout": "0.1", "recurrent_dropout": "0.1", "epochs": "2",
     "learning_rate": "0.01", "split": '"ucf101-1"', "test_fraction": "0.25", "val_fraction": "0.3", "tensorboard": '"logs"', "patience": "3",
     "layers": "1", "attention_heads": "2", "positions": '"learned"', "pooling": '"cls"', "kernel_size": "5",
@@ -135,6 +136,8 @@ def test_keys_are_the_cli_option_names(tmp_path: Path) -> None:
     pipeline = load_pipeline(write_pipeline(tmp_path, _tables(embed_options, train_options, _EXAMPLE_VALUES)))
     assert (pipeline.embed.extractor.name, pipeline.embed.sampling.num_frames, pipeline.embed.sampling.fps) == ("mobilenet_v2", 7, 2.0)
     assert (pipeline.embed.num_decode_workers, pipeline.embed.compression, pipeline.embed.extractor.seed) == (1, "lzf", 3)
+    embed_config = pipeline.embed
+    assert (embed_config.engine, embed_config.ray_address, embed_config.embed_workers, embed_config.gpus_per_worker, embed_config.decode_cpus) == ("ray", "auto", 2, 0.5, 0.5)
     assert (pipeline.heads[0].config.head, pipeline.heads[0].config.recurrent_dropout) == ("gru", 0.1)
     assert (pipeline.train.split, pipeline.train.learning_rate) == ("ucf101-1", 0.01)
     assert (pipeline.train.test_fraction, pipeline.train.val_fraction) == (0.25, 0.3)
