@@ -30,7 +30,7 @@ from benchmarks.data import VideoSetParameters, make_ucf_like_videos, ucf101_spl
 from benchmarks.machine import describe_machine, load_average  # noqa: E402
 from benchmarks.notebook_vs_featcache import head_floor_epoch_seconds, notebook_head, steady_epoch_seconds  # noqa: E402
 from benchmarks.stage_one import bare_inference_frames_per_second, decode_all, embed_pipeline_videos_per_second  # noqa: E402
-from benchmarks.workspace import RANDOM_WEIGHTS_CACHE_DTYPES  # noqa: E402
+from benchmarks.workspace import RANDOM_WEIGHTS_CACHE_DTYPES, benchmark_weights  # noqa: E402
 from featcache.config import EmbedConfig, ExtractorConfig, HeadConfig, SamplingConfig, TrainConfig  # noqa: E402
 from featcache.embed import embed  # noqa: E402
 from featcache.train import train  # noqa: E402
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     report.figure("videos", len(entries), f"UCF-like videos written in {time.perf_counter() - started:.0f} s")
 
     config = EmbedConfig(
-        extractor=ExtractorConfig(name="mobilenet_v2", weights="random", image_size=224),
+        extractor=ExtractorConfig(name="mobilenet_v2", weights=benchmark_weights("mobilenet_v2", 224), image_size=224),
         sampling=SamplingConfig(num_frames=10),
         dtype=RANDOM_WEIGHTS_CACHE_DTYPES["mobilenet_v2"],
         batch_size=args.batch_size,

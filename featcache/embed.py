@@ -133,10 +133,11 @@ def embed(
             if extractor is not None:
                 embedding_started = time.perf_counter()
                 try:
+                    counter = _VideoCounter(summary, len(plan.to_embed), progress)
                     if config.engine == "ray":
-                        _embed_on_ray(plan.to_embed, root, extractor.image_size, config, writer, fingerprints, summary, progress)
+                        _embed_on_ray(plan.to_embed, root, extractor.image_size, config, writer, fingerprints, counter)
                     else:
-                        _embed_into_shards(plan.to_embed, extractor, config, writer, fingerprints, summary, progress)
+                        _embed_into_shards(plan.to_embed, extractor, config, writer, fingerprints, counter)
                 finally:
                     summary.embedding_seconds = time.perf_counter() - embedding_started
             return _finish_summary(summary, started, writer.state)
@@ -300,14 +301,27 @@ def _bring_index_up_to_date(
     return bool(changes or orphans) or state.failures != failures_before  # unwanted orphans are deleted at the commit
 
 
+@dataclass
+class _VideoCounter:
+    """Counts finished videos into the summary and reports progress: the same for every engine."""
+
+    summary: EmbedSummary
+    num_to_embed: int
+    progress: Callable[[EmbedProgress], None] | None
+
+    def video_done(self, path: str, num_frames: int, failure: str | None) -> None:
+        if failure is None:
+            self.summary.num_embedded += 1
+            self.summary.num_frames_embedded += num_frames
+        else:
+            self.summary.failures[path] = failure
+        if self.progress:
+            num_failed = len(self.summary.failures)
+            self.progress(EmbedProgress(self.summary.num_embedded + num_failed, self.num_to_embed, num_failed, self.summary.num_frames_embedded))
+
+
 def _embed_into_shards(
-    to_embed: list[VideoEntry],
-    extractor,
-    config: EmbedConfig,
-    writer: CacheWriter,
-    fingerprints: dict[str, FileFingerprint],
-    summary: EmbedSummary,
-    progress: Callable[[EmbedProgress], None] | None,
+    to_embed: list[VideoEntry], extractor, config: EmbedConfig, writer: CacheWriter, fingerprints: dict[str, FileFingerprint], counter: _VideoCounter
 ) -> None:
     """The local engine: decode + model over `to_embed`, writing a shard and committing the index every few seconds."""
     batch = ShardBatch(FeatureInformationCheck(config.extractor.name), config.dtype)
@@ -324,12 +338,9 @@ def _embed_into_shards(
         for entry, sampled, features_or_error in embed_decoded_videos(decoded, extractor, config.batch_size):
             batch.add(entry, sampled, features_or_error, fingerprints[entry.relative_path])
             if isinstance(features_or_error, VideoDecodeError):
-                summary.failures[entry.relative_path] = batch.failures[entry.relative_path]
+                counter.video_done(entry.relative_path, 0, batch.failures[entry.relative_path])
             else:
-                summary.num_embedded += 1
-                summary.num_frames_embedded += len(sampled.frame_indices)
-            if progress:
-                progress(EmbedProgress(summary.num_embedded + len(summary.failures), len(to_embed), len(summary.failures), summary.num_frames_embedded))
+                counter.video_done(entry.relative_path, len(sampled.frame_indices), None)
             if len(batch.videos) >= MAX_VIDEOS_PER_SHARD or time.perf_counter() - last_shard_time > SECONDS_BETWEEN_SHARDS:
                 save_shard()
         batch.finish_checks()
@@ -339,30 +350,14 @@ def _embed_into_shards(
 
 
 def _embed_on_ray(
-    to_embed: list[VideoEntry],
-    root: Path,
-    image_size: int,
-    config: EmbedConfig,
-    writer: CacheWriter,
-    fingerprints: dict[str, FileFingerprint],
-    summary: EmbedSummary,
-    progress: Callable[[EmbedProgress], None] | None,
+    to_embed: list[VideoEntry], root: Path, image_size: int, config: EmbedConfig, writer: CacheWriter, fingerprints: dict[str, FileFingerprint], counter: _VideoCounter
 ) -> None:
-    """The Ray engine (`ray_engine.py`), counting into the same summary and progress as the local one."""
+    """The Ray engine (`ray_engine.py`)."""
     from featcache.ray_engine import embed_with_ray
 
-    def on_video_done(path: str, num_frames: int, failure: str | None) -> None:
-        if failure is None:
-            summary.num_embedded += 1
-            summary.num_frames_embedded += num_frames
-        else:
-            summary.failures[path] = failure
-        if progress:
-            progress(EmbedProgress(summary.num_embedded + len(summary.failures), len(to_embed), len(summary.failures), summary.num_frames_embedded))
-
-    for problem in embed_with_ray(to_embed, root, image_size, config, writer, fingerprints, on_video_done):
-        if problem not in summary.unreadable_parts:  # found at the start too, when it was there before the run
-            summary.unreadable_parts.append(problem)
+    for problem in embed_with_ray(to_embed, root, image_size, config, writer, fingerprints, counter.video_done):
+        if problem not in counter.summary.unreadable_parts:  # found at the start too, when it was there before the run
+            counter.summary.unreadable_parts.append(problem)
 
 
 def commit_shard_batch(writer: CacheWriter, batch: ShardBatch, config: EmbedConfig) -> None:
