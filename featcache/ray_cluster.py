@@ -20,9 +20,6 @@ from featcache.version import __version__
 INSTALL_HINT = "pip install 'featcache[ray]'"
 EMBED_WORKER_CPUS = 1.0  # an embed worker's own CPU: feeding its GPU and writing shards, or running the model on a CPU node
 NODE_CHECK_TIMEOUT_SECONDS = 120.0  # a node listed alive that does not answer in this time is reported, not waited for
-# How long the pipeline waits for its workers to start (a worker builds its extractor first) before saying the
-# cluster lacks free resources, instead of Ray's default: waiting for ever.
-WORKER_START_TIMEOUT_SECONDS = 600
 
 
 def import_ray() -> Any:
@@ -54,7 +51,10 @@ def connect(address: str | None, verbose: bool) -> Any:
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the driver reports progress itself
     context.print_on_execution_start = verbose
-    context.wait_for_min_actors_s = WORKER_START_TIMEOUT_SECONDS
+    # Ray Data's default: workers start without the pipeline waiting for them. A bounded wait (which would turn a
+    # cluster busy with other jobs into an error instead of a wait) starts the operators one after another: 3-4 s
+    # more on 144 videos here (BENCHMARKS.md, section 10). A plan that no node can hold is refused by ClusterPlan.
+    context.wait_for_min_actors_s = -1
     return ray
 
 
