@@ -69,6 +69,7 @@ def embed_with_ray(
     check_every_node_sees(ray, video_source_root, writer.shard_folder)
     plan = ClusterPlan.from_nodes(config, node_resources(ray))
     results = _build_pipeline(ray, to_embed, extractor_image_size, config, writer, fingerprints, plan)
+    pipeline_started = time.time()  # wall clock, as shard files' modification times
     last_commit, seconds_between_commits = time.perf_counter(), SECONDS_BETWEEN_COMMITS
     uncommitted = False
     rows = _results_or_one_line_errors(ray, results)
@@ -78,7 +79,7 @@ def embed_with_ray(
                 rows.close()  # stops the pipeline: Ray ends its workers
                 # Like the local engine, keep no shard of features refused: none of this run's unlisted shards.
                 uncommitted = False
-                _delete_unlisted_shards(writer)
+                _delete_shards_written_since(writer, pipeline_started)
                 raise InputError(result["refusal"])
             failures = json.loads(result["failures"])
             if result["shard"]:
@@ -162,12 +163,14 @@ def _delete_unreported_shards(writer: CacheWriter) -> list[str]:
     return unreadable
 
 
-def _delete_unlisted_shards(writer: CacheWriter) -> None:
-    """After a refusal: shards in the folder the index does not list are this run's (the run started by adopting or
-    deleting every earlier one), written by workers before they refused. Ray stops its workers when the driver stops
-    reading; a shard renamed in that instant would be an orphan that the next run checks like any other."""
+def _delete_shards_written_since(writer: CacheWriter, started: float) -> None:
+    """After a refusal: the shards this run's workers wrote before refusing (unlisted, and newer than the pipeline).
+    Ray stops its workers when the driver stops reading; a shard renamed in that instant would be an orphan that the
+    next run checks like any other."""
     for name in writer.orphan_shards():
-        (writer.shard_folder / name).unlink(missing_ok=True)
+        shard_path = writer.shard_folder / name
+        if shard_path.stat().st_mtime >= started - 1.0:  # 1 s: filesystems that round times
+            shard_path.unlink(missing_ok=True)
 
 
 class _DecodeVideos:
