@@ -64,6 +64,7 @@ class EmbedSummary:
     fingerprint_seconds: float = 0.0
     unreadable_parts: list[str] = field(default_factory=list)  # shards of an interrupted run that could not be read
     num_outside_root: int = 0  # CSV rows naming files outside the CSV's folder (--allow-outside-root)
+    engine_workers: str = ""  # with --engine ray: the workers it ran (ray_cluster.ClusterPlan.describe)
 
     @property
     def videos_per_second(self) -> float:
@@ -355,7 +356,9 @@ def _embed_on_ray(
     """The Ray engine (`ray_engine.py`)."""
     from featcache.ray_engine import embed_with_ray
 
-    for problem in embed_with_ray(to_embed, root, image_size, config, writer, fingerprints, counter.video_done):
+    plan, problems = embed_with_ray(to_embed, root, image_size, config, writer, fingerprints, counter.video_done)
+    counter.summary.engine_workers = plan
+    for problem in problems:
         if problem not in counter.summary.unreadable_parts:  # found at the start too, when it was there before the run
             counter.summary.unreadable_parts.append(problem)
 

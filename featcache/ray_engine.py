@@ -57,10 +57,11 @@ def embed_with_ray(
     writer: CacheWriter,
     fingerprints: dict[str, FileFingerprint],
     on_video_done: Callable[[str, int, str | None], None],
-) -> list[str]:
+) -> tuple[str, list[str]]:
     """Embed `to_embed` on the cluster into `writer`'s cache; `on_video_done(path, num_frames, failure or None)` per video.
 
-    Returns the problems with shards left in the folder that could not be read (left alone, as locally).
+    Returns the workers it ran (`ClusterPlan.describe`) and the problems with shards left in the folder that
+    could not be read (left alone, as locally).
     Raises RayEngineError for a cluster that cannot run the plan or a job that fails, InputError when a
     worker refuses its features or cannot build the extractor.
     """
@@ -97,7 +98,7 @@ def embed_with_ray(
                 seconds_between_commits = max(SECONDS_BETWEEN_COMMITS, COMMIT_TIME_FACTOR * (last_commit - commit_started))
         unreadable = _delete_unreported_shards(writer)
         uncommitted = True
-        return unreadable
+        return plan.describe(), unreadable
     finally:
         # Also on Ctrl-C or an error: what arrived is kept for the next run.
         if uncommitted:

@@ -135,6 +135,7 @@ def test_one_cache_can_be_filled_by_both_engines(ray_address: str, dataset_with_
     result = CliRunner().invoke(app, ["embed", str(dataset_with_bad_files), "--out", str(cache_path), "--engine", "ray", "--ray-address", ray_address, "--batch-size", "8"])
     assert result.exit_code == 1, result.output  # 1: some videos failed (the bad files)
     assert "3 embedded, 3 already cached, 3 failed" in result.output
+    assert "on Ray: 1 embed worker(s) on CPU, up to 1 decode worker(s) of 1 CPU" in result.output  # what ran, on the 2-CPU instance
     assert result.output.count("junk.h5") == 1
     assert (shard_folder_for(cache_path) / "junk.h5").exists()
     (shard_folder_for(cache_path) / "junk.h5").unlink()

@@ -114,6 +114,8 @@ def embed_command(
             typer.secho(f"Interrupted: finished videos are kept in {out}; re-run the same command to add the rest.", err=True)
             raise typer.Exit(130) from None
     typer.echo(_embed_summary_line(summary))
+    if summary.engine_workers:
+        typer.echo(f"on Ray: {summary.engine_workers}")
     if summary.num_outside_root:
         typer.echo(f"{summary.num_outside_root} video(s) lie outside the CSV's folder and are stored by the paths as written (--allow-outside-root)")
     for part in summary.unreadable_parts:
