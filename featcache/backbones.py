@@ -19,10 +19,9 @@ from featcache.weights import (
     error_summary,
     existing_weights_file,
     load_weights_file,
-    sha256_file,
-    sha256_folder,
     sha256_model_weights,
 )
+from featcache.cache.files import sha256_file, sha256_folder
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,8 @@ from featcache.weights import (
     error_summary,
     existing_weights_file,
     load_weights_file,
-    sha256_file,
-    sha256_folder,
 )
+from featcache.cache.files import sha256_file, sha256_folder
 
 
 @dataclass

@@ -69,24 +69,6 @@ def load_weights_file(backbone: keras.Model, weights_path: str, config: Extracto
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def sha256_folder(folder: Path) -> str:
-    """sha256 over every file of a SavedModel folder (saved_model.pb, variables/, assets/), by sorted relative path."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-        digest.update(sha256_file(path).encode())
-    return digest.hexdigest()
-
-
 def sha256_model_weights(model: keras.Model) -> str:
     """sha256 over a model's weight arrays (path and bytes of each), for weights Keras downloaded itself.
 

@@ -27,7 +27,7 @@ from featcache.errors import CacheMismatchError, FeatcacheError, InputError
 from featcache.extractors import Extractor, load_extractor
 from featcache.frames import read_sampled_frames
 from featcache.cache import ShardVideo, shard_folder_for, write_shard
-from featcache.weights import sha256_file
+from featcache.cache.files import sha256_file
 
 NUM_FRAMES = 4
 FAKE_CONFIG = EmbedConfig(

@@ -1,4 +1,7 @@
-"""Writing files so that a crash leaves the old version or the new one, never half of either."""
+"""Writing files so that a crash leaves the old version or the new one, never half of either; hashing files.
+
+The hashes live here, free of Keras, so that the settings check (weights files by sha256) runs without it.
+"""
 
 from __future__ import annotations
 
@@ -54,4 +57,22 @@ def blake2b_file(path: Path) -> str:
     with open(path, "rb") as stream:
         while chunk := stream.read(CHECKSUM_CHUNK_BYTES):
             digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(CHECKSUM_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_folder(folder: Path) -> str:
+    """sha256 over every file of a SavedModel folder (saved_model.pb, variables/, assets/), by sorted relative path."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(sha256_file(path).encode())
     return digest.hexdigest()
