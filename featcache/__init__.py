@@ -53,7 +53,8 @@ _PUBLIC_NAMES = {
     "predict_windows": "featcache.windows",
     "write_window_reports": "featcache.windows",
 }
-_NEEDS_KERAS = {"featcache.compare", "featcache.embed", "featcache.evaluate", "featcache.pipelines", "featcache.predict", "featcache.train", "featcache.windows"}
+# Not featcache.embed: it imports Keras itself, and only when it builds a model (the Ray engine's driver never does).
+_NEEDS_KERAS = {"featcache.compare", "featcache.evaluate", "featcache.pipelines", "featcache.predict", "featcache.train", "featcache.windows"}
 
 __all__ = ["__version__", *sorted(_PUBLIC_NAMES)]
 

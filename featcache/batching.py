@@ -11,16 +11,18 @@ from __future__ import annotations
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from featcache.config import SamplingConfig
 from featcache.errors import VideoDecodeError
 from featcache.decode_workers import DecodeWorkerPool
-from featcache.extractors import Extractor
 from featcache.frames import SampledFrames
 from featcache.videos import VideoEntry
+
+if TYPE_CHECKING:  # Keras comes with the extractor; the Ray engine's driver decodes nothing and imports neither
+    from featcache.extractors import Extractor
 
 
 def decode_videos(

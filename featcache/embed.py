@@ -11,18 +11,16 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
-
+from typing import Any, Callable
 
 from featcache.batching import decode_videos, embed_decoded_videos
-from featcache.cache.format import COMPACT_SUGGESTION_DEAD_SHARE
+from featcache.cache.format import COMPACT_SUGGESTION_DEAD_SHARE, shard_folder_for
 from featcache.cache.index import CacheWriter, IndexState, is_format2_index, read_index_state
 from featcache.cache.lock import CacheLock
 from featcache.cache.shards import read_shard_contents, write_shard
 from featcache.config import EmbedConfig
 from featcache.errors import CacheFormatError, CacheMismatchError, VideoDecodeError
 from featcache.embedded_videos import FeatureInformationCheck, ShardBatch
-from featcache.extractors import load_extractor
 from featcache.fingerprints import FileFingerprint, current_fingerprint
 from featcache.resources import check_embed_memory
 from featcache.settings import describe_settings_difference, requested_settings, settings_record
@@ -112,36 +110,86 @@ def embed(
         settings = existing.settings if existing else (orphans[0][1] if orphans else None)
         plan = _plan(entries, existing, orphans, fingerprints)
         extractor = None
-        if plan.to_embed:
-            if config.engine == "local":
-                check_embed_memory(config, config.num_decode_workers or os.cpu_count() or 1)
-            else:
-                from featcache.ray_cluster import import_ray
+        if plan.to_embed and config.engine == "local":
+            check_embed_memory(config, config.num_decode_workers or os.cpu_count() or 1)
+            extractor = _build_extractor(config)
+            loaded = settings_record(extractor.provenance, config.sampling, config.dtype)
+            if settings is not None:
+                _refuse_other_settings(settings, loaded, cache_path.name)  # now with the sha256 of weights the model fetched
+            settings = settings or loaded
+        elif plan.to_embed:
+            from featcache.ray_cluster import import_ray
 
-                import_ray()  # a missing Ray is said before the model loads
-            # On the Ray engine too: the driver's extractor defines the settings record the workers must match.
-            extractor = load_extractor(config.extractor)
-            settings = settings or settings_record(extractor.provenance, config.sampling, config.dtype)
-        if settings is None:
+            import_ray()  # said before anything else starts
+        elif settings is None:
             return _finish_summary(summary, started, None)  # nothing cached and nothing to embed: no cache file
-        feature_dim = int(settings["extractor"]["feature_dim"])
-        writer = CacheWriter.open(
-            cache_path, settings, feature_dim, config.compression, overwrite=overwrite and cache_path.exists(), lock=lock, state=existing
-        )
-        with writer:
-            if _bring_index_up_to_date(writer, DatasetView(root, entries), orphans, fingerprints, plan, summary):
-                writer.commit()
-            if extractor is not None:
+        cache = CacheToWrite(
+            cache_path, existing.compression if existing else config.compression, wanted,
+            lambda record: CacheWriter.open(
+                cache_path, record, int(record["extractor"]["feature_dim"]), config.compression, overwrite=overwrite and cache_path.exists(), lock=lock, state=existing
+            ),
+        )  # fmt: skip
+        with cache:
+            if settings is not None:
+                writer = cache.writer_for(settings)
+                if _bring_index_up_to_date(writer, DatasetView(root, entries), orphans, fingerprints, plan, summary):
+                    writer.commit()
+            if plan.to_embed:
                 embedding_started = time.perf_counter()
                 try:
                     counter = _VideoCounter(summary, len(plan.to_embed), progress)
                     if config.engine == "ray":
-                        _embed_on_ray(plan.to_embed, root, extractor.image_size, config, writer, fingerprints, counter)
+                        _embed_on_ray(plan.to_embed, root, config, cache, fingerprints, counter)
                     else:
-                        _embed_into_shards(plan.to_embed, extractor, config, writer, fingerprints, counter)
+                        _embed_into_shards(plan.to_embed, extractor, config, cache.writer, fingerprints, counter)
                 finally:
                     summary.embedding_seconds = time.perf_counter() - embedding_started
-            return _finish_summary(summary, started, writer.state)
+            return _finish_summary(summary, started, cache.writer.state if cache.writer else None)
+
+
+def _build_extractor(config: EmbedConfig):  # -> extractors.Extractor (not imported here: it imports Keras)
+    """The local engine's model. Keras is imported here, quietly, and only here: an embed with nothing to do, and
+    the Ray engine's driver (its workers build the model), start without TensorFlow (~4 s, ~800 MB)."""
+    from featcache.keras_loader import import_keras_quietly
+
+    import_keras_quietly()
+    from featcache.extractors import load_extractor
+
+    return load_extractor(config.extractor)
+
+
+class CacheToWrite:
+    """The cache an embed writes, whose writer opens once its settings record is known.
+
+    That is at once when the cache, a shard of an interrupted run or the local engine's model gives the record.
+    The Ray engine's driver builds no model: on a new cache the first embed worker's record becomes the cache's.
+    Leaving the `with` block closes the writer as `CacheWriter` does (on an error, its uncommitted shards go).
+    """
+
+    def __init__(self, cache_path: Path, compression: str, requested: dict[str, Any], open_writer: Callable[[dict[str, Any]], CacheWriter]) -> None:
+        self.cache_path = cache_path
+        self.shard_folder = shard_folder_for(cache_path)
+        self.compression = compression
+        self.requested = requested  # `requested_settings`: what a worker's model must match when the cache has no record yet
+        self._open_writer = open_writer
+        self.writer: CacheWriter | None = None
+
+    @property
+    def settings(self) -> dict[str, Any] | None:
+        return self.writer.state.settings if self.writer else None
+
+    def writer_for(self, settings: dict[str, Any]) -> CacheWriter:
+        """The writer, opened with `settings` on the first call."""
+        if self.writer is None:
+            self.writer = self._open_writer(settings)
+        return self.writer
+
+    def __enter__(self) -> "CacheToWrite":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.writer is not None:
+            self.writer.__exit__(*exc_info)
 
 
 class DatasetView:
@@ -351,12 +399,12 @@ def _embed_into_shards(
 
 
 def _embed_on_ray(
-    to_embed: list[VideoEntry], root: Path, image_size: int, config: EmbedConfig, writer: CacheWriter, fingerprints: dict[str, FileFingerprint], counter: _VideoCounter
+    to_embed: list[VideoEntry], root: Path, config: EmbedConfig, cache: CacheToWrite, fingerprints: dict[str, FileFingerprint], counter: _VideoCounter
 ) -> None:
     """The Ray engine (`ray_engine.py`)."""
     from featcache.ray_engine import embed_with_ray
 
-    plan, problems = embed_with_ray(to_embed, root, image_size, config, writer, fingerprints, counter.video_done)
+    plan, problems = embed_with_ray(to_embed, root, config, cache, fingerprints, counter.video_done)
     counter.summary.engine_workers = plan
     for problem in problems:
         if problem not in counter.summary.unreadable_parts:  # found at the start too, when it was there before the run

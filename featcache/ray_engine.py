@@ -12,6 +12,9 @@ Ray Data runs the pipeline; everything else is the local engine's code:
       -> the driver: adopts each shard into the index as it arrives and commits every few seconds, so
          killing the driver loses at most that; a rerun adopts the shards it had not listed yet (checksummed).
 
+The driver builds no model and imports no TensorFlow: on a new cache the first embed worker's settings record
+becomes the cache's, and every other worker's must equal it.
+
 A worker killed mid-batch is restarted by Ray and the batch retried: the retry writes a new shard, and the
 shard of a batch that died after writing (never reported to the driver) is deleted at the end of the run,
 as are any others the index does not list; a shard is renamed into place whole, so none is read half-written.
@@ -24,18 +27,23 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
-from featcache.cache.index import CacheWriter
+from featcache.cache.format import SHARD_SUFFIX
 from featcache.cache.shards import ShardInfo, write_shard
 from featcache.config import EmbedConfig, SamplingConfig
 from featcache.errors import CacheFormatError, FeatcacheError, InputError, RayEngineError, VideoDecodeError
 from featcache.fingerprints import FileFingerprint
 from featcache.frames import SampledFrames
 from featcache.ray_cluster import EMBED_WORKER_CPUS, ClusterPlan, check_every_node_sees, connect, describe_ray_failure, node_resources
+from featcache.settings import describe_settings_difference
 from featcache.videos import VideoEntry
+
+if TYPE_CHECKING:
+    from featcache.cache.index import CacheWriter
+    from featcache.embed import CacheToWrite
 
 SECONDS_BETWEEN_COMMITS = 10.0  # at most this much embedding is lost when the driver dies (as the local engine's shards)
 # ...unless the index has grown so large that rewriting it takes more than a tenth of that: commits then
@@ -52,13 +60,12 @@ WORKER_RETRIES = 3  # restarts of a worker that dies, and retries of the batch i
 def embed_with_ray(
     to_embed: list[VideoEntry],
     video_source_root: Path,
-    extractor_image_size: int,
     config: EmbedConfig,
-    writer: CacheWriter,
+    cache: CacheToWrite,
     fingerprints: dict[str, FileFingerprint],
     on_video_done: Callable[[str, int, str | None], None],
 ) -> tuple[str, list[str]]:
-    """Embed `to_embed` on the cluster into `writer`'s cache; `on_video_done(path, num_frames, failure or None)` per video.
+    """Embed `to_embed` on the cluster into `cache`; `on_video_done(path, num_frames, failure or None)` per video.
 
     Returns the workers it ran (`ClusterPlan.describe`) and the problems with shards left in the folder that
     could not be read (left alone, as locally).
@@ -67,21 +74,23 @@ def embed_with_ray(
     """
     # `featcache --verbose` shows Ray's own logs and the workers' output (FEATCACHE_VERBOSE is set by cli/output.py).
     ray = connect(config.ray_address, verbose=os.environ.get("FEATCACHE_VERBOSE") == "1")
-    check_every_node_sees(ray, video_source_root, writer.shard_folder)
+    check_every_node_sees(ray, video_source_root, cache.shard_folder)
     plan = ClusterPlan.from_nodes(config, node_resources(ray))
-    results = _build_pipeline(ray, to_embed, extractor_image_size, config, writer, fingerprints, plan)
+    results = _build_pipeline(ray, to_embed, config, cache, fingerprints, plan)
     pipeline_started = time.time()  # wall clock, as shard files' modification times
     last_commit, seconds_between_commits = time.perf_counter(), SECONDS_BETWEEN_COMMITS
     uncommitted = False
     rows = _results_or_one_line_errors(ray, results)
     try:
         for result in rows:
-            if result["refusal"]:
+            refusal = result["refusal"] or _other_extractor_than_first(cache, result)
+            if refusal:
                 rows.close()  # stops the pipeline: Ray ends its workers
                 # Like the local engine, keep no shard of features refused: none of this run's unlisted shards.
                 uncommitted = False
-                _delete_shards_written_since(writer, pipeline_started)
-                raise InputError(result["refusal"])
+                _delete_shards_written_since(cache, pipeline_started)
+                raise InputError(refusal)
+            writer = cache.writer_for(json.loads(result["settings"]))  # on a new cache: the first worker's record
             failures = json.loads(result["failures"])
             if result["shard"]:
                 writer.adopt_shard(ShardInfo(result["shard"], int(result["size"]), result["checksum"], int(result["num_videos"]), int(result["num_frames"])))
@@ -96,16 +105,36 @@ def embed_with_ray(
                 writer.commit()
                 uncommitted, last_commit = False, time.perf_counter()
                 seconds_between_commits = max(SECONDS_BETWEEN_COMMITS, COMMIT_TIME_FACTOR * (last_commit - commit_started))
-        unreadable = _delete_unreported_shards(writer)
+        unreadable = _delete_unreported_shards(cache.writer) if cache.writer else []
         uncommitted = True
         return plan.describe(), unreadable
     finally:
         # Also on Ctrl-C or an error: what arrived is kept for the next run.
-        if uncommitted:
-            writer.commit()
+        if uncommitted and cache.writer:
+            cache.writer.commit()
 
 
-def _build_pipeline(ray: Any, to_embed: list[VideoEntry], image_size: int, config: EmbedConfig, writer: CacheWriter, fingerprints: dict[str, FileFingerprint], plan: ClusterPlan) -> Any:
+def _other_extractor_than_first(cache: CacheToWrite, result: dict[str, Any]) -> str:
+    """A refusal when this batch's worker wrote another settings record than the cache's ('' when the same).
+
+    Workers check their model against the cache's record, or on a new cache against the options (no sha256 yet for
+    `imagenet`, no feature_dim...); the first worker's full record then becomes the cache's, and every later one must
+    equal it: the same weights file hash, Keras version and backend on every node.
+    """
+    if cache.settings is None:
+        return ""
+    written_with = json.loads(result["settings"])
+    if written_with == cache.settings:
+        return ""
+    difference = describe_settings_difference(cache.settings, written_with) or "; ".join(
+        f"extractor {name} {cache.settings['extractor'].get(name)!r} vs {written_with['extractor'].get(name)!r}"
+        for name in sorted(set(cache.settings["extractor"]) | set(written_with["extractor"]))
+        if cache.settings["extractor"].get(name) != written_with["extractor"].get(name)
+    )
+    return f"a Ray worker on {result['node']} builds another extractor than the first worker ({difference or 'another settings record'}); every node needs the same weights and libraries"
+
+
+def _build_pipeline(ray: Any, to_embed: list[VideoEntry], config: EmbedConfig, cache: CacheToWrite, fingerprints: dict[str, FileFingerprint], plan: ClusterPlan) -> Any:
     """The Ray Data dataset: one row per video in, one row per embed batch (its shard, failures, lengths) out."""
     runtime_env = {"env_vars": {name: value for name, value in os.environ.items() if name.startswith(FORWARDED_ENVIRONMENT_PREFIXES)}}
     # A batch that kills its worker again and again (say, out of memory) fails the job after this many tries instead of
@@ -121,7 +150,7 @@ def _build_pipeline(ray: Any, to_embed: list[VideoEntry], image_size: int, confi
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     decoded = ray.data.from_items(rows).map_batches(
         _DecodeVideos,
-        fn_constructor_kwargs={"sampling": config.sampling, "image_size": image_size},
+        fn_constructor_kwargs={"sampling": config.sampling, "image_size": config.extractor.image_size},
         batch_size=1,
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=plan.num_decode_workers),
         num_cpus=plan.decode_cpus,
@@ -130,7 +159,9 @@ def _build_pipeline(ray: Any, to_embed: list[VideoEntry], image_size: int, confi
     )
     return decoded.map_batches(
         _EmbedVideos,
-        fn_constructor_kwargs={"config": config, "settings": writer.state.settings, "compression": writer.state.compression, "shard_folder": str(writer.shard_folder)},
+        fn_constructor_kwargs={
+            "config": config, "settings": cache.settings, "requested": cache.requested, "compression": cache.compression, "shard_folder": str(cache.shard_folder)
+        },  # fmt: skip
         batch_size=VIDEOS_PER_SHARD,
         compute=ray.data.ActorPoolStrategy(size=plan.num_embed_workers),
         num_cpus=EMBED_WORKER_CPUS,
@@ -164,12 +195,16 @@ def _delete_unreported_shards(writer: CacheWriter) -> list[str]:
     return unreadable
 
 
-def _delete_shards_written_since(writer: CacheWriter, started: float) -> None:
+def _delete_shards_written_since(cache: CacheToWrite, started: float) -> None:
     """After a refusal: the shards this run's workers wrote before refusing (unlisted, and newer than the pipeline).
     Ray stops its workers when the driver stops reading; a shard renamed in that instant would be an orphan that the
     next run checks like any other."""
-    for name in writer.orphan_shards():
-        shard_path = writer.shard_folder / name
+    if cache.writer:
+        unlisted = cache.writer.orphan_shards()
+    else:  # a new cache, no index yet: every shard is unlisted (older ones, unreadable, stay: see the times)
+        unlisted = sorted(path.name for path in cache.shard_folder.glob("*" + SHARD_SUFFIX))
+    for name in unlisted:
+        shard_path = cache.shard_folder / name
         if shard_path.stat().st_mtime >= started - 1.0:  # 1 s: filesystems that round times
             shard_path.unlink(missing_ok=True)
 
@@ -218,12 +253,13 @@ class _EmbedVideos:
     turn an exception into a remote traceback, and a worker that refused once refuses every later batch too.
     """
 
-    def __init__(self, config: EmbedConfig, settings: dict[str, Any], compression: str, shard_folder: str) -> None:
+    def __init__(self, config: EmbedConfig, settings: dict[str, Any] | None, requested: dict[str, Any], compression: str, shard_folder: str) -> None:
+        """settings: the cache's record, which its shards carry; None for a new cache: this worker's own then."""
         from featcache.embedded_videos import FeatureInformationCheck
         from featcache.extractors import load_extractor
-        from featcache.settings import describe_settings_difference, settings_record
+        from featcache.settings import settings_record
 
-        self.config, self.settings, self.compression, self.shard_folder = config, settings, compression, Path(shard_folder)
+        self.config, self.compression, self.shard_folder = config, compression, Path(shard_folder)
         self.node = os.uname().nodename
         self.information_check = FeatureInformationCheck(config.extractor.name)
         self.refusal = ""
@@ -232,10 +268,12 @@ class _EmbedVideos:
         except (FeatcacheError, OSError) as err:
             self.refusal = f"a Ray worker on {self.node} cannot build the extractor: {err}"
             return
-        difference = describe_settings_difference(settings, settings_record(self.extractor.provenance, config.sampling, config.dtype))
+        own = settings_record(self.extractor.provenance, config.sampling, config.dtype)
+        self.settings = settings or own
+        difference = describe_settings_difference(settings or requested, own)
         if difference:
-            # Another weights file or library on this node would write features the cache's settings do not describe.
-            self.refusal = f"a Ray worker on {self.node} builds another extractor than the driver ({difference})"
+            # Another weights file on this node would write features the cache's settings do not describe.
+            self.refusal = f"a Ray worker on {self.node} builds another extractor than {'the cache' if settings else 'asked for'} ({difference})"
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         if not self.refusal:
@@ -243,7 +281,7 @@ class _EmbedVideos:
                 return self._embed_and_write(batch)
             except (FeatcacheError, OSError) as err:
                 self.refusal = f"a Ray worker on {self.node}: {err}" if not isinstance(err, InputError) else str(err)
-        return _result(refusal=self.refusal)
+        return _result(refusal=self.refusal, node=self.node)
 
     def _embed_and_write(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         from featcache.batching import embed_decoded_videos
@@ -257,10 +295,10 @@ class _EmbedVideos:
             shard_batch.add(entry, sampled, features_or_error, fingerprints[entry.relative_path])
         shard_batch.finish_checks()  # on what this worker has seen, if fewer videos than the check waits for
         if not shard_batch.videos:
-            return _result(failures=shard_batch.failures)
+            return _result(failures=shard_batch.failures, settings=self.settings, node=self.node)
         info = write_shard(self.shard_folder, shard_batch.videos, self.config.dtype, self.settings, self.compression)
         lengths = {video.path: len(video.features) for video in shard_batch.videos}
-        return _result(info, shard_batch.failures, lengths)
+        return _result(info, shard_batch.failures, lengths, settings=self.settings, node=self.node)
 
     def _decoded(self, entries: list[VideoEntry], batch: dict[str, np.ndarray]) -> Iterator[tuple[VideoEntry, SampledFrames | VideoDecodeError]]:
         for row, entry in enumerate(entries):
@@ -273,9 +311,15 @@ class _EmbedVideos:
             )
 
 
-def _result(info: ShardInfo | None = None, failures: dict[str, str] | None = None, lengths: dict[str, int] | None = None, refusal: str = "") -> dict[str, list[Any]]:
-    """One output row per embed batch: the shard written (if any), its failures, each video's frame count, or a refusal."""
+def _result(
+    info: ShardInfo | None = None, failures: dict[str, str] | None = None, lengths: dict[str, int] | None = None, refusal: str = "",
+    settings: dict[str, Any] | None = None, node: str = "",
+) -> dict[str, list[Any]]:
+    """One output row per embed batch: the shard written (if any), its failures, each video's frame count, the
+    settings record its worker writes and that worker's node; or a refusal."""
     return {
+        "settings": [json.dumps(settings) if settings else ""],
+        "node": [node],
         "shard": [info.name if info else ""],
         "size": [info.size if info else 0],
         "checksum": [info.checksum if info else ""],

@@ -44,9 +44,11 @@ def requested_settings(config: EmbedConfig) -> dict[str, Any]:
 def describe_settings_difference(stored: dict[str, Any], wanted: dict[str, Any]) -> str:
     """'' when two settings records give interchangeable features, else 'stored X vs wanted Y; ...'.
 
-    Compares the extractor's identity (name, handle, image size), its weights (by sha256 when either
-    record has one, else by source and, for random weights, seed), feature_dim when both know it, every
-    sampling field, and dtype when both know it.
+    Compares the extractor's identity (name, handle, image size), its weights (by sha256 when both records
+    know it, else by source and, for random weights, seed), feature_dim when both know it, every sampling
+    field, and dtype when both know it. A requested record (`requested_settings`) knows no sha256 for
+    `imagenet`, which only loading the model fetches: it matches a cache made from `imagenet`, and the
+    loaded model's full record is compared again before it embeds (embed.py, ray_engine.py).
     """
     differences = []
     stored_extractor, wanted_extractor = stored["extractor"], wanted["extractor"]
@@ -67,12 +69,12 @@ def describe_settings_difference(stored: dict[str, Any], wanted: dict[str, Any])
 
 def _weights_difference(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     stored_sha, wanted_sha = stored.get("weights_sha256"), wanted.get("weights_sha256")
-    if stored_sha or wanted_sha:
-        if stored_sha == wanted_sha:
-            return []
-        return [f"weights file {wanted.get('weights')} (sha256 {str(wanted_sha)[:12]}) differs from the one used ({stored.get('weights')}, sha256 {str(stored_sha)[:12]})"]
+    file_difference = f"weights file {wanted.get('weights')} (sha256 {str(wanted_sha)[:12]}) differs from the one used ({stored.get('weights')}, sha256 {str(stored_sha)[:12]})"
+    if stored_sha and wanted_sha:
+        # The same weights match, whether named imagenet or by a file (`featcache weights fetch`), at any path.
+        return [] if stored_sha == wanted_sha else [file_difference]
     if stored.get("weights") != wanted.get("weights"):
-        return [f"weights {stored.get('weights')!r} vs {wanted.get('weights')!r}"]
+        return [file_difference if stored_sha or wanted_sha else f"weights {stored.get('weights')!r} vs {wanted.get('weights')!r}"]
     if stored.get("weights") == "random" and stored.get("seed") != wanted.get("seed"):
         return [f"random weights seed {stored.get('seed')} vs {wanted.get('seed')}"]
     return []

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 embed_module = importlib.import_module("featcache.embed")  # the module: featcache.embed is a function
+extractors_module = importlib.import_module("featcache.extractors")  # embed takes load_extractor from here when it builds a model
 from featcache.config import ExtractorConfig
 from featcache.extractors import Extractor
 
@@ -90,7 +91,7 @@ def fake_extractor(monkeypatch: pytest.MonkeyPatch) -> list[Extractor]:
         loaded.append(mean_colour_extractor(config))
         return loaded[-1]
 
-    monkeypatch.setattr(embed_module, "load_extractor", load)
+    monkeypatch.setattr(extractors_module, "load_extractor", load)
     return loaded
 
 

@@ -49,6 +49,20 @@ def test_command_runs_without_importing_tensorflow(arguments: list[str], small_c
     assert report["heavy"] == []
 
 
+def test_embed_with_nothing_to_embed_runs_without_importing_tensorflow(tiny_dataset: Path, tmp_path: Path) -> None:
+    # Keras comes in only when embed builds a model: re-running on an up-to-date cache (a cron job, a pipeline
+    # step) costs no TensorFlow start-up. The Ray engine's driver never builds one either (tests/test_ray_engine.py).
+    from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
+    from featcache.embed import embed
+
+    cache_path = tmp_path / "cache.h5"
+    embed(tiny_dataset, cache_path, EmbedConfig(extractor=ExtractorConfig(name="scratch_cnn", weights="random", image_size=32), sampling=SamplingConfig(num_frames=4)))
+    report = run_in_fresh_interpreter(["embed", str(tiny_dataset), "--out", str(cache_path)])
+    assert report["exit_code"] == 0, report["output"]
+    assert "0 embedded, 6 already cached" in report["output"]
+    assert report["heavy"] == []
+
+
 def test_version_is_printed_from_the_one_version_module() -> None:
     from featcache.version import __version__
 

@@ -20,6 +20,7 @@ from conftest import (
 )
 
 embed_module = importlib.import_module("featcache.embed")  # the module: featcache.embed is a function
+extractors_module = importlib.import_module("featcache.extractors")  # embed takes load_extractor from here when it builds a model
 from featcache.cache import read_all_features, read_cache_index
 from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
 from featcache.embed import embed
@@ -137,14 +138,14 @@ def test_features_without_information_are_refused_in_either_dtype(tiny_dataset: 
 
 
 def test_constant_features_are_refused(tiny_dataset: Path, tmp_path: Path, fake_extractor: list, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_load = embed_module.load_extractor
+    real_load = extractors_module.load_extractor
 
     def constant_extractor(config: ExtractorConfig) -> Extractor:
         extractor = real_load(config)
         extractor.embed_frames = lambda frames: np.ones((len(frames), extractor.feature_dim), np.float32)
         return extractor
 
-    monkeypatch.setattr(embed_module, "load_extractor", constant_extractor)
+    monkeypatch.setattr(extractors_module, "load_extractor", constant_extractor)
     with pytest.raises(InputError, match="every frame of the first 6 videos has the same feature vector"):
         embed(tiny_dataset, tmp_path / "cache.h5", FAKE_CONFIG)
 
@@ -156,7 +157,7 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(
     embed(tiny_dataset, reference_path, FAKE_CONFIG)
 
     monkeypatch.setattr(embed_module, "MAX_VIDEOS_PER_SHARD", 1)  # a part after every video
-    real_load = embed_module.load_extractor
+    real_load = extractors_module.load_extractor
 
     def interrupted_after_two_batches(config: ExtractorConfig) -> Extractor:
         extractor = real_load(config)
@@ -170,14 +171,14 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(
         extractor.embed_frames = stop_on_third_call
         return extractor
 
-    monkeypatch.setattr(embed_module, "load_extractor", interrupted_after_two_batches)
+    monkeypatch.setattr(extractors_module, "load_extractor", interrupted_after_two_batches)
     cache_path = tmp_path / "cache.h5"
     with pytest.raises(KeyboardInterrupt):
         embed(tiny_dataset, cache_path, FAKE_CONFIG)
     saved = read_cache_index(cache_path).paths  # finished videos are committed as they finish
     assert 0 < len(saved) < 6
 
-    monkeypatch.setattr(embed_module, "load_extractor", real_load)
+    monkeypatch.setattr(extractors_module, "load_extractor", real_load)
     summary = embed(tiny_dataset, cache_path, FAKE_CONFIG)
     assert summary.num_already_cached == len(saved) and summary.num_embedded == 6 - len(saved)
     np.testing.assert_array_equal(read_all_features(cache_path), read_all_features(reference_path))
@@ -248,20 +249,47 @@ def test_changed_weights_file_is_refused(tiny_dataset: Path, tmp_path: Path, fak
     weights_path = tmp_path / "w.weights.h5"
     weights_path.write_bytes(b"first")
     config = EmbedConfig(extractor=ExtractorConfig(name="scratch_cnn", weights=str(weights_path), image_size=32), sampling=FAKE_CONFIG.sampling)
-    stand_in_load = embed_module.load_extractor
+    stand_in_load = extractors_module.load_extractor
 
     def load_recording_sha256(extractor_config: ExtractorConfig) -> Extractor:
         extractor = stand_in_load(extractor_config)  # records the file's hash as the real extractors do
         extractor.provenance["weights_sha256"] = sha256_file(weights_path)
         return extractor
 
-    monkeypatch.setattr(embed_module, "load_extractor", load_recording_sha256)
+    monkeypatch.setattr(extractors_module, "load_extractor", load_recording_sha256)
     cache_path = tmp_path / "cache.h5"
     embed(tiny_dataset, cache_path, config)
     assert embed(tiny_dataset, cache_path, config).num_embedded == 0  # same file: up to date
     weights_path.write_bytes(b"second")
     with pytest.raises(CacheMismatchError, match="weights file"):
         embed(tiny_dataset, cache_path, config)
+
+
+def test_a_cache_of_imagenet_weights_takes_more_videos_and_refuses_another_download(
+    tiny_dataset: Path, tmp_path: Path, fake_extractor: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `--weights imagenet` names weights only loading the model fetches: the request has no sha256, the cache's
+    # record has the downloaded file's. The request matches the cache; the loaded model is then checked by hash.
+    config = EmbedConfig(extractor=ExtractorConfig(name="mobilenet_v2", weights="imagenet", image_size=32), sampling=FAKE_CONFIG.sampling)
+    stand_in_load = extractors_module.load_extractor
+    downloaded_sha256 = ["a" * 64]
+
+    def load_as_if_downloaded(extractor_config: ExtractorConfig) -> Extractor:
+        extractor = stand_in_load(extractor_config)
+        extractor.provenance["weights_sha256"] = downloaded_sha256[0]
+        return extractor
+
+    monkeypatch.setattr(extractors_module, "load_extractor", load_as_if_downloaded)
+    cache_path = tmp_path / "cache.h5"
+    embed(tiny_dataset, cache_path, config)
+    shutil.copy(tiny_dataset / "Beta" / "v_Beta_g01_c01.avi", tiny_dataset / "Beta" / "v_Beta_g07_c01.avi")
+    added = embed(tiny_dataset, cache_path, config)
+    assert (added.num_embedded, added.num_already_cached) == (1, 6)
+    shutil.copy(tiny_dataset / "Beta" / "v_Beta_g01_c01.avi", tiny_dataset / "Beta" / "v_Beta_g08_c01.avi")
+    downloaded_sha256[0] = "b" * 64  # Keras fetched other weights under the same name
+    with pytest.raises(CacheMismatchError, match="weights file imagenet"):
+        embed(tiny_dataset, cache_path, config)
+    assert read_cache_index(cache_path).num_videos == 7
 
 
 def test_bad_videos_are_listed_and_the_rest_embedded(dataset_with_bad_files: Path, tmp_path: Path, fake_extractor: list) -> None:
@@ -294,6 +322,7 @@ KILLED_RUN = """
 import importlib, os, sys
 sys.path.insert(0, {tests_dir!r})
 embed_module = importlib.import_module("featcache.embed")
+extractors_module = importlib.import_module("featcache.extractors")
 from conftest import mean_colour_extractor
 from test_embed import FAKE_CONFIG
 
@@ -307,7 +336,7 @@ def load_then_die(config):
     extractor.embed_frames = embed_or_die
     return extractor
 
-embed_module.load_extractor = load_then_die
+extractors_module.load_extractor = load_then_die
 embed_module.MAX_VIDEOS_PER_SHARD = 1
 embed_module.embed({root!r}, {cache!r}, FAKE_CONFIG)
 """
@@ -368,7 +397,7 @@ def test_overwrite_that_fails_keeps_the_old_cache(tiny_dataset: Path, tmp_path: 
     def unavailable(config: ExtractorConfig) -> Extractor:
         raise InputError("weights unavailable")
 
-    monkeypatch.setattr(embed_module, "load_extractor", unavailable)
+    monkeypatch.setattr(extractors_module, "load_extractor", unavailable)
     with pytest.raises(InputError, match="weights unavailable"):
         embed(tiny_dataset, cache_path, EmbedConfig(**{**FAKE_CONFIG.__dict__, "dtype": "float32"}), overwrite=True)
     assert cache_path.read_bytes() == before

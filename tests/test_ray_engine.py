@@ -6,6 +6,7 @@ extractor would not reach them), on 32x32 videos, so each Ray embed costs mostly
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,9 +16,9 @@ import h5py
 import numpy as np
 import pytest
 
-from featcache.cache import open_cache, read_all_features, shard_folder_for
+from featcache.cache import CacheWriter, open_cache, read_all_features, shard_folder_for
 from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
-from featcache.embed import embed
+from featcache.embed import CacheToWrite, embed
 from featcache.errors import InputError, RayEngineError
 from featcache.failpoints import EXIT_CODE
 
@@ -33,7 +34,8 @@ ON_RAY = EmbedConfig(**{**LOCAL.__dict__, "engine": "ray"})
 def ray_address() -> str:
     """One local Ray instance (2 CPUs, as CI has) for every test here; its address for driver subprocesses."""
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # address="local": a new instance even when the machine runs a cluster (`ray start`) that ray.init would join.
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
@@ -83,6 +85,8 @@ def test_ray_engine_writes_what_the_local_engine_writes(ray_address: str, datase
     assert progress[-1].num_done == 9 and progress[-1].num_failed == 4
     assert_same_cache(tmp_path / "local.h5", tmp_path / "ray.h5")
     assert open_cache(tmp_path / "ray.h5").index.paths == open_cache(tmp_path / "local.h5").index.paths  # the same row order too
+    # The driver built no model: the new cache took its settings record from the first embed worker, the local one's.
+    assert open_cache(tmp_path / "ray.h5").state.settings == open_cache(tmp_path / "local.h5").state.settings
     assert no_unlisted_shards(tmp_path / "ray.h5")
 
 
@@ -103,9 +107,10 @@ def test_an_embed_worker_killed_mid_batch_is_retried_without_duplicates(
 
 def test_a_rerun_after_the_driver_dies_adopts_its_shards(ray_address: str, dataset_with_bad_files: Path, local_reference: Path, tmp_path: Path) -> None:
     cache_path = tmp_path / "ray.h5"
-    # A driver in its own process that commits after every 2-video shard and dies at its first commit.
+    # A driver in its own process that commits after every 2-video shard and dies at its first commit. It cannot
+    # import Keras or TensorFlow (None in sys.modules): the driver never builds a model, its workers do.
     driver = (
-        "import sys; from pathlib import Path; import featcache.ray_engine as engine; "
+        "import sys; sys.modules.update(keras=None, tensorflow=None); from pathlib import Path; import featcache.ray_engine as engine; "
         "engine.VIDEOS_PER_SHARD = 2; engine.SECONDS_BETWEEN_COMMITS = 0.0; "
         "from featcache.embed import embed; from featcache.config import *; "
         f"embed(Path(sys.argv[1]), Path(sys.argv[2]), EmbedConfig(**{{**{LOCAL.__dict__!r}, 'engine': 'ray', 'ray_address': sys.argv[3]}}))"
@@ -213,11 +218,24 @@ def test_cluster_plan_refuses_what_no_placement_holds(options: dict, nodes: list
 def test_an_embed_worker_that_cannot_build_the_extractor_refuses_in_one_line(tmp_path: Path) -> None:
     # The worker class run in this process: what it would send the driver from a node without the weights file.
     config = EmbedConfig(**{**ON_RAY.__dict__, "extractor": ExtractorConfig(name="scratch_cnn", weights=str(tmp_path / "missing.weights.h5"), image_size=32)})
-    worker = ray_engine._EmbedVideos(config, {}, "none", str(tmp_path / "shards"))
+    worker = ray_engine._EmbedVideos(config, None, {}, "none", str(tmp_path / "shards"))
     result = worker({"path": np.array(["x.avi"])})
     assert result["refusal"][0].startswith(f"a Ray worker on {os.uname().nodename} cannot build the extractor:")
     assert "missing.weights.h5" in result["refusal"][0] and "\n" not in result["refusal"][0]
     assert not (tmp_path / "shards").exists()
+
+
+def test_a_worker_with_another_settings_record_than_the_first_is_refused(tmp_path: Path) -> None:
+    first = {"extractor": {"name": "scratch_cnn", "weights": "random", "seed": 0, "feature_dim": 3, "keras_version": "3.10.0"}, "sampling": {"num_frames": 4}, "dtype": "float16"}
+    cache = CacheToWrite(tmp_path / "cache.h5", "none", first, lambda settings: CacheWriter.open(tmp_path / "cache.h5", settings, 3))
+    with cache:
+        same = {"settings": json.dumps(first), "node": "node-a"}
+        assert ray_engine._other_extractor_than_first(cache, same) == ""  # before any: the first one's becomes the cache's
+        cache.writer_for(first)
+        assert ray_engine._other_extractor_than_first(cache, same) == ""
+        other = {"settings": json.dumps({**first, "extractor": {**first["extractor"], "keras_version": "3.11.1"}}), "node": "node-b"}
+        refusal = ray_engine._other_extractor_than_first(cache, other)
+        assert refusal.startswith("a Ray worker on node-b builds another extractor than the first worker (extractor keras_version '3.10.0' vs '3.11.1')")
 
 
 def test_ray_options_without_the_ray_engine_are_refused() -> None:

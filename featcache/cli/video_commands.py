@@ -103,8 +103,7 @@ def embed_command(
             gpus_per_worker=gpus_per_worker,
             decode_cpus=decode_cpus,
         )
-    import_keras_quietly()  # after the options are checked: a bad option costs no TensorFlow start-up
-    from featcache.embed import embed
+    from featcache.embed import embed  # imports Keras itself, only if it builds a model (not for --engine ray)
 
     with errors_as_exit_codes():
         try:
