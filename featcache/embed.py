@@ -1,8 +1,10 @@
 """Stage one: decode sampled frames of every video once, embed them with a frozen CNN, write the cache.
 
-Decoding overlaps inference (`batching.py`). Finished videos are written as an immutable shard every few
-seconds and the index is committed right after (`cache/`), so a crash loses at most one shard's worth
-of embedding and no byte is written twice. A cache never mixes settings (`settings.py`).
+This module decides what to embed: the videos not cached with their current contents (fingerprints), after
+adopting the finished shards of an interrupted run and dropping videos whose file is gone. An engine embeds
+them: `local_engine.py` on this machine, `ray_engine.py` on a cluster; both write immutable shards and commit
+the index as they go (`cache/`), so a crash loses little and no byte is written twice. A cache never mixes
+settings (`settings.py`).
 """
 
 from __future__ import annotations
@@ -13,22 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from featcache.batching import decode_videos, embed_decoded_videos
 from featcache.cache.format import COMPACT_SUGGESTION_DEAD_SHARE, shard_folder_for
 from featcache.cache.index import CacheWriter, IndexState, is_format2_index, read_index_state
 from featcache.cache.lock import CacheLock
-from featcache.cache.shards import read_shard_contents, write_shard
+from featcache.cache.shards import read_shard_contents
 from featcache.config import EmbedConfig
-from featcache.errors import CacheFormatError, CacheMismatchError, VideoDecodeError
-from featcache.embedded_videos import FeatureInformationCheck, ShardBatch
+from featcache.errors import CacheFormatError, CacheMismatchError
 from featcache.fingerprints import FileFingerprint, current_fingerprint
+from featcache.local_engine import build_extractor, embed_into_shards
 from featcache.resources import check_embed_memory
 from featcache.settings import describe_settings_difference, requested_settings, settings_record
 from featcache.videos import VideoEntry, find_videos, storable_relative_path
-
-SECONDS_BETWEEN_SHARDS = 10.0  # at most this much embedding is lost to a crash
-MAX_VIDEOS_PER_SHARD = 256  # keeps a shard (and the memory it buffers) small for 25088-d features
-
 
 @dataclass(frozen=True)
 class EmbedProgress:
@@ -112,7 +109,7 @@ def embed(
         extractor = None
         if plan.to_embed and config.engine == "local":
             check_embed_memory(config, config.num_decode_workers or os.cpu_count() or 1)
-            extractor = _build_extractor(config)
+            extractor = build_extractor(config)
             loaded = settings_record(extractor.provenance, config.sampling, config.dtype)
             if settings is not None:
                 _refuse_other_settings(settings, loaded, cache_path.name)  # now with the sha256 of weights the model fetched
@@ -141,21 +138,10 @@ def embed(
                     if config.engine == "ray":
                         _embed_on_ray(plan.to_embed, root, config, cache, fingerprints, counter)
                     else:
-                        _embed_into_shards(plan.to_embed, extractor, config, cache.writer, fingerprints, counter)
+                        embed_into_shards(plan.to_embed, extractor, config, cache.writer, fingerprints, counter.video_done)
                 finally:
                     summary.embedding_seconds = time.perf_counter() - embedding_started
             return _finish_summary(summary, started, cache.writer.state if cache.writer else None)
-
-
-def _build_extractor(config: EmbedConfig):  # -> extractors.Extractor (not imported here: it imports Keras)
-    """The local engine's model. Keras is imported here, quietly, and only here: an embed with nothing to do, and
-    the Ray engine's driver (its workers build the model), start without TensorFlow (~4 s, ~800 MB)."""
-    from featcache.keras_loader import import_keras_quietly
-
-    import_keras_quietly()
-    from featcache.extractors import load_extractor
-
-    return load_extractor(config.extractor)
 
 
 class CacheToWrite:
@@ -369,35 +355,6 @@ class _VideoCounter:
             self.progress(EmbedProgress(self.summary.num_embedded + num_failed, self.num_to_embed, num_failed, self.summary.num_frames_embedded))
 
 
-def _embed_into_shards(
-    to_embed: list[VideoEntry], extractor, config: EmbedConfig, writer: CacheWriter, fingerprints: dict[str, FileFingerprint], counter: _VideoCounter
-) -> None:
-    """The local engine: decode + model over `to_embed`, writing a shard and committing the index every few seconds."""
-    batch = ShardBatch(FeatureInformationCheck(config.extractor.name), config.dtype)
-    last_shard_time = time.perf_counter()
-
-    def save_shard() -> None:
-        nonlocal last_shard_time
-        commit_shard_batch(writer, batch, config)
-        last_shard_time = time.perf_counter()
-
-    num_workers = config.num_decode_workers or os.cpu_count() or 1
-    decoded = decode_videos(to_embed, config.sampling, extractor.image_size, num_workers)
-    try:
-        for entry, sampled, features_or_error in embed_decoded_videos(decoded, extractor, config.batch_size):
-            batch.add(entry, sampled, features_or_error, fingerprints[entry.relative_path])
-            if isinstance(features_or_error, VideoDecodeError):
-                counter.video_done(entry.relative_path, 0, batch.failures[entry.relative_path])
-            else:
-                counter.video_done(entry.relative_path, len(sampled.frame_indices), None)
-            if len(batch.videos) >= MAX_VIDEOS_PER_SHARD or time.perf_counter() - last_shard_time > SECONDS_BETWEEN_SHARDS:
-                save_shard()
-        batch.finish_checks()
-    finally:
-        # Also on Ctrl-C or an unexpected error: what is finished is kept for the next run.
-        save_shard()
-
-
 def _embed_on_ray(
     to_embed: list[VideoEntry], root: Path, config: EmbedConfig, cache: CacheToWrite, fingerprints: dict[str, FileFingerprint], counter: _VideoCounter
 ) -> None:
@@ -409,16 +366,6 @@ def _embed_on_ray(
     for problem in problems:
         if problem not in counter.summary.unreadable_parts:  # found at the start too, when it was there before the run
             counter.summary.unreadable_parts.append(problem)
-
-
-def commit_shard_batch(writer: CacheWriter, batch: ShardBatch, config: EmbedConfig) -> None:
-    """Write the batch's videos as one shard, list it and its failures in the index, commit; empty the batch."""
-    if batch.videos:
-        writer.adopt_shard(write_shard(writer.shard_folder, batch.videos, config.dtype, writer.state.settings, writer.state.compression))
-    writer.state.failures.update(batch.failures)
-    if batch.videos or batch.failures:
-        writer.commit()
-    batch.clear()
 
 
 def _finish_summary(summary: EmbedSummary, started: float, state: IndexState | None) -> EmbedSummary:

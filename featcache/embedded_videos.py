@@ -1,6 +1,6 @@
 """What every embed engine does with each embedded video before it goes into a shard.
 
-The same on the local engine (`embed.py`) and on Ray workers (`ray_engine.py`): decode failures are
+The same on the local engine (`local_engine.py`) and on Ray workers (`ray_engine.py`): decode failures are
 named by relative path, features that float16 cannot hold or that carry no information are refused,
 and a finished video becomes a `ShardVideo`.
 """

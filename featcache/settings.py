@@ -48,7 +48,7 @@ def describe_settings_difference(stored: dict[str, Any], wanted: dict[str, Any])
     know it, else by source and, for random weights, seed), feature_dim when both know it, every sampling
     field, and dtype when both know it. A requested record (`requested_settings`) knows no sha256 for
     `imagenet`, which only loading the model fetches: it matches a cache made from `imagenet`, and the
-    loaded model's full record is compared again before it embeds (embed.py, ray_engine.py).
+    loaded model's full record is compared again before it embeds (embed.py, ray_engine.py's workers).
     """
     differences = []
     stored_extractor, wanted_extractor = stored["extractor"], wanted["extractor"]

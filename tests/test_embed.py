@@ -21,6 +21,7 @@ from conftest import (
 
 embed_module = importlib.import_module("featcache.embed")  # the module: featcache.embed is a function
 extractors_module = importlib.import_module("featcache.extractors")  # embed takes load_extractor from here when it builds a model
+from featcache import local_engine
 from featcache.cache import read_all_features, read_cache_index
 from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
 from featcache.embed import embed
@@ -156,7 +157,7 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(
     reference_path = tmp_path / "reference.h5"
     embed(tiny_dataset, reference_path, FAKE_CONFIG)
 
-    monkeypatch.setattr(embed_module, "MAX_VIDEOS_PER_SHARD", 1)  # a part after every video
+    monkeypatch.setattr(local_engine, "MAX_VIDEOS_PER_SHARD", 1)  # a part after every video
     real_load = extractors_module.load_extractor
 
     def interrupted_after_two_batches(config: ExtractorConfig) -> Extractor:
@@ -188,7 +189,7 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(
 def test_torn_and_unreadable_shards_are_redone(tiny_dataset: Path, tmp_path: Path, fake_extractor: list, monkeypatch: pytest.MonkeyPatch) -> None:
     """A kill -9 can leave a half-written shard .tmp; a disk fault a broken shard: both are re-embedded and named."""
     cache_path = tmp_path / "cache.h5"
-    monkeypatch.setattr(embed_module, "MAX_VIDEOS_PER_SHARD", 2)
+    monkeypatch.setattr(local_engine, "MAX_VIDEOS_PER_SHARD", 2)
     folder = shard_folder_for(cache_path)
     folder.mkdir()
     (folder / ".0007.h5.tmp").write_bytes(b"half")
@@ -323,6 +324,7 @@ import importlib, os, sys
 sys.path.insert(0, {tests_dir!r})
 embed_module = importlib.import_module("featcache.embed")
 extractors_module = importlib.import_module("featcache.extractors")
+from featcache import local_engine
 from conftest import mean_colour_extractor
 from test_embed import FAKE_CONFIG
 
@@ -337,7 +339,7 @@ def load_then_die(config):
     return extractor
 
 extractors_module.load_extractor = load_then_die
-embed_module.MAX_VIDEOS_PER_SHARD = 1
+local_engine.MAX_VIDEOS_PER_SHARD = 1
 embed_module.embed({root!r}, {cache!r}, FAKE_CONFIG)
 """
 

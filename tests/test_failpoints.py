@@ -19,10 +19,11 @@ import importlib, sys
 sys.path.insert(0, {tests_dir!r})
 embed_module = importlib.import_module("featcache.embed")
 extractors_module = importlib.import_module("featcache.extractors")
+from featcache import local_engine
 from conftest import mean_colour_extractor
 from test_embed import FAKE_CONFIG
 extractors_module.load_extractor = mean_colour_extractor
-embed_module.MAX_VIDEOS_PER_SHARD = 1
+local_engine.MAX_VIDEOS_PER_SHARD = 1
 embed_module.embed({root!r}, {cache!r}, FAKE_CONFIG)
 """
 

@@ -1,0 +1,83 @@
+"""Stage one on this machine (`embed`'s default engine): decoder processes feed the model in this process.
+
+Decoding overlaps inference (`batching.py`). Finished videos are written as an immutable shard every few
+seconds and the index is committed right after (`cache/`), so a crash loses at most one shard's worth of
+embedding and no byte is written twice. `ray_engine.py` is the same work spread over a cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Callable
+
+from featcache.batching import decode_videos, embed_decoded_videos
+from featcache.cache.index import CacheWriter
+from featcache.cache.shards import write_shard
+from featcache.config import EmbedConfig
+from featcache.embedded_videos import FeatureInformationCheck, ShardBatch
+from featcache.errors import VideoDecodeError
+from featcache.fingerprints import FileFingerprint
+from featcache.videos import VideoEntry
+
+if TYPE_CHECKING:  # featcache.extractors imports Keras: only build_extractor brings it in
+    from featcache.extractors import Extractor
+
+SECONDS_BETWEEN_SHARDS = 10.0  # at most this much embedding is lost to a crash
+MAX_VIDEOS_PER_SHARD = 256  # keeps a shard (and the memory it buffers) small for 25088-d features
+
+
+def build_extractor(config: EmbedConfig) -> Extractor:
+    """The model. Keras is imported here, quietly, and only here: an embed with nothing to do, and the Ray
+    engine's driver (its workers build the model), start without TensorFlow (~4 s, ~800 MB)."""
+    from featcache.keras_loader import import_keras_quietly
+
+    import_keras_quietly()
+    from featcache.extractors import load_extractor
+
+    return load_extractor(config.extractor)
+
+
+def embed_into_shards(
+    to_embed: list[VideoEntry],
+    extractor: Extractor,
+    config: EmbedConfig,
+    writer: CacheWriter,
+    fingerprints: dict[str, FileFingerprint],
+    on_video_done: Callable[[str, int, str | None], None],
+) -> None:
+    """Decode + model over `to_embed`, writing a shard and committing the index every few seconds;
+    `on_video_done(path, num_frames, failure or None)` per video."""
+    batch = ShardBatch(FeatureInformationCheck(config.extractor.name), config.dtype)
+    last_shard_time = time.perf_counter()
+
+    def save_shard() -> None:
+        nonlocal last_shard_time
+        _commit_shard_batch(writer, batch, config)
+        last_shard_time = time.perf_counter()
+
+    num_workers = config.num_decode_workers or os.cpu_count() or 1
+    decoded = decode_videos(to_embed, config.sampling, extractor.image_size, num_workers)
+    try:
+        for entry, sampled, features_or_error in embed_decoded_videos(decoded, extractor, config.batch_size):
+            batch.add(entry, sampled, features_or_error, fingerprints[entry.relative_path])
+            if isinstance(features_or_error, VideoDecodeError):
+                on_video_done(entry.relative_path, 0, batch.failures[entry.relative_path])
+            else:
+                on_video_done(entry.relative_path, len(sampled.frame_indices), None)
+            if len(batch.videos) >= MAX_VIDEOS_PER_SHARD or time.perf_counter() - last_shard_time > SECONDS_BETWEEN_SHARDS:
+                save_shard()
+        batch.finish_checks()
+    finally:
+        # Also on Ctrl-C or an unexpected error: what is finished is kept for the next run.
+        save_shard()
+
+
+def _commit_shard_batch(writer: CacheWriter, batch: ShardBatch, config: EmbedConfig) -> None:
+    """Write the batch's videos as one shard, list it and its failures in the index, commit; empty the batch."""
+    if batch.videos:
+        writer.adopt_shard(write_shard(writer.shard_folder, batch.videos, config.dtype, writer.state.settings, writer.state.compression))
+    writer.state.failures.update(batch.failures)
+    if batch.videos or batch.failures:
+        writer.commit()
+    batch.clear()
