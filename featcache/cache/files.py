@@ -52,21 +52,13 @@ def fsync_directory(folder: Path) -> None:
 
 
 def blake2b_file(path: Path) -> str:
-    """Hex BLAKE2b (32-byte digest) of a whole file, read in 1 MiB chunks."""
-    digest = hashlib.blake2b(digest_size=32)
-    with open(path, "rb") as stream:
-        while chunk := stream.read(CHECKSUM_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """Hex BLAKE2b (32-byte digest) of a whole file: shard checksums, video fingerprints."""
+    return _hex_digest_of_file(path, hashlib.blake2b(digest_size=32))
 
 
 def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(CHECKSUM_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """Hex sha256 of a whole file: weights files in settings records."""
+    return _hex_digest_of_file(path, hashlib.sha256())
 
 
 def sha256_folder(folder: Path) -> str:
@@ -75,4 +67,12 @@ def sha256_folder(folder: Path) -> str:
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
         digest.update(sha256_file(path).encode())
+    return digest.hexdigest()
+
+
+def _hex_digest_of_file(path: Path, digest: "hashlib._Hash") -> str:
+    """`digest` over a file's bytes, read in 1 MiB chunks."""
+    with open(path, "rb") as stream:
+        while chunk := stream.read(CHECKSUM_CHUNK_BYTES):
+            digest.update(chunk)
     return digest.hexdigest()
