@@ -65,8 +65,9 @@ def run_ray_scaling(workspace: Workspace) -> SectionResult:
     try:
         on_ray = EmbedConfig(**{**config.__dict__, "engine": "ray", "decode_cpus": (cores - 1) / cores if cores > 1 else 0.5, "num_decode_workers": cores})
         address = ray.get_runtime_context().gcs_address
+        repeats = REPEATS if len(workspace.entries) >= 100 else 1  # the smoke test's sizes: the code path only
         local_seconds, ray_seconds = float("inf"), float("inf")
-        for _ in range(REPEATS):
+        for _ in range(repeats):
             local_seconds = min(local_seconds, _embed_command_seconds(workspace.video_root, config, workspace.folder / "ray_bench_local.h5"))
             ray_seconds = min(ray_seconds, _embed_command_seconds(workspace.video_root, on_ray, workspace.folder / "ray_bench_ray.h5", address))
         # The same videos 4 times over (links under other names): how the fixed start-up cost amortizes.
@@ -77,8 +78,10 @@ def run_ray_scaling(workspace: Workspace) -> SectionResult:
         from featcache.keras_loader import import_keras_quietly
 
         import_keras_quietly()
-        in_process_local = _whole_embed_seconds(workspace.video_root, config, workspace.folder / "ray_bench_local.h5")
-        in_process_ray = _whole_embed_seconds(workspace.video_root, on_ray, workspace.folder / "ray_bench_ray.h5")
+        in_process_local, in_process_ray = float("inf"), float("inf")
+        for _ in range(repeats):  # the faster of two: the first call's one-off costs (the model's first compiled call) do not count
+            in_process_local = min(in_process_local, _whole_embed_seconds(workspace.video_root, config, workspace.folder / "ray_bench_local.h5"))
+            in_process_ray = min(in_process_ray, _whole_embed_seconds(workspace.video_root, on_ray, workspace.folder / "ray_bench_ray.h5"))
     finally:
         ray.shutdown()
     num_videos = len(workspace.entries)
@@ -89,11 +92,11 @@ def run_ray_scaling(workspace: Workspace) -> SectionResult:
         f"The ray engine vs the local engine on this machine ({name}, {cores} CPUs each)",
         ["videos", "engine", "time", "videos/s", "share of local"],
         [
-            [f"{num_videos}: `featcache embed` commands (faster of {REPEATS} alternated runs)", "local", seconds(local_seconds), rate(num_videos / local_seconds, "videos/s"), "100%"],
+            [f"{num_videos}: `featcache embed` commands (faster of {repeats} alternated runs)", "local", seconds(local_seconds), rate(num_videos / local_seconds, "videos/s"), "100%"],
             ["", ray_label, seconds(ray_seconds), rate(num_videos / ray_seconds, "videos/s"), f"**{share:.0%}**"],
             [f"{larger}: commands (the same videos {LARGER_SET_TIMES}× under other names, one run each)", "local", seconds(larger_local), rate(larger / larger_local, "videos/s"), "100%"],
             ["", ray_label, seconds(larger_ray), rate(larger / larger_ray, "videos/s"), f"{larger_local / larger_ray:.0%}"],
-            [f"{num_videos}: `featcache.embed` calls in one process that has TensorFlow imported (one run each)", "local", seconds(in_process_local), rate(num_videos / in_process_local, "videos/s"), "100%"],
+            [f"{num_videos}: `featcache.embed` calls in one process that has TensorFlow imported (faster of {repeats} alternated runs)", "local", seconds(in_process_local), rate(num_videos / in_process_local, "videos/s"), "100%"],
             ["", ray_label, seconds(in_process_ray), rate(num_videos / in_process_ray, "videos/s"), f"{in_process_local / in_process_ray:.0%}"],
         ],
         [
