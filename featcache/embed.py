@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from featcache.cache.format import COMPACT_SUGGESTION_DEAD_SHARE, shard_folder_for
-from featcache.cache.index import CacheWriter, IndexState, is_format2_index, read_index_state
+from featcache.cache.format import COMPACT_SUGGESTION_DEAD_SHARE, SHARD_SUFFIX, shard_folder_for
+from featcache.cache.index import CacheWriter, IndexState, is_format2_index, read_index_state, remove_temporary_files_of
 from featcache.cache.lock import CacheLock
 from featcache.cache.shards import read_shard_contents
 from featcache.config import EmbedConfig
@@ -123,7 +123,8 @@ def embed(
         cache = CacheToWrite(
             cache_path, existing.compression if existing else config.compression, wanted,
             lambda record: CacheWriter.open(
-                cache_path, record, int(record["extractor"]["feature_dim"]), config.compression, overwrite=overwrite and cache_path.exists(), lock=lock, state=existing
+                cache_path, record, int(record["extractor"]["feature_dim"]), config.compression, overwrite=overwrite and cache_path.exists(), lock=lock, state=existing,
+                remove_temporary_files=False,  # done by CacheToWrite: Ray workers may be writing shards when it opens
             ),
         )  # fmt: skip
         with cache:
@@ -150,9 +151,12 @@ class CacheToWrite:
     That is at once when the cache, a shard of an interrupted run or the local engine's model gives the record.
     The Ray engine's driver builds no model: on a new cache the first embed worker's record becomes the cache's.
     Leaving the `with` block closes the writer as `CacheWriter` does (on an error, its uncommitted shards go).
+    Made right after taking the cache's lock: it deletes what a killed writer left half-written then, before
+    any worker of this run starts a shard.
     """
 
     def __init__(self, cache_path: Path, compression: str, requested: dict[str, Any], open_writer: Callable[[dict[str, Any]], CacheWriter]) -> None:
+        remove_temporary_files_of(cache_path)
         self.cache_path = cache_path
         self.shard_folder = shard_folder_for(cache_path)
         self.compression = compression
@@ -169,6 +173,14 @@ class CacheToWrite:
         if self.writer is None:
             self.writer = self._open_writer(settings)
         return self.writer
+
+    def unlisted_shards(self) -> list[str]:
+        """Shard files no index lists: the writer's orphans, or before it opens, those the cache on disk does not
+        list (with --overwrite the old index still lists its shards, and they stay until the new one replaces it)."""
+        if self.writer is not None:
+            return self.writer.orphan_shards()
+        listed = _listed_shards(self.cache_path)
+        return sorted(path.name for path in self.shard_folder.glob("*" + SHARD_SUFFIX) if path.name not in listed)
 
     def __enter__(self) -> "CacheToWrite":
         return self

@@ -31,10 +31,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
-from featcache.cache.format import SHARD_SUFFIX
 from featcache.cache.shards import ShardInfo, write_shard
 from featcache.config import EmbedConfig, SamplingConfig
-from featcache.errors import CacheFormatError, FeatcacheError, InputError, RayEngineError, VideoDecodeError
+from featcache.errors import CacheFormatError, CacheMismatchError, FeatcacheError, InputError, RayEngineError, VideoDecodeError
 from featcache.fingerprints import FileFingerprint
 from featcache.frames import SampledFrames
 from featcache.ray_cluster import EMBED_WORKER_CPUS, ClusterPlan, check_every_node_sees, connect, describe_ray_failure, node_resources
@@ -185,13 +184,16 @@ def _results_or_one_line_errors(ray: Any, results: Any) -> Iterator[dict[str, An
 def _delete_unreported_shards(writer: CacheWriter) -> list[str]:
     """Delete the shards no result reported: a worker died after writing one and its retry wrote another, so all its
     videos are live in other shards (adopting keeps none, and the commit deletes it). Shards that cannot be read are
-    left alone and returned as problems, as the local engine does with them."""
+    left alone and returned as problems, as the local engine does with them; so are shards of other settings (an
+    interrupted run's that the cache could not take), which the local engine leaves alone too."""
     unreadable = []
     for name in writer.orphan_shards():
         try:
             writer.adopt_shard(name, keep=lambda path, fingerprint: writer.state.videos.get(path) is None)
         except CacheFormatError as err:
             unreadable.append(str(err))
+        except CacheMismatchError:
+            continue
     return unreadable
 
 
@@ -199,11 +201,7 @@ def _delete_shards_written_since(cache: CacheToWrite, started: float) -> None:
     """After a refusal: the shards this run's workers wrote before refusing (unlisted, and newer than the pipeline).
     Ray stops its workers when the driver stops reading; a shard renamed in that instant would be an orphan that the
     next run checks like any other."""
-    if cache.writer:
-        unlisted = cache.writer.orphan_shards()
-    else:  # a new cache, no index yet: every shard is unlisted (older ones, unreadable, stay: see the times)
-        unlisted = sorted(path.name for path in cache.shard_folder.glob("*" + SHARD_SUFFIX))
-    for name in unlisted:
+    for name in cache.unlisted_shards():
         shard_path = cache.shard_folder / name
         if shard_path.stat().st_mtime >= started - 1.0:  # 1 s: filesystems that round times
             shard_path.unlink(missing_ok=True)

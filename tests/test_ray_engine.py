@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import pytest
 
-from featcache.cache import CacheWriter, open_cache, read_all_features, shard_folder_for
+from featcache.cache import CacheWriter, ShardVideo, open_cache, read_all_features, shard_folder_for, write_shard
 from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
 from featcache.embed import CacheToWrite, embed
 from featcache.errors import InputError, RayEngineError
@@ -236,6 +236,50 @@ def test_a_worker_with_another_settings_record_than_the_first_is_refused(tmp_pat
         other = {"settings": json.dumps({**first, "extractor": {**first["extractor"], "keras_version": "3.11.1"}}), "node": "node-b"}
         refusal = ray_engine._other_extractor_than_first(cache, other)
         assert refusal.startswith("a Ray worker on node-b builds another extractor than the first worker (extractor keras_version '3.10.0' vs '3.11.1')")
+
+
+def shard_of(videos: list[str], settings: dict, folder: Path) -> str:
+    features = np.ones((2, 3), np.float32)
+    return write_shard(folder, [ShardVideo(path, "c", "", f"1:{path}", features, np.arange(2, dtype=np.int32), np.zeros(2, np.float32), 25.0, 2, 32, 32) for path in videos], "float16", settings).name
+
+
+RECORD = {"extractor": {"name": "scratch_cnn", "weights": "random", "seed": 0, "feature_dim": 3}, "sampling": {"num_frames": 2}, "dtype": "float16"}
+
+
+def test_a_writer_opened_at_the_first_shard_leaves_other_workers_half_written_shards_alone(tmp_path: Path) -> None:
+    cache_path = tmp_path / "cache.h5"
+    folder = shard_folder_for(cache_path)
+    folder.mkdir()
+    (folder / ".left-by-a-killed-run.h5.1.tmp").write_bytes(b"x")
+    cache = CacheToWrite(cache_path, "none", RECORD, lambda settings: CacheWriter.open(cache_path, settings, 3, remove_temporary_files=False))
+    assert not (folder / ".left-by-a-killed-run.h5.1.tmp").exists()  # cleaned once, under the lock, before workers start
+    being_written = folder / ".another-worker.h5.2.tmp"
+    being_written.write_bytes(b"half")
+    with cache:
+        cache.writer_for(RECORD)  # the first worker's shard arrived
+        assert being_written.exists()
+
+
+def test_shards_of_other_settings_are_left_alone_at_the_end_of_a_run(tmp_path: Path) -> None:
+    # An interrupted run's shard that this cache cannot take (another Keras version) does not fail the run; as locally, it stays.
+    cache_path = tmp_path / "cache.h5"
+    with CacheWriter.open(cache_path, RECORD, 3) as writer:
+        other = shard_of(["c/a.avi"], {**RECORD, "extractor": {**RECORD["extractor"], "keras_version": "9"}}, writer.shard_folder)
+        assert ray_engine._delete_unreported_shards(writer) == []
+        writer.commit()
+    assert (shard_folder_for(cache_path) / other).exists()
+
+
+def test_before_the_writer_opens_the_shards_an_old_index_lists_are_not_unlisted(tmp_path: Path) -> None:
+    # --overwrite on the Ray engine: until the new index replaces the old one, a refusal must not delete the old cache's shards.
+    cache_path = tmp_path / "cache.h5"
+    with CacheWriter.open(cache_path, RECORD, 3) as writer:
+        listed = shard_of(["c/a.avi"], RECORD, writer.shard_folder)
+        writer.adopt_shard(listed)
+        writer.commit()
+    new = shard_of(["c/b.avi"], RECORD, shard_folder_for(cache_path))
+    cache = CacheToWrite(cache_path, "none", RECORD, lambda settings: CacheWriter.open(cache_path, settings, 3, overwrite=True))
+    assert cache.unlisted_shards() == [new]
 
 
 def test_ray_options_without_the_ray_engine_are_refused() -> None:

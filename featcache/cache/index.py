@@ -250,12 +250,15 @@ class CacheWriter:
         overwrite: bool = False,
         lock: CacheLock | None = None,
         state: IndexState | None = None,
+        remove_temporary_files: bool = True,
     ) -> "CacheWriter":
         """Lock the cache and load its index (an empty one if none, or if `overwrite`: old shards go at commit).
 
         lock: a CacheLock the caller already holds (the writer releases it on close).
         state: the index the caller read while holding `lock` (not read again: on a big cache that is most
           of an incremental embed's fixed cost).
+        remove_temporary_files: False when the caller did it (`remove_temporary_files`) right after taking the
+          lock, and Ray workers may be writing shards now (a writer opened at the first worker's shard).
         Raises CacheLockedError when another process writes it, CacheFormatError for a format-1 file.
         """
         cache_path = Path(cache_path)
@@ -275,7 +278,8 @@ class CacheWriter:
                 state = read_index_state(cache_path)
             writer = cls(cache_path, state, lock)
             writer._shards_to_delete = shards_to_delete
-            writer._remove_temporary_files()
+            if remove_temporary_files:
+                remove_temporary_files_of(cache_path)
             return writer
         except BaseException:
             lock.__exit__(None, None, None)
@@ -296,14 +300,6 @@ class CacheWriter:
 
     def close(self) -> None:
         self._lock.__exit__(None, None, None)
-
-    def _remove_temporary_files(self) -> None:
-        # Only here, right after taking the lock: no writer of this cache can be mid-shard now.
-        if self.shard_folder.exists():
-            for temporary in self.shard_folder.glob(".*.tmp"):
-                temporary.unlink(missing_ok=True)
-        for temporary in self.cache_path.parent.glob(f".{self.cache_path.name}.*.tmp"):
-            temporary.unlink(missing_ok=True)
 
     def orphan_shards(self) -> list[str]:
         """Shard files in the folder that the index does not list (a run that died before committing them)."""
@@ -367,3 +363,17 @@ class CacheWriter:
             (self.shard_folder / name).unlink(missing_ok=True)
         self._shards_to_delete.clear()
         self._uncommitted.clear()
+
+
+def remove_temporary_files_of(cache_path: Path) -> None:
+    """Delete the half-written files a killed writer left (a shard's or the index's `.NAME.PID.tmp`).
+
+    Only right after taking the cache's lock, before any shard writer of this run starts: no writer can be
+    mid-file then.
+    """
+    shard_folder = shard_folder_for(cache_path)
+    if shard_folder.exists():
+        for temporary in shard_folder.glob(".*.tmp"):
+            temporary.unlink(missing_ok=True)
+    for temporary in cache_path.parent.glob(f".{cache_path.name}.*.tmp"):
+        temporary.unlink(missing_ok=True)
