@@ -184,8 +184,8 @@ def _results_or_one_line_errors(ray: Any, results: Any) -> Iterator[dict[str, An
 def _delete_unreported_shards(writer: CacheWriter) -> list[str]:
     """Delete the shards no result reported: a worker died after writing one and its retry wrote another, so all its
     videos are live in other shards (adopting keeps none, and the commit deletes it). Shards that cannot be read are
-    left alone and returned as problems, as the local engine does with them; so are shards of other settings (an
-    interrupted run's that the cache could not take), which the local engine leaves alone too."""
+    left alone and returned as problems, as the local engine does with them. Shards of other settings (an interrupted
+    run's that this cache could not take) are left alone, as the local engine leaves them."""
     unreadable = []
     for name in writer.orphan_shards():
         try:
