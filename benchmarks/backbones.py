@@ -14,8 +14,8 @@ import numpy as np
 from benchmarks.report import SectionResult, Table, rate, ratio
 from benchmarks.workspace import QUICK, Workspace
 from featcache.config import ExtractorConfig
-from featcache.extractor_catalog import KERAS_APPLICATIONS
-from featcache.extractors import load_extractor
+from featcache.extractors.catalog import KERAS_APPLICATIONS
+from featcache.extractors.registry import load_extractor
 
 FULL_BACKBONES = ("MobileNetV2", "EfficientNetV2B0", "ResNet50", "ConvNeXtTiny")
 FULL_BATCH, FULL_TIMED_BATCHES = 32, 3

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from featcache.cache import VideoRows, write_cache
-from featcache.demo_data import available_demo_classes, make_demo_data
+from featcache.video.demo_data import available_demo_classes, make_demo_data
 
 MARKER_FILE_NAME = "ucf-like.json"
 # UCF101 clips are 320x240 at 25 fps, 7 s (~186 frames) on average (UCF101 paper, table 1).

@@ -18,12 +18,12 @@ import numpy as np
 
 from benchmarks.report import SectionResult, Table, Target, rate
 from benchmarks.workspace import Workspace
-from featcache.batching import decode_videos, embed_decoded_videos
+from featcache.embedding.batching import decode_videos, embed_decoded_videos
 from featcache.config import EmbedConfig, SamplingConfig
 from featcache.errors import VideoDecodeError
-from featcache.extractors import load_extractor
-from featcache.frames import SampledFrames, read_sampled_frames
-from featcache.videos import VideoEntry
+from featcache.extractors.registry import load_extractor
+from featcache.video.decode import SampledFrames, read_sampled_frames
+from featcache.video.find import VideoEntry
 
 ISOLATION_TARGET = 0.95  # issue 11: embed with worker processes >= 95% of the rate with threads
 ROUNDS = 3

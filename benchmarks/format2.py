@@ -29,9 +29,9 @@ from benchmarks.workspace import Workspace
 from featcache.cache import CacheWriter, ShardVideo, open_cache, read_all_features, shard_folder_for, write_shard
 from featcache.cache.index import read_index_state
 from featcache.config import EmbedConfig, ExtractorConfig, HeadConfig, SamplingConfig, TrainConfig
-from featcache.embed import embed
-from featcache.fingerprints import fingerprint_file
-from featcache.train import CacheBatches, load_training_data, train
+from featcache.embedding.embed import embed
+from featcache.video.fingerprints import fingerprint_file
+from featcache.training.train import CacheBatches, load_training_data, train
 
 FEATURE_DIM, NUM_FRAMES = 25088, 10
 MULTIPLIERS = (1, 2, 4)

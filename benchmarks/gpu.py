@@ -32,9 +32,9 @@ from benchmarks.notebook_vs_featcache import head_floor_epoch_seconds, notebook_
 from benchmarks.stage_one import bare_inference_frames_per_second, decode_all, embed_pipeline_videos_per_second  # noqa: E402
 from benchmarks.workspace import RANDOM_WEIGHTS_CACHE_DTYPES, benchmark_weights  # noqa: E402
 from featcache.config import EmbedConfig, ExtractorConfig, HeadConfig, SamplingConfig, TrainConfig  # noqa: E402
-from featcache.embed import embed  # noqa: E402
-from featcache.train import train  # noqa: E402
-from featcache.videos import find_videos  # noqa: E402
+from featcache.embedding.embed import embed  # noqa: E402
+from featcache.training.train import train  # noqa: E402
+from featcache.video.find import find_videos  # noqa: E402
 
 EMBED_TARGET_VIDEOS_PER_SECOND = 500.0
 EPOCH_TARGET_SECONDS = 0.5

@@ -72,8 +72,8 @@ def _child_main(request: ChildRequest) -> ChildResult:
     # Imported here: the parent process never needs Keras for this section, and the child's peak is its own.
     from benchmarks.notebook_vs_featcache import notebook_head, steady_epoch_seconds
     from featcache.config import HeadConfig, TrainConfig
-    from featcache.embed import embed
-    from featcache.train import fit_head, load_training_data
+    from featcache.embedding.embed import embed
+    from featcache.training.train import fit_head, load_training_data
 
     sizes = QUICK if request.quick else FULL
     result = ChildResult()

@@ -14,10 +14,10 @@ from benchmarks.data import permuted_segments, write_feature_cache
 from benchmarks.report import SectionResult, Table
 from benchmarks.workspace import Workspace
 from featcache.cache import read_cache_index
-from featcache.compare import compare_heads
+from featcache.training.compare import compare_heads
 from featcache.config import HEAD_NAMES, EmbedConfig, ExtractorConfig, SamplingConfig, TrainConfig
-from featcache.demo_data import make_demo_data
-from featcache.embed import embed
+from featcache.video.demo_data import make_demo_data
+from featcache.embedding.embed import embed
 
 # The demo pipeline's settings (pipelines/demo.toml): LSTM(128) -> Dense(64), 12 frames at 64 px, 8 groups.
 HEAD_OVERRIDES = {"units": 128, "dense": 64}

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from featcache.videos import VideoEntry
+from featcache.video.find import VideoEntry
 
 
 def dump_frames_as_jpegs(entries: list[VideoEntry], frames_dir: Path, num_frames: int) -> list[list[Path]]:

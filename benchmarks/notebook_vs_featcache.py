@@ -23,8 +23,8 @@ from benchmarks.notebook import NOTEBOOK_EXPERIMENTS, NotebookEpochs, time_noteb
 from benchmarks.report import SectionResult, Table, Target, ratio, seconds
 from benchmarks.workspace import Workspace
 from featcache.config import HeadConfig, TrainConfig
-from featcache.heads import build_head, compile_head
-from featcache.train import fit_head, load_training_data, train
+from featcache.training.heads import build_head, compile_head
+from featcache.training.train import fit_head, load_training_data, train
 
 EPOCH_SPEEDUP_TARGET = 25.0  # issue 3: per epoch, at the notebook's head
 FLOOR_TARGET = 1.5  # issue 3: cached epoch within 1.5x of the head's compute floor
@@ -228,7 +228,7 @@ def run_notebook_vs_featcache(workspace: Workspace) -> SectionResult:
         ucf_rows,
         [
             f"Written with `featcache.cache.write_cache`: {parameters.num_videos:,} videos in UCF101's 25 groups, the {num_test:,} of test groups 1-7 unused. "
-            f"Trained with `featcache.train.train(..., split='ucf101-1', val_fraction=0, epochs={sizes.ucf101_epochs})`, so an epoch is one pass over the "
+            f"Trained with `featcache.training.train.train(..., split='ucf101-1', val_fraction=0, epochs={sizes.ucf101_epochs})`, so an epoch is one pass over the "
             f"{num_train:,} training videos with no validation pass; the figure is its fastest epoch after the first (which also traces). Floor: the same batch shapes through `train_on_batch`, fastest of {FLOOR_ROUNDS} rounds.",
         ],
     )

@@ -29,7 +29,7 @@ from benchmarks.stage_one import bare_inference_frames_per_second, decode_all
 from benchmarks.workspace import Workspace
 from featcache.cache import CacheWriter, ShardVideo, open_cache, shard_folder_for, write_shard
 from featcache.config import EmbedConfig
-from featcache.embed import embed
+from featcache.embedding.embed import embed
 
 RAY_TARGET = 0.80  # issue 8: the ray engine with the same resources >= 80% of the local engine's videos/s
 REPEATS = 2
@@ -75,7 +75,7 @@ def run_ray_scaling(workspace: Workspace) -> SectionResult:
         larger_local = _embed_command_seconds(larger_root, config, workspace.folder / "ray_bench_local_larger.h5")
         larger_ray = _embed_command_seconds(larger_root, on_ray, workspace.folder / "ray_bench_ray_larger.h5", address)
         # Calls in this process, TensorFlow imported beforehand (the way this section measured before).
-        from featcache.keras_loader import import_keras_quietly
+        from featcache.extractors.keras_loader import import_keras_quietly
 
         import_keras_quietly()
         in_process_local, in_process_ray = float("inf"), float("inf")

@@ -24,7 +24,7 @@ import numpy as np
 
 from benchmarks.machine import load_average
 from featcache.cache import read_all_features, read_cache_index
-from featcache.decode_workers import CRASH_DECODER_ENV
+from featcache.video.decode_workers import CRASH_DECODER_ENV
 
 EMBED = [sys.executable, "-m", "featcache.cli", "embed"]
 SMALL = ["--extractor", "scratch_cnn", "--weights", "random", "--image-size", "32", "--frames", "4", "--workers", "2"]

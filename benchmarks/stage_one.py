@@ -16,18 +16,18 @@ from benchmarks.notebook import dump_frames_as_jpegs
 from benchmarks.report import SectionResult, Table, Target, rate, ratio, seconds
 from benchmarks.workspace import EmbedRun, Workspace
 from featcache.config import EmbedConfig
-from featcache.batching import decode_videos, embed_decoded_videos
-from featcache.embed import embed
+from featcache.embedding.batching import decode_videos, embed_decoded_videos
+from featcache.embedding.embed import embed
 from featcache.errors import VideoDecodeError
-from featcache.extractors import build_keras_model, load_extractor
-from featcache.videos import VideoEntry
+from featcache.extractors.registry import build_keras_model, load_extractor
+from featcache.video.find import VideoEntry
 
 EMBED_TARGET = 0.70  # issue 2: embed >= 70% of bare batched inference
 
 
 @dataclass(frozen=True)
 class DecodeRate:
-    """Decoding alone: `num_workers` worker processes, as featcache.batching.decode_videos runs them."""
+    """Decoding alone: `num_workers` worker processes, as featcache.embedding.batching.decode_videos runs them."""
 
     num_workers: int
     seconds: float

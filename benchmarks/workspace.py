@@ -7,8 +7,8 @@ from pathlib import Path
 
 from benchmarks.data import RandomCacheParameters, VideoSetParameters, make_ucf_like_videos, ucf101_split1_cache_parameters
 from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig, TrainConfig
-from featcache.embed import EmbedSummary
-from featcache.videos import VideoEntry, find_videos
+from featcache.embedding.embed import EmbedSummary
+from featcache.video.find import VideoEntry, find_videos
 
 # The extractors of the notebook's two experiments (issue 4): MobileNetV2 and its scratch CNN.
 EXTRACTORS = ("mobilenet_v2", "scratch_cnn")

@@ -13,7 +13,7 @@ The public surface (the CLI is a thin layer over these):
 
 Names are loaded on first use (PEP 562), so `import featcache` and the commands that run no model do
 not import TensorFlow. A new public name goes into _PUBLIC_NAMES; one that needs Keras into
-_NEEDS_KERAS too, so Keras is imported quietly before it (featcache.keras_loader).
+_NEEDS_KERAS too, so Keras is imported quietly before it (featcache.extractors.keras_loader).
 """
 
 from __future__ import annotations
@@ -32,29 +32,29 @@ _PUBLIC_NAMES = {
     "open_cache": "featcache.cache",
     "FeatureReader": "featcache.cache",
     "read_cache_index": "featcache.cache",
-    "compare_heads": "featcache.compare",
+    "compare_heads": "featcache.training.compare",
     "EmbedConfig": "featcache.config",
     "ExtractorConfig": "featcache.config",
     "HeadConfig": "featcache.config",
     "SamplingConfig": "featcache.config",
     "TrainConfig": "featcache.config",
     "WindowConfig": "featcache.config",
-    "available_extractors": "featcache.extractor_catalog",
-    "dataset": "featcache.dataset",
-    "make_demo_data": "featcache.demo_data",
-    "embed": "featcache.embed",
+    "available_extractors": "featcache.extractors.catalog",
+    "dataset": "featcache.training.datasets",
+    "make_demo_data": "featcache.video.demo_data",
+    "embed": "featcache.embedding.embed",
     "FeatcacheError": "featcache.errors",
-    "evaluate": "featcache.evaluate",
-    "describe_cache": "featcache.info",
+    "evaluate": "featcache.inference.evaluate",
+    "describe_cache": "featcache.cache.describe",
     "load_pipeline": "featcache.pipelines",
     "run_pipeline": "featcache.pipelines",
-    "predict_videos": "featcache.predict",
-    "train": "featcache.train",
-    "predict_windows": "featcache.windows",
-    "write_window_reports": "featcache.windows",
+    "predict_videos": "featcache.inference.predict",
+    "train": "featcache.training.train",
+    "predict_windows": "featcache.inference.windows",
+    "write_window_reports": "featcache.inference.windows",
 }
 # Not featcache.embed: it imports Keras itself, and only when it builds a model (the Ray engine's driver never does).
-_NEEDS_KERAS = {"featcache.compare", "featcache.evaluate", "featcache.pipelines", "featcache.predict", "featcache.train", "featcache.windows"}
+_NEEDS_KERAS = {"featcache.training.compare", "featcache.inference.evaluate", "featcache.pipelines", "featcache.inference.predict", "featcache.training.train", "featcache.inference.windows"}
 
 __all__ = ["__version__", *sorted(_PUBLIC_NAMES)]
 
@@ -64,7 +64,7 @@ def __getattr__(name: str) -> Any:
     if module_name is None:
         raise AttributeError(f"module 'featcache' has no attribute {name!r}")
     if module_name in _NEEDS_KERAS:
-        from featcache.keras_loader import import_keras_quietly
+        from featcache.extractors.keras_loader import import_keras_quietly
 
         import_keras_quietly()
     value = getattr(importlib.import_module(module_name), name)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from featcache.errors import InputError
-from featcache.extractor_catalog import KERAS_HUB_PREFIX, default_image_size
+from featcache.extractors.catalog import KERAS_HUB_PREFIX, default_image_size
 
 SAMPLING_MODES = ("uniform", "fps")
 
@@ -70,7 +70,7 @@ class ExtractorConfig:
       "random" (explicit, seeded by `seed`) or a file path (a weights file; the model file for keras_file).
     handle: TF-Hub URL or local SavedModel folder (only for the `tfhub` extractor).
     image_size: the square input size frames are resized to; None: the extractor's own
-      (featcache.extractor_catalog.default_image_size), resolved here so the saved config always has a number.
+      (featcache.extractors.catalog.default_image_size), resolved here so the saved config always has a number.
     """
 
     name: str = "mobilenet_v2"
@@ -110,7 +110,7 @@ class EmbedConfig:
     batch_size: int = 64
     num_decode_workers: int = 0  # 0: one per CPU core
     allow_outside_root: bool = False  # CSV rows may name files outside the CSV's folder (see videos.find_videos)
-    # Where stage one runs (featcache.ray_engine): "local", or "ray" with the cluster options below.
+    # Where stage one runs (featcache.embedding.ray_engine): "local", or "ray" with the cluster options below.
     engine: str = "local"
     ray_address: str | None = None  # "auto", HOST:PORT; None: RAY_ADDRESS, or a new local Ray instance
     embed_workers: int = 0  # Ray actors running the extractor; 0: one per GPU (gpus_per_worker each), or 1 without GPUs
@@ -149,7 +149,7 @@ def config_from_dict(config_class: type[ConfigT], saved: dict[str, Any]) -> Conf
     return config_class(**saved)
 
 
-HEAD_NAMES = ("lstm", "gru", "meanpool", "transformer", "tcn")  # mirrors featcache.heads.HEADS (kept here so configs import no Keras)
+HEAD_NAMES = ("lstm", "gru", "meanpool", "transformer", "tcn")  # mirrors featcache.training.heads.HEADS (kept here so configs import no Keras)
 POSITION_ENCODINGS = ("learned", "sinusoidal")
 POOLINGS = ("mean", "cls")
 CLASS_WEIGHTS = ("none", "balanced")
@@ -161,13 +161,13 @@ HEAD_SETTINGS_USED = {
     "transformer": ("units", "num_layers", "num_heads", "positions", "pooling", "dropout", *_TOP),
     "tcn": ("units", "num_layers", "kernel_size", "dropout", *_TOP),
 }
-CLIP_SAMPLINGS = ("uniform", "random")  # featcache.clips (kept here so configs import nothing else)
+CLIP_SAMPLINGS = ("uniform", "random")  # featcache.training.clips (kept here so configs import nothing else)
 SPLIT_NAMES = ("auto", "ucf101-1", "ucf101-2", "ucf101-3")
 
 
 @dataclass(frozen=True)
 class HeadConfig:
-    """A sequence classifier on cached features (see featcache.heads).
+    """A sequence classifier on cached features (see featcache.training.heads).
 
     units: size of the recurrent state (lstm, gru), the model width (transformer), the filters (tcn); unused by meanpool.
     dense: width of the ReLU layer before the softmax.
@@ -236,7 +236,7 @@ class TrainConfig:
       as the validation set that picks the best epoch; 0: no validation set, the last epoch is kept.
     memory_budget_mb: caches whose float32 features fit load into memory once; larger ones stream from disk.
     frames: 0 trains on the stored frames as they are; T > 0 on a T-frame clip of each video taken from what is
-      stored (featcache.clips: one frame from each of T equal segments), for dense caches.
+      stored (featcache.training.clips: one frame from each of T equal segments), for dense caches.
     clip_sampling: "uniform" (each segment's centre, the same clip every epoch) or "random" (a random frame of
       each segment, a new clip every epoch: augmentation without decoding). Validation always takes uniform clips.
     test_clips: scoring (test accuracy, evaluate, predict) averages the softmax over K evenly offset uniform clips.
@@ -295,7 +295,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class WindowConfig:
-    """Sliding windows over a long video for `predict --window` (see featcache.windows).
+    """Sliding windows over a long video for `predict --window` (see featcache.inference.windows).
 
     window_seconds: the length of each window, classified like a whole video of that length.
     stride_seconds: from one window's start to the next; None: the window length (back to back, no overlap).

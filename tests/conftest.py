@@ -17,10 +17,10 @@ import cv2
 import numpy as np
 import pytest
 
-embed_module = importlib.import_module("featcache.embed")  # the module: featcache.embed is a function
-extractors_module = importlib.import_module("featcache.extractors")  # embed takes load_extractor from here when it builds a model
+embed_module = importlib.import_module("featcache.embedding.embed")  # the module: featcache.embed is a function
+extractors_module = importlib.import_module("featcache.extractors.registry")  # embed takes load_extractor from here when it builds a model
 from featcache.config import ExtractorConfig
-from featcache.extractors import Extractor
+from featcache.extractors.registry import Extractor
 
 
 def write_video(path: Path, frames_rgb: np.ndarray, fps: float = 10.0) -> Path:

@@ -1,4 +1,4 @@
-"""Tests for featcache.backbones and featcache.extractor_catalog: keras:NAME, keras_file and keras_hub extractors.
+"""Tests for featcache.extractors.backbones and featcache.extractors.catalog: keras:NAME, keras_file and keras_hub extractors.
 
 Offline and small: 32 px, random or tmp-file weights, a tiny .keras model, a fake or tiny local KerasHub preset.
 """
@@ -22,8 +22,8 @@ import featcache
 from featcache.cli import app
 from featcache.config import ExtractorConfig
 from featcache.errors import ExtractorError
-from featcache.extractor_catalog import KERAS_APPLICATIONS, available_extractors, keras_file_image_size
-from featcache.extractors import build_keras_model, load_extractor
+from featcache.extractors.catalog import KERAS_APPLICATIONS, available_extractors, keras_file_image_size
+from featcache.extractors.registry import build_keras_model, load_extractor
 
 SIZE = 32
 # One model per preprocessing mode (caffe, tf, torch, inside the model), the cheapest of each to build:
@@ -104,7 +104,7 @@ def test_catalog_and_config_import_no_keras():
     package_dir = Path(featcache.__file__).parent
     code = (
         "import sys, types; package = types.ModuleType('featcache'); package.__path__ = [sys.argv[1]]; sys.modules['featcache'] = package; "
-        "import featcache.extractor_catalog, featcache.config; "
+        "import featcache.extractors.catalog, featcache.config; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('keras', 'tensorflow')))"
     )
     result = subprocess.run([sys.executable, "-c", code, str(package_dir)], capture_output=True, text=True, check=True)
@@ -327,11 +327,11 @@ def test_keras_file_end_to_end_embed_train_predict(tmp_path: Path, tiny_dataset:
     """Embed with a user's .keras model, train, predict new files: the model's features and the head's answer."""
     from featcache.cache import read_all_features, read_cache_index
     from featcache.config import EmbedConfig, HeadConfig, SamplingConfig, TrainConfig
-    from featcache.embed import embed
+    from featcache.embedding.embed import embed
     from featcache.errors import CacheMismatchError
-    from featcache.model_dir import load_trained_model
-    from featcache.predict import predict_videos
-    from featcache.train import train
+    from featcache.training.model_folder import load_trained_model
+    from featcache.inference.predict import predict_videos
+    from featcache.training.train import train
 
     extractor_config = ExtractorConfig(name="keras_file", weights=str(tiny_keras_file), image_size=None)
     config = EmbedConfig(extractor=extractor_config, sampling=SamplingConfig(num_frames=4), dtype="float32")

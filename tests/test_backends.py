@@ -18,14 +18,14 @@ import json, sys
 from pathlib import Path
 import keras
 from featcache.config import EmbedConfig, ExtractorConfig, HeadConfig, SamplingConfig, TrainConfig
-from featcache.embed import embed
-from featcache.predict import predict_videos
-from featcache.train import train
+from featcache.embedding.embed import embed
+from featcache.inference.predict import predict_videos
+from featcache.training.train import train
 
 root, work = Path(sys.argv[1]), Path(sys.argv[2])
 results = {"backend": keras.backend.backend()}
 import numpy as np
-from featcache.extractors import load_extractor
+from featcache.extractors.registry import load_extractor
 # Random-init MobileNetV2 gives ~1e-11 features, which embed refuses as carrying no information: run it directly.
 mobilenet = load_extractor(ExtractorConfig(name="mobilenet_v2", weights="random", image_size=32))
 results["mobilenet_v2"] = list(mobilenet.embed_frames(np.zeros((6, 32, 32, 3), np.uint8)).shape)
@@ -39,7 +39,7 @@ results["epochs"] = len(trained.history)
 predictions = predict_videos(work / "model", sorted(root.rglob("*.avi"))[:2], top_k=2)
 results["predicted"] = [len(prediction.top_k) for prediction in predictions]
 from featcache.config import WindowConfig
-from featcache.windows import predict_windows
+from featcache.inference.windows import predict_windows
 windows = predict_windows(work / "model", sorted(root.rglob("*.avi"))[:1], WindowConfig(0.3, 0.1)).videos[0]
 results["windows"] = [windows.error, windows.probabilities.shape[0] > 1]
 print(json.dumps(results))

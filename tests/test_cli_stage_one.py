@@ -188,7 +188,7 @@ def test_weights_fetch_writes_a_file_embed_loads(tiny_dataset: Path, tmp_path: P
     """`weights fetch` copies Keras' ImageNet download into a file that `embed --weights FILE` then uses offline."""
     import keras
 
-    from featcache import extractors as extractors_module
+    from featcache.extractors import registry as extractors_module
 
     # Stands in for Keras' download (no network here): a MobileNetV2 no-top weights file at 32 px.
     downloaded = tmp_path / "keras_cache" / "mobilenet_v2_no_top.weights.h5"
@@ -200,9 +200,9 @@ def test_weights_fetch_writes_a_file_embed_loads(tiny_dataset: Path, tmp_path: P
     assert fetched.exit_code == 0, fetched.output
     assert f"--weights {out}" in fetched.output
     from featcache.config import ExtractorConfig
-    from featcache.extractors import load_extractor
+    from featcache.extractors.registry import load_extractor
 
-    from featcache.extractors import _mobilenet_v2_backbone
+    from featcache.extractors.registry import _mobilenet_v2_backbone
 
     from_file, _ = _mobilenet_v2_backbone(ExtractorConfig(name="mobilenet_v2", weights=str(out), image_size=32))
     from_download, _ = _mobilenet_v2_backbone(ExtractorConfig(name="mobilenet_v2", weights="imagenet", image_size=32))
@@ -212,7 +212,7 @@ def test_weights_fetch_writes_a_file_embed_loads(tiny_dataset: Path, tmp_path: P
 
 
 def test_weights_fetch_offline_and_for_extractors_without_imagenet_weights(tmp_path: Path, monkeypatch) -> None:
-    from featcache import extractors as extractors_module
+    from featcache.extractors import registry as extractors_module
     from featcache.errors import ExtractorError
 
     def no_network(image_size: int) -> str:

@@ -53,7 +53,7 @@ def test_embed_with_nothing_to_embed_runs_without_importing_tensorflow(tiny_data
     # Keras comes in only when embed builds a model: re-running on an up-to-date cache (a cron job, a pipeline
     # step) costs no TensorFlow start-up. The Ray engine's driver never builds one either (tests/test_ray_engine.py).
     from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
-    from featcache.embed import embed
+    from featcache.embedding.embed import embed
 
     cache_path = tmp_path / "cache.h5"
     embed(tiny_dataset, cache_path, EmbedConfig(extractor=ExtractorConfig(name="scratch_cnn", weights="random", image_size=32), sampling=SamplingConfig(num_frames=4)))

@@ -11,12 +11,12 @@ from cache_fixtures import write_cache
 from typer.testing import CliRunner
 
 from featcache.cli import app
-from featcache.clips import clip_positions, evenly_spaced_offsets, predict_over_clips
+from featcache.training.clips import clip_positions, evenly_spaced_offsets, predict_over_clips
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import FeatcacheError
-from featcache.evaluate import evaluate
-from featcache.predict import classify_padded
-from featcache.train import CacheBatches, load_training_data, train
+from featcache.inference.evaluate import evaluate
+from featcache.inference.predict import classify_padded
+from featcache.training.train import CacheBatches, load_training_data, train
 
 
 def test_uniform_positions_are_segment_centres_and_short_videos_keep_every_frame() -> None:

@@ -10,7 +10,7 @@ from cache_fixtures import ucf101_like_cache
 from typer.testing import CliRunner
 
 from featcache.cli import app
-from featcache.compare import compare_heads, format_comparison
+from featcache.training.compare import compare_heads, format_comparison
 from featcache.config import HEAD_NAMES, TrainConfig
 from featcache.errors import FeatcacheError
 

@@ -14,8 +14,8 @@ from featcache.cache import CacheReader, FeatureReader, read_cache_index
 from featcache.cache.maintenance import upgrade_cache
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import FeatcacheError
-from featcache.splits import choose_split
-from featcache.train import train
+from featcache.training.splits import choose_split
+from featcache.training.train import train
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def test_random_clips_change_every_epoch_within_their_segments(cache_of_numbered
 def test_tf_dataset_trains_a_head(cache: Path) -> None:
     import tensorflow as tf
 
-    from featcache.heads import build_head, compile_head
+    from featcache.training.heads import build_head, compile_head
 
     train_set = featcache.dataset(cache, "train", batch_size=16, format="tf")
     val_set = featcache.dataset(cache, "val", batch_size=16, format="tf")

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from featcache.batching import decode_videos
+from featcache.embedding.batching import decode_videos
 from featcache.cache import read_cache_index
 from featcache.cli import app
 from featcache.config import SamplingConfig
-from featcache.decode_workers import CRASH_DECODER_ENV, describe_exit_status
+from featcache.video.decode_workers import CRASH_DECODER_ENV, describe_exit_status
 from featcache.errors import VideoDecodeError
-from featcache.frames import SampledFrames
-from featcache.videos import find_videos
+from featcache.video.decode import SampledFrames
+from featcache.video.find import find_videos
 
 RUNNER = CliRunner()
 SMALL = ["--weights", "random", "--image-size", "16", "--frames", "4", "--workers", "2"]

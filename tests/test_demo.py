@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import featcache.pipelines.spec
 from featcache.cli import app
-from featcache.model_dir import read_split_file
+from featcache.training.model_folder import read_split_file
 from featcache.pipelines import load_pipeline
 
 TINY_DEMO = """

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from featcache.config import SamplingConfig
-from featcache.demo_data import MARKER_FILE_NAME, available_demo_classes, make_demo_data
+from featcache.video.demo_data import MARKER_FILE_NAME, available_demo_classes, make_demo_data
 from featcache.errors import FeatcacheError
-from featcache.frames import read_sampled_frames
-from featcache.videos import find_videos
+from featcache.video.decode import read_sampled_frames
+from featcache.video.find import find_videos
 
 # Small enough to write in well under a second.
 SMALL = dict(videos_per_class=4, num_groups=2, num_frames=8, image_size=32)

@@ -19,17 +19,17 @@ from conftest import (
     write_video,
 )
 
-embed_module = importlib.import_module("featcache.embed")  # the module: featcache.embed is a function
-extractors_module = importlib.import_module("featcache.extractors")  # embed takes load_extractor from here when it builds a model
-from featcache import local_engine
+embed_module = importlib.import_module("featcache.embedding.embed")  # the module: featcache.embed is a function
+extractors_module = importlib.import_module("featcache.extractors.registry")  # embed takes load_extractor from here when it builds a model
+from featcache.embedding import local_engine
 from featcache.cache import read_all_features, read_cache_index
 from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
-from featcache.embed import embed
+from featcache.embedding.embed import embed
 from featcache.errors import CacheMismatchError, FeatcacheError, InputError
-from featcache.extractors import Extractor, load_extractor
-from featcache.frames import read_sampled_frames
+from featcache.extractors.registry import Extractor, load_extractor
+from featcache.video.decode import read_sampled_frames
 from featcache.cache import ShardVideo, shard_folder_for, write_shard
-from featcache.cache.files import sha256_file
+from featcache.files import sha256_file
 
 NUM_FRAMES = 4
 FAKE_CONFIG = EmbedConfig(
@@ -322,9 +322,9 @@ def test_all_videos_failing_still_writes_a_cache_with_the_failures(tmp_path: Pat
 KILLED_RUN = """
 import importlib, os, sys
 sys.path.insert(0, {tests_dir!r})
-embed_module = importlib.import_module("featcache.embed")
-extractors_module = importlib.import_module("featcache.extractors")
-from featcache import local_engine
+embed_module = importlib.import_module("featcache.embedding.embed")
+extractors_module = importlib.import_module("featcache.extractors.registry")
+from featcache.embedding import local_engine
 from conftest import mean_colour_extractor
 from test_embed import FAKE_CONFIG
 

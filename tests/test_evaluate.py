@@ -18,12 +18,12 @@ import pytest
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, top_k_accuracy_score
 from typer.testing import CliRunner
 
-evaluate_module = importlib.import_module("featcache.evaluate")  # the module: featcache.evaluate is a function
+evaluate_module = importlib.import_module("featcache.inference.evaluate")  # the module: featcache.evaluate is a function
 from featcache import __version__
 from featcache.cache import VideoRows, write_cache
 from featcache.cli import app
 from featcache.errors import CacheFormatError, CacheMismatchError, InputError, ModelDirError
-from featcache.evaluate import evaluate, format_report
+from featcache.inference.evaluate import evaluate, format_report
 
 CLASS_NAMES = ["Alpha", "Beta", "Gamma"]
 NUM_FRAMES = 4
@@ -92,7 +92,7 @@ def write_model_folder(
     feature_dim: int = FEATURE_DIM,
     fingerprints: dict[str, str] | None = None,
 ) -> Path:
-    """A model folder laid out as `featcache train` writes it (see featcache.model_dir); fingerprints: path -> contents."""
+    """A model folder laid out as `featcache train` writes it (see featcache.training.model_folder); fingerprints: path -> contents."""
     model_dir.mkdir(parents=True)
     model = model or first_frame_softmax_model(num_frames, feature_dim, len(class_names))
     model.save(model_dir / "model.keras")
@@ -402,7 +402,7 @@ def test_an_empty_cache_is_an_error(tmp_path: Path, trained_model: Path) -> None
 
 def test_on_a_model_from_train_the_default_is_its_held_out_split(tmp_path: Path) -> None:
     from featcache.config import HeadConfig, TrainConfig
-    from featcache.train import train
+    from featcache.training.train import train
 
     labels = np.arange(12) % 3
     paths = [f"{CLASS_NAMES[label]}/v_{CLASS_NAMES[label]}_g{row // 3 + 1:02d}_c01.avi" for row, label in enumerate(labels)]

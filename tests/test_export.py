@@ -15,7 +15,7 @@ from featcache.cache import open_cache, read_all_features, read_index_state
 from featcache.cache.maintenance import upgrade_cache
 from featcache.cli import app
 from featcache.errors import FeatcacheError
-from featcache.export import export_cache
+from featcache.cache.export import export_cache
 
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["format1", "format2"])

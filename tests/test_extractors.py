@@ -1,4 +1,4 @@
-"""Tests for featcache.extractors: the registry, each extractor's output, weights handling and provenance.
+"""Tests for featcache.extractors.registry: the registry, each extractor's output, weights handling and provenance.
 
 Small images (32 px) and `random` or tmp-file weights keep this fast and offline.
 """
@@ -16,7 +16,7 @@ import pytest
 
 from featcache.config import ExtractorConfig
 from featcache.errors import ExtractorError, FeatcacheError
-from featcache.extractors import Extractor, available_extractors, build_keras_model, load_extractor
+from featcache.extractors.registry import Extractor, available_extractors, build_keras_model, load_extractor
 
 SIZE = 32
 KERAS_EXTRACTORS = ["mobilenet_v2", "scratch_cnn"]

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 from featcache.cache import open_cache, read_all_features, shard_folder_for, verify_cache
-from featcache.embed import embed
+from featcache.embedding.embed import embed
 from featcache.failpoints import ENVIRONMENT_VARIABLE, EXIT_CODE, available_failpoints
 
 EMBED_ONE_SHARD_PER_VIDEO = """
 import importlib, sys
 sys.path.insert(0, {tests_dir!r})
-embed_module = importlib.import_module("featcache.embed")
-extractors_module = importlib.import_module("featcache.extractors")
-from featcache import local_engine
+embed_module = importlib.import_module("featcache.embedding.embed")
+extractors_module = importlib.import_module("featcache.extractors.registry")
+from featcache.embedding import local_engine
 from conftest import mean_colour_extractor
 from test_embed import FAKE_CONFIG
 extractors_module.load_extractor = mean_colour_extractor

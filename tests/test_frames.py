@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from conftest import frame_number_from_level, numbered_frames, write_video
-from featcache import frames as frames_module
+from featcache.video import decode as frames_module
 from featcache.config import SamplingConfig
 from featcache.errors import FeatcacheError, VideoDecodeError
-from featcache.frames import read_sampled_frames
+from featcache.video.decode import read_sampled_frames
 
 
 def frame_numbers(frames: np.ndarray) -> list[int]:

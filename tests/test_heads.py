@@ -14,7 +14,7 @@ from benchmarks.data import permuted_segments
 
 from featcache.config import HEAD_NAMES, HEAD_SETTINGS_USED, HeadConfig
 from featcache.errors import FeatcacheError
-from featcache.heads import available_heads, build_head, compile_head
+from featcache.training.heads import available_heads, build_head, compile_head
 
 SMALL = {"units": 8, "dense": 8}
 ORDER_AWARE_HEADS = ("lstm", "gru", "transformer", "tcn")

@@ -9,7 +9,7 @@ import typer
 from typer.testing import CliRunner
 
 from featcache.cli import app
-from featcache.demo_data import make_demo_data
+from featcache.video.demo_data import make_demo_data
 from featcache.errors import FeatcacheError, InputError
 from featcache.pipelines import (
     EMBED_OPTION_FIELDS,

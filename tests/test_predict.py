@@ -16,17 +16,17 @@ from test_evaluate import (
 )
 from typer.testing import CliRunner
 
-from featcache.batching import decode_videos
-import featcache.predict as predict_module
+from featcache.embedding.batching import decode_videos
+import featcache.inference.predict as predict_module
 from featcache.cache import read_all_features, read_cache_index
 from featcache.cli import app
 from featcache.config import ExtractorConfig, HeadConfig, SamplingConfig, TrainConfig
 from featcache.errors import CacheMismatchError, InputError, ModelDirError
-from featcache.extractors import Extractor, load_extractor
-from featcache.frames import read_sampled_frames
-from featcache.model_dir import load_trained_model
-from featcache.predict import predict_videos
-from featcache.train import train
+from featcache.extractors.registry import Extractor, load_extractor
+from featcache.video.decode import read_sampled_frames
+from featcache.training.model_folder import load_trained_model
+from featcache.inference.predict import predict_videos
+from featcache.training.train import train
 
 COLOUR_CLASSES = ["Red", "Green", "Blue"]
 # What the fake extractor's model was "trained" with; fps sampling and extra provenance keys on purpose,

@@ -18,13 +18,13 @@ import pytest
 
 from featcache.cache import CacheWriter, ShardVideo, open_cache, read_all_features, shard_folder_for, write_shard
 from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
-from featcache.embed import CacheToWrite, embed
+from featcache.embedding.embed import CacheToWrite, embed
 from featcache.errors import InputError, RayEngineError
 from featcache.failpoints import EXIT_CODE
 
 import ray  # featcache[test] installs featcache[ray]
 
-from featcache import ray_cluster, ray_engine
+from featcache.embedding import ray_cluster, ray_engine
 
 LOCAL = EmbedConfig(extractor=ExtractorConfig(name="scratch_cnn", weights="random", image_size=32), sampling=SamplingConfig(num_frames=4), batch_size=8)
 ON_RAY = EmbedConfig(**{**LOCAL.__dict__, "engine": "ray"})
@@ -110,9 +110,9 @@ def test_a_rerun_after_the_driver_dies_adopts_its_shards(ray_address: str, datas
     # A driver in its own process that commits after every 2-video shard and dies at its first commit. It cannot
     # import Keras or TensorFlow (None in sys.modules): the driver never builds a model, its workers do.
     driver = (
-        "import sys; sys.modules.update(keras=None, tensorflow=None); from pathlib import Path; import featcache.ray_engine as engine; "
+        "import sys; sys.modules.update(keras=None, tensorflow=None); from pathlib import Path; import featcache.embedding.ray_engine as engine; "
         "engine.VIDEOS_PER_SHARD = 2; engine.SECONDS_BETWEEN_COMMITS = 0.0; "
-        "from featcache.embed import embed; from featcache.config import *; "
+        "from featcache.embedding.embed import embed; from featcache.config import *; "
         f"embed(Path(sys.argv[1]), Path(sys.argv[2]), EmbedConfig(**{{**{LOCAL.__dict__!r}, 'engine': 'ray', 'ray_address': sys.argv[3]}}))"
     )
     environment = {**os.environ, "FEATCACHE_FAILPOINT": "index-replaced"}

@@ -7,7 +7,7 @@ import pytest
 
 from featcache.config import SamplingConfig
 from featcache.errors import FeatcacheError
-from featcache.sampling import fps_frame_indices, sample_frame_indices, uniform_frame_indices
+from featcache.video.sampling import fps_frame_indices, sample_frame_indices, uniform_frame_indices
 
 
 def test_uniform_spreads_over_whole_video_with_first_and_last():

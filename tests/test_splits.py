@@ -11,7 +11,7 @@ from cache_fixtures import ucf101_like_cache, write_cache
 from featcache.cache import read_cache_index
 from featcache.config import TrainConfig
 from featcache.errors import FeatcacheError
-from featcache.splits import choose_split
+from featcache.training.splits import choose_split
 
 
 @pytest.fixture

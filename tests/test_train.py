@@ -17,9 +17,9 @@ from featcache.cache import FeatureReader, read_cache_index
 from featcache.cli import app
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import CacheFormatError, FeatcacheError, ModelDirError
-from featcache.heads import build_head
-from featcache.model_dir import HISTORY_COLUMNS, METADATA_KEYS, load_trained_model
-from featcache.train import KeepBestEpoch, fit_head, load_training_data, score_accuracy, train, training_class_weights
+from featcache.training.heads import build_head
+from featcache.training.model_folder import HISTORY_COLUMNS, METADATA_KEYS, load_trained_model
+from featcache.training.train import KeepBestEpoch, fit_head, load_training_data, score_accuracy, train, training_class_weights
 
 SMALL_HEAD = HeadConfig(units=8, dense=8)
 QUICK = TrainConfig(epochs=3, batch_size=16)

@@ -13,8 +13,8 @@ from featcache.cache import CacheWriter, ShardVideo, open_cache, write_shard
 from featcache.cli import app
 from featcache.config import HeadConfig, SamplingConfig, TrainConfig
 from featcache.errors import InputError
-from featcache.info import describe_cache
-from featcache.sampling import fps_frame_indices
+from featcache.cache.describe import describe_cache
+from featcache.video.sampling import fps_frame_indices
 
 FEATURE_DIM = 6
 CLASSES = ["Alpha", "Beta", "Gamma"]
@@ -64,8 +64,8 @@ def test_info_reports_the_same_video_under_two_paths(variable_length_cache: Path
 
 
 def test_train_takes_t_frames_warns_about_leaks_and_accepts_an_opened_cache(variable_length_cache: Path, tmp_path: Path) -> None:
-    from featcache.evaluate import evaluate
-    from featcache.train import train
+    from featcache.inference.evaluate import evaluate
+    from featcache.training.train import train
 
     cache = open_cache(variable_length_cache)
     split_file = tmp_path / "split.csv"

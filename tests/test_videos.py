@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from featcache.errors import FeatcacheError
-from featcache.videos import VideoEntry, find_videos, parse_ucf101_group, storable_relative_path
+from featcache.video.find import VideoEntry, find_videos, parse_ucf101_group, storable_relative_path
 
 
 def touch(path: Path) -> Path:

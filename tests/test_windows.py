@@ -13,14 +13,14 @@ from test_evaluate import first_frame_softmax_model, write_model_folder
 from test_predict import COLOUR_CLASSES, colour_model, fake_extractor  # noqa: F401  (fixtures)
 from typer.testing import CliRunner
 
-import featcache.predict as predict_module
-import featcache.windows as windows_module
+import featcache.inference.predict as predict_module
+import featcache.inference.windows as windows_module
 from featcache.cli import app
 from featcache.config import SamplingConfig, WindowConfig
 from featcache.errors import InputError, VideoDecodeError
-from featcache.extractors import Extractor
-from featcache.sampling import uniform_frame_indices
-from featcache.windows import predict_windows, window_layout, write_window_reports
+from featcache.extractors.registry import Extractor
+from featcache.video.sampling import uniform_frame_indices
+from featcache.inference.windows import predict_windows, window_layout, write_window_reports
 
 VIDEO_FPS = 10.0
 
@@ -183,8 +183,8 @@ def test_a_trained_model_follows_the_class_change(tmp_path: Path, red_then_blue_
     import keras
 
     from featcache.config import EmbedConfig, ExtractorConfig, HeadConfig, TrainConfig
-    from featcache.embed import embed
-    from featcache.train import train
+    from featcache.embedding.embed import embed
+    from featcache.training.train import train
 
     rng = np.random.default_rng(0)
     for channel, class_name in enumerate(COLOUR_CLASSES):

@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from featcache.version import __version__
-from featcache.cache.files import write_atomically
+from featcache.files import write_atomically
 from featcache.cache.format import (
     FAILURE_DTYPE,
     FORMAT_VERSION,

@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 
 from featcache.cache import format1
-from featcache.cache.files import blake2b_file, write_atomically
+from featcache.files import blake2b_file, write_atomically
 from featcache.cache.format import FRAME_DATASETS, shard_folder_for
 from featcache.cache.format1 import VideoRows
 from featcache.cache.index import CacheWriter, read_index_state

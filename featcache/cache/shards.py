@@ -15,7 +15,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from featcache.cache.files import blake2b_file, fsync_directory, fsync_file
+from featcache.files import blake2b_file, fsync_directory, fsync_file
 from featcache.cache.format import FRAME_DATASETS, SHARD_FORMAT, SHARD_SUFFIX, STRING_DTYPE, VIDEO_DATASETS, decode_strings
 from featcache.errors import CacheFormatError
 from featcache.failpoints import failpoint

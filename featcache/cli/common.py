@@ -15,11 +15,11 @@ import typer
 
 from featcache.errors import FeatcacheError, InputError
 from featcache.cli.output import VERBOSITY, count_progress, say, warn, with_output_options
-from featcache.keras_loader import import_keras_quietly
+from featcache.extractors.keras_loader import import_keras_quietly
 from featcache.version import __version__
 
 if TYPE_CHECKING:
-    from featcache.embed import EmbedProgress
+    from featcache.embedding.embed import EmbedProgress
 
 EXIT_SOME_VIDEOS_FAILED = 1
 EXIT_USAGE = 2  # typer's own code for a usage error

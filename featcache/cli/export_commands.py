@@ -10,7 +10,7 @@ import typer
 
 from featcache.cli.common import app, errors_as_exit_codes, with_output_options
 
-# Mirrors featcache.export.EXPORT_FORMATS (that module imports numpy only, but the CLI keeps its imports lazy).
+# Mirrors featcache.cache.export.EXPORT_FORMATS (that module imports numpy only, but the CLI keeps its imports lazy).
 ExportFormat = enum.Enum("ExportFormat", {name: name for name in ("npy", "parquet", "h5")}, type=str)
 
 
@@ -25,7 +25,7 @@ def export_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists (only once the new export is complete)."),
 ) -> None:
     """Export a cache's features: one .npy per video plus index.csv, or one Parquet file of (path, label, frame, vector)."""
-    from featcache.export import export_cache
+    from featcache.cache.export import export_cache
 
     with errors_as_exit_codes():
         summary = export_cache(cache, out, None if format is None else format.value, overwrite=overwrite)

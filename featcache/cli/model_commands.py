@@ -13,7 +13,7 @@ from featcache.cli.common import EXIT_SOME_VIDEOS_FAILED, app, errors_as_exit_co
 from featcache.config import CLASS_WEIGHTS, CLIP_SAMPLINGS, HEAD_NAMES, POOLINGS, POSITION_ENCODINGS, SPLIT_NAMES, HeadConfig, TrainConfig
 from featcache.errors import InputError
 
-# Choices come from the registries (config.HEAD_NAMES mirrors featcache.heads.HEADS without importing Keras).
+# Choices come from the registries (config.HEAD_NAMES mirrors featcache.training.heads.HEADS without importing Keras).
 HeadChoice = enum.Enum("HeadChoice", {name: name for name in HEAD_NAMES}, type=str)
 SplitChoice = enum.Enum("SplitChoice", {name: name for name in SPLIT_NAMES}, type=str)
 PositionsChoice = enum.Enum("PositionsChoice", {name: name for name in POSITION_ENCODINGS}, type=str)
@@ -88,7 +88,7 @@ def train_command(
 ) -> None:
     """Train a sequence head on a cache and write MODEL_DIR: model.keras, featcache.json, history, curves, split."""
     import_keras_quietly()  # before the model modules import it
-    from featcache.train import train
+    from featcache.training.train import train
 
     with errors_as_exit_codes():
         head_config = HeadConfig(
@@ -152,7 +152,7 @@ def compare_command(
 ) -> None:
     """Train several heads on the same cache and split; print test accuracy, validation accuracy, seconds per epoch and size."""
     import_keras_quietly()  # before the model modules import it
-    from featcache.compare import compare_heads, comparison_as_json, format_comparison
+    from featcache.training.compare import compare_heads, comparison_as_json, format_comparison
 
     with errors_as_exit_codes():
         train_config = TrainConfig(
@@ -189,7 +189,7 @@ def evaluate_command(
 ) -> None:
     """Score a trained model on a cache: accuracy, top-k, per-class metrics, confusion matrix, misclassified videos."""
     import_keras_quietly()  # before the model modules import it
-    from featcache.evaluate import evaluate, format_report
+    from featcache.inference.evaluate import evaluate, format_report
 
     if old_split is not None:
         # Renamed: train's --split chooses the split itself, this picks which of its videos to score.
@@ -221,7 +221,7 @@ def predict_command(
     if window is not None:
         _predict_windows(model_dir, videos, window, stride, window_dir, as_json)
         return
-    from featcache.predict import describe_failure, format_predictions, predict_videos, write_predictions_csv
+    from featcache.inference.predict import describe_failure, format_predictions, predict_videos, write_predictions_csv
 
     with errors_as_exit_codes():
         if stride is not None or window_dir is not None:
@@ -246,7 +246,7 @@ def predict_command(
 
 def _predict_windows(model_dir: Path, videos: list[Path], window: float, stride: Optional[float], window_dir: Optional[Path], as_json: bool) -> None:
     from featcache.config import WindowConfig
-    from featcache.windows import format_windows, predict_windows, write_window_reports
+    from featcache.inference.windows import format_windows, predict_windows, write_window_reports
 
     with errors_as_exit_codes():
         window_config = WindowConfig(window_seconds=window, stride_seconds=stride)

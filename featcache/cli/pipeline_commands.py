@@ -103,7 +103,7 @@ def _print_pipeline_summary(summary: "PipelineSummary") -> None:
 
 def _a_test_video(model_dir: Path, video_root: Path) -> Path:
     """A video the model never trained or validated on (from its split.csv), so the predict example is fair."""
-    from featcache.model_dir import SPLIT_FILE, read_split_file
+    from featcache.training.model_folder import SPLIT_FILE, read_split_file
 
     subsets = read_split_file(model_dir / SPLIT_FILE)
     test_paths = sorted(path for path, subset in subsets.items() if subset == "test")

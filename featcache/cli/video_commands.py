@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from featcache.config import COMPRESSIONS, ENGINES, FEATURE_DTYPES, SAMPLING_MODES
-from featcache.extractor_catalog import KERAS_APPLICATION_PREFIX, available_extractors
+from featcache.extractors.catalog import KERAS_APPLICATION_PREFIX, available_extractors
 
 from featcache.cli.common import (
     say,
@@ -23,7 +23,7 @@ from featcache.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from featcache.embed import EmbedSummary
+    from featcache.embedding.embed import EmbedSummary
 
 if TYPE_CHECKING:
     pass
@@ -78,7 +78,7 @@ def embed_command(
     2 bad options or input; 130 interrupted (finished videos are kept: re-run the same command to resume).
     """
     from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
-    from featcache.embed_settings import resolve_embed_settings
+    from featcache.embedding.options import resolve_embed_settings
 
     with errors_as_exit_codes():
         given = {
@@ -103,7 +103,7 @@ def embed_command(
             gpus_per_worker=gpus_per_worker,
             decode_cpus=decode_cpus,
         )
-    from featcache.embed import embed  # imports Keras itself, only if it builds a model (not for --engine ray)
+    from featcache.embedding.embed import embed  # imports Keras itself, only if it builds a model (not for --engine ray)
 
     with errors_as_exit_codes():
         try:
@@ -148,7 +148,7 @@ def info_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Videos per class, dims, extractor, sampling, failures and size of a cache."""
-    from featcache.info import describe_cache, format_cache_description
+    from featcache.cache.describe import describe_cache, format_cache_description
 
     with errors_as_exit_codes():
         description = describe_cache(cache)
@@ -194,7 +194,7 @@ def upgrade_command(cache: Path = typer.Argument(..., help="A format-1 cache (wr
 @with_output_options
 def extractors_command() -> None:
     """List the extractors with their output dims and input sizes."""
-    from featcache.extractor_catalog import available_extractors
+    from featcache.extractors.catalog import available_extractors
 
     extractors = available_extractors()
     width = max(map(len, extractors))
@@ -210,7 +210,7 @@ def demo_data_command(
     seed: int = typer.Option(0, help="Seed of the synthetic videos."),
 ) -> None:
     """Write a small UCF101-like dataset of synthetic videos (3 classes), without network, in seconds."""
-    from featcache.demo_data import make_demo_data
+    from featcache.video.demo_data import make_demo_data
 
     with errors_as_exit_codes():
         root = make_demo_data(out_dir, videos_per_class=videos_per_class, seed=seed)
@@ -232,7 +232,7 @@ def weights_fetch_command(
 ) -> None:
     """Download an extractor's ImageNet weights (Keras' own download, cached) into a file for `embed --weights FILE` offline."""
     import_keras_quietly()
-    from featcache.weights_fetch import fetch_imagenet_weights
+    from featcache.extractors.weights_fetch import fetch_imagenet_weights
 
     with errors_as_exit_codes():
         written = fetch_imagenet_weights(extractor, out, image_size)

@@ -29,7 +29,7 @@ Keys are the CLI's option names with underscores (`--image-size` -> image_size, 
 recurrent_dropout) and are turned into the same frozen configs the CLI builds (EmbedConfig, HeadConfig,
 TrainConfig): their fields and types are the schema, so an unknown key or a wrong type is an error naming
 the key and the file, raised before anything runs. `[data] demo = { videos_per_class = 24, ... }` takes
-the arguments of `featcache.demo_data.make_demo_data` instead of a video root.
+the arguments of `featcache.video.demo_data.make_demo_data` instead of a video root.
 
 Relative paths (video_root, split_file, a weights file, tensorboard, out) are taken from the pipeline
 file's folder; for a shipped pipeline given by name, which lives inside the installed package, from the

@@ -19,11 +19,11 @@ from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import InputError
 from featcache.pipelines.report import write_report
 from featcache.pipelines.spec import EvaluateConfig, HeadSpec, Pipeline
-from featcache.settings import describe_settings_difference
+from featcache.cache.settings import describe_settings_difference
 
 if typing.TYPE_CHECKING:
     from featcache.cache import Cache
-    from featcache.embed import EmbedProgress, EmbedSummary
+    from featcache.embedding.embed import EmbedProgress, EmbedSummary
 
 Progress = Callable[[str], None]
 
@@ -90,7 +90,7 @@ def run_pipeline(
     overwrite: replace a cache embedded with other settings (otherwise CacheMismatchError says so).
     Returns a PipelineSummary; its `report_path` is OUT/report.txt. Raises InputError for missing data.
     """
-    from featcache.embed import embed
+    from featcache.embedding.embed import embed
 
     say = progress or (lambda message: None)
     out_dir = Path(out_dir) if out_dir is not None else pipeline.default_out_dir()
@@ -155,7 +155,7 @@ def _write_pipeline_copy(pipeline: Pipeline, out_dir: Path) -> None:
 
 def _prepare_videos(pipeline: Pipeline, data_source: Path | None, out_dir: Path, say: Progress) -> Path:
     """The video source embed reads: generated demo videos, the video root, or a view of its chosen classes."""
-    from featcache.demo_data import make_demo_data
+    from featcache.video.demo_data import make_demo_data
 
     videos_dir = out_dir / VIDEOS_FOLDER_NAME
     if data_source is None:
@@ -192,7 +192,7 @@ def link_class_folders(video_root: Path, class_names: tuple[str, ...], view_dir:
 
 def _reason_to_train(model_dir: Path, head_config: HeadConfig, train_config: TrainConfig, index: Any, num_embedded_now: int) -> str:
     """'' when model_dir already holds this head trained on this cache; else why it must be (re)trained."""
-    from featcache.model_dir import METADATA_FILE, MODEL_FILE, read_model_metadata
+    from featcache.training.model_folder import METADATA_FILE, MODEL_FILE, read_model_metadata
 
     # featcache.json is written last: without it the folder is an interrupted training run, to redo. With it,
     # any problem (a newer format, a corrupt file) is an error to show, not a reason to train over the folder.
@@ -226,7 +226,7 @@ def _json_normal(value: Any) -> str:
 
 
 def _train_head(cache_path: "Path | Cache", model_dir: Path, spec: HeadSpec, train_config: TrainConfig, say: Progress) -> None:
-    from featcache.train import train
+    from featcache.training.train import train
 
     result = train(cache_path, model_dir, spec.config, train_config, overwrite=True)  # _reason_to_train decided to retrain
     say(f"train {spec.name}: split {result.split.num_train} train / {result.split.num_val} val / {result.split.num_test} test videos")
@@ -241,8 +241,8 @@ def _train_head(cache_path: "Path | Cache", model_dir: Path, spec: HeadSpec, tra
 
 
 def _evaluate_head(spec: HeadSpec, model_dir: Path, cache_path: "Path | Cache", evaluate_config: EvaluateConfig, trained: bool) -> HeadOutcome:
-    from featcache.evaluate import evaluate
-    from featcache.model_dir import read_model_metadata
+    from featcache.inference.evaluate import evaluate
+    from featcache.training.model_folder import read_model_metadata
 
     report = evaluate(model_dir, cache_path, subset=evaluate_config.subset, top_k=evaluate_config.top_k)
     metadata = read_model_metadata(model_dir)

@@ -33,7 +33,7 @@ DEFAULT_RUNS_DIR = Path("runs")
 EMBED_OPTION_FIELDS = {"extractor": "name", "frames": "num_frames", "sampling": "mode", "workers": "num_decode_workers"}
 TRAIN_OPTION_FIELDS = {"tensorboard": "tensorboard_dir"}
 HEAD_OPTION_FIELDS = {"layers": "num_layers", "attention_heads": "num_heads"}
-EVALUATE_SUBSETS = ("test", "all", "default")  # mirrors featcache.evaluate.SUBSETS
+EVALUATE_SUBSETS = ("test", "all", "default")  # mirrors featcache.inference.evaluate.SUBSETS
 
 TOP_LEVEL_KEYS = ("description", "out", "data", "embed", "heads", "train", "evaluate")
 
@@ -184,7 +184,7 @@ def _data_config(table: dict[str, Any], path: Path, base_dir: Path) -> DataConfi
 
 def _check_demo_arguments(arguments: dict[str, Any], path: Path) -> None:
     """The demo table takes make_demo_data's keyword arguments, with their types."""
-    from featcache.demo_data import make_demo_data
+    from featcache.video.demo_data import make_demo_data
 
     hints = typing.get_type_hints(make_demo_data)
     accepted = [name for name in inspect.signature(make_demo_data).parameters if name != "out_dir"]
@@ -207,7 +207,7 @@ def _embed_config(table: dict[str, Any], path: Path, base_dir: Path) -> EmbedCon
         per_class[owner][option] = value
     extractor = build_config(ExtractorConfig, per_class[ExtractorConfig], path, "[embed]", EMBED_OPTION_FIELDS)
     sampling = build_config(SamplingConfig, per_class[SamplingConfig], path, "[embed]", EMBED_OPTION_FIELDS)
-    from featcache.extractors import available_extractors
+    from featcache.extractors.registry import available_extractors
 
     if extractor.name not in available_extractors():
         raise InputError(f"{path}: [embed] extractor {extractor.name!r} is unknown; choose one of {', '.join(available_extractors())}")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from featcache.config import ExtractorConfig
 from featcache.errors import InputError
-from featcache.extractor_catalog import KERAS_APPLICATION_PREFIX, KERAS_APPLICATIONS
+from featcache.extractors.catalog import KERAS_APPLICATION_PREFIX, KERAS_APPLICATIONS
 
 FETCHABLE = ("mobilenet_v2", f"{KERAS_APPLICATION_PREFIX}NAME")
 
@@ -31,12 +31,12 @@ def fetch_imagenet_weights(extractor_name: str, out: Path, image_size: int | Non
     try:
         # The backbone exactly as `embed --weights imagenet` builds it, saved as the file `--weights FILE` loads.
         if extractor_name == "mobilenet_v2":
-            from featcache.extractors import _mobilenet_v2_backbone
+            from featcache.extractors.registry import _mobilenet_v2_backbone
 
             backbone, _ = _mobilenet_v2_backbone(config)
             backbone.save_weights(temporary)
         elif extractor_name.removeprefix(KERAS_APPLICATION_PREFIX) in KERAS_APPLICATIONS and extractor_name.startswith(KERAS_APPLICATION_PREFIX):
-            from featcache.backbones import _build_application_backbone
+            from featcache.extractors.backbones import _build_application_backbone
 
             model_name = extractor_name.removeprefix(KERAS_APPLICATION_PREFIX)
             _build_application_backbone(config, model_name, weights="imagenet").save_weights(temporary)

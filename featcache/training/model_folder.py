@@ -1,7 +1,7 @@
 """The model folder `featcache train` writes and `evaluate`/`predict` read back.
 
 MODEL_DIR/
-  model.keras           the trained head (Keras 3 format; custom layers from featcache.heads)
+  model.keras           the trained head (Keras 3 format; custom layers from featcache.training.heads)
   featcache.json        metadata, format 1: head and training configs, class names, num_frames,
                         feature_dim, the cache's extractor and sampling, cache path and size, split summary
                         (description, num_train, num_val, num_test), best epoch, best validation accuracy
@@ -127,7 +127,7 @@ def load_trained_model(model_dir: Path) -> TrainedModel:
             raise ModelDirError(f"{model_dir}: {name} is missing, the folder is incomplete; re-run `featcache train`")
     import keras
 
-    import featcache.heads  # noqa: F401  (registers the custom layers the saved model refers to)
+    import featcache.training.heads  # noqa: F401  (registers the custom layers the saved model refers to)
 
     try:
         model = keras.saving.load_model(model_dir / MODEL_FILE, compile=False)

@@ -1,8 +1,8 @@
 """Frozen image models beyond the original three: any keras.applications model, a KerasHub image encoder, your own .keras file.
 
 Each builder returns a Keras model that takes uint8 RGB frames (batch, size, size, 3) and does its own
-preprocessing inside, so only uint8 crosses to the device, as for mobilenet_v2. `featcache.extractors`
-wraps them into Extractors; `featcache.extractor_catalog` describes them without loading Keras.
+preprocessing inside, so only uint8 crosses to the device, as for mobilenet_v2. `featcache.extractors.registry`
+wraps them into Extractors; `featcache.extractors.catalog` describes them without loading Keras.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import keras
 
 from featcache.config import ExtractorConfig
 from featcache.errors import ExtractorError
-from featcache.extractor_catalog import KERAS_APPLICATION_PREFIX, KERAS_HUB_PREFIX, keras_application
-from featcache.weights import (
+from featcache.extractors.catalog import KERAS_APPLICATION_PREFIX, KERAS_HUB_PREFIX, keras_application
+from featcache.extractors.weights import (
     error_summary,
     existing_weights_file,
     load_weights_file,
     sha256_model_weights,
 )
-from featcache.cache.files import sha256_file, sha256_folder
+from featcache.files import sha256_file, sha256_folder
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ import numpy as np
 
 from featcache.cache.shards import ShardVideo
 from featcache.errors import InputError, VideoDecodeError
-from featcache.fingerprints import FileFingerprint
-from featcache.frames import SampledFrames
-from featcache.videos import VideoEntry
+from featcache.video.fingerprints import FileFingerprint
+from featcache.video.decode import SampledFrames
+from featcache.video.find import VideoEntry
 
 
 class ShardBatch:

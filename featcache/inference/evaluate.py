@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from featcache.cache import Cache, CacheIndex, FeatureReader, open_cache
-from featcache.clips import model_clip_settings, predict_over_clips
+from featcache.training.clips import model_clip_settings, predict_over_clips
 from featcache.errors import CacheMismatchError, InputError
-from featcache.settings import describe_settings_difference
+from featcache.cache.settings import describe_settings_difference
 
 SUBSETS = ("default", "test", "all")
 DEFAULT_TOP_K = 3
@@ -102,7 +102,7 @@ def evaluate(
     Raises ModelDirError / CacheFormatError for unreadable inputs, CacheMismatchError when the cache was
     embedded differently from the model's training cache, InputError for a cache class the model does not know.
     """
-    from featcache.model_dir import load_trained_model  # keras loads only when a model is actually needed
+    from featcache.training.model_folder import load_trained_model  # keras loads only when a model is actually needed
 
     model_dir = Path(model_dir)
     if subset not in SUBSETS:

@@ -3,7 +3,7 @@
     train = featcache.dataset("cache.h5", subset="train", batch_size=32, format="tf")
     model.fit(train, validation_data=featcache.dataset("cache.h5", subset="val", format="tf"))
 
-The videos of each subset are those `featcache train` would use with the same split settings (featcache.splits,
+The videos of each subset are those `featcache train` would use with the same split settings (featcache.training.splits,
 not a copy of it). Features stream from the HDF5 file one batch (numpy, JAX, tf) or one video (torch) at a time,
 so a cache larger than memory works; nothing is decoded. Every format gives, per video, the features float32
 (T, D) zero beyond the video's length, the length int32 (frames at or beyond it are padding:
@@ -19,10 +19,10 @@ from typing import Any, Iterator
 import numpy as np
 
 from featcache.cache import CacheIndex, FeatureReader, read_cache_index
-from featcache.clips import clip_positions, read_clips
+from featcache.training.clips import clip_positions, read_clips
 from featcache.config import SPLIT_NAMES, TrainConfig, config_from_dict
 from featcache.errors import InputError
-from featcache.splits import SUBSETS, choose_split
+from featcache.training.splits import SUBSETS, choose_split
 
 FORMATS = ("numpy", "jax", "tf", "torch")
 
@@ -121,7 +121,7 @@ def dataset(
         return JaxBatches(batches)
     if format == "tf":
         return tf_dataset(batches)
-    from featcache.torch_dataset import CacheTorchDataset
+    from featcache.training.torch_dataset import CacheTorchDataset
 
     return CacheTorchDataset(index, rows, frames, clip_sampling, seed)
 
@@ -144,7 +144,7 @@ def split_config(split: TrainConfig | str | Path | None) -> TrainConfig:
         return TrainConfig(split=split)
     path = Path(split)
     if path.is_dir():
-        from featcache.model_dir import read_model_metadata
+        from featcache.training.model_folder import read_model_metadata
 
         # The model's own training settings on its own cache give back its split exactly (choose_split is seeded).
         return config_from_dict(TrainConfig, read_model_metadata(path)["training"])

@@ -15,7 +15,7 @@ from typing import Any
 
 from featcache.config import EmbedConfig, SamplingConfig
 from featcache.errors import InputError
-from featcache.cache.files import sha256_file
+from featcache.files import sha256_file
 
 # What names an extractor's function; weights are compared separately (by sha256 when known).
 EXTRACTOR_IDENTITY_FIELDS = ("name", "handle", "image_size")

@@ -8,7 +8,7 @@ from pathlib import Path
 from featcache.config import EmbedConfig
 from featcache.errors import InputError
 
-# Decoded videos queued per decode worker (featcache.batching.decode_videos keeps 4 per worker in flight).
+# Decoded videos queued per decode worker (featcache.embedding.batching.decode_videos keeps 4 per worker in flight).
 _VIDEOS_IN_FLIGHT_PER_WORKER = 4
 # A video's frames exist twice while they cross from a worker to the main process (pickle and array).
 _COPIES_IN_TRANSIT = 2

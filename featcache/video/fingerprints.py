@@ -13,7 +13,7 @@ import stat as stat_module
 from dataclasses import dataclass
 from pathlib import Path
 
-from featcache.cache.files import blake2b_file
+from featcache.files import blake2b_file
 
 
 @dataclass(frozen=True)

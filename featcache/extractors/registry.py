@@ -1,10 +1,10 @@
 """Frozen image models that turn frames into feature vectors: a registry of named extractors.
 
 Every extractor takes uint8 RGB frames and does its own scaling inside the model graph, so only uint8
-crosses to the device. `mobilenet_v2`, `scratch_cnn` and the extractors of featcache.backbones
+crosses to the device. `mobilenet_v2`, `scratch_cnn` and the extractors of featcache.extractors.backbones
 (`keras:NAME`, `keras_file`, `keras_hub:PRESET`) are Keras 3 models and run under any Keras backend;
 `tfhub` loads a TensorFlow SavedModel and needs KERAS_BACKEND=tensorflow. The names and dims are listed
-by featcache.extractor_catalog, which imports no Keras.
+by featcache.extractors.catalog, which imports no Keras.
 """
 
 from __future__ import annotations
@@ -16,17 +16,17 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
-from featcache.backbones import BuiltBackbone, build_keras_application, build_keras_file_model, build_keras_hub_model
+from featcache.extractors.backbones import BuiltBackbone, build_keras_application, build_keras_file_model, build_keras_hub_model
 from featcache.config import ExtractorConfig
 from featcache.errors import ExtractorError
-from featcache.extractor_catalog import KERAS_APPLICATION_PREFIX, KERAS_FILE, KERAS_HUB_PREFIX, available_extractors
-from featcache.weights import (
+from featcache.extractors.catalog import KERAS_APPLICATION_PREFIX, KERAS_FILE, KERAS_HUB_PREFIX, available_extractors
+from featcache.extractors.weights import (
     download_mobilenet_v2_imagenet,
     error_summary,
     existing_weights_file,
     load_weights_file,
 )
-from featcache.cache.files import sha256_file, sha256_folder
+from featcache.files import sha256_file, sha256_folder
 
 
 @dataclass
@@ -127,7 +127,7 @@ __all__ = ["Extractor", "available_extractors", "build_keras_model", "load_extra
 
 
 def _backbone_builder(name: str) -> Callable[[ExtractorConfig], BuiltBackbone] | None:
-    """The featcache.backbones builder of a prefixed name (keras:NAME, keras_file, keras_hub:PRESET), else None."""
+    """The featcache.extractors.backbones builder of a prefixed name (keras:NAME, keras_file, keras_hub:PRESET), else None."""
     if name.startswith(KERAS_APPLICATION_PREFIX):
         return build_keras_application
     if name == KERAS_FILE:

@@ -15,9 +15,9 @@ from typing import Any
 from featcache.cache import Cache
 from featcache.config import HeadConfig, TrainConfig, config_from_dict
 from featcache.errors import InputError
-from featcache.heads import available_heads
-from featcache.model_dir import check_model_dir_writable
-from featcache.train import Progress, fit_head, load_training_data, save_trained_head, score_accuracy
+from featcache.training.heads import available_heads
+from featcache.training.model_folder import check_model_dir_writable
+from featcache.training.train import Progress, fit_head, load_training_data, save_trained_head, score_accuracy
 
 COMPARISON_FILE = "comparison.json"
 

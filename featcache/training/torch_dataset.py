@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from featcache.cache import CacheIndex, FeatureReader
-from featcache.dataset import read_videos
+from featcache.training.datasets import read_videos
 from featcache.errors import InputError
 
 try:

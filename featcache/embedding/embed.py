@@ -21,11 +21,11 @@ from featcache.cache.lock import CacheLock
 from featcache.cache.shards import read_shard_contents
 from featcache.config import EmbedConfig
 from featcache.errors import CacheFormatError, CacheMismatchError
-from featcache.fingerprints import FileFingerprint, current_fingerprint
-from featcache.local_engine import build_extractor, embed_into_shards
-from featcache.resources import check_embed_memory
-from featcache.settings import describe_settings_difference, requested_settings, settings_record
-from featcache.videos import VideoEntry, find_videos, storable_relative_path
+from featcache.video.fingerprints import FileFingerprint, current_fingerprint
+from featcache.embedding.local_engine import build_extractor, embed_into_shards
+from featcache.embedding.resources import check_embed_memory
+from featcache.cache.settings import describe_settings_difference, requested_settings, settings_record
+from featcache.video.find import VideoEntry, find_videos, storable_relative_path
 
 @dataclass(frozen=True)
 class EmbedProgress:
@@ -115,7 +115,7 @@ def embed(
                 _refuse_other_settings(settings, loaded, cache_path.name)  # now with the sha256 of weights the model fetched
             settings = settings or loaded
         elif plan.to_embed:
-            from featcache.ray_cluster import import_ray
+            from featcache.embedding.ray_cluster import import_ray
 
             import_ray()  # said before anything else starts
         elif settings is None:
@@ -371,7 +371,7 @@ def _embed_on_ray(
     to_embed: list[VideoEntry], root: Path, config: EmbedConfig, cache: CacheToWrite, fingerprints: dict[str, FileFingerprint], counter: _VideoCounter
 ) -> None:
     """The Ray engine (`ray_engine.py`)."""
-    from featcache.ray_engine import embed_with_ray
+    from featcache.embedding.ray_engine import embed_with_ray
 
     plan, problems = embed_with_ray(to_embed, root, config, cache, fingerprints, counter.video_done)
     counter.summary.engine_workers = plan

@@ -1,6 +1,6 @@
 """Training a head on a feature cache: read the index, split, feed features, keep the best epoch, save.
 
-The split is three-way (featcache.splits): the head fits the train videos, the validation videos pick the
+The split is three-way (featcache.training.splits): the head fits the train videos, the validation videos pick the
 best epoch (whose weights are restored; with no validation set the last epoch is kept), and the test videos
 are never seen by training or by that choice, so their accuracy (`featcache evaluate`, `featcache compare`)
 is an unbiased estimate.
@@ -21,12 +21,12 @@ import numpy as np
 
 from featcache.version import __version__
 from featcache.cache import Cache, CacheIndex, FeatureReader, open_cache
-from featcache.clips import clip_positions, gather_clips, predict_over_clips, read_clips
+from featcache.training.clips import clip_positions, gather_clips, predict_over_clips, read_clips
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import InputError
-from featcache.heads import build_head, compile_head
-from featcache.model_dir import FORMAT_VERSION, check_model_dir_writable, save_model_dir
-from featcache.splits import Split, choose_split
+from featcache.training.heads import build_head, compile_head
+from featcache.training.model_folder import FORMAT_VERSION, check_model_dir_writable, save_model_dir
+from featcache.training.splits import Split, choose_split
 
 Progress = Callable[[str], None]
 BYTES_PER_MB = 2**20
@@ -40,7 +40,7 @@ class CacheBatches(keras.utils.PyDataset):
     Reading from the file holds at most one batch of features (plus Keras' prefetch queue); the HDF5 file is opened
     lazily by the first batch read, in the reading process. Each epoch draws a new random batch order from `seed`;
     rows inside a batch are read in sorted order (one pass over the file's chunks). frames T > 0: each video becomes
-    a T-frame clip (featcache.clips); "random" clips are drawn from (seed, epoch, batch), new every epoch.
+    a T-frame clip (featcache.training.clips); "random" clips are drawn from (seed, epoch, batch), new every epoch.
     """
 
     def __init__(
@@ -281,7 +281,7 @@ def score_accuracy(model: keras.Model, data: TrainingData, subset: str = "test",
             lambda batch, batch_lengths: model.predict([batch, batch_lengths], batch_size=256, verbose=0), features, lengths, frames, num_clips
         )
     else:
-        from featcache.evaluate import predict_cached_features
+        from featcache.inference.evaluate import predict_cached_features
 
         labels = data.index.labels[rows]
         probabilities = predict_cached_features(model, data.cache or data.index.path, data.index, rows, frames, num_clips)
@@ -413,7 +413,7 @@ def train(
     progress: Progress | None = None,
     overwrite: bool = False,
 ) -> TrainResult:
-    """Train a head on a cache and write MODEL_DIR (see featcache.model_dir for its files).
+    """Train a head on a cache and write MODEL_DIR (see featcache.training.model_folder for its files).
 
     Raises InputError (or a subclass) for a missing or unusable cache, a bad split, a foreign out_dir, or
     an out_dir that already holds a model unless `overwrite` (which also removes its evaluation reports).
@@ -478,7 +478,7 @@ def _warn_about_leaks(leaks: list[tuple[str, str]], progress: Progress | None) -
 
 
 def model_metadata(index: CacheIndex, split: Split, head_config: HeadConfig, train_config: TrainConfig, result: TrainResult) -> dict[str, Any]:
-    """featcache.json's content (format 1; see featcache.model_dir). best_val_accuracy is None without validation."""
+    """featcache.json's content (format 1; see featcache.training.model_folder). best_val_accuracy is None without validation."""
     return {
         "format_version": FORMAT_VERSION,
         "featcache_version": __version__,

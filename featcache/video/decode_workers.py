@@ -7,7 +7,7 @@ next video.
 
 Workers are fresh interpreters (`subprocess` + `python -c`), not forks: forking after TensorFlow started
 its threads is unsafe, and multiprocessing's spawn would import the `featcache` package, whose
-`__init__` loads Keras. A worker imports only `featcache.frames` and its dependencies (numpy, OpenCV).
+`__init__` loads Keras. A worker imports only `featcache.video.decode` and its dependencies (numpy, OpenCV).
 Requests and results travel over two pipes per worker as pickles (`multiprocessing.connection`): one
 video's frames at 224x224x10 are 1.5 MB, a few milliseconds next to the tens of milliseconds of decoding
 (see BENCHMARKS.md, "Decode isolation").
@@ -26,7 +26,7 @@ from types import TracebackType
 
 from featcache.config import SamplingConfig
 from featcache.errors import DecodeWorkerStartError, VideoDecodeError
-from featcache.frames import SampledFrames, read_sampled_frames
+from featcache.video.decode import SampledFrames, read_sampled_frames
 
 # Failpoint for tests and drills: a worker asked to decode a file with this name kills itself with
 # SIGSEGV, as a decoder crashing on a hostile file would.
@@ -35,14 +35,14 @@ CRASH_DECODER_ENV = "FEATCACHE_CRASH_DECODER"
 # Seconds a closing worker gets to exit after its request pipe closes, before it is killed.
 _EXIT_GRACE_SECONDS = 5.0
 
-# Installs a bare `featcache` package (no __init__: it imports Keras) so that `featcache.frames` and
+# Installs a bare `featcache` package (no __init__: it imports Keras) so that `featcache.video.decode` and
 # this module load without TensorFlow, then serves requests.
 _WORKER_BOOTSTRAP = """
 import sys, types
 package = types.ModuleType("featcache")
 package.__path__ = [sys.argv[1]]
 sys.modules["featcache"] = package
-from featcache.decode_workers import serve_decode_requests
+from featcache.video.decode_workers import serve_decode_requests
 serve_decode_requests(int(sys.argv[2]), int(sys.argv[3]))
 """
 
@@ -69,7 +69,7 @@ class DecodeWorker:
     def __init__(self, sampling: SamplingConfig, image_size: int, crash_file_name: str | None) -> None:
         request_read, request_write = os.pipe()
         result_read, result_write = os.pipe()
-        package_dir = str(Path(__file__).resolve().parent)
+        package_dir = str(Path(__file__).resolve().parent.parent)  # featcache/, above video/
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", _WORKER_BOOTSTRAP, package_dir, str(request_read), str(result_write)],

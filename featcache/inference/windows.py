@@ -23,15 +23,15 @@ from featcache.config import SamplingConfig, WindowConfig
 from featcache.errors import VideoDecodeError
 
 # One place decides how a frame is opened, read and resized, so windows see the pixels `embed` saw.
-from featcache.frames import _check_readable_file, _open_capture, _read_container_properties, _to_model_frame
-from featcache.predict import FRAMES_PER_BATCH, VIDEOS_PER_HEAD_CALL, PreparedModel, classify_padded, prepare_model
-from featcache.sampling import sample_frame_indices
+from featcache.video.decode import _check_readable_file, _open_capture, _read_container_properties, _to_model_frame
+from featcache.inference.predict import FRAMES_PER_BATCH, VIDEOS_PER_HEAD_CALL, PreparedModel, classify_padded, prepare_model
+from featcache.video.sampling import sample_frame_indices
 
 WINDOWS_CSV = "windows.csv"
 WINDOWS_JSON = "windows.json"
 TIMELINE_SUFFIX = ".timeline.png"
 TIMELINE_MAX_CLASSES = 6  # a timeline of 101 classes is unreadable: plot the ones that peak highest
-# As featcache.sampling: the frame shown at time t is floor(t * fps), nudged so exact products stay exact.
+# As featcache.video.sampling: the frame shown at time t is floor(t * fps), nudged so exact products stay exact.
 _FLOOR_TOLERANCE = 1e-6
 
 
@@ -145,7 +145,7 @@ def _scan_video(path: Path, prepared: PreparedModel, window: WindowConfig) -> Vi
             if scanner.needs(frame_index):
                 retrieved, frame = capture.retrieve()
                 if not retrieved:
-                    break  # as in featcache.frames: a frame that does not decode ends the usable video
+                    break  # as in featcache.video.decode: a frame that does not decode ends the usable video
                 scanner.add_frame(frame_index, _to_model_frame(frame, image_size))
             frame_index += 1
             scanner.frames_seen = frame_index

@@ -17,12 +17,12 @@ import numpy as np
 
 from featcache.config import SamplingConfig
 from featcache.errors import VideoDecodeError
-from featcache.decode_workers import DecodeWorkerPool
-from featcache.frames import SampledFrames
-from featcache.videos import VideoEntry
+from featcache.video.decode_workers import DecodeWorkerPool
+from featcache.video.decode import SampledFrames
+from featcache.video.find import VideoEntry
 
 if TYPE_CHECKING:  # Keras comes with the extractor; the Ray engine's driver decodes nothing and imports neither
-    from featcache.extractors import Extractor
+    from featcache.extractors.registry import Extractor
 
 
 def decode_videos(

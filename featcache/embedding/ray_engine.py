@@ -34,15 +34,15 @@ import numpy as np
 from featcache.cache.shards import ShardInfo, write_shard
 from featcache.config import EmbedConfig, SamplingConfig
 from featcache.errors import CacheFormatError, CacheMismatchError, FeatcacheError, InputError, RayEngineError, VideoDecodeError
-from featcache.fingerprints import FileFingerprint
-from featcache.frames import SampledFrames
-from featcache.ray_cluster import EMBED_WORKER_CPUS, ClusterPlan, check_every_node_sees, connect, describe_ray_failure, node_resources
-from featcache.settings import describe_settings_difference
-from featcache.videos import VideoEntry
+from featcache.video.fingerprints import FileFingerprint
+from featcache.video.decode import SampledFrames
+from featcache.embedding.ray_cluster import EMBED_WORKER_CPUS, ClusterPlan, check_every_node_sees, connect, describe_ray_failure, node_resources
+from featcache.cache.settings import describe_settings_difference
+from featcache.video.find import VideoEntry
 
 if TYPE_CHECKING:
     from featcache.cache.index import CacheWriter
-    from featcache.embed import CacheToWrite
+    from featcache.embedding.embed import CacheToWrite
 
 SECONDS_BETWEEN_COMMITS = 10.0  # at most this much embedding is lost when the driver dies (as the local engine's shards)
 # ...unless the index has grown so large that rewriting it takes more than a tenth of that: commits then
@@ -212,7 +212,7 @@ class _DecodeVideos:
     its life: the process is closed in `__del__`, and it exits by itself when the actor dies and its pipe closes)."""
 
     def __init__(self, sampling: SamplingConfig, image_size: int) -> None:
-        from featcache.decode_workers import DecodeWorkerPool
+        from featcache.video.decode_workers import DecodeWorkerPool
 
         self.pool = None
         self.image_size = image_size
@@ -253,9 +253,9 @@ class _EmbedVideos:
 
     def __init__(self, config: EmbedConfig, settings: dict[str, Any] | None, requested: dict[str, Any], compression: str, shard_folder: str) -> None:
         """settings: the cache's record, which its shards carry; None for a new cache: this worker's own then."""
-        from featcache.embedded_videos import FeatureInformationCheck
-        from featcache.extractors import load_extractor
-        from featcache.settings import settings_record
+        from featcache.embedding.checks import FeatureInformationCheck
+        from featcache.extractors.registry import load_extractor
+        from featcache.cache.settings import settings_record
 
         self.config, self.compression, self.shard_folder = config, compression, Path(shard_folder)
         self.node = os.uname().nodename
@@ -282,8 +282,8 @@ class _EmbedVideos:
         return _result(refusal=self.refusal, node=self.node)
 
     def _embed_and_write(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
-        from featcache.batching import embed_decoded_videos
-        from featcache.embedded_videos import ShardBatch
+        from featcache.embedding.batching import embed_decoded_videos
+        from featcache.embedding.checks import ShardBatch
 
         shard_batch = ShardBatch(self.information_check, self.config.dtype)
         entries = [VideoEntry(Path(str(path)), str(relative), str(label), str(group)) for path, relative, label, group in

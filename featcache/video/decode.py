@@ -13,7 +13,7 @@ import numpy as np
 
 from featcache.config import SamplingConfig
 from featcache.errors import VideoDecodeError
-from featcache.sampling import sample_frame_indices
+from featcache.video.sampling import sample_frame_indices
 
 # OpenCV logs a WARN line for every file it cannot open; featcache reports those as VideoDecodeError
 # with the path and reason instead, so only OpenCV's own errors stay on the console.

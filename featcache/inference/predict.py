@@ -13,8 +13,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from featcache.batching import decode_videos, embed_decoded_videos
-from featcache.clips import model_clip_settings, predict_over_clips
+from featcache.embedding.batching import decode_videos, embed_decoded_videos
+from featcache.training.clips import model_clip_settings, predict_over_clips
 from featcache.config import ExtractorConfig, SamplingConfig, config_from_dict
 from featcache.errors import (
     CacheMismatchError,
@@ -23,9 +23,9 @@ from featcache.errors import (
     VideoDecodeError,
 )
 from featcache.cache.reader import uniform_positions
-from featcache.extractors import Extractor, load_extractor
-from featcache.settings import describe_settings_difference, settings_record
-from featcache.videos import VIDEO_EXTENSIONS, VideoEntry, find_videos
+from featcache.extractors.registry import Extractor, load_extractor
+from featcache.cache.settings import describe_settings_difference, settings_record
+from featcache.video.find import VIDEO_EXTENSIONS, VideoEntry, find_videos
 
 DEFAULT_TOP_K = 3
 VIDEOS_PER_HEAD_CALL = 64  # features waiting for the head: 64 x T x D float32, small
@@ -103,7 +103,7 @@ class PreparedModel:
 
 def prepare_model(model_dir: Path) -> PreparedModel:
     """Load a model folder and rebuild its extractor; raises ModelDirError, ExtractorError or CacheMismatchError."""
-    from featcache.model_dir import (
+    from featcache.training.model_folder import (
         load_trained_model,  # keras loads only when a model is actually needed
     )
 
@@ -175,7 +175,7 @@ def predict_videos(
     Raises ModelDirError for a missing or foreign model folder, InputError for a bad top_k, ExtractorError
     when the stored extractor cannot be built, CacheMismatchError when its weights changed since training.
     """
-    from featcache.model_dir import read_model_metadata
+    from featcache.training.model_folder import read_model_metadata
 
     class_names = list(read_model_metadata(Path(model_dir))["class_names"])
     if top_k < 1:

@@ -11,17 +11,17 @@ import os
 import time
 from typing import TYPE_CHECKING, Callable
 
-from featcache.batching import decode_videos, embed_decoded_videos
+from featcache.embedding.batching import decode_videos, embed_decoded_videos
 from featcache.cache.index import CacheWriter
 from featcache.cache.shards import write_shard
 from featcache.config import EmbedConfig
-from featcache.embedded_videos import FeatureInformationCheck, ShardBatch
+from featcache.embedding.checks import FeatureInformationCheck, ShardBatch
 from featcache.errors import VideoDecodeError
-from featcache.fingerprints import FileFingerprint
-from featcache.videos import VideoEntry
+from featcache.video.fingerprints import FileFingerprint
+from featcache.video.find import VideoEntry
 
-if TYPE_CHECKING:  # featcache.extractors imports Keras: only build_extractor brings it in
-    from featcache.extractors import Extractor
+if TYPE_CHECKING:  # featcache.extractors.registry imports Keras: only build_extractor brings it in
+    from featcache.extractors.registry import Extractor
 
 SECONDS_BETWEEN_SHARDS = 10.0  # at most this much embedding is lost to a crash
 MAX_VIDEOS_PER_SHARD = 256  # keeps a shard (and the memory it buffers) small for 25088-d features
@@ -30,10 +30,10 @@ MAX_VIDEOS_PER_SHARD = 256  # keeps a shard (and the memory it buffers) small fo
 def build_extractor(config: EmbedConfig) -> Extractor:
     """The model. Keras is imported here, quietly, and only here: an embed with nothing to do, and the Ray
     engine's driver (its workers build the model), start without TensorFlow (~4 s, ~800 MB)."""
-    from featcache.keras_loader import import_keras_quietly
+    from featcache.extractors.keras_loader import import_keras_quietly
 
     import_keras_quietly()
-    from featcache.extractors import load_extractor
+    from featcache.extractors.registry import load_extractor
 
     return load_extractor(config.extractor)
 
