@@ -19,8 +19,6 @@ _NEEDS_KERAS too, so Keras is imported quietly before it (featcache.extractors.k
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import Any
 
 from featcache.version import __version__
@@ -70,22 +68,6 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module_name), name)
     globals()[name] = value  # later lookups skip __getattr__
     return value
-
-
-# embed, train, evaluate and dataset are functions named like their modules. Importing a submodule sets it as
-# an attribute of this package, which would hide the function (`featcache.embed(...)` -> "module is not
-# callable"); the function wins, as when this file imported them eagerly. The modules stay in sys.modules.
-_FUNCTIONS_NAMED_LIKE_THEIR_MODULE = {name for name, module in _PUBLIC_NAMES.items() if module == f"featcache.{name}"}
-
-
-class _PublicSurface(types.ModuleType):
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _FUNCTIONS_NAMED_LIKE_THEIR_MODULE and isinstance(value, types.ModuleType) and value.__name__ == f"featcache.{name}":
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _PublicSurface
 
 
 def __dir__() -> list[str]:

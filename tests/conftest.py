@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-embed_module = importlib.import_module("featcache.embedding.embed")  # the module: featcache.embed is a function
+from featcache.embedding import embed as embed_module
 extractors_module = importlib.import_module("featcache.extractors.registry")  # embed takes load_extractor from here when it builds a model
 from featcache.config import ExtractorConfig
 from featcache.extractors.registry import Extractor

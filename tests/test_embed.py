@@ -19,7 +19,7 @@ from conftest import (
     write_video,
 )
 
-embed_module = importlib.import_module("featcache.embedding.embed")  # the module: featcache.embed is a function
+from featcache.embedding import embed as embed_module
 extractors_module = importlib.import_module("featcache.extractors.registry")  # embed takes load_extractor from here when it builds a model
 from featcache.embedding import local_engine
 from featcache.cache import read_all_features, read_cache_index
@@ -322,7 +322,7 @@ def test_all_videos_failing_still_writes_a_cache_with_the_failures(tmp_path: Pat
 KILLED_RUN = """
 import importlib, os, sys
 sys.path.insert(0, {tests_dir!r})
-embed_module = importlib.import_module("featcache.embedding.embed")
+from featcache.embedding import embed as embed_module
 extractors_module = importlib.import_module("featcache.extractors.registry")
 from featcache.embedding import local_engine
 from conftest import mean_colour_extractor

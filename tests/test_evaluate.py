@@ -6,7 +6,6 @@ features (so every prediction is known from the cache contents) and a featcache.
 
 from __future__ import annotations
 
-import importlib
 
 import csv
 import json
@@ -18,7 +17,7 @@ import pytest
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, top_k_accuracy_score
 from typer.testing import CliRunner
 
-evaluate_module = importlib.import_module("featcache.inference.evaluate")  # the module: featcache.evaluate is a function
+from featcache.inference import evaluate as evaluate_module
 from featcache import __version__
 from featcache.cache import VideoRows, write_cache
 from featcache.cli import app
