@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -18,11 +19,12 @@ def temporary_path_for(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def write_atomically(path: Path, write: Callable[[Path], None], before_replace: Callable[[], None] | None = None) -> None:
+def write_atomically(path: Path, write: Callable[[Path], None], before_replace: Callable[[Path], None] | None = None) -> None:
     """Write a file by `write(temporary_path)`, fsync it, then `os.replace` it onto `path` and fsync the folder.
 
-    `path` is either untouched or the complete new file, whatever happens in between (crash, power loss).
-    before_replace: called between fsync and rename (where failpoints sit).
+    `path` is either untouched or the complete new file, whatever happens in between (crash, power loss). The one
+    way featcache replaces a file: the index, shards, featcache.json, exports, fetched weights.
+    before_replace(temporary_path): called between fsync and rename (checksums of the finished file, failpoints).
     """
     path = Path(path)
     temporary = temporary_path_for(path)
@@ -30,11 +32,34 @@ def write_atomically(path: Path, write: Callable[[Path], None], before_replace: 
         write(temporary)
         fsync_file(temporary)
         if before_replace is not None:
-            before_replace()
+            before_replace(temporary)
         os.replace(temporary, path)
         fsync_directory(path.parent)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def write_folder_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """Write a folder by `write(temporary_folder)`, fsync every file in it, then rename it to `path`.
+
+    A folder cannot replace another in one rename: an existing `path` is removed only once the new folder is
+    complete, so a crash leaves the old folder or the new one (and at worst a hidden `.NAME.PID.tmp` folder).
+    """
+    path = Path(path)
+    temporary = temporary_path_for(path)
+    try:
+        write(temporary)
+        for file_path in sorted(p for p in temporary.rglob("*") if p.is_file()):
+            fsync_file(file_path)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+        os.replace(temporary, path)
+        fsync_directory(path.parent)
+    finally:
+        if temporary.is_dir():
+            shutil.rmtree(temporary)
 
 
 def fsync_file(path: Path) -> None:

@@ -18,7 +18,8 @@ import pytest
 
 from featcache.cache import CacheWriter, ShardVideo, open_cache, read_all_features, shard_folder_for, write_shard
 from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
-from featcache.embedding.embed import CacheToWrite, embed
+from featcache.cache.writer import WritableCache
+from featcache.embedding.embed import embed
 from featcache.errors import InputError, RayEngineError
 from featcache.failpoints import EXIT_CODE
 
@@ -227,8 +228,7 @@ def test_an_embed_worker_that_cannot_build_the_extractor_refuses_in_one_line(tmp
 
 def test_a_worker_with_another_settings_record_than_the_first_is_refused(tmp_path: Path) -> None:
     first = {"extractor": {"name": "scratch_cnn", "weights": "random", "seed": 0, "feature_dim": 3, "keras_version": "3.10.0"}, "sampling": {"num_frames": 4}, "dtype": "float16"}
-    cache = CacheToWrite(tmp_path / "cache.h5", "none", first, lambda settings: CacheWriter.open(tmp_path / "cache.h5", settings, 3))
-    with cache:
+    with WritableCache.open(tmp_path / "cache.h5") as cache:
         same = {"settings": json.dumps(first), "node": "node-a"}
         assert ray_engine._other_extractor_than_first(cache, same) == ""  # before any: the first one's becomes the cache's
         cache.writer_for(first)
@@ -251,11 +251,10 @@ def test_a_writer_opened_at_the_first_shard_leaves_other_workers_half_written_sh
     folder = shard_folder_for(cache_path)
     folder.mkdir()
     (folder / ".left-by-a-killed-run.h5.1.tmp").write_bytes(b"x")
-    cache = CacheToWrite(cache_path, "none", RECORD, lambda settings: CacheWriter.open(cache_path, settings, 3, remove_temporary_files=False))
-    assert not (folder / ".left-by-a-killed-run.h5.1.tmp").exists()  # cleaned once, under the lock, before workers start
-    being_written = folder / ".another-worker.h5.2.tmp"
-    being_written.write_bytes(b"half")
-    with cache:
+    with WritableCache.open(cache_path) as cache:
+        assert not (folder / ".left-by-a-killed-run.h5.1.tmp").exists()  # cleaned once, under the lock, before workers start
+        being_written = folder / ".another-worker.h5.2.tmp"
+        being_written.write_bytes(b"half")
         cache.writer_for(RECORD)  # the first worker's shard arrived
         assert being_written.exists()
 
@@ -278,8 +277,8 @@ def test_before_the_writer_opens_the_shards_an_old_index_lists_are_not_unlisted(
         writer.adopt_shard(listed)
         writer.commit()
     new = shard_of(["c/b.avi"], RECORD, shard_folder_for(cache_path))
-    cache = CacheToWrite(cache_path, "none", RECORD, lambda settings: CacheWriter.open(cache_path, settings, 3, overwrite=True))
-    assert cache.unlisted_shards() == [new]
+    with WritableCache.open(cache_path, overwrite=True) as cache:
+        assert cache.unlisted_shards() == [new]
 
 
 def test_ray_options_without_the_ray_engine_are_refused() -> None:

@@ -10,6 +10,7 @@ import numpy as np
 
 from featcache.cache.format import shard_folder_for
 from featcache.cache.reader import open_cache, read_attributes
+from featcache.cache.shards import unlisted_shard_names
 
 
 def describe_cache(path: Path) -> dict[str, Any]:
@@ -56,10 +57,7 @@ def find_duplicate_videos(paths: list[str], fingerprints: list[str]) -> list[lis
 
 
 def _has_unlisted_shards(path: Path, cache: Any) -> bool:
-    folder = shard_folder_for(path)
-    if cache.state is None or not folder.exists():
-        return False
-    return any(shard.name not in cache.state.shards for shard in folder.glob("*.h5"))
+    return cache.state is not None and bool(unlisted_shard_names(shard_folder_for(path), cache.state.shards))
 
 
 def format_cache_description(description: dict[str, Any]) -> str:

@@ -8,25 +8,24 @@ parquet: one row per real frame: path (string), label (string), group (string), 
   the stored sequence, 0-based), frame_index (int32, the frame's index in the video file), timestamp_ms (float32),
   vector (fixed-size list of D floats, the cache's dtype). Written in row groups of a few hundred videos, so
   a cache larger than memory exports in bounded memory. Needs pyarrow (`pip install 'featcache[export]'`).
-h5: the cache as one self-contained HDF5 file of format 2 (featcache.cache.maintenance.export_cache).
-The npy and parquet writers build the result under a temporary name and rename it into place: OUT exists only when complete.
+h5: the cache as one self-contained HDF5 file of format 2 (`write_self_contained`).
+Every format is built under a temporary name, fsynced and renamed into place (featcache.files): OUT exists only when complete.
 """
 
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 
-import h5py
-
-from featcache.cache import Cache, open_cache
+from featcache.cache.reader import Cache, open_cache
 from featcache.cache.format import FRAME_DATASETS
-from featcache.errors import InputError
+from featcache.errors import CacheFormatError, InputError
+from featcache.files import write_atomically, write_folder_atomically
 
 EXPORT_FORMATS = ("npy", "parquet", "h5")
 INDEX_FILE_NAME = "index.csv"
@@ -57,21 +56,17 @@ def export_cache(cache_path: Path, out: Path, format: str | None = None, overwri
     if out.exists() and not overwrite:
         raise InputError(f"{out} already exists; choose another OUT or pass --overwrite to replace it")
     cache = open_cache(cache_path)  # checks the cache before anything is written
-    if format == "h5":
-        from featcache.cache.maintenance import export_cache as export_single_file
-
-        if overwrite:
-            _remove(out)
-        num_videos = export_single_file(cache, out)
-        return ExportSummary(out=out, format=format, num_videos=num_videos, num_frames=int(cache.index.lengths.sum()))
-    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        num_frames = write_npy(cache, temporary) if format == "npy" else write_parquet(cache, temporary)
-        _remove(out)
-        os.replace(temporary, out)
-    finally:
-        _remove(temporary)
-    return ExportSummary(out=out, format=format, num_videos=cache.index.num_videos, num_frames=num_frames)
+    if format == "npy":
+        write_folder_atomically(out, lambda temporary: write_npy(cache, temporary))
+    elif format == "parquet":
+        _remove_folder(out)  # a file replaces a folder left there (an --overwrite of an npy export)
+        write_atomically(out, lambda temporary: write_parquet(cache, temporary))
+    else:
+        if cache.format_version == 1:
+            raise CacheFormatError(f"{cache.path}: a format-1 cache is already one file; `featcache upgrade` it first to export format 2")
+        _remove_folder(out)
+        write_atomically(out, lambda temporary: write_self_contained(cache, temporary))
+    return ExportSummary(out=out, format=format, num_videos=cache.index.num_videos, num_frames=int(cache.index.lengths.sum()))
 
 
 def format_from_suffix(out: Path) -> str:
@@ -110,11 +105,11 @@ def write_parquet(cache: Cache, out_file: Path) -> int:
             ("timestamp_ms", pa.float32()), ("vector", pa.list_(pa.from_numpy_dtype(np.dtype(index.dtype)), index.feature_dim)),
         ]
     )  # fmt: skip
-    with pq.ParquetWriter(out_file, schema) as writer, cache.reader() as reader, FrameArrays(cache) as frame_arrays:
+    with pq.ParquetWriter(out_file, schema) as writer, cache.reader() as reader:
         for start in range(0, index.num_videos, PARQUET_VIDEOS_PER_ROW_GROUP):
             rows = range(start, min(start + PARQUET_VIDEOS_PER_ROW_GROUP, index.num_videos))
             vectors = np.concatenate([reader.read_sequence(row).astype(index.dtype) for row in rows])
-            frames = [frame_arrays.read(row) for row in rows]
+            frames = [reader.read_frame_arrays(row) for row in rows]
             video_of_frame = np.repeat(np.array(rows), index.lengths[list(rows)])
             columns = [
                 pa.array([index.paths[row] for row in video_of_frame], pa.string()),
@@ -129,35 +124,31 @@ def write_parquet(cache: Cache, out_file: Path) -> int:
     return int(index.lengths.sum())
 
 
-class FrameArrays:
-    """Each video's frame_indices and timestamps_ms (real frames only), from a format-1 file or format-2 shards."""
-
-    def __init__(self, cache: Cache) -> None:
-        self.cache = cache
-        self._handles: dict[Path, h5py.File] = {}
-
-    def __enter__(self) -> "FrameArrays":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        for handle in self._handles.values():
-            handle.close()
-
-    def read(self, row: int) -> dict[str, np.ndarray]:
-        length = int(self.cache.index.lengths[row])
-        if self.cache.format_version == 1:
-            return {name: self._handle(self.cache.path)[name][row, :length] for name in FRAME_DATASETS}
-        start = int(self.cache.shard_starts[row])
-        return {name: self._handle(self.cache.shard_paths[row])[name][start : start + length] for name in FRAME_DATASETS}
-
-    def _handle(self, path: Path) -> h5py.File:
-        if path not in self._handles:
-            self._handles[path] = h5py.File(path, "r")
-        return self._handles[path]
+def write_self_contained(cache: Cache, file_path: Path) -> None:
+    """The cache as one HDF5 file with the same layout as the index, real datasets instead of virtual ones, and the
+    attribute `self_contained`: for plain-h5py readers (the two-line recipe of docs/cache-format.md works the same on
+    it); train, evaluate, predict and info open it like the cache."""
+    with h5py.File(cache.path, "r") as source, h5py.File(file_path, "w") as target:
+        for name, value in source.attrs.items():
+            target.attrs[name] = value
+        for name in source:
+            if name in ("features", *FRAME_DATASETS) or name in ("shards", "shard_ids", "shard_rows", "shard_starts", "file_mtime_ns"):
+                continue
+            source.copy(source[name], target, name=name)
+        total = int(source["offsets"][-1])
+        features = target.create_dataset("features", shape=(total, cache.index.feature_dim), dtype=cache.index.dtype)
+        frame_arrays = {name: target.create_dataset(name, shape=(total,), dtype=dtype) for name, dtype in FRAME_DATASETS.items()}
+        offsets = source["offsets"][()]
+        with cache.reader() as reader:
+            for row in range(cache.index.num_videos):
+                start, stop = int(offsets[row]), int(offsets[row + 1])
+                features[start:stop] = reader.read_sequence(row).astype(cache.index.dtype)
+                frames = reader.read_frame_arrays(row)
+                for name, dataset in frame_arrays.items():
+                    dataset[start:stop] = frames[name]
+        target.attrs["self_contained"] = True
 
 
-def _remove(path: Path) -> None:
+def _remove_folder(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)

@@ -2,7 +2,7 @@
 
 The index is small (per-video facts, no features) and only ever replaced whole (`files.write_atomically`),
 so removing or re-embedding a video never rewrites a shard: its row just stops being listed (dead).
-`CacheWriter` is the one writer (it holds the cache's lock); `read_index_state` is for everyone.
+`cache/writer.py` is the one writer (it holds the cache's lock); `read_index_state` is for everyone.
 """
 
 from __future__ import annotations
@@ -23,17 +23,14 @@ from featcache.cache.format import (
     FAILURE_DTYPE,
     FORMAT_VERSION,
     FRAME_DATASETS,
-    SHARD_SUFFIX,
     SHARD_TABLE_DTYPE,
     STRING_DTYPE,
     VIDEO_DATASETS,
     decode_strings,
     shard_folder_for,
 )
-from featcache.cache.lock import CacheLock
-from featcache.cache.shards import ShardInfo, read_shard_contents
-from featcache.errors import CacheFormatError, CacheMismatchError
-from featcache.failpoints import failpoint
+from featcache.cache.shards import ShardInfo
+from featcache.errors import CacheFormatError
 
 
 @dataclass
@@ -84,18 +81,6 @@ class IndexState:
         return sum(info.num_videos for info in self.shards.values())
 
 
-def is_format2_index(cache_path: Path) -> bool:
-    with h5py.File(cache_path, "r") as handle:
-        return handle.attrs.get("format_version") == FORMAT_VERSION
-
-
-def _is_readable_format2(cache_path: Path) -> bool:
-    try:
-        return is_format2_index(cache_path)
-    except OSError:
-        return False
-
-
 def read_index_state(cache_path: Path) -> IndexState:
     """Read a format-2 index file (no shard is opened)."""
     cache_path = Path(cache_path)
@@ -138,7 +123,7 @@ def read_index_state(cache_path: Path) -> IndexState:
         )
 
 
-def write_index_file(cache_path: Path, state: IndexState, before_replace: Callable[[], None] | None = None) -> None:
+def write_index_file(cache_path: Path, state: IndexState, before_replace: Callable[[Path], None] | None = None) -> None:
     """Replace the index at `cache_path` atomically with `state` (per-frame arrays as virtual datasets)."""
     write_atomically(Path(cache_path), lambda temporary: _write_index(temporary, Path(cache_path), state), before_replace)
 
@@ -221,159 +206,3 @@ def _contiguous_runs(records: list[VideoRecord], offsets: np.ndarray) -> list[tu
         else:
             runs.append([record.shard, record.shard_start, int(index_start), record.length])
     return [tuple(run) for run in runs if run[3] > 0]  # type: ignore[misc]
-
-
-class CacheWriter:
-    """The one writer of a format-2 cache: holds its lock and its index in memory until `commit`.
-
-    with CacheWriter.open(cache_path, settings, feature_dim) as writer:
-        info = write_shard(writer.shard_folder, videos, dtype, settings)   # any process
-        writer.adopt_shard(info)                                           # the writer
-        writer.commit()                                                    # index replaced atomically
-    """
-
-    def __init__(self, cache_path: Path, state: IndexState, lock: CacheLock) -> None:
-        self.cache_path = Path(cache_path)
-        self.shard_folder = shard_folder_for(self.cache_path)
-        self.state = state
-        self._lock = lock
-        self._shards_to_delete: set[str] = set()
-        self._uncommitted: set[str] = set()
-
-    @classmethod
-    def open(
-        cls,
-        cache_path: Path,
-        settings: dict[str, Any],
-        feature_dim: int,
-        compression: str = "none",
-        overwrite: bool = False,
-        lock: CacheLock | None = None,
-        state: IndexState | None = None,
-        remove_temporary_files: bool = True,
-    ) -> "CacheWriter":
-        """Lock the cache and load its index (an empty one if none, or if `overwrite`: old shards go at commit).
-
-        lock: a CacheLock the caller already holds (the writer releases it on close).
-        state: the index the caller read while holding `lock` (not read again: on a big cache that is most
-          of an incremental embed's fixed cost).
-        remove_temporary_files: False when the caller did it (`remove_temporary_files`) right after taking the
-          lock, and Ray workers may be writing shards now (a writer opened at the first worker's shard).
-        Raises CacheLockedError when another process writes it, CacheFormatError for a format-1 file.
-        """
-        cache_path = Path(cache_path)
-        lock = lock or CacheLock(cache_path).__enter__()
-        try:
-            already_read = state
-            state = IndexState(settings=settings, feature_dim=feature_dim, compression=compression)
-            shards_to_delete: set[str] = set()
-            if cache_path.exists() and overwrite:
-                # The old cache stays readable until the new index replaces it; then its shards go.
-                shards_to_delete = set(read_index_state(cache_path).shards) if _is_readable_format2(cache_path) else set()
-            elif already_read is not None:
-                state = already_read
-            elif cache_path.exists():
-                if not is_format2_index(cache_path):
-                    raise CacheFormatError(f"{cache_path}: a format-1 cache; convert it first with `featcache upgrade {cache_path}` (or use --overwrite)")
-                state = read_index_state(cache_path)
-            writer = cls(cache_path, state, lock)
-            writer._shards_to_delete = shards_to_delete
-            if remove_temporary_files:
-                remove_temporary_files_of(cache_path)
-            return writer
-        except BaseException:
-            lock.__exit__(None, None, None)
-            raise
-
-    def __enter__(self) -> "CacheWriter":
-        return self
-
-    def __exit__(self, exc_type: object, *exc_info: object) -> None:
-        try:
-            if exc_type is not None:
-                # Shards this writer adopted but never committed would be orphans; a failed upgrade,
-                # compact or overwrite must leave the folder as it found it.
-                for name in self._uncommitted:
-                    (self.shard_folder / name).unlink(missing_ok=True)
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        self._lock.__exit__(None, None, None)
-
-    def orphan_shards(self) -> list[str]:
-        """Shard files in the folder that the index does not list (a run that died before committing them)."""
-        if not self.shard_folder.exists():
-            return []
-        listed = set(self.state.shards) | self._shards_to_delete
-        return sorted(path.name for path in self.shard_folder.glob("*" + SHARD_SUFFIX) if path.name not in listed)
-
-    def adopt_shard(self, info: ShardInfo | str, keep: Callable[[str, str], bool] | None = None) -> list[str]:
-        """List a complete shard's videos in the index (not yet committed); returns the paths adopted.
-
-        info: the ShardInfo `write_shard` returned, or an orphan's file name (its checksum is then computed).
-        keep(path, fingerprint): which of its videos to adopt (default all); a video adopted replaces a
-        live one at the same path (that row becomes dead). A shard with no video kept is deleted at commit.
-        Raises CacheMismatchError when the shard was written with other settings.
-        """
-        name = info if isinstance(info, str) else info.name
-        contents = read_shard_contents(self.shard_folder / name, checksum=None if isinstance(info, str) else info.checksum)
-        if contents.settings != self.state.settings:
-            raise CacheMismatchError(f"{self.shard_folder / name}: written with other settings than {self.cache_path}; it cannot join this cache")
-        rows = [row for row, path in enumerate(contents.paths) if keep is None or keep(path, contents.fingerprints[row])]
-        adopted = [contents.paths[row] for row in rows]
-        self.remove_videos(adopted)  # a video adopted replaces a live one at its path
-        for row in rows:
-            path = contents.paths[row]
-            self.state.videos[path] = VideoRecord(
-                path=path,
-                label=contents.labels[row],
-                group=contents.groups[row],
-                fingerprint=contents.fingerprints[row],
-                shard=name,
-                shard_row=row,
-                shard_start=int(contents.offsets[row]),
-                length=int(contents.offsets[row + 1] - contents.offsets[row]),
-                **{key: contents.video_arrays[key][row].item() for key in ("video_fps", "video_num_frames", "video_width", "video_height", "file_mtime_ns")},
-            )
-            self.state.failures.pop(path, None)
-        if adopted:
-            self.state.shards[name] = contents.info
-            self._uncommitted.add(name)
-            self._shards_to_delete.discard(name)
-        else:
-            self._shards_to_delete.add(name)
-        return adopted
-
-    def remove_videos(self, paths: list[str]) -> None:
-        """Drop these videos from the index (their rows become dead; shards left without any go at commit)."""
-        removed = [self.state.videos.pop(path) for path in paths if path in self.state.videos]
-        if not removed:
-            return
-        still_used = {record.shard for record in self.state.videos.values()}  # once per call: O(videos), not O(videos) per path
-        for shard in {record.shard for record in removed} - still_used:
-            self.state.shards.pop(shard, None)
-            self._shards_to_delete.add(shard)
-
-    def commit(self) -> None:
-        """Replace the index file with the state in memory, then delete shards no longer listed."""
-        write_index_file(self.cache_path, self.state, before_replace=lambda: failpoint("index-temp-written"))
-        failpoint("index-replaced")
-        for name in sorted(self._shards_to_delete - set(self.state.shards)):
-            (self.shard_folder / name).unlink(missing_ok=True)
-        self._shards_to_delete.clear()
-        self._uncommitted.clear()
-
-
-def remove_temporary_files_of(cache_path: Path) -> None:
-    """Delete the half-written files a killed writer left (a shard's or the index's `.NAME.PID.tmp`).
-
-    Only right after taking the cache's lock, before any shard writer of this run starts: no writer can be
-    mid-file then.
-    """
-    shard_folder = shard_folder_for(cache_path)
-    if shard_folder.exists():
-        for temporary in shard_folder.glob(".*.tmp"):
-            temporary.unlink(missing_ok=True)
-    for temporary in cache_path.parent.glob(f".{cache_path.name}.*.tmp"):
-        temporary.unlink(missing_ok=True)

@@ -1,4 +1,4 @@
-"""Keeping a cache in shape: write one from rows, upgrade format 1, verify, compact, export.
+"""Keeping a cache in shape: write one from rows, upgrade format 1, verify, compact (exports: cache/export.py).
 
 Each operation that changes a cache takes its lock and ends with one atomic index replace, so an
 interruption leaves the previous complete cache (plus, at worst, unlisted shards the next writer removes).
@@ -10,17 +10,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-import h5py
 import numpy as np
 
 from featcache.cache import format1
-from featcache.files import blake2b_file, write_atomically
-from featcache.cache.format import FRAME_DATASETS, shard_folder_for
+from featcache.cache.format import shard_folder_for
 from featcache.cache.format1 import VideoRows
-from featcache.cache.index import CacheWriter, read_index_state
-from featcache.cache.reader import CachePath, open_cache, read_attributes
+from featcache.cache.index import read_index_state
+from featcache.cache.reader import cache_from_index_state, read_attributes
 from featcache.cache.shards import ShardVideo, write_shard
-from featcache.errors import CacheFormatError
+from featcache.cache.writer import CacheWriter, WritableCache
+from featcache.files import blake2b_file
 
 # A shard holds at most this many feature bytes (compact, upgrade): large enough for few files, small
 # enough that a crash while writing one costs little.
@@ -148,23 +147,22 @@ def compact_cache(cache_path: Path) -> tuple[int, int]:
 
     Atomic: new shards first, then one index replace; the old shards are deleted only after it.
     """
-    cache_path = Path(cache_path)
-    cache = open_cache(cache_path)
-    state = cache.state
-    if state is None:
-        raise CacheFormatError(f"{cache_path}: a format-1 cache has no shards; convert it with `featcache upgrade {cache_path}`")
-    num_dead = state.num_dead_rows
-    with CacheWriter.open(cache_path, state.settings, state.feature_dim, state.compression) as writer, cache.reader() as reader:
-        old_videos = dict(writer.state.videos)
-        videos = (_shard_video(reader, row, old_videos[path]) for row, path in enumerate(cache.index.paths))
-        for batch in _batched_by_bytes(videos, state.feature_dim, state.settings["dtype"]):
-            writer.adopt_shard(write_shard(writer.shard_folder, batch, state.settings["dtype"], state.settings, state.compression))
+    with WritableCache.open(cache_path) as writable:
+        state = writable.existing
+        cache = cache_from_index_state(writable.path, state)
+        num_dead = state.num_dead_rows
+        writer = writable.writer_for(state.settings)
+        old_videos = dict(state.videos)  # adopting the new shards replaces these records
+        with cache.reader() as reader:
+            videos = (_shard_video(reader, row, old_videos[path]) for row, path in enumerate(cache.index.paths))
+            for batch in _batched_by_bytes(videos, state.feature_dim, state.settings["dtype"]):
+                writer.adopt_shard(write_shard(writer.shard_folder, batch, state.settings["dtype"], state.settings, state.compression))
         writer.commit()
-        return num_dead, len(writer.state.shards)
+        return num_dead, len(state.shards)
 
 
 def _shard_video(reader: Any, row: int, record: Any) -> ShardVideo:
-    frames = _read_frame_arrays(reader.cache.shard_paths[row], record.shard_start, record.length)
+    frames = reader.read_frame_arrays(row)
     return ShardVideo(
         path=record.path,
         label=record.label,
@@ -178,45 +176,3 @@ def _shard_video(reader: Any, row: int, record: Any) -> ShardVideo:
         video_height=record.video_height,
         file_mtime_ns=record.file_mtime_ns,
     )
-
-
-def _read_frame_arrays(shard_path: Path, start: int, length: int) -> dict[str, np.ndarray]:
-    with h5py.File(shard_path, "r") as handle:
-        return {name: handle[name][start : start + length] for name in FRAME_DATASETS}
-
-
-def export_cache(cache: CachePath, out_path: Path) -> int:
-    """Write the cache as one self-contained file with the same layout as the index (no virtual datasets).
-
-    For sharing with plain-h5py readers (the README's two-line recipe works the same on it); attribute
-    `self_contained` is set. Returns the number of videos. Atomic (temporary file, then rename).
-    """
-    opened = open_cache(cache)
-    if opened.format_version == 1:
-        raise CacheFormatError(f"{opened.path}: a format-1 cache is already one file; `featcache upgrade` it first to export format 2")
-    out_path = Path(out_path)
-    write_atomically(out_path, lambda temporary: _export(opened, temporary))
-    return opened.index.num_videos
-
-
-def _export(cache: Any, file_path: Path) -> None:
-    with h5py.File(cache.path, "r") as source, h5py.File(file_path, "w") as target:
-        for name, value in source.attrs.items():
-            target.attrs[name] = value
-        for name in source:
-            if name in ("features", *FRAME_DATASETS) or name in ("shards", "shard_ids", "shard_rows", "shard_starts", "file_mtime_ns"):
-                continue
-            source.copy(source[name], target, name=name)
-        total = int(source["offsets"][-1])
-        features = target.create_dataset("features", shape=(total, cache.index.feature_dim), dtype=cache.index.dtype)
-        frame_arrays = {name: target.create_dataset(name, shape=(total,), dtype=dtype) for name, dtype in FRAME_DATASETS.items()}
-        offsets = source["offsets"][()]
-        with cache.reader() as reader:
-            for row in range(cache.index.num_videos):
-                start, stop = int(offsets[row]), int(offsets[row + 1])
-                features[start:stop] = reader.read_sequence(row).astype(cache.index.dtype)
-                frames = _read_frame_arrays(cache.shard_paths[row], int(cache.shard_starts[row]), stop - start)
-                for name, dataset in frame_arrays.items():
-                    dataset[start:stop] = frames[name]
-        target.attrs["self_contained"] = True
-

@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from featcache.cache import format1
-from featcache.cache.format import FORMAT_VERSION, CacheIndex, decode_strings, default_num_frames, shard_folder_for
+from featcache.cache.format import FORMAT_VERSION, FRAME_DATASETS, CacheIndex, decode_strings, default_num_frames, shard_folder_for
 from featcache.cache.index import IndexState, read_index_state
 from featcache.errors import CacheFormatError
 
@@ -68,9 +68,7 @@ def open_cache(cache: "CachePath | Cache") -> Cache:
         return Cache(path=path, index=format1.read_cache_index(path), format_version=1)
     if _is_self_contained(path):
         return _open_self_contained(path)
-    state = read_index_state(path)
-    check_shards_present(path, state)
-    return _cache_from_state(path, state)
+    return cache_from_index_state(path, read_index_state(path))
 
 
 def _is_self_contained(path: Path) -> bool:
@@ -138,7 +136,9 @@ def check_shards_present(cache_path: Path, state: IndexState) -> None:
             )
 
 
-def _cache_from_state(path: Path, state: IndexState) -> Cache:
+def cache_from_index_state(path: Path, state: IndexState) -> Cache:
+    """The Cache of a format-2 index already read (by a writer holding the lock), its shards checked present."""
+    check_shards_present(path, state)
     records = state.sorted_records()
     class_names = sorted({record.label for record in records})
     lengths = np.array([record.length for record in records], dtype=np.int32)
@@ -190,13 +190,16 @@ class CacheReader:
             handle.close()
         self._handles.clear()
 
-    def _features_of(self, file_path: Path) -> h5py.Dataset:
+    def _file(self, file_path: Path) -> h5py.File:
         if file_path not in self._handles:
             try:
                 self._handles[file_path] = h5py.File(file_path, "r")
             except OSError as err:
                 raise CacheFormatError(f"{self.cache.path}: cannot read shard {file_path} ({err}); run `featcache verify {self.cache.path}`") from err
-        return self._handles[file_path]["features"]
+        return self._handles[file_path]
+
+    def _features_of(self, file_path: Path) -> h5py.Dataset:
+        return self._file(file_path)["features"]
 
     def read_sequence(self, row: int) -> np.ndarray:
         """float32 (length, D): every stored frame of video `row`."""
@@ -205,6 +208,16 @@ class CacheReader:
             return self._features_of(self.cache.path)[row, :length].astype(np.float32)
         start = int(self.cache.shard_starts[row])
         return self._features_of(self.cache.shard_paths[row])[start : start + length].astype(np.float32)
+
+    def read_frame_arrays(self, row: int) -> dict[str, np.ndarray]:
+        """Where video `row`'s stored frames come from: frame_indices int32 (length,) and timestamps_ms float32 (length,)."""
+        length = int(self.cache.index.lengths[row])
+        if self.cache.format_version == 1:
+            handle = self._file(self.cache.path)
+            return {name: handle[name][row, :length] for name in FRAME_DATASETS}
+        start = int(self.cache.shard_starts[row])
+        handle = self._file(self.cache.shard_paths[row])
+        return {name: handle[name][start : start + length] for name in FRAME_DATASETS}
 
     def read_sequences(self, rows: Sequence[int]) -> list[np.ndarray]:
         """float32 (length_i, D) per row, in the order asked."""

@@ -10,12 +10,12 @@ import json
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 import h5py
 import numpy as np
 
-from featcache.files import blake2b_file, fsync_directory, fsync_file
+from featcache.files import blake2b_file, write_atomically
 from featcache.cache.format import FRAME_DATASETS, SHARD_FORMAT, SHARD_SUFFIX, STRING_DTYPE, VIDEO_DATASETS, decode_strings
 from featcache.errors import CacheFormatError
 from featcache.failpoints import failpoint
@@ -62,20 +62,15 @@ def write_shard(shard_folder: Path, videos: list[ShardVideo], dtype: str, settin
     shard_folder = Path(shard_folder)
     shard_folder.mkdir(parents=True, exist_ok=True)
     name = uuid.uuid4().hex + SHARD_SUFFIX  # unique across processes and machines: no coordination needed
-    final_path = shard_folder / name
-    temporary = shard_folder / f".{name}.tmp"
-    try:
-        _write_shard_file(temporary, videos, dtype, settings, compression)
-        fsync_file(temporary)
+    written: dict[str, Any] = {}
+
+    def checksum_before_rename(temporary: Path) -> None:
         failpoint("shard-temp-written")
-        checksum = blake2b_file(temporary)
-        size = temporary.stat().st_size
-        temporary.rename(final_path)
-        fsync_directory(shard_folder)
-    finally:
-        temporary.unlink(missing_ok=True)
+        written["checksum"], written["size"] = blake2b_file(temporary), temporary.stat().st_size
+
+    write_atomically(shard_folder / name, lambda temporary: _write_shard_file(temporary, videos, dtype, settings, compression), checksum_before_rename)
     failpoint("shard-renamed")
-    return ShardInfo(name, size, checksum, len(videos), int(sum(len(video.features) for video in videos)))
+    return ShardInfo(name, written["size"], written["checksum"], len(videos), int(sum(len(video.features) for video in videos)))
 
 
 def _write_shard_file(path: Path, videos: list[ShardVideo], dtype: str, settings: dict[str, Any], compression: str) -> None:
@@ -100,6 +95,15 @@ def _write_shard_file(path: Path, videos: list[ShardVideo], dtype: str, settings
             handle.create_dataset(name + "s", data=np.array([getattr(video, name) for video in videos], dtype=object), dtype=STRING_DTYPE)
         handle.attrs["settings"] = json.dumps(settings, sort_keys=True)
         handle.attrs["shard_format"] = SHARD_FORMAT
+
+
+def unlisted_shard_names(shard_folder: Path, listed: Collection[str]) -> list[str]:
+    """The shard files in `shard_folder` that `listed` does not name, sorted (the one place that decides what a shard
+    file is): a run killed before its index commit leaves such shards; temporary files are not shards."""
+    shard_folder = Path(shard_folder)
+    if not shard_folder.is_dir():
+        return []
+    return sorted(path.name for path in shard_folder.glob("*" + SHARD_SUFFIX) if path.name not in listed)
 
 
 @dataclass(frozen=True)

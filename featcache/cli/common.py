@@ -53,7 +53,7 @@ def errors_as_exit_codes() -> Iterator[None]:
     """Turn our errors into one line on stderr and an exit code (2 for bad input, 1 otherwise).
 
     OSError too: an unwritable --out or a full disk is the user's to fix, and a traceback hides the path.
-    Ctrl-C exits 130 without a traceback; what a command had finished is kept (embed's journal).
+    Ctrl-C exits 130 without a traceback; what a command had finished is kept (embed's committed shards).
     """
     try:
         yield

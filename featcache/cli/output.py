@@ -32,7 +32,6 @@ class Verbosity:
 
 
 VERBOSITY = Verbosity()
-VERBOSE_ENVIRONMENT_VARIABLE = "FEATCACHE_VERBOSE"
 
 
 def set_verbosity(quiet: bool, verbose: bool) -> None:
@@ -45,7 +44,6 @@ def set_verbosity(quiet: bool, verbose: bool) -> None:
     os.environ["OPENCV_FFMPEG_LOGLEVEL"] = "24" if verbose else "-8"
     if verbose:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
-    os.environ[VERBOSE_ENVIRONMENT_VARIABLE] = "1" if verbose else "0"  # read by code that starts other processes (ray_engine)
     logging.getLogger("tensorflow").setLevel(logging.INFO if verbose else logging.ERROR)
     logging.getLogger("absl").setLevel(logging.INFO if verbose else logging.ERROR)
 

@@ -12,23 +12,11 @@ import typer
 from featcache.config import COMPRESSIONS, ENGINES, FEATURE_DTYPES, SAMPLING_MODES
 from featcache.extractors.catalog import KERAS_APPLICATION_PREFIX, available_extractors
 
-from featcache.cli.common import (
-    say,
-    with_output_options,
-    import_keras_quietly,
-    EXIT_SOME_VIDEOS_FAILED,
-    app,
-    embed_progress_bar,
-    errors_as_exit_codes,
-)
+from featcache.cli.common import EXIT_SOME_VIDEOS_FAILED, app, embed_progress_bar, errors_as_exit_codes, import_keras_quietly, say, with_output_options
+from featcache.cli.output import VERBOSITY
 
 if TYPE_CHECKING:
     from featcache.embedding.embed import EmbedSummary
-
-if TYPE_CHECKING:
-    pass
-
-
 
 SamplingChoice = enum.Enum("SamplingChoice", {name: name for name in SAMPLING_MODES}, type=str)
 DtypeChoice = enum.Enum("DtypeChoice", {name: name for name in FEATURE_DTYPES}, type=str)
@@ -108,7 +96,7 @@ def embed_command(
     with errors_as_exit_codes():
         try:
             with embed_progress_bar() as report_progress:
-                summary = embed(video_root, out, config, overwrite=overwrite, progress=report_progress)
+                summary = embed(video_root, out, config, overwrite=overwrite, progress=report_progress, verbose=VERBOSITY.verbose)
         except KeyboardInterrupt:
             typer.secho(f"Interrupted: finished videos are kept in {out}; re-run the same command to add the rest.", err=True)
             raise typer.Exit(130) from None

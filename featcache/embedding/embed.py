@@ -2,9 +2,10 @@
 
 This module decides what to embed: the videos not cached with their current contents (fingerprints), after
 adopting the finished shards of an interrupted run and dropping videos whose file is gone. An engine embeds
-them: `local_engine.py` on this machine, `ray_engine.py` on a cluster; both write immutable shards and commit
-the index as they go (`cache/`), so a crash loses little and no byte is written twice. A cache never mixes
-settings (`settings.py`).
+them (`engine.py` is what every engine takes and gives back): `local_engine.py` on this machine, `ray_engine.py`
+on a cluster; both write immutable shards and commit the index as they go (`cache/`), so a crash loses little
+and no byte is written twice. The cache is opened once, under its lock (`cache.writer.WritableCache`), and never
+mixes settings (`cache/settings.py`).
 """
 
 from __future__ import annotations
@@ -15,17 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from featcache.cache.format import COMPACT_SUGGESTION_DEAD_SHARE, SHARD_SUFFIX, shard_folder_for
-from featcache.cache.index import CacheWriter, IndexState, is_format2_index, read_index_state, remove_temporary_files_of
-from featcache.cache.lock import CacheLock
+from featcache.cache.format import COMPACT_SUGGESTION_DEAD_SHARE
+from featcache.cache.index import IndexState
+from featcache.cache.settings import describe_settings_difference, requested_settings
 from featcache.cache.shards import read_shard_contents
-from featcache.config import EmbedConfig
+from featcache.cache.writer import CacheWriter, WritableCache
+from featcache.config import ENGINES, EmbedConfig
+from featcache.embedding.engine import EmbedJob, Engine
+from featcache.embedding.local_engine import LocalEngine
+from featcache.embedding.ray_engine import RayEngine
 from featcache.errors import CacheFormatError, CacheMismatchError
-from featcache.video.fingerprints import FileFingerprint, current_fingerprint
-from featcache.embedding.local_engine import build_extractor, embed_into_shards
-from featcache.embedding.resources import check_embed_memory
-from featcache.cache.settings import describe_settings_difference, requested_settings, settings_record
 from featcache.video.find import VideoEntry, find_videos, storable_relative_path
+from featcache.video.fingerprints import FileFingerprint, current_fingerprint
+
 
 @dataclass(frozen=True)
 class EmbedProgress:
@@ -81,113 +84,68 @@ def embed(
     config: EmbedConfig = EmbedConfig(),
     overwrite: bool = False,
     progress: Callable[[EmbedProgress], None] | None = None,
+    verbose: bool = False,
 ) -> EmbedSummary:
     """Embed every video of `video_source` not yet in `cache_path` (by content), adding it to the cache.
 
-    video_source: a UCF101-layout folder or a CSV list (see `videos.find_videos`).
+    video_source: a UCF101-layout folder or a CSV list (see `video.find.find_videos`).
     Resumes an interrupted run (its finished shards are adopted), re-embeds files whose contents changed,
     drops videos whose file is gone. Settings that differ from the cache's raise CacheMismatchError unless
     `overwrite`; a second embed on the same cache raises CacheLockedError. Videos that cannot be decoded
     are listed in the summary and the cache's `failures`, and never stop the run.
+    verbose: let the engine show its own logs (with the Ray engine: Ray's and its workers' output).
     """
     started = time.perf_counter()
     cache_path = Path(cache_path)
     root, entries = find_videos(Path(video_source), allow_outside_root=config.allow_outside_root)
     cache_path.parent.mkdir(parents=True, exist_ok=True)  # a bad --out fails now, not after loading the model
     wanted = requested_settings(config)
-    with CacheLock(cache_path) as lock:
-        existing = _existing_state(cache_path, overwrite, wanted)
+    with WritableCache.open(cache_path, overwrite=overwrite, compression=config.compression) as cache:
+        if cache.existing is not None:
+            _refuse_other_settings(cache.existing.settings, wanted, cache_path.name)
         summary = EmbedSummary(cache_path, len(entries), 0, 0, 0, {}, 0.0)
         summary.num_outside_root = sum(1 for entry in entries if entry.is_outside_root)
-        fingerprint_started = time.perf_counter()
-        known = {path: FileFingerprint(record.fingerprint, record.file_mtime_ns) for path, record in existing.videos.items()} if existing else {}
-        fingerprints = {entry.relative_path: current_fingerprint(entry.path, known.get(entry.relative_path)) for entry in entries}
-        summary.fingerprint_seconds = time.perf_counter() - fingerprint_started
-        orphans = _orphan_shards(cache_path, existing, wanted, summary)
-        settings = existing.settings if existing else (orphans[0][1] if orphans else None)
-        plan = _plan(entries, existing, orphans, fingerprints)
-        extractor = None
-        if plan.to_embed and config.engine == "local":
-            check_embed_memory(config, config.num_decode_workers or os.cpu_count() or 1)
-            extractor = build_extractor(config)
-            loaded = settings_record(extractor.provenance, config.sampling, config.dtype)
+        fingerprints = _fingerprints(entries, cache.existing, summary)
+        orphans = _orphan_shards(cache, wanted, summary)
+        plan = _plan(entries, cache.existing, orphans, fingerprints)
+        engine = _ENGINES[config.engine](config) if plan.to_embed else None
+        settings = cache.settings or (orphans[0].settings if orphans else None)
+        if engine is not None and engine.settings_record is not None:
             if settings is not None:
-                _refuse_other_settings(settings, loaded, cache_path.name)  # now with the sha256 of weights the model fetched
-            settings = settings or loaded
-        elif plan.to_embed:
-            from featcache.embedding.ray_cluster import import_ray
-
-            import_ray()  # said before anything else starts
-        elif settings is None:
+                _refuse_other_settings(settings, engine.settings_record, cache_path.name)  # now with the sha256 of weights the model fetched
+            settings = settings or engine.settings_record
+        if settings is None and engine is None:
             return _finish_summary(summary, started, None)  # nothing cached and nothing to embed: no cache file
-        cache = CacheToWrite(
-            cache_path, existing.compression if existing else config.compression, wanted,
-            lambda record: CacheWriter.open(
-                cache_path, record, int(record["extractor"]["feature_dim"]), config.compression, overwrite=overwrite and cache_path.exists(), lock=lock, state=existing,
-                remove_temporary_files=False,  # done by CacheToWrite: Ray workers may be writing shards when it opens
-            ),
-        )  # fmt: skip
-        with cache:
-            if settings is not None:
-                writer = cache.writer_for(settings)
-                if _bring_index_up_to_date(writer, DatasetView(root, entries), orphans, fingerprints, plan, summary):
-                    writer.commit()
-            if plan.to_embed:
-                embedding_started = time.perf_counter()
-                try:
-                    counter = _VideoCounter(summary, len(plan.to_embed), progress)
-                    if config.engine == "ray":
-                        _embed_on_ray(plan.to_embed, root, config, cache, fingerprints, counter)
-                    else:
-                        embed_into_shards(plan.to_embed, extractor, config, cache.writer, fingerprints, counter.video_done)
-                finally:
-                    summary.embedding_seconds = time.perf_counter() - embedding_started
-            return _finish_summary(summary, started, cache.writer.state if cache.writer else None)
+        if settings is not None:  # else (a new cache on the Ray engine) the first embed worker's record opens the writer
+            writer = cache.writer_for(settings)
+            if _bring_index_up_to_date(writer, DatasetView(root, entries), orphans, fingerprints, plan, summary):
+                writer.commit()
+        if engine is not None:
+            counter = _VideoCounter(summary, len(plan.to_embed), progress)
+            job = EmbedJob(plan.to_embed, root, config, fingerprints, wanted, counter.video_done, verbose)
+            embedding_started = time.perf_counter()
+            try:
+                outcome = engine.embed(job, cache)
+            finally:
+                summary.embedding_seconds = time.perf_counter() - embedding_started
+            summary.engine_workers = outcome.workers
+            # A problem found at the start too, when the shard was there before the run, is said once.
+            summary.unreadable_parts += [problem for problem in outcome.problems if problem not in summary.unreadable_parts]
+        return _finish_summary(summary, started, cache.writer.state if cache.writer else None)
 
 
-class CacheToWrite:
-    """The cache an embed writes, whose writer opens once its settings record is known.
+# The engines by `--engine` name (config.ENGINES lists the same names for the CLI's choices).
+_ENGINES: dict[str, Callable[[EmbedConfig], Engine]] = {"local": LocalEngine, "ray": RayEngine}
+assert tuple(_ENGINES) == ENGINES, "config.ENGINES names the engines of this registry"
 
-    That is at once when the cache, a shard of an interrupted run or the local engine's model gives the record.
-    The Ray engine's driver builds no model: on a new cache the first embed worker's record becomes the cache's.
-    Leaving the `with` block closes the writer as `CacheWriter` does (on an error, its uncommitted shards go).
-    Made right after taking the cache's lock: it deletes what a killed writer left half-written then, before
-    any worker of this run starts a shard.
-    """
 
-    def __init__(self, cache_path: Path, compression: str, requested: dict[str, Any], open_writer: Callable[[dict[str, Any]], CacheWriter]) -> None:
-        remove_temporary_files_of(cache_path)
-        self.cache_path = cache_path
-        self.shard_folder = shard_folder_for(cache_path)
-        self.compression = compression
-        self.requested = requested  # `requested_settings`: what a worker's model must match when the cache has no record yet
-        self._open_writer = open_writer
-        self.writer: CacheWriter | None = None
-
-    @property
-    def settings(self) -> dict[str, Any] | None:
-        return self.writer.state.settings if self.writer else None
-
-    def writer_for(self, settings: dict[str, Any]) -> CacheWriter:
-        """The writer, opened with `settings` on the first call."""
-        if self.writer is None:
-            self.writer = self._open_writer(settings)
-        return self.writer
-
-    def unlisted_shards(self) -> list[str]:
-        """Shard files no index lists: the writer's orphans, or before it opens, those the cache on disk does not
-        list (with --overwrite the old index still lists its shards, and they stay until the new one replaces it)."""
-        if self.writer is not None:
-            return self.writer.orphan_shards()
-        listed = _listed_shards(self.cache_path)
-        return sorted(path.name for path in self.shard_folder.glob("*" + SHARD_SUFFIX) if path.name not in listed)
-
-    def __enter__(self) -> "CacheToWrite":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.writer is not None:
-            self.writer.__exit__(*exc_info)
+def _fingerprints(entries: list[VideoEntry], existing: IndexState | None, summary: EmbedSummary) -> dict[str, FileFingerprint]:
+    """Each video's content fingerprint; a file whose size and mtime the cache already knows is not read again."""
+    fingerprint_started = time.perf_counter()
+    known = {path: FileFingerprint(record.fingerprint, record.file_mtime_ns) for path, record in existing.videos.items()} if existing else {}
+    fingerprints = {entry.relative_path: current_fingerprint(entry.path, known.get(entry.relative_path)) for entry in entries}
+    summary.fingerprint_seconds = time.perf_counter() - fingerprint_started
+    return fingerprints
 
 
 class DatasetView:
@@ -222,21 +180,6 @@ class DatasetView:
         return self._folder_listings[folder]
 
 
-def _existing_state(cache_path: Path, overwrite: bool, wanted: dict) -> IndexState | None:
-    """The cache's index when there is one to add to; raises for a format-1 cache or other settings."""
-    if overwrite or not cache_path.exists():
-        return None
-    try:
-        format2 = is_format2_index(cache_path)
-    except OSError as err:
-        raise CacheFormatError(f"{cache_path}: not an HDF5 file ({err}); choose another --out, or --overwrite to replace it") from err
-    if not format2:
-        raise CacheFormatError(f"{cache_path}: a format-1 cache; convert it with `featcache upgrade {cache_path}` to add videos (or re-embed with --overwrite)")
-    existing = read_index_state(cache_path)
-    _refuse_other_settings(existing.settings, wanted, cache_path.name)
-    return existing
-
-
 def _refuse_other_settings(stored: dict, wanted: dict, source_name: str) -> None:
     difference = describe_settings_difference(stored, wanted)
     if difference:
@@ -245,37 +188,33 @@ def _refuse_other_settings(stored: dict, wanted: dict, source_name: str) -> None
         )
 
 
-def _orphan_shards(cache_path: Path, existing: IndexState | None, wanted: dict, summary: EmbedSummary) -> list[tuple[str, dict, list[tuple[str, str]]]]:
-    """Complete shards the index does not list (a run that died before committing them): (name, settings, [(path, fingerprint)]).
+@dataclass(frozen=True)
+class _OrphanShard:
+    """A complete shard the index does not list (a run that died before committing it): its videos are adopted
+    instead of embedded again."""
 
-    These are how an interrupted run resumes: their videos are adopted instead of embedded again.
-    """
-    folder = cache_path.with_name(cache_path.name + ".shards")
-    if not folder.exists():
-        return []
-    listed = set(existing.shards) if existing else _listed_shards(cache_path)
+    name: str
+    settings: dict[str, Any]
+    videos: list[tuple[str, str]]  # (path, fingerprint)
+
+
+def _orphan_shards(cache: WritableCache, wanted: dict, summary: EmbedSummary) -> list[_OrphanShard]:
+    """The unlisted shards an interrupted run finished, checked against the settings asked for; unreadable ones are
+    reported in the summary (their videos are embedded again)."""
     orphans = []
-    for shard_path in sorted(folder.glob("*.h5")):
-        if shard_path.name in listed:
-            continue
+    for name in cache.unlisted_shards():
+        shard_path = cache.shard_folder / name
         try:
             contents = read_shard_contents(shard_path)
         except CacheFormatError as err:
             summary.unreadable_parts.append(str(err))
             continue
         _refuse_other_settings(contents.settings, wanted, f"{shard_path} (left by an interrupted embed)")
-        orphans.append((shard_path.name, contents.settings, list(zip(contents.paths, contents.fingerprints))))
-    if existing is None and orphans:
+        orphans.append(_OrphanShard(name, contents.settings, list(zip(contents.paths, contents.fingerprints))))
+    if cache.existing is None and orphans:
         # Without an index the first orphan's settings become the cache's; an orphan with others cannot join.
-        orphans = [orphan for orphan in orphans if orphan[1] == orphans[0][1]]
+        orphans = [orphan for orphan in orphans if orphan.settings == orphans[0].settings]
     return orphans
-
-
-def _listed_shards(cache_path: Path) -> set[str]:
-    """Shards an existing (possibly replaced by --overwrite) index lists: not orphans, whatever happens to them."""
-    if cache_path.exists() and is_format2_index(cache_path):
-        return set(read_index_state(cache_path).shards)
-    return set()
 
 
 @dataclass
@@ -284,10 +223,10 @@ class _Plan:
     changed: set[str]  # cached paths whose file has other contents now
 
 
-def _plan(entries: list[VideoEntry], existing: IndexState | None, orphans: list, fingerprints: dict[str, FileFingerprint]) -> _Plan:
+def _plan(entries: list[VideoEntry], existing: IndexState | None, orphans: list[_OrphanShard], fingerprints: dict[str, FileFingerprint]) -> _Plan:
     """Which videos need the model: not cached with their current contents, nor in an orphan shard."""
     live = existing.videos if existing else {}
-    in_orphans = {(path, fingerprint) for _, _, rows in orphans for path, fingerprint in rows}
+    in_orphans = {video for orphan in orphans for video in orphan.videos}
     plan = _Plan([], set())
     for entry in entries:
         fingerprint = fingerprints[entry.relative_path].fingerprint
@@ -303,8 +242,8 @@ def _plan(entries: list[VideoEntry], existing: IndexState | None, orphans: list,
 
 
 def _bring_index_up_to_date(
-    writer: CacheWriter, dataset: DatasetView, orphans: list, fingerprints: dict[str, FileFingerprint], plan: _Plan, summary: EmbedSummary
-) -> None:
+    writer: CacheWriter, dataset: DatasetView, orphans: list[_OrphanShard], fingerprints: dict[str, FileFingerprint], plan: _Plan, summary: EmbedSummary
+) -> bool:
     """Adopt finished orphan shards, drop changed and gone videos, take labels/groups/fingerprints from the dataset now.
 
     Videos whose file is gone (deleted, or its class folder renamed) leave the cache; videos still on disk
@@ -321,8 +260,8 @@ def _bring_index_up_to_date(
         record = state.videos.get(path)
         return known is not None and known.fingerprint == fingerprint and not (record and record.fingerprint == fingerprint)
 
-    for name, _, _ in orphans:
-        summary.num_resumed += len(writer.adopt_shard(name, keep=wanted_now))
+    for orphan in orphans:
+        summary.num_resumed += len(writer.adopt_shard(orphan.name, keep=wanted_now))
     writer.remove_videos(sorted(plan.changed))
     summary.num_changed = len(plan.changed)
     gone = dataset.gone_from_disk([path for path in state.videos if path not in current])
@@ -365,19 +304,6 @@ class _VideoCounter:
         if self.progress:
             num_failed = len(self.summary.failures)
             self.progress(EmbedProgress(self.summary.num_embedded + num_failed, self.num_to_embed, num_failed, self.summary.num_frames_embedded))
-
-
-def _embed_on_ray(
-    to_embed: list[VideoEntry], root: Path, config: EmbedConfig, cache: CacheToWrite, fingerprints: dict[str, FileFingerprint], counter: _VideoCounter
-) -> None:
-    """The Ray engine (`ray_engine.py`)."""
-    from featcache.embedding.ray_engine import embed_with_ray
-
-    plan, problems = embed_with_ray(to_embed, root, config, cache, fingerprints, counter.video_done)
-    counter.summary.engine_workers = plan
-    for problem in problems:
-        if problem not in counter.summary.unreadable_parts:  # found at the start too, when it was there before the run
-            counter.summary.unreadable_parts.append(problem)
 
 
 def _finish_summary(summary: EmbedSummary, started: float, state: IndexState | None) -> EmbedSummary:

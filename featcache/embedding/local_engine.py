@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
-from featcache.embedding.batching import decode_videos, embed_decoded_videos
-from featcache.cache.index import CacheWriter
+from featcache.cache.settings import settings_record
 from featcache.cache.shards import write_shard
+from featcache.cache.writer import CacheWriter, WritableCache
 from featcache.config import EmbedConfig
+from featcache.embedding.batching import decode_videos, embed_decoded_videos
 from featcache.embedding.checks import FeatureInformationCheck, ShardBatch
+from featcache.embedding.engine import EmbedJob, EngineOutcome
+from featcache.embedding.resources import check_embed_memory
 from featcache.errors import VideoDecodeError
-from featcache.video.fingerprints import FileFingerprint
-from featcache.video.find import VideoEntry
 
 if TYPE_CHECKING:  # featcache.extractors.registry imports Keras: only build_extractor brings it in
     from featcache.extractors.registry import Extractor
@@ -38,39 +39,43 @@ def build_extractor(config: EmbedConfig) -> Extractor:
     return load_extractor(config.extractor)
 
 
-def embed_into_shards(
-    to_embed: list[VideoEntry],
-    extractor: Extractor,
-    config: EmbedConfig,
-    writer: CacheWriter,
-    fingerprints: dict[str, FileFingerprint],
-    on_video_done: Callable[[str, int, str | None], None],
-) -> None:
-    """Decode + model over `to_embed`, writing a shard and committing the index every few seconds;
-    `on_video_done(path, num_frames, failure or None)` per video."""
-    batch = ShardBatch(FeatureInformationCheck(config.extractor.name), config.dtype)
-    last_shard_time = time.perf_counter()
+class LocalEngine:
+    """Started with the run's config: checks the memory the frames in flight need, then builds the model."""
 
-    def save_shard() -> None:
-        nonlocal last_shard_time
-        _commit_shard_batch(writer, batch, config)
+    def __init__(self, config: EmbedConfig) -> None:
+        self.num_decode_workers = config.num_decode_workers or os.cpu_count() or 1
+        check_embed_memory(config, self.num_decode_workers)
+        self.extractor = build_extractor(config)
+        self.settings_record = settings_record(self.extractor.provenance, config.sampling, config.dtype)
+
+    def embed(self, job: EmbedJob, cache: WritableCache) -> EngineOutcome:
+        """Decode + model over the job's videos, writing a shard and committing the index every few seconds."""
+        # `embed` opened the writer: this engine's model gave the settings record before any video.
+        assert cache.writer is not None, "the local engine embeds into an opened writer"
+        writer, config = cache.writer, job.config
+        batch = ShardBatch(FeatureInformationCheck(config.extractor.name), config.dtype)
         last_shard_time = time.perf_counter()
 
-    num_workers = config.num_decode_workers or os.cpu_count() or 1
-    decoded = decode_videos(to_embed, config.sampling, extractor.image_size, num_workers)
-    try:
-        for entry, sampled, features_or_error in embed_decoded_videos(decoded, extractor, config.batch_size):
-            batch.add(entry, sampled, features_or_error, fingerprints[entry.relative_path])
-            if isinstance(features_or_error, VideoDecodeError):
-                on_video_done(entry.relative_path, 0, batch.failures[entry.relative_path])
-            else:
-                on_video_done(entry.relative_path, len(sampled.frame_indices), None)
-            if len(batch.videos) >= MAX_VIDEOS_PER_SHARD or time.perf_counter() - last_shard_time > SECONDS_BETWEEN_SHARDS:
-                save_shard()
-        batch.finish_checks()
-    finally:
-        # Also on Ctrl-C or an unexpected error: what is finished is kept for the next run.
-        save_shard()
+        def save_shard() -> None:
+            nonlocal last_shard_time
+            _commit_shard_batch(writer, batch, config)
+            last_shard_time = time.perf_counter()
+
+        decoded = decode_videos(job.videos, config.sampling, self.extractor.image_size, self.num_decode_workers)
+        try:
+            for entry, sampled, features_or_error in embed_decoded_videos(decoded, self.extractor, config.batch_size):
+                batch.add(entry, sampled, features_or_error, job.fingerprints[entry.relative_path])
+                if isinstance(features_or_error, VideoDecodeError):
+                    job.on_video_done(entry.relative_path, 0, batch.failures[entry.relative_path])
+                else:
+                    job.on_video_done(entry.relative_path, len(sampled.frame_indices), None)
+                if len(batch.videos) >= MAX_VIDEOS_PER_SHARD or time.perf_counter() - last_shard_time > SECONDS_BETWEEN_SHARDS:
+                    save_shard()
+            batch.finish_checks()
+        finally:
+            # Also on Ctrl-C or an unexpected error: what is finished is kept for the next run.
+            save_shard()
+        return EngineOutcome()
 
 
 def _commit_shard_batch(writer: CacheWriter, batch: ShardBatch, config: EmbedConfig) -> None:

@@ -4,10 +4,10 @@ Ray Data runs the pipeline; everything else is the local engine's code:
 
     videos still to embed (one row each)
       -> _DecodeVideos: a pool of CPU actors, each with one `decode_workers` process (a decoder crash costs one
-         video, as locally; Ray itself would retry a crashed task forever), sampling with `frames.py`
+         video, as locally; Ray itself would retry a crashed task forever), sampling with `video/decode.py`
       -> _EmbedVideos: a pool of actors, one GPU each when asked; each builds the extractor once, embeds
          batches of frames across videos (`batching.embed_decoded_videos`), checks each video
-         (`embedded_videos.ShardBatch`) and writes each batch of videos as one format-2 shard straight
+         (`checks.ShardBatch`) and writes each batch of videos as one format-2 shard straight
          into the cache's shard folder
       -> the driver: adopts each shard into the index as it arrives and commits every few seconds, so
          killing the driver loses at most that; a rerun adopts the shards it had not listed yet (checksummed).
@@ -27,7 +27,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
@@ -36,13 +36,13 @@ from featcache.config import EmbedConfig, SamplingConfig
 from featcache.errors import CacheFormatError, CacheMismatchError, FeatcacheError, InputError, RayEngineError, VideoDecodeError
 from featcache.video.fingerprints import FileFingerprint
 from featcache.video.decode import SampledFrames
-from featcache.embedding.ray_cluster import EMBED_WORKER_CPUS, ClusterPlan, check_every_node_sees, connect, describe_ray_failure, node_resources
+from featcache.embedding.engine import EmbedJob, EngineOutcome
+from featcache.embedding.ray_cluster import EMBED_WORKER_CPUS, ClusterPlan, check_every_node_sees, connect, describe_ray_failure, import_ray, node_resources
 from featcache.cache.settings import describe_settings_difference
 from featcache.video.find import VideoEntry
 
 if TYPE_CHECKING:
-    from featcache.cache.index import CacheWriter
-    from featcache.embedding.embed import CacheToWrite
+    from featcache.cache.writer import CacheWriter, WritableCache
 
 SECONDS_BETWEEN_COMMITS = 10.0  # at most this much embedding is lost when the driver dies (as the local engine's shards)
 # ...unless the index has grown so large that rewriting it takes more than a tenth of that: commits then
@@ -56,26 +56,31 @@ FORWARDED_ENVIRONMENT_PREFIXES = ("FEATCACHE_", "KERAS_BACKEND", "TF_CPP_MIN_LOG
 WORKER_RETRIES = 3  # restarts of a worker that dies, and retries of the batch it held
 
 
-def embed_with_ray(
-    to_embed: list[VideoEntry],
-    video_source_root: Path,
-    config: EmbedConfig,
-    cache: CacheToWrite,
-    fingerprints: dict[str, FileFingerprint],
-    on_video_done: Callable[[str, int, str | None], None],
-) -> tuple[str, list[str]]:
-    """Embed `to_embed` on the cluster into `cache`; `on_video_done(path, num_frames, failure or None)` per video.
+class RayEngine:
+    """Started with the run's config: only checks that Ray Data is installed (the driver builds no model)."""
 
-    Returns the workers it ran (`ClusterPlan.describe`) and the problems with shards left in the folder that
-    could not be read (left alone, as locally).
-    Raises RayEngineError for a cluster that cannot run the plan or a job that fails, InputError when a
-    worker refuses its features or cannot build the extractor.
-    """
-    # `featcache --verbose` shows Ray's own logs and the workers' output (FEATCACHE_VERBOSE is set by cli/output.py).
-    ray = connect(config.ray_address, verbose=os.environ.get("FEATCACHE_VERBOSE") == "1")
-    check_every_node_sees(ray, video_source_root, cache.shard_folder)
+    settings_record = None  # the embed workers build the model; a new cache takes the first worker's record
+
+    def __init__(self, config: EmbedConfig) -> None:
+        import_ray()  # said before anything else starts
+
+    def embed(self, job: EmbedJob, cache: WritableCache) -> EngineOutcome:
+        """Embed the job's videos on the cluster into `cache`.
+
+        The outcome names the workers that ran (`ClusterPlan.describe`) and the shards left in the folder that could
+        not be read (left alone, as locally). Raises RayEngineError for a cluster that cannot run the plan or a job
+        that fails, InputError when a worker refuses its features or cannot build the extractor.
+        """
+        workers, problems = _embed_on_cluster(job, cache)
+        return EngineOutcome(workers, problems)
+
+
+def _embed_on_cluster(job: EmbedJob, cache: WritableCache) -> tuple[str, list[str]]:
+    config, on_video_done = job.config, job.on_video_done
+    ray = connect(config.ray_address, verbose=job.verbose)  # verbose: Ray's own logs and the workers' output
+    check_every_node_sees(ray, job.video_root, cache.shard_folder)
     plan = ClusterPlan.from_nodes(config, node_resources(ray))
-    results = _build_pipeline(ray, to_embed, config, cache, fingerprints, plan)
+    results = _build_pipeline(ray, job, cache, plan)
     pipeline_started = time.time()  # wall clock, as shard files' modification times
     last_commit, seconds_between_commits = time.perf_counter(), SECONDS_BETWEEN_COMMITS
     uncommitted = False
@@ -113,7 +118,7 @@ def embed_with_ray(
             cache.writer.commit()
 
 
-def _other_extractor_than_first(cache: CacheToWrite, result: dict[str, Any]) -> str:
+def _other_extractor_than_first(cache: WritableCache, result: dict[str, Any]) -> str:
     """A refusal when this batch's worker wrote another settings record than the cache's ('' when the same).
 
     Workers check their model against the cache's record, or on a new cache against the options (no sha256 yet for
@@ -133,8 +138,9 @@ def _other_extractor_than_first(cache: CacheToWrite, result: dict[str, Any]) -> 
     return f"a Ray worker on {result['node']} builds another extractor than the first worker ({difference or 'another settings record'}); every node needs the same weights and libraries"
 
 
-def _build_pipeline(ray: Any, to_embed: list[VideoEntry], config: EmbedConfig, cache: CacheToWrite, fingerprints: dict[str, FileFingerprint], plan: ClusterPlan) -> Any:
+def _build_pipeline(ray: Any, job: EmbedJob, cache: WritableCache, plan: ClusterPlan) -> Any:
     """The Ray Data dataset: one row per video in, one row per embed batch (its shard, failures, lengths) out."""
+    config, fingerprints = job.config, job.fingerprints
     runtime_env = {"env_vars": {name: value for name, value in os.environ.items() if name.startswith(FORWARDED_ENVIRONMENT_PREFIXES)}}
     # A batch that kills its worker again and again (say, out of memory) fails the job after this many tries instead of
     # looping for ever (Ray Data's default for actors); one crash, as from a lost node, is retried.
@@ -142,7 +148,7 @@ def _build_pipeline(ray: Any, to_embed: list[VideoEntry], config: EmbedConfig, c
     rows = [
         {"path": os.fsdecode(entry.path), "relative_path": entry.relative_path, "label": entry.label, "group": entry.group,
          "fingerprint": fingerprints[entry.relative_path].fingerprint, "mtime_ns": fingerprints[entry.relative_path].mtime_ns}
-        for entry in to_embed
+        for entry in job.videos
     ]  # fmt: skip
     # In order, so that a cache's rows come out in the local engine's order whatever engine wrote them
     # (row order decides the order a seeded shuffle starts from: the same training run on either).
@@ -159,7 +165,7 @@ def _build_pipeline(ray: Any, to_embed: list[VideoEntry], config: EmbedConfig, c
     return decoded.map_batches(
         _EmbedVideos,
         fn_constructor_kwargs={
-            "config": config, "settings": cache.settings, "requested": cache.requested, "compression": cache.compression, "shard_folder": str(cache.shard_folder)
+            "config": config, "settings": cache.settings, "requested": job.requested, "compression": cache.compression, "shard_folder": str(cache.shard_folder)
         },  # fmt: skip
         batch_size=VIDEOS_PER_SHARD,
         compute=ray.data.ActorPoolStrategy(size=plan.num_embed_workers),
@@ -197,7 +203,7 @@ def _delete_unreported_shards(writer: CacheWriter) -> list[str]:
     return unreadable
 
 
-def _delete_shards_written_since(cache: CacheToWrite, started: float) -> None:
+def _delete_shards_written_since(cache: WritableCache, started: float) -> None:
     """After a refusal: the shards this run's workers wrote before refusing (unlisted, and newer than the pipeline).
     Ray stops its workers when the driver stops reading; a shard renamed in that instant would be an orphan that the
     next run checks like any other."""
