@@ -25,7 +25,10 @@ MAX_DECODE_WORKERS = 256
 
 
 def check_in_range(option: str, value: float, low: float, high: float, note: str = "") -> None:
-    """Raise InputError naming `option` and [low, high] unless `value` is a finite number in it."""
+    """Raise InputError naming `option` and [low, high] unless `value` is a finite number in it.
+
+    option: the CLI flag and the config field, "--frames / num_frames", so the message serves CLI and API users alike.
+    """
     finite = not isinstance(value, float) or math.isfinite(value)
     if not (finite and low <= value <= high):
         raise InputError(f"{option} must be in [{low:g}, {high:g}]{note}, got {value}")
@@ -48,16 +51,16 @@ class SamplingConfig:
 
     def __post_init__(self) -> None:
         if not (self.num_frames == 0 and self.mode == "fps"):  # 0 with fps: every sampled frame
-            check_in_range("--frames", self.num_frames, 1, MAX_FRAMES, " (or 0 with --sampling fps: every sampled frame)")
+            check_in_range("--frames / num_frames", self.num_frames, 1, MAX_FRAMES, " (or 0 with --sampling fps: every sampled frame)")
         if self.mode not in SAMPLING_MODES:
-            raise InputError(f"unknown sampling {self.mode!r}; choose one of {', '.join(SAMPLING_MODES)}")
+            raise InputError(f"unknown --sampling / mode {self.mode!r}; choose one of {', '.join(SAMPLING_MODES)}")
         if self.mode == "fps" and self.fps is None:
-            raise InputError("--sampling fps needs --fps F with F > 0 (frames per second to take)")
+            raise InputError("--sampling fps (mode \"fps\") needs --fps / fps F > 0 (frames per second to take)")
         if self.mode == "fps":
             if not (math.isfinite(self.fps) and 0 < self.fps <= MAX_SAMPLING_FPS):
-                raise InputError(f"--fps must be in (0, {MAX_SAMPLING_FPS:g}] frames per second, got {self.fps}")
+                raise InputError(f"--fps / fps must be in (0, {MAX_SAMPLING_FPS:g}] frames per second, got {self.fps}")
         if self.mode == "uniform" and self.fps is not None:
-            raise InputError("--fps only applies to --sampling fps")
+            raise InputError("--fps / fps only applies to --sampling fps (mode \"fps\")")
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ class ExtractorConfig:
             object.__setattr__(self, "name", KERAS_HUB_PREFIX + str(Path(preset).expanduser().absolute()))
         if self.image_size is None:
             object.__setattr__(self, "image_size", default_image_size(self.name, self.weights))
-        check_in_range("--image-size", self.image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE, " pixels")
+        check_in_range("--image-size / image_size", self.image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE, " pixels")
 
 
 ENGINES = ("local", "ray")
@@ -119,22 +122,22 @@ class EmbedConfig:
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
-            raise InputError(f"unknown --engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
+            raise InputError(f"unknown --engine / engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
         if self.engine == "local":
             given = [option for option, value, default in RAY_ONLY_OPTIONS if getattr(self, value) != default]
             if given:
-                raise InputError(f"{', '.join(given)} only apply to --engine ray")
-        check_in_range("--embed-workers", self.embed_workers, 0, MAX_DECODE_WORKERS, " (0: one per GPU, or 1)")
+                raise InputError(f"{', '.join(given)} only apply to --engine ray (engine=\"ray\")")
+        check_in_range("--embed-workers / embed_workers", self.embed_workers, 0, MAX_DECODE_WORKERS, " (0: one per GPU, or 1)")
         if self.gpus_per_worker is not None and not 0 <= self.gpus_per_worker <= MAX_GPUS_PER_WORKER:
-            raise InputError(f"--gpus-per-worker must be in [0, {MAX_GPUS_PER_WORKER}], got {self.gpus_per_worker}")
+            raise InputError(f"--gpus-per-worker / gpus_per_worker must be in [0, {MAX_GPUS_PER_WORKER}], got {self.gpus_per_worker}")
         if not 0 < self.decode_cpus <= MAX_DECODE_CPUS:
-            raise InputError(f"--decode-cpus must be in (0, {MAX_DECODE_CPUS}], got {self.decode_cpus}")
+            raise InputError(f"--decode-cpus / decode_cpus must be in (0, {MAX_DECODE_CPUS}], got {self.decode_cpus}")
         if self.dtype not in FEATURE_DTYPES:
-            raise InputError(f"unknown --dtype {self.dtype!r}; choose one of {', '.join(FEATURE_DTYPES)}")
+            raise InputError(f"unknown --dtype / dtype {self.dtype!r}; choose one of {', '.join(FEATURE_DTYPES)}")
         if self.compression not in COMPRESSIONS:
-            raise InputError(f"unknown --compression {self.compression!r}; choose one of {', '.join(COMPRESSIONS)}")
-        check_in_range("--batch-size", self.batch_size, 1, MAX_BATCH_SIZE)
-        check_in_range("--workers", self.num_decode_workers, 0, MAX_DECODE_WORKERS, " (0: one per CPU core)")
+            raise InputError(f"unknown --compression / compression {self.compression!r}; choose one of {', '.join(COMPRESSIONS)}")
+        check_in_range("--batch-size / batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
+        check_in_range("--workers / num_decode_workers", self.num_decode_workers, 0, MAX_DECODE_WORKERS, " (0: one per CPU core)")
 
 
 ConfigT = TypeVar("ConfigT")
@@ -205,19 +208,19 @@ class HeadConfig:
         if self.head not in HEAD_NAMES:
             raise InputError(f"unknown head {self.head!r}; choose one of {', '.join(HEAD_NAMES)}")
         if self.units < 1:
-            raise InputError(f"--units must be at least 1, got {self.units}")
+            raise InputError(f"--units / units must be at least 1, got {self.units}")
         if self.dense < 1:
-            raise InputError(f"--dense must be at least 1, got {self.dense}")
-        for option, value in (("--dropout", self.dropout), ("--recurrent-dropout", self.recurrent_dropout), ("final_dropout", self.final_dropout)):
+            raise InputError(f"--dense / dense must be at least 1, got {self.dense}")
+        for option, value in (("--dropout / dropout", self.dropout), ("--recurrent-dropout / recurrent_dropout", self.recurrent_dropout), ("final_dropout", self.final_dropout)):
             if not 0.0 <= value < 1.0:
                 raise InputError(f"{option} must be in [0, 1), got {value}")
-        for option, value in (("--layers", self.num_layers), ("--attention-heads", self.num_heads), ("--kernel-size", self.kernel_size)):
+        for option, value in (("--layers / num_layers", self.num_layers), ("--attention-heads / num_heads", self.num_heads), ("--kernel-size / kernel_size", self.kernel_size)):
             if value < 1:
                 raise InputError(f"{option} must be at least 1, got {value}")
         if self.positions not in POSITION_ENCODINGS:
-            raise InputError(f"unknown --positions {self.positions!r}; choose one of {', '.join(POSITION_ENCODINGS)}")
+            raise InputError(f"unknown --positions / positions {self.positions!r}; choose one of {', '.join(POSITION_ENCODINGS)}")
         if self.pooling not in POOLINGS:
-            raise InputError(f"unknown --pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
+            raise InputError(f"unknown --pooling / pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
 
     def used_settings(self) -> dict[str, Any]:
         """The settings this head reads (the others keep their defaults and change nothing), for messages."""
@@ -263,34 +266,34 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
-            raise InputError(f"--epochs must be at least 1, got {self.epochs}")
+            raise InputError(f"--epochs / epochs must be at least 1, got {self.epochs}")
         if self.patience < 0:
-            raise InputError(f"--patience must be 0 (no early stopping) or more epochs, got {self.patience}")
+            raise InputError(f"--patience / patience must be 0 (no early stopping) or more epochs, got {self.patience}")
         if self.batch_size < 1:
-            raise InputError(f"--batch-size must be at least 1, got {self.batch_size}")
+            raise InputError(f"--batch-size / batch_size must be at least 1, got {self.batch_size}")
         if not self.learning_rate > 0:
-            raise InputError(f"--learning-rate must be above 0, got {self.learning_rate}")
+            raise InputError(f"--learning-rate / learning_rate must be above 0, got {self.learning_rate}")
         if self.split not in SPLIT_NAMES:
-            raise InputError(f"unknown --split {self.split!r}; choose one of {', '.join(SPLIT_NAMES)} (or pass --split-file FILE)")
+            raise InputError(f"unknown --split / split {self.split!r}; choose one of {', '.join(SPLIT_NAMES)} (or pass --split-file FILE)")
         if self.split_file is not None and self.split != "auto":
-            raise InputError(f"--split {self.split} and --split-file both choose the split; pass only one")
+            raise InputError(f"--split / split {self.split} and --split-file / split_file both choose the split; pass only one")
         # 0.5 at most: a group-aware split holds out one of round(1 / fraction) >= 2 folds.
         if not 0.0 < self.test_fraction <= 0.5:
-            raise InputError(f"--test-fraction must be in (0, 0.5], got {self.test_fraction}")
+            raise InputError(f"--test-fraction / test_fraction must be in (0, 0.5], got {self.test_fraction}")
         if not 0.0 <= self.val_fraction <= 0.5:
-            raise InputError(f"--val-fraction must be in [0, 0.5] (0: no validation, keep the last epoch), got {self.val_fraction}")
+            raise InputError(f"--val-fraction / val_fraction must be in [0, 0.5] (0: no validation, keep the last epoch), got {self.val_fraction}")
         if self.memory_budget_mb < 0:
             raise InputError(f"memory_budget_mb must be 0 (always stream) or more, got {self.memory_budget_mb}")
         if self.class_weight not in CLASS_WEIGHTS:
-            raise InputError(f"unknown --class-weight {self.class_weight!r}; choose one of {', '.join(CLASS_WEIGHTS)}")
+            raise InputError(f"unknown --class-weight / class_weight {self.class_weight!r}; choose one of {', '.join(CLASS_WEIGHTS)}")
         if self.frames < 0:
-            raise InputError(f"--frames must be 0 (the stored frames) or more, got {self.frames}")
+            raise InputError(f"--frames / frames must be 0 (the stored frames) or more, got {self.frames}")
         if self.clip_sampling not in CLIP_SAMPLINGS:
-            raise InputError(f"unknown --clip-sampling {self.clip_sampling!r}; choose one of {', '.join(CLIP_SAMPLINGS)}")
+            raise InputError(f"unknown --clip-sampling / clip_sampling {self.clip_sampling!r}; choose one of {', '.join(CLIP_SAMPLINGS)}")
         if self.test_clips < 1:
-            raise InputError(f"--test-clips must be at least 1, got {self.test_clips}")
+            raise InputError(f"--test-clips / test_clips must be at least 1, got {self.test_clips}")
         if self.frames == 0 and (self.clip_sampling != "uniform" or self.test_clips != 1):
-            raise InputError("--clip-sampling and --test-clips take clips of --frames T frames; pass --frames T too")
+            raise InputError("--clip-sampling / clip_sampling and --test-clips / test_clips take clips of T frames; pass --frames T too (frames=T)")
 
 
 @dataclass(frozen=True)
@@ -306,8 +309,8 @@ class WindowConfig:
 
     def __post_init__(self) -> None:
         if not self.window_seconds > 0:
-            raise InputError(f"--window must be above 0 seconds, got {self.window_seconds}")
+            raise InputError(f"--window / window_seconds must be above 0 seconds, got {self.window_seconds}")
         if self.stride_seconds is None:
             object.__setattr__(self, "stride_seconds", self.window_seconds)
         if not self.stride_seconds > 0:
-            raise InputError(f"--stride must be above 0 seconds, got {self.stride_seconds}")
+            raise InputError(f"--stride / stride_seconds must be above 0 seconds, got {self.stride_seconds}")

@@ -44,7 +44,7 @@ def test_random_positions_take_one_frame_of_each_segment_and_cover_it() -> None:
 def test_bad_clip_settings_are_refused() -> None:
     with pytest.raises(FeatcacheError, match="pass --frames T too"):
         TrainConfig(clip_sampling="random")
-    with pytest.raises(FeatcacheError, match="--test-clips must be at least 1"):
+    with pytest.raises(FeatcacheError, match="--test-clips / test_clips must be at least 1"):
         TrainConfig(frames=4, test_clips=0)
     with pytest.raises(FeatcacheError, match="choose one of uniform, random"):
         TrainConfig(frames=4, clip_sampling="dense")

@@ -74,4 +74,4 @@ def test_compare_command(small_cache: Path) -> None:
 def test_compare_command_rejects_zero_epochs(small_cache: Path) -> None:
     result = CliRunner().invoke(app, ["compare", str(small_cache), "--epochs", "0"])
     assert result.exit_code == 2
-    assert "--epochs must be at least 1" in result.output
+    assert "--epochs / epochs must be at least 1" in result.output

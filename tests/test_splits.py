@@ -78,7 +78,7 @@ def test_val_fraction_zero_means_no_validation_set(ucf101_cache: Path) -> None:
     assert "no validation" in without.description and "last epoch" in without.description
 
 
-@pytest.mark.parametrize(("option", "value", "message"), [("test_fraction", 0.0, "--test-fraction must be in"), ("test_fraction", 0.6, "--test-fraction must be in"), ("val_fraction", -0.1, "--val-fraction must be in"), ("val_fraction", 0.7, "--val-fraction must be in")])
+@pytest.mark.parametrize(("option", "value", "message"), [("test_fraction", 0.0, "--test-fraction / test_fraction must be in"), ("test_fraction", 0.6, "--test-fraction / test_fraction must be in"), ("val_fraction", -0.1, "--val-fraction / val_fraction must be in"), ("val_fraction", 0.7, "--val-fraction / val_fraction must be in")])
 def test_fractions_out_of_range_are_refused(option: str, value: float, message: str) -> None:
     with pytest.raises(FeatcacheError, match=message):
         TrainConfig(**{option: value})

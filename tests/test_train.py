@@ -257,7 +257,7 @@ def test_official_split_is_recorded(small_cache: Path, tmp_path: Path) -> None:
 
 
 def test_epochs_zero_is_a_clear_error() -> None:
-    with pytest.raises(FeatcacheError, match="--epochs must be at least 1, got 0"):
+    with pytest.raises(FeatcacheError, match="--epochs / epochs must be at least 1, got 0"):
         TrainConfig(epochs=0)
 
 
@@ -337,12 +337,12 @@ def test_train_command(small_cache: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["--epochs", "0"], "--epochs must be at least 1, got 0"),
+        (["--epochs", "0"], "--epochs / epochs must be at least 1, got 0"),
         (["--head", "resnet"], "resnet"),
         (["--class-weight", "inverse"], "inverse"),
         (["--split", "ucf101-1", "--split-file", "testlist01.txt"], "pass only one"),
-        (["--test-fraction", "0"], "--test-fraction must be in (0, 0.5]"),
-        (["--val-fraction", "0.7"], "--val-fraction must be in [0, 0.5]"),
+        (["--test-fraction", "0"], "--test-fraction / test_fraction must be in (0, 0.5]"),
+        (["--val-fraction", "0.7"], "--val-fraction / val_fraction must be in [0, 0.5]"),
     ],
 )
 def test_train_command_rejects_bad_options(small_cache: Path, tmp_path: Path, arguments: list[str], message: str) -> None:

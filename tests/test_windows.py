@@ -57,9 +57,9 @@ def test_window_layout_takes_the_models_own_sampling_of_each_window():
 
 def test_window_and_stride_options_are_checked():
     assert WindowConfig(2.0).stride_seconds == 2.0
-    with pytest.raises(InputError, match="--window must be above 0"):
+    with pytest.raises(InputError, match="--window / window_seconds must be above 0"):
         WindowConfig(0)
-    with pytest.raises(InputError, match="--stride must be above 0"):
+    with pytest.raises(InputError, match="--stride / stride_seconds must be above 0"):
         WindowConfig(1.0, -1.0)
     with pytest.raises(VideoDecodeError, match="must each span at least one frame"):
         window_layout(VIDEO_FPS, WindowConfig(1.0, 0.05), SamplingConfig(num_frames=3))
