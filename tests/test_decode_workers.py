@@ -82,3 +82,16 @@ def test_csv_rows_outside_its_folder_need_the_option_and_are_said(tmp_path: Path
 )
 def test_describe_exit_status(returncode: int, description: str) -> None:
     assert describe_exit_status(returncode) == description
+
+
+def test_a_decode_worker_loads_no_model_library() -> None:
+    # What the worker's bootstrap imports (featcache.video.decode_workers from the parent's featcache): no Keras,
+    # TensorFlow or h5py, so a worker starts in well under a second and stays small.
+    import subprocess
+    import sys
+
+    from featcache.video import decode_workers
+
+    package_parent = str(Path(decode_workers.__file__).resolve().parents[2])
+    probe = f"import sys; sys.path.insert(0, {package_parent!r}); import featcache.video.decode_workers; print(sorted(m for m in ('keras', 'tensorflow', 'h5py') if m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "[]"

@@ -6,8 +6,9 @@ it was decoding becomes a failure ("decoder crashed: signal 11 (SIGSEGV)"), and 
 next video.
 
 Workers are fresh interpreters (`subprocess` + `python -c`), not forks: forking after TensorFlow started
-its threads is unsafe, and multiprocessing's spawn would import the `featcache` package, whose
-`__init__` loads Keras. A worker imports only `featcache.video.decode` and its dependencies (numpy, OpenCV).
+its threads is unsafe, and multiprocessing's spawn would re-run the user's main module in each worker. A worker
+imports only `featcache.video.decode` and its dependencies (numpy, OpenCV), never Keras (`import featcache`
+loads its public names on first use).
 Requests and results travel over two pipes per worker as pickles (`multiprocessing.connection`): one
 video's frames at 224x224x10 are 1.5 MB, a few milliseconds next to the tens of milliseconds of decoding
 (see BENCHMARKS.md, "Decode isolation").
@@ -35,13 +36,10 @@ CRASH_DECODER_ENV = "FEATCACHE_CRASH_DECODER"
 # Seconds a closing worker gets to exit after its request pipe closes, before it is killed.
 _EXIT_GRACE_SECONDS = 5.0
 
-# Installs a bare `featcache` package (no __init__: it imports Keras) so that `featcache.video.decode` and
-# this module load without TensorFlow, then serves requests.
+# The worker imports the parent's own featcache (its folder first on the path, whatever is installed), then serves.
 _WORKER_BOOTSTRAP = """
-import sys, types
-package = types.ModuleType("featcache")
-package.__path__ = [sys.argv[1]]
-sys.modules["featcache"] = package
+import sys
+sys.path.insert(0, sys.argv[1])
 from featcache.video.decode_workers import serve_decode_requests
 serve_decode_requests(int(sys.argv[2]), int(sys.argv[3]))
 """
@@ -69,10 +67,10 @@ class DecodeWorker:
     def __init__(self, sampling: SamplingConfig, image_size: int, crash_file_name: str | None) -> None:
         request_read, request_write = os.pipe()
         result_read, result_write = os.pipe()
-        package_dir = str(Path(__file__).resolve().parent.parent)  # featcache/, above video/
+        package_parent = str(Path(__file__).resolve().parents[2])  # the folder holding featcache/
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", _WORKER_BOOTSTRAP, package_dir, str(request_read), str(result_write)],
+                [sys.executable, "-c", _WORKER_BOOTSTRAP, package_parent, str(request_read), str(result_write)],
                 pass_fds=(request_read, result_write),
                 stdin=subprocess.DEVNULL,
             )
