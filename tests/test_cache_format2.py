@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -221,3 +222,23 @@ def test_a_second_writer_is_refused_at_once_and_the_lock_dies_with_its_holder(tm
         holder.wait()
     with CacheLock(cache_path):
         pass
+
+
+@pytest.mark.parametrize("written_by", ["0.4.0", "1.0.0"])
+def test_a_cache_written_by_a_newer_featcache_is_refused_in_one_line(two_shard_cache: Path, written_by: str) -> None:
+    with h5py.File(two_shard_cache, "a") as handle:
+        handle.attrs["featcache_version"] = written_by
+    message = rf"written by featcache {re.escape(written_by)}, newer than this featcache .*upgrade featcache"
+    with pytest.raises(CacheFormatError, match=message):
+        open_cache(two_shard_cache)
+    with pytest.raises(CacheFormatError, match=message):
+        CacheWriter.open(two_shard_cache, SETTINGS, FEATURE_DIM)
+    result = CliRunner().invoke(app, ["info", str(two_shard_cache)])
+    assert result.exit_code == 2 and f"featcache {written_by}" in result.output and "Traceback" not in result.output
+
+
+def test_a_cache_of_an_older_or_same_release_is_read(two_shard_cache: Path, videos: list[ShardVideo]) -> None:
+    for written_by in ("0.1.0", "0.3.9"):  # a patch release writes the formats of its minor release
+        with h5py.File(two_shard_cache, "a") as handle:
+            handle.attrs["featcache_version"] = written_by
+        assert open_cache(two_shard_cache).index.num_videos == len(videos)

@@ -23,6 +23,9 @@ from typing import Any
 import h5py
 import numpy as np
 
+from featcache.errors import CacheFormatError
+from featcache.version import newer_writer_problem
+
 FORMAT_VERSION = 2
 STRING_DTYPE = h5py.string_dtype(encoding="utf-8")
 FAILURE_DTYPE = np.dtype([("path", STRING_DTYPE), ("reason", STRING_DTYPE)])
@@ -41,6 +44,14 @@ SHARD_FORMAT = 1
 SHARD_SUFFIX = ".h5"
 # `embed` suggests `featcache compact` once this share of the rows in live shards is dead.
 COMPACT_SUGGESTION_DEAD_SHARE = 0.25
+
+
+def refuse_newer_writer(attributes: Any, cache_path: Path) -> None:
+    """CacheFormatError when the file's `featcache_version` attribute names a newer featcache (featcache.version's rule)."""
+    written_by = attributes.get("featcache_version", "")
+    problem = newer_writer_problem(written_by.decode() if isinstance(written_by, bytes) else str(written_by), str(cache_path))
+    if problem:
+        raise CacheFormatError(problem)
 
 
 def shard_folder_for(cache_path: Path) -> Path:

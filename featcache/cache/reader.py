@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from featcache.cache import format1
-from featcache.cache.format import FORMAT_VERSION, FRAME_DATASETS, CacheIndex, decode_strings, default_num_frames, shard_folder_for
+from featcache.cache.format import FORMAT_VERSION, FRAME_DATASETS, CacheIndex, decode_strings, default_num_frames, refuse_newer_writer, shard_folder_for
 from featcache.cache.index import IndexState, read_index_state
 from featcache.errors import CacheFormatError
 
@@ -110,6 +110,7 @@ def _format_version(path: Path) -> int:
     try:
         with h5py.File(path, "r") as handle:
             version = handle.attrs.get("format_version")
+            refuse_newer_writer(handle.attrs, path)
     except OSError as err:
         # h5py's message is a page of HDF5 internals (errno, buffer addresses); --verbose shows it as the cause.
         raise CacheFormatError(f"{path}: not an HDF5 file; expected a cache written by `featcache embed`") from err

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import h5py
 
-from featcache.cache.format import FORMAT_VERSION, shard_folder_for
+from featcache.cache.format import FORMAT_VERSION, refuse_newer_writer, shard_folder_for
 from featcache.cache.index import IndexState, VideoRecord, read_index_state, write_index_file
 from featcache.cache.lock import CacheLock
 from featcache.cache.shards import ShardInfo, read_shard_contents, unlisted_shard_names
@@ -123,6 +123,8 @@ def _index_on_disk(cache_path: Path, overwrite: bool) -> IndexState | None:
     try:
         with h5py.File(cache_path, "r") as handle:
             format_version = handle.attrs.get("format_version")
+            if not overwrite:  # replacing a newer featcache's cache is the user's explicit choice
+                refuse_newer_writer(handle.attrs, cache_path)
     except OSError as err:
         if overwrite:
             return None
