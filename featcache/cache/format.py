@@ -1,7 +1,7 @@
 """Format 2 of the cache: names, dtypes and layout shared by the writer, the index and the readers.
 
 A cache is one index file the user names (`CACHE.h5`) plus a folder of immutable shards
-(`CACHE.h5.shards/`); see the README, "The cache format", for the layout table.
+(`CACHE.h5.shards/`); see docs/cache-format.md for the layout table.
 
 Shard (`CACHE.h5.shards/<hex>.h5`, written once, never modified):
   features (F, D) float16|float32   every frame of its videos, concatenated

@@ -1,6 +1,6 @@
 """Format 1 of the cache (featcache before format 2): read-only, for old caches and `featcache upgrade`.
 
-Format (version 1), N videos, T frames, D dims — also in the README, "The cache format":
+Format (version 1), N videos, T frames, D dims — also in docs/cache-format.md:
   features (N, T, D) float16|float32, chunks (1, T, D); zero where padded
   lengths (N,) int32; frame_indices (N, T) int32, -1 where padded; timestamps_ms (N, T) float32, -1 where padded
   labels (N,) int32 into the file attribute class_names (JSON list, sorted)
