@@ -17,6 +17,7 @@ import pytest
 from featcache.config import ExtractorConfig
 from featcache.errors import ExtractorError, FeatcacheError
 from featcache.extractors.registry import Extractor, available_extractors, build_keras_model, load_extractor
+from featcache.files import sha256_folder
 
 SIZE = 32
 KERAS_EXTRACTORS = ["mobilenet_v2", "scratch_cnn"]
@@ -279,6 +280,72 @@ def test_random_provenance_has_no_hash_and_is_json():
     provenance = load_extractor(ExtractorConfig(name="scratch_cnn", weights="random", image_size=SIZE, seed=7)).provenance
     assert provenance["weights"] == "random" and provenance["weights_sha256"] is None and provenance["seed"] == 7
     assert json.loads(json.dumps(provenance)) == provenance
+
+
+# The provenance record and random-weight features are what existing caches were made with: pinned
+
+
+# The keys of every extractor's provenance, in order: caches store it as JSON text (their settings record).
+PROVENANCE_KEYS = ["name", "weights", "handle", "image_size", "seed", "weights_sha256", "preprocessing", "feature_dim", "keras_version", "backend"]
+
+
+def expected_provenance(config: ExtractorConfig, weights_sha256: str | None, preprocessing: str, feature_dim: int) -> dict:
+    """The record featcache 0.2 stored for `config`, key by key."""
+    values = [config.name, config.weights, config.handle, config.image_size, config.seed, weights_sha256, preprocessing,
+              feature_dim, keras.__version__, keras.backend.backend()]  # fmt: skip
+    return dict(zip(PROVENANCE_KEYS, values))
+
+
+def test_provenance_is_the_stored_record_key_for_key(mobilenet_v2_weights_file: Path, mean_pixel_savedmodel: Path):
+    import json
+
+    mobilenet_v2_preprocessing = "x / 127.5 - 1 (keras.applications.mobilenet_v2.preprocess_input), RGB"
+    cases = [
+        (ExtractorConfig(name="mobilenet_v2", weights="random", image_size=SIZE, seed=3), None, mobilenet_v2_preprocessing, 1280),
+        (ExtractorConfig(name="mobilenet_v2", weights=str(mobilenet_v2_weights_file), image_size=SIZE),
+         sha256_of(mobilenet_v2_weights_file), mobilenet_v2_preprocessing, 1280),
+        (ExtractorConfig(name="scratch_cnn", weights="random", image_size=48, seed=7), None, "x / 255, RGB", 9 * 128),
+        (ExtractorConfig(name="tfhub", handle=str(mean_pixel_savedmodel), image_size=SIZE),
+         sha256_folder(mean_pixel_savedmodel), "x / 255 (float32 in [0, 1]), RGB", 7),
+    ]  # fmt: skip
+    for config, weights_sha256, preprocessing, feature_dim in cases:
+        provenance = load_extractor(config).provenance
+        # Compared as JSON text: the same keys, in the same order, with the same values.
+        assert json.dumps(provenance) == json.dumps(expected_provenance(config, weights_sha256, preprocessing, feature_dim))
+
+
+def reference_mobilenet_v2_features(frames: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded keras.applications.MobileNetV2 as a user builds it, fed mobilenet_v2.preprocess_input."""
+    size = frames.shape[1]
+    keras.utils.set_random_seed(seed)
+    backbone = keras.applications.MobileNetV2(include_top=False, pooling="avg", input_shape=(size, size, 3), weights=None)
+    scaled = keras.applications.mobilenet_v2.preprocess_input(frames.astype("float32"))
+    return keras.ops.convert_to_numpy(backbone(scaled, training=False))
+
+
+def reference_scratch_cnn_features(frames: np.ndarray, seed: int) -> np.ndarray:
+    """The notebook's CNN written out again (8 convs in 4 pooled blocks, Flatten), seeded, fed x / 255."""
+    size = frames.shape[1]
+    keras.utils.set_random_seed(seed)
+    layers = [keras.Input((size, size, 3))]
+    for filters, kernel_sizes in [(32, (3, 3)), (64, (3, 3)), (128, (3, 3)), (128, (4, 3))]:
+        layers += [keras.layers.Conv2D(filters, kernel_size, padding="same", activation="relu") for kernel_size in kernel_sizes]
+        layers.append(keras.layers.MaxPooling2D(2))
+    model = keras.Sequential([*layers, keras.layers.Flatten()])
+    return keras.ops.convert_to_numpy(model(frames.astype("float32") / 255, training=False))
+
+
+@pytest.mark.parametrize(
+    ("name", "reference"), [("mobilenet_v2", reference_mobilenet_v2_features), ("scratch_cnn", reference_scratch_cnn_features)]
+)
+@pytest.mark.parametrize(("size", "seed"), [(SIZE, 0), (48, 5)])
+def test_random_weights_are_the_seeded_reference_model(name: str, reference, size: int, seed: int):
+    """`random` weights are Keras' initialisation after keras.utils.set_random_seed(seed): caches made with them stay valid."""
+    frames = random_frames(3, size=size)
+    extractor = load_extractor(ExtractorConfig(name=name, weights="random", image_size=size, seed=seed))
+    expected = reference(frames, seed)
+    # Random MobileNetV2 features are tiny (around 1e-12): the tolerance follows their scale.
+    np.testing.assert_allclose(extractor.embed_frames(frames), expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
 
 
 # tfhub
