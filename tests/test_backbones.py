@@ -145,7 +145,7 @@ def test_unknown_keras_application_lists_the_valid_names():
 
 
 def test_too_small_image_size_is_refused():
-    with pytest.raises(ExtractorError, match="keras:InceptionV3 cannot be built at --image-size 32"):
+    with pytest.raises(ExtractorError, match="keras:InceptionV3 cannot be built at --image-size / image_size 32"):
         load_extractor(ExtractorConfig(name="keras:InceptionV3", weights="random", image_size=SIZE))
 
 
@@ -240,7 +240,7 @@ def test_keras_file_refuses_a_model_that_does_not_give_vectors(tmp_path: Path):
 
 
 def test_keras_file_bad_inputs(tmp_path: Path, tiny_keras_file: Path):
-    with pytest.raises(ExtractorError, match="keras_file needs --weights MODEL.keras"):
+    with pytest.raises(ExtractorError, match="keras_file needs --weights / weights MODEL.keras"):
         load_extractor(ExtractorConfig(name="keras_file", weights="random", image_size=SIZE))
     with pytest.raises(ExtractorError, match="no such file"):
         ExtractorConfig(name="keras_file", weights=str(tmp_path / "gone.keras"), image_size=None)
@@ -299,7 +299,7 @@ def test_keras_hub_preset_gives_its_vision_embeddings(fake_keras_hub: list[str])
 def test_keras_hub_errors(fake_keras_hub: list[str], monkeypatch):
     with pytest.raises(ExtractorError, match="could not load KerasHub preset unreachable_preset: no network.*local preset folder"):
         load_extractor(ExtractorConfig(name="keras_hub:unreachable_preset", image_size=SIZE))
-    with pytest.raises(ExtractorError, match="takes 32 px images; pass --image-size 32"):
+    with pytest.raises(ExtractorError, match="takes 32 px images; pass --image-size / image_size 32"):
         load_extractor(ExtractorConfig(name="keras_hub:clip", image_size=64))
     with pytest.raises(ExtractorError, match="takes its weights from the preset"):
         load_extractor(ExtractorConfig(name="keras_hub:clip", weights="random", image_size=SIZE))

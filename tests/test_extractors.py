@@ -223,12 +223,12 @@ def test_missing_weights_file_is_refused(tmp_path: Path):
 
 
 def test_scratch_cnn_has_no_imagenet_weights():
-    with pytest.raises(ExtractorError, match="scratch_cnn has no ImageNet weights.*--weights PATH"):
+    with pytest.raises(ExtractorError, match="scratch_cnn has no ImageNet weights.*--weights / weights PATH"):
         load_extractor(ExtractorConfig(name="scratch_cnn", weights="imagenet", image_size=SIZE))
 
 
 def test_handle_is_only_for_tfhub():
-    with pytest.raises(ExtractorError, match="--handle only applies to --extractor tfhub"):
+    with pytest.raises(ExtractorError, match="--handle / handle only applies to --extractor tfhub"):
         load_extractor(ExtractorConfig(name="mobilenet_v2", weights="random", handle="x", image_size=SIZE))
 
 
