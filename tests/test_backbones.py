@@ -215,6 +215,21 @@ def test_imagenet_weights_are_hashed_by_their_arrays(monkeypatch, vgg16_legacy_n
     assert again.provenance["weights_sha256"] == extractor.provenance["weights_sha256"]
 
 
+def test_fetched_imagenet_weights_are_what_the_file_loads(monkeypatch, tmp_path: Path, vgg16_legacy_no_top_file: Path, vgg16_backbone: keras.Model):
+    """`featcache weights fetch keras:VGG16` saves Keras' ImageNet download so that --weights FILE gives the same features."""
+    from keras.src.utils import file_utils
+
+    from featcache.extractors.weights_fetch import fetch_imagenet_weights
+
+    monkeypatch.setattr(file_utils, "get_file", lambda *args, **kwargs: str(vgg16_legacy_no_top_file))
+    out = fetch_imagenet_weights("keras:VGG16", tmp_path / "vgg16.weights.h5", image_size=SIZE)
+    frames = random_frames(2)
+    from_file = load_extractor(ExtractorConfig(name="keras:VGG16", weights=str(out), image_size=SIZE)).embed_frames(frames)
+    np.testing.assert_allclose(from_file, reference_features("VGG16", vgg16_backbone, frames), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ExtractorError, match="unknown keras.applications model 'VGG17'"):
+        fetch_imagenet_weights("keras:VGG17", tmp_path / "vgg17.weights.h5")
+
+
 # keras_file
 
 

@@ -1,4 +1,4 @@
-"""Tests for featcache.extractors.registry: the registry, each extractor's output, weights handling and provenance.
+"""Tests for featcache.extractors: the registry, mobilenet_v2, scratch_cnn and tfhub, weights files and fetch, provenance.
 
 Small images (32 px) and `random` or tmp-file weights keep this fast and offline.
 """
@@ -15,8 +15,16 @@ import numpy as np
 import pytest
 
 from featcache.config import ExtractorConfig
-from featcache.errors import ExtractorError, FeatcacheError
-from featcache.extractors.registry import Extractor, available_extractors, build_keras_model, load_extractor
+from featcache.errors import ExtractorError, FeatcacheError, InputError
+from featcache.extractors.registry import (
+    EXTRACTOR_BUILDERS,
+    Extractor,
+    available_extractors,
+    build_imagenet_backbone,
+    build_keras_model,
+    extractor_builder,
+    load_extractor,
+)
 from featcache.files import sha256_folder
 
 SIZE = 32
@@ -108,6 +116,25 @@ def test_available_extractors_lists_each_with_its_dim():
 def test_unknown_extractor_lists_the_valid_names():
     with pytest.raises(ExtractorError, match="unknown extractor 'resnet'.*mobilenet_v2, scratch_cnn, tfhub"):
         load_extractor(ExtractorConfig(name="resnet"))
+
+
+def test_every_catalog_name_has_a_builder_and_every_builder_a_name():
+    """The names `featcache extractors` lists are the registry's: its own entries, or a family prefix (keras:, keras_hub:)."""
+    served = {name: extractor_builder(name) for name in available_extractors()}
+    assert set(served.values()) == set(EXTRACTOR_BUILDERS.values())
+    assert served["keras:ResNet50"] is EXTRACTOR_BUILDERS["keras:"] and served["keras_hub:PRESET"] is EXTRACTOR_BUILDERS["keras_hub:"]
+    for prefix_alone in ("keras:", "keras_hub:", "mobilenet_v2:x"):
+        with pytest.raises(ExtractorError, match="unknown extractor"):
+            extractor_builder(prefix_alone)
+
+
+def test_build_keras_model_is_the_model_load_extractor_embeds_with(mean_pixel_savedmodel: Path):
+    config = ExtractorConfig(name="scratch_cnn", weights="random", image_size=SIZE, seed=2)
+    frames = random_frames(3)
+    model = build_keras_model(config)
+    np.testing.assert_array_equal(np.asarray(model.predict_on_batch(frames)), load_extractor(config).embed_frames(frames))
+    with pytest.raises(ExtractorError, match="tfhub is a TensorFlow SavedModel, not a Keras model"):
+        build_keras_model(ExtractorConfig(name="tfhub", handle=str(mean_pixel_savedmodel), image_size=SIZE))
 
 
 def test_extractor_error_is_a_featcache_error():
@@ -257,6 +284,54 @@ def test_imagenet_loads_the_downloaded_file_and_records_its_hash(monkeypatch, mo
     assert requested[0][1].endswith(requested[0][0]) and requested[0][2] == "models"
     assert extractor.provenance["weights"] == "imagenet"
     assert extractor.provenance["weights_sha256"] == sha256_of(mobilenet_v2_legacy_h5_file)
+
+
+# ImageNet weights as a file: build_imagenet_backbone and `featcache weights fetch`
+
+
+@pytest.fixture
+def downloaded_mobilenet_v2(monkeypatch, mobilenet_v2_legacy_h5_file: Path) -> Path:
+    """keras.utils.get_file answers with the legacy no_top file (no network here)."""
+    monkeypatch.setattr(keras.utils, "get_file", lambda file_name, origin, cache_subdir: str(mobilenet_v2_legacy_h5_file))
+    return mobilenet_v2_legacy_h5_file
+
+
+def test_imagenet_backbone_saves_the_file_weights_loads(tmp_path: Path, downloaded_mobilenet_v2: Path, mobilenet_v2_backbone):
+    from featcache.extractors.weights_fetch import fetch_imagenet_weights
+
+    backbone = build_imagenet_backbone("mobilenet_v2", image_size=SIZE)
+    for got, expected in zip(backbone.get_weights(), mobilenet_v2_backbone.get_weights()):
+        np.testing.assert_array_equal(got, expected)
+    out = fetch_imagenet_weights("mobilenet_v2", tmp_path / "fetched" / "mobilenet_v2.weights.h5", image_size=SIZE)
+    assert sorted(path.name for path in out.parent.iterdir()) == ["mobilenet_v2.weights.h5"]  # no temporary left
+    frames = random_frames(2)
+    from_file = load_extractor(ExtractorConfig(name="mobilenet_v2", weights=str(out), image_size=SIZE)).embed_frames(frames)
+    from_imagenet = load_extractor(ExtractorConfig(name="mobilenet_v2", weights="imagenet", image_size=SIZE)).embed_frames(frames)
+    np.testing.assert_array_equal(from_file, from_imagenet)
+
+
+def test_a_failed_fetch_leaves_no_file(tmp_path: Path, downloaded_mobilenet_v2: Path, monkeypatch):
+    from featcache.extractors.weights_fetch import fetch_imagenet_weights
+
+    def save_half_then_fail(model, filepath):
+        Path(filepath).write_bytes(b"half a weights file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(keras.Model, "save_weights", save_half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        fetch_imagenet_weights("mobilenet_v2", tmp_path / "fetched" / "mobilenet_v2.weights.h5", image_size=SIZE)
+    assert list((tmp_path / "fetched").iterdir()) == []
+
+
+def test_only_extractors_with_weights_files_have_an_imagenet_backbone():
+    from featcache.extractors.weights_fetch import fetch_imagenet_weights
+
+    with pytest.raises(ExtractorError, match="scratch_cnn has no ImageNet weights"):
+        build_imagenet_backbone("scratch_cnn", image_size=SIZE)
+    with pytest.raises(InputError, match="scratch_cnn has no ImageNet weights to fetch; choose mobilenet_v2 or keras:NAME"):
+        fetch_imagenet_weights("scratch_cnn", Path("unused.weights.h5"))
+    with pytest.raises(InputError, match="--out / out unused.h5: name the file"):
+        fetch_imagenet_weights("mobilenet_v2", Path("unused.h5"))
 
 
 # Provenance
