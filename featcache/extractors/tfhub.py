@@ -25,9 +25,7 @@ def build_tfhub_model(config: ExtractorConfig) -> BuiltModel:
     Its BuiltModel has no keras_model. weights_sha256 is over the SavedModel folder's files.
     """
     if not config.handle:
-        raise ExtractorError(
-            "--extractor tfhub needs --handle / handle URL_OR_FOLDER (a TF-Hub image feature-vector model)"
-        )
+        raise ExtractorError("--extractor tfhub needs --handle / handle URL_OR_FOLDER (a TF-Hub image feature-vector model)")
     if config.weights != ExtractorConfig.weights:
         raise ExtractorError(f"tfhub takes its weights from --handle / handle; leave --weights / weights unset (got {config.weights!r})")
     if keras.backend.backend() != "tensorflow":
