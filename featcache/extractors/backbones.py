@@ -50,6 +50,7 @@ def build_keras_application(config: ExtractorConfig) -> BuiltModel:
 
 
 def _build_application_backbone(config: ExtractorConfig, model_name: str, weights: str | None) -> keras.Model:
+    """keras.applications.<model_name> without its classifier, average-pooled; weights "imagenet" (Keras downloads) or None."""
     size = config.image_size
     try:
         return getattr(keras.applications, model_name)(include_top=False, pooling="avg", input_shape=(size, size, 3), weights=weights)
