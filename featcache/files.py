@@ -14,20 +14,23 @@ from typing import Callable
 CHECKSUM_CHUNK_BYTES = 1 << 20
 
 
-def temporary_path_for(path: Path) -> Path:
-    """The name a file is written under before its rename: hidden, marked with the writer's pid."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def temporary_path_for(path: Path, suffix: str = "") -> Path:
+    """The name a file is written under before its rename: hidden, marked with the writer's pid, ending in `suffix`."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
 
 
-def write_atomically(path: Path, write: Callable[[Path], None], before_replace: Callable[[Path], None] | None = None) -> None:
+def write_atomically(
+    path: Path, write: Callable[[Path], None], before_replace: Callable[[Path], None] | None = None, *, temporary_suffix: str = ""
+) -> None:
     """Write a file by `write(temporary_path)`, fsync it, then `os.replace` it onto `path` and fsync the folder.
 
     `path` is either untouched or the complete new file, whatever happens in between (crash, power loss). The one
     way featcache replaces a file: the index, shards, featcache.json, exports, fetched weights.
     before_replace(temporary_path): called between fsync and rename (checksums of the finished file, failpoints).
+    temporary_suffix: how the temporary name ends, for writers that insist on one (Keras: ".weights.h5").
     """
     path = Path(path)
-    temporary = temporary_path_for(path)
+    temporary = temporary_path_for(path, temporary_suffix)
     try:
         write(temporary)
         fsync_file(temporary)

@@ -24,6 +24,7 @@ from featcache.config import ExtractorConfig
 from featcache.errors import ExtractorError
 from featcache.extractors.catalog import KERAS_APPLICATIONS, available_extractors, keras_file_image_size
 from featcache.extractors.registry import build_keras_model, load_extractor
+from test_extractors import expected_provenance
 
 SIZE = 32
 # One model per preprocessing mode (caffe, tf, torch, inside the model), the cheapest of each to build:
@@ -144,7 +145,7 @@ def test_unknown_keras_application_lists_the_valid_names():
 
 
 def test_too_small_image_size_is_refused():
-    with pytest.raises(ExtractorError, match="keras:InceptionV3 cannot be built at --image-size 32"):
+    with pytest.raises(ExtractorError, match="keras:InceptionV3 cannot be built at --image-size / image_size 32"):
         load_extractor(ExtractorConfig(name="keras:InceptionV3", weights="random", image_size=SIZE))
 
 
@@ -160,6 +161,17 @@ def test_random_weights_follow_the_seed():
     first = features(1)
     np.testing.assert_array_equal(features(1), first)
     assert np.abs(features(2) - first).max() > 1e-3 * np.abs(first).max() > 0
+
+
+@pytest.mark.parametrize("model_name", ["VGG16", "MobileNet"])
+def test_random_weights_are_the_seeded_keras_application(model_name: str):
+    """`random` weights are keras.applications' initialisation after keras.utils.set_random_seed(seed)."""
+    keras.utils.set_random_seed(6)
+    backbone = getattr(keras.applications, model_name)(include_top=False, pooling="avg", input_shape=(SIZE, SIZE, 3), weights=None)
+    frames = random_frames(3)
+    expected = reference_features(model_name, backbone, frames)
+    extractor = load_extractor(ExtractorConfig(name=f"keras:{model_name}", weights="random", image_size=SIZE, seed=6))
+    np.testing.assert_allclose(extractor.embed_frames(frames), expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
 
 
 @pytest.mark.parametrize("weights_fixture", ["vgg16_weights_file", "vgg16_legacy_no_top_file"])
@@ -203,6 +215,21 @@ def test_imagenet_weights_are_hashed_by_their_arrays(monkeypatch, vgg16_legacy_n
     assert again.provenance["weights_sha256"] == extractor.provenance["weights_sha256"]
 
 
+def test_fetched_imagenet_weights_are_what_the_file_loads(monkeypatch, tmp_path: Path, vgg16_legacy_no_top_file: Path, vgg16_backbone: keras.Model):
+    """`featcache weights fetch keras:VGG16` saves Keras' ImageNet download so that --weights FILE gives the same features."""
+    from keras.src.utils import file_utils
+
+    from featcache.extractors.weights_fetch import fetch_imagenet_weights
+
+    monkeypatch.setattr(file_utils, "get_file", lambda *args, **kwargs: str(vgg16_legacy_no_top_file))
+    out = fetch_imagenet_weights("keras:VGG16", tmp_path / "vgg16.weights.h5", image_size=SIZE)
+    frames = random_frames(2)
+    from_file = load_extractor(ExtractorConfig(name="keras:VGG16", weights=str(out), image_size=SIZE)).embed_frames(frames)
+    np.testing.assert_allclose(from_file, reference_features("VGG16", vgg16_backbone, frames), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ExtractorError, match="unknown keras.applications model 'VGG17'"):
+        fetch_imagenet_weights("keras:VGG17", tmp_path / "vgg17.weights.h5")
+
+
 # keras_file
 
 
@@ -228,7 +255,7 @@ def test_keras_file_refuses_a_model_that_does_not_give_vectors(tmp_path: Path):
 
 
 def test_keras_file_bad_inputs(tmp_path: Path, tiny_keras_file: Path):
-    with pytest.raises(ExtractorError, match="keras_file needs --weights MODEL.keras"):
+    with pytest.raises(ExtractorError, match="keras_file needs --weights / weights MODEL.keras"):
         load_extractor(ExtractorConfig(name="keras_file", weights="random", image_size=SIZE))
     with pytest.raises(ExtractorError, match="no such file"):
         ExtractorConfig(name="keras_file", weights=str(tmp_path / "gone.keras"), image_size=None)
@@ -287,7 +314,7 @@ def test_keras_hub_preset_gives_its_vision_embeddings(fake_keras_hub: list[str])
 def test_keras_hub_errors(fake_keras_hub: list[str], monkeypatch):
     with pytest.raises(ExtractorError, match="could not load KerasHub preset unreachable_preset: no network.*local preset folder"):
         load_extractor(ExtractorConfig(name="keras_hub:unreachable_preset", image_size=SIZE))
-    with pytest.raises(ExtractorError, match="takes 32 px images; pass --image-size 32"):
+    with pytest.raises(ExtractorError, match="takes 32 px images; pass --image-size / image_size 32"):
         load_extractor(ExtractorConfig(name="keras_hub:clip", image_size=64))
     with pytest.raises(ExtractorError, match="takes its weights from the preset"):
         load_extractor(ExtractorConfig(name="keras_hub:clip", weights="random", image_size=SIZE))
@@ -318,6 +345,28 @@ def test_keras_hub_tiny_local_clip_preset(tmp_path: Path):
     expected = keras.ops.convert_to_numpy(backbone.get_vision_embeddings(converter(frames.astype("float32"))))
     assert extractor.feature_dim == 12
     np.testing.assert_allclose(extractor.embed_frames(frames), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_provenance_is_the_stored_record_key_for_key(fake_keras_hub: list[str], vgg16_weights_file: Path, tiny_keras_file: Path):
+    """Each backbone's provenance, as JSON text, is the record featcache 0.2 stored (tests/test_extractors.py pins the key order)."""
+    vgg16_preprocessing = "keras.applications.vgg16.preprocess_input: BGR, minus ImageNet mean"
+    cases = [
+        (ExtractorConfig(name="keras:VGG16", weights="random", image_size=SIZE, seed=4), None, vgg16_preprocessing, 512),
+        (ExtractorConfig(name="keras:VGG16", weights=str(vgg16_weights_file), image_size=SIZE), sha256_of(vgg16_weights_file), vgg16_preprocessing, 512),
+        (ExtractorConfig(name="keras:EfficientNetV2B0", weights="random", image_size=SIZE), None,
+         "keras.applications.efficientnet_v2.preprocess_input: 0-255 in, scaled by the model's own first layers", 1280),
+        (ExtractorConfig(name="keras_file", weights=str(tiny_keras_file), image_size=None), sha256_of(tiny_keras_file),
+         "none outside the model: RGB 0-255 as float32, scaled by the model's own layers", 6),
+    ]  # fmt: skip
+    for config, weights_sha256, preprocessing, feature_dim in cases:
+        provenance = load_extractor(config).provenance
+        assert json.dumps(provenance) == json.dumps(expected_provenance(config, weights_sha256, preprocessing, feature_dim))
+    # A preset's weights are hashed by their arrays (the fake's one Dense layer, built on the first call).
+    config = ExtractorConfig(name="keras_hub:clip_vit_base_patch16", image_size=SIZE)
+    provenance = load_extractor(config).provenance
+    hub_preprocessing = "the preset's Rescaling (resize to 32 px, its scale and offset), inside the model"
+    assert json.dumps(provenance) == json.dumps(expected_provenance(config, provenance["weights_sha256"], hub_preprocessing, 5))
+    assert len(provenance["weights_sha256"]) == 64
 
 
 # The same provenance, settings check and predict for every extractor

@@ -188,37 +188,32 @@ def test_weights_fetch_writes_a_file_embed_loads(tiny_dataset: Path, tmp_path: P
     """`weights fetch` copies Keras' ImageNet download into a file that `embed --weights FILE` then uses offline."""
     import keras
 
-    from featcache.extractors import registry as extractors_module
-
     # Stands in for Keras' download (no network here): a MobileNetV2 no-top weights file at 32 px.
     downloaded = tmp_path / "keras_cache" / "mobilenet_v2_no_top.weights.h5"
     downloaded.parent.mkdir()
     keras.applications.MobileNetV2(include_top=False, pooling="avg", input_shape=(32, 32, 3), weights=None).save_weights(downloaded)
-    monkeypatch.setattr(extractors_module, "download_mobilenet_v2_imagenet", lambda image_size: str(downloaded))
+    monkeypatch.setattr(keras.utils, "get_file", lambda file_name, origin, cache_subdir: str(downloaded))
     out = tmp_path / "mobilenet_v2.weights.h5"
     fetched = run("weights", "fetch", "mobilenet_v2", "--out", out, "--image-size", "32")
     assert fetched.exit_code == 0, fetched.output
     assert f"--weights {out}" in fetched.output
     from featcache.config import ExtractorConfig
-    from featcache.extractors.registry import load_extractor
+    from featcache.extractors.registry import build_imagenet_backbone, build_model, load_extractor
 
-    from featcache.extractors.registry import _mobilenet_v2_backbone
-
-    from_file, _ = _mobilenet_v2_backbone(ExtractorConfig(name="mobilenet_v2", weights=str(out), image_size=32))
-    from_download, _ = _mobilenet_v2_backbone(ExtractorConfig(name="mobilenet_v2", weights="imagenet", image_size=32))
+    from_file = build_model(ExtractorConfig(name="mobilenet_v2", weights=str(out), image_size=32)).weights_backbone
+    from_download = build_imagenet_backbone("mobilenet_v2", image_size=32)
     for loaded, expected in zip(from_file.get_weights(), from_download.get_weights()):
         np.testing.assert_array_equal(loaded, expected)  # the file holds the downloaded weights, all of them
     assert load_extractor(ExtractorConfig(name="mobilenet_v2", weights=str(out), image_size=32)).feature_dim == 1280
 
 
 def test_weights_fetch_offline_and_for_extractors_without_imagenet_weights(tmp_path: Path, monkeypatch) -> None:
-    from featcache.extractors import registry as extractors_module
-    from featcache.errors import ExtractorError
+    import keras
 
-    def no_network(image_size: int) -> str:
-        raise ExtractorError("could not download the MobileNetV2 ImageNet weights (...): Name or service not known")
+    def no_network(file_name: str, origin: str, cache_subdir: str) -> str:
+        raise Exception(f"URL fetch failure on {origin}: Name or service not known")  # what keras.utils.get_file raises
 
-    monkeypatch.setattr(extractors_module, "download_mobilenet_v2_imagenet", no_network)
+    monkeypatch.setattr(keras.utils, "get_file", no_network)
     offline = run("weights", "fetch", "mobilenet_v2", "--out", tmp_path / "w.weights.h5")
     assert offline.exit_code == 2 and "could not download" in offline.output and not (tmp_path / "w.weights.h5").exists()
     scratch = run("weights", "fetch", "scratch_cnn", "--out", tmp_path / "s.weights.h5")

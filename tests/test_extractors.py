@@ -1,4 +1,4 @@
-"""Tests for featcache.extractors.registry: the registry, each extractor's output, weights handling and provenance.
+"""Tests for featcache.extractors: the registry, mobilenet_v2, scratch_cnn and tfhub, weights files and fetch, provenance.
 
 Small images (32 px) and `random` or tmp-file weights keep this fast and offline.
 """
@@ -15,8 +15,17 @@ import numpy as np
 import pytest
 
 from featcache.config import ExtractorConfig
-from featcache.errors import ExtractorError, FeatcacheError
-from featcache.extractors.registry import Extractor, available_extractors, build_keras_model, load_extractor
+from featcache.errors import ExtractorError, FeatcacheError, InputError
+from featcache.extractors.registry import (
+    EXTRACTOR_BUILDERS,
+    Extractor,
+    available_extractors,
+    build_imagenet_backbone,
+    build_keras_model,
+    extractor_builder,
+    load_extractor,
+)
+from featcache.files import sha256_folder
 
 SIZE = 32
 KERAS_EXTRACTORS = ["mobilenet_v2", "scratch_cnn"]
@@ -107,6 +116,25 @@ def test_available_extractors_lists_each_with_its_dim():
 def test_unknown_extractor_lists_the_valid_names():
     with pytest.raises(ExtractorError, match="unknown extractor 'resnet'.*mobilenet_v2, scratch_cnn, tfhub"):
         load_extractor(ExtractorConfig(name="resnet"))
+
+
+def test_every_catalog_name_has_a_builder_and_every_builder_a_name():
+    """The names `featcache extractors` lists are the registry's: its own entries, or a family prefix (keras:, keras_hub:)."""
+    served = {name: extractor_builder(name) for name in available_extractors()}
+    assert set(served.values()) == set(EXTRACTOR_BUILDERS.values())
+    assert served["keras:ResNet50"] is EXTRACTOR_BUILDERS["keras:"] and served["keras_hub:PRESET"] is EXTRACTOR_BUILDERS["keras_hub:"]
+    for prefix_alone in ("keras:", "keras_hub:", "mobilenet_v2:x"):
+        with pytest.raises(ExtractorError, match="unknown extractor"):
+            extractor_builder(prefix_alone)
+
+
+def test_build_keras_model_is_the_model_load_extractor_embeds_with(mean_pixel_savedmodel: Path):
+    config = ExtractorConfig(name="scratch_cnn", weights="random", image_size=SIZE, seed=2)
+    frames = random_frames(3)
+    model = build_keras_model(config)
+    np.testing.assert_array_equal(np.asarray(model.predict_on_batch(frames)), load_extractor(config).embed_frames(frames))
+    with pytest.raises(ExtractorError, match="tfhub is a TensorFlow SavedModel, not a Keras model"):
+        build_keras_model(ExtractorConfig(name="tfhub", handle=str(mean_pixel_savedmodel), image_size=SIZE))
 
 
 def test_extractor_error_is_a_featcache_error():
@@ -222,12 +250,12 @@ def test_missing_weights_file_is_refused(tmp_path: Path):
 
 
 def test_scratch_cnn_has_no_imagenet_weights():
-    with pytest.raises(ExtractorError, match="scratch_cnn has no ImageNet weights.*--weights PATH"):
+    with pytest.raises(ExtractorError, match="scratch_cnn has no ImageNet weights.*--weights / weights PATH"):
         load_extractor(ExtractorConfig(name="scratch_cnn", weights="imagenet", image_size=SIZE))
 
 
 def test_handle_is_only_for_tfhub():
-    with pytest.raises(ExtractorError, match="--handle only applies to --extractor tfhub"):
+    with pytest.raises(ExtractorError, match="--handle / handle only applies to --extractor tfhub"):
         load_extractor(ExtractorConfig(name="mobilenet_v2", weights="random", handle="x", image_size=SIZE))
 
 
@@ -258,6 +286,54 @@ def test_imagenet_loads_the_downloaded_file_and_records_its_hash(monkeypatch, mo
     assert extractor.provenance["weights_sha256"] == sha256_of(mobilenet_v2_legacy_h5_file)
 
 
+# ImageNet weights as a file: build_imagenet_backbone and `featcache weights fetch`
+
+
+@pytest.fixture
+def downloaded_mobilenet_v2(monkeypatch, mobilenet_v2_legacy_h5_file: Path) -> Path:
+    """keras.utils.get_file answers with the legacy no_top file (no network here)."""
+    monkeypatch.setattr(keras.utils, "get_file", lambda file_name, origin, cache_subdir: str(mobilenet_v2_legacy_h5_file))
+    return mobilenet_v2_legacy_h5_file
+
+
+def test_imagenet_backbone_saves_the_file_weights_loads(tmp_path: Path, downloaded_mobilenet_v2: Path, mobilenet_v2_backbone):
+    from featcache.extractors.weights_fetch import fetch_imagenet_weights
+
+    backbone = build_imagenet_backbone("mobilenet_v2", image_size=SIZE)
+    for got, expected in zip(backbone.get_weights(), mobilenet_v2_backbone.get_weights()):
+        np.testing.assert_array_equal(got, expected)
+    out = fetch_imagenet_weights("mobilenet_v2", tmp_path / "fetched" / "mobilenet_v2.weights.h5", image_size=SIZE)
+    assert sorted(path.name for path in out.parent.iterdir()) == ["mobilenet_v2.weights.h5"]  # no temporary left
+    frames = random_frames(2)
+    from_file = load_extractor(ExtractorConfig(name="mobilenet_v2", weights=str(out), image_size=SIZE)).embed_frames(frames)
+    from_imagenet = load_extractor(ExtractorConfig(name="mobilenet_v2", weights="imagenet", image_size=SIZE)).embed_frames(frames)
+    np.testing.assert_array_equal(from_file, from_imagenet)
+
+
+def test_a_failed_fetch_leaves_no_file(tmp_path: Path, downloaded_mobilenet_v2: Path, monkeypatch):
+    from featcache.extractors.weights_fetch import fetch_imagenet_weights
+
+    def save_half_then_fail(model, filepath):
+        Path(filepath).write_bytes(b"half a weights file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(keras.Model, "save_weights", save_half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        fetch_imagenet_weights("mobilenet_v2", tmp_path / "fetched" / "mobilenet_v2.weights.h5", image_size=SIZE)
+    assert list((tmp_path / "fetched").iterdir()) == []
+
+
+def test_only_extractors_with_weights_files_have_an_imagenet_backbone():
+    from featcache.extractors.weights_fetch import fetch_imagenet_weights
+
+    with pytest.raises(ExtractorError, match="scratch_cnn has no ImageNet weights"):
+        build_imagenet_backbone("scratch_cnn", image_size=SIZE)
+    with pytest.raises(InputError, match="scratch_cnn has no ImageNet weights to fetch; choose mobilenet_v2 or keras:NAME"):
+        fetch_imagenet_weights("scratch_cnn", Path("unused.weights.h5"))
+    with pytest.raises(InputError, match="--out / out unused.h5: name the file"):
+        fetch_imagenet_weights("mobilenet_v2", Path("unused.h5"))
+
+
 # Provenance
 
 
@@ -279,6 +355,72 @@ def test_random_provenance_has_no_hash_and_is_json():
     provenance = load_extractor(ExtractorConfig(name="scratch_cnn", weights="random", image_size=SIZE, seed=7)).provenance
     assert provenance["weights"] == "random" and provenance["weights_sha256"] is None and provenance["seed"] == 7
     assert json.loads(json.dumps(provenance)) == provenance
+
+
+# The provenance record and random-weight features are what existing caches were made with: pinned
+
+
+# The keys of every extractor's provenance, in order: caches store it as JSON text (their settings record).
+PROVENANCE_KEYS = ["name", "weights", "handle", "image_size", "seed", "weights_sha256", "preprocessing", "feature_dim", "keras_version", "backend"]
+
+
+def expected_provenance(config: ExtractorConfig, weights_sha256: str | None, preprocessing: str, feature_dim: int) -> dict:
+    """The record featcache 0.2 stored for `config`, key by key."""
+    values = [config.name, config.weights, config.handle, config.image_size, config.seed, weights_sha256, preprocessing,
+              feature_dim, keras.__version__, keras.backend.backend()]  # fmt: skip
+    return dict(zip(PROVENANCE_KEYS, values))
+
+
+def test_provenance_is_the_stored_record_key_for_key(mobilenet_v2_weights_file: Path, mean_pixel_savedmodel: Path):
+    import json
+
+    mobilenet_v2_preprocessing = "x / 127.5 - 1 (keras.applications.mobilenet_v2.preprocess_input), RGB"
+    cases = [
+        (ExtractorConfig(name="mobilenet_v2", weights="random", image_size=SIZE, seed=3), None, mobilenet_v2_preprocessing, 1280),
+        (ExtractorConfig(name="mobilenet_v2", weights=str(mobilenet_v2_weights_file), image_size=SIZE),
+         sha256_of(mobilenet_v2_weights_file), mobilenet_v2_preprocessing, 1280),
+        (ExtractorConfig(name="scratch_cnn", weights="random", image_size=48, seed=7), None, "x / 255, RGB", 9 * 128),
+        (ExtractorConfig(name="tfhub", handle=str(mean_pixel_savedmodel), image_size=SIZE),
+         sha256_folder(mean_pixel_savedmodel), "x / 255 (float32 in [0, 1]), RGB", 7),
+    ]  # fmt: skip
+    for config, weights_sha256, preprocessing, feature_dim in cases:
+        provenance = load_extractor(config).provenance
+        # Compared as JSON text: the same keys, in the same order, with the same values.
+        assert json.dumps(provenance) == json.dumps(expected_provenance(config, weights_sha256, preprocessing, feature_dim))
+
+
+def reference_mobilenet_v2_features(frames: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded keras.applications.MobileNetV2 as a user builds it, fed mobilenet_v2.preprocess_input."""
+    size = frames.shape[1]
+    keras.utils.set_random_seed(seed)
+    backbone = keras.applications.MobileNetV2(include_top=False, pooling="avg", input_shape=(size, size, 3), weights=None)
+    scaled = keras.applications.mobilenet_v2.preprocess_input(frames.astype("float32"))
+    return keras.ops.convert_to_numpy(backbone(scaled, training=False))
+
+
+def reference_scratch_cnn_features(frames: np.ndarray, seed: int) -> np.ndarray:
+    """The notebook's CNN written out again (8 convs in 4 pooled blocks, Flatten), seeded, fed x / 255."""
+    size = frames.shape[1]
+    keras.utils.set_random_seed(seed)
+    layers = [keras.Input((size, size, 3))]
+    for filters, kernel_sizes in [(32, (3, 3)), (64, (3, 3)), (128, (3, 3)), (128, (4, 3))]:
+        layers += [keras.layers.Conv2D(filters, kernel_size, padding="same", activation="relu") for kernel_size in kernel_sizes]
+        layers.append(keras.layers.MaxPooling2D(2))
+    model = keras.Sequential([*layers, keras.layers.Flatten()])
+    return keras.ops.convert_to_numpy(model(frames.astype("float32") / 255, training=False))
+
+
+@pytest.mark.parametrize(
+    ("name", "reference"), [("mobilenet_v2", reference_mobilenet_v2_features), ("scratch_cnn", reference_scratch_cnn_features)]
+)
+@pytest.mark.parametrize(("size", "seed"), [(SIZE, 0), (48, 5)])
+def test_random_weights_are_the_seeded_reference_model(name: str, reference, size: int, seed: int):
+    """`random` weights are Keras' initialisation after keras.utils.set_random_seed(seed): caches made with them stay valid."""
+    frames = random_frames(3, size=size)
+    extractor = load_extractor(ExtractorConfig(name=name, weights="random", image_size=size, seed=seed))
+    expected = reference(frames, seed)
+    # Random MobileNetV2 features are tiny (around 1e-12): the tolerance follows their scale.
+    np.testing.assert_allclose(extractor.embed_frames(frames), expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
 
 
 # tfhub

@@ -1,5 +1,9 @@
-"""Frozen image models that turn frames into feature vectors: names and dims without Keras (catalog), building
-them (registry, backbones), their weights (weights, weights_fetch), and importing Keras quietly (keras_loader).
+"""Frozen image models that turn frames into feature vectors.
+
+Names and dims without Keras (catalog); one registry of builders (registry) that all return a BuiltModel
+(built_model): mobilenet_v2 and scratch_cnn (fixed_models), keras:NAME / keras_file / keras_hub:PRESET
+(backbones), tfhub (tfhub); weights files (weights) and their ImageNet download (weights_fetch); importing
+Keras quietly (keras_loader).
 
 This package file imports nothing, so `featcache.extractors.catalog` loads without Keras.
 """

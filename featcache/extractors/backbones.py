@@ -1,19 +1,19 @@
-"""Frozen image models beyond the original three: any keras.applications model, a KerasHub image encoder, your own .keras file.
+"""The backbones a user picks by name: any keras.applications model, their own .keras file, a KerasHub image encoder.
 
-Each builder returns a Keras model that takes uint8 RGB frames (batch, size, size, 3) and does its own
-preprocessing inside, so only uint8 crosses to the device, as for mobilenet_v2. `featcache.extractors.registry`
-wraps them into Extractors; `featcache.extractors.catalog` describes them without loading Keras.
+Each builder returns a BuiltModel (featcache.extractors.built_model) whose Keras model takes uint8 RGB
+frames (batch, size, size, 3) and does its own preprocessing inside, so only uint8 crosses to the device;
+`featcache.extractors.catalog` describes them without loading Keras.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 
 from featcache.config import ExtractorConfig
 from featcache.errors import ExtractorError
+from featcache.extractors.built_model import BuiltModel, uint8_frames_model
 from featcache.extractors.catalog import KERAS_APPLICATION_PREFIX, KERAS_HUB_PREFIX, keras_application
 from featcache.extractors.weights import (
     error_summary,
@@ -24,21 +24,7 @@ from featcache.extractors.weights import (
 from featcache.files import sha256_file, sha256_folder
 
 
-@dataclass(frozen=True)
-class BuiltBackbone:
-    """model: frozen, uint8 (batch, size, size, 3) -> float32 (batch, feature_dim).
-
-    weights_sha256: of the weights file / model file / preset folder, or of the loaded weight arrays where
-      Keras downloaded them itself (imagenet, remote presets); None for random weights.
-    preprocessing: how pixels are scaled inside the model, in words (stored in the cache's provenance).
-    """
-
-    model: keras.Model
-    weights_sha256: str | None
-    preprocessing: str
-
-
-def build_keras_application(config: ExtractorConfig) -> BuiltBackbone:
+def build_keras_application(config: ExtractorConfig) -> BuiltModel:
     """`keras:NAME`: keras.applications.NAME(include_top=False, pooling="avg") behind its own preprocess_input."""
     application = keras_application(config.name)
     model_name = config.name.removeprefix(KERAS_APPLICATION_PREFIX)
@@ -56,37 +42,36 @@ def build_keras_application(config: ExtractorConfig) -> BuiltBackbone:
     else:
         weights_sha256 = None if weights_path is None else sha256_file(Path(weights_path))
     module = getattr(keras.applications, application.module)
-    frames = keras.Input((size, size, 3), dtype="uint8", name="frames")
     # The module's own preprocess_input (not a copy of its constants), so the features are what users of
     # keras.applications get; for the models that scale inside (EfficientNet, ConvNeXt, ...) it is the identity.
-    pixels = keras.layers.Lambda(lambda batch: module.preprocess_input(keras.ops.cast(batch, "float32")), name="preprocess_input")(frames)
-    model = keras.Model(frames, backbone(pixels, training=False), name=f"{model_name}_extractor")
-    model.trainable = False
-    return BuiltBackbone(model, weights_sha256, application.preprocessing)
+    preprocess_input = keras.layers.Lambda(lambda batch: module.preprocess_input(keras.ops.cast(batch, "float32")), name="preprocess_input")
+    model = uint8_frames_model(backbone, preprocess_input, size, name=f"{model_name}_extractor")
+    return BuiltModel.from_keras_model(model, weights_sha256, application.preprocessing, weights_backbone=backbone)
 
 
 def _build_application_backbone(config: ExtractorConfig, model_name: str, weights: str | None) -> keras.Model:
+    """keras.applications.<model_name> without its classifier, average-pooled; weights "imagenet" (Keras downloads) or None."""
     size = config.image_size
     try:
         return getattr(keras.applications, model_name)(include_top=False, pooling="avg", input_shape=(size, size, 3), weights=weights)
     except ValueError as err:
-        raise ExtractorError(f"{config.name} cannot be built at --image-size {size}: {error_summary(err)}") from err
+        raise ExtractorError(f"{config.name} cannot be built at --image-size / image_size {size}: {error_summary(err)}") from err
     # keras.utils.get_file raises a bare Exception for HTTP and URL errors, so nothing narrower catches them.
     except Exception as err:
         raise ExtractorError(
             f"could not download the ImageNet weights of {model_name}: {error_summary(err)}; on a machine with network run "
-            f"`featcache weights fetch {config.name} --out {model_name}.weights.h5` and pass --weights {model_name}.weights.h5 here, "
+            f"`featcache weights fetch {config.name} --out {model_name}.weights.h5` and pass --weights / weights {model_name}.weights.h5 here, "
             "or use --extractor scratch_cnn --weights random for a network-free try-out"
         ) from err
 
 
-def build_keras_file_model(config: ExtractorConfig) -> BuiltBackbone:
+def build_keras_file_model(config: ExtractorConfig) -> BuiltModel:
     """`keras_file`: the user's own .keras model (images -> vectors), given as --weights, fed RGB 0-255 in its input dtype."""
     if config.weights in ("imagenet", "random"):
-        raise ExtractorError("--extractor keras_file needs --weights MODEL.keras (your model, saved with model.save)")
+        raise ExtractorError("--extractor keras_file needs --weights / weights MODEL.keras (your model, saved with model.save)")
     model_path = Path(config.weights)
     if not model_path.is_file():
-        raise ExtractorError(f"--weights {model_path}: no such file; pass the .keras file of your model")
+        raise ExtractorError(f"--weights / weights {model_path}: no such file; pass the .keras file of your model")
     try:
         user_model = keras.saving.load_model(model_path, compile=False)
     except (ValueError, TypeError, KeyError, OSError, AttributeError) as err:
@@ -101,7 +86,7 @@ def build_keras_file_model(config: ExtractorConfig) -> BuiltBackbone:
     if len(input_shape) != 4 or input_shape[3] != 3 or any(side not in (None, size) for side in input_shape[1:3]):
         raise ExtractorError(
             f"{model_path}: the model takes input shape {input_shape}, but featcache feeds ({size}, {size}, 3) RGB frames; "
-            "leave --image-size unset to use the model's own size"
+            "leave --image-size / image_size unset (None) to use the model's own size"
         )
     frames = keras.Input((size, size, 3), dtype="uint8", name="frames")
     pixels = keras.layers.Lambda(lambda batch: keras.ops.cast(batch, user_model.inputs[0].dtype), name="to_model_dtype")(frames)
@@ -112,12 +97,11 @@ def build_keras_file_model(config: ExtractorConfig) -> BuiltBackbone:
             "end it with a pooling layer such as keras.layers.GlobalAveragePooling2D()"
         )
     model = keras.Model(frames, keras.ops.cast(features, "float32"), name="keras_file_extractor")
-    model.trainable = False
     preprocessing = f"none outside the model: RGB 0-255 as {user_model.inputs[0].dtype}, scaled by the model's own layers"
-    return BuiltBackbone(model, sha256_file(model_path), preprocessing)
+    return BuiltModel.from_keras_model(model, sha256_file(model_path), preprocessing)
 
 
-def build_keras_hub_model(config: ExtractorConfig) -> BuiltBackbone:
+def build_keras_hub_model(config: ExtractorConfig) -> BuiltModel:
     """`keras_hub:PRESET_OR_FOLDER`: a KerasHub image encoder behind its preset's ImageConverter.
 
     CLIP-like backbones (with get_vision_embeddings: CLIP, SigLIP, MetaCLIP 2) give their projected image
@@ -130,7 +114,7 @@ def build_keras_hub_model(config: ExtractorConfig) -> BuiltBackbone:
             f"--extractor {config.name} needs KerasHub: pip install 'featcache[hub]' (or keras-hub); {error_summary(err)}"
         ) from err
     if config.weights != "imagenet":
-        raise ExtractorError(f"{config.name} takes its weights from the preset; leave --weights unset (got {config.weights!r})")
+        raise ExtractorError(f"{config.name} takes its weights from the preset; leave --weights / weights unset (got {config.weights!r})")
     preset = config.name.removeprefix(KERAS_HUB_PREFIX)
     local_folder = Path(preset) if Path(preset).is_dir() else None
     try:
@@ -144,7 +128,7 @@ def build_keras_hub_model(config: ExtractorConfig) -> BuiltBackbone:
     image_shape = getattr(vision_encoder, "image_shape", None)
     size = config.image_size
     if image_shape is not None and image_shape[0] not in (None, size):
-        raise ExtractorError(f"KerasHub preset {preset} takes {image_shape[0]} px images; pass --image-size {image_shape[0]}")
+        raise ExtractorError(f"KerasHub preset {preset} takes {image_shape[0]} px images; pass --image-size / image_size {image_shape[0]}")
     frames = keras.Input((size, size, 3), dtype="uint8", name="frames")
     pixels = converter(keras.ops.cast(frames, "float32"))
     if hasattr(backbone, "get_vision_embeddings"):
@@ -156,7 +140,6 @@ def build_keras_hub_model(config: ExtractorConfig) -> BuiltBackbone:
         # Average over tokens (ViT) or positions (CNN feature maps) to one vector per image.
         features = keras.ops.mean(features, axis=tuple(range(1, len(features.shape) - 1))) if len(features.shape) > 2 else features
     model = keras.Model(frames, keras.ops.cast(features, "float32"), name="keras_hub_extractor")
-    model.trainable = False
     weights_sha256 = sha256_folder(local_folder) if local_folder else sha256_model_weights(backbone)
     preprocessing = f"the preset's {type(converter).__name__} (resize to {size} px, its scale and offset), inside the model"
-    return BuiltBackbone(model, weights_sha256, preprocessing)
+    return BuiltModel.from_keras_model(model, weights_sha256, preprocessing)

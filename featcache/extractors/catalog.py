@@ -1,7 +1,8 @@
 """What each extractor is, without loading it: names, output dims, default input sizes, preprocessing.
 
-Imports no Keras, so `featcache extractors`, `--help` and the config checks start fast. The numbers of the
-keras.applications table are checked against the real models by tests/test_extractor_catalog.py.
+Imports no Keras, so `featcache extractors`, `--help` and the config checks start fast. tests/test_backbones.py
+checks the keras.applications table against Keras: every name and module exists, and the dim and preprocessing
+of one model per preprocessing mode match the built model. featcache.extractors.registry builds these names.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class KerasApplication:
         return f"keras.applications.{self.module}.preprocess_input: {PREPROCESSING_MODES[self.mode]}"
 
 
-# Default sizes from the keras.applications docs; dims measured (weights=None, pooling="avg") and tested.
+# Default sizes from the keras.applications docs; dims measured (weights=None, pooling="avg"), one per mode re-checked by the tests.
 KERAS_APPLICATIONS = {
     "ConvNeXtTiny": KerasApplication(224, 768, "convnext", "inside"),
     "ConvNeXtSmall": KerasApplication(224, 768, "convnext", "inside"),
@@ -124,7 +125,7 @@ def keras_application(extractor_name: str) -> KerasApplication:
 
 
 def default_image_size(extractor_name: str, weights: str) -> int:
-    """The input size an extractor uses when --image-size is not given.
+    """The input size an extractor uses when --image-size / image_size is not given (None).
 
     keras:NAME: the model's own (e.g. 384 for EfficientNetV2S); keras_file: read from the model file;
     keras_hub: a local preset folder's image_shape, else 224 (the loaded preset is checked against it).
@@ -144,17 +145,17 @@ def keras_file_image_size(model_path: Path) -> int:
     Raises ExtractorError when the file is not a .keras archive or its input size is not fixed and square.
     """
     if model_path.suffix != ".keras":
-        raise ExtractorError(f"--extractor keras_file needs --weights MODEL.keras (a model saved with model.save), got {str(model_path)!r}")
+        raise ExtractorError(f"--extractor keras_file needs --weights / weights MODEL.keras (a model saved with model.save), got {str(model_path)!r}")
     try:
         with zipfile.ZipFile(model_path) as archive:
             config = json.loads(archive.read("config.json"))
     except FileNotFoundError as err:
-        raise ExtractorError(f"--weights {model_path}: no such file; pass the .keras file of your model") from err
+        raise ExtractorError(f"--weights / weights {model_path}: no such file; pass the .keras file of your model") from err
     except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as err:
-        raise ExtractorError(f"--weights {model_path}: not a Keras 3 .keras file ({err}); save the model with model.save('model.keras')") from err
+        raise ExtractorError(f"--weights / weights {model_path}: not a Keras 3 .keras file ({err}); save the model with model.save('model.keras')") from err
     shape = _input_shape_from_config(config)
     if shape is None or len(shape) != 4 or shape[1] is None:
-        raise ExtractorError(f"{model_path}: the model's input size is not fixed ({shape}); pass --image-size N")
+        raise ExtractorError(f"{model_path}: the model's input size is not fixed ({shape}); pass --image-size / image_size N")
     if shape[1] != shape[2] or shape[3] != 3:
         raise ExtractorError(f"{model_path}: featcache feeds square RGB frames, but the model takes input shape {tuple(shape)}; use (N, N, 3)")
     return int(shape[1])

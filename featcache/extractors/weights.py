@@ -31,7 +31,7 @@ def download_mobilenet_v2_imagenet(image_size: int) -> str:
         raise ExtractorError(
             f"could not download the MobileNetV2 ImageNet weights ({file_name}): {error_summary(err)}; "
             "on a machine with network run `featcache weights fetch mobilenet_v2 --out mobilenet_v2.weights.h5` and pass "
-            "--weights mobilenet_v2.weights.h5 here; for a network-free try-out use --extractor scratch_cnn --weights random "
+            "--weights / weights mobilenet_v2.weights.h5 here; for a network-free try-out use --extractor scratch_cnn --weights random "
             "(random MobileNetV2 weights give features without information)"
         ) from err
 
@@ -41,11 +41,11 @@ def existing_weights_file(config: ExtractorConfig) -> str:
     path = Path(config.weights)
     if not path.name.endswith(WEIGHTS_SUFFIXES):
         raise ExtractorError(
-            f"--weights {config.weights!r} for {config.name}: expected 'random'"
+            f"--weights / weights {config.weights!r} for {config.name}: expected 'random'"
             f"{'' if config.name == 'scratch_cnn' else ', imagenet'} or a .weights.h5 / .h5 file"
         )
     if not path.is_file():
-        raise ExtractorError(f"--weights {config.weights}: no such file; pass the path of a {config.name} weights file")
+        raise ExtractorError(f"--weights / weights {config.weights}: no such file; pass the path of a {config.name} weights file")
     return str(path)
 
 
@@ -61,10 +61,10 @@ def load_weights_file(backbone: keras.Model, weights_path: str, config: Extracto
         try:
             backbone.load_weights(weights_path)
         except (ValueError, KeyError, OSError, TypeError) as err:
-            raise ExtractorError(f"--weights {weights_path} does not fit {config.name} ({error_summary(err)}); {fix}") from err
+            raise ExtractorError(f"--weights / weights {weights_path} does not fit {config.name} ({error_summary(err)}); {fix}") from err
     partial = [str(w.message) for w in caught if "freshly-initialized" in str(w.message) or "could not be loaded" in str(w.message)]
     if partial:
-        raise ExtractorError(f"--weights {weights_path} does not fit {config.name}: only partly loaded ({partial[0][:160]}); {fix}")
+        raise ExtractorError(f"--weights / weights {weights_path} does not fit {config.name}: only partly loaded ({partial[0][:160]}); {fix}")
     for warning in caught:
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
