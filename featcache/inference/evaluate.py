@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 
 from featcache.cache import Cache, CacheIndex, FeatureReader, open_cache
-from featcache.training.clips import model_clip_settings, predict_over_clips
+from featcache.cache.settings import describe_settings_difference, settings_record
 from featcache.errors import CacheMismatchError, InputError
-from featcache.cache.settings import describe_settings_difference
+from featcache.training.clips import predict_over_clips
+from featcache.training.model_folder import ModelFolder, ModelMetadata
 
 SUBSETS = ("default", "test", "all")
 DEFAULT_TOP_K = 3
@@ -24,9 +25,6 @@ DEFAULT_TOP_K = 3
 # (a 25088-d x 10-frame video is ~1 MB in float32, so a block is a few hundred videos).
 FEATURE_BLOCK_BYTES = 256 * 2**20
 PREDICT_BATCH_SIZE = 64
-
-# The extractor fields that decide what a feature vector means. `weights` (the source as given) is
-# compared only when no sha256 was recorded; `seed` only matters for random weights.
 
 
 @dataclass(frozen=True)
@@ -87,7 +85,7 @@ class EvaluationReport:
 
 
 def evaluate(
-    model_dir: Path,
+    model_dir: "Path | ModelFolder",
     cache_path: Path,
     subset: str = "default",
     top_k: int | None = None,
@@ -102,29 +100,27 @@ def evaluate(
     Raises ModelDirError / CacheFormatError for unreadable inputs, CacheMismatchError when the cache was
     embedded differently from the model's training cache, InputError for a cache class the model does not know.
     """
-    from featcache.training.model_folder import load_trained_model  # keras loads only when a model is actually needed
-
-    model_dir = Path(model_dir)
     if subset not in SUBSETS:
-        raise InputError(f"unknown --subset {subset!r}; choose one of {', '.join(SUBSETS)}")
-    trained = load_trained_model(model_dir)
-    class_names = list(trained.class_names)
+        raise InputError(f"unknown --subset / subset {subset!r}; choose one of {', '.join(SUBSETS)}")
+    folder = model_dir if isinstance(model_dir, ModelFolder) else ModelFolder.open(Path(model_dir))
+    model_dir = folder.path
+    class_names = folder.class_names
     num_classes = len(class_names)
     if top_k is not None and top_k < 1:
-        raise InputError(f"--top-k must be at least 1, got {top_k}")
+        raise InputError(f"--top-k / top_k must be at least 1, got {top_k}")
     if top_k is None:
         top_k = min(DEFAULT_TOP_K, max(1, num_classes - 1))  # top-k of all the classes would say nothing
     top_k = min(top_k, num_classes)  # k beyond the classes means all of them
 
     cache = open_cache(cache_path)  # a path, or a Cache opened once by the caller
     cache_path, index = cache.path, cache.index
-    check_cache_matches_model(trained.metadata, index)
-    video_indices, used_subset, description = select_videos(index, trained.split, subset, trained.split_fingerprints)
+    check_cache_matches_model(folder.metadata, index)
+    video_indices, used_subset, description = select_videos(index, folder.split, subset, folder.split_fingerprints)
     cache_to_model = map_cache_classes(class_names, index, video_indices)
 
     true_labels = cache_to_model[index.labels[video_indices]]
-    frames, num_clips = model_clip_settings(trained.metadata["training"])
-    probabilities = predict_cached_features(trained.model, cache, index, video_indices, frames, num_clips)
+    model = folder.load_model()  # Keras loads only once the inputs are known to fit
+    probabilities = predict_cached_features(model, cache, index, video_indices, folder.metadata.clip_frames, folder.metadata.test_clips)
     metrics = compute_metrics(true_labels, probabilities, class_names, top_k)
 
     report_dir = Path(report_dir) if report_dir is not None else model_dir / "evaluation" / cache_path.stem
@@ -164,18 +160,17 @@ def evaluate(
     return report
 
 
-def check_cache_matches_model(metadata: dict[str, Any], index: CacheIndex) -> None:
+def check_cache_matches_model(metadata: ModelMetadata, index: CacheIndex) -> None:
     """Raise CacheMismatchError unless the cache's features were made like the model's training features.
 
     One rule for every stage (`settings.describe_settings_difference`): extractor identity, weights, feature_dim
     and sampling; the dtype may differ (a float32 cache feeds a float16-trained head). A head trained on
     whole stored sequences also needs the cache's T; one trained on clips takes its frames from any length.
     """
-    model_settings = {"extractor": {**metadata["extractor"], "feature_dim": metadata["feature_dim"]}, "sampling": metadata["sampling"], "dtype": None}
-    cache_settings = {"extractor": {**index.extractor, "feature_dim": index.feature_dim}, "sampling": index.sampling, "dtype": None}
-    problems = [describe_settings_difference(model_settings, cache_settings)]
-    if not model_clip_settings(metadata["training"])[0] and int(metadata["num_frames"]) != index.num_frames:
-        problems.append(f"num_frames {metadata['num_frames']} vs {index.num_frames}")
+    cache_settings = settings_record({**index.extractor, "feature_dim": index.feature_dim}, index.sampling, None)  # any dtype
+    problems = [describe_settings_difference(metadata.training_cache_settings, cache_settings)]
+    if not metadata.clip_frames and metadata.num_frames != index.num_frames:
+        problems.append(f"num_frames {metadata.num_frames} vs {index.num_frames}")
     difference = "; ".join(problem for problem in problems if problem)
     if difference:
         raise CacheMismatchError(

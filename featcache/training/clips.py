@@ -81,11 +81,6 @@ def predict_over_clips(predict, features: np.ndarray, lengths: np.ndarray, frame
     return total / num_clips
 
 
-def model_clip_settings(training: dict) -> tuple[int, int]:
-    """(frames, test_clips) from a model's saved training settings; (0, 1) for models trained without clips."""
-    return int(training.get("frames") or 0), int(training.get("test_clips") or 1)
-
-
 def read_clips(reader, rows: np.ndarray, lengths: np.ndarray, num_frames: int, mode: str = "uniform", rng: np.random.Generator | None = None, offset: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """T-frame clips of cache `rows`, reading only the chosen frames (a featcache.cache reader's `read_frames`).
 

@@ -20,8 +20,9 @@ import numpy as np
 
 from featcache.cache import CacheIndex, FeatureReader, read_cache_index
 from featcache.training.clips import clip_positions, read_clips
-from featcache.config import SPLIT_NAMES, TrainConfig, config_from_dict
+from featcache.config import SPLIT_NAMES, TrainConfig
 from featcache.errors import InputError
+from featcache.training.model_folder import ModelMetadata
 from featcache.training.splits import SUBSETS, choose_split
 
 FORMATS = ("numpy", "jax", "tf", "torch")
@@ -144,10 +145,8 @@ def split_config(split: TrainConfig | str | Path | None) -> TrainConfig:
         return TrainConfig(split=split)
     path = Path(split)
     if path.is_dir():
-        from featcache.training.model_folder import read_model_metadata
-
         # The model's own training settings on its own cache give back its split exactly (choose_split is seeded).
-        return config_from_dict(TrainConfig, read_model_metadata(path)["training"])
+        return ModelMetadata.read(path).train_config
     if not path.is_file():
         raise InputError(f"split {split!r}: not a split name ({', '.join(SPLIT_NAMES)}), a split file or a model folder")
     return TrainConfig(split_file=str(path))

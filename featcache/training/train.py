@@ -12,20 +12,19 @@ import importlib.util
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import keras
 import numpy as np
 
-from featcache.version import __version__
 from featcache.cache import Cache, CacheIndex, FeatureReader, open_cache
 from featcache.training.clips import clip_positions, gather_clips, predict_over_clips, read_clips
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import InputError
 from featcache.training.heads import build_head, compile_head
-from featcache.training.model_folder import FORMAT_VERSION, check_model_dir_writable, save_model_dir
+from featcache.training.model_folder import ModelMetadata, check_model_dir_writable, save_model_folder
 from featcache.training.splits import Split, choose_split
 
 Progress = Callable[[str], None]
@@ -136,7 +135,7 @@ class TrainResult:
     split_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))  # int32 (N,): every cached video's label
     stopped_early: bool = False
     model_dir: Path | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: ModelMetadata | None = None  # set once the model folder is written (its featcache.json)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -448,8 +447,11 @@ def train(
 def save_trained_head(out_dir: Path, data: TrainingData, head_config: HeadConfig, train_config: TrainConfig, result: TrainResult) -> None:
     """Write `result` as a model folder (train, and compare --out); sets result.metadata and result.model_dir."""
     index = data.index
-    result.metadata = model_metadata(index, data.split, head_config, train_config, result)
-    save_model_dir(out_dir, result.model, result.metadata, result.history, list(zip(index.paths, data.split.subsets(index.num_videos), index.fingerprints or [""] * index.num_videos)))
+    result.metadata = ModelMetadata.of_training_run(
+        index, data.split, head_config, train_config, result.best_epoch, result.best_val_accuracy, result.seconds_per_epoch
+    )
+    split_rows = list(zip(index.paths, data.split.subsets(index.num_videos), index.fingerprints or [""] * index.num_videos))
+    save_model_folder(out_dir, result.model, result.metadata, result.history, split_rows)
     result.model_dir = Path(out_dir)
 
 
@@ -475,24 +477,3 @@ def _warn_about_leaks(leaks: list[tuple[str, str]], progress: Progress | None) -
         progress(message)
     else:
         warnings.warn(message, stacklevel=3)
-
-
-def model_metadata(index: CacheIndex, split: Split, head_config: HeadConfig, train_config: TrainConfig, result: TrainResult) -> dict[str, Any]:
-    """featcache.json's content (format 1; see featcache.training.model_folder). best_val_accuracy is None without validation."""
-    return {
-        "format_version": FORMAT_VERSION,
-        "featcache_version": __version__,
-        "head": asdict(head_config),
-        "training": asdict(train_config),
-        "class_names": list(index.class_names),
-        "num_frames": train_config.frames or index.num_frames,  # the head's input frames (a clip's with --frames T)
-        "feature_dim": index.feature_dim,
-        "cache_dtype": index.dtype,  # predict rounds new features the same way the head saw them
-        "extractor": index.extractor,
-        "sampling": index.sampling,
-        "cache": {"path": str(Path(index.path).resolve()), "num_videos": index.num_videos},
-        "split": {"description": split.description, "num_train": split.num_train, "num_val": split.num_val, "num_test": split.num_test},
-        "best_epoch": result.best_epoch,
-        "best_val_accuracy": result.best_val_accuracy,
-        "seconds_per_epoch": result.seconds_per_epoch,
-    }
