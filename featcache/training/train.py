@@ -245,7 +245,7 @@ def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainCon
         split_labels=index.labels,
         stopped_early=best_epoch.stopped_early,
     )
-    result.warnings = training_warnings(result, len(index.class_names))
+    result.warnings = training_warnings(data.split, index.labels, result.history, result.best_epoch, len(index.class_names))
     return result
 
 
@@ -368,10 +368,13 @@ class KeepBestEpoch(keras.callbacks.Callback):
             self._best_weights = None  # the copy (the size of the weights) is not needed past this point
 
 
-def training_warnings(result: "TrainResult", num_classes: int) -> list[str]:
-    """What a user must hear about a finished training run: a head at chance level, a too-small split."""
-    warnings = split_warnings(result.split, result.split_labels, num_classes)
-    kept = next(row for row in result.history if row["epoch"] == result.best_epoch)
+def training_warnings(split: Split, labels: np.ndarray, history: list[dict[str, float | None]], best_epoch: int, num_classes: int) -> list[str]:
+    """What a user must hear about a finished training run: a head at chance level, a too-small split.
+
+    labels: int32 (N,), every cached video's label; history: the run's rows (KeepBestEpoch.history).
+    """
+    warnings = split_warnings(split, labels, num_classes)
+    kept = next(row for row in history if row["epoch"] == best_epoch)
     chance = 1.0 / num_classes
     # Near chance: within a tenth of the way from chance to perfect, and the loss within 5% of ln(classes),
     # the loss of a uniform guess. Both together: a head that learned nothing, not a hard dataset.
