@@ -31,7 +31,8 @@ from featcache.cache.index import read_index_state
 from featcache.config import EmbedConfig, ExtractorConfig, HeadConfig, SamplingConfig, TrainConfig
 from featcache.embedding.embed import embed
 from featcache.video.fingerprints import fingerprint_file
-from featcache.training.train import CacheBatches, load_training_data, train
+from featcache.training.train import CacheBatches, train
+from featcache.training.training_data import load_training_data
 
 FEATURE_DIM, NUM_FRAMES = 25088, 10
 MULTIPLIERS = (1, 2, 4)

@@ -73,7 +73,8 @@ def _child_main(request: ChildRequest) -> ChildResult:
     from benchmarks.notebook_vs_featcache import notebook_head, steady_epoch_seconds
     from featcache.config import HeadConfig, TrainConfig
     from featcache.embedding.embed import embed
-    from featcache.training.train import fit_head, load_training_data
+    from featcache.training.train import fit_head
+    from featcache.training.training_data import load_training_data
 
     sizes = QUICK if request.quick else FULL
     result = ChildResult()

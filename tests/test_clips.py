@@ -16,7 +16,8 @@ from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import FeatcacheError
 from featcache.inference.evaluate import evaluate
 from featcache.inference.predict import classify_padded
-from featcache.training.train import CacheBatches, load_training_data, train
+from featcache.training.train import CacheBatches, train
+from featcache.training.training_data import load_training_data
 
 
 def test_uniform_positions_are_segment_centres_and_short_videos_keep_every_frame() -> None:

@@ -19,7 +19,9 @@ from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import CacheFormatError, FeatcacheError, ModelDirError
 from featcache.training.heads import build_head
 from featcache.training.model_folder import HISTORY_COLUMNS, METADATA_KEYS, ModelFolder
-from featcache.training.train import KeepBestEpoch, fit_head, load_training_data, score_accuracy, train, training_class_weights
+from featcache.training.epochs import KeepBestEpoch
+from featcache.training.train import fit_head, score_accuracy, train, training_class_weights
+from featcache.training.training_data import load_training_data
 
 SMALL_HEAD = HeadConfig(units=8, dense=8)
 QUICK = TrainConfig(epochs=3, batch_size=16)

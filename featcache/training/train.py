@@ -10,26 +10,22 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
 import keras
 import numpy as np
 
-from featcache.cache import Cache, CacheIndex, FeatureReader, open_cache
-from featcache.training.clips import clip_positions, gather_clips, predict_over_clips, read_clips
+from featcache.cache import Cache, FeatureReader
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import InputError
+from featcache.training.clips import clip_positions, gather_clips, predict_over_clips, read_clips
+from featcache.training.diagnostics import find_leaked_duplicates, training_warnings, warn_about_leaks
+from featcache.training.epochs import KeepBestEpoch, Progress, seconds_per_epoch
 from featcache.training.heads import build_head, compile_head
 from featcache.training.model_folder import ModelMetadata, check_model_dir_writable, save_model_folder
-from featcache.training.splits import Split, choose_split
-
-Progress = Callable[[str], None]
-BYTES_PER_MB = 2**20
-FLOAT32_BYTES = 4
+from featcache.training.splits import Split
+from featcache.training.training_data import TrainingData, load_training_data
 
 
 class CacheBatches(keras.utils.PyDataset):
@@ -98,27 +94,6 @@ class CacheBatches(keras.utils.PyDataset):
 
 
 @dataclass
-class TrainingData:
-    """A cache's index, the split, and its features per subset when in memory: ((features, lengths), labels).
-
-    val_inputs is None when there is no validation set. test_inputs is only for scoring a finished model
-    (score_accuracy); fit_head never reads it.
-    """
-
-    index: CacheIndex
-    split: Split
-    in_memory: bool
-    cache: Cache | None = None  # the opened cache (index + reader), handed to readers instead of a path
-    train_inputs: Any = None
-    val_inputs: Any = None
-    test_inputs: Any = None
-
-    @property
-    def feature_megabytes(self) -> float:
-        return self.index.num_videos * self.index.num_frames * self.index.feature_dim * FLOAT32_BYTES / BYTES_PER_MB
-
-
-@dataclass
 class TrainResult:
     """What a training run produced. history rows: epoch (1-based), loss, accuracy, val_loss, val_accuracy, seconds.
 
@@ -137,43 +112,6 @@ class TrainResult:
     model_dir: Path | None = None
     metadata: ModelMetadata | None = None  # set once the model folder is written (its featcache.json)
     warnings: list[str] = field(default_factory=list)
-
-
-def load_training_data(cache_path: "Path | Cache", train_config: TrainConfig) -> TrainingData:
-    """Read a cache's index, choose the split and load the features (in memory when within the memory budget)."""
-    cache = open_cache(cache_path)  # a path, or a Cache opened once by the caller
-    index = cache.index
-    check_trainable(index)
-    split = choose_split(index, train_config)
-    data = TrainingData(index=index, split=split, in_memory=False, cache=cache)
-    data.in_memory = data.feature_megabytes <= train_config.memory_budget_mb
-    if data.in_memory:
-        # Each side is read straight from the file: holding all features and then copies of the
-        # sides would double the peak memory.
-        with FeatureReader(cache) as reader:
-            data.train_inputs = _arrays(reader, index, split.train_indices)
-            data.val_inputs = _arrays(reader, index, split.val_indices) if split.num_val else None
-            data.test_inputs = _arrays(reader, index, split.test_indices)
-    return data
-
-
-def check_trainable(index: CacheIndex) -> None:
-    """InputError unless the cache has videos of at least 2 classes and every listed class has videos."""
-    if index.num_videos == 0:
-        raise InputError(f"{index.path}: the cache holds no videos; embed some with `featcache embed`")
-    counts = np.bincount(index.labels, minlength=len(index.class_names))
-    if len(index.class_names) < 2:
-        raise InputError(f"{index.path}: a classifier needs at least 2 classes, the cache has {len(index.class_names)} ({', '.join(index.class_names)})")
-    empty = [name for name, count in zip(index.class_names, counts) if count == 0]
-    if empty:
-        raise InputError(
-            f"{index.path}: class(es) {', '.join(empty)} have no videos in the cache (failed or removed); "
-            "add videos for them or re-embed without their folders"
-        )
-
-
-def _arrays(reader: FeatureReader, index: CacheIndex, rows: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
-    return (reader.read(rows), index.lengths[rows]), index.labels[rows]
 
 
 def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainConfig, progress: Progress | None = None) -> TrainResult:
@@ -294,119 +232,6 @@ def tensorboard_callback(log_dir: str) -> keras.callbacks.TensorBoard:
     return keras.callbacks.TensorBoard(log_dir=log_dir)
 
 
-def seconds_per_epoch(history: list[dict[str, float]]) -> float:
-    """Mean epoch time, leaving out epoch 1 (it also traces and compiles the model) when there are more."""
-    seconds = [row["seconds"] for row in history]
-    steady = seconds[1:] if len(seconds) > 1 else seconds
-    return float(np.mean(steady))
-
-
-class KeepBestEpoch(keras.callbacks.Callback):
-    """Times each epoch, records the history, reports progress, restores the best epoch's weights, stops early.
-
-    The best epoch has the highest validation accuracy; among epochs tied on it (common: a small validation
-    set gives few distinct accuracies), the lowest validation loss. Accuracy alone kept the FIRST epoch to
-    reach the best accuracy, e.g. a barely trained epoch 1 (val loss 1.03) over epoch 15 (val loss 0.0004)
-    at the same accuracy. `patience` > 0 stops training after that many epochs without a better epoch.
-    validates False (no validation set): val_* are None and the last epoch is kept.
-    """
-
-    def __init__(self, epochs: int, progress: Progress | None, validates: bool = True, patience: int = 0) -> None:
-        super().__init__()
-        self.epochs = epochs
-        self.progress = progress
-        self.validates = validates
-        self.patience = patience
-        self.history: list[dict[str, float | None]] = []
-        self.best_epoch = 0
-        self.best_val_accuracy: float | None = None
-        self.best_val_loss: float | None = None
-        self.stopped_early = False
-        self._best_weights: list[np.ndarray] | None = None
-        self._epoch_start = 0.0
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._epoch_start = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = logs or {}
-        row: dict[str, float | None] = {"epoch": epoch + 1, "seconds": time.perf_counter() - self._epoch_start}
-        for key in ("loss", "accuracy"):
-            row[key] = float(logs[key])
-        for key in ("val_loss", "val_accuracy"):
-            row[key] = float(logs[key]) if self.validates else None
-        self.history.append(row)
-        if self.validates:
-            is_best = self._is_better(row["val_accuracy"], row["val_loss"])
-            if is_best:
-                self.best_epoch, self.best_val_accuracy, self.best_val_loss = row["epoch"], row["val_accuracy"], row["val_loss"]
-                self._best_weights = self.model.get_weights()
-            validation = f"val loss {row['val_loss']:.4f}  val accuracy {row['val_accuracy']:.3f}  "
-        else:
-            is_best = False
-            self.best_epoch = row["epoch"]
-            validation = ""
-        if self.progress is not None:
-            self.progress(
-                f"epoch {row['epoch']}/{self.epochs}  loss {row['loss']:.4f}  accuracy {row['accuracy']:.3f}  "
-                f"{validation}{row['seconds']:.2f}s{'  *best' if is_best else ''}"
-            )
-        if self.validates and self.patience and row["epoch"] - self.best_epoch >= self.patience:
-            self.stopped_early = True
-            self.model.stop_training = True
-            if self.progress is not None:
-                self.progress(f"stopped early: no better epoch in the last {self.patience} (--patience {self.patience})")
-
-    def _is_better(self, val_accuracy: float, val_loss: float) -> bool:
-        if self.best_val_accuracy is None or val_accuracy > self.best_val_accuracy:
-            return True
-        return val_accuracy == self.best_val_accuracy and val_loss < self.best_val_loss
-
-    def on_train_end(self, logs: dict | None = None) -> None:
-        if self._best_weights is not None:
-            self.model.set_weights(self._best_weights)
-            self._best_weights = None  # the copy (the size of the weights) is not needed past this point
-
-
-def training_warnings(split: Split, labels: np.ndarray, history: list[dict[str, float | None]], best_epoch: int, num_classes: int) -> list[str]:
-    """What a user must hear about a finished training run: a head at chance level, a too-small split.
-
-    labels: int32 (N,), every cached video's label; history: the run's rows (KeepBestEpoch.history).
-    """
-    warnings = split_warnings(split, labels, num_classes)
-    kept = next(row for row in history if row["epoch"] == best_epoch)
-    chance = 1.0 / num_classes
-    # Near chance: within a tenth of the way from chance to perfect, and the loss within 5% of ln(classes),
-    # the loss of a uniform guess. Both together: a head that learned nothing, not a hard dataset.
-    def near_chance(accuracy: float | None) -> bool:
-        return accuracy is None or accuracy <= chance + 0.1 * (1.0 - chance)
-
-    if near_chance(kept["accuracy"]) and near_chance(kept["val_accuracy"]) and abs(kept["loss"] - math.log(num_classes)) <= 0.05 * math.log(num_classes):
-        warnings.append(
-            f"the head ended at chance level (training accuracy {kept['accuracy']:.3f}, chance {chance:.3f}; loss {kept['loss']:.3f} "
-            f"≈ ln {num_classes} = {math.log(num_classes):.3f}): the features likely carry no information about the classes "
-            "(random-init MobileNetV2 weights do that). Embed with real weights (--weights imagenet, or a file from "
-            "`featcache weights fetch mobilenet_v2 --out FILE`), or try `--extractor scratch_cnn --weights random` without network"
-        )
-    return warnings
-
-
-def split_warnings(split: Split, labels: np.ndarray, num_classes: int, minimum_per_class: int = 2) -> list[str]:
-    """A warning per subset (val, test) holding fewer than `minimum_per_class` videos of some class: its accuracy means little."""
-    fixes = {"val": "raise --val-fraction or embed more videos", "test": "raise --test-fraction or embed more videos"}
-    warnings = []
-    for subset, rows in (("val", split.val_indices), ("test", split.test_indices)):
-        if len(rows) == 0:
-            continue
-        counts = np.bincount(labels[rows], minlength=num_classes)
-        if counts.min() < minimum_per_class:
-            warnings.append(
-                f"the {'validation' if subset == 'val' else 'test'} set has {len(rows)} videos and fewer than {minimum_per_class} of "
-                f"{int(np.sum(counts < minimum_per_class))} class(es): its accuracy means little; {fixes[subset]}"
-            )
-    return warnings
-
-
 def train(
     cache_path: "Path | Cache",
     out_dir: Path,
@@ -441,7 +266,7 @@ def train(
                 f"(validation: uniform; scoring: {train_config.test_clips} uniform clip(s) averaged)"
             )
         progress(f"head: {head_config.head} ({', '.join(f'{key}={value}' for key, value in head_config.used_settings().items())})")
-    _warn_about_leaks(find_leaked_duplicates(index, data.split), progress)
+    warn_about_leaks(find_leaked_duplicates(index, data.split), progress)
     result = fit_head(data, head_config, train_config, progress)
     save_trained_head(out_dir, data, head_config, train_config, result)
     return result
@@ -458,25 +283,3 @@ def save_trained_head(out_dir: Path, data: TrainingData, head_config: HeadConfig
     result.model_dir = Path(out_dir)
 
 
-def find_leaked_duplicates(index: CacheIndex, split: Split) -> list[tuple[str, str]]:
-    """(train/val path, test path) pairs with identical contents (fingerprint): the test score would be inflated."""
-    subsets = split.subsets(index.num_videos)
-    seen: dict[str, str] = {}
-    for path, fingerprint, subset in zip(index.paths, index.fingerprints, subsets):
-        if fingerprint and subset in ("train", "val"):
-            seen.setdefault(fingerprint, path)
-    return [(seen[fingerprint], path) for path, fingerprint, subset in zip(index.paths, index.fingerprints, subsets) if subset == "test" and fingerprint in seen]
-
-
-def _warn_about_leaks(leaks: list[tuple[str, str]], progress: Progress | None) -> None:
-    if not leaks:
-        return
-    examples = "; ".join(f"{seen} = {test}" for seen, test in leaks[:3])
-    message = (
-        f"warning: {len(leaks)} test video(s) have the same contents as a train/val video ({examples}); "
-        "the test accuracy will be inflated: remove the copies or group them (CSV group column)"
-    )
-    if progress is not None:
-        progress(message)
-    else:
-        warnings.warn(message, stacklevel=3)
