@@ -17,7 +17,7 @@ import pytest
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, top_k_accuracy_score
 from typer.testing import CliRunner
 
-from featcache.inference import evaluate as evaluate_module
+from featcache.training import scoring as scoring_module
 from featcache import __version__
 from featcache.cache import VideoRows, write_cache
 from featcache.cli import app
@@ -207,8 +207,8 @@ def test_features_are_read_in_blocks(monkeypatch, trained_model: Path, random_lo
     cache, _, _ = random_logits_cache
     whole = evaluate(trained_model, cache)
     # Two videos per block, one per model call: the same report from many small reads.
-    monkeypatch.setattr(evaluate_module, "FEATURE_BLOCK_BYTES", 2 * NUM_FRAMES * FEATURE_DIM * 4)
-    monkeypatch.setattr(evaluate_module, "PREDICT_BATCH_SIZE", 1)
+    monkeypatch.setattr(scoring_module, "FEATURE_BLOCK_BYTES", 2 * NUM_FRAMES * FEATURE_DIM * 4)
+    monkeypatch.setattr(scoring_module, "PREDICT_BATCH_SIZE", 1)
     blocked = evaluate(trained_model, cache)
     assert blocked.confusion_matrix == whole.confusion_matrix
     assert blocked.misclassified == whole.misclassified

@@ -20,7 +20,8 @@ from featcache.errors import CacheFormatError, FeatcacheError, ModelDirError
 from featcache.training.heads import build_head
 from featcache.training.model_folder import HISTORY_COLUMNS, METADATA_KEYS, ModelFolder
 from featcache.training.epochs import KeepBestEpoch
-from featcache.training.train import fit_head, score_accuracy, train, training_class_weights
+from featcache.training.scoring import score_accuracy
+from featcache.training.train import fit_head, train, training_class_weights
 from featcache.training.training_data import load_training_data
 
 SMALL_HEAD = HeadConfig(units=8, dense=8)

@@ -13,18 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from featcache.cache import Cache, CacheIndex, FeatureReader, open_cache
+from featcache.cache import CacheIndex, open_cache
 from featcache.cache.settings import describe_settings_difference, settings_record
 from featcache.errors import CacheMismatchError, InputError
-from featcache.training.clips import predict_over_clips
 from featcache.training.model_folder import ModelFolder, ModelMetadata
+from featcache.training.scoring import predict_cached_features
 
 SUBSETS = ("default", "test", "all")
 DEFAULT_TOP_K = 3
-# Features held in memory per block while scoring: bounds memory for caches larger than RAM
-# (a 25088-d x 10-frame video is ~1 MB in float32, so a block is a few hundred videos).
-FEATURE_BLOCK_BYTES = 256 * 2**20
-PREDICT_BATCH_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -243,29 +239,6 @@ def map_cache_classes(model_class_names: list[str], index: CacheIndex, video_ind
             f"the model knows {', '.join(model_class_names)}"
         )
     return cache_to_model
-
-
-def predict_cached_features(model: Any, cache_path: "Path | Cache", index: CacheIndex, video_indices: np.ndarray, frames: int = 0, num_clips: int = 1) -> np.ndarray:
-    """Run the model over the given cache rows, reading features block by block.
-
-    frames, num_clips: a model trained on T-frame clips sees `num_clips` uniform clips per video, softmax averaged.
-    Returns float32, shape (len(video_indices), num_classes), the softmax output in the order of `video_indices`.
-    """
-    bytes_per_video = max(1, index.num_frames * index.feature_dim * 4)
-    block_size = max(1, FEATURE_BLOCK_BYTES // bytes_per_video)
-    blocks = []
-    with FeatureReader(cache_path) as reader:
-        for start in range(0, len(video_indices), block_size):
-            rows = video_indices[start : start + block_size]
-            features = reader.read(rows)
-            lengths = index.lengths[rows].astype(np.int32)
-            for batch_start in range(0, len(rows), PREDICT_BATCH_SIZE):
-                batch = slice(batch_start, batch_start + PREDICT_BATCH_SIZE)
-                output = predict_over_clips(
-                    lambda clips, clip_lengths: model.predict_on_batch([clips, clip_lengths]), features[batch], lengths[batch], frames, num_clips
-                )
-                blocks.append(output)
-    return np.concatenate(blocks, axis=0)
 
 
 def compute_metrics(true_labels: np.ndarray, probabilities: np.ndarray, class_names: list[str], top_k: int) -> dict[str, Any]:

@@ -18,7 +18,8 @@ from featcache.errors import InputError
 from featcache.training.heads import available_heads
 from featcache.training.model_folder import check_model_dir_writable
 from featcache.training.epochs import Progress
-from featcache.training.train import fit_head, save_trained_head, score_accuracy
+from featcache.training.scoring import score_accuracy
+from featcache.training.train import fit_head, save_trained_head
 from featcache.training.training_data import load_training_data
 
 COMPARISON_FILE = "comparison.json"

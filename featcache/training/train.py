@@ -19,7 +19,7 @@ import numpy as np
 from featcache.cache import Cache, FeatureReader
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import InputError
-from featcache.training.clips import clip_positions, gather_clips, predict_over_clips, read_clips
+from featcache.training.clips import clip_positions, gather_clips, read_clips
 from featcache.training.diagnostics import find_leaked_duplicates, training_warnings, warn_about_leaks
 from featcache.training.epochs import KeepBestEpoch, Progress, seconds_per_epoch
 from featcache.training.heads import build_head, compile_head
@@ -199,30 +199,6 @@ def training_class_weights(train_labels: np.ndarray, num_classes: int, mode: str
     counts = np.bincount(np.asarray(train_labels, dtype=np.int64), minlength=num_classes)
     weights = np.where(counts > 0, len(train_labels) / (num_classes * np.maximum(counts, 1)), 0.0)
     return {label: float(weight) for label, weight in enumerate(weights)}
-
-
-def score_accuracy(model: keras.Model, data: TrainingData, subset: str = "test", train_config: TrainConfig | None = None) -> float:
-    """Accuracy of a finished model on one subset ("train", "val" or "test") of `data`'s split.
-
-    For scoring after training (compare's test column); reads the features from memory or, block by block,
-    from the cache. A model trained on clips (train_config.frames) is scored on train_config.test_clips uniform
-    clips per video, softmax averaged.
-    """
-    frames, num_clips = (train_config.frames, train_config.test_clips) if train_config is not None else (0, 1)
-    rows = {"train": data.split.train_indices, "val": data.split.val_indices, "test": data.split.test_indices}[subset]
-    if len(rows) == 0:
-        raise InputError(f"the split has no {subset} videos to score")
-    if data.in_memory:
-        (features, lengths), labels = {"train": data.train_inputs, "val": data.val_inputs, "test": data.test_inputs}[subset]
-        probabilities = predict_over_clips(
-            lambda batch, batch_lengths: model.predict([batch, batch_lengths], batch_size=256, verbose=0), features, lengths, frames, num_clips
-        )
-    else:
-        from featcache.inference.evaluate import predict_cached_features
-
-        labels = data.index.labels[rows]
-        probabilities = predict_cached_features(model, data.cache or data.index.path, data.index, rows, frames, num_clips)
-    return float(np.mean(np.argmax(probabilities, axis=1) == labels))
 
 
 def tensorboard_callback(log_dir: str) -> keras.callbacks.TensorBoard:
