@@ -170,7 +170,7 @@ def run_growth(workspace: Workspace) -> SectionResult:
             for multiplier in multipliers
         ],
         [
-            f"Streamed: `TrainConfig(memory_budget_mb={sizes.streaming_budget_mb})`, below every cache here, so `train` reads batches from the file (`CacheBatches`). "
+            f"Streamed: `TrainConfig(memory_budget_mb={sizes.streaming_budget_mb})`, below every cache here, so `train` reads batches from the file (`EpochBatches`). "
             "In memory: a budget above the cache, so it is loaded once. Epoch: the fastest of epochs 2-3 (epoch 1 also traces), one pass over the training side "
             "of UCF101 split 1's group rule (3/4 of the videos), no validation pass.",
         ],

@@ -9,17 +9,16 @@ is an unbiased estimate.
 from __future__ import annotations
 
 import importlib.util
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from featcache.cache import Cache, FeatureReader
+from featcache.cache import Cache
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import InputError
-from featcache.training.clips import clip_positions, gather_clips, read_clips
+from featcache.training.batches import Batch, EpochBatches
 from featcache.training.diagnostics import find_leaked_duplicates, training_warnings, warn_about_leaks
 from featcache.training.epochs import KeepBestEpoch, Progress, seconds_per_epoch
 from featcache.training.heads import build_head, compile_head
@@ -28,69 +27,49 @@ from featcache.training.splits import Split
 from featcache.training.training_data import TrainingData, load_training_data
 
 
-class CacheBatches(keras.utils.PyDataset):
-    """Batches of ((features, lengths), labels) for `fit`: read from the cache file on demand (caches larger than
-    memory) or taken from `features` in memory, optionally as T-frame clips (clip training).
+class KerasBatches(keras.utils.PyDataset):
+    """EpochBatches (featcache.training.batches) as a Keras PyDataset: `fit` asks for batches by number, and each
+    epoch's end moves on to the next epoch's order (and random clips).
 
-    Reading from the file holds at most one batch of features (plus Keras' prefetch queue); the HDF5 file is opened
-    lazily by the first batch read, in the reading process. Each epoch draws a new random batch order from `seed`;
-    rows inside a batch are read in sorted order (one pass over the file's chunks). frames T > 0: each video becomes
-    a T-frame clip (featcache.training.clips); "random" clips are drawn from (seed, epoch, batch), new every epoch.
+    Reading from the file holds at most one batch of features (plus Keras' prefetch queue of one worker thread).
     """
 
-    def __init__(
-        self, cache_path: Path, rows: np.ndarray, labels: np.ndarray, lengths: np.ndarray, batch_size: int, shuffle: bool, seed: int,
-        features: np.ndarray | None = None, frames: int = 0, clip_sampling: str = "uniform",
-    ) -> None:  # fmt: skip
+    def __init__(self, batches: EpochBatches) -> None:
         super().__init__(workers=1, use_multiprocessing=False)
-        self.cache_path = cache_path  # a path or an opened Cache
-        self.rows = np.asarray(rows, dtype=np.int64)
-        self.labels = np.asarray(labels, dtype=np.int32)
-        self.lengths = np.asarray(lengths, dtype=np.int32)
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.features = features  # float32 (len(rows), T, D) in memory, or None: read from the file
-        self.frames = frames
-        self.clip_sampling = clip_sampling
+        self.batches = batches
         self.epoch = 0
-        self.order = self._epoch_order()
-        self._reader: FeatureReader | None = None
 
     def __len__(self) -> int:
-        return math.ceil(len(self.rows) / self.batch_size)
+        return len(self.batches)
 
-    def __getitem__(self, batch_number: int):
-        positions = np.sort(self.order[batch_number * self.batch_size : (batch_number + 1) * self.batch_size])
-        lengths = self.lengths[positions]
-        rng = np.random.default_rng([self.seed, self.epoch, batch_number]) if self.frames else None
-        if self.features is not None:
-            features = self.features[positions]
-            if self.frames:
-                clip_frames, lengths = clip_positions(lengths, self.frames, self.clip_sampling, rng)
-                features = gather_clips(features, clip_frames, lengths)
-            return (features, lengths), self.labels[positions]
-        if self._reader is None:
-            self._reader = FeatureReader(self.cache_path).__enter__()
-        if self.frames:  # only the clip's frames are read
-            features, lengths = read_clips(self._reader, self.rows[positions], lengths, self.frames, self.clip_sampling, rng)
-        else:
-            features = self._reader.read(self.rows[positions])
-        return (features, lengths), self.labels[positions]
+    def __getitem__(self, batch_number: int) -> Batch:
+        return self.batches.batch(self.epoch, batch_number)
 
     def on_epoch_end(self) -> None:
         self.epoch += 1
-        self.order = self._epoch_order()
 
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.__exit__(None, None, None)
-            self._reader = None
+        self.batches.close()
 
-    def _epoch_order(self) -> np.ndarray:
-        if not self.shuffle:
-            return np.arange(len(self.rows))
-        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.rows))
+
+def training_batches(data: TrainingData, train_config: TrainConfig) -> list[KerasBatches]:
+    """The batches `fit` reads when training streams from the file or on clips: [train] or [train, validation].
+
+    Training batches are shuffled every epoch and take train_config.clip_sampling clips; validation batches
+    keep their order and take uniform clips, as scoring does.
+    """
+    sides = [(data.split.train_indices, True, data.train_inputs, train_config.clip_sampling)]
+    if data.split.num_val:
+        sides.append((data.split.val_indices, False, data.val_inputs, "uniform"))
+    return [
+        KerasBatches(
+            EpochBatches(
+                data.cache or data.index.path, data.index, rows, train_config.batch_size, shuffle, train_config.seed,
+                frames=train_config.frames, clip_sampling=clip_sampling, features=None if in_memory is None else in_memory[0][0],
+            )
+        )
+        for rows, shuffle, in_memory, clip_sampling in sides
+    ]  # fmt: skip
 
 
 @dataclass
@@ -132,6 +111,8 @@ def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainCon
         callbacks.append(tensorboard_callback(train_config.tensorboard_dir))
     class_weight = training_class_weights(index.labels[data.split.train_indices], len(index.class_names), train_config.class_weight)
     if data.in_memory and not train_config.frames:
+        # Whole sequences in memory: Keras' own array path (its shuffling, seeded above) is the fastest; the one
+        # way of training whose batch order is not EpochBatches'.
         (train_features, train_lengths), train_labels = data.train_inputs
         validation_data = None
         if validates:
@@ -149,17 +130,8 @@ def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainCon
             verbose=0,
         )
     else:
-        # Streamed from the file, or clips (in memory or streamed). Validation takes uniform clips, as scoring does.
-        sides = [(data.split.train_indices, True, data.train_inputs, train_config.clip_sampling)]
-        if validates:
-            sides.append((data.split.val_indices, False, data.val_inputs, "uniform"))
-        batches = [
-            CacheBatches(
-                data.cache or index.path, rows, index.labels[rows], index.lengths[rows], train_config.batch_size, shuffle, train_config.seed,
-                features=None if in_memory is None else in_memory[0][0], frames=train_config.frames, clip_sampling=clip_sampling,
-            )  # fmt: skip
-            for rows, shuffle, in_memory, clip_sampling in sides
-        ]
+        # Streamed from the file, or clips (in memory or streamed).
+        batches = training_batches(data, train_config)
         try:
             model.fit(
                 batches[0], epochs=train_config.epochs, validation_data=batches[1] if validates else None,
