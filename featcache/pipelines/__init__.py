@@ -48,8 +48,8 @@ folder is missing or unfinished, or its featcache.json differs from the pipeline
 training settings, cache path, number of cached videos, class names, extractor or sampling, or when this
 
 The code is split by stage: spec (the pipeline dataclasses, reading and validating a file; schema turns
-TOML values into config fields), runner (data, embed, train, evaluate, with stage skipping) and report
-(the report table and files). This module is the public surface.
+TOML values into config fields), runner (data, embed, train, evaluate, with stage skipping), summary (what
+a run did, per head) and report (the report table and files). This module is the public surface.
 """
 
 from featcache.pipelines.report import format_report_table, write_report
@@ -59,8 +59,6 @@ from featcache.pipelines.runner import (
     UCF101_HELP,
     UCF101_URL,
     VIDEOS_FOLDER_NAME,
-    HeadOutcome,
-    PipelineSummary,
     Progress,
     link_class_folders,
     run_pipeline,
@@ -83,6 +81,7 @@ from featcache.pipelines.spec import (
     read_pipeline_file,
     with_video_root,
 )
+from featcache.pipelines.summary import HeadOutcome, PipelineSummary
 
 # SHIPPED_PIPELINES_DIR is deliberately not re-exported: available_pipelines reads it from
 # featcache.pipelines.spec, so that is the name to read or to patch.

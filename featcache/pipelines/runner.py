@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,11 +19,12 @@ from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import InputError
 from featcache.pipelines.report import write_report
 from featcache.pipelines.spec import EvaluateConfig, HeadSpec, Pipeline
+from featcache.pipelines.summary import HeadOutcome, PipelineSummary
 from featcache.training.model_folder import METADATA_FILE, MODEL_FILE, ModelFolder
 
 if typing.TYPE_CHECKING:
     from featcache.cache import Cache
-    from featcache.embedding.embed import EmbedProgress, EmbedSummary
+    from featcache.embedding.embed import EmbedProgress
 
 Progress = Callable[[str], None]
 
@@ -37,46 +37,6 @@ UCF101_HELP = (
 CACHE_FILE_NAME = "features.h5"
 VIDEOS_FOLDER_NAME = "videos"
 MODELS_FOLDER_NAME = "models"
-
-
-@dataclass(frozen=True)
-class HeadOutcome:
-    """One head's row of the report: scores of the kept epoch on the evaluated videos (the test videos by
-    default), and whether this run trained it."""
-
-    name: str
-    head: str
-    model_dir: Path
-    trained: bool
-    accuracy: float
-    top_k: int
-    top_k_accuracy: float | None
-    num_videos: int
-    subset_description: str
-    best_epoch: int
-    seconds_per_epoch: float
-    report_json: Path
-
-
-@dataclass
-class PipelineSummary:
-    """What one `run_pipeline` call did, and where its files are."""
-
-    pipeline: Pipeline
-    out_dir: Path
-    video_root: Path
-    cache_path: Path
-    embed: EmbedSummary
-    heads: list[HeadOutcome] = field(default_factory=list)
-    report_path: Path | None = None
-
-    @property
-    def num_embedded(self) -> int:
-        return self.embed.num_embedded
-
-    @property
-    def num_trained(self) -> int:
-        return sum(outcome.trained for outcome in self.heads)
 
 
 def run_pipeline(
