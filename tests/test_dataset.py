@@ -187,7 +187,7 @@ def test_jax_batches_are_jax_arrays(cache: Path) -> None:
     [
         ({"format": "pandas"}, "choose one of numpy, jax, tf, torch"),
         ({"subset": "validation"}, "choose one of train, val, test"),
-        ({"frames": -1}, "--frames must be at least 1"),
+        ({"frames": -1}, "--frames / frames must be at least 1"),
         ({"frames": 4, "clip_sampling": "dense"}, "choose one of uniform, random"),
         ({"subset": "train", "split": "nowhere/split.csv"}, "not a split name"),
     ],

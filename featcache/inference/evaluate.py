@@ -91,7 +91,7 @@ def evaluate(
 
     subset: "default" (held-out videos on the model's own training cache, all videos on any other cache),
       "test" (held-out videos; only on the training cache) or "all".
-    top_k: k of the top-k accuracy; default min(3, number of model classes).
+    top_k: k of the top-k accuracy; default min(3, number of model classes - 1) (top-k of every class says nothing).
     report_dir: where report.json and confusion_matrix.png go; default MODEL_DIR/evaluation/<cache stem>/.
     Raises ModelDirError / CacheFormatError for unreadable inputs, CacheMismatchError when the cache was
     embedded differently from the model's training cache, InputError for a cache class the model does not know.
@@ -159,7 +159,7 @@ def evaluate(
 def check_cache_matches_model(metadata: ModelMetadata, index: CacheIndex) -> None:
     """Raise CacheMismatchError unless the cache's features were made like the model's training features.
 
-    One rule for every stage (`settings.describe_settings_difference`): extractor identity, weights, feature_dim
+    One rule for every stage (`featcache.cache.settings.describe_settings_difference`): extractor identity, weights, feature_dim
     and sampling; the dtype may differ (a float32 cache feeds a float16-trained head). A head trained on
     whole stored sequences also needs the cache's T; one trained on clips takes its frames from any length.
     """
@@ -207,7 +207,7 @@ def select_videos(index: CacheIndex, split: dict[str, str], subset: str, split_f
         if len(unseen) == 0:
             raise InputError(
                 f"every one of the {index.num_videos} videos of {index.path} is a video the model trained or validated on "
-                "(see its split.csv), so none is left to evaluate fairly; evaluate another cache, or use --subset all to score them anyway"
+                "(see its split.csv), so none is left to evaluate fairly; evaluate another cache, or use --subset all (subset='all') to score them anyway"
             )
         return unseen, "all", (
             f"all {index.num_videos} videos of the cache except {num_seen} the model trained or validated on "
@@ -216,11 +216,11 @@ def select_videos(index: CacheIndex, split: dict[str, str], subset: str, split_f
     if not is_training_cache:
         raise InputError(
             f"{index.path} is not the cache the model was trained on (its split.csv videos are not all in it), "
-            "so it has no held-out videos; use --subset all"
+            "so it has no held-out videos; use --subset all (subset='all')"
         )
     held_out = np.array([row for row, path in enumerate(index.paths) if split.get(path) == "test"], dtype=np.int64)
     if len(held_out) == 0:
-        raise InputError(f"the model's split.csv holds no test videos of {index.path}; use --subset all")
+        raise InputError(f"the model's split.csv holds no test videos of {index.path}; use --subset all (subset='all')")
     return held_out, "test", f"the {len(held_out)} held-out (test) videos of the model's training cache"
 
 

@@ -50,7 +50,7 @@ class VideoPrediction:
 def check_extractor_matches(extractor: Extractor, metadata: ModelMetadata) -> None:
     """Raise CacheMismatchError when the loaded extractor differs from the one the model was trained on.
 
-    The same rule as embed and evaluate (`settings.describe_settings_difference`).
+    The same rule as embed and evaluate (`featcache.cache.settings.describe_settings_difference`).
     """
     # The extractor was built from the stored record, so what can differ is what loading found: the
     # weights file's contents and the output dimension.

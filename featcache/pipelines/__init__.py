@@ -45,7 +45,8 @@ OUT (`--out`, else the pipeline's `out`, else runs/<pipeline name>) holds:
 Each stage is skipped when its output is there and matches: embed resumes and embeds only missing videos
 (and refuses a cache made with other settings unless overwrite); a head is retrained only when its model
 folder is missing or unfinished, or its featcache.json differs from the pipeline in head settings,
-training settings, cache path, number of cached videos, class names, extractor or sampling, or when this
+training settings, cache path, number of cached videos, class names or embedding settings (extractor,
+sampling, dtype), or when this run embedded new videos; evaluation always re-runs.
 
 The code is split by stage: spec (the pipeline dataclasses, reading and validating a file; schema turns
 TOML values into config fields), runner (data, embed, train, evaluate, with stage skipping), summary (what

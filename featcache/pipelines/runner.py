@@ -141,7 +141,7 @@ def link_class_folders(video_root: Path, class_names: tuple[str, ...], view_dir:
         if entry.name in wanted and entry.is_symlink() and entry.resolve() == wanted[entry.name]:
             continue
         if not entry.is_symlink():
-            raise InputError(f"{view_dir} holds {entry.name}, which is not a link made by featcache run; use another --out or remove it")
+            raise InputError(f"{view_dir} holds {entry.name}, which is not a link made by featcache run; use another --out / out_dir or remove it")
         entry.unlink()  # a link to a class no longer chosen, or to another video root
     for name, target in wanted.items():
         link = view_dir / name

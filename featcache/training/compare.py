@@ -58,7 +58,7 @@ def compare_heads(
     """
     unknown = [name for name in head_names if name not in available_heads()]
     if unknown or not head_names:
-        raise InputError(f"--heads: unknown or no head(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(available_heads())}")
+        raise InputError(f"--heads / head_names: unknown or no head(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(available_heads())}")
     base_config = config_from_dict(HeadConfig, dict(head_overrides or {}))
     head_configs = [replace(base_config, head=name) for name in head_names]
     if out_dir is not None:

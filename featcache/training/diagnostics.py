@@ -17,7 +17,7 @@ def training_warnings(split: Split, labels: np.ndarray, history: list[dict[str, 
 
     labels: int32 (N,), every cached video's label; history: the run's rows (KeepBestEpoch.history).
     """
-    warnings = split_warnings(split, labels, num_classes)
+    messages = split_warnings(split, labels, num_classes)
     kept = next(row for row in history if row["epoch"] == best_epoch)
     chance = 1.0 / num_classes
     # Near chance: within a tenth of the way from chance to perfect, and the loss within 5% of ln(classes),
@@ -26,29 +26,29 @@ def training_warnings(split: Split, labels: np.ndarray, history: list[dict[str, 
         return accuracy is None or accuracy <= chance + 0.1 * (1.0 - chance)
 
     if near_chance(kept["accuracy"]) and near_chance(kept["val_accuracy"]) and abs(kept["loss"] - math.log(num_classes)) <= 0.05 * math.log(num_classes):
-        warnings.append(
+        messages.append(
             f"the head ended at chance level (training accuracy {kept['accuracy']:.3f}, chance {chance:.3f}; loss {kept['loss']:.3f} "
             f"≈ ln {num_classes} = {math.log(num_classes):.3f}): the features likely carry no information about the classes "
             "(random-init MobileNetV2 weights do that). Embed with real weights (--weights imagenet, or a file from "
             "`featcache weights fetch mobilenet_v2 --out FILE`), or try `--extractor scratch_cnn --weights random` without network"
         )
-    return warnings
+    return messages
 
 
 def split_warnings(split: Split, labels: np.ndarray, num_classes: int, minimum_per_class: int = 2) -> list[str]:
     """A warning per subset (val, test) holding fewer than `minimum_per_class` videos of some class: its accuracy means little."""
     fixes = {"val": "raise --val-fraction or embed more videos", "test": "raise --test-fraction or embed more videos"}
-    warnings = []
+    messages = []
     for subset, rows in (("val", split.val_indices), ("test", split.test_indices)):
         if len(rows) == 0:
             continue
         counts = np.bincount(labels[rows], minlength=num_classes)
         if counts.min() < minimum_per_class:
-            warnings.append(
+            messages.append(
                 f"the {'validation' if subset == 'val' else 'test'} set has {len(rows)} videos and fewer than {minimum_per_class} of "
                 f"{int(np.sum(counts < minimum_per_class))} class(es): its accuracy means little; {fixes[subset]}"
             )
-    return warnings
+    return messages
 
 
 def find_leaked_duplicates(index: CacheIndex, split: Split) -> list[tuple[str, str]]:

@@ -291,19 +291,19 @@ def check_model_dir_writable(model_dir: Path, overwrite: bool = False) -> None:
     """
     model_dir = Path(model_dir)
     if model_dir.exists() and not model_dir.is_dir():
-        raise ModelDirError(f"--out {model_dir} is a file; pass a folder for the model")
+        raise ModelDirError(f"--out / out_dir {model_dir} is a file; pass a folder for the model")
     if not model_dir.is_dir() or not any(model_dir.iterdir()):
         return
     foreign = sorted(entry.name for entry in model_dir.iterdir() if not _is_model_folder_entry(entry.name))
     if not (model_dir / METADATA_FILE).is_file() and foreign:
         raise ModelDirError(
-            f"--out {model_dir} is a folder with other files ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}) "
+            f"--out / out_dir {model_dir} is a folder with other files ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}) "
             "and no featcache.json; pass a new or empty folder"
         )
     if not overwrite:
         raise ModelDirError(
-            f"--out {model_dir} already holds a model (and its evaluation reports, if any); "
-            "choose another --out, or pass --overwrite to replace it"
+            f"--out / out_dir {model_dir} already holds a model (and its evaluation reports, if any); "
+            "choose another --out, or pass --overwrite (overwrite=True) to replace it"
         )
 
 

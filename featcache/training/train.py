@@ -176,7 +176,7 @@ def training_class_weights(train_labels: np.ndarray, num_classes: int, mode: str
 def tensorboard_callback(log_dir: str) -> keras.callbacks.TensorBoard:
     """Keras' TensorBoard logger; InputError when the `tensorboard` package it writes with is missing."""
     if importlib.util.find_spec("tensorboard") is None:
-        raise InputError(f"--tensorboard {log_dir} needs the tensorboard package: `pip install tensorboard`, or leave --tensorboard out")
+        raise InputError(f"--tensorboard / tensorboard_dir {log_dir} needs the tensorboard package: `pip install tensorboard`, or leave --tensorboard out")
     return keras.callbacks.TensorBoard(log_dir=log_dir)
 
 
