@@ -20,7 +20,7 @@ from featcache.errors import InputError
 from featcache.pipelines.report import write_report
 from featcache.pipelines.spec import EvaluateConfig, HeadSpec, Pipeline
 from featcache.pipelines.summary import HeadOutcome, PipelineSummary
-from featcache.training.model_folder import METADATA_FILE, MODEL_FILE, ModelFolder
+from featcache.training.model_folder import MODEL_FILE, ModelFolder, open_finished_model_folder
 
 if typing.TYPE_CHECKING:
     from featcache.cache import Cache
@@ -75,7 +75,7 @@ def run_pipeline(
     index = cache.index
     for spec in pipeline.heads:
         model_dir = out_dir / MODELS_FOLDER_NAME / spec.name
-        folder = _open_finished_model_folder(model_dir)
+        folder = open_finished_model_folder(model_dir)  # any problem with a finished one is an error, not a reason to retrain
         reason = _reason_to_train(model_dir, folder, spec.config, pipeline.train, index, embed_summary.num_embedded)
         if reason:
             say(f"train {spec.name}: {reason}; training {pipeline.train.epochs} epochs ...")
@@ -151,15 +151,6 @@ def link_class_folders(video_root: Path, class_names: tuple[str, ...], view_dir:
             except OSError as err:
                 raise InputError(f"cannot link {link} -> {target} ({err}); list the videos in a CSV path,label[,group] and use it as video_root") from err
     return view_dir
-
-
-def _open_finished_model_folder(model_dir: Path) -> ModelFolder | None:
-    """The model folder at `model_dir`, or None when there is none or it is unfinished (no featcache.json yet)."""
-    # featcache.json is written last: without it the folder is an interrupted training run, to redo. With it,
-    # any problem (a newer format, a corrupt file) is an error to show, not a reason to train over the folder.
-    if not (model_dir / METADATA_FILE).is_file():
-        return None
-    return ModelFolder.open(model_dir)
 
 
 def _reason_to_train(model_dir: Path, folder: ModelFolder | None, head_config: HeadConfig, train_config: TrainConfig, index: Any, num_embedded_now: int) -> str:

@@ -253,6 +253,15 @@ class ModelFolder:
             raise ModelDirError(f"{self.path / MODEL_FILE}: cannot be loaded ({err}); re-run `featcache train`") from err
 
 
+def open_finished_model_folder(model_dir: Path) -> ModelFolder | None:
+    """The model folder at `model_dir`, or None while it has no featcache.json (none yet, or a run interrupted before
+    its last write: a folder to train again). With featcache.json, any problem (a newer format, a corrupt file)
+    is a ModelDirError to show, not a reason to train over the folder."""
+    if not (Path(model_dir) / METADATA_FILE).is_file():
+        return None
+    return ModelFolder.open(model_dir)
+
+
 def read_split_file(split_path: Path) -> dict[str, str]:
     """A split.csv -> {path: "train" | "val" | "test"}."""
     return split_subsets(_split_rows(split_path))
