@@ -4,7 +4,7 @@ The features are real extractor outputs (random-weight CNNs on the suite's video
 caches) tiled to more rows and scaled by one factor to peak at FEATURE_PEAK, written with featcache's own
 writer. The scaling matters: random-init MobileNetV2 outputs ~1e-11, which float16 stores as zeros (and
 zeros compress to nothing); trained CNN features are of order 1. Zeros (ReLU) stay zeros. Reads are what training does: an epoch
-of random batches (`FeatureReader.read`, as `CacheBatches` streams them) and the one-shot load of a cache
+of random batches (`FeatureReader.read`, as `EpochBatches` streams them) and the one-shot load of a cache
 that fits in memory (`read_all_features`). Files were just written, so reads come from the page cache:
 this measures HDF5 and decompression, not the disk.
 """
@@ -132,7 +132,7 @@ def run_cache_formats(workspace: Workspace) -> SectionResult:
             )
         )
     tables[-1].notes += [
-        f"Streamed read: one epoch of random batches of {batch_size} whole videos (`FeatureReader.read`, sorted within a batch, as `CacheBatches` reads), warm page cache. "
+        f"Streamed read: one epoch of random batches of {batch_size} whole videos (`FeatureReader.read`, sorted within a batch, as `EpochBatches` reads), warm page cache. "
         "Load all: `read_all_features`, what training does for a cache within its memory budget.",
         f"Rule for the default: the smaller dtype, uncompressed, unless a compression saves ≥ {WORTHWHILE_SAVING:.0%} of its bytes while reading at ≥ {ACCEPTABLE_READ_SPEED:.0%} of its speed. "
         "float16 keeps ~3 significant digits, well inside what a head trained on ReLU features needs; float32 doubles the bytes.",

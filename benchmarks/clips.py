@@ -20,7 +20,9 @@ from featcache.cache import read_cache_index
 from featcache.config import EmbedConfig, ExtractorConfig, HeadConfig, SamplingConfig, TrainConfig
 from featcache.video.demo_data import DEMO_VIDEO_FPS, make_demo_data
 from featcache.embedding.embed import embed
-from featcache.training.train import fit_head, load_training_data, score_accuracy
+from featcache.training.scoring import score_accuracy
+from featcache.training.train import fit_head
+from featcache.training.training_data import load_training_data
 
 HEAD = HeadConfig(head="lstm", units=128, dense=64)  # the demo pipeline's head
 CLIP_FRAMES = 8

@@ -31,7 +31,9 @@ from featcache.cache.index import read_index_state
 from featcache.config import EmbedConfig, ExtractorConfig, HeadConfig, SamplingConfig, TrainConfig
 from featcache.embedding.embed import embed
 from featcache.video.fingerprints import fingerprint_file
-from featcache.training.train import CacheBatches, load_training_data, train
+from featcache.training.batches import EpochBatches
+from featcache.training.train import train
+from featcache.training.training_data import load_training_data
 
 FEATURE_DIM, NUM_FRAMES = 25088, 10
 MULTIPLIERS = (1, 2, 4)
@@ -336,7 +338,7 @@ def measure_training_epochs(workspace: Workspace) -> tuple[Table, list[Target]]:
             "epochs, so that row's distance from 1 is the measurement's noise on this machine. The target is judged on CPU "
             "time (what the format can change), and only when that control is within 5% of 1.",
             f"Both formats trained the same head: largest difference of any epoch's training loss {max(loss_gaps):.2g}.",
-            f"The streamed epoch's batch reads alone (`CacheBatches`, every training and validation batch, no model; best of 3): "
+            f"The streamed epoch's batch reads alone (`EpochBatches`, every training and validation batch, no model; best of 3): "
             f"format 1 {seconds(read_seconds[1])}, format 2 {seconds(read_seconds[2])}.",
         ],
     )
@@ -347,15 +349,14 @@ def time_epoch_reads(cache_path: Path) -> float:
     """Seconds (best of 3) to read one streamed epoch's batches, training and validation, as `train` reads them."""
     train_config = TrainConfig(memory_budget_mb=0)
     data = load_training_data(cache_path, train_config)
-    labels, lengths = data.index.labels, data.index.lengths
     best = float("inf")
     for _ in range(3):
         sides = [(data.split.train_indices, True), (data.split.val_indices, False)]
-        batch_sources = [CacheBatches(data.cache, rows, labels[rows], lengths[rows], train_config.batch_size, shuffle, train_config.seed) for rows, shuffle in sides]
+        batch_sources = [EpochBatches(data.cache, data.index, rows, train_config.batch_size, shuffle, train_config.seed) for rows, shuffle in sides]
         started = time.perf_counter()
         for batch_source in batch_sources:
             for batch_number in range(len(batch_source)):
-                batch_source[batch_number]
+                batch_source.batch(0, batch_number)
         best = min(best, time.perf_counter() - started)
         for batch_source in batch_sources:
             batch_source.close()

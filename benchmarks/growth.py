@@ -73,7 +73,8 @@ def _child_main(request: ChildRequest) -> ChildResult:
     from benchmarks.notebook_vs_featcache import notebook_head, steady_epoch_seconds
     from featcache.config import HeadConfig, TrainConfig
     from featcache.embedding.embed import embed
-    from featcache.training.train import fit_head, load_training_data
+    from featcache.training.train import fit_head
+    from featcache.training.training_data import load_training_data
 
     sizes = QUICK if request.quick else FULL
     result = ChildResult()
@@ -169,7 +170,7 @@ def run_growth(workspace: Workspace) -> SectionResult:
             for multiplier in multipliers
         ],
         [
-            f"Streamed: `TrainConfig(memory_budget_mb={sizes.streaming_budget_mb})`, below every cache here, so `train` reads batches from the file (`CacheBatches`). "
+            f"Streamed: `TrainConfig(memory_budget_mb={sizes.streaming_budget_mb})`, below every cache here, so `train` reads batches from the file (`EpochBatches`). "
             "In memory: a budget above the cache, so it is loaded once. Epoch: the fastest of epochs 2-3 (epoch 1 also traces), one pass over the training side "
             "of UCF101 split 1's group rule (3/4 of the videos), no validation pass.",
         ],

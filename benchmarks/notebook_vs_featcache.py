@@ -24,7 +24,8 @@ from benchmarks.report import SectionResult, Table, Target, ratio, seconds
 from benchmarks.workspace import Workspace
 from featcache.config import HeadConfig, TrainConfig
 from featcache.training.heads import build_head, compile_head
-from featcache.training.train import fit_head, load_training_data, train
+from featcache.training.train import fit_head, train
+from featcache.training.training_data import load_training_data
 
 EPOCH_SPEEDUP_TARGET = 25.0  # issue 3: per epoch, at the notebook's head
 FLOOR_TARGET = 1.5  # issue 3: cached epoch within 1.5x of the head's compute floor

@@ -378,7 +378,7 @@ def test_keras_file_end_to_end_embed_train_predict(tmp_path: Path, tiny_dataset:
     from featcache.config import EmbedConfig, HeadConfig, SamplingConfig, TrainConfig
     from featcache.embedding.embed import embed
     from featcache.errors import CacheMismatchError
-    from featcache.training.model_folder import load_trained_model
+    from featcache.training.model_folder import ModelFolder
     from featcache.inference.predict import predict_videos
     from featcache.training.train import train
 
@@ -393,7 +393,7 @@ def test_keras_file_end_to_end_embed_train_predict(tmp_path: Path, tiny_dataset:
 
     video_paths = [tiny_dataset / path for path in index.paths]
     predictions = predict_videos(tmp_path / "model", video_paths, top_k=2)
-    expected = load_trained_model(tmp_path / "model").model.predict_on_batch([read_all_features(cache), index.lengths])
+    expected = ModelFolder.open(tmp_path / "model").load_model().predict_on_batch([read_all_features(cache), index.lengths])
     for prediction, probabilities in zip(predictions, np.asarray(expected)):
         got = dict(prediction.top_k)
         np.testing.assert_allclose([got[name] for name in index.class_names], probabilities, rtol=1e-4, atol=1e-6)

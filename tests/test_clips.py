@@ -16,7 +16,9 @@ from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import FeatcacheError
 from featcache.inference.evaluate import evaluate
 from featcache.inference.predict import classify_padded
-from featcache.training.train import CacheBatches, load_training_data, train
+from featcache.training.batches import EpochBatches
+from featcache.training.train import train
+from featcache.training.training_data import load_training_data
 
 
 def test_uniform_positions_are_segment_centres_and_short_videos_keep_every_frame() -> None:
@@ -85,19 +87,18 @@ def test_training_batches_take_new_random_clips_every_epoch_validation_uniform(d
     data = load_training_data(dense_cache, config)
     rows = data.split.train_indices
     lengths = data.index.lengths[rows]
-    batches = CacheBatches(dense_cache, rows, data.index.labels[rows], lengths, 64, False, 0, features=data.train_inputs[0][0], frames=4, clip_sampling="random")
+    batches = EpochBatches(dense_cache, data.index, rows, 64, False, 0, frames=4, clip_sampling="random", features=data.train_inputs[0][0])
     epochs = []
-    for _ in range(3):
-        (features, clip_lengths), _ = batches[0]
+    for epoch in range(3):
+        (features, clip_lengths), _ = batches.batch(epoch, 0)
         assert features.shape == (len(rows), 4, 2)
         np.testing.assert_array_equal(clip_lengths, 4)
         epochs.append(features[:, :, 0])
-        batches.on_epoch_end()
     assert not np.array_equal(epochs[0], epochs[1]) and not np.array_equal(epochs[1], epochs[2])
-    uniform = CacheBatches(dense_cache, rows, data.index.labels[rows], lengths, 64, False, 0, frames=4, clip_sampling="uniform")
-    (first, _), _ = uniform[0]
-    uniform.on_epoch_end()
-    (second, _), _ = uniform[0]
+    np.testing.assert_array_equal(batches.batch(1, 0)[0][0][:, :, 0], epochs[1])  # any epoch can be read again
+    with EpochBatches(dense_cache, data.index, rows, 64, False, 0, frames=4, clip_sampling="uniform") as uniform:
+        (first, _), _ = uniform.batch(0, 0)
+        (second, _), _ = uniform.batch(1, 0)
     np.testing.assert_array_equal(first, second)
     np.testing.assert_array_equal(first[:, :, 0], clip_positions(lengths, 4, "uniform")[0])
 

@@ -15,7 +15,8 @@ from featcache.cache.maintenance import upgrade_cache
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import FeatcacheError
 from featcache.training.splits import choose_split
-from featcache.training.train import train
+from featcache.training.train import train, training_batches
+from featcache.training.training_data import load_training_data
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +111,33 @@ def test_random_clips_change_every_epoch_within_their_segments(cache_of_numbered
     assert len({positions.tobytes() for positions in epochs}) == 5
 
 
+@pytest.mark.parametrize("memory_budget_mb", [2048, 0], ids=["train-in-memory", "train-streamed"])
+def test_train_and_dataset_give_the_same_batches_for_the_same_seed(cache_of_numbered_frames: Path, memory_budget_mb: int) -> None:
+    config = TrainConfig(frames=4, clip_sampling="random", batch_size=2, seed=7, val_fraction=0, test_fraction=0.34, memory_budget_mb=memory_budget_mb)
+    data = load_training_data(cache_of_numbered_frames, config)
+    (fed,) = training_batches(data, config)  # what `fit` reads (no validation side here)
+    ours = featcache.dataset(cache_of_numbered_frames, "train", split=config, batch_size=2, seed=7, frames=4, clip_sampling="random")
+    for _ in range(3):  # each epoch: a new order and new clips, the same on both sides
+        epoch = list(ours)
+        assert len(epoch) == len(fed) == 2
+        for batch_number, ((features, lengths), labels) in enumerate(epoch):
+            (fed_features, fed_lengths), fed_labels = fed[batch_number]
+            np.testing.assert_array_equal(features, fed_features)
+            np.testing.assert_array_equal(lengths, fed_lengths)
+            np.testing.assert_array_equal(labels, fed_labels)
+        fed.on_epoch_end()
+    fed.close()
+
+
+def test_a_shuffled_batch_is_in_the_epochs_order(cache_of_numbered_frames: Path) -> None:
+    """Read in cache order (one pass through the file), returned in the epoch's order: shuffling reaches inside a batch."""
+    batches = featcache.dataset(cache_of_numbered_frames, None, batch_size=6, seed=1, shuffle=True)
+    (features, _), labels = next(iter(batches))
+    order = np.random.default_rng([1, 0]).permutation(6)
+    np.testing.assert_array_equal(features[:, 0, 0], 100 * order)  # feature [row, frame 0] = 100 * row
+    np.testing.assert_array_equal(labels, read_cache_index(cache_of_numbered_frames).labels[order])
+
+
 def test_tf_dataset_trains_a_head(cache: Path) -> None:
     import tensorflow as tf
 
@@ -159,7 +187,7 @@ def test_jax_batches_are_jax_arrays(cache: Path) -> None:
     [
         ({"format": "pandas"}, "choose one of numpy, jax, tf, torch"),
         ({"subset": "validation"}, "choose one of train, val, test"),
-        ({"frames": -1}, "--frames must be at least 1"),
+        ({"frames": -1}, "--frames / frames must be at least 1"),
         ({"frames": 4, "clip_sampling": "dense"}, "choose one of uniform, random"),
         ({"subset": "train", "split": "nowhere/split.csv"}, "not a split name"),
     ],

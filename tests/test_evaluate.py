@@ -17,7 +17,7 @@ import pytest
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, top_k_accuracy_score
 from typer.testing import CliRunner
 
-from featcache.inference import evaluate as evaluate_module
+from featcache.training import scoring as scoring_module
 from featcache import __version__
 from featcache.cache import VideoRows, write_cache
 from featcache.cli import app
@@ -188,7 +188,7 @@ def test_top_k_is_clamped_and_hidden_when_it_covers_every_class(trained_model: P
     clamped = evaluate(trained_model, cache, top_k=4)
     assert clamped.top_k == 3 and clamped.top_k_accuracy is None
     assert "Top-3" not in format_report(clamped)
-    with pytest.raises(InputError, match="--top-k must be at least 1"):
+    with pytest.raises(InputError, match="--top-k / top_k must be at least 1"):
         evaluate(trained_model, cache, top_k=0)
 
 
@@ -207,8 +207,8 @@ def test_features_are_read_in_blocks(monkeypatch, trained_model: Path, random_lo
     cache, _, _ = random_logits_cache
     whole = evaluate(trained_model, cache)
     # Two videos per block, one per model call: the same report from many small reads.
-    monkeypatch.setattr(evaluate_module, "FEATURE_BLOCK_BYTES", 2 * NUM_FRAMES * FEATURE_DIM * 4)
-    monkeypatch.setattr(evaluate_module, "PREDICT_BATCH_SIZE", 1)
+    monkeypatch.setattr(scoring_module, "FEATURE_BLOCK_BYTES", 2 * NUM_FRAMES * FEATURE_DIM * 4)
+    monkeypatch.setattr(scoring_module, "PREDICT_BATCH_SIZE", 1)
     blocked = evaluate(trained_model, cache)
     assert blocked.confusion_matrix == whole.confusion_matrix
     assert blocked.misclassified == whole.misclassified
@@ -353,7 +353,7 @@ def test_missing_or_foreign_inputs(tmp_path: Path, trained_model: Path, training
     (tmp_path / "notes.h5").write_text("not a cache")
     with pytest.raises(CacheFormatError):
         evaluate(trained_model, tmp_path / "notes.h5")
-    with pytest.raises(InputError, match="unknown --subset 'validation'"):
+    with pytest.raises(InputError, match="unknown --subset / subset 'validation'"):
         evaluate(trained_model, training_cache, subset="validation")
 
 
@@ -416,8 +416,8 @@ def test_on_a_model_from_train_the_default_is_its_held_out_split(tmp_path: Path)
     report = evaluate(tmp_path / "model", cache)
 
     assert report.subset == "test"
-    assert result.metadata["split"]["num_val"] > 0  # validation videos are not test videos
-    assert report.num_videos == result.metadata["split"]["num_test"] > 0
+    assert result.metadata.split["num_val"] > 0  # validation videos are not test videos
+    assert report.num_videos == result.metadata.split["num_test"] > 0
     assert evaluate(tmp_path / "model", cache, subset="all").num_videos == 12
 
 

@@ -24,7 +24,7 @@ from featcache.config import ExtractorConfig, HeadConfig, SamplingConfig, TrainC
 from featcache.errors import CacheMismatchError, InputError, ModelDirError
 from featcache.extractors.registry import Extractor, load_extractor
 from featcache.video.decode import read_sampled_frames
-from featcache.training.model_folder import load_trained_model
+from featcache.training.model_folder import ModelFolder
 from featcache.inference.predict import predict_videos
 from featcache.training.train import train
 
@@ -108,6 +108,21 @@ def test_predict_uses_the_stored_extractor_and_sampling(monkeypatch, colour_mode
         assert probabilities[0] > 0.9
 
 
+def test_predict_reads_featcache_json_once(monkeypatch, colour_model: Path, colour_videos: list[Path], fake_extractor) -> None:
+    reads: list[Path] = []
+    original_read_text = Path.read_text
+
+    def counting_read_text(self: Path, *args, **kwargs) -> str:
+        if self.name == "featcache.json":
+            reads.append(self)
+        return original_read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counting_read_text)
+    predictions = predict_videos(colour_model, colour_videos)
+    assert [prediction.top_k[0][0] for prediction in predictions] == COLOUR_CLASSES
+    assert reads == [colour_model / "featcache.json"]
+
+
 def test_changed_weights_file_is_refused(monkeypatch, colour_model: Path, colour_videos: list[Path]) -> None:
     changed = Extractor("scratch_cnn", 16, 3, lambda frames: np.zeros((len(frames), 3), np.float32), {"weights_sha256": "0ther"})
     monkeypatch.setattr(predict_module, "load_extractor", lambda config: changed)
@@ -131,7 +146,7 @@ def test_unreadable_videos_get_an_error_and_the_others_are_predicted(
 def test_top_k_beyond_the_classes_is_clamped(colour_model: Path, colour_videos: list[Path], fake_extractor) -> None:
     predictions = predict_videos(colour_model, colour_videos, top_k=4)
     assert all(len(prediction.top_k) == 3 for prediction in predictions)
-    with pytest.raises(InputError, match="--top-k must be at least 1, got 0"):
+    with pytest.raises(InputError, match="--top-k / top_k must be at least 1, got 0"):
         predict_videos(colour_model, colour_videos, top_k=0)
 
 
@@ -191,7 +206,7 @@ def test_end_to_end_with_a_trained_model_matches_the_cached_features(tmp_path: P
     predictions = predict_videos(tmp_path / "model", video_paths, top_k=2)
 
     index = read_cache_index(cache)
-    expected = load_trained_model(tmp_path / "model").model.predict_on_batch([read_all_features(cache), index.lengths])
+    expected = ModelFolder.open(tmp_path / "model").load_model().predict_on_batch([read_all_features(cache), index.lengths])
     for prediction, probabilities in zip(predictions, np.asarray(expected)):
         assert prediction.error is None
         got = dict(prediction.top_k)

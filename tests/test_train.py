@@ -18,8 +18,11 @@ from featcache.cli import app
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import CacheFormatError, FeatcacheError, ModelDirError
 from featcache.training.heads import build_head
-from featcache.training.model_folder import HISTORY_COLUMNS, METADATA_KEYS, load_trained_model
-from featcache.training.train import KeepBestEpoch, fit_head, load_training_data, score_accuracy, train, training_class_weights
+from featcache.training.model_folder import HISTORY_COLUMNS, METADATA_KEYS, ModelFolder
+from featcache.training.epochs import KeepBestEpoch
+from featcache.training.scoring import score_accuracy
+from featcache.training.train import fit_head, train, training_class_weights
+from featcache.training.training_data import load_training_data
 
 SMALL_HEAD = HeadConfig(units=8, dense=8)
 QUICK = TrainConfig(epochs=3, batch_size=16)
@@ -79,11 +82,11 @@ def test_model_folder_holds_every_file(trained, small_cache: Path) -> None:
 
 
 def test_model_round_trip_gives_the_same_predictions(trained) -> None:
-    loaded = load_trained_model(trained.model_dir)
+    loaded = ModelFolder.open(trained.model_dir)
     features = np.random.default_rng(0).normal(size=(4, 6, 8)).astype(np.float32)
     lengths = np.array([6, 3, 1, 5], dtype=np.int32)
     np.testing.assert_allclose(
-        loaded.model.predict([features, lengths], verbose=0), trained.model.predict([features, lengths], verbose=0), rtol=1e-6
+        loaded.load_model().predict([features, lengths], verbose=0), trained.model.predict([features, lengths], verbose=0), rtol=1e-6
     )
     assert loaded.class_names == ["ActionA", "ActionB", "ActionC"]
     assert set(loaded.split.values()) == {"train", "val", "test"} and len(loaded.split) == 60
@@ -152,7 +155,7 @@ def test_val_fraction_zero_keeps_the_last_epoch(small_cache: Path, tmp_path: Pat
     assert "no validation" in metadata["split"]["description"]
     with open(tmp_path / "model" / "history.csv", newline="") as stream:
         assert all(row["val_accuracy"] == "" for row in csv.DictReader(stream))
-    assert set(load_trained_model(tmp_path / "model").split.values()) == {"train", "test"}
+    assert set(ModelFolder.open(tmp_path / "model").split.values()) == {"train", "test"}
 
 
 def test_keep_best_epoch_without_validation_keeps_the_last_epoch() -> None:
@@ -246,14 +249,14 @@ def test_streamed_training_over_the_memory_budget(small_cache: Path, tmp_path: P
     result = train(small_cache, tmp_path / "streamed", HeadConfig(head="gru", units=8, dense=8), TrainConfig(epochs=2, memory_budget_mb=0), progress=messages.append)
     assert any("streamed from disk" in message for message in messages)
     assert len(result.history) == 2 and 1 <= result.best_epoch <= 2
-    assert load_trained_model(tmp_path / "streamed").metadata["head"]["head"] == "gru"
+    assert ModelFolder.open(tmp_path / "streamed").metadata.head_config.head == "gru"
 
 
 def test_official_split_is_recorded(small_cache: Path, tmp_path: Path) -> None:
     result = train(small_cache, tmp_path / "official", SMALL_HEAD, TrainConfig(epochs=1, split="ucf101-1"))
-    split = load_trained_model(tmp_path / "official").split
+    split = ModelFolder.open(tmp_path / "official").split
     assert all((split[path] == "test") == (int(path.split("_g")[1][:2]) <= 7) for path in split)
-    assert "official UCF101 split 1" in result.metadata["split"]["description"]
+    assert "official UCF101 split 1" in result.metadata.split["description"]
 
 
 def test_epochs_zero_is_a_clear_error() -> None:
@@ -291,9 +294,9 @@ def test_previous_model_folder_is_kept_unless_overwrite(small_cache: Path, tmp_p
     report.write_text("{}")
     with pytest.raises(ModelDirError, match="already holds a model.*--overwrite"):
         train(small_cache, tmp_path / "model", HeadConfig(head="meanpool", dense=8), TrainConfig(epochs=1))
-    assert report.exists() and load_trained_model(tmp_path / "model").metadata["head"]["head"] == SMALL_HEAD.head
+    assert report.exists() and ModelFolder.open(tmp_path / "model").metadata.head_config.head == SMALL_HEAD.head
     train(small_cache, tmp_path / "model", HeadConfig(head="meanpool", dense=8), TrainConfig(epochs=1), overwrite=True)
-    assert load_trained_model(tmp_path / "model").metadata["head"]["head"] == "meanpool"
+    assert ModelFolder.open(tmp_path / "model").metadata.head_config.head == "meanpool"
     assert not (tmp_path / "model" / "evaluation").exists()  # its reports described the previous model
 
 
@@ -308,7 +311,7 @@ def test_previous_model_folder_is_kept_unless_overwrite(small_cache: Path, tmp_p
 def test_loading_a_missing_or_foreign_folder_is_a_clear_error(tmp_path: Path, make_folder, message: str) -> None:
     make_folder(tmp_path / "model")
     with pytest.raises(ModelDirError, match=message):
-        load_trained_model(tmp_path / "model")
+        ModelFolder.open(tmp_path / "model")
 
 
 def test_loading_an_incomplete_folder_is_a_clear_error(trained, tmp_path: Path) -> None:
@@ -316,7 +319,7 @@ def test_loading_an_incomplete_folder_is_a_clear_error(trained, tmp_path: Path) 
     incomplete.mkdir()
     (incomplete / "featcache.json").write_text((trained.model_dir / "featcache.json").read_text())
     with pytest.raises(ModelDirError, match="model.keras is missing"):
-        load_trained_model(incomplete)
+        ModelFolder.open(incomplete)
 
 
 def test_train_command(small_cache: Path, tmp_path: Path) -> None:

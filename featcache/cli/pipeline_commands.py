@@ -99,12 +99,9 @@ def _print_pipeline_summary(summary: "PipelineSummary") -> None:
         raise typer.Exit(EXIT_SOME_VIDEOS_FAILED)
 
 
-
-
 def _a_test_video(model_dir: Path, video_root: Path) -> Path:
     """A video the model never trained or validated on (from its split.csv), so the predict example is fair."""
-    from featcache.training.model_folder import SPLIT_FILE, read_split_file
+    from featcache.training.model_folder import ModelFolder
 
-    subsets = read_split_file(model_dir / SPLIT_FILE)
-    test_paths = sorted(path for path, subset in subsets.items() if subset == "test")
+    test_paths = sorted(path for path, subset in ModelFolder.open(model_dir).split.items() if subset == "test")
     return video_root / test_paths[0] if test_paths else video_root

@@ -13,20 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from featcache.cache import Cache, CacheIndex, FeatureReader, open_cache
-from featcache.training.clips import model_clip_settings, predict_over_clips
+from featcache.cache import CacheIndex, open_cache
+from featcache.cache.settings import describe_settings_difference, settings_record
 from featcache.errors import CacheMismatchError, InputError
-from featcache.cache.settings import describe_settings_difference
+from featcache.training.model_folder import ModelFolder, ModelMetadata
+from featcache.training.scoring import predict_cached_features
 
 SUBSETS = ("default", "test", "all")
 DEFAULT_TOP_K = 3
-# Features held in memory per block while scoring: bounds memory for caches larger than RAM
-# (a 25088-d x 10-frame video is ~1 MB in float32, so a block is a few hundred videos).
-FEATURE_BLOCK_BYTES = 256 * 2**20
-PREDICT_BATCH_SIZE = 64
-
-# The extractor fields that decide what a feature vector means. `weights` (the source as given) is
-# compared only when no sha256 was recorded; `seed` only matters for random weights.
 
 
 @dataclass(frozen=True)
@@ -87,7 +81,7 @@ class EvaluationReport:
 
 
 def evaluate(
-    model_dir: Path,
+    model_dir: "Path | ModelFolder",
     cache_path: Path,
     subset: str = "default",
     top_k: int | None = None,
@@ -97,34 +91,32 @@ def evaluate(
 
     subset: "default" (held-out videos on the model's own training cache, all videos on any other cache),
       "test" (held-out videos; only on the training cache) or "all".
-    top_k: k of the top-k accuracy; default min(3, number of model classes).
+    top_k: k of the top-k accuracy; default min(3, number of model classes - 1) (top-k of every class says nothing).
     report_dir: where report.json and confusion_matrix.png go; default MODEL_DIR/evaluation/<cache stem>/.
     Raises ModelDirError / CacheFormatError for unreadable inputs, CacheMismatchError when the cache was
     embedded differently from the model's training cache, InputError for a cache class the model does not know.
     """
-    from featcache.training.model_folder import load_trained_model  # keras loads only when a model is actually needed
-
-    model_dir = Path(model_dir)
     if subset not in SUBSETS:
-        raise InputError(f"unknown --subset {subset!r}; choose one of {', '.join(SUBSETS)}")
-    trained = load_trained_model(model_dir)
-    class_names = list(trained.class_names)
+        raise InputError(f"unknown --subset / subset {subset!r}; choose one of {', '.join(SUBSETS)}")
+    folder = model_dir if isinstance(model_dir, ModelFolder) else ModelFolder.open(Path(model_dir))
+    model_dir = folder.path
+    class_names = folder.class_names
     num_classes = len(class_names)
     if top_k is not None and top_k < 1:
-        raise InputError(f"--top-k must be at least 1, got {top_k}")
+        raise InputError(f"--top-k / top_k must be at least 1, got {top_k}")
     if top_k is None:
         top_k = min(DEFAULT_TOP_K, max(1, num_classes - 1))  # top-k of all the classes would say nothing
     top_k = min(top_k, num_classes)  # k beyond the classes means all of them
 
     cache = open_cache(cache_path)  # a path, or a Cache opened once by the caller
     cache_path, index = cache.path, cache.index
-    check_cache_matches_model(trained.metadata, index)
-    video_indices, used_subset, description = select_videos(index, trained.split, subset, trained.split_fingerprints)
+    check_cache_matches_model(folder.metadata, index)
+    video_indices, used_subset, description = select_videos(index, folder.split, subset, folder.split_fingerprints)
     cache_to_model = map_cache_classes(class_names, index, video_indices)
 
     true_labels = cache_to_model[index.labels[video_indices]]
-    frames, num_clips = model_clip_settings(trained.metadata["training"])
-    probabilities = predict_cached_features(trained.model, cache, index, video_indices, frames, num_clips)
+    model = folder.load_model()  # Keras loads only once the inputs are known to fit
+    probabilities = predict_cached_features(model, cache, index, video_indices, folder.metadata.clip_frames, folder.metadata.test_clips)
     metrics = compute_metrics(true_labels, probabilities, class_names, top_k)
 
     report_dir = Path(report_dir) if report_dir is not None else model_dir / "evaluation" / cache_path.stem
@@ -164,18 +156,17 @@ def evaluate(
     return report
 
 
-def check_cache_matches_model(metadata: dict[str, Any], index: CacheIndex) -> None:
+def check_cache_matches_model(metadata: ModelMetadata, index: CacheIndex) -> None:
     """Raise CacheMismatchError unless the cache's features were made like the model's training features.
 
-    One rule for every stage (`settings.describe_settings_difference`): extractor identity, weights, feature_dim
+    One rule for every stage (`featcache.cache.settings.describe_settings_difference`): extractor identity, weights, feature_dim
     and sampling; the dtype may differ (a float32 cache feeds a float16-trained head). A head trained on
     whole stored sequences also needs the cache's T; one trained on clips takes its frames from any length.
     """
-    model_settings = {"extractor": {**metadata["extractor"], "feature_dim": metadata["feature_dim"]}, "sampling": metadata["sampling"], "dtype": None}
-    cache_settings = {"extractor": {**index.extractor, "feature_dim": index.feature_dim}, "sampling": index.sampling, "dtype": None}
-    problems = [describe_settings_difference(model_settings, cache_settings)]
-    if not model_clip_settings(metadata["training"])[0] and int(metadata["num_frames"]) != index.num_frames:
-        problems.append(f"num_frames {metadata['num_frames']} vs {index.num_frames}")
+    cache_settings = settings_record({**index.extractor, "feature_dim": index.feature_dim}, index.sampling, None)  # any dtype
+    problems = [describe_settings_difference(metadata.training_cache_settings, cache_settings)]
+    if not metadata.clip_frames and metadata.num_frames != index.num_frames:
+        problems.append(f"num_frames {metadata.num_frames} vs {index.num_frames}")
     difference = "; ".join(problem for problem in problems if problem)
     if difference:
         raise CacheMismatchError(
@@ -216,7 +207,7 @@ def select_videos(index: CacheIndex, split: dict[str, str], subset: str, split_f
         if len(unseen) == 0:
             raise InputError(
                 f"every one of the {index.num_videos} videos of {index.path} is a video the model trained or validated on "
-                "(see its split.csv), so none is left to evaluate fairly; evaluate another cache, or use --subset all to score them anyway"
+                "(see its split.csv), so none is left to evaluate fairly; evaluate another cache, or use --subset all (subset='all') to score them anyway"
             )
         return unseen, "all", (
             f"all {index.num_videos} videos of the cache except {num_seen} the model trained or validated on "
@@ -225,11 +216,11 @@ def select_videos(index: CacheIndex, split: dict[str, str], subset: str, split_f
     if not is_training_cache:
         raise InputError(
             f"{index.path} is not the cache the model was trained on (its split.csv videos are not all in it), "
-            "so it has no held-out videos; use --subset all"
+            "so it has no held-out videos; use --subset all (subset='all')"
         )
     held_out = np.array([row for row, path in enumerate(index.paths) if split.get(path) == "test"], dtype=np.int64)
     if len(held_out) == 0:
-        raise InputError(f"the model's split.csv holds no test videos of {index.path}; use --subset all")
+        raise InputError(f"the model's split.csv holds no test videos of {index.path}; use --subset all (subset='all')")
     return held_out, "test", f"the {len(held_out)} held-out (test) videos of the model's training cache"
 
 
@@ -248,29 +239,6 @@ def map_cache_classes(model_class_names: list[str], index: CacheIndex, video_ind
             f"the model knows {', '.join(model_class_names)}"
         )
     return cache_to_model
-
-
-def predict_cached_features(model: Any, cache_path: "Path | Cache", index: CacheIndex, video_indices: np.ndarray, frames: int = 0, num_clips: int = 1) -> np.ndarray:
-    """Run the model over the given cache rows, reading features block by block.
-
-    frames, num_clips: a model trained on T-frame clips sees `num_clips` uniform clips per video, softmax averaged.
-    Returns float32, shape (len(video_indices), num_classes), the softmax output in the order of `video_indices`.
-    """
-    bytes_per_video = max(1, index.num_frames * index.feature_dim * 4)
-    block_size = max(1, FEATURE_BLOCK_BYTES // bytes_per_video)
-    blocks = []
-    with FeatureReader(cache_path) as reader:
-        for start in range(0, len(video_indices), block_size):
-            rows = video_indices[start : start + block_size]
-            features = reader.read(rows)
-            lengths = index.lengths[rows].astype(np.int32)
-            for batch_start in range(0, len(rows), PREDICT_BATCH_SIZE):
-                batch = slice(batch_start, batch_start + PREDICT_BATCH_SIZE)
-                output = predict_over_clips(
-                    lambda clips, clip_lengths: model.predict_on_batch([clips, clip_lengths]), features[batch], lengths[batch], frames, num_clips
-                )
-                blocks.append(output)
-    return np.concatenate(blocks, axis=0)
 
 
 def compute_metrics(true_labels: np.ndarray, probabilities: np.ndarray, class_names: list[str], top_k: int) -> dict[str, Any]:

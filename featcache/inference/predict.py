@@ -13,18 +13,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from featcache.embedding.batching import decode_videos, embed_decoded_videos
-from featcache.training.clips import model_clip_settings, predict_over_clips
-from featcache.config import ExtractorConfig, SamplingConfig, config_from_dict
-from featcache.errors import (
-    CacheMismatchError,
-    InputError,
-    ModelDirError,
-    VideoDecodeError,
-)
 from featcache.cache.reader import uniform_positions
-from featcache.extractors.registry import Extractor, load_extractor
 from featcache.cache.settings import describe_settings_difference, settings_record
+from featcache.config import ExtractorConfig, SamplingConfig
+from featcache.embedding.batching import decode_videos, embed_decoded_videos
+from featcache.errors import CacheMismatchError, InputError, VideoDecodeError
+from featcache.extractors.registry import Extractor, load_extractor
+from featcache.training.clips import predict_over_clips
+from featcache.training.model_folder import ModelFolder, ModelMetadata
 from featcache.video.find import VIDEO_EXTENSIONS, VideoEntry, find_videos
 
 DEFAULT_TOP_K = 3
@@ -51,31 +47,15 @@ class VideoPrediction:
         return result
 
 
-def stored_embedding_configs(metadata: dict[str, Any]) -> tuple[ExtractorConfig, SamplingConfig]:
-    """Rebuild the ExtractorConfig and SamplingConfig of the model's training cache from featcache.json.
-
-    The stored extractor dict is the cache's provenance (weights_sha256, feature_dim, ...); only the
-    ExtractorConfig fields are taken from it. Raises ModelDirError when either is missing.
-    """
-    try:
-        extractor, sampling = metadata["extractor"], metadata["sampling"]
-    except KeyError as err:
-        raise ModelDirError(f"featcache.json has no {err.args[0]!r} entry; retrain the model with `featcache train`") from err
-    extractor_fields = {name: extractor[name] for name in ExtractorConfig.__dataclass_fields__ if name in extractor}
-    sampling_fields = {name: sampling[name] for name in SamplingConfig.__dataclass_fields__ if name in sampling}
-    return config_from_dict(ExtractorConfig, extractor_fields), config_from_dict(SamplingConfig, sampling_fields)
-
-
-def check_extractor_matches(extractor: Extractor, metadata: dict[str, Any]) -> None:
+def check_extractor_matches(extractor: Extractor, metadata: ModelMetadata) -> None:
     """Raise CacheMismatchError when the loaded extractor differs from the one the model was trained on.
 
-    The same rule as embed and evaluate (`settings.describe_settings_difference`).
+    The same rule as embed and evaluate (`featcache.cache.settings.describe_settings_difference`).
     """
-    trained_on = {"extractor": {**metadata["extractor"], "feature_dim": metadata["feature_dim"]}, "sampling": metadata["sampling"], "dtype": None}
     # The extractor was built from the stored record, so what can differ is what loading found: the
     # weights file's contents and the output dimension.
-    loaded = settings_record({**metadata["extractor"], **extractor.provenance, "feature_dim": extractor.feature_dim}, metadata["sampling"], None)
-    difference = describe_settings_difference(trained_on, loaded)
+    loaded = settings_record({**metadata.extractor, **extractor.provenance, "feature_dim": extractor.feature_dim}, metadata.sampling, None)
+    difference = describe_settings_difference(metadata.training_cache_settings, loaded)
     if difference:
         raise CacheMismatchError(
             f"the extractor built from featcache.json differs from the one the model was trained on (trained vs now: {difference}); "
@@ -101,27 +81,23 @@ class PreparedModel:
     test_clips: int = 1  # clips averaged per video for such a head (train --test-clips)
 
 
-def prepare_model(model_dir: Path) -> PreparedModel:
+def prepare_model(model_dir: "Path | ModelFolder") -> PreparedModel:
     """Load a model folder and rebuild its extractor; raises ModelDirError, ExtractorError or CacheMismatchError."""
-    from featcache.training.model_folder import (
-        load_trained_model,  # keras loads only when a model is actually needed
-    )
-
-    trained = load_trained_model(Path(model_dir))
-    extractor_config, sampling = stored_embedding_configs(trained.metadata)
+    folder = model_dir if isinstance(model_dir, ModelFolder) else ModelFolder.open(Path(model_dir))
+    metadata = folder.metadata
+    extractor_config = metadata.extractor_config
     extractor = load_extractor(extractor_config)
-    check_extractor_matches(extractor, trained.metadata)
+    check_extractor_matches(extractor, metadata)
     return PreparedModel(
-        model=trained.model,
-        class_names=list(trained.class_names),
+        model=folder.load_model(),
+        class_names=folder.class_names,
         extractor=extractor,
         extractor_config=extractor_config,
-        sampling=sampling,
-        num_frames=int(trained.metadata["num_frames"]),
-        # Model folders from before featcache.json recorded it saw the features unrounded.
-        cache_dtype=np.dtype(trained.metadata.get("cache_dtype", "float32")),
-        clip_frames=model_clip_settings(trained.metadata["training"])[0],
-        test_clips=model_clip_settings(trained.metadata["training"])[1],
+        sampling=metadata.sampling_config,
+        num_frames=metadata.num_frames,
+        cache_dtype=metadata.feature_rounding_dtype,
+        clip_frames=metadata.clip_frames,
+        test_clips=metadata.test_clips,
     )
 
 
@@ -175,15 +151,14 @@ def predict_videos(
     Raises ModelDirError for a missing or foreign model folder, InputError for a bad top_k, ExtractorError
     when the stored extractor cannot be built, CacheMismatchError when its weights changed since training.
     """
-    from featcache.training.model_folder import read_model_metadata
-
-    class_names = list(read_model_metadata(Path(model_dir))["class_names"])
+    folder = ModelFolder.open(Path(model_dir))  # read once; the model and extractor load after the cheap checks
+    class_names = folder.class_names
     if top_k < 1:
-        raise InputError(f"--top-k must be at least 1, got {top_k}")
+        raise InputError(f"--top-k / top_k must be at least 1, got {top_k}")
     top_k = min(top_k, len(class_names))  # as evaluate does: k beyond the classes lists all of them
     labelled = collect_videos(video_paths)
     video_paths = [path for path, _ in labelled]
-    prepared = prepare_model(model_dir)
+    prepared = prepare_model(folder)
     entries = [VideoEntry(path=Path(path), relative_path=str(path), label="", group="") for path in video_paths]
     decoded = decode_videos(entries, prepared.sampling, prepared.extractor_config.image_size, num_workers=os.cpu_count() or 1)
     # Failures come back before the videos still waiting for a full batch: match outcomes by entry.

@@ -58,7 +58,7 @@ def window_layout(video_fps: float, window: WindowConfig, sampling: SamplingConf
     stride_frames = window.stride_seconds * video_fps
     if window_frames < 1 or stride_frames < 1 - _FLOOR_TOLERANCE:
         raise VideoDecodeError(
-            f"at {video_fps:g} fps, --window {window.window_seconds:g} s and --stride {window.stride_seconds:g} s "
+            f"at {video_fps:g} fps, --window / window_seconds {window.window_seconds:g} s and --stride / stride_seconds {window.stride_seconds:g} s "
             "must each span at least one frame"
         )
     offsets = sample_frame_indices(window_frames, video_fps, sampling)
@@ -136,7 +136,7 @@ def _scan_video(path: Path, prepared: PreparedModel, window: WindowConfig) -> Vi
     try:
         video_fps, _ = _read_container_properties(capture)
         if video_fps <= 0:
-            raise VideoDecodeError(f"{path}: the video does not state its frame rate, which --window needs (windows are in seconds)")
+            raise VideoDecodeError(f"{path}: the video does not state its frame rate, which --window (window_seconds) needs: windows are in seconds")
         scanner = _WindowScanner(prepared, window_layout(video_fps, window, prepared.sampling))
         image_size = prepared.extractor_config.image_size
         frame_index = 0
@@ -155,7 +155,7 @@ def _scan_video(path: Path, prepared: PreparedModel, window: WindowConfig) -> Vi
     if not scanner.start_frames:
         raise VideoDecodeError(
             f"{path}: {frame_index / video_fps:.2f} s long, shorter than one {window.window_seconds:g} s window; "
-            "pass a shorter --window, or predict the whole video without --window"
+            "pass a shorter --window (window_seconds), or predict the whole video without --window"
         )
     layout = scanner.layout
     starts = np.array(scanner.start_frames, dtype=np.float64)

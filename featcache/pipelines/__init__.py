@@ -45,11 +45,12 @@ OUT (`--out`, else the pipeline's `out`, else runs/<pipeline name>) holds:
 Each stage is skipped when its output is there and matches: embed resumes and embeds only missing videos
 (and refuses a cache made with other settings unless overwrite); a head is retrained only when its model
 folder is missing or unfinished, or its featcache.json differs from the pipeline in head settings,
-training settings, cache path, number of cached videos, class names, extractor or sampling, or when this
+training settings, cache path, number of cached videos, class names or embedding settings (extractor,
+sampling, dtype), or when this run embedded new videos; evaluation always re-runs.
 
 The code is split by stage: spec (the pipeline dataclasses, reading and validating a file; schema turns
-TOML values into config fields), runner (data, embed, train, evaluate, with stage skipping) and report
-(the report table and files). This module is the public surface.
+TOML values into config fields), runner (data, embed, train, evaluate, with stage skipping), summary (what
+a run did, per head) and report (the report table and files). This module is the public surface.
 """
 
 from featcache.pipelines.report import format_report_table, write_report
@@ -59,8 +60,6 @@ from featcache.pipelines.runner import (
     UCF101_HELP,
     UCF101_URL,
     VIDEOS_FOLDER_NAME,
-    HeadOutcome,
-    PipelineSummary,
     Progress,
     link_class_folders,
     run_pipeline,
@@ -83,6 +82,7 @@ from featcache.pipelines.spec import (
     read_pipeline_file,
     with_video_root,
 )
+from featcache.pipelines.summary import HeadOutcome, PipelineSummary
 
 # SHIPPED_PIPELINES_DIR is deliberately not re-exported: available_pipelines reads it from
 # featcache.pipelines.spec, so that is the name to read or to patch.

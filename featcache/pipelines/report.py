@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import typing
 from pathlib import Path
 
-if typing.TYPE_CHECKING:
-    from featcache.pipelines.runner import PipelineSummary
+from featcache.pipelines.summary import PipelineSummary
 
 
 def format_report_table(summary: PipelineSummary) -> str:

@@ -11,19 +11,20 @@ import json
 import os
 import shutil
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from featcache.cache.settings import describe_settings_difference
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import InputError
 from featcache.pipelines.report import write_report
 from featcache.pipelines.spec import EvaluateConfig, HeadSpec, Pipeline
-from featcache.cache.settings import describe_settings_difference
+from featcache.pipelines.summary import HeadOutcome, PipelineSummary
+from featcache.training.model_folder import MODEL_FILE, ModelFolder, open_finished_model_folder
 
 if typing.TYPE_CHECKING:
     from featcache.cache import Cache
-    from featcache.embedding.embed import EmbedProgress, EmbedSummary
+    from featcache.embedding.embed import EmbedProgress
 
 Progress = Callable[[str], None]
 
@@ -36,46 +37,6 @@ UCF101_HELP = (
 CACHE_FILE_NAME = "features.h5"
 VIDEOS_FOLDER_NAME = "videos"
 MODELS_FOLDER_NAME = "models"
-
-
-@dataclass(frozen=True)
-class HeadOutcome:
-    """One head's row of the report: scores of the kept epoch on the evaluated videos (the test videos by
-    default), and whether this run trained it."""
-
-    name: str
-    head: str
-    model_dir: Path
-    trained: bool
-    accuracy: float
-    top_k: int
-    top_k_accuracy: float | None
-    num_videos: int
-    subset_description: str
-    best_epoch: int
-    seconds_per_epoch: float
-    report_json: Path
-
-
-@dataclass
-class PipelineSummary:
-    """What one `run_pipeline` call did, and where its files are."""
-
-    pipeline: Pipeline
-    out_dir: Path
-    video_root: Path
-    cache_path: Path
-    embed: EmbedSummary
-    heads: list[HeadOutcome] = field(default_factory=list)
-    report_path: Path | None = None
-
-    @property
-    def num_embedded(self) -> int:
-        return self.embed.num_embedded
-
-    @property
-    def num_trained(self) -> int:
-        return sum(outcome.trained for outcome in self.heads)
 
 
 def run_pipeline(
@@ -114,13 +75,15 @@ def run_pipeline(
     index = cache.index
     for spec in pipeline.heads:
         model_dir = out_dir / MODELS_FOLDER_NAME / spec.name
-        reason = _reason_to_train(model_dir, spec.config, pipeline.train, index, embed_summary.num_embedded)
+        folder = open_finished_model_folder(model_dir)  # any problem with a finished one is an error, not a reason to retrain
+        reason = _reason_to_train(model_dir, folder, spec.config, pipeline.train, index, embed_summary.num_embedded)
         if reason:
             say(f"train {spec.name}: {reason}; training {pipeline.train.epochs} epochs ...")
             _train_head(cache, model_dir, spec, pipeline.train, say)
+            folder = ModelFolder.open(model_dir)
         else:
             say(f"train {spec.name}: {model_dir} is up to date (same settings and cache), not retrained")
-        summary.heads.append(_evaluate_head(spec, model_dir, cache, pipeline.evaluate, trained=bool(reason)))
+        summary.heads.append(_evaluate_head(spec, folder, cache, pipeline.evaluate, trained=bool(reason)))
     summary.report_path = write_report(summary)
     return summary
 
@@ -178,7 +141,7 @@ def link_class_folders(video_root: Path, class_names: tuple[str, ...], view_dir:
         if entry.name in wanted and entry.is_symlink() and entry.resolve() == wanted[entry.name]:
             continue
         if not entry.is_symlink():
-            raise InputError(f"{view_dir} holds {entry.name}, which is not a link made by featcache run; use another --out or remove it")
+            raise InputError(f"{view_dir} holds {entry.name}, which is not a link made by featcache run; use another --out / out_dir or remove it")
         entry.unlink()  # a link to a class no longer chosen, or to another video root
     for name, target in wanted.items():
         link = view_dir / name
@@ -190,34 +153,25 @@ def link_class_folders(video_root: Path, class_names: tuple[str, ...], view_dir:
     return view_dir
 
 
-def _reason_to_train(model_dir: Path, head_config: HeadConfig, train_config: TrainConfig, index: Any, num_embedded_now: int) -> str:
-    """'' when model_dir already holds this head trained on this cache; else why it must be (re)trained."""
-    from featcache.training.model_folder import METADATA_FILE, MODEL_FILE, read_model_metadata
-
-    # featcache.json is written last: without it the folder is an interrupted training run, to redo. With it,
-    # any problem (a newer format, a corrupt file) is an error to show, not a reason to train over the folder.
-    if not (model_dir / METADATA_FILE).is_file():
+def _reason_to_train(model_dir: Path, folder: ModelFolder | None, head_config: HeadConfig, train_config: TrainConfig, index: Any, num_embedded_now: int) -> str:
+    """'' when `folder` (the one at model_dir, None if unfinished) holds this head trained on this cache; else why it
+    must be (re)trained."""
+    if folder is None:
         return "the model folder is unfinished" if (model_dir / MODEL_FILE).is_file() else "no model yet"
-    metadata = read_model_metadata(model_dir)
     if num_embedded_now:
         return "the cache has new videos"
+    metadata = folder.metadata
     expected = {
-        "head settings": (_with_defaults(HeadConfig, metadata["head"]), dataclasses.asdict(head_config)),
-        "training settings": (_with_defaults(TrainConfig, metadata["training"]), dataclasses.asdict(train_config)),
-        "cache": (metadata["cache"].get("path"), str(Path(index.path).resolve())),
-        "number of cached videos": (metadata["cache"].get("num_videos"), index.num_videos),
-        "classes": (metadata["class_names"], list(index.class_names)),
+        "head settings": (metadata.head_settings, dataclasses.asdict(head_config)),
+        "training settings": (metadata.training_settings, dataclasses.asdict(train_config)),
+        "cache": (metadata.cache.get("path"), str(Path(index.path).resolve())),
+        "number of cached videos": (metadata.cache.get("num_videos"), index.num_videos),
+        "classes": (list(metadata.class_names), list(index.class_names)),
     }
     changed = [what for what, (stored, wanted) in expected.items() if _json_normal(stored) != _json_normal(wanted)]
-    trained_on = {"extractor": metadata["extractor"], "sampling": metadata["sampling"], "dtype": metadata.get("cache_dtype")}
-    if describe_settings_difference(trained_on, index.settings):  # the one settings check embed/evaluate/predict use
+    if describe_settings_difference(metadata.training_cache_settings, index.settings):  # the one settings check embed/evaluate/predict use
         changed.append("embedding settings")
     return f"{', '.join(changed)} changed" if changed else ""
-
-
-def _with_defaults(config_class: type, stored: dict[str, Any]) -> dict[str, Any]:
-    """A stored config with the defaults of settings added since it was saved (they trained at those values)."""
-    return {**dataclasses.asdict(config_class()), **stored}
 
 
 def _json_normal(value: Any) -> str:
@@ -240,23 +194,21 @@ def _train_head(cache_path: "Path | Cache", model_dir: Path, spec: HeadSpec, tra
     say(f"train {spec.name}: {kept} ({result.seconds_per_epoch:.2f} s/epoch) -> {model_dir}")
 
 
-def _evaluate_head(spec: HeadSpec, model_dir: Path, cache_path: "Path | Cache", evaluate_config: EvaluateConfig, trained: bool) -> HeadOutcome:
+def _evaluate_head(spec: HeadSpec, folder: ModelFolder, cache_path: "Path | Cache", evaluate_config: EvaluateConfig, trained: bool) -> HeadOutcome:
     from featcache.inference.evaluate import evaluate
-    from featcache.training.model_folder import read_model_metadata
 
-    report = evaluate(model_dir, cache_path, subset=evaluate_config.subset, top_k=evaluate_config.top_k)
-    metadata = read_model_metadata(model_dir)
+    report = evaluate(folder, cache_path, subset=evaluate_config.subset, top_k=evaluate_config.top_k)
     return HeadOutcome(
         name=spec.name,
         head=spec.config.head,
-        model_dir=model_dir,
+        model_dir=folder.path,
         trained=trained,
         accuracy=report.accuracy,
         top_k=report.top_k,
         top_k_accuracy=report.top_k_accuracy,
         num_videos=report.num_videos,
         subset_description=report.subset_description,
-        best_epoch=int(metadata["best_epoch"]),
-        seconds_per_epoch=float(metadata["seconds_per_epoch"]),
+        best_epoch=folder.metadata.best_epoch,
+        seconds_per_epoch=folder.metadata.seconds_per_epoch,
         report_json=Path(report.report_json),
     )

@@ -27,7 +27,7 @@ def clip_positions(lengths: np.ndarray, num_frames: int, mode: str = "uniform", 
     if mode not in CLIP_SAMPLINGS:
         raise InputError(f"unknown clip sampling {mode!r}; choose one of {', '.join(CLIP_SAMPLINGS)}")
     if num_frames < 1:
-        raise InputError(f"--frames must be at least 1 to sample clips, got {num_frames}")
+        raise InputError(f"--frames / frames must be at least 1 to sample clips, got {num_frames}")
     if not 0.0 <= offset < 1.0:
         raise InputError(f"a clip offset must be in [0, 1), got {offset}")
     lengths = np.maximum(np.asarray(lengths, dtype=np.int64), 1)
@@ -52,7 +52,7 @@ def clip_positions(lengths: np.ndarray, num_frames: int, mode: str = "uniform", 
 def evenly_spaced_offsets(num_clips: int) -> list[float]:
     """The `offset`s of K evenly offset uniform clips: (k + 0.5) / K, so K = 1 is the centred clip."""
     if num_clips < 1:
-        raise InputError(f"--test-clips must be at least 1, got {num_clips}")
+        raise InputError(f"--test-clips / test_clips must be at least 1, got {num_clips}")
     return [(clip + 0.5) / num_clips for clip in range(num_clips)]
 
 
@@ -79,11 +79,6 @@ def predict_over_clips(predict, features: np.ndarray, lengths: np.ndarray, frame
         probabilities = np.asarray(predict(gather_clips(features, positions, clip_lengths), clip_lengths), dtype=np.float32)
         total = probabilities if total is None else total + probabilities
     return total / num_clips
-
-
-def model_clip_settings(training: dict) -> tuple[int, int]:
-    """(frames, test_clips) from a model's saved training settings; (0, 1) for models trained without clips."""
-    return int(training.get("frames") or 0), int(training.get("test_clips") or 1)
 
 
 def read_clips(reader, rows: np.ndarray, lengths: np.ndarray, num_frames: int, mode: str = "uniform", rng: np.random.Generator | None = None, offset: float = 0.5) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,10 @@ from featcache.config import HeadConfig, TrainConfig, config_from_dict
 from featcache.errors import InputError
 from featcache.training.heads import available_heads
 from featcache.training.model_folder import check_model_dir_writable
-from featcache.training.train import Progress, fit_head, load_training_data, save_trained_head, score_accuracy
+from featcache.training.epochs import Progress
+from featcache.training.scoring import score_accuracy
+from featcache.training.train import fit_head, save_trained_head
+from featcache.training.training_data import load_training_data
 
 COMPARISON_FILE = "comparison.json"
 
@@ -55,7 +58,7 @@ def compare_heads(
     """
     unknown = [name for name in head_names if name not in available_heads()]
     if unknown or not head_names:
-        raise InputError(f"--heads: unknown or no head(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(available_heads())}")
+        raise InputError(f"--heads / head_names: unknown or no head(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(available_heads())}")
     base_config = config_from_dict(HeadConfig, dict(head_overrides or {}))
     head_configs = [replace(base_config, head=name) for name in head_names]
     if out_dir is not None:

@@ -18,10 +18,12 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from featcache.cache import CacheIndex, FeatureReader, read_cache_index
-from featcache.training.clips import clip_positions, read_clips
-from featcache.config import SPLIT_NAMES, TrainConfig, config_from_dict
+from featcache.cache import CacheIndex, read_cache_index
+from featcache.training.batches import Batch, EpochBatches
+from featcache.training.clips import clip_positions
+from featcache.config import SPLIT_NAMES, TrainConfig
 from featcache.errors import InputError
+from featcache.training.model_folder import ModelMetadata
 from featcache.training.splits import SUBSETS, choose_split
 
 FORMATS = ("numpy", "jax", "tf", "torch")
@@ -31,8 +33,9 @@ class CacheBatches:
     """Batches of one subset of a cache, re-iterable: each `for` over it is one epoch.
 
     Yields ((features float32 (B, T, D), lengths int32 (B,)), labels int32 (B,)): the structure Keras' `fit`
-    takes for a featcache head ([features, lengths] -> probabilities). Shuffled epochs draw a new order from
-    (seed, epoch); with clip_sampling "random" each epoch also takes new frame positions.
+    takes for a featcache head ([features, lengths] -> probabilities). The batches are `train`'s for the same
+    subset, batch size, seed and clip settings (featcache.training.batches: shuffled epochs draw a new order from
+    (seed, epoch); "random" clips new positions every epoch). Each epoch opens the cache file and closes it at its end.
     rows: the cache rows in this subset (int64); class_names: what the labels index.
     """
 
@@ -52,29 +55,18 @@ class CacheBatches:
 
     @property
     def num_frames(self) -> int:
-        return self.index.num_frames if self.frames is None else self.frames
+        return self.frames or self.index.num_frames
 
     def __len__(self) -> int:
         return math.ceil(len(self.rows) / self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[tuple[np.ndarray, np.ndarray], np.ndarray]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
+    def __iter__(self) -> Iterator[Batch]:
+        epoch = self.epoch
         self.epoch += 1
-        order = rng.permutation(len(self.rows)) if self.shuffle else np.arange(len(self.rows))
-        with FeatureReader(self.index.path) as reader:
-            for start in range(0, len(order), self.batch_size):
-                # FeatureReader reads the rows in file order and returns them in the epoch's order.
-                rows = self.rows[order[start : start + self.batch_size]]
-                yield read_videos(reader, self.index, rows, self.frames, self.clip_sampling, rng), self.index.labels[rows]
-
-
-def read_videos(reader: FeatureReader, index: CacheIndex, rows: np.ndarray, frames: int | None, clip_sampling: str, rng: np.random.Generator | None):
-    """(features float32 (n, T, D), lengths int32 (n,)) of cache `rows`: as stored (frames None; T the cache's) or a
-    T-frame clip, for which only the chosen frames are read."""
-    lengths = index.lengths[rows].astype(np.int32)
-    if frames is None:
-        return reader.read(rows), index.lengths_for(index.num_frames)[rows]
-    return read_clips(reader, rows, lengths, frames, clip_sampling, rng)
+        # Its own file handle per epoch: two iterations at once (zip, a tf.data prefetch) never share one.
+        with EpochBatches(self.index.path, self.index, self.rows, self.batch_size, self.shuffle, self.seed, self.frames or 0, self.clip_sampling) as batches:
+            for batch_number in range(len(batches)):
+                yield batches.batch(epoch, batch_number)
 
 
 def dataset(
@@ -144,10 +136,8 @@ def split_config(split: TrainConfig | str | Path | None) -> TrainConfig:
         return TrainConfig(split=split)
     path = Path(split)
     if path.is_dir():
-        from featcache.training.model_folder import read_model_metadata
-
         # The model's own training settings on its own cache give back its split exactly (choose_split is seeded).
-        return config_from_dict(TrainConfig, read_model_metadata(path)["training"])
+        return ModelMetadata.read(path).train_config
     if not path.is_file():
         raise InputError(f"split {split!r}: not a split name ({', '.join(SPLIT_NAMES)}), a split file or a model folder")
     return TrainConfig(split_file=str(path))

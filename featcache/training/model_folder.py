@@ -2,8 +2,8 @@
 
 MODEL_DIR/
   model.keras           the trained head (Keras 3 format; custom layers from featcache.training.heads)
-  featcache.json        metadata, format 1: head and training configs, class names, num_frames,
-                        feature_dim, the cache's extractor and sampling, cache path and size, split summary
+  featcache.json        metadata, format 1 (ModelMetadata): head and training configs, class names, num_frames,
+                        feature_dim, the cache's extractor, sampling and dtype, cache path and size, split summary
                         (description, num_train, num_val, num_test), best epoch, best validation accuracy
                         (null without a validation set), seconds per epoch
   history.csv           epoch,loss,accuracy,val_loss,val_accuracy,seconds (val_* = the validation videos that
@@ -12,20 +12,30 @@ MODEL_DIR/
   split.csv             path,subset (train|val|test),fingerprint (content "size:blake2b", "" from a format-1 cache) per video
   evaluation/           reports `featcache evaluate` writes by default; removed when the folder is overwritten
 
-featcache.json is written last, so a folder interrupted while being written reads as incomplete.
+featcache.json is written last (atomically: featcache.files.write_atomically), so a folder interrupted while being
+written reads as incomplete. This module is the only reader and writer of featcache.json: `ModelMetadata` is its
+content, `ModelFolder` a folder opened once (metadata and split read, the Keras model loaded on request).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
-import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from featcache.cache import CacheIndex
+from featcache.cache.settings import settings_record
+from featcache.config import ExtractorConfig, HeadConfig, SamplingConfig, TrainConfig, config_from_dict
 from featcache.errors import ModelDirError
+from featcache.files import write_atomically
+from featcache.training.splits import Split
+from featcache.version import __version__
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
@@ -36,71 +46,236 @@ SPLIT_FILE = "split.csv"
 EVALUATION_DIR = "evaluation"  # `featcache evaluate` writes its reports here by default
 MODEL_DIR_FILES = (MODEL_FILE, METADATA_FILE, HISTORY_FILE, CURVES_FILE, SPLIT_FILE)
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
-# Keys every featcache.json of format 1 has; evaluate and predict rely on them.
-METADATA_KEYS = (
-    "format_version", "featcache_version", "head", "training", "class_names", "num_frames", "feature_dim",
-    "extractor", "sampling", "cache", "split", "best_epoch", "best_val_accuracy", "seconds_per_epoch",
-)  # fmt: skip
 
 
-@dataclass
-class TrainedModel:
-    """A model folder loaded back.
+@dataclass(frozen=True)
+class ModelMetadata:
+    """featcache.json (format 1): what a model folder's head was trained on, and how. Field names are its keys.
 
-    model: the Keras model; inputs [features float32 (batch, num_frames, feature_dim), lengths int32 (batch,)],
-      output softmax float32 (batch, len(class_names)).
-    metadata: featcache.json as a dict (see the module docstring).
-    class_names: the output order of the model.
+    head, training: HeadConfig and TrainConfig as saved (`head_config`, `train_config` rebuild them).
+    class_names: the model's output order. num_frames: the head's input frames (a clip's with train --frames T).
+    extractor: the training cache's extractor provenance (name, handle, image_size, weights, weights_sha256, ...);
+    sampling: its SamplingConfig fields. cache: {"path": absolute, "num_videos"}. split: {"description",
+    "num_train", "num_val", "num_test"}. best_val_accuracy: None without a validation set (the last epoch was kept).
+
+    A field with a default is optional on disk: a folder written before it existed reads as that default, and
+    a field left at None is not written. So a new field goes last with a default (None where "not recorded" is
+    the honest value). Keys this featcache does not know (a later featcache's, within format 1) are skipped;
+    a change an older reader must not skip needs a new FORMAT_VERSION.
+    """
+
+    format_version: int
+    featcache_version: str
+    head: dict[str, Any]
+    training: dict[str, Any]
+    class_names: tuple[str, ...]
+    num_frames: int
+    feature_dim: int
+    extractor: dict[str, Any]
+    sampling: dict[str, Any]
+    cache: dict[str, Any]
+    split: dict[str, Any]
+    best_epoch: int
+    best_val_accuracy: float | None
+    seconds_per_epoch: float
+    # Added after format 1 was first written; None: the head saw its features unrounded (float32).
+    cache_dtype: str | None = None
+
+    @classmethod
+    def of_training_run(
+        cls, index: CacheIndex, split: Split, head_config: HeadConfig, train_config: TrainConfig,
+        best_epoch: int, best_val_accuracy: float | None, seconds_per_epoch: float,
+    ) -> ModelMetadata:  # fmt: skip
+        """The metadata of a head just trained on `index`'s cache with these settings and this split."""
+        return cls(
+            format_version=FORMAT_VERSION,
+            featcache_version=__version__,
+            head=dataclasses.asdict(head_config),
+            training=dataclasses.asdict(train_config),
+            class_names=tuple(index.class_names),
+            num_frames=train_config.frames or index.num_frames,
+            feature_dim=index.feature_dim,
+            extractor=dict(index.extractor),
+            sampling=dict(index.sampling),
+            cache={"path": str(Path(index.path).resolve()), "num_videos": index.num_videos},
+            split={"description": split.description, "num_train": split.num_train, "num_val": split.num_val, "num_test": split.num_test},
+            best_epoch=int(best_epoch),
+            best_val_accuracy=None if best_val_accuracy is None else float(best_val_accuracy),
+            seconds_per_epoch=float(seconds_per_epoch),
+            cache_dtype=index.dtype,  # predict rounds new features the same way the head saw them
+        )
+
+    @classmethod
+    def read(cls, model_dir: Path) -> ModelMetadata:
+        """featcache.json of a model folder; ModelDirError for a missing, foreign or incomplete folder."""
+        model_dir = Path(model_dir)
+        if not model_dir.is_dir():
+            raise ModelDirError(f"{model_dir}: no such model folder; write one with `featcache train CACHE.h5 --out {model_dir}`")
+        metadata_path = model_dir / METADATA_FILE
+        if not metadata_path.is_file():
+            raise ModelDirError(f"{model_dir}: no {METADATA_FILE}, so not a (finished) featcache model folder; re-run `featcache train`")
+        try:
+            saved = json.loads(metadata_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ModelDirError(f"{metadata_path}: unreadable ({err}); re-run `featcache train`") from err
+        return cls.from_dict(saved, metadata_path)
+
+    @classmethod
+    def from_dict(cls, saved: Any, source: Path) -> ModelMetadata:
+        """Rebuild from featcache.json's content; `source` names the file in errors."""
+        if not isinstance(saved, dict) or saved.get("format_version") != FORMAT_VERSION:
+            found = saved.get("format_version") if isinstance(saved, dict) else None
+            raise ModelDirError(f"{source}: model folder format {found!r}, this featcache reads format {FORMAT_VERSION}; re-run `featcache train`")
+        missing = [key for key in METADATA_KEYS if key not in saved]
+        if missing:
+            raise ModelDirError(f"{source}: missing {', '.join(missing)}; re-run `featcache train`")
+        values = {field.name: saved[field.name] for field in dataclasses.fields(cls) if field.name in saved}
+        try:
+            values["class_names"] = tuple(str(name) for name in values["class_names"])
+            for name in ("num_frames", "feature_dim", "best_epoch"):
+                values[name] = int(values[name])
+            values["seconds_per_epoch"] = float(values["seconds_per_epoch"])
+            if values["best_val_accuracy"] is not None:
+                values["best_val_accuracy"] = float(values["best_val_accuracy"])
+            for name in ("head", "training", "extractor", "sampling", "cache", "split"):
+                if not isinstance(values[name], dict):
+                    raise TypeError(f"{name} is {type(values[name]).__name__}, expected an object")
+        except (TypeError, ValueError) as err:
+            raise ModelDirError(f"{source}: malformed ({err}); re-run `featcache train`") from err
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """featcache.json's content: every required key, and the optional ones that are set."""
+        saved = dataclasses.asdict(self)
+        saved["class_names"] = list(self.class_names)
+        return {key: value for key, value in saved.items() if key in METADATA_KEYS or value is not None}
+
+    def write(self, model_dir: Path) -> None:
+        """Replace MODEL_DIR/featcache.json atomically: a reader sees the old file, the new one, or none."""
+        text = json.dumps(self.to_dict(), indent=2) + "\n"
+        write_atomically(Path(model_dir) / METADATA_FILE, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+
+    @property
+    def head_settings(self) -> dict[str, Any]:
+        """The saved head settings, with the defaults of settings added since it was saved (it trained at those)."""
+        return {**dataclasses.asdict(HeadConfig()), **self.head}
+
+    @property
+    def training_settings(self) -> dict[str, Any]:
+        """The saved training settings, with the defaults of settings added since it was saved."""
+        return {**dataclasses.asdict(TrainConfig()), **self.training}
+
+    @property
+    def head_config(self) -> HeadConfig:
+        return config_from_dict(HeadConfig, self.head)
+
+    @property
+    def train_config(self) -> TrainConfig:
+        """The training settings; on the model's own cache they give back its split exactly (choose_split is seeded)."""
+        return config_from_dict(TrainConfig, self.training)
+
+    @property
+    def clip_frames(self) -> int:
+        """T > 0: the head was trained on T-frame clips of the stored frames (train --frames T); 0: on them as stored."""
+        return int(self.training.get("frames") or 0)
+
+    @property
+    def test_clips(self) -> int:
+        """Uniform clips whose softmax is averaged per video when scoring a clip-trained head (train --test-clips)."""
+        return int(self.training.get("test_clips") or 1)
+
+    @property
+    def feature_rounding_dtype(self) -> np.dtype:
+        """The dtype new features are rounded through before the head sees them, as its training features were."""
+        return np.dtype(self.cache_dtype or "float32")
+
+    @property
+    def training_cache_settings(self) -> dict[str, Any]:
+        """The training cache's settings record (featcache.cache.settings): extractor with feature_dim, sampling,
+        dtype (None for folders from before it was recorded: not compared)."""
+        return settings_record({**self.extractor, "feature_dim": self.feature_dim}, self.sampling, self.cache_dtype)
+
+    @property
+    def extractor_config(self) -> ExtractorConfig:
+        """The ExtractorConfig to embed new videos with, from the stored provenance (only its config fields)."""
+        fields = {name: self.extractor[name] for name in ExtractorConfig.__dataclass_fields__ if name in self.extractor}
+        return config_from_dict(ExtractorConfig, fields)
+
+    @property
+    def sampling_config(self) -> SamplingConfig:
+        """The SamplingConfig of the training cache, to sample new videos' frames the same way."""
+        fields = {name: self.sampling[name] for name in SamplingConfig.__dataclass_fields__ if name in self.sampling}
+        return config_from_dict(SamplingConfig, fields)
+
+
+# Keys every featcache.json of format 1 has: the fields without a default.
+METADATA_KEYS = tuple(field.name for field in dataclasses.fields(ModelMetadata) if field.default is dataclasses.MISSING)
+
+
+@dataclass(frozen=True)
+class ModelFolder:
+    """A model folder written by `featcache train`, opened once: its metadata and split; the model loads on request.
+
     split: cache path (relative, as in the training cache) -> "train" | "val" | "test".
     split_fingerprints: video contents (fingerprint) -> "train" | "val" | "test" (empty for older folders).
     """
 
     path: Path
-    model: Any
-    metadata: dict[str, Any]
-    class_names: list[str]
+    metadata: ModelMetadata
     split: dict[str, str]
-    split_fingerprints: dict[str, str] = field(default_factory=dict)
+    split_fingerprints: dict[str, str]
+
+    @classmethod
+    def open(cls, model_dir: Path) -> ModelFolder:
+        """Read featcache.json and split.csv; ModelDirError when the folder is missing, incomplete or foreign."""
+        model_dir = Path(model_dir)
+        metadata = ModelMetadata.read(model_dir)
+        for name in (MODEL_FILE, SPLIT_FILE):
+            if not (model_dir / name).is_file():
+                raise ModelDirError(f"{model_dir}: {name} is missing, the folder is incomplete; re-run `featcache train`")
+        rows = _split_rows(model_dir / SPLIT_FILE)
+        return cls(path=model_dir, metadata=metadata, split=split_subsets(rows), split_fingerprints=split_fingerprint_subsets(rows))
 
     @property
-    def num_frames(self) -> int:
-        return int(self.metadata["num_frames"])
+    def class_names(self) -> list[str]:
+        return list(self.metadata.class_names)
 
-    @property
-    def feature_dim(self) -> int:
-        return int(self.metadata["feature_dim"])
+    def load_model(self) -> Any:
+        """The Keras model (imports Keras; each call reads model.keras again): inputs [features float32
+        (batch, num_frames, feature_dim), lengths int32 (batch,)], output softmax float32 (batch, len(class_names))."""
+        import keras
+
+        import featcache.training.heads  # noqa: F401  (registers the custom layers the saved model refers to)
+
+        try:
+            return keras.saving.load_model(self.path / MODEL_FILE, compile=False)
+        except (OSError, ValueError, TypeError, KeyError) as err:
+            raise ModelDirError(f"{self.path / MODEL_FILE}: cannot be loaded ({err}); re-run `featcache train`") from err
 
 
-def read_model_metadata(model_dir: Path) -> dict[str, Any]:
-    """featcache.json of a model folder; ModelDirError for a missing, foreign or incomplete folder."""
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise ModelDirError(f"{model_dir}: no such model folder; write one with `featcache train CACHE.h5 --out {model_dir}`")
-    metadata_path = model_dir / METADATA_FILE
-    if not metadata_path.is_file():
-        raise ModelDirError(f"{model_dir}: no {METADATA_FILE}, so not a (finished) featcache model folder; re-run `featcache train`")
-    try:
-        metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelDirError(f"{metadata_path}: unreadable ({err}); re-run `featcache train`") from err
-    if not isinstance(metadata, dict) or metadata.get("format_version") != FORMAT_VERSION:
-        found = metadata.get("format_version") if isinstance(metadata, dict) else None
-        raise ModelDirError(f"{metadata_path}: model folder format {found!r}, this featcache reads format {FORMAT_VERSION}; re-run `featcache train`")
-    missing = [key for key in METADATA_KEYS if key not in metadata]
-    if missing:
-        raise ModelDirError(f"{metadata_path}: missing {', '.join(missing)}; re-run `featcache train`")
-    return metadata
+def open_finished_model_folder(model_dir: Path) -> ModelFolder | None:
+    """The model folder at `model_dir`, or None while it has no featcache.json (none yet, or a run interrupted before
+    its last write: a folder to train again). With featcache.json, any problem (a newer format, a corrupt file)
+    is a ModelDirError to show, not a reason to train over the folder."""
+    if not (Path(model_dir) / METADATA_FILE).is_file():
+        return None
+    return ModelFolder.open(model_dir)
 
 
 def read_split_file(split_path: Path) -> dict[str, str]:
-    """split.csv -> {path: "train" | "val" | "test"}."""
-    return {row["path"]: row["subset"] for row in _split_rows(split_path)}
+    """A split.csv -> {path: "train" | "val" | "test"}."""
+    return split_subsets(_split_rows(split_path))
 
 
-def read_split_fingerprints(split_path: Path) -> dict[str, str]:
-    """split.csv -> {fingerprint: subset}; a fingerprint in train or val wins over test (it was seen)."""
+def split_subsets(rows: list[dict[str, str]]) -> dict[str, str]:
+    """split.csv rows -> {path: subset}."""
+    return {row["path"]: row["subset"] for row in rows}
+
+
+def split_fingerprint_subsets(rows: list[dict[str, str]]) -> dict[str, str]:
+    """split.csv rows -> {fingerprint: subset}; a fingerprint in train or val wins over test (it was seen)."""
     by_fingerprint: dict[str, str] = {}
-    for row in _split_rows(split_path):
+    for row in rows:
         fingerprint = row.get("fingerprint") or ""
         if fingerprint and by_fingerprint.get(fingerprint) not in ("train", "val"):
             by_fingerprint[fingerprint] = row["subset"]
@@ -118,31 +293,6 @@ def _split_rows(split_path: Path) -> list[dict[str, str]]:
     return rows
 
 
-def load_trained_model(model_dir: Path) -> TrainedModel:
-    """Load a model folder written by `featcache train`; ModelDirError when it is missing, incomplete or foreign."""
-    model_dir = Path(model_dir)
-    metadata = read_model_metadata(model_dir)
-    for name in (MODEL_FILE, SPLIT_FILE):
-        if not (model_dir / name).is_file():
-            raise ModelDirError(f"{model_dir}: {name} is missing, the folder is incomplete; re-run `featcache train`")
-    import keras
-
-    import featcache.training.heads  # noqa: F401  (registers the custom layers the saved model refers to)
-
-    try:
-        model = keras.saving.load_model(model_dir / MODEL_FILE, compile=False)
-    except (OSError, ValueError, TypeError, KeyError) as err:
-        raise ModelDirError(f"{model_dir / MODEL_FILE}: cannot be loaded ({err}); re-run `featcache train`") from err
-    return TrainedModel(
-        path=model_dir,
-        model=model,
-        metadata=metadata,
-        class_names=list(metadata["class_names"]),
-        split=read_split_file(model_dir / SPLIT_FILE),
-        split_fingerprints=read_split_fingerprints(model_dir / SPLIT_FILE),
-    )
-
-
 def check_model_dir_writable(model_dir: Path, overwrite: bool = False) -> None:
     """ModelDirError unless `model_dir` is absent or empty, or holds a model folder and `overwrite` is set.
 
@@ -150,24 +300,29 @@ def check_model_dir_writable(model_dir: Path, overwrite: bool = False) -> None:
     """
     model_dir = Path(model_dir)
     if model_dir.exists() and not model_dir.is_dir():
-        raise ModelDirError(f"--out {model_dir} is a file; pass a folder for the model")
+        raise ModelDirError(f"--out / out_dir {model_dir} is a file; pass a folder for the model")
     if not model_dir.is_dir() or not any(model_dir.iterdir()):
         return
-    ours = {*MODEL_DIR_FILES, EVALUATION_DIR, f".{METADATA_FILE}.tmp"}
-    foreign = sorted(entry.name for entry in model_dir.iterdir() if entry.name not in ours)
+    foreign = sorted(entry.name for entry in model_dir.iterdir() if not _is_model_folder_entry(entry.name))
     if not (model_dir / METADATA_FILE).is_file() and foreign:
         raise ModelDirError(
-            f"--out {model_dir} is a folder with other files ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}) "
+            f"--out / out_dir {model_dir} is a folder with other files ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}) "
             "and no featcache.json; pass a new or empty folder"
         )
     if not overwrite:
         raise ModelDirError(
-            f"--out {model_dir} already holds a model (and its evaluation reports, if any); "
-            "choose another --out, or pass --overwrite to replace it"
+            f"--out / out_dir {model_dir} already holds a model (and its evaluation reports, if any); "
+            "choose another --out, or pass --overwrite (overwrite=True) to replace it"
         )
 
 
-def save_model_dir(model_dir: Path, model: Any, metadata: dict[str, Any], history: list[dict[str, float]], split_rows: list[tuple[str, str, str]]) -> None:
+def _is_model_folder_entry(name: str) -> bool:
+    """A file or folder a model folder holds, or a featcache.json left half-written by an interrupted run."""
+    is_metadata_temporary = name.startswith(f".{METADATA_FILE}.") and name.endswith(".tmp")  # featcache.files.temporary_path_for
+    return name in MODEL_DIR_FILES or name == EVALUATION_DIR or is_metadata_temporary
+
+
+def save_model_folder(model_dir: Path, model: Any, metadata: ModelMetadata, history: list[dict[str, float]], split_rows: list[tuple[str, str, str]]) -> None:
     """Write a model folder (see the module docstring); featcache.json last, so an interrupted write reads as incomplete.
 
     Overwriting a model folder also removes its evaluation/ reports: they describe the previous model.
@@ -175,8 +330,6 @@ def save_model_dir(model_dir: Path, model: Any, metadata: dict[str, Any], histor
     split_rows: (cache path, "train" | "val" | "test", fingerprint) for every video.
     """
     model_dir = Path(model_dir)
-    missing = [key for key in METADATA_KEYS if key not in metadata]
-    assert not missing, f"featcache.json would lack {missing}"
     model_dir.mkdir(parents=True, exist_ok=True)
     (model_dir / METADATA_FILE).unlink(missing_ok=True)
     evaluation_dir = model_dir / EVALUATION_DIR
@@ -193,10 +346,8 @@ def save_model_dir(model_dir: Path, model: Any, metadata: dict[str, Any], histor
         writer = csv.writer(stream)
         writer.writerow(("path", "subset", "fingerprint"))
         writer.writerows(split_rows)
-    plot_learning_curves(history, model_dir / CURVES_FILE, best_epoch=int(metadata["best_epoch"]))
-    temporary_path = model_dir / f".{METADATA_FILE}.tmp"
-    temporary_path.write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary_path, model_dir / METADATA_FILE)
+    plot_learning_curves(history, model_dir / CURVES_FILE, best_epoch=metadata.best_epoch)
+    metadata.write(model_dir)
 
 
 def plot_learning_curves(history: list[dict[str, float]], png_path: Path, best_epoch: int) -> None:

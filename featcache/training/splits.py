@@ -122,13 +122,13 @@ def official_ucf101_split(index: CacheIndex, split_name: str) -> np.ndarray:
     ungrouped = [path for path, group in zip(index.paths, index.groups) if not group]
     if ungrouped:
         raise InputError(
-            f"--split {split_name} needs UCF101 group ids, but {len(ungrouped)} video(s) have none (e.g. {ungrouped[0]}); "
+            f"--split / split {split_name} needs UCF101 group ids, but {len(ungrouped)} video(s) have none (e.g. {ungrouped[0]}); "
             "use the default --split auto or a --split-file"
         )
     try:
         groups = np.array([int(group) for group in index.groups])
     except ValueError as err:
-        raise InputError(f"--split {split_name} needs numeric UCF101 groups (1-25): {err}; use --split auto or a --split-file") from err
+        raise InputError(f"--split / split {split_name} needs numeric UCF101 groups (1-25): {err}; use --split auto or a --split-file") from err
     return np.isin(groups, list(UCF101_TEST_GROUPS[split_name]))
 
 
@@ -208,7 +208,7 @@ def split_from_file(index: CacheIndex, split_path: Path) -> tuple[np.ndarray, np
     From a UCF101 list file (train or test only) or a path,subset CSV (train, val or test).
     """
     if not split_path.is_file():
-        raise InputError(f"--split-file {split_path}: no such file; pass a UCF101 trainlist/testlist .txt or a CSV path,subset")
+        raise InputError(f"--split-file / split_file {split_path}: no such file; pass a UCF101 trainlist/testlist .txt or a CSV path,subset")
     if split_path.suffix.lower() == ".csv":
         is_test, is_val = _split_from_csv(index, split_path)
         return is_test, is_val, f"from {split_path} (path,subset CSV)"
@@ -219,7 +219,7 @@ def split_from_file(index: CacheIndex, split_path: Path) -> tuple[np.ndarray, np
         listed_are_test = False
     else:
         raise InputError(
-            f"--split-file {split_path}: cannot tell whether it lists training or test videos; "
+            f"--split-file / split_file {split_path}: cannot tell whether it lists training or test videos; "
             "its name must contain 'train' or 'test' (UCF101's trainlist01.txt, testlist01.txt), or pass a CSV path,subset"
         )
     with open(split_path, encoding="utf-8") as stream:
@@ -228,7 +228,7 @@ def split_from_file(index: CacheIndex, split_path: Path) -> tuple[np.ndarray, np
     is_listed = np.zeros(index.num_videos, dtype=bool)
     is_listed[[row_of_path[path] for path in listed if path in row_of_path]] = True
     if not is_listed.any():
-        raise InputError(f"--split-file {split_path}: none of its {len(listed)} paths is in the cache (paths look like {index.paths[0]!r})")
+        raise InputError(f"--split-file / split_file {split_path}: none of its {len(listed)} paths is in the cache (paths look like {index.paths[0]!r})")
     num_skipped = len(listed) - int(is_listed.sum())
     skipped = f", {num_skipped} listed video(s) not in the cache skipped" if num_skipped else ""
     side, other = ("test", "train") if listed_are_test else ("train", "test")
@@ -240,14 +240,14 @@ def _split_from_csv(index: CacheIndex, split_path: Path) -> tuple[np.ndarray, np
     with open(split_path, newline="", encoding="utf-8") as stream:
         reader = csv.DictReader(stream)
         if reader.fieldnames is None or not {"path", "subset"} <= set(reader.fieldnames):
-            raise InputError(f"--split-file {split_path}: the first line must be the header path,subset")
+            raise InputError(f"--split-file / split_file {split_path}: the first line must be the header path,subset")
         subset_of_path = {_normalise(row["path"]): (row["subset"] or "").strip() for row in reader}
     bad = Counter(subset for subset in subset_of_path.values() if subset not in SUBSETS)
     if bad:
-        raise InputError(f"--split-file {split_path}: subset must be train, val or test, found {', '.join(map(repr, bad))}")
+        raise InputError(f"--split-file / split_file {split_path}: subset must be train, val or test, found {', '.join(map(repr, bad))}")
     unlisted = [path for path in index.paths if _normalise(path) not in subset_of_path]
     if unlisted:
-        raise InputError(f"--split-file {split_path}: {len(unlisted)} cached video(s) are not listed (e.g. {unlisted[0]}); a CSV split must name every video")
+        raise InputError(f"--split-file / split_file {split_path}: {len(unlisted)} cached video(s) are not listed (e.g. {unlisted[0]}); a CSV split must name every video")
     subsets = np.array([subset_of_path[_normalise(path)] for path in index.paths], dtype=object)
     return subsets == "test", subsets == "val"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from featcache.cache import CacheIndex, FeatureReader
-from featcache.training.datasets import read_videos
+from featcache.training.batches import read_videos
 from featcache.errors import InputError
 
 try:
@@ -47,7 +47,7 @@ class CacheTorchDataset(Dataset):
             # One stream per DataLoader worker, reproducible for a given seed and number of workers.
             self._rng = np.random.default_rng([self.seed, 0 if worker is None else worker.id + 1])
         row = self.rows[position : position + 1]
-        features, lengths = read_videos(self._reader, self.index, row, self.frames, self.clip_sampling, self._rng)
+        features, lengths = read_videos(self._reader, self.index, row, self.frames or 0, self.clip_sampling, self._rng)
         label = int(self.index.labels[row[0]])
         return torch.from_numpy(features[0]), torch.tensor(int(lengths[0])), torch.tensor(label)
 

@@ -9,114 +9,67 @@ is an unbiased estimate.
 from __future__ import annotations
 
 import importlib.util
-import math
-import time
-import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
 import keras
 import numpy as np
 
-from featcache.version import __version__
-from featcache.cache import Cache, CacheIndex, FeatureReader, open_cache
-from featcache.training.clips import clip_positions, gather_clips, predict_over_clips, read_clips
+from featcache.cache import Cache
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import InputError
+from featcache.training.batches import Batch, EpochBatches
+from featcache.training.diagnostics import find_leaked_duplicates, training_warnings, warn_about_leaks
+from featcache.training.epochs import KeepBestEpoch, Progress, seconds_per_epoch
 from featcache.training.heads import build_head, compile_head
-from featcache.training.model_folder import FORMAT_VERSION, check_model_dir_writable, save_model_dir
-from featcache.training.splits import Split, choose_split
-
-Progress = Callable[[str], None]
-BYTES_PER_MB = 2**20
-FLOAT32_BYTES = 4
+from featcache.training.model_folder import ModelMetadata, check_model_dir_writable, save_model_folder
+from featcache.training.splits import Split
+from featcache.training.training_data import TrainingData, load_training_data
 
 
-class CacheBatches(keras.utils.PyDataset):
-    """Batches of ((features, lengths), labels) for `fit`: read from the cache file on demand (caches larger than
-    memory) or taken from `features` in memory, optionally as T-frame clips (clip training).
+class KerasBatches(keras.utils.PyDataset):
+    """EpochBatches (featcache.training.batches) as a Keras PyDataset: `fit` asks for batches by number, and each
+    epoch's end moves on to the next epoch's order (and random clips).
 
-    Reading from the file holds at most one batch of features (plus Keras' prefetch queue); the HDF5 file is opened
-    lazily by the first batch read, in the reading process. Each epoch draws a new random batch order from `seed`;
-    rows inside a batch are read in sorted order (one pass over the file's chunks). frames T > 0: each video becomes
-    a T-frame clip (featcache.training.clips); "random" clips are drawn from (seed, epoch, batch), new every epoch.
+    Reading from the file holds at most one batch of features (plus Keras' prefetch queue of one worker thread).
     """
 
-    def __init__(
-        self, cache_path: Path, rows: np.ndarray, labels: np.ndarray, lengths: np.ndarray, batch_size: int, shuffle: bool, seed: int,
-        features: np.ndarray | None = None, frames: int = 0, clip_sampling: str = "uniform",
-    ) -> None:  # fmt: skip
+    def __init__(self, batches: EpochBatches) -> None:
         super().__init__(workers=1, use_multiprocessing=False)
-        self.cache_path = cache_path  # a path or an opened Cache
-        self.rows = np.asarray(rows, dtype=np.int64)
-        self.labels = np.asarray(labels, dtype=np.int32)
-        self.lengths = np.asarray(lengths, dtype=np.int32)
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.features = features  # float32 (len(rows), T, D) in memory, or None: read from the file
-        self.frames = frames
-        self.clip_sampling = clip_sampling
+        self.batches = batches
         self.epoch = 0
-        self.order = self._epoch_order()
-        self._reader: FeatureReader | None = None
 
     def __len__(self) -> int:
-        return math.ceil(len(self.rows) / self.batch_size)
+        return len(self.batches)
 
-    def __getitem__(self, batch_number: int):
-        positions = np.sort(self.order[batch_number * self.batch_size : (batch_number + 1) * self.batch_size])
-        lengths = self.lengths[positions]
-        rng = np.random.default_rng([self.seed, self.epoch, batch_number]) if self.frames else None
-        if self.features is not None:
-            features = self.features[positions]
-            if self.frames:
-                clip_frames, lengths = clip_positions(lengths, self.frames, self.clip_sampling, rng)
-                features = gather_clips(features, clip_frames, lengths)
-            return (features, lengths), self.labels[positions]
-        if self._reader is None:
-            self._reader = FeatureReader(self.cache_path).__enter__()
-        if self.frames:  # only the clip's frames are read
-            features, lengths = read_clips(self._reader, self.rows[positions], lengths, self.frames, self.clip_sampling, rng)
-        else:
-            features = self._reader.read(self.rows[positions])
-        return (features, lengths), self.labels[positions]
+    def __getitem__(self, batch_number: int) -> Batch:
+        return self.batches.batch(self.epoch, batch_number)
 
     def on_epoch_end(self) -> None:
         self.epoch += 1
-        self.order = self._epoch_order()
 
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.__exit__(None, None, None)
-            self._reader = None
-
-    def _epoch_order(self) -> np.ndarray:
-        if not self.shuffle:
-            return np.arange(len(self.rows))
-        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.rows))
+        self.batches.close()
 
 
-@dataclass
-class TrainingData:
-    """A cache's index, the split, and its features per subset when in memory: ((features, lengths), labels).
+def training_batches(data: TrainingData, train_config: TrainConfig) -> list[KerasBatches]:
+    """The batches `fit` reads when training streams from the file or on clips: [train] or [train, validation].
 
-    val_inputs is None when there is no validation set. test_inputs is only for scoring a finished model
-    (score_accuracy); fit_head never reads it.
+    Training batches are shuffled every epoch and take train_config.clip_sampling clips; validation batches
+    keep their order and take uniform clips, as scoring does.
     """
-
-    index: CacheIndex
-    split: Split
-    in_memory: bool
-    cache: Cache | None = None  # the opened cache (index + reader), handed to readers instead of a path
-    train_inputs: Any = None
-    val_inputs: Any = None
-    test_inputs: Any = None
-
-    @property
-    def feature_megabytes(self) -> float:
-        return self.index.num_videos * self.index.num_frames * self.index.feature_dim * FLOAT32_BYTES / BYTES_PER_MB
+    sides = [(data.split.train_indices, True, data.train_inputs, train_config.clip_sampling)]
+    if data.split.num_val:
+        sides.append((data.split.val_indices, False, data.val_inputs, "uniform"))
+    return [
+        KerasBatches(
+            EpochBatches(
+                data.cache or data.index.path, data.index, rows, train_config.batch_size, shuffle, train_config.seed,
+                frames=train_config.frames, clip_sampling=clip_sampling, features=None if in_memory is None else in_memory[0][0],
+            )
+        )
+        for rows, shuffle, in_memory, clip_sampling in sides
+    ]  # fmt: skip
 
 
 @dataclass
@@ -136,45 +89,8 @@ class TrainResult:
     split_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))  # int32 (N,): every cached video's label
     stopped_early: bool = False
     model_dir: Path | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: ModelMetadata | None = None  # set once the model folder is written (its featcache.json)
     warnings: list[str] = field(default_factory=list)
-
-
-def load_training_data(cache_path: "Path | Cache", train_config: TrainConfig) -> TrainingData:
-    """Read a cache's index, choose the split and load the features (in memory when within the memory budget)."""
-    cache = open_cache(cache_path)  # a path, or a Cache opened once by the caller
-    index = cache.index
-    check_trainable(index)
-    split = choose_split(index, train_config)
-    data = TrainingData(index=index, split=split, in_memory=False, cache=cache)
-    data.in_memory = data.feature_megabytes <= train_config.memory_budget_mb
-    if data.in_memory:
-        # Each side is read straight from the file: holding all features and then copies of the
-        # sides would double the peak memory.
-        with FeatureReader(cache) as reader:
-            data.train_inputs = _arrays(reader, index, split.train_indices)
-            data.val_inputs = _arrays(reader, index, split.val_indices) if split.num_val else None
-            data.test_inputs = _arrays(reader, index, split.test_indices)
-    return data
-
-
-def check_trainable(index: CacheIndex) -> None:
-    """InputError unless the cache has videos of at least 2 classes and every listed class has videos."""
-    if index.num_videos == 0:
-        raise InputError(f"{index.path}: the cache holds no videos; embed some with `featcache embed`")
-    counts = np.bincount(index.labels, minlength=len(index.class_names))
-    if len(index.class_names) < 2:
-        raise InputError(f"{index.path}: a classifier needs at least 2 classes, the cache has {len(index.class_names)} ({', '.join(index.class_names)})")
-    empty = [name for name, count in zip(index.class_names, counts) if count == 0]
-    if empty:
-        raise InputError(
-            f"{index.path}: class(es) {', '.join(empty)} have no videos in the cache (failed or removed); "
-            "add videos for them or re-embed without their folders"
-        )
-
-
-def _arrays(reader: FeatureReader, index: CacheIndex, rows: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
-    return (reader.read(rows), index.lengths[rows]), index.labels[rows]
 
 
 def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainConfig, progress: Progress | None = None) -> TrainResult:
@@ -195,6 +111,8 @@ def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainCon
         callbacks.append(tensorboard_callback(train_config.tensorboard_dir))
     class_weight = training_class_weights(index.labels[data.split.train_indices], len(index.class_names), train_config.class_weight)
     if data.in_memory and not train_config.frames:
+        # Whole sequences in memory: Keras' own array path (its shuffling, seeded above) is the fastest; the one
+        # way of training whose batch order is not EpochBatches'.
         (train_features, train_lengths), train_labels = data.train_inputs
         validation_data = None
         if validates:
@@ -212,17 +130,8 @@ def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainCon
             verbose=0,
         )
     else:
-        # Streamed from the file, or clips (in memory or streamed). Validation takes uniform clips, as scoring does.
-        sides = [(data.split.train_indices, True, data.train_inputs, train_config.clip_sampling)]
-        if validates:
-            sides.append((data.split.val_indices, False, data.val_inputs, "uniform"))
-        batches = [
-            CacheBatches(
-                data.cache or index.path, rows, index.labels[rows], index.lengths[rows], train_config.batch_size, shuffle, train_config.seed,
-                features=None if in_memory is None else in_memory[0][0], frames=train_config.frames, clip_sampling=clip_sampling,
-            )  # fmt: skip
-            for rows, shuffle, in_memory, clip_sampling in sides
-        ]
+        # Streamed from the file, or clips (in memory or streamed).
+        batches = training_batches(data, train_config)
         try:
             model.fit(
                 batches[0], epochs=train_config.epochs, validation_data=batches[1] if validates else None,
@@ -246,7 +155,7 @@ def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainCon
         split_labels=index.labels,
         stopped_early=best_epoch.stopped_early,
     )
-    result.warnings = training_warnings(result, len(index.class_names))
+    result.warnings = training_warnings(data.split, index.labels, result.history, result.best_epoch, len(index.class_names))
     return result
 
 
@@ -264,145 +173,11 @@ def training_class_weights(train_labels: np.ndarray, num_classes: int, mode: str
     return {label: float(weight) for label, weight in enumerate(weights)}
 
 
-def score_accuracy(model: keras.Model, data: TrainingData, subset: str = "test", train_config: TrainConfig | None = None) -> float:
-    """Accuracy of a finished model on one subset ("train", "val" or "test") of `data`'s split.
-
-    For scoring after training (compare's test column); reads the features from memory or, block by block,
-    from the cache. A model trained on clips (train_config.frames) is scored on train_config.test_clips uniform
-    clips per video, softmax averaged.
-    """
-    frames, num_clips = (train_config.frames, train_config.test_clips) if train_config is not None else (0, 1)
-    rows = {"train": data.split.train_indices, "val": data.split.val_indices, "test": data.split.test_indices}[subset]
-    if len(rows) == 0:
-        raise InputError(f"the split has no {subset} videos to score")
-    if data.in_memory:
-        (features, lengths), labels = {"train": data.train_inputs, "val": data.val_inputs, "test": data.test_inputs}[subset]
-        probabilities = predict_over_clips(
-            lambda batch, batch_lengths: model.predict([batch, batch_lengths], batch_size=256, verbose=0), features, lengths, frames, num_clips
-        )
-    else:
-        from featcache.inference.evaluate import predict_cached_features
-
-        labels = data.index.labels[rows]
-        probabilities = predict_cached_features(model, data.cache or data.index.path, data.index, rows, frames, num_clips)
-    return float(np.mean(np.argmax(probabilities, axis=1) == labels))
-
-
 def tensorboard_callback(log_dir: str) -> keras.callbacks.TensorBoard:
     """Keras' TensorBoard logger; InputError when the `tensorboard` package it writes with is missing."""
     if importlib.util.find_spec("tensorboard") is None:
-        raise InputError(f"--tensorboard {log_dir} needs the tensorboard package: `pip install tensorboard`, or leave --tensorboard out")
+        raise InputError(f"--tensorboard / tensorboard_dir {log_dir} needs the tensorboard package: `pip install tensorboard`, or leave --tensorboard out")
     return keras.callbacks.TensorBoard(log_dir=log_dir)
-
-
-def seconds_per_epoch(history: list[dict[str, float]]) -> float:
-    """Mean epoch time, leaving out epoch 1 (it also traces and compiles the model) when there are more."""
-    seconds = [row["seconds"] for row in history]
-    steady = seconds[1:] if len(seconds) > 1 else seconds
-    return float(np.mean(steady))
-
-
-class KeepBestEpoch(keras.callbacks.Callback):
-    """Times each epoch, records the history, reports progress, restores the best epoch's weights, stops early.
-
-    The best epoch has the highest validation accuracy; among epochs tied on it (common: a small validation
-    set gives few distinct accuracies), the lowest validation loss. Accuracy alone kept the FIRST epoch to
-    reach the best accuracy, e.g. a barely trained epoch 1 (val loss 1.03) over epoch 15 (val loss 0.0004)
-    at the same accuracy. `patience` > 0 stops training after that many epochs without a better epoch.
-    validates False (no validation set): val_* are None and the last epoch is kept.
-    """
-
-    def __init__(self, epochs: int, progress: Progress | None, validates: bool = True, patience: int = 0) -> None:
-        super().__init__()
-        self.epochs = epochs
-        self.progress = progress
-        self.validates = validates
-        self.patience = patience
-        self.history: list[dict[str, float | None]] = []
-        self.best_epoch = 0
-        self.best_val_accuracy: float | None = None
-        self.best_val_loss: float | None = None
-        self.stopped_early = False
-        self._best_weights: list[np.ndarray] | None = None
-        self._epoch_start = 0.0
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._epoch_start = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = logs or {}
-        row: dict[str, float | None] = {"epoch": epoch + 1, "seconds": time.perf_counter() - self._epoch_start}
-        for key in ("loss", "accuracy"):
-            row[key] = float(logs[key])
-        for key in ("val_loss", "val_accuracy"):
-            row[key] = float(logs[key]) if self.validates else None
-        self.history.append(row)
-        if self.validates:
-            is_best = self._is_better(row["val_accuracy"], row["val_loss"])
-            if is_best:
-                self.best_epoch, self.best_val_accuracy, self.best_val_loss = row["epoch"], row["val_accuracy"], row["val_loss"]
-                self._best_weights = self.model.get_weights()
-            validation = f"val loss {row['val_loss']:.4f}  val accuracy {row['val_accuracy']:.3f}  "
-        else:
-            is_best = False
-            self.best_epoch = row["epoch"]
-            validation = ""
-        if self.progress is not None:
-            self.progress(
-                f"epoch {row['epoch']}/{self.epochs}  loss {row['loss']:.4f}  accuracy {row['accuracy']:.3f}  "
-                f"{validation}{row['seconds']:.2f}s{'  *best' if is_best else ''}"
-            )
-        if self.validates and self.patience and row["epoch"] - self.best_epoch >= self.patience:
-            self.stopped_early = True
-            self.model.stop_training = True
-            if self.progress is not None:
-                self.progress(f"stopped early: no better epoch in the last {self.patience} (--patience {self.patience})")
-
-    def _is_better(self, val_accuracy: float, val_loss: float) -> bool:
-        if self.best_val_accuracy is None or val_accuracy > self.best_val_accuracy:
-            return True
-        return val_accuracy == self.best_val_accuracy and val_loss < self.best_val_loss
-
-    def on_train_end(self, logs: dict | None = None) -> None:
-        if self._best_weights is not None:
-            self.model.set_weights(self._best_weights)
-            self._best_weights = None  # the copy (the size of the weights) is not needed past this point
-
-
-def training_warnings(result: "TrainResult", num_classes: int) -> list[str]:
-    """What a user must hear about a finished training run: a head at chance level, a too-small split."""
-    warnings = split_warnings(result.split, result.split_labels, num_classes)
-    kept = next(row for row in result.history if row["epoch"] == result.best_epoch)
-    chance = 1.0 / num_classes
-    # Near chance: within a tenth of the way from chance to perfect, and the loss within 5% of ln(classes),
-    # the loss of a uniform guess. Both together: a head that learned nothing, not a hard dataset.
-    def near_chance(accuracy: float | None) -> bool:
-        return accuracy is None or accuracy <= chance + 0.1 * (1.0 - chance)
-
-    if near_chance(kept["accuracy"]) and near_chance(kept["val_accuracy"]) and abs(kept["loss"] - math.log(num_classes)) <= 0.05 * math.log(num_classes):
-        warnings.append(
-            f"the head ended at chance level (training accuracy {kept['accuracy']:.3f}, chance {chance:.3f}; loss {kept['loss']:.3f} "
-            f"≈ ln {num_classes} = {math.log(num_classes):.3f}): the features likely carry no information about the classes "
-            "(random-init MobileNetV2 weights do that). Embed with real weights (--weights imagenet, or a file from "
-            "`featcache weights fetch mobilenet_v2 --out FILE`), or try `--extractor scratch_cnn --weights random` without network"
-        )
-    return warnings
-
-
-def split_warnings(split: Split, labels: np.ndarray, num_classes: int, minimum_per_class: int = 2) -> list[str]:
-    """A warning per subset (val, test) holding fewer than `minimum_per_class` videos of some class: its accuracy means little."""
-    fixes = {"val": "raise --val-fraction or embed more videos", "test": "raise --test-fraction or embed more videos"}
-    warnings = []
-    for subset, rows in (("val", split.val_indices), ("test", split.test_indices)):
-        if len(rows) == 0:
-            continue
-        counts = np.bincount(labels[rows], minlength=num_classes)
-        if counts.min() < minimum_per_class:
-            warnings.append(
-                f"the {'validation' if subset == 'val' else 'test'} set has {len(rows)} videos and fewer than {minimum_per_class} of "
-                f"{int(np.sum(counts < minimum_per_class))} class(es): its accuracy means little; {fixes[subset]}"
-            )
-    return warnings
 
 
 def train(
@@ -439,7 +214,7 @@ def train(
                 f"(validation: uniform; scoring: {train_config.test_clips} uniform clip(s) averaged)"
             )
         progress(f"head: {head_config.head} ({', '.join(f'{key}={value}' for key, value in head_config.used_settings().items())})")
-    _warn_about_leaks(find_leaked_duplicates(index, data.split), progress)
+    warn_about_leaks(find_leaked_duplicates(index, data.split), progress)
     result = fit_head(data, head_config, train_config, progress)
     save_trained_head(out_dir, data, head_config, train_config, result)
     return result
@@ -448,51 +223,11 @@ def train(
 def save_trained_head(out_dir: Path, data: TrainingData, head_config: HeadConfig, train_config: TrainConfig, result: TrainResult) -> None:
     """Write `result` as a model folder (train, and compare --out); sets result.metadata and result.model_dir."""
     index = data.index
-    result.metadata = model_metadata(index, data.split, head_config, train_config, result)
-    save_model_dir(out_dir, result.model, result.metadata, result.history, list(zip(index.paths, data.split.subsets(index.num_videos), index.fingerprints or [""] * index.num_videos)))
+    result.metadata = ModelMetadata.of_training_run(
+        index, data.split, head_config, train_config, result.best_epoch, result.best_val_accuracy, result.seconds_per_epoch
+    )
+    split_rows = list(zip(index.paths, data.split.subsets(index.num_videos), index.fingerprints or [""] * index.num_videos))
+    save_model_folder(out_dir, result.model, result.metadata, result.history, split_rows)
     result.model_dir = Path(out_dir)
 
 
-def find_leaked_duplicates(index: CacheIndex, split: Split) -> list[tuple[str, str]]:
-    """(train/val path, test path) pairs with identical contents (fingerprint): the test score would be inflated."""
-    subsets = split.subsets(index.num_videos)
-    seen: dict[str, str] = {}
-    for path, fingerprint, subset in zip(index.paths, index.fingerprints, subsets):
-        if fingerprint and subset in ("train", "val"):
-            seen.setdefault(fingerprint, path)
-    return [(seen[fingerprint], path) for path, fingerprint, subset in zip(index.paths, index.fingerprints, subsets) if subset == "test" and fingerprint in seen]
-
-
-def _warn_about_leaks(leaks: list[tuple[str, str]], progress: Progress | None) -> None:
-    if not leaks:
-        return
-    examples = "; ".join(f"{seen} = {test}" for seen, test in leaks[:3])
-    message = (
-        f"warning: {len(leaks)} test video(s) have the same contents as a train/val video ({examples}); "
-        "the test accuracy will be inflated: remove the copies or group them (CSV group column)"
-    )
-    if progress is not None:
-        progress(message)
-    else:
-        warnings.warn(message, stacklevel=3)
-
-
-def model_metadata(index: CacheIndex, split: Split, head_config: HeadConfig, train_config: TrainConfig, result: TrainResult) -> dict[str, Any]:
-    """featcache.json's content (format 1; see featcache.training.model_folder). best_val_accuracy is None without validation."""
-    return {
-        "format_version": FORMAT_VERSION,
-        "featcache_version": __version__,
-        "head": asdict(head_config),
-        "training": asdict(train_config),
-        "class_names": list(index.class_names),
-        "num_frames": train_config.frames or index.num_frames,  # the head's input frames (a clip's with --frames T)
-        "feature_dim": index.feature_dim,
-        "cache_dtype": index.dtype,  # predict rounds new features the same way the head saw them
-        "extractor": index.extractor,
-        "sampling": index.sampling,
-        "cache": {"path": str(Path(index.path).resolve()), "num_videos": index.num_videos},
-        "split": {"description": split.description, "num_train": split.num_train, "num_val": split.num_val, "num_test": split.num_test},
-        "best_epoch": result.best_epoch,
-        "best_val_accuracy": result.best_val_accuracy,
-        "seconds_per_epoch": result.seconds_per_epoch,
-    }
