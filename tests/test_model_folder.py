@@ -108,3 +108,13 @@ def test_a_folder_with_a_half_written_featcache_json_may_be_overwritten(old_mode
     (old_model_folder / "holiday.jpg").write_bytes(b"x")
     with pytest.raises(ModelDirError, match="holiday.jpg"):
         check_model_dir_writable(old_model_folder, overwrite=True)
+
+
+def test_a_folder_of_a_newer_featcache_is_refused_and_one_of_its_patch_releases_read(metadata_of_a_run: ModelMetadata, tmp_path: Path) -> None:
+    for written_by, refused in (("0.4.0", True), ("1.2.3", True), ("0.3.9", False), ("0.1.0", False)):
+        saved = {**metadata_of_a_run.to_dict(), "featcache_version": written_by}
+        if refused:
+            with pytest.raises(ModelDirError, match=rf"written by featcache {written_by}, newer than this featcache .*upgrade featcache"):
+                ModelMetadata.from_dict(saved, tmp_path / "model" / METADATA_FILE)
+        else:
+            assert ModelMetadata.from_dict(saved, tmp_path / "model" / METADATA_FILE).featcache_version == written_by

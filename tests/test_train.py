@@ -446,3 +446,15 @@ def test_train_command_refuses_an_existing_model_folder_without_overwrite(small_
     refused = runner.invoke(app, arguments)
     assert refused.exit_code == 2 and "already holds a model" in refused.output and "--overwrite" in refused.output
     assert runner.invoke(app, [*arguments, "--overwrite"]).exit_code == 0
+
+
+def test_a_small_split_is_warned_about_with_the_count_of_thin_classes() -> None:
+    from featcache.training.diagnostics import split_warnings
+    from featcache.training.splits import Split
+
+    labels = np.array([0, 0, 1, 1, 2, 2, 0, 1, 2, 0], dtype=np.int32)
+    split = Split(np.arange(6), np.zeros(0, np.int64), np.array([6, 7, 9]), "test split")  # test: classes 0, 1, 0
+    assert split_warnings(split, labels, num_classes=3) == [
+        "the test set has 3 videos, and 2 of the 3 classes have fewer than 2 videos in it: its accuracy means little; "
+        "raise --test-fraction / test_fraction or embed more videos"
+    ]

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
+from featcache.cli.output import VERBOSITY
 from featcache.cli.common import (
     say,
     with_output_options,
@@ -77,7 +78,7 @@ def _run_pipeline_with_progress(pipeline: "Pipeline", out: Optional[Path], overw
 
     try:
         with embed_progress_bar() as report_progress:
-            return run_pipeline(pipeline, out, overwrite=overwrite, progress=say, embed_progress=report_progress)
+            return run_pipeline(pipeline, out, overwrite=overwrite, progress=say, embed_progress=report_progress, verbose=VERBOSITY.verbose)
     except KeyboardInterrupt:
         typer.secho("Interrupted: finished work is kept; re-run the same command to resume.", err=True)
         raise typer.Exit(130) from None

@@ -72,6 +72,7 @@ class EvaluationReport:
     report_dir: str
     report_json: str
     confusion_matrix_png: str
+    model_written_by: str = ""  # the featcache version that trained the model (featcache.json)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -150,6 +151,7 @@ def evaluate(
         report_dir=str(report_dir),
         report_json=str(json_path),
         confusion_matrix_png=str(png_path),
+        model_written_by=folder.metadata.featcache_version,
     )
     plot_confusion_matrix(np.array(report.confusion_matrix), class_names, png_path, title=f"{cache_path.name} ({used_subset})")
     json_path.write_text(report.to_json() + "\n")
@@ -309,7 +311,7 @@ def format_report(report: EvaluationReport, max_misclassified: int = 20) -> str:
     names = report.class_names
     name_width = max(len("class"), *(len(name) for name in names))
     lines = [
-        f"Model {report.model_dir} on {report.cache}",
+        f"Model {report.model_dir}" + (f" (trained by featcache {report.model_written_by})" if report.model_written_by else "") + f" on {report.cache}",
         f"Videos: {report.num_videos}, {report.subset_description}",
         f"Accuracy: {report.accuracy:.4f}",
         *([] if report.top_k_accuracy is None else [f"Top-{report.top_k} accuracy: {report.top_k_accuracy:.4f}"]),

@@ -45,10 +45,12 @@ def run_pipeline(
     overwrite: bool = False,
     progress: Progress | None = None,
     embed_progress: Callable[[EmbedProgress], None] | None = None,
+    verbose: bool = False,
 ) -> PipelineSummary:
     """Run a validated pipeline into `out_dir` (default: pipeline.default_out_dir()), skipping finished stages.
 
     overwrite: replace a cache embedded with other settings (otherwise CacheMismatchError says so).
+    verbose: let the embed engine show its own logs (`featcache.embed`'s verbose).
     Returns a PipelineSummary; its `report_path` is OUT/report.txt. Raises InputError for missing data.
     """
     from featcache.embedding.embed import embed
@@ -62,7 +64,7 @@ def run_pipeline(
     video_root = _prepare_videos(pipeline, data_source, out_dir, say)
     cache_path = out_dir / CACHE_FILE_NAME
     say(f"embed: {video_root} -> {cache_path}")
-    embed_summary = embed(video_root, cache_path, pipeline.embed, overwrite=overwrite, progress=embed_progress)
+    embed_summary = embed(video_root, cache_path, pipeline.embed, overwrite=overwrite, progress=embed_progress, verbose=verbose)
     say(
         f"embed: {embed_summary.num_embedded} embedded, {embed_summary.num_already_cached} already cached, "
         f"{len(embed_summary.failures)} failed ({embed_summary.num_videos_in_cache} videos in the cache)"

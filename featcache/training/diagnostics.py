@@ -37,7 +37,7 @@ def training_warnings(split: Split, labels: np.ndarray, history: list[dict[str, 
 
 def split_warnings(split: Split, labels: np.ndarray, num_classes: int, minimum_per_class: int = 2) -> list[str]:
     """A warning per subset (val, test) holding fewer than `minimum_per_class` videos of some class: its accuracy means little."""
-    fixes = {"val": "raise --val-fraction or embed more videos", "test": "raise --test-fraction or embed more videos"}
+    fixes = {"val": "raise --val-fraction / val_fraction or embed more videos", "test": "raise --test-fraction / test_fraction or embed more videos"}
     messages = []
     for subset, rows in (("val", split.val_indices), ("test", split.test_indices)):
         if len(rows) == 0:
@@ -45,8 +45,8 @@ def split_warnings(split: Split, labels: np.ndarray, num_classes: int, minimum_p
         counts = np.bincount(labels[rows], minlength=num_classes)
         if counts.min() < minimum_per_class:
             messages.append(
-                f"the {'validation' if subset == 'val' else 'test'} set has {len(rows)} videos and fewer than {minimum_per_class} of "
-                f"{int(np.sum(counts < minimum_per_class))} class(es): its accuracy means little; {fixes[subset]}"
+                f"the {'validation' if subset == 'val' else 'test'} set has {len(rows)} videos, and {int(np.sum(counts < minimum_per_class))} of the "
+                f"{num_classes} classes have fewer than {minimum_per_class} videos in it: its accuracy means little; {fixes[subset]}"
             )
     return messages
 

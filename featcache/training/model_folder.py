@@ -35,7 +35,7 @@ from featcache.config import ExtractorConfig, HeadConfig, SamplingConfig, TrainC
 from featcache.errors import ModelDirError
 from featcache.files import write_atomically
 from featcache.training.splits import Split
-from featcache.version import __version__
+from featcache.version import __version__, newer_writer_problem
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
@@ -123,6 +123,9 @@ class ModelMetadata:
     @classmethod
     def from_dict(cls, saved: Any, source: Path) -> ModelMetadata:
         """Rebuild from featcache.json's content; `source` names the file in errors."""
+        newer = newer_writer_problem(str(saved.get("featcache_version", "")), str(source.parent)) if isinstance(saved, dict) else ""
+        if newer:
+            raise ModelDirError(newer)
         if not isinstance(saved, dict) or saved.get("format_version") != FORMAT_VERSION:
             found = saved.get("format_version") if isinstance(saved, dict) else None
             raise ModelDirError(f"{source}: model folder format {found!r}, this featcache reads format {FORMAT_VERSION}; re-run `featcache train`")
