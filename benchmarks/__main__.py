@@ -16,12 +16,35 @@ REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test of every code path, not figures)")
-    parser.add_argument("--out", type=Path, default=None, help="markdown file to write (default: BENCHMARKS.md for a full run; with --quick or --sections, one in the system temp dir)")
-    parser.add_argument("--plot", type=Path, default=None, help="PNG to write (default: benchmarks/results/benchmarks.png for a full run; otherwise next to --out)")
-    parser.add_argument("--work-dir", type=Path, default=None, help="where videos, caches and JPEGs go (default: a folder under the system temp dir)")
-    parser.add_argument("--sections", nargs="+", choices=list(SECTIONS), default=list(SECTIONS), help="run only these sections")
-    parser.add_argument("--keep", action="store_true", help="keep the caches and JPEGs in --work-dir afterwards (the videos are always kept)")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sizes (a smoke test of every code path, not figures)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="markdown file to write (default: BENCHMARKS.md for a full run; with --quick or --sections, one in the system temp dir)",
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        help="PNG to write (default: benchmarks/results/benchmarks.png for a full run; otherwise next to --out)",
+    )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="where videos, caches and JPEGs go (default: a folder under the system temp dir)",
+    )
+    parser.add_argument(
+        "--sections", nargs="+", choices=list(SECTIONS), default=list(SECTIONS), help="run only these sections"
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the caches and JPEGs in --work-dir afterwards (the videos are always kept)",
+    )
     args = parser.parse_args(argv)
 
     sizes = QUICK if args.quick else FULL
@@ -31,9 +54,19 @@ def main(argv: list[str] | None = None) -> int:
     # report in the temp folder (their figures are pasted into BENCHMARKS.md by hand, with the command).
     partial = args.quick or args.sections != list(SECTIONS)
     report_name = run_name + ("" if args.sections == list(SECTIONS) else "-" + "-".join(args.sections))
-    out = args.out or (Path(tempfile.gettempdir()) / f"{report_name}-report" / "BENCHMARKS.md" if partial else REPOSITORY_ROOT / "BENCHMARKS.md")
-    plot = args.plot or (out.parent / "benchmark.png" if partial else REPOSITORY_ROOT / "benchmarks" / "results" / "benchmarks.png")
-    command = "python -m benchmarks" + (" --quick" if args.quick else "") + ("" if args.sections == list(SECTIONS) else " --sections " + " ".join(args.sections))
+    out = args.out or (
+        Path(tempfile.gettempdir()) / f"{report_name}-report" / "BENCHMARKS.md"
+        if partial
+        else REPOSITORY_ROOT / "BENCHMARKS.md"
+    )
+    plot = args.plot or (
+        out.parent / "benchmark.png" if partial else REPOSITORY_ROOT / "benchmarks" / "results" / "benchmarks.png"
+    )
+    command = (
+        "python -m benchmarks"
+        + (" --quick" if args.quick else "")
+        + ("" if args.sections == list(SECTIONS) else " --sections " + " ".join(args.sections))
+    )
 
     def log(message: str) -> None:
         print(f"[bench] {message}", file=sys.stderr, flush=True)

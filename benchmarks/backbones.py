@@ -39,7 +39,15 @@ def run_backbones(workspace: Workspace) -> SectionResult:
             extractor.embed_frames(frames)
         frames_per_second = batch * timed_batches / (time.perf_counter() - started)
         baseline = baseline or frames_per_second
-        rows.append([f"`keras:{name}`", str(size), str(application.feature_dim), rate(frames_per_second, "frames/s"), ratio(frames_per_second / baseline)])
+        rows.append(
+            [
+                f"`keras:{name}`",
+                str(size),
+                str(application.feature_dim),
+                rate(frames_per_second, "frames/s"),
+                ratio(frames_per_second / baseline),
+            ]
+        )
     notes = [
         f"random weights, batches of {batch} uint8 frames through `embed_frames` ({timed_batches} timed after one warm-up), "
         "TensorFlow backend on this CPU; the ratio is against the first row",

@@ -39,7 +39,9 @@ class FormatCost:
     load_seconds: float
 
 
-def measure_format(path, features: np.ndarray, labels: list[str], dtype: str, compression: str, batch_size: int) -> FormatCost:
+def measure_format(
+    path, features: np.ndarray, labels: list[str], dtype: str, compression: str, batch_size: int
+) -> FormatCost:
     """Write `features` (float32 (N, T, D)) as a cache with this dtype and compression, then time reading it."""
     rows = rows_from_features(features.astype(dtype), labels)
     started = time.perf_counter()
@@ -100,7 +102,14 @@ def run_cache_formats(workspace: Workspace) -> SectionResult:
         features = embedded[rows] * (FEATURE_PEAK / float(embedded.max()))
         labels = [index.class_names[index.labels[row]] for row in rows]
         costs = [
-            measure_format(workspace.folder / f"format_{name}_{dtype}_{compression}.h5", features, labels, dtype, compression, batch_size)
+            measure_format(
+                workspace.folder / f"format_{name}_{dtype}_{compression}.h5",
+                features,
+                labels,
+                dtype,
+                compression,
+                batch_size,
+            )
             for dtype in FEATURE_DTYPES
             for compression in COMPRESSIONS
         ]
@@ -108,7 +117,15 @@ def run_cache_formats(workspace: Workspace) -> SectionResult:
         tables.append(
             Table(
                 f"{name} features ({index.feature_dim}-d × {index.num_frames} frames), {num_rows} videos",
-                ["dtype", "compression", "bytes per video", "vs default", "write", "streamed read (random batches)", "load all into memory"],
+                [
+                    "dtype",
+                    "compression",
+                    "bytes per video",
+                    "vs default",
+                    "write",
+                    "streamed read (random batches)",
+                    "load all into memory",
+                ],
                 [
                     [
                         cost.dtype,

@@ -27,8 +27,14 @@ def calibrated_mobilenet_v2_weights(image_size: int, seed: int = 0) -> Path:
     import keras
 
     keras.utils.set_random_seed(seed)
-    model = keras.applications.MobileNetV2(include_top=False, pooling="avg", input_shape=(image_size, image_size, 3), weights=None)
-    images = np.random.default_rng(seed).uniform(-1.0, 1.0, size=(CALIBRATION_IMAGES, image_size, image_size, 3)).astype(np.float32)  # as after preprocess_input
+    model = keras.applications.MobileNetV2(
+        include_top=False, pooling="avg", input_shape=(image_size, image_size, 3), weights=None
+    )
+    images = (
+        np.random.default_rng(seed)
+        .uniform(-1.0, 1.0, size=(CALIBRATION_IMAGES, image_size, image_size, 3))
+        .astype(np.float32)
+    )  # as after preprocess_input
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             inputs = np.asarray(keras.Model(model.inputs, layer.input).predict(images, verbose=0))

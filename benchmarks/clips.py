@@ -18,11 +18,11 @@ from benchmarks.report import SectionResult, Table
 from benchmarks.workspace import Workspace
 from featcache.cache import read_cache_index
 from featcache.config import EmbedConfig, ExtractorConfig, HeadConfig, SamplingConfig, TrainConfig
-from featcache.video.demo_data import DEMO_VIDEO_FPS, make_demo_data
 from featcache.embedding.embed import embed
 from featcache.training.scoring import score_accuracy
 from featcache.training.train import fit_head
 from featcache.training.training_data import load_training_data
+from featcache.video.demo_data import DEMO_VIDEO_FPS, make_demo_data
 
 HEAD = HeadConfig(head="lstm", units=128, dense=64)  # the demo pipeline's head
 CLIP_FRAMES = 8
@@ -30,7 +30,11 @@ VARIANTS = {
     "stored frames (no clips)": {},
     f"--frames {CLIP_FRAMES} --clip-sampling uniform": {"frames": CLIP_FRAMES},
     f"--frames {CLIP_FRAMES} --clip-sampling random": {"frames": CLIP_FRAMES, "clip_sampling": "random"},
-    f"--frames {CLIP_FRAMES} --clip-sampling random --test-clips 3": {"frames": CLIP_FRAMES, "clip_sampling": "random", "test_clips": 3},
+    f"--frames {CLIP_FRAMES} --clip-sampling random --test-clips 3": {
+        "frames": CLIP_FRAMES,
+        "clip_sampling": "random",
+        "test_clips": 3,
+    },
 }
 
 
@@ -46,7 +50,13 @@ def run_clips(workspace: Workspace) -> SectionResult:
     sizes = workspace.sizes
     sets = {}
     for name, (num_classes, per_class, num_video_frames) in sizes.clips_video_sets.items():
-        root = make_demo_data(workspace.folder / f"clips_{name}", num_classes=num_classes, videos_per_class=per_class, num_groups=8, num_frames=num_video_frames)
+        root = make_demo_data(
+            workspace.folder / f"clips_{name}",
+            num_classes=num_classes,
+            videos_per_class=per_class,
+            num_groups=8,
+            num_frames=num_video_frames,
+        )
         cache = workspace.folder / f"clips_{name}.h5"
         embed(root, cache, dense_embed_config(), overwrite=True)
         sets[name] = cache
@@ -61,7 +71,10 @@ def run_clips(workspace: Workspace) -> SectionResult:
                 result = fit_head(data, HEAD, train_config)
                 accuracies.append(score_accuracy(result.model, data, "test", train_config))
                 epoch_seconds.append(result.seconds_per_epoch)
-            cells += [f"{np.mean(accuracies):.3f} ({min(accuracies):.2f}–{max(accuracies):.2f})", f"{np.mean(epoch_seconds):.3f}"]
+            cells += [
+                f"{np.mean(accuracies):.3f} ({min(accuracies):.2f}–{max(accuracies):.2f})",
+                f"{np.mean(epoch_seconds):.3f}",
+            ]
         rows.append(cells)
     columns = ["training clips", *[column for name in sets for column in (f"{name} test accuracy", f"{name} s/epoch")]]
     descriptions = []
@@ -77,4 +90,14 @@ def run_clips(workspace: Workspace) -> SectionResult:
         f"Head: LSTM(128) -> Dense(64), dropout 0.5, {sizes.clips_epochs} epochs for every row, best epoch by validation accuracy "
         f"(validation on uniform clips); seeds {', '.join(map(str, sizes.heads_seeds))} (split and weights); mean (min–max) over seeds.",
     ]
-    return SectionResult("7. Temporal augmentation", [Table("Clips from a dense cache: test accuracy with and without augmentation, same epochs", columns, rows, notes)])
+    return SectionResult(
+        "7. Temporal augmentation",
+        [
+            Table(
+                "Clips from a dense cache: test accuracy with and without augmentation, same epochs",
+                columns,
+                rows,
+                notes,
+            )
+        ],
+    )

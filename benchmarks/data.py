@@ -13,10 +13,10 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -120,7 +120,10 @@ def _upscale_video(source: Path, target: Path, width: int, height: int, rng: np.
 def write_video_list(path: Path, root: Path, relative_paths: list[str]) -> Path:
     """A featcache CSV list (path,label) of some videos under `root`; the class is the first folder."""
     # Paths relative to the CSV's folder: featcache refuses rows outside it unless --allow-outside-root.
-    lines = ["path,label"] + [f"{Path(os.path.relpath(root / relative, path.parent)).as_posix()},{relative.split('/')[0]}" for relative in relative_paths]
+    lines = ["path,label"] + [
+        f"{Path(os.path.relpath(root / relative, path.parent)).as_posix()},{relative.split('/')[0]}"
+        for relative in relative_paths
+    ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -145,7 +148,9 @@ class RandomCacheParameters:
 
 def ucf101_split1_cache_parameters(feature_dim: int = 1280, num_frames: int = 10) -> RandomCacheParameters:
     """UCF101 split 1's size: 9,537 training + 3,783 test videos (`--split ucf101-1` picks them)."""
-    return RandomCacheParameters(UCF101_SPLIT1_TRAIN_VIDEOS, UCF101_SPLIT1_TEST_VIDEOS, num_frames, feature_dim, UCF101_NUM_CLASSES)
+    return RandomCacheParameters(
+        UCF101_SPLIT1_TRAIN_VIDEOS, UCF101_SPLIT1_TEST_VIDEOS, num_frames, feature_dim, UCF101_NUM_CLASSES
+    )
 
 
 def write_random_cache(path: Path, parameters: RandomCacheParameters, block_size: int = 256) -> Path:
@@ -163,7 +168,10 @@ def write_random_cache(path: Path, parameters: RandomCacheParameters, block_size
         all_paths=all_paths,
         class_names=class_names,
         failures=[],
-        attributes={"extractor": {"name": "random", "feature_dim": parameters.feature_dim}, "sampling": {"num_frames": parameters.num_frames}},
+        attributes={
+            "extractor": {"name": "random", "feature_dim": parameters.feature_dim},
+            "sampling": {"num_frames": parameters.num_frames},
+        },
         num_frames=parameters.num_frames,
         feature_dim=parameters.feature_dim,
         dtype=parameters.dtype,
@@ -181,7 +189,9 @@ def _random_video_path(row: int, parameters: RandomCacheParameters, class_names:
     return f"{class_name}/v_{class_name}_g{group:02d}_c{row:05d}.avi"
 
 
-def _random_rows(parameters: RandomCacheParameters, class_names: list[str], all_paths: list[str], block_size: int) -> Iterator[VideoRows]:
+def _random_rows(
+    parameters: RandomCacheParameters, class_names: list[str], all_paths: list[str], block_size: int
+) -> Iterator[VideoRows]:
     rng = np.random.default_rng(parameters.seed)
     num_frames = parameters.num_frames
     for start in range(0, parameters.num_videos, block_size):
@@ -191,13 +201,18 @@ def _random_rows(parameters: RandomCacheParameters, class_names: list[str], all_
         yield _rows(np.maximum(features, 0.0).astype(parameters.dtype), paths, [path.split("/")[0] for path in paths])
 
 
-def rows_from_features(features: np.ndarray, labels: list[str], prefix: str = "", groups: list[int] | None = None) -> VideoRows:
+def rows_from_features(
+    features: np.ndarray, labels: list[str], prefix: str = "", groups: list[int] | None = None
+) -> VideoRows:
     """VideoRows for full-length feature sequences, (N, T, D), named `<label>/v_<label>_g<group>_c<prefix><row>.avi`.
 
     groups: each row's group number (its `gNN`); None puts every row in group 08 (one group: no group-aware split).
     """
     groups = groups if groups is not None else [8] * len(labels)
-    paths = [f"{label}/v_{label}_g{group:02d}_c{prefix}{row:05d}.avi" for row, (label, group) in enumerate(zip(labels, groups))]
+    paths = [
+        f"{label}/v_{label}_g{group:02d}_c{prefix}{row:05d}.avi"
+        for row, (label, group) in enumerate(zip(labels, groups))
+    ]
     return _rows(features, paths, labels)
 
 
@@ -219,7 +234,15 @@ def _rows(features: np.ndarray, paths: list[str], labels: list[str]) -> VideoRow
     )
 
 
-def permuted_segments(num_per_class: int, num_classes: int = 6, num_segments: int = 3, num_frames: int = 12, feature_dim: int = 16, seed: int = 0, noise: float = 0.3):
+def permuted_segments(
+    num_per_class: int,
+    num_classes: int = 6,
+    num_segments: int = 3,
+    num_frames: int = 12,
+    feature_dim: int = 16,
+    seed: int = 0,
+    noise: float = 0.3,
+):
     """Order-only features, harder than a ramp: every class shows the same `num_segments` prototype vectors, each
     for a third (1 / num_segments) of the video, in its own order (class c: the c-th permutation).
 
@@ -247,7 +270,14 @@ def permuted_segments(num_per_class: int, num_classes: int = 6, num_segments: in
     return features, lengths, labels
 
 
-def write_feature_cache(path: Path, features: np.ndarray, lengths: np.ndarray, labels: np.ndarray, class_names: list[str], dtype: str = "float32") -> Path:
+def write_feature_cache(
+    path: Path,
+    features: np.ndarray,
+    lengths: np.ndarray,
+    labels: np.ndarray,
+    class_names: list[str],
+    dtype: str = "float32",
+) -> Path:
     """A cache of given feature sequences (N, T, D), real up to each length, no groups (a stratified random split)."""
     rows = rows_from_features(np.asarray(features, dtype=dtype), [class_names[label] for label in labels])
     is_padding = np.arange(features.shape[1])[None, :] >= np.asarray(lengths)[:, None]
@@ -262,5 +292,7 @@ def write_feature_cache(path: Path, features: np.ndarray, lengths: np.ndarray, l
         "extractor": {"name": "synthetic", "weights": "none", "feature_dim": int(features.shape[2])},
         "sampling": {"num_frames": int(features.shape[1]), "mode": "uniform", "fps": None},
     }
-    write_cache(path, [rows], rows.paths, sorted(class_names), [], attributes, features.shape[1], features.shape[2], dtype)
+    write_cache(
+        path, [rows], rows.paths, sorted(class_names), [], attributes, features.shape[1], features.shape[2], dtype
+    )
     return path

@@ -11,15 +11,15 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Iterator
 
 import numpy as np
 
 from benchmarks.report import SectionResult, Table, Target, rate
 from benchmarks.workspace import Workspace
-from featcache.embedding.batching import decode_videos, embed_decoded_videos
 from featcache.config import EmbedConfig, SamplingConfig
+from featcache.embedding.batching import decode_videos, embed_decoded_videos
 from featcache.errors import VideoDecodeError
 from featcache.extractors.registry import load_extractor
 from featcache.video.decode import SampledFrames, read_sampled_frames
@@ -28,7 +28,9 @@ from featcache.video.find import VideoEntry
 ISOLATION_TARGET = 0.95  # issue 11: embed with worker processes >= 95% of the rate with threads
 ROUNDS = 3
 
-Decoder = Callable[[list[VideoEntry], SamplingConfig, int, int], Iterator[tuple[VideoEntry, SampledFrames | VideoDecodeError]]]
+Decoder = Callable[
+    [list[VideoEntry], SamplingConfig, int, int], Iterator[tuple[VideoEntry, SampledFrames | VideoDecodeError]]
+]
 
 
 def decode_videos_in_threads(
@@ -38,7 +40,9 @@ def decode_videos_in_threads(
     with ThreadPoolExecutor(max_workers=num_workers) as pool:
         in_flight: deque[tuple[VideoEntry, Future[SampledFrames]]] = deque()
 
-        def result(entry: VideoEntry, future: Future[SampledFrames]) -> tuple[VideoEntry, SampledFrames | VideoDecodeError]:
+        def result(
+            entry: VideoEntry, future: Future[SampledFrames]
+        ) -> tuple[VideoEntry, SampledFrames | VideoDecodeError]:
             try:
                 return entry, future.result()
             except VideoDecodeError as err:
@@ -52,10 +56,14 @@ def decode_videos_in_threads(
             yield result(*in_flight.popleft())
 
 
-def _videos_per_second(decoder: Decoder, entries: list[VideoEntry], config: EmbedConfig, num_workers: int, extractor=None) -> float:
+def _videos_per_second(
+    decoder: Decoder, entries: list[VideoEntry], config: EmbedConfig, num_workers: int, extractor=None
+) -> float:
     started = time.perf_counter()
     if extractor is None:
-        results = (sampled for _, sampled in decoder(entries, config.sampling, config.extractor.image_size, num_workers))
+        results = (
+            sampled for _, sampled in decoder(entries, config.sampling, config.extractor.image_size, num_workers)
+        )
     else:
         decoded = decoder(entries, config.sampling, config.extractor.image_size, num_workers)
         results = (features for _, _, features in embed_decoded_videos(decoded, extractor, config.batch_size))
@@ -80,21 +88,43 @@ def run_decode_isolation(workspace: Workspace) -> SectionResult:
         for stage, stage_extractor in (("decode alone", None), (f"embed ({name})", extractor)):
             threads, processes = [], []
             for _ in range(ROUNDS):
-                threads.append(_videos_per_second(decode_videos_in_threads, entries, config, num_workers, stage_extractor))
+                threads.append(
+                    _videos_per_second(decode_videos_in_threads, entries, config, num_workers, stage_extractor)
+                )
                 processes.append(_videos_per_second(decode_videos, entries, config, num_workers, stage_extractor))
             best_threads, best_processes = max(threads), max(processes)
-            rows.append([stage, rate(best_threads, "videos/s"), rate(best_processes, "videos/s"), f"{best_processes / best_threads:.0%}",
-                         ", ".join(f"{value:.1f}" for value in threads), ", ".join(f"{value:.1f}" for value in processes)])
+            rows.append(
+                [
+                    stage,
+                    rate(best_threads, "videos/s"),
+                    rate(best_processes, "videos/s"),
+                    f"{best_processes / best_threads:.0%}",
+                    ", ".join(f"{value:.1f}" for value in threads),
+                    ", ".join(f"{value:.1f}" for value in processes),
+                ]
+            )
             if stage_extractor is not None:
-                targets.append(Target(f"issue 11, {name}: embed with decode worker processes ≥ {ISOLATION_TARGET:.0%} of the rate with threads",
-                                      f"{best_processes / best_threads:.0%}", best_processes / best_threads >= ISOLATION_TARGET))
+                targets.append(
+                    Target(
+                        f"issue 11, {name}: embed with decode worker processes ≥ {ISOLATION_TARGET:.0%} of the rate with threads",
+                        f"{best_processes / best_threads:.0%}",
+                        best_processes / best_threads >= ISOLATION_TARGET,
+                    )
+                )
         if name != sizes.extractors[-1]:
             del extractor
     video = sizes.videos
     table = Table(
         f"Decode isolation: {len(entries)} videos ({video.width}×{video.height}, {video.num_frames} frames, {sizes.num_frames} sampled at "
         f"{sizes.image_size}×{sizes.image_size}), {num_workers} decode workers",
-        ["stage", "threads (before)", "worker processes (now)", "processes / threads", "threads, each run", "processes, each run"],
+        [
+            "stage",
+            "threads (before)",
+            "worker processes (now)",
+            "processes / threads",
+            "threads, each run",
+            "processes, each run",
+        ],
         rows,
         [
             f"Best of {ROUNDS} alternating runs per side, model warmed; a run includes starting the worker processes (fresh interpreters "

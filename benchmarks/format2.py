@@ -30,10 +30,10 @@ from featcache.cache import CacheWriter, ShardVideo, open_cache, read_all_featur
 from featcache.cache.index import read_index_state
 from featcache.config import EmbedConfig, ExtractorConfig, HeadConfig, SamplingConfig, TrainConfig
 from featcache.embedding.embed import embed
-from featcache.video.fingerprints import fingerprint_file
 from featcache.training.batches import EpochBatches
 from featcache.training.train import train
 from featcache.training.training_data import load_training_data
+from featcache.video.fingerprints import fingerprint_file
 
 FEATURE_DIM, NUM_FRAMES = 25088, 10
 MULTIPLIERS = (1, 2, 4)
@@ -41,7 +41,10 @@ READ_DIM, READ_BATCH, READ_BATCHES = 1280, 32, 40
 # The random caches of the read and training comparisons: 20 classes, each spread over 5 groups, so that the
 # default group-aware split (1/5 test, 1/5 of the rest validation) holds out whole groups of every class.
 RANDOM_CLASSES, RANDOM_GROUPS = 20, 5
-CONFIG = EmbedConfig(extractor=ExtractorConfig(name="scratch_cnn", weights="random", image_size=224), sampling=SamplingConfig(num_frames=NUM_FRAMES))
+CONFIG = EmbedConfig(
+    extractor=ExtractorConfig(name="scratch_cnn", weights="random", image_size=224),
+    sampling=SamplingConfig(num_frames=NUM_FRAMES),
+)
 
 
 def folder_bytes(*paths: Path) -> int:
@@ -70,7 +73,7 @@ class DiskPeak:
                 pass  # a temporary file renamed between listing and stat
             time.sleep(0.005)
 
-    def __enter__(self) -> "DiskPeak":
+    def __enter__(self) -> DiskPeak:
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
         return self
@@ -91,9 +94,24 @@ def build_random_cache(cache_path: Path, settings: dict, num_videos: int, stand_
                 path = f"Cached{row % 101:03d}/v_cached_{row:05d}.avi"
                 (stand_in_root / path).parent.mkdir(parents=True, exist_ok=True)
                 (stand_in_root / path).touch()
-                features = np.maximum(rng.standard_normal((NUM_FRAMES, FEATURE_DIM), dtype=np.float32), 0).astype(np.float16)
-                videos.append(ShardVideo(path, path.split("/")[0], "", f"0:{row:064x}", features, np.arange(NUM_FRAMES, dtype=np.int32),
-                                         np.zeros(NUM_FRAMES, np.float32), 25.0, 250, 320, 240))
+                features = np.maximum(rng.standard_normal((NUM_FRAMES, FEATURE_DIM), dtype=np.float32), 0).astype(
+                    np.float16
+                )
+                videos.append(
+                    ShardVideo(
+                        path,
+                        path.split("/")[0],
+                        "",
+                        f"0:{row:064x}",
+                        features,
+                        np.arange(NUM_FRAMES, dtype=np.int32),
+                        np.zeros(NUM_FRAMES, np.float32),
+                        25.0,
+                        250,
+                        320,
+                        240,
+                    )
+                )
             writer.adopt_shard(write_shard(writer.shard_folder, videos, "float16", settings))
         writer.commit()
 
@@ -151,17 +169,38 @@ def measure_add_one(workspace: Workspace) -> tuple[Table, list[Target]]:
         fresh_seconds, add_seconds = statistics.median(fresh_times), statistics.median(add_times)
         extra_mib = (max(peaks) - before) / 2**20
         add_ratios[multiplier] = add_seconds / fresh_seconds
-        rows.append([f"{multiplier}× ({base_videos * multiplier:,} videos, {before / 1e9:.2f} GB)", seconds(fresh_seconds), seconds(add_seconds),
-                     ratio(add_ratios[multiplier]), f"{extra_mib:.2f} MiB (new video's shard {new_video_bytes / 2**20:.2f} MiB incl. its index)"])
+        rows.append(
+            [
+                f"{multiplier}× ({base_videos * multiplier:,} videos, {before / 1e9:.2f} GB)",
+                seconds(fresh_seconds),
+                seconds(add_seconds),
+                ratio(add_ratios[multiplier]),
+                f"{extra_mib:.2f} MiB (new video's shard {new_video_bytes / 2**20:.2f} MiB incl. its index)",
+            ]
+        )
         shutil.rmtree(shard_folder_for(cache_path))
         cache_path.unlink()
     worst = max(add_ratios.values())
-    targets.append(Target("add 1 video ≤ 1.2× embedding it into a new cache, flat over 1×/2×/4×", f"{min(add_ratios.values()):.2f}–{worst:.2f}×", worst <= 1.2))
+    targets.append(
+        Target(
+            "add 1 video ≤ 1.2× embedding it into a new cache, flat over 1×/2×/4×",
+            f"{min(add_ratios.values()):.2f}–{worst:.2f}×",
+            worst <= 1.2,
+        )
+    )
     table = Table(
         "Adding one video to a 25088-d cache (scratch_cnn, random weights, 224 px, 10 frames, float16)",
-        ["cache size", f"embed into a new cache (median of {add_repeats})", f"add to the cache (median of {add_repeats})", "ratio", "peak extra disk during the add"],
+        [
+            "cache size",
+            f"embed into a new cache (median of {add_repeats})",
+            f"add to the cache (median of {add_repeats})",
+            "ratio",
+            "peak extra disk during the add",
+        ],
         rows,
-        ["Both columns are whole `featcache.embed` calls (find, fingerprint, model load, decode, embed, shard, index commit), run alternately."],
+        [
+            "Both columns are whole `featcache.embed` calls (find, fingerprint, model load, decode, embed, shard, index commit), run alternately."
+        ],
     )
     return table, targets
 
@@ -170,21 +209,44 @@ def measure_fresh_disk_and_fingerprints(workspace: Workspace) -> tuple[list[list
     cache_path = workspace.folder / "format2_fresh_all.h5"
     shutil.rmtree(shard_folder_for(cache_path), ignore_errors=True)
     cache_path.unlink(missing_ok=True)
-    small = EmbedConfig(extractor=ExtractorConfig(name="scratch_cnn", weights="random", image_size=112), sampling=SamplingConfig(num_frames=NUM_FRAMES))
+    small = EmbedConfig(
+        extractor=ExtractorConfig(name="scratch_cnn", weights="random", image_size=112),
+        sampling=SamplingConfig(num_frames=NUM_FRAMES),
+    )
     with DiskPeak(cache_path) as disk:
         summary = embed(workspace.video_root, cache_path, small)
     final = folder_bytes(cache_path, shard_folder_for(cache_path))
     extra_share = max(0, disk.peak - final) / final
-    disk_rows = [[f"fresh embed of {summary.num_embedded} videos", f"{final / 2**20:.1f} MiB", f"{max(0, disk.peak - final) / 2**20:.3f} MiB ({extra_share:.1%})"]]
-    targets = [Target("peak extra disk during a fresh embed ≤ 10% of the final cache", f"{extra_share:.1%}", extra_share <= 0.10)]
+    disk_rows = [
+        [
+            f"fresh embed of {summary.num_embedded} videos",
+            f"{final / 2**20:.1f} MiB",
+            f"{max(0, disk.peak - final) / 2**20:.3f} MiB ({extra_share:.1%})",
+        ]
+    ]
+    targets = [
+        Target(
+            "peak extra disk during a fresh embed ≤ 10% of the final cache", f"{extra_share:.1%}", extra_share <= 0.10
+        )
+    ]
     video_bytes = sum(entry.path.stat().st_size for entry in workspace.entries)
     started = time.perf_counter()
     for entry in workspace.entries:
         fingerprint_file(entry.path)
     hash_seconds = time.perf_counter() - started
     fingerprint_rows = [
-        ["BLAKE2b of the suite's videos (page-cached)", f"{video_bytes / 1e6:.0f} MB", seconds(hash_seconds), f"{hash_seconds / (video_bytes / 1e9):.2f} s/GB"],
-        ["its share of that fresh embed (`EmbedSummary.fingerprint_seconds`)", "", seconds(summary.fingerprint_seconds), f"{summary.fingerprint_seconds / summary.seconds:.2%} of {seconds(summary.seconds)}"],
+        [
+            "BLAKE2b of the suite's videos (page-cached)",
+            f"{video_bytes / 1e6:.0f} MB",
+            seconds(hash_seconds),
+            f"{hash_seconds / (video_bytes / 1e9):.2f} s/GB",
+        ],
+        [
+            "its share of that fresh embed (`EmbedSummary.fingerprint_seconds`)",
+            "",
+            seconds(summary.fingerprint_seconds),
+            f"{summary.fingerprint_seconds / summary.seconds:.2%} of {seconds(summary.seconds)}",
+        ],
     ]
     shutil.rmtree(shard_folder_for(cache_path))
     cache_path.unlink()
@@ -208,12 +270,19 @@ def write_both_formats(workspace: Workspace, name: str, num_videos: int, seed: i
     from featcache.cache import write_cache
 
     rng = np.random.default_rng(seed)
-    features = np.maximum(rng.standard_normal((num_videos, NUM_FRAMES, READ_DIM), dtype=np.float32), 0).astype(np.float16)
+    features = np.maximum(rng.standard_normal((num_videos, NUM_FRAMES, READ_DIM), dtype=np.float32), 0).astype(
+        np.float16
+    )
     class_of_row = np.arange(num_videos) * RANDOM_CLASSES // num_videos
     block_start, block_size = np.searchsorted(class_of_row, class_of_row), np.bincount(class_of_row)[class_of_row]
     groups = 1 + (np.arange(num_videos) - block_start) * RANDOM_GROUPS // block_size
-    rows = rows_from_features(features, [f"C{label:02d}" for label in class_of_row], groups=[int(group) for group in groups])
-    attributes = {"extractor": {"name": "random", "feature_dim": READ_DIM}, "sampling": {"num_frames": NUM_FRAMES, "mode": "uniform", "fps": None}}
+    rows = rows_from_features(
+        features, [f"C{label:02d}" for label in class_of_row], groups=[int(group) for group in groups]
+    )
+    attributes = {
+        "extractor": {"name": "random", "feature_dim": READ_DIM},
+        "sampling": {"num_frames": NUM_FRAMES, "mode": "uniform", "fps": None},
+    }
     paths = {1: workspace.folder / f"format2_{name}_v1.h5", 2: workspace.folder / f"format2_{name}_v2.h5"}
     class_names = sorted(set(rows.labels))
     write_format1_cache(paths[1], [rows], rows.paths, class_names, [], attributes, NUM_FRAMES, READ_DIM, "float16")
@@ -234,7 +303,10 @@ def measure_reads(workspace: Workspace) -> tuple[Table, list[Target]]:
     timings = {}
     for version, path in paths.items():
         cache = open_cache(path)
-        batches = [np.sort(np.random.default_rng(batch).choice(num_videos, READ_BATCH, replace=False)) for batch in range(READ_BATCHES)]
+        batches = [
+            np.sort(np.random.default_rng(batch).choice(num_videos, READ_BATCH, replace=False))
+            for batch in range(READ_BATCHES)
+        ]
         best_stream, best_load = float("inf"), float("inf")
         for _ in range(3):
             started = time.perf_counter()
@@ -248,7 +320,9 @@ def measure_reads(workspace: Workspace) -> tuple[Table, list[Target]]:
         timings[version] = (best_stream, best_load)
         assert loaded.shape == (num_videos, NUM_FRAMES, READ_DIM)
     # Format 1 stores rows sorted by path, format 2 in the order its shards were added: compare video by video.
-    by_path = {version: np.argsort(np.array(open_cache(path).index.paths, dtype=object)) for version, path in paths.items()}
+    by_path = {
+        version: np.argsort(np.array(open_cache(path).index.paths, dtype=object)) for version, path in paths.items()
+    }
     np.testing.assert_array_equal(read_all_features(paths[1])[by_path[1]], read_all_features(paths[2])[by_path[2]])
     stream_speed = timings[1][0] / timings[2][0]
     load_speed = timings[1][1] / timings[2][1]
@@ -256,12 +330,28 @@ def measure_reads(workspace: Workspace) -> tuple[Table, list[Target]]:
         f"Reading format 2 vs format 1 ({num_videos:,} videos × {NUM_FRAMES} × {READ_DIM}, float16, best of 3)",
         ["read", "format 1", "format 2", "format 2 speed / format 1"],
         [
-            [f"{READ_BATCHES} random batches of {READ_BATCH} videos (streamed)", seconds(timings[1][0]), seconds(timings[2][0]), ratio(stream_speed)],
-            ["whole cache into memory (`read_all_features`)", seconds(timings[1][1]), seconds(timings[2][1]), ratio(load_speed)],
+            [
+                f"{READ_BATCHES} random batches of {READ_BATCH} videos (streamed)",
+                seconds(timings[1][0]),
+                seconds(timings[2][0]),
+                ratio(stream_speed),
+            ],
+            [
+                "whole cache into memory (`read_all_features`)",
+                seconds(timings[1][1]),
+                seconds(timings[2][1]),
+                ratio(load_speed),
+            ],
         ],
     )
     remove_caches(paths)
-    targets = [Target("streamed random-batch reads and in-memory loads ≥ 90% of format 1's speed", f"{stream_speed:.2f}× / {load_speed:.2f}×", min(stream_speed, load_speed) >= 0.9)]
+    targets = [
+        Target(
+            "streamed random-batch reads and in-memory loads ≥ 90% of format 1's speed",
+            f"{stream_speed:.2f}× / {load_speed:.2f}×",
+            min(stream_speed, load_speed) >= 0.9,
+        )
+    ]
     return table, targets
 
 
@@ -294,7 +384,9 @@ def measure_training_epochs(workspace: Workspace) -> tuple[Table, list[Target]]:
                     if message.startswith("epoch "):
                         epoch_ends.append((time.perf_counter(), time.process_time()))
 
-                result = train(paths[version], out_dir, HeadConfig(), train_config, progress=mark_epoch_end, overwrite=True)
+                result = train(
+                    paths[version], out_dir, HeadConfig(), train_config, progress=mark_epoch_end, overwrite=True
+                )
                 wall, cpu = np.diff(np.array(epoch_ends), axis=0).T  # epochs 2..N: each from the previous epoch's end
                 run_epochs[version] = {"wall": wall, "cpu": cpu}
                 losses[version] = np.array([row["loss"] for row in result.history])
@@ -305,7 +397,10 @@ def measure_training_epochs(workspace: Workspace) -> tuple[Table, list[Target]]:
             # Same rows, same split, same seed: the two formats must train the same head.
             loss_gaps.append(float(np.max(np.abs(losses[1] - losses[2]))))
         ratios[where] = {clock: float(np.median(values)) for clock, values in pair_ratios.items()}
-        medians = {clock: {version: float(np.median(values)) for version, values in by_version.items()} for clock, by_version in epochs.items()}
+        medians = {
+            clock: {version: float(np.median(values)) for version, values in by_version.items()}
+            for clock, by_version in epochs.items()
+        }
         table_rows.append([
             f"{where} (memory budget {memory_budget_mb} MB)", str(len(epochs["wall"][1])),
             *(f"{seconds(medians['wall'][version])} / {seconds(medians['cpu'][version])}" for version in (1, 2)),
@@ -327,8 +422,14 @@ def measure_training_epochs(workspace: Workspace) -> tuple[Table, list[Target]]:
     table = Table(
         f"Training epoch, format 2 vs format 1 ({num_videos:,} videos × {NUM_FRAMES} × {READ_DIM}, float16; default head, "
         f"{sizes.format2_train_repeats} runs of {sizes.format2_train_epochs} epochs per format, interleaved)",
-        ["features", "epochs timed per format", "format 1 epoch: wall / CPU (median)", "format 2 epoch: wall / CPU (median)",
-         "format 2 / format 1, wall: median pair (pairs)", "format 2 / format 1, CPU time: median pair (pairs)"],
+        [
+            "features",
+            "epochs timed per format",
+            "format 1 epoch: wall / CPU (median)",
+            "format 2 epoch: wall / CPU (median)",
+            "format 2 / format 1, wall: median pair (pairs)",
+            "format 2 / format 1, CPU time: median pair (pairs)",
+        ],
         table_rows,
         [
             "An epoch is a training pass plus a validation pass, from one epoch's end to the next (`train`'s progress messages); "
@@ -352,7 +453,10 @@ def time_epoch_reads(cache_path: Path) -> float:
     best = float("inf")
     for _ in range(3):
         sides = [(data.split.train_indices, True), (data.split.val_indices, False)]
-        batch_sources = [EpochBatches(data.cache, data.index, rows, train_config.batch_size, shuffle, train_config.seed) for rows, shuffle in sides]
+        batch_sources = [
+            EpochBatches(data.cache, data.index, rows, train_config.batch_size, shuffle, train_config.seed)
+            for rows, shuffle in sides
+        ]
         started = time.perf_counter()
         for batch_source in batch_sources:
             for batch_number in range(len(batch_source)):
@@ -370,9 +474,17 @@ def run_format2(workspace: Workspace) -> SectionResult:
     training_table, training_targets = measure_training_epochs(workspace)
     tables = [
         add_table,
-        Table("Peak extra disk during a fresh embed (scratch_cnn at 112 px, the suite's videos)", ["run", "final cache (index + shards)", "peak extra"], disk_rows),
+        Table(
+            "Peak extra disk during a fresh embed (scratch_cnn at 112 px, the suite's videos)",
+            ["run", "final cache (index + shards)", "peak extra"],
+            disk_rows,
+        ),
         read_table,
         training_table,
         Table("Fingerprint cost", ["what", "bytes", "time", "cost"], fingerprint_rows),
     ]
-    return SectionResult("8. Cache format 2: incremental adds, disk, reads, training epochs, fingerprints", tables, targets + disk_targets + read_targets + training_targets)
+    return SectionResult(
+        "8. Cache format 2: incremental adds, disk, reads, training epochs, fingerprints",
+        tables,
+        targets + disk_targets + read_targets + training_targets,
+    )

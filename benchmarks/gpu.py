@@ -16,25 +16,25 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import argparse  # noqa: E402  (the backend must be chosen before Keras is imported)
-import json  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from dataclasses import replace  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
 
-from benchmarks.data import VideoSetParameters, make_ucf_like_videos, ucf101_split1_cache_parameters, write_random_cache  # noqa: E402
-from benchmarks.machine import describe_machine, load_average  # noqa: E402
-from benchmarks.notebook_vs_featcache import head_floor_epoch_seconds, notebook_head, steady_epoch_seconds  # noqa: E402
-from benchmarks.stage_one import bare_inference_frames_per_second, decode_all, embed_pipeline_videos_per_second  # noqa: E402
-from benchmarks.workspace import RANDOM_WEIGHTS_CACHE_DTYPES, benchmark_weights  # noqa: E402
-from featcache.config import EmbedConfig, ExtractorConfig, HeadConfig, SamplingConfig, TrainConfig  # noqa: E402
-from featcache.embedding.embed import embed  # noqa: E402
-from featcache.training.train import train  # noqa: E402
-from featcache.video.find import find_videos  # noqa: E402
+from benchmarks.data import VideoSetParameters, make_ucf_like_videos, ucf101_split1_cache_parameters, write_random_cache
+from benchmarks.machine import describe_machine, load_average
+from benchmarks.notebook_vs_featcache import head_floor_epoch_seconds, notebook_head, steady_epoch_seconds
+from benchmarks.stage_one import bare_inference_frames_per_second, decode_all, embed_pipeline_videos_per_second
+from benchmarks.workspace import RANDOM_WEIGHTS_CACHE_DTYPES, benchmark_weights
+from featcache.config import EmbedConfig, ExtractorConfig, HeadConfig, SamplingConfig, TrainConfig
+from featcache.embedding.embed import embed
+from featcache.training.train import train
+from featcache.video.find import find_videos
 
 EMBED_TARGET_VIDEOS_PER_SECOND = 500.0
 EPOCH_TARGET_SECONDS = 0.5
@@ -44,17 +44,33 @@ UCF101_FRAMES_PER_VIDEO = 186
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu", description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="folder for gpu_benchmarks.md and .json")
+    parser.add_argument(
+        "--out", type=Path, default=Path("benchmarks/results"), help="folder for gpu_benchmarks.md and .json"
+    )
     parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "featcache-bench-gpu")
     parser.add_argument("--groups", type=int, default=24, help="video groups; videos = 4 classes x groups x clips")
     parser.add_argument("--clips", type=int, default=16, help="clips per group and class")
     parser.add_argument("--batch-size", type=int, default=256, help="frames per model call when embedding")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per head on the UCF101-sized cache (the fastest after the first counts)")
-    parser.add_argument("--cache-fraction", type=float, default=1.0, help="shrink the UCF101-sized cache (only to try the script on a CPU)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=3,
+        help="epochs per head on the UCF101-sized cache (the fastest after the first counts)",
+    )
+    parser.add_argument(
+        "--cache-fraction",
+        type=float,
+        default=1.0,
+        help="shrink the UCF101-sized cache (only to try the script on a CPU)",
+    )
     args = parser.parse_args(argv)
     import keras
 
-    figures: dict[str, object] = {"machine": describe_machine(), "gpu": _gpu_name(), "keras_backend": keras.backend.backend()}
+    figures: dict[str, object] = {
+        "machine": describe_machine(),
+        "gpu": _gpu_name(),
+        "keras_backend": keras.backend.backend(),
+    }
     report = _Reporter(figures)
     report.note(f"backend {figures['keras_backend']}, GPU {figures['gpu']}, load {load_average()}")
     if keras.backend.backend() == "tensorflow":
@@ -74,14 +90,30 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size,
     )
     frames, decode = decode_all(entries, config, 224, num_cores)
-    report.figure("decode_videos_per_second", decode.videos_per_second, f"decode alone, {num_cores} threads ({decode.num_decoded_frames / decode.seconds:,.0f} decoded frames/s)")
+    report.figure(
+        "decode_videos_per_second",
+        decode.videos_per_second,
+        f"decode alone, {num_cores} threads ({decode.num_decoded_frames / decode.seconds:,.0f} decoded frames/s)",
+    )
     bare_videos = bare_inference_frames_per_second(config, frames) / 10
     del frames
-    report.figure("bare_inference_videos_per_second", bare_videos, f"bare batched MobileNetV2 inference, uint8 frames in memory, batch {args.batch_size}")
+    report.figure(
+        "bare_inference_videos_per_second",
+        bare_videos,
+        f"bare batched MobileNetV2 inference, uint8 frames in memory, batch {args.batch_size}",
+    )
     pipeline = embed_pipeline_videos_per_second(entries, config, num_cores)
-    report.figure("embed_pipeline_videos_per_second", pipeline, f"embed pipeline (decode threads overlapping inference), warmed model: {pipeline / bare_videos:.0%} of bare")
+    report.figure(
+        "embed_pipeline_videos_per_second",
+        pipeline,
+        f"embed pipeline (decode threads overlapping inference), warmed model: {pipeline / bare_videos:.0%} of bare",
+    )
     summary = embed(video_root, args.work_dir / "embedded.h5", config, overwrite=True)
-    report.figure("embed_call_videos_per_second", summary.videos_per_second, f"featcache.embed() call incl. first-batch compilation; wall {summary.seconds:.1f} s")
+    report.figure(
+        "embed_call_videos_per_second",
+        summary.videos_per_second,
+        f"featcache.embed() call incl. first-batch compilation; wall {summary.seconds:.1f} s",
+    )
 
     full_size = ucf101_split1_cache_parameters()
     cache_parameters = replace(
@@ -94,7 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     train_config = TrainConfig(epochs=args.epochs, split="ucf101-1", val_fraction=0.0)
     heads = [
         ("default_head", HeadConfig(), train_config.batch_size),
-        ("default_head_batch_256", HeadConfig(), 256),  # fewer, larger steps: per-step dispatch dominates small batches on a GPU
+        (
+            "default_head_batch_256",
+            HeadConfig(),
+            256,
+        ),  # fewer, larger steps: per-step dispatch dominates small batches on a GPU
         ("notebook_head", notebook_head("mobilenet_v2"), train_config.batch_size),
     ]
     for label, head, batch_size in heads:
@@ -103,7 +139,13 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(out_dir, ignore_errors=True)
         result = train(cache_path, out_dir, head, head_train_config)
         floor = head_floor_epoch_seconds(
-            head, head_train_config, cache_parameters.num_frames, cache_parameters.feature_dim, cache_parameters.num_classes, result.split.num_train, result.split.num_val
+            head,
+            head_train_config,
+            cache_parameters.num_frames,
+            cache_parameters.feature_dim,
+            cache_parameters.num_classes,
+            result.split.num_train,
+            result.split.num_val,
         )
         report.figure(
             f"epoch_seconds_{label}",
@@ -161,7 +203,12 @@ class _Reporter:
 def _gpu_name() -> str:
     """The GPU as nvidia-smi names it, or why there is none."""
     try:
-        completed = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"], capture_output=True, text=True, timeout=30)
+        completed = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.TimeoutExpired) as err:
         return f"no nvidia-smi ({err})"
     return completed.stdout.strip() or completed.stderr.strip()

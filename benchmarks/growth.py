@@ -64,7 +64,9 @@ def run_child(request: ChildRequest) -> ChildResult:
     )
     lines = [line for line in completed.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
     if completed.returncode != 0 or not lines:
-        raise RuntimeError(f"growth child {request.kind} failed (exit {completed.returncode}):\n{completed.stderr[-3000:]}")
+        raise RuntimeError(
+            f"growth child {request.kind} failed (exit {completed.returncode}):\n{completed.stderr[-3000:]}"
+        )
     return ChildResult(**json.loads(lines[-1].removeprefix(RESULT_PREFIX)))
 
 
@@ -79,14 +81,18 @@ def _child_main(request: ChildRequest) -> ChildResult:
     sizes = QUICK if request.quick else FULL
     result = ChildResult()
     if request.kind == "embed":
-        summary = embed(Path(request.video_list), Path(request.cache_path), sizes.embed_config(sizes.extractors[0]), overwrite=True)
+        summary = embed(
+            Path(request.video_list), Path(request.cache_path), sizes.embed_config(sizes.extractors[0]), overwrite=True
+        )
         result.embed_seconds = summary.seconds
         result.embed_peak_mib = peak_rss_mib()
         result.peak_reset = reset_peak_rss()
         train_config = TrainConfig(epochs=request.epochs, test_fraction=GROWTH_TEST_FRACTION, val_fraction=0.0)
         head = HeadConfig()
     else:
-        train_config = TrainConfig(epochs=request.epochs, split="ucf101-1", val_fraction=0.0, memory_budget_mb=request.memory_budget_mb)
+        train_config = TrainConfig(
+            epochs=request.epochs, split="ucf101-1", val_fraction=0.0, memory_budget_mb=request.memory_budget_mb
+        )
         head = notebook_head("scratch_cnn")
     data = load_training_data(Path(request.cache_path), train_config)
     result.streamed = not data.in_memory
@@ -97,6 +103,7 @@ def _child_main(request: ChildRequest) -> ChildResult:
 
 def _embed_subset(workspace: Workspace, count: int) -> list[str]:
     """The first `count` videos taken clip by clip, group by group, class by class, so every size mixes them."""
+
     def spread(relative_path: str) -> tuple:
         class_name, file_name = relative_path.split("/")
         group, clip = file_name.removesuffix(".avi").rsplit("_", 2)[-2:]
@@ -117,22 +124,41 @@ def run_growth(workspace: Workspace) -> SectionResult:
     base_videos = len(workspace.entries) // max(multipliers)
     requests: dict[tuple[str, int], ChildRequest] = {}
     for multiplier in multipliers:
-        video_list = write_video_list(workspace.folder / f"growth_{multiplier}x.csv", workspace.video_root, _embed_subset(workspace, base_videos * multiplier))
-        requests["embed", multiplier] = ChildRequest("embed", quick, str(workspace.folder / f"growth_{multiplier}x.h5"), video_list=str(video_list))
+        video_list = write_video_list(
+            workspace.folder / f"growth_{multiplier}x.csv",
+            workspace.video_root,
+            _embed_subset(workspace, base_videos * multiplier),
+        )
+        requests["embed", multiplier] = ChildRequest(
+            "embed", quick, str(workspace.folder / f"growth_{multiplier}x.h5"), video_list=str(video_list)
+        )
     for multiplier in multipliers:
         rows = sizes.streaming_rows * multiplier
-        parameters = RandomCacheParameters(rows * 3 // 4, rows // 4, sizes.num_frames, sizes.streaming_feature_dim, num_classes=4)
+        parameters = RandomCacheParameters(
+            rows * 3 // 4, rows // 4, sizes.num_frames, sizes.streaming_feature_dim, num_classes=4
+        )
         cache_path = write_random_cache(workspace.folder / f"growth_stream_{multiplier}x.h5", parameters)
         for label, budget in (("streamed", sizes.streaming_budget_mb), ("in memory", 1 << 20)):
             requests[label, multiplier] = ChildRequest("train", quick, str(cache_path), memory_budget_mb=budget)
     with ThreadPoolExecutor(max_workers=sizes.growth_parallel_children) as pool:
         measured = dict(zip(requests, pool.map(run_child, requests.values())))
     embed_results = {multiplier: measured["embed", multiplier] for multiplier in multipliers}
-    stream_results = {label: {multiplier: measured[label, multiplier] for multiplier in multipliers} for label in ("streamed", "in memory")}
+    stream_results = {
+        label: {multiplier: measured[label, multiplier] for multiplier in multipliers}
+        for label in ("streamed", "in memory")
+    }
 
     embed_table = Table(
         f"Embed + train, {sizes.extractors[0]}: {', '.join(f'{base_videos * multiplier}' for multiplier in multipliers)} videos",
-        ["size", "videos", "embed wall time", "vs 1×", "peak RSS, embedding", "epoch (default head, fastest of 2-3)", "peak RSS, training"],
+        [
+            "size",
+            "videos",
+            "embed wall time",
+            "vs 1×",
+            "peak RSS, embedding",
+            "epoch (default head, fastest of 2-3)",
+            "peak RSS, training",
+        ],
         [
             [
                 f"{multiplier}×",
@@ -152,17 +178,27 @@ def run_growth(workspace: Workspace) -> SectionResult:
         ],
     )
     feature_megabytes = {
-        multiplier: sizes.streaming_rows * multiplier * sizes.num_frames * sizes.streaming_feature_dim * 4 / 2**20 for multiplier in multipliers
+        multiplier: sizes.streaming_rows * multiplier * sizes.num_frames * sizes.streaming_feature_dim * 4 / 2**20
+        for multiplier in multipliers
     }
     stream_table = Table(
         f"Training on scratch_cnn-sized caches ({sizes.streaming_feature_dim}-d × {sizes.num_frames} frames, float16 on disk), notebook's scratch head (LSTM 128 → Dense 32)",
-        ["size", "videos", "features as float32", "epoch, streamed", "peak RSS, streamed", "epoch, in memory", "peak RSS, in memory"],
+        [
+            "size",
+            "videos",
+            "features as float32",
+            "epoch, streamed",
+            "peak RSS, streamed",
+            "epoch, in memory",
+            "peak RSS, in memory",
+        ],
         [
             [
                 f"{multiplier}×",
                 str(sizes.streaming_rows * multiplier),
                 mebibytes(feature_megabytes[multiplier]),
-                seconds(stream_results["streamed"][multiplier].epoch_seconds) + ("" if stream_results["streamed"][multiplier].streamed else " (not streamed!)"),
+                seconds(stream_results["streamed"][multiplier].epoch_seconds)
+                + ("" if stream_results["streamed"][multiplier].streamed else " (not streamed!)"),
                 mebibytes(stream_results["streamed"][multiplier].train_peak_mib),
                 seconds(stream_results["in memory"][multiplier].epoch_seconds),
                 mebibytes(stream_results["in memory"][multiplier].train_peak_mib),
@@ -201,12 +237,16 @@ def run_growth(workspace: Workspace) -> SectionResult:
         "growth_time": {
             f"embed ({sizes.extractors[0]})": embed_times,
             f"epoch, streamed {sizes.streaming_feature_dim}-d": streamed_epochs,
-            f"epoch, in memory {sizes.streaming_feature_dim}-d": {multiplier: result.epoch_seconds for multiplier, result in stream_results["in memory"].items()},
+            f"epoch, in memory {sizes.streaming_feature_dim}-d": {
+                multiplier: result.epoch_seconds for multiplier, result in stream_results["in memory"].items()
+            },
         },
         "growth_memory": {
             "embed": {multiplier: result.embed_peak_mib for multiplier, result in embed_results.items()},
             f"train {sizes.streaming_feature_dim}-d, streamed": streamed_peaks,
-            f"train {sizes.streaming_feature_dim}-d, in memory": {multiplier: result.train_peak_mib for multiplier, result in stream_results["in memory"].items()},
+            f"train {sizes.streaming_feature_dim}-d, in memory": {
+                multiplier: result.train_peak_mib for multiplier, result in stream_results["in memory"].items()
+            },
         },
     }
     return SectionResult("4. Growth: 1×, 2×, 4× the videos", [embed_table, stream_table], targets, plot)

@@ -14,26 +14,37 @@ from benchmarks.data import permuted_segments, write_feature_cache
 from benchmarks.report import SectionResult, Table
 from benchmarks.workspace import Workspace
 from featcache.cache import read_cache_index
-from featcache.training.compare import compare_heads
 from featcache.config import HEAD_NAMES, EmbedConfig, ExtractorConfig, SamplingConfig, TrainConfig
-from featcache.video.demo_data import make_demo_data
 from featcache.embedding.embed import embed
+from featcache.training.compare import compare_heads
+from featcache.video.demo_data import make_demo_data
 
 # The demo pipeline's settings (pipelines/demo.toml): LSTM(128) -> Dense(64), 12 frames at 64 px, 8 groups.
 HEAD_OVERRIDES = {"units": 128, "dense": 64}
 DEMO_EMBED = EmbedConfig(
-    extractor=ExtractorConfig(name="scratch_cnn", weights="random", seed=0, image_size=64), sampling=SamplingConfig(num_frames=12)
+    extractor=ExtractorConfig(name="scratch_cnn", weights="random", seed=0, image_size=64),
+    sampling=SamplingConfig(num_frames=12),
 )
 
 
 def run_heads(workspace: Workspace) -> SectionResult:
     sizes = workspace.sizes
-    demo_root = make_demo_data(workspace.folder / "heads_demo", videos_per_class=sizes.heads_demo_videos_per_class, num_groups=8)
+    demo_root = make_demo_data(
+        workspace.folder / "heads_demo", videos_per_class=sizes.heads_demo_videos_per_class, num_groups=8
+    )
     demo_cache = workspace.folder / "heads_demo.h5"
     embed(demo_root, demo_cache, DEMO_EMBED, overwrite=True)
     num_classes, per_class, num_segments = sizes.heads_order_only
-    features, lengths, labels = permuted_segments(per_class, num_classes=num_classes, num_segments=num_segments, num_frames=16, feature_dim=64, noise=1.5)
-    order_cache = write_feature_cache(workspace.folder / "heads_order_only.h5", features, lengths, labels, [f"Order{label:02d}" for label in range(num_classes)])
+    features, lengths, labels = permuted_segments(
+        per_class, num_classes=num_classes, num_segments=num_segments, num_frames=16, feature_dim=64, noise=1.5
+    )
+    order_cache = write_feature_cache(
+        workspace.folder / "heads_order_only.h5",
+        features,
+        lengths,
+        labels,
+        [f"Order{label:02d}" for label in range(num_classes)],
+    )
     caches = {
         "demo": (demo_cache, TrainConfig(epochs=sizes.heads_demo_epochs, test_fraction=0.25)),
         "order-only": (order_cache, TrainConfig(epochs=sizes.heads_order_only_epochs, test_fraction=0.25)),
@@ -50,7 +61,10 @@ def run_heads(workspace: Workspace) -> SectionResult:
         for cache_name in caches:
             rows = results[head][cache_name]
             accuracies = [row.test_accuracy for row in rows]
-            cells += [f"{np.mean(accuracies):.3f} ({min(accuracies):.2f}–{max(accuracies):.2f})", f"{np.mean([row.seconds_per_epoch for row in rows]):.3f}"]
+            cells += [
+                f"{np.mean(accuracies):.3f} ({min(accuracies):.2f}–{max(accuracies):.2f})",
+                f"{np.mean([row.seconds_per_epoch for row in rows]):.3f}",
+            ]
         cells.append(f"{results[head]['demo'][0].num_parameters:,}")
         table_rows.append(cells)
     demo_videos = 3 * sizes.heads_demo_videos_per_class
@@ -63,5 +77,14 @@ def run_heads(workspace: Workspace) -> SectionResult:
         "(split and weights); accuracy: mean (min–max) over seeds.",
         "s/epoch: mean epoch time leaving out the first (which compiles), training plus validation pass; parameters at the demo cache's feature size.",
     ]
-    columns = ["head", "demo test accuracy", "demo s/epoch", "order-only test accuracy", "order-only s/epoch", "parameters (demo)"]
-    return SectionResult("6. Heads", [Table("Test accuracy and seconds per epoch of every head", columns, table_rows, notes)])
+    columns = [
+        "head",
+        "demo test accuracy",
+        "demo s/epoch",
+        "order-only test accuracy",
+        "order-only s/epoch",
+        "parameters (demo)",
+    ]
+    return SectionResult(
+        "6. Heads", [Table("Test accuracy and seconds per epoch of every head", columns, table_rows, notes)]
+    )

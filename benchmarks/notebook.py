@@ -14,9 +14,9 @@ masks anything). Only the notebook's globals became arguments.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import cv2
 import keras
@@ -82,7 +82,9 @@ def jpeg_batches(
 
 def _mobilenet_v2_cnn(image_size: int) -> keras.Model:
     """keras.applications.MobileNetV2 without its top, average-pooled, frozen (random weights: same compute)."""
-    cnn = keras.applications.MobileNetV2(include_top=False, pooling="avg", input_shape=(image_size, image_size, 3), weights=None)
+    cnn = keras.applications.MobileNetV2(
+        include_top=False, pooling="avg", input_shape=(image_size, image_size, 3), weights=None
+    )
     cnn.trainable = False
     return cnn
 
@@ -122,12 +124,16 @@ class NotebookExperiment:
 
 
 NOTEBOOK_EXPERIMENTS = {
-    "mobilenet_v2": NotebookExperiment(_mobilenet_v2_cnn, keras.applications.mobilenet_v2.preprocess_input, 512, 128, cnn_trained=False),
+    "mobilenet_v2": NotebookExperiment(
+        _mobilenet_v2_cnn, keras.applications.mobilenet_v2.preprocess_input, 512, 128, cnn_trained=False
+    ),
     "scratch_cnn": NotebookExperiment(_scratch_cnn, lambda videos: videos / 255.0, 128, 32, cnn_trained=True),
 }
 
 
-def build_notebook_model(experiment: NotebookExperiment, num_frames: int, image_size: int, num_classes: int, seed: int = 0) -> keras.Model:
+def build_notebook_model(
+    experiment: NotebookExperiment, num_frames: int, image_size: int, num_classes: int, seed: int = 0
+) -> keras.Model:
     """TimeDistributed(CNN) -> Masking(0) -> LSTM(dropout 0.5, recurrent_dropout 0.5) -> Dense(relu) -> Dropout(0.3) -> softmax."""
     keras.utils.set_random_seed(seed)
     videos = keras.Input((num_frames, image_size, image_size, 3), name="videos")
@@ -192,7 +198,9 @@ def time_notebook_epochs(
 
     train_steps, test_steps = len(train_frames) // batch_size, len(test_frames) // batch_size
     if train_steps == 0 or test_steps == 0:
-        raise ValueError(f"the notebook needs at least one full batch of {batch_size} on each side, got {len(train_frames)} / {len(test_frames)} videos")
+        raise ValueError(
+            f"the notebook needs at least one full batch of {batch_size} on each side, got {len(train_frames)} / {len(test_frames)} videos"
+        )
     started = time.perf_counter()
     model.fit(generator(train_frames, train_labels, True), steps_per_epoch=1, epochs=1, verbose=0)
     model.evaluate(generator(test_frames, test_labels, False), steps=1, verbose=0)

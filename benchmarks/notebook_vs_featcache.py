@@ -47,7 +47,9 @@ def steady_epoch_seconds(history: list[dict[str, float]]) -> float:
 def notebook_head(extractor_name: str) -> HeadConfig:
     """The notebook's head for an extractor: LSTM(units, dropout 0.5, recurrent_dropout 0.5) -> Dense -> Dropout(0.3)."""
     experiment = NOTEBOOK_EXPERIMENTS[extractor_name]
-    return HeadConfig(units=experiment.lstm_units, dense=experiment.dense_units, dropout=0.5, recurrent_dropout=0.5, final_dropout=0.3)
+    return HeadConfig(
+        units=experiment.lstm_units, dense=experiment.dense_units, dropout=0.5, recurrent_dropout=0.5, final_dropout=0.3
+    )
 
 
 def sweep_heads(extractor_name: str, sweep_size: int = SWEEP_SIZE) -> list[HeadConfig]:
@@ -68,7 +70,13 @@ def sweep_heads(extractor_name: str, sweep_size: int = SWEEP_SIZE) -> list[HeadC
 
 
 def head_floor_epoch_seconds(
-    head_config: HeadConfig, train_config: TrainConfig, num_frames: int, feature_dim: int, num_classes: int, num_train: int, num_val: int
+    head_config: HeadConfig,
+    train_config: TrainConfig,
+    num_frames: int,
+    feature_dim: int,
+    num_classes: int,
+    num_train: int,
+    num_val: int,
 ) -> float:
     """Seconds of one epoch's pure compute: train_on_batch over the training videos, test_on_batch over the validation ones.
 
@@ -85,7 +93,10 @@ def head_floor_epoch_seconds(
         for batch_rows, count in ((batch_size, num_full), (remainder, 1 if remainder else 0)):
             if count == 0:
                 continue
-            inputs = [rng.standard_normal((batch_rows, num_frames, feature_dim), dtype=np.float32), np.full(batch_rows, num_frames, dtype=np.int32)]
+            inputs = [
+                rng.standard_normal((batch_rows, num_frames, feature_dim), dtype=np.float32),
+                np.full(batch_rows, num_frames, dtype=np.int32),
+            ]
             labels = rng.integers(0, num_classes, batch_rows).astype(np.int32)
             step(inputs, labels)
             timed = min(count, TIMED_FLOOR_BATCHES)
@@ -118,7 +129,10 @@ def _compare(workspace: Workspace, extractor_name: str) -> _Comparison:
     data = load_training_data(workspace.embeds[extractor_name].cache_path, train_config)
     index, split = data.index, data.split
     frames_of = dict(zip((entry.relative_path for entry in workspace.entries), workspace.notebook_frames))
-    sides = [([frames_of[index.paths[row]] for row in rows], index.labels[rows]) for rows in (split.train_indices, split.val_indices)]
+    sides = [
+        ([frames_of[index.paths[row]] for row in rows], index.labels[rows])
+        for rows in (split.train_indices, split.val_indices)
+    ]
     notebook = time_notebook_epochs(
         NOTEBOOK_EXPERIMENTS[extractor_name],
         *sides[0],
@@ -136,10 +150,24 @@ def _compare(workspace: Workspace, extractor_name: str) -> _Comparison:
         epoch_seconds.append(steady_epoch_seconds(fit_head(data, head, train_config).history))
         fit_seconds.append(time.perf_counter() - started)
     floor = head_floor_epoch_seconds(
-        notebook_head(extractor_name), train_config, index.num_frames, index.feature_dim, len(index.class_names), split.num_train, split.num_val
+        notebook_head(extractor_name),
+        train_config,
+        index.num_frames,
+        index.feature_dim,
+        len(index.class_names),
+        split.num_train,
+        split.num_val,
     )
     return _Comparison(
-        extractor_name, notebook, epoch_seconds[0], fit_seconds[0], epoch_seconds[1], sum(fit_seconds), floor, split.num_train, split.num_val
+        extractor_name,
+        notebook,
+        epoch_seconds[0],
+        fit_seconds[0],
+        epoch_seconds[1],
+        sum(fit_seconds),
+        floor,
+        split.num_train,
+        split.num_val,
     )
 
 
@@ -156,11 +184,36 @@ def _comparison_rows(comparison: _Comparison, workspace: Workspace) -> list[list
     featcache_sweep = embed_seconds + comparison.sweep_seconds
     name = comparison.extractor
     return [
-        [f"{name}: seconds per epoch, notebook's head", seconds(notebook.seconds_per_epoch), seconds(comparison.featcache_epoch), ratio(notebook.seconds_per_epoch / comparison.featcache_epoch)],
-        [f"{name}: time to a {epochs}-epoch model (incl. frame dump / embed)", f"{seconds(notebook_ten)} (est.)", seconds(featcache_ten), ratio(notebook_ten / featcache_ten)],
-        [f"{name}: sweep of {sizes.sweep_size} head settings × {epochs} epochs", f"{seconds(notebook_sweep)} (est.)", seconds(featcache_sweep), ratio(notebook_sweep / featcache_sweep)],
-        [f"{name}: head compute floor per epoch (train_on_batch loop)", "—", seconds(comparison.floor_epoch), f"cached epoch = {ratio(comparison.featcache_epoch / comparison.floor_epoch)} floor"],
-        [f"{name}: featcache default head (LSTM 256, no recurrent dropout), per epoch", "—", seconds(comparison.default_head_epoch), ""],
+        [
+            f"{name}: seconds per epoch, notebook's head",
+            seconds(notebook.seconds_per_epoch),
+            seconds(comparison.featcache_epoch),
+            ratio(notebook.seconds_per_epoch / comparison.featcache_epoch),
+        ],
+        [
+            f"{name}: time to a {epochs}-epoch model (incl. frame dump / embed)",
+            f"{seconds(notebook_ten)} (est.)",
+            seconds(featcache_ten),
+            ratio(notebook_ten / featcache_ten),
+        ],
+        [
+            f"{name}: sweep of {sizes.sweep_size} head settings × {epochs} epochs",
+            f"{seconds(notebook_sweep)} (est.)",
+            seconds(featcache_sweep),
+            ratio(notebook_sweep / featcache_sweep),
+        ],
+        [
+            f"{name}: head compute floor per epoch (train_on_batch loop)",
+            "—",
+            seconds(comparison.floor_epoch),
+            f"cached epoch = {ratio(comparison.featcache_epoch / comparison.floor_epoch)} floor",
+        ],
+        [
+            f"{name}: featcache default head (LSTM 256, no recurrent dropout), per epoch",
+            "—",
+            seconds(comparison.default_head_epoch),
+            "",
+        ],
     ]
 
 
@@ -180,13 +233,22 @@ def _ucf101_sized_epochs(workspace: Workspace) -> tuple[list[_UcfEpoch], int, in
     # No validation set: an epoch is one pass over split 1's 9,537 training videos.
     train_config = TrainConfig(epochs=sizes.ucf101_epochs, split="ucf101-1", val_fraction=0.0)
     epochs = []
-    heads = [("notebook's MobileNetV2 head (LSTM 512, recurrent dropout 0.5)", notebook_head("mobilenet_v2")), ("featcache default head (LSTM 256)", HeadConfig())]
+    heads = [
+        ("notebook's MobileNetV2 head (LSTM 512, recurrent dropout 0.5)", notebook_head("mobilenet_v2")),
+        ("featcache default head (LSTM 256)", HeadConfig()),
+    ]
     for label, head in heads[: sizes.ucf101_heads]:
         out_dir = workspace.folder / f"ucf101_model_{head.units}"
         shutil.rmtree(out_dir, ignore_errors=True)
         result = train(cache_path, out_dir, head, train_config)
         floor = head_floor_epoch_seconds(
-            head, train_config, parameters.num_frames, parameters.feature_dim, parameters.num_classes, result.split.num_train, result.split.num_val
+            head,
+            train_config,
+            parameters.num_frames,
+            parameters.feature_dim,
+            parameters.num_classes,
+            result.split.num_train,
+            result.split.num_val,
         )
         epochs.append(_UcfEpoch(label, head, steady_epoch_seconds(result.history), floor))
     return epochs, result.split.num_train, result.split.num_test
@@ -220,9 +282,17 @@ def run_notebook_vs_featcache(workspace: Workspace) -> SectionResult:
     notebook_per_video = first.notebook.seconds_per_epoch / video_count
     notebook_ucf = notebook_per_video * num_train
     ucf_rows = [
-        [epoch.label, seconds(epoch.epoch), seconds(epoch.floor), ratio(epoch.epoch / epoch.floor)] for epoch in ucf_epochs
+        [epoch.label, seconds(epoch.epoch), seconds(epoch.floor), ratio(epoch.epoch / epoch.floor)]
+        for epoch in ucf_epochs
     ]
-    ucf_rows.append([f"notebook port, {first.extractor} (extrapolated per video from the measured epoch above)", f"{seconds(notebook_ucf)} (est.)", "—", f"{ratio(notebook_ucf / ucf_epochs[0].epoch)} featcache's epoch"])
+    ucf_rows.append(
+        [
+            f"notebook port, {first.extractor} (extrapolated per video from the measured epoch above)",
+            f"{seconds(notebook_ucf)} (est.)",
+            "—",
+            f"{ratio(notebook_ucf / ucf_epochs[0].epoch)} featcache's epoch",
+        ]
+    )
     ucf_table = Table(
         f"Epoch on a UCF101-split-1-sized cache: {num_train:,} training videos × {parameters.num_frames} × {parameters.feature_dim} {parameters.dtype} (random features)",
         ["head", "featcache `train` epoch", "compute floor", "epoch ÷ floor"],

@@ -43,11 +43,15 @@ class ClusterAssumptions:
     num_nodes: int = 8
     gpus_per_node: int = 8  # an 8-GPU H100 node (DGX H100 / HGX H100)
     cpu_cores_per_node: int = 112  # DGX H100: 2 x 56-core Xeon 8480C
-    gpu_images_per_second: float = 5000.0  # MobileNetV2 224 px per H100 under XLA, fp32; NOT measured here (no GPU lent)
+    gpu_images_per_second: float = (
+        5000.0  # MobileNetV2 224 px per H100 under XLA, fp32; NOT measured here (no GPU lent)
+    )
     kinetics_videos: int = 650_000  # Kinetics-700 train+val+test, about
     kinetics_seconds_per_video: float = 10.0  # Kinetics clips are 10 s
     kinetics_fps: float = 30.0
-    kinetics_pixels_vs_ours: float = 1.5  # typical Kinetics copies are 340x256 to 480p; ours are 320x240 (decode cost ~ pixels)
+    kinetics_pixels_vs_ours: float = (
+        1.5  # typical Kinetics copies are 340x256 to 480p; ours are 320x240 (decode cost ~ pixels)
+    )
     kinetics_megabytes_per_video: float = 2.0  # a 10-s clip at ~1.6 Mbit/s
     shared_filesystem_megabytes_per_second: float = 5000.0  # what a parallel filesystem serves all nodes together
     frames_per_video: int = 10
@@ -63,13 +67,26 @@ def run_ray_scaling(workspace: Workspace) -> SectionResult:
     cores = os.cpu_count() or 1
     ray.init(address="local", num_cpus=cores, include_dashboard=False, log_to_driver=False)
     try:
-        on_ray = EmbedConfig(**{**config.__dict__, "engine": "ray", "decode_cpus": (cores - 1) / cores if cores > 1 else 0.5, "num_decode_workers": cores})
+        on_ray = EmbedConfig(
+            **{
+                **config.__dict__,
+                "engine": "ray",
+                "decode_cpus": (cores - 1) / cores if cores > 1 else 0.5,
+                "num_decode_workers": cores,
+            }
+        )
         address = ray.get_runtime_context().gcs_address
         repeats = REPEATS if len(workspace.entries) >= 100 else 1  # the smoke test's sizes: the code path only
         local_seconds, ray_seconds = float("inf"), float("inf")
         for _ in range(repeats):
-            local_seconds = min(local_seconds, _embed_command_seconds(workspace.video_root, config, workspace.folder / "ray_bench_local.h5"))
-            ray_seconds = min(ray_seconds, _embed_command_seconds(workspace.video_root, on_ray, workspace.folder / "ray_bench_ray.h5", address))
+            local_seconds = min(
+                local_seconds,
+                _embed_command_seconds(workspace.video_root, config, workspace.folder / "ray_bench_local.h5"),
+            )
+            ray_seconds = min(
+                ray_seconds,
+                _embed_command_seconds(workspace.video_root, on_ray, workspace.folder / "ray_bench_ray.h5", address),
+            )
         # The same videos 4 times over (links under other names): how the fixed start-up cost amortizes.
         larger_root = _video_set_repeated(workspace, LARGER_SET_TIMES)
         larger_local = _embed_command_seconds(larger_root, config, workspace.folder / "ray_bench_local_larger.h5")
@@ -79,9 +96,17 @@ def run_ray_scaling(workspace: Workspace) -> SectionResult:
 
         import_keras_quietly()
         in_process_local, in_process_ray = float("inf"), float("inf")
-        for _ in range(repeats):  # the faster of two: the first call's one-off costs (the model's first compiled call) do not count
-            in_process_local = min(in_process_local, _whole_embed_seconds(workspace.video_root, config, workspace.folder / "ray_bench_local.h5"))
-            in_process_ray = min(in_process_ray, _whole_embed_seconds(workspace.video_root, on_ray, workspace.folder / "ray_bench_ray.h5"))
+        for _ in range(
+            repeats
+        ):  # the faster of two: the first call's one-off costs (the model's first compiled call) do not count
+            in_process_local = min(
+                in_process_local,
+                _whole_embed_seconds(workspace.video_root, config, workspace.folder / "ray_bench_local.h5"),
+            )
+            in_process_ray = min(
+                in_process_ray,
+                _whole_embed_seconds(workspace.video_root, on_ray, workspace.folder / "ray_bench_ray.h5"),
+            )
     finally:
         ray.shutdown()
     num_videos = len(workspace.entries)
@@ -92,12 +117,42 @@ def run_ray_scaling(workspace: Workspace) -> SectionResult:
         f"The ray engine vs the local engine on this machine ({name}, {cores} CPUs each)",
         ["videos", "engine", "time", "videos/s", "share of local"],
         [
-            [f"{num_videos}: `featcache embed` commands (faster of {repeats} alternated runs)", "local", seconds(local_seconds), rate(num_videos / local_seconds, "videos/s"), "100%"],
+            [
+                f"{num_videos}: `featcache embed` commands (faster of {repeats} alternated runs)",
+                "local",
+                seconds(local_seconds),
+                rate(num_videos / local_seconds, "videos/s"),
+                "100%",
+            ],
             ["", ray_label, seconds(ray_seconds), rate(num_videos / ray_seconds, "videos/s"), f"**{share:.0%}**"],
-            [f"{larger}: commands (the same videos {LARGER_SET_TIMES}× under other names, one run each)", "local", seconds(larger_local), rate(larger / larger_local, "videos/s"), "100%"],
-            ["", ray_label, seconds(larger_ray), rate(larger / larger_ray, "videos/s"), f"{larger_local / larger_ray:.0%}"],
-            [f"{num_videos}: `featcache.embed` calls in one process that has TensorFlow imported (faster of {repeats} alternated runs)", "local", seconds(in_process_local), rate(num_videos / in_process_local, "videos/s"), "100%"],
-            ["", ray_label, seconds(in_process_ray), rate(num_videos / in_process_ray, "videos/s"), f"{in_process_local / in_process_ray:.0%}"],
+            [
+                f"{larger}: commands (the same videos {LARGER_SET_TIMES}× under other names, one run each)",
+                "local",
+                seconds(larger_local),
+                rate(larger / larger_local, "videos/s"),
+                "100%",
+            ],
+            [
+                "",
+                ray_label,
+                seconds(larger_ray),
+                rate(larger / larger_ray, "videos/s"),
+                f"{larger_local / larger_ray:.0%}",
+            ],
+            [
+                f"{num_videos}: `featcache.embed` calls in one process that has TensorFlow imported (faster of {repeats} alternated runs)",
+                "local",
+                seconds(in_process_local),
+                rate(num_videos / in_process_local, "videos/s"),
+                "100%",
+            ],
+            [
+                "",
+                ray_label,
+                seconds(in_process_ray),
+                rate(num_videos / in_process_ray, "videos/s"),
+                f"{in_process_local / in_process_ray:.0%}",
+            ],
         ],
         [
             "Commands: `python -m featcache embed ...` in a new process each, as users run it, timed from start to exit, against the Ray instance "
@@ -109,9 +164,19 @@ def run_ray_scaling(workspace: Workspace) -> SectionResult:
             f"The difference between the two sizes is each engine's fixed start-up against its per-video cost (commands): {_fixed_cost_note(num_videos, local_seconds, ray_seconds, larger, larger_local, larger_ray)}.",
         ],
     )
-    targets = [Target(f"ray engine ≥ {RAY_TARGET:.0%} of the local engine's videos/s, same resources ({name})", f"{share:.0%}", share >= RAY_TARGET)]
+    targets = [
+        Target(
+            f"ray engine ≥ {RAY_TARGET:.0%} of the local engine's videos/s, same resources ({name})",
+            f"{share:.0%}",
+            share >= RAY_TARGET,
+        )
+    ]
     parts = measure_parts(workspace, config)
-    return SectionResult("10. Ray engine: same machine, and a cluster on paper", [engines, parts.table(), paper_estimate(parts, ClusterAssumptions())], targets)
+    return SectionResult(
+        "10. Ray engine: same machine, and a cluster on paper",
+        [engines, parts.table(), paper_estimate(parts, ClusterAssumptions())],
+        targets,
+    )
 
 
 def _whole_embed_seconds(video_root: Path, config: EmbedConfig, cache_path: Path) -> float:
@@ -126,7 +191,9 @@ def _whole_embed_seconds(video_root: Path, config: EmbedConfig, cache_path: Path
     return elapsed
 
 
-def _embed_command_seconds(video_root: Path, config: EmbedConfig, cache_path: Path, ray_address: str | None = None) -> float:
+def _embed_command_seconds(
+    video_root: Path, config: EmbedConfig, cache_path: Path, ray_address: str | None = None
+) -> float:
     """Seconds of one `python -m featcache embed` command with `config`'s options, from start to exit, into a new cache."""
     shutil.rmtree(shard_folder_for(cache_path), ignore_errors=True)
     cache_path.unlink(missing_ok=True)
@@ -162,7 +229,9 @@ def _video_set_repeated(workspace: Workspace, times: int) -> Path:
     return root
 
 
-def _fixed_cost_note(small: int, small_local: float, small_ray: float, large: int, large_local: float, large_ray: float) -> str:
+def _fixed_cost_note(
+    small: int, small_local: float, small_ray: float, large: int, large_local: float, large_ray: float
+) -> str:
     """Per-video and fixed seconds of each engine, from a straight line through the two sizes."""
     parts = []
     for engine, small_seconds, large_seconds in (("local", small_local, large_local), ("ray", small_ray, large_ray)):
@@ -177,7 +246,9 @@ class MeasuredParts:
     cpu_images_per_second: float  # the extractor on this machine's CPU, batched, frames in memory
     shard_write_megabytes_per_second: float
     adopt_megabytes_per_second: float  # the driver reading a shard back with its checksum
-    commit_seconds_per_thousand_shards: float  # the driver rewriting the index (virtual datasets: one mapping per shard)
+    commit_seconds_per_thousand_shards: (
+        float  # the driver rewriting the index (virtual datasets: one mapping per shard)
+    )
     video_frames: int  # frames per video in our set
     extractor: str
 
@@ -186,9 +257,18 @@ class MeasuredParts:
             "Parts measured on this machine (the paper estimate's inputs)",
             ["part", "measured"],
             [
-                ["decoding, one process (all frames of each video, 320×240 here)", rate(self.decoded_frames_per_second_per_core, "frames/s per core")],
-                [f"{self.extractor} on this CPU (batches of 64, frames in memory)", rate(self.cpu_images_per_second, "images/s")],
-                ["writing shards (64 videos × 10 × 1280 float16, fsynced)", rate(self.shard_write_megabytes_per_second, "MB/s")],
+                [
+                    "decoding, one process (all frames of each video, 320×240 here)",
+                    rate(self.decoded_frames_per_second_per_core, "frames/s per core"),
+                ],
+                [
+                    f"{self.extractor} on this CPU (batches of 64, frames in memory)",
+                    rate(self.cpu_images_per_second, "images/s"),
+                ],
+                [
+                    "writing shards (64 videos × 10 × 1280 float16, fsynced)",
+                    rate(self.shard_write_megabytes_per_second, "MB/s"),
+                ],
                 ["driver: adopting a shard (read back + BLAKE2b)", rate(self.adopt_megabytes_per_second, "MB/s")],
                 ["driver: index commit", f"{self.commit_seconds_per_thousand_shards:.2f} s per 1,000 shards"],
             ],
@@ -211,11 +291,17 @@ def measure_parts(workspace: Workspace, config: EmbedConfig) -> MeasuredParts:
     )
 
 
-def _measure_shard_path(cache_path: Path, num_shards: int = 200, videos_per_shard: int = 64) -> tuple[float, float, float]:
+def _measure_shard_path(
+    cache_path: Path, num_shards: int = 200, videos_per_shard: int = 64
+) -> tuple[float, float, float]:
     """Write `num_shards` MobileNetV2-sized shards, adopt them all, commit: MB/s written, MB/s adopted, s per 1,000 shards committed."""
     shutil.rmtree(shard_folder_for(cache_path), ignore_errors=True)
     cache_path.unlink(missing_ok=True)
-    settings = {"extractor": {"name": "benchmark", "feature_dim": 1280}, "sampling": {"num_frames": 10}, "dtype": "float16"}
+    settings = {
+        "extractor": {"name": "benchmark", "feature_dim": 1280},
+        "sampling": {"num_frames": 10},
+        "dtype": "float16",
+    }
     rng = np.random.default_rng(0)
     features = rng.standard_normal((10, 1280)).astype(np.float16)
     write_seconds = adopt_seconds = 0.0
@@ -242,14 +328,18 @@ def _measure_shard_path(cache_path: Path, num_shards: int = 200, videos_per_shar
 def paper_estimate(parts: MeasuredParts, assume: ClusterAssumptions) -> Table:
     """Videos/s of a cluster from the measured parts and the named assumptions, and the Kinetics-700 wall time."""
     frames_to_decode = assume.kinetics_seconds_per_video * assume.kinetics_fps  # sequential decoding reads every frame
-    decode_per_core = parts.decoded_frames_per_second_per_core / assume.kinetics_pixels_vs_ours / frames_to_decode  # videos/s
+    decode_per_core = (
+        parts.decoded_frames_per_second_per_core / assume.kinetics_pixels_vs_ours / frames_to_decode
+    )  # videos/s
     decode_cores = assume.cpu_cores_per_node - assume.gpus_per_node  # one core per embed worker
     per_node = {
         "decoding (CPU cores)": decode_cores * decode_per_core,
         "extractor (GPUs)": assume.gpus_per_node * assume.gpu_images_per_second / assume.frames_per_video,
     }
     cluster = {part: videos * assume.num_nodes for part, videos in per_node.items()}
-    cluster["shared filesystem (reading videos)"] = assume.shared_filesystem_megabytes_per_second / assume.kinetics_megabytes_per_video
+    cluster["shared filesystem (reading videos)"] = (
+        assume.shared_filesystem_megabytes_per_second / assume.kinetics_megabytes_per_video
+    )
     shard_megabytes_per_video = assume.frames_per_video * assume.feature_dim * 2 / 1e6
     cluster["driver (adopting shards)"] = parts.adopt_megabytes_per_second / shard_megabytes_per_video
     limit_name = min(cluster, key=cluster.get)
@@ -257,8 +347,17 @@ def paper_estimate(parts: MeasuredParts, assume: ClusterAssumptions) -> Table:
     num_shards = assume.kinetics_videos / 64
     # The driver commits every 10 s, or 10x a commit's duration once the index is that big (ray_engine.COMMIT_TIME_FACTOR).
     last_commit_seconds = parts.commit_seconds_per_thousand_shards * num_shards / 1000
-    rows = [[part, rate(videos, "videos/s"), "**the limit**" if part == limit_name else ""] for part, videos in cluster.items()]
-    rows.append(["Kinetics-700 at 10 frames/video", f"{assume.kinetics_videos:,} videos / {rate(videos_per_second, 'videos/s')} = {seconds(assume.kinetics_videos / videos_per_second)}", ""])
+    rows = [
+        [part, rate(videos, "videos/s"), "**the limit**" if part == limit_name else ""]
+        for part, videos in cluster.items()
+    ]
+    rows.append(
+        [
+            "Kinetics-700 at 10 frames/video",
+            f"{assume.kinetics_videos:,} videos / {rate(videos_per_second, 'videos/s')} = {seconds(assume.kinetics_videos / videos_per_second)}",
+            "",
+        ]
+    )
     return Table(
         f"On paper: {assume.num_nodes} nodes × {assume.gpus_per_node} H100, {assume.cpu_cores_per_node} cores each, {parts.extractor} at 10 frames per video",
         ["what could limit", "videos/s for the cluster", ""],

@@ -48,7 +48,14 @@ def write_video(path: Path, num_frames: int = 12, size: int = 32, seed: int = 0)
 def run_embed(arguments: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
     """(exit status, stderr) of one `featcache embed` process; exit status "timeout" as -1000."""
     try:
-        done = subprocess.run(EMBED + arguments, capture_output=True, text=True, errors="backslashreplace", timeout=RUN_TIMEOUT_SECONDS, env={**os.environ, **(env or {})})
+        done = subprocess.run(
+            EMBED + arguments,
+            capture_output=True,
+            text=True,
+            errors="backslashreplace",
+            timeout=RUN_TIMEOUT_SECONDS,
+            env={**os.environ, **(env or {})},
+        )
     except subprocess.TimeoutExpired:
         return -1000, "timed out (hang)"
     return done.returncode, done.stderr
@@ -150,7 +157,9 @@ def bad_command_rows(work: Path) -> list[list[str]]:
         source, options = arguments[0], arguments[1:]
         status, stderr = run_embed([source, "--out", str(work / f"command_{number}.h5"), *SMALL, *options])
         lines = [line.strip(" │╭╰─") for line in stderr.splitlines() if line.strip(" │╭╰─")]
-        message = next((line for line in lines if "Error" in line or "Invalid value" in line), lines[-1] if lines else "")
+        message = next(
+            (line for line in lines if "Error" in line or "Invalid value" in line), lines[-1] if lines else ""
+        )
         traceback = " (traceback!)" if "Traceback" in stderr else ""
         rows.append([kind, str(status), (message[:160] + traceback).replace("|", "\\|")])
     return rows
@@ -169,7 +178,12 @@ def kill_drill(work: Path, num_kills: int, seed: int) -> list[str]:
     rng = random.Random(seed)
     kills_landed = 0
     for _ in range(num_kills):
-        process = subprocess.Popen(EMBED + [str(root), "--out", str(cache_path), *arguments], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(
+            EMBED + [str(root), "--out", str(cache_path), *arguments],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         time.sleep(rng.uniform(0.2, reference_seconds))
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)  # the embed process and its decode workers, at once
@@ -184,7 +198,8 @@ def kill_drill(work: Path, num_kills: int, seed: int) -> list[str]:
     changed = sum(
         1
         for row, path in enumerate(expected.paths)
-        if path in position and not np.allclose(expected_features[row], got_features[position[path]], rtol=1e-4, atol=1e-5)
+        if path in position
+        and not np.allclose(expected_features[row], got_features[position[path]], rtol=1e-4, atol=1e-5)
     )
     return [
         f"{len(expected.paths)} videos, reference run {reference_seconds:.1f} s (process start included)",

@@ -64,7 +64,13 @@ def mebibytes(value: float) -> str:
 
 
 def render_markdown(
-    sections: list[SectionResult], machine: dict[str, str], load_before: tuple, load_after: tuple, suite_seconds: float, command: str, plot_path: str | None
+    sections: list[SectionResult],
+    machine: dict[str, str],
+    load_before: tuple,
+    load_after: tuple,
+    suite_seconds: float,
+    command: str,
+    plot_path: str | None,
 ) -> str:
     """The whole BENCHMARKS.md: how it was made, the machine, the targets, then each section's tables."""
     lines = [
@@ -135,7 +141,9 @@ def write_plot(sections: list[SectionResult], path: Path) -> bool:
 
 def _draw_epoch_seconds(axes, contenders: dict[str, dict[str, float]]) -> None:
     """contenders: extractor -> {contender label: seconds per epoch}."""
-    labels = sorted({label for values in contenders.values() for label in values}, key=list(next(iter(contenders.values()))).index)
+    labels = sorted(
+        {label for values in contenders.values() for label in values}, key=list(next(iter(contenders.values()))).index
+    )
     width = 0.8 / max(len(labels), 1)
     for offset, label in enumerate(labels):
         positions = [index + offset * width for index in range(len(contenders))]

@@ -40,7 +40,9 @@ class DecodeRate:
         return self.num_videos / self.seconds
 
 
-def decode_all(entries: list[VideoEntry], config: EmbedConfig, image_size: int, num_workers: int) -> tuple[np.ndarray, DecodeRate]:
+def decode_all(
+    entries: list[VideoEntry], config: EmbedConfig, image_size: int, num_workers: int
+) -> tuple[np.ndarray, DecodeRate]:
     """Decode every video's sampled frames with featcache's decoder; uint8 frames (total, size, size, 3) and the rate."""
     started = time.perf_counter()
     frames, num_decoded = [], 0
@@ -81,7 +83,9 @@ def embed_pipeline_videos_per_second(entries: list[VideoEntry], config: EmbedCon
         extractor.embed_frames(warmup[:remainder])
     started = time.perf_counter()
     count = 0
-    for _, _, features in embed_decoded_videos(decode_videos(entries, config.sampling, size, num_workers), extractor, config.batch_size):
+    for _, _, features in embed_decoded_videos(
+        decode_videos(entries, config.sampling, size, num_workers), extractor, config.batch_size
+    ):
         if isinstance(features, VideoDecodeError):
             raise features
         count += 1
@@ -99,7 +103,9 @@ def run_stage_one(workspace: Workspace) -> SectionResult:
         frames, _ = decode_all(entries, config, sizes.image_size, all_cores)
         bare = bare_inference_frames_per_second(config, frames) / frames_per_video
         pipeline = embed_pipeline_videos_per_second(entries, config, all_cores)
-        pipeline_one_worker = embed_pipeline_videos_per_second(entries, sizes.embed_config(name, num_decode_workers=1), 1)
+        pipeline_one_worker = embed_pipeline_videos_per_second(
+            entries, sizes.embed_config(name, num_decode_workers=1), 1
+        )
         cache_path = workspace.folder / f"{name}.h5"
         summary = embed(workspace.video_root, cache_path, config, overwrite=True)
         workspace.embeds[name] = EmbedRun(cache_path, summary)
@@ -121,7 +127,9 @@ def run_stage_one(workspace: Workspace) -> SectionResult:
             )
         )
     for num_workers in sorted({1, all_cores}):
-        decode_rates.append(decode_all(entries, sizes.embed_config(sizes.extractors[0]), sizes.image_size, num_workers)[1])
+        decode_rates.append(
+            decode_all(entries, sizes.embed_config(sizes.extractors[0]), sizes.image_size, num_workers)[1]
+        )
 
     started = time.perf_counter()
     workspace.notebook_frames = dump_frames_as_jpegs(entries, workspace.folder / "notebook_frames", sizes.num_frames)
@@ -131,7 +139,14 @@ def run_stage_one(workspace: Workspace) -> SectionResult:
     video = sizes.videos
     embed_table = Table(
         f"Embedding {len(entries)} videos ({video.width}×{video.height}, {video.num_frames} frames, {frames_per_video} sampled at {sizes.image_size}×{sizes.image_size})",
-        ["extractor", "bare batched inference", f"embed pipeline, {all_cores} decode workers", "embed pipeline, 1 decode worker", "`featcache.embed()` call", "`featcache.embed()` wall time"],
+        [
+            "extractor",
+            "bare batched inference",
+            f"embed pipeline, {all_cores} decode workers",
+            "embed pipeline, 1 decode worker",
+            "`featcache.embed()` call",
+            "`featcache.embed()` wall time",
+        ],
         embed_rows,
         [
             f"Bare: the extractor's Keras model (`build_keras_model`) on the same frames already in memory, {sizes.embed_config(sizes.extractors[0]).batch_size} frames per `predict_on_batch`, after one untimed call per batch shape.",

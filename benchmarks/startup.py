@@ -11,7 +11,6 @@ import json
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -37,7 +36,9 @@ def measure(argv: list[str], repeats: int = REPEATS) -> tuple[float, float]:
     """(median seconds, peak MiB) of running argv `repeats` times in fresh processes."""
     seconds, peaks = [], []
     for _ in range(repeats):
-        completed = subprocess.run([sys.executable, "-c", MEASURE, json.dumps(argv)], capture_output=True, text=True, check=True)
+        completed = subprocess.run(
+            [sys.executable, "-c", MEASURE, json.dumps(argv)], capture_output=True, text=True, check=True
+        )
         elapsed, peak_kib, code = json.loads(completed.stdout)
         if code != 0:
             raise RuntimeError(f"{argv} exited {code}")
@@ -66,11 +67,26 @@ def run_startup(workspace: Workspace) -> SectionResult:
     for name, argv in commands.items():
         seconds, peak = measure(argv, repeats)
         rows.append([name, f"{seconds:.2f}", f"{peak:.0f}"])
-    start_up = Table("CLI start-up (fresh process each run; median of 3)", ["command", "wall s", "peak RSS MiB"], rows, notes=["targets: ≤ 0.5 s and ≤ 150 MB for --help and info"])
+    start_up = Table(
+        "CLI start-up (fresh process each run; median of 3)",
+        ["command", "wall s", "peak RSS MiB"],
+        rows,
+        notes=["targets: ≤ 0.5 s and ≤ 150 MB for --help and info"],
+    )
 
     baseline_seconds, baseline_peak = measure([sys.executable, "-c", TRAINING_BASELINE], repeats)
     features_mib = features.nbytes / 2**20
-    train_argv = [*featcache, "train", str(cache), "--out", str(folder / "model"), "--overwrite", "--epochs", "3", "--quiet"]
+    train_argv = [
+        *featcache,
+        "train",
+        str(cache),
+        "--out",
+        str(folder / "model"),
+        "--overwrite",
+        "--epochs",
+        "3",
+        "--quiet",
+    ]
     _, train_peak = measure(train_argv, repeats)
     memory = Table(
         "Training peak RSS next to TensorFlow's baseline (LSTM 256 head, 3 epochs, 120 x 10 x 1280 features)",

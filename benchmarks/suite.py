@@ -7,19 +7,19 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from benchmarks.backbones import run_backbones
 from benchmarks.cache_formats import run_cache_formats
-from benchmarks.decode_isolation import run_decode_isolation
 from benchmarks.clips import run_clips
+from benchmarks.decode_isolation import run_decode_isolation
 from benchmarks.format2 import run_format2
-from benchmarks.ray_scaling import run_ray_scaling
 from benchmarks.growth import run_growth
 from benchmarks.heads import run_heads
 from benchmarks.machine import describe_machine, load_average
 from benchmarks.notebook_vs_featcache import run_notebook_vs_featcache
+from benchmarks.ray_scaling import run_ray_scaling
 from benchmarks.report import SectionResult, Table, render_markdown, write_plot
 from benchmarks.stage_one import run_stage_one
 from benchmarks.startup import run_startup
@@ -48,19 +48,31 @@ GPU_NOTE = (
 
 
 def section_number(title: str) -> tuple[int, str]:
-    """"4b. Backbones" -> (4, "b"): sections in number order (10 after 9, not after 1)."""
+    """ "4b. Backbones" -> (4, "b"): sections in number order (10 after 9, not after 1)."""
     number = re.match(r"(\d+)([a-z]*)", title)
     return (int(number.group(1)), number.group(2)) if number else (10**6, title)
 
 
-def run_suite(sizes: SuiteSizes, markdown_path: Path, plot_path: Path, work_dir: Path, section_names: list[str], command: str, log: Callable[[str], None]) -> str:
+def run_suite(
+    sizes: SuiteSizes,
+    markdown_path: Path,
+    plot_path: Path,
+    work_dir: Path,
+    section_names: list[str],
+    command: str,
+    log: Callable[[str], None],
+) -> str:
     """Run `section_names` (in SECTIONS order), write the markdown and the plot, return the markdown."""
     # Keras creates new tf.functions for every fit; TensorFlow's retracing warnings about it are noise here.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     started = time.perf_counter()
     load_before = load_average()
     machine = describe_machine()
-    wanted = [name for name in SECTIONS if name in section_names or (name == "stage_one" and SECTIONS_NEEDING_STAGE_ONE & set(section_names))]
+    wanted = [
+        name
+        for name in SECTIONS
+        if name in section_names or (name == "stage_one" and SECTIONS_NEEDING_STAGE_ONE & set(section_names))
+    ]
     log(f"preparing {sizes.videos.num_videos} videos in {work_dir} ...")
     workspace = prepare_workspace(work_dir, sizes)
     results = []
@@ -73,7 +85,9 @@ def run_suite(sizes: SuiteSizes, markdown_path: Path, plot_path: Path, work_dir:
     results.append(SectionResult("5. Accelerator", [Table("GPU (`benchmarks/gpu.sh`)", ["status"], [[GPU_NOTE]])]))
     plotted = write_plot(results, plot_path)
     relative_plot = os.path.relpath(plot_path, markdown_path.parent) if plotted else None
-    markdown = render_markdown(results, machine, load_before, load_average(), time.perf_counter() - started, command, relative_plot)
+    markdown = render_markdown(
+        results, machine, load_before, load_average(), time.perf_counter() - started, command, relative_plot
+    )
     markdown_path.parent.mkdir(parents=True, exist_ok=True)
     markdown_path.write_text(markdown)
     return markdown

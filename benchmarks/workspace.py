@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.data import RandomCacheParameters, VideoSetParameters, make_ucf_like_videos, ucf101_split1_cache_parameters
+from benchmarks.data import (
+    RandomCacheParameters,
+    VideoSetParameters,
+    make_ucf_like_videos,
+    ucf101_split1_cache_parameters,
+)
 from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig, TrainConfig
 from featcache.embedding.embed import EmbedSummary
 from featcache.video.find import VideoEntry, find_videos
@@ -92,14 +97,25 @@ class SuiteSizes:
 
     def embed_config(self, extractor_name: str, num_decode_workers: int = 0) -> EmbedConfig:
         return EmbedConfig(
-            extractor=ExtractorConfig(name=extractor_name, weights=benchmark_weights(extractor_name, self.image_size), image_size=self.image_size),
+            extractor=ExtractorConfig(
+                name=extractor_name,
+                weights=benchmark_weights(extractor_name, self.image_size),
+                image_size=self.image_size,
+            ),
             sampling=SamplingConfig(num_frames=self.num_frames),
             dtype=RANDOM_WEIGHTS_CACHE_DTYPES[extractor_name],
             num_decode_workers=num_decode_workers,
         )
 
     def train_config(self, **changes) -> TrainConfig:
-        return TrainConfig(**{"epochs": self.head_epochs, "test_fraction": self.test_fraction, "val_fraction": self.val_fraction, **changes})
+        return TrainConfig(
+            **{
+                "epochs": self.head_epochs,
+                "test_fraction": self.test_fraction,
+                "val_fraction": self.val_fraction,
+                **changes,
+            }
+        )
 
 
 FULL = SuiteSizes(

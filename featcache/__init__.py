@@ -52,7 +52,14 @@ _PUBLIC_NAMES = {
     "write_window_reports": "featcache.inference.windows",
 }
 # Not featcache.embed: it imports Keras itself, and only when it builds a model (the Ray engine's driver never does).
-_NEEDS_KERAS = {"featcache.training.compare", "featcache.inference.evaluate", "featcache.pipelines", "featcache.inference.predict", "featcache.training.train", "featcache.inference.windows"}
+_NEEDS_KERAS = {
+    "featcache.training.compare",
+    "featcache.inference.evaluate",
+    "featcache.pipelines",
+    "featcache.inference.predict",
+    "featcache.training.train",
+    "featcache.inference.windows",
+}
 
 __all__ = ["__version__", *sorted(_PUBLIC_NAMES)]
 

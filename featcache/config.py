@@ -32,6 +32,8 @@ def check_in_range(option: str, value: float, low: float, high: float, note: str
     finite = not isinstance(value, float) or math.isfinite(value)
     if not (finite and low <= value <= high):
         raise InputError(f"{option} must be in [{low:g}, {high:g}]{note}, got {value}")
+
+
 FEATURE_DTYPES = ("float16", "float32")
 COMPRESSIONS = ("none", "gzip", "lzf")
 
@@ -51,16 +53,22 @@ class SamplingConfig:
 
     def __post_init__(self) -> None:
         if not (self.num_frames == 0 and self.mode == "fps"):  # 0 with fps: every sampled frame
-            check_in_range("--frames / num_frames", self.num_frames, 1, MAX_FRAMES, " (or 0 with --sampling fps: every sampled frame)")
+            check_in_range(
+                "--frames / num_frames",
+                self.num_frames,
+                1,
+                MAX_FRAMES,
+                " (or 0 with --sampling fps: every sampled frame)",
+            )
         if self.mode not in SAMPLING_MODES:
             raise InputError(f"unknown --sampling / mode {self.mode!r}; choose one of {', '.join(SAMPLING_MODES)}")
         if self.mode == "fps" and self.fps is None:
-            raise InputError("--sampling fps (mode \"fps\") needs --fps / fps F > 0 (frames per second to take)")
+            raise InputError('--sampling fps (mode "fps") needs --fps / fps F > 0 (frames per second to take)')
         if self.mode == "fps":
             if not (math.isfinite(self.fps) and 0 < self.fps <= MAX_SAMPLING_FPS):
                 raise InputError(f"--fps / fps must be in (0, {MAX_SAMPLING_FPS:g}] frames per second, got {self.fps}")
         if self.mode == "uniform" and self.fps is not None:
-            raise InputError("--fps / fps only applies to --sampling fps (mode \"fps\")")
+            raise InputError('--fps / fps only applies to --sampling fps (mode "fps")')
 
 
 @dataclass(frozen=True)
@@ -97,7 +105,12 @@ class ExtractorConfig:
 
 ENGINES = ("local", "ray")
 # (option, EmbedConfig field, default) of the options only the Ray engine reads.
-RAY_ONLY_OPTIONS = (("--ray-address", "ray_address", None), ("--embed-workers", "embed_workers", 0), ("--gpus-per-worker", "gpus_per_worker", None), ("--decode-cpus", "decode_cpus", 1.0))
+RAY_ONLY_OPTIONS = (
+    ("--ray-address", "ray_address", None),
+    ("--embed-workers", "embed_workers", 0),
+    ("--gpus-per-worker", "gpus_per_worker", None),
+    ("--decode-cpus", "decode_cpus", 1.0),
+)
 MAX_GPUS_PER_WORKER = 8  # one node's GPUs
 MAX_DECODE_CPUS = 64
 
@@ -118,7 +131,9 @@ class EmbedConfig:
     ray_address: str | None = None  # "auto", HOST:PORT; None: RAY_ADDRESS, or a new local Ray instance
     embed_workers: int = 0  # Ray actors running the extractor; 0: one per GPU (gpus_per_worker each), or 1 without GPUs
     gpus_per_worker: float | None = None  # GPUs per embed worker; None: 1 when the cluster has GPUs, else 0
-    decode_cpus: float = 1.0  # CPUs per Ray decode worker (their number: num_decode_workers, 0: the cluster's CPUs left)
+    decode_cpus: float = (
+        1.0  # CPUs per Ray decode worker (their number: num_decode_workers, 0: the cluster's CPUs left)
+    )
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -126,18 +141,26 @@ class EmbedConfig:
         if self.engine == "local":
             given = [option for option, value, default in RAY_ONLY_OPTIONS if getattr(self, value) != default]
             if given:
-                raise InputError(f"{', '.join(given)} only apply to --engine ray (engine=\"ray\")")
-        check_in_range("--embed-workers / embed_workers", self.embed_workers, 0, MAX_DECODE_WORKERS, " (0: one per GPU, or 1)")
+                raise InputError(f'{", ".join(given)} only apply to --engine ray (engine="ray")')
+        check_in_range(
+            "--embed-workers / embed_workers", self.embed_workers, 0, MAX_DECODE_WORKERS, " (0: one per GPU, or 1)"
+        )
         if self.gpus_per_worker is not None and not 0 <= self.gpus_per_worker <= MAX_GPUS_PER_WORKER:
-            raise InputError(f"--gpus-per-worker / gpus_per_worker must be in [0, {MAX_GPUS_PER_WORKER}], got {self.gpus_per_worker}")
+            raise InputError(
+                f"--gpus-per-worker / gpus_per_worker must be in [0, {MAX_GPUS_PER_WORKER}], got {self.gpus_per_worker}"
+            )
         if not 0 < self.decode_cpus <= MAX_DECODE_CPUS:
             raise InputError(f"--decode-cpus / decode_cpus must be in (0, {MAX_DECODE_CPUS}], got {self.decode_cpus}")
         if self.dtype not in FEATURE_DTYPES:
             raise InputError(f"unknown --dtype / dtype {self.dtype!r}; choose one of {', '.join(FEATURE_DTYPES)}")
         if self.compression not in COMPRESSIONS:
-            raise InputError(f"unknown --compression / compression {self.compression!r}; choose one of {', '.join(COMPRESSIONS)}")
+            raise InputError(
+                f"unknown --compression / compression {self.compression!r}; choose one of {', '.join(COMPRESSIONS)}"
+            )
         check_in_range("--batch-size / batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
-        check_in_range("--workers / num_decode_workers", self.num_decode_workers, 0, MAX_DECODE_WORKERS, " (0: one per CPU core)")
+        check_in_range(
+            "--workers / num_decode_workers", self.num_decode_workers, 0, MAX_DECODE_WORKERS, " (0: one per CPU core)"
+        )
 
 
 ConfigT = TypeVar("ConfigT")
@@ -148,11 +171,19 @@ def config_from_dict(config_class: type[ConfigT], saved: dict[str, Any]) -> Conf
     known = {field.name for field in dataclasses.fields(config_class)}
     unknown = sorted(set(saved) - known)
     if unknown:
-        raise InputError(f"{config_class.__name__}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise InputError(
+            f"{config_class.__name__}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
     return config_class(**saved)
 
 
-HEAD_NAMES = ("lstm", "gru", "meanpool", "transformer", "tcn")  # mirrors featcache.training.heads.HEADS (kept here so configs import no Keras)
+HEAD_NAMES = (
+    "lstm",
+    "gru",
+    "meanpool",
+    "transformer",
+    "tcn",
+)  # mirrors featcache.training.heads.HEADS (kept here so configs import no Keras)
 POSITION_ENCODINGS = ("learned", "sinusoidal")
 POOLINGS = ("mean", "cls")
 CLASS_WEIGHTS = ("none", "balanced")
@@ -211,14 +242,24 @@ class HeadConfig:
             raise InputError(f"--units / units must be at least 1, got {self.units}")
         if self.dense < 1:
             raise InputError(f"--dense / dense must be at least 1, got {self.dense}")
-        for option, value in (("--dropout / dropout", self.dropout), ("--recurrent-dropout / recurrent_dropout", self.recurrent_dropout), ("final_dropout", self.final_dropout)):
+        for option, value in (
+            ("--dropout / dropout", self.dropout),
+            ("--recurrent-dropout / recurrent_dropout", self.recurrent_dropout),
+            ("final_dropout", self.final_dropout),
+        ):
             if not 0.0 <= value < 1.0:
                 raise InputError(f"{option} must be in [0, 1), got {value}")
-        for option, value in (("--layers / num_layers", self.num_layers), ("--attention-heads / num_heads", self.num_heads), ("--kernel-size / kernel_size", self.kernel_size)):
+        for option, value in (
+            ("--layers / num_layers", self.num_layers),
+            ("--attention-heads / num_heads", self.num_heads),
+            ("--kernel-size / kernel_size", self.kernel_size),
+        ):
             if value < 1:
                 raise InputError(f"{option} must be at least 1, got {value}")
         if self.positions not in POSITION_ENCODINGS:
-            raise InputError(f"unknown --positions / positions {self.positions!r}; choose one of {', '.join(POSITION_ENCODINGS)}")
+            raise InputError(
+                f"unknown --positions / positions {self.positions!r}; choose one of {', '.join(POSITION_ENCODINGS)}"
+            )
         if self.pooling not in POOLINGS:
             raise InputError(f"unknown --pooling / pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
 
@@ -274,26 +315,38 @@ class TrainConfig:
         if not self.learning_rate > 0:
             raise InputError(f"--learning-rate / learning_rate must be above 0, got {self.learning_rate}")
         if self.split not in SPLIT_NAMES:
-            raise InputError(f"unknown --split / split {self.split!r}; choose one of {', '.join(SPLIT_NAMES)} (or pass --split-file FILE)")
+            raise InputError(
+                f"unknown --split / split {self.split!r}; choose one of {', '.join(SPLIT_NAMES)} (or pass --split-file FILE)"
+            )
         if self.split_file is not None and self.split != "auto":
-            raise InputError(f"--split / split {self.split} and --split-file / split_file both choose the split; pass only one")
+            raise InputError(
+                f"--split / split {self.split} and --split-file / split_file both choose the split; pass only one"
+            )
         # 0.5 at most: a group-aware split holds out one of round(1 / fraction) >= 2 folds.
         if not 0.0 < self.test_fraction <= 0.5:
             raise InputError(f"--test-fraction / test_fraction must be in (0, 0.5], got {self.test_fraction}")
         if not 0.0 <= self.val_fraction <= 0.5:
-            raise InputError(f"--val-fraction / val_fraction must be in [0, 0.5] (0: no validation, keep the last epoch), got {self.val_fraction}")
+            raise InputError(
+                f"--val-fraction / val_fraction must be in [0, 0.5] (0: no validation, keep the last epoch), got {self.val_fraction}"
+            )
         if self.memory_budget_mb < 0:
             raise InputError(f"memory_budget_mb must be 0 (always stream) or more, got {self.memory_budget_mb}")
         if self.class_weight not in CLASS_WEIGHTS:
-            raise InputError(f"unknown --class-weight / class_weight {self.class_weight!r}; choose one of {', '.join(CLASS_WEIGHTS)}")
+            raise InputError(
+                f"unknown --class-weight / class_weight {self.class_weight!r}; choose one of {', '.join(CLASS_WEIGHTS)}"
+            )
         if self.frames < 0:
             raise InputError(f"--frames / frames must be 0 (the stored frames) or more, got {self.frames}")
         if self.clip_sampling not in CLIP_SAMPLINGS:
-            raise InputError(f"unknown --clip-sampling / clip_sampling {self.clip_sampling!r}; choose one of {', '.join(CLIP_SAMPLINGS)}")
+            raise InputError(
+                f"unknown --clip-sampling / clip_sampling {self.clip_sampling!r}; choose one of {', '.join(CLIP_SAMPLINGS)}"
+            )
         if self.test_clips < 1:
             raise InputError(f"--test-clips / test_clips must be at least 1, got {self.test_clips}")
         if self.frames == 0 and (self.clip_sampling != "uniform" or self.test_clips != 1):
-            raise InputError("--clip-sampling / clip_sampling and --test-clips / test_clips take clips of T frames; pass --frames T too (frames=T)")
+            raise InputError(
+                "--clip-sampling / clip_sampling and --test-clips / test_clips take clips of T frames; pass --frames T too (frames=T)"
+            )
 
 
 @dataclass(frozen=True)

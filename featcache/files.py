@@ -8,8 +8,8 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 CHECKSUM_CHUNK_BYTES = 1 << 20
 
@@ -20,7 +20,11 @@ def temporary_path_for(path: Path, suffix: str = "") -> Path:
 
 
 def write_atomically(
-    path: Path, write: Callable[[Path], None], before_replace: Callable[[Path], None] | None = None, *, temporary_suffix: str = ""
+    path: Path,
+    write: Callable[[Path], None],
+    before_replace: Callable[[Path], None] | None = None,
+    *,
+    temporary_suffix: str = "",
 ) -> None:
     """Write a file by `write(temporary_path)`, fsync it, then `os.replace` it onto `path` and fsync the folder.
 
@@ -98,7 +102,7 @@ def sha256_folder(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def _hex_digest_of_file(path: Path, digest: "hashlib._Hash") -> str:
+def _hex_digest_of_file(path: Path, digest: hashlib._Hash) -> str:
     """`digest` over a file's bytes, read in 1 MiB chunks."""
     with open(path, "rb") as stream:
         while chunk := stream.read(CHECKSUM_CHUNK_BYTES):

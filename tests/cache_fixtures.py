@@ -63,10 +63,14 @@ def write_cache(
         handle["video_num_frames"] = lengths.copy()
         handle["video_width"] = np.full(num_videos, 32, dtype=np.int32)
         handle["video_height"] = np.full(num_videos, 32, dtype=np.int32)
-        handle.create_dataset("failures", shape=(0,), dtype=np.dtype([("path", STRING_DTYPE), ("reason", STRING_DTYPE)]))
+        handle.create_dataset(
+            "failures", shape=(0,), dtype=np.dtype([("path", STRING_DTYPE), ("reason", STRING_DTYPE)])
+        )
         handle.attrs["class_names"] = json.dumps(class_names)
         handle.attrs["extractor"] = json.dumps({**EXTRACTOR, "feature_dim": feature_dim}, sort_keys=True)
-        handle.attrs["sampling"] = json.dumps({"num_frames": num_frames, "mode": "uniform", "fps": None}, sort_keys=True)
+        handle.attrs["sampling"] = json.dumps(
+            {"num_frames": num_frames, "mode": "uniform", "fps": None}, sort_keys=True
+        )
         handle.attrs["dtype"] = dtype
         handle.attrs["compression"] = "none"
         handle.attrs["featcache_version"] = "0.1.0"
@@ -125,7 +129,9 @@ def ucf101_like_cache(
                 labels.append(label)
     labels = np.array(labels, dtype=np.int32)
     centres = rng.normal(size=(num_classes, feature_dim)) * 2.0
-    looks_like = np.where(np.isin(np.array(groups, dtype=int), list(mislabelled_groups)), (labels + 1) % num_classes, labels)
+    looks_like = np.where(
+        np.isin(np.array(groups, dtype=int), list(mislabelled_groups)), (labels + 1) % num_classes, labels
+    )
     features = centres[looks_like][:, None, :] + rng.normal(size=(len(labels), num_frames, feature_dim))
     lengths = np.full(len(labels), num_frames, dtype=np.int32)
     order = np.argsort(paths)  # the writer stores rows sorted by path

@@ -7,7 +7,6 @@ so a test can read back which frame it got even through lossy MJPG compression (
 from __future__ import annotations
 
 import importlib
-
 import os
 from pathlib import Path
 
@@ -17,8 +16,9 @@ import cv2
 import numpy as np
 import pytest
 
-from featcache.embedding import embed as embed_module
-extractors_module = importlib.import_module("featcache.extractors.registry")  # embed takes load_extractor from here when it builds a model
+extractors_module = importlib.import_module(
+    "featcache.extractors.registry"
+)  # embed takes load_extractor from here when it builds a model
 from featcache.config import ExtractorConfig
 from featcache.extractors.registry import Extractor
 
@@ -77,8 +77,16 @@ def mean_colour_extractor(config: ExtractorConfig) -> Extractor:
         return frames.astype(np.float32).mean(axis=(1, 2))
 
     embed_frames.calls = []
-    provenance = {"name": config.name, "weights": config.weights, "handle": config.handle, "image_size": config.image_size,
-                  "seed": config.seed, "weights_sha256": None, "feature_dim": 3, "preprocessing": "mean colour"}
+    provenance = {
+        "name": config.name,
+        "weights": config.weights,
+        "handle": config.handle,
+        "image_size": config.image_size,
+        "seed": config.seed,
+        "weights_sha256": None,
+        "feature_dim": 3,
+        "preprocessing": "mean colour",
+    }
     return Extractor(config.name, config.image_size, 3, embed_frames, provenance)
 
 

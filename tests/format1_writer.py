@@ -9,14 +9,22 @@ from __future__ import annotations
 import datetime
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import h5py
 import numpy as np
 
 from featcache import __version__
-from featcache.cache.format1 import FAILURE_DTYPE, FORMAT_VERSION, FRAME_DATASETS, STRING_DTYPE, VIDEO_DATASETS, VideoRows
+from featcache.cache.format1 import (
+    FAILURE_DTYPE,
+    FORMAT_VERSION,
+    FRAME_DATASETS,
+    STRING_DTYPE,
+    VIDEO_DATASETS,
+    VideoRows,
+)
 
 
 def write_cache(
@@ -71,22 +79,31 @@ def write_cache(
         temporary_path.unlink(missing_ok=True)
 
 
-def _create_features(handle: h5py.File, num_videos: int, num_frames: int, feature_dim: int, dtype: str, compression: str) -> h5py.Dataset:
+def _create_features(
+    handle: h5py.File, num_videos: int, num_frames: int, feature_dim: int, dtype: str, compression: str
+) -> h5py.Dataset:
     # One chunk per video: training reads whole videos in random order, so each read touches one chunk.
     filters = {} if compression == "none" else {"compression": compression}
     chunks = (1, num_frames, feature_dim) if num_videos else None
-    return handle.create_dataset("features", shape=(num_videos, num_frames, feature_dim), dtype=dtype, chunks=chunks, **filters)
+    return handle.create_dataset(
+        "features", shape=(num_videos, num_frames, feature_dim), dtype=dtype, chunks=chunks, **filters
+    )
 
 
 def _empty_small_arrays(num_videos: int, num_frames: int) -> dict[str, np.ndarray]:
-    arrays = {name: np.full((num_videos, num_frames), fill, dtype=frame_dtype) for name, (frame_dtype, fill) in FRAME_DATASETS.items()}
+    arrays = {
+        name: np.full((num_videos, num_frames), fill, dtype=frame_dtype)
+        for name, (frame_dtype, fill) in FRAME_DATASETS.items()
+    }
     arrays.update({name: np.zeros(num_videos, dtype=video_dtype) for name, video_dtype in VIDEO_DATASETS.items()})
     arrays["labels"] = np.zeros(num_videos, dtype=np.int32)
     arrays["groups"] = np.empty(num_videos, dtype=object)
     return arrays
 
 
-def _write_attributes(handle: h5py.File, class_names: list[str], attributes: dict[str, Any], dtype: str, compression: str) -> None:
+def _write_attributes(
+    handle: h5py.File, class_names: list[str], attributes: dict[str, Any], dtype: str, compression: str
+) -> None:
     handle.attrs["class_names"] = json.dumps(class_names)
     handle.attrs["extractor"] = json.dumps(attributes["extractor"], sort_keys=True)
     handle.attrs["sampling"] = json.dumps(attributes["sampling"], sort_keys=True)

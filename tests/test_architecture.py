@@ -15,7 +15,9 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent / "featcache"
 # Bottom first: a module may import from its own layer (without a circle) and from the layers below it.
 LAYERS = (
     ("featcache.version", "featcache.errors", "featcache.failpoints", "featcache.files"),
-    ("featcache.extractors.catalog",),  # names and dims of the extractors, no Keras: the configs resolve image sizes with it
+    (
+        "featcache.extractors.catalog",
+    ),  # names and dims of the extractors, no Keras: the configs resolve image sizes with it
     ("featcache.config",),
     ("featcache.video",),
     ("featcache.extractors",),
@@ -44,7 +46,10 @@ def imported_modules(path: Path, modules: set[str]) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             # `from featcache.cache import format1` imports the submodule; `from featcache.cache import Cache` the package.
-            candidates = [f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules else node.module for alias in node.names]
+            candidates = [
+                f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules else node.module
+                for alias in node.names
+            ]
         elif isinstance(node, ast.Import):
             candidates = [alias.name for alias in node.names]
         else:
@@ -118,5 +123,9 @@ def test_no_import_circles() -> None:
 def test_the_checker_finds_circles_and_upward_imports() -> None:
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
-    assert layer_of("featcache.cache.reader") > layer_of("featcache.extractors.registry") > layer_of("featcache.extractors.catalog")
+    assert (
+        layer_of("featcache.cache.reader")
+        > layer_of("featcache.extractors.registry")
+        > layer_of("featcache.extractors.catalog")
+    )
     assert layer_of("featcache.cli.common") > layer_of("featcache.training.train")

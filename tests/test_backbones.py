@@ -16,6 +16,7 @@ import h5py
 import keras
 import numpy as np
 import pytest
+from test_extractors import expected_provenance
 from typer.testing import CliRunner
 
 import featcache
@@ -24,7 +25,6 @@ from featcache.config import ExtractorConfig
 from featcache.errors import ExtractorError
 from featcache.extractors.catalog import KERAS_APPLICATIONS, available_extractors, keras_file_image_size
 from featcache.extractors.registry import build_keras_model, load_extractor
-from test_extractors import expected_provenance
 
 SIZE = 32
 # One model per preprocessing mode (caffe, tf, torch, inside the model), the cheapest of each to build:
@@ -156,7 +156,9 @@ def test_random_weights_follow_the_seed():
     frames = random_frames(2)
 
     def features(seed: int) -> np.ndarray:
-        return load_extractor(ExtractorConfig(name="keras:VGG16", weights="random", image_size=SIZE, seed=seed)).embed_frames(frames)
+        return load_extractor(
+            ExtractorConfig(name="keras:VGG16", weights="random", image_size=SIZE, seed=seed)
+        ).embed_frames(frames)
 
     first = features(1)
     np.testing.assert_array_equal(features(1), first)
@@ -167,7 +169,9 @@ def test_random_weights_follow_the_seed():
 def test_random_weights_are_the_seeded_keras_application(model_name: str):
     """`random` weights are keras.applications' initialisation after keras.utils.set_random_seed(seed)."""
     keras.utils.set_random_seed(6)
-    backbone = getattr(keras.applications, model_name)(include_top=False, pooling="avg", input_shape=(SIZE, SIZE, 3), weights=None)
+    backbone = getattr(keras.applications, model_name)(
+        include_top=False, pooling="avg", input_shape=(SIZE, SIZE, 3), weights=None
+    )
     frames = random_frames(3)
     expected = reference_features(model_name, backbone, frames)
     extractor = load_extractor(ExtractorConfig(name=f"keras:{model_name}", weights="random", image_size=SIZE, seed=6))
@@ -179,12 +183,16 @@ def test_weights_file_gives_the_direct_call_and_its_hash(request, weights_fixtur
     weights_file = request.getfixturevalue(weights_fixture)
     extractor = load_extractor(ExtractorConfig(name="keras:VGG16", weights=str(weights_file), image_size=SIZE))
     frames = random_frames(4)
-    np.testing.assert_allclose(extractor.embed_frames(frames), reference_features("VGG16", vgg16_backbone, frames), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        extractor.embed_frames(frames), reference_features("VGG16", vgg16_backbone, frames), rtol=1e-4, atol=1e-5
+    )
     assert extractor.provenance["weights_sha256"] == sha256_of(weights_file)
 
 
 def test_weights_file_of_another_architecture_is_refused(tmp_path: Path):
-    mobilenet = keras.applications.MobileNet(include_top=False, pooling="avg", input_shape=(SIZE, SIZE, 3), weights=None)
+    mobilenet = keras.applications.MobileNet(
+        include_top=False, pooling="avg", input_shape=(SIZE, SIZE, 3), weights=None
+    )
     path = tmp_path / "mobilenet.weights.h5"
     mobilenet.save_weights(path)
     with pytest.raises(ExtractorError, match="does not fit keras:VGG16"):
@@ -198,24 +206,32 @@ def test_unreachable_imagenet_weights_say_what_to_do(monkeypatch):
         raise Exception("URL fetch failure: no network")
 
     monkeypatch.setattr(file_utils, "get_file", fail_download)
-    with pytest.raises(ExtractorError, match="could not download the ImageNet weights of VGG16.*featcache weights fetch keras:VGG16") as info:
+    with pytest.raises(
+        ExtractorError, match="could not download the ImageNet weights of VGG16.*featcache weights fetch keras:VGG16"
+    ) as info:
         load_extractor(ExtractorConfig(name="keras:VGG16", image_size=SIZE))
     assert "\n" not in str(info.value)
 
 
-def test_imagenet_weights_are_hashed_by_their_arrays(monkeypatch, vgg16_legacy_no_top_file: Path, vgg16_backbone: keras.Model):
+def test_imagenet_weights_are_hashed_by_their_arrays(
+    monkeypatch, vgg16_legacy_no_top_file: Path, vgg16_backbone: keras.Model
+):
     from keras.src.utils import file_utils
 
     monkeypatch.setattr(file_utils, "get_file", lambda *args, **kwargs: str(vgg16_legacy_no_top_file))
     extractor = load_extractor(ExtractorConfig(name="keras:VGG16", image_size=SIZE))
     frames = random_frames(2)
-    np.testing.assert_allclose(extractor.embed_frames(frames), reference_features("VGG16", vgg16_backbone, frames), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        extractor.embed_frames(frames), reference_features("VGG16", vgg16_backbone, frames), rtol=1e-4, atol=1e-5
+    )
     again = load_extractor(ExtractorConfig(name="keras:VGG16", image_size=SIZE))
     assert len(extractor.provenance["weights_sha256"]) == 64
     assert again.provenance["weights_sha256"] == extractor.provenance["weights_sha256"]
 
 
-def test_fetched_imagenet_weights_are_what_the_file_loads(monkeypatch, tmp_path: Path, vgg16_legacy_no_top_file: Path, vgg16_backbone: keras.Model):
+def test_fetched_imagenet_weights_are_what_the_file_loads(
+    monkeypatch, tmp_path: Path, vgg16_legacy_no_top_file: Path, vgg16_backbone: keras.Model
+):
     """`featcache weights fetch keras:VGG16` saves Keras' ImageNet download so that --weights FILE gives the same features."""
     from keras.src.utils import file_utils
 
@@ -224,7 +240,9 @@ def test_fetched_imagenet_weights_are_what_the_file_loads(monkeypatch, tmp_path:
     monkeypatch.setattr(file_utils, "get_file", lambda *args, **kwargs: str(vgg16_legacy_no_top_file))
     out = fetch_imagenet_weights("keras:VGG16", tmp_path / "vgg16.weights.h5", image_size=SIZE)
     frames = random_frames(2)
-    from_file = load_extractor(ExtractorConfig(name="keras:VGG16", weights=str(out), image_size=SIZE)).embed_frames(frames)
+    from_file = load_extractor(ExtractorConfig(name="keras:VGG16", weights=str(out), image_size=SIZE)).embed_frames(
+        frames
+    )
     np.testing.assert_allclose(from_file, reference_features("VGG16", vgg16_backbone, frames), rtol=1e-4, atol=1e-5)
     with pytest.raises(ExtractorError, match="unknown keras.applications model 'VGG17'"):
         fetch_imagenet_weights("keras:VGG17", tmp_path / "vgg17.weights.h5")
@@ -250,7 +268,9 @@ def test_keras_file_refuses_a_model_that_does_not_give_vectors(tmp_path: Path):
     inputs = keras.Input((16, 16, 3))
     path = tmp_path / "feature_map.keras"
     keras.Model(inputs, keras.layers.Conv2D(2, 3)(inputs)).save(path)
-    with pytest.raises(ExtractorError, match=r"returns shape \(None, 14, 14, 2\), not \(batch, feature_dim\).*GlobalAveragePooling2D"):
+    with pytest.raises(
+        ExtractorError, match=r"returns shape \(None, 14, 14, 2\), not \(batch, feature_dim\).*GlobalAveragePooling2D"
+    ):
         load_extractor(ExtractorConfig(name="keras_file", weights=str(path), image_size=None))
 
 
@@ -297,7 +317,9 @@ def fake_keras_hub(monkeypatch) -> list[str]:
 
     fake = types.SimpleNamespace(
         models=types.SimpleNamespace(Backbone=types.SimpleNamespace(from_preset=backbone_from_preset)),
-        layers=types.SimpleNamespace(ImageConverter=types.SimpleNamespace(from_preset=lambda preset: keras.layers.Rescaling(1 / 255))),
+        layers=types.SimpleNamespace(
+            ImageConverter=types.SimpleNamespace(from_preset=lambda preset: keras.layers.Rescaling(1 / 255))
+        ),
     )
     monkeypatch.setitem(sys.modules, "keras_hub", fake)
     return asked
@@ -312,7 +334,9 @@ def test_keras_hub_preset_gives_its_vision_embeddings(fake_keras_hub: list[str])
 
 
 def test_keras_hub_errors(fake_keras_hub: list[str], monkeypatch):
-    with pytest.raises(ExtractorError, match="could not load KerasHub preset unreachable_preset: no network.*local preset folder"):
+    with pytest.raises(
+        ExtractorError, match="could not load KerasHub preset unreachable_preset: no network.*local preset folder"
+    ):
         load_extractor(ExtractorConfig(name="keras_hub:unreachable_preset", image_size=SIZE))
     with pytest.raises(ExtractorError, match="takes 32 px images; pass --image-size / image_size 32"):
         load_extractor(ExtractorConfig(name="keras_hub:clip", image_size=64))
@@ -330,7 +354,13 @@ def test_keras_hub_tiny_local_clip_preset(tmp_path: Path):
         patch_size=8, hidden_dim=16, num_layers=1, num_heads=2, intermediate_dim=32, image_shape=(SIZE, SIZE, 3)
     )
     text = keras_hub.models.CLIPTextEncoder(
-        vocabulary_size=50, embedding_dim=16, hidden_dim=16, num_layers=1, num_heads=2, intermediate_dim=32, max_sequence_length=8
+        vocabulary_size=50,
+        embedding_dim=16,
+        hidden_dim=16,
+        num_layers=1,
+        num_heads=2,
+        intermediate_dim=32,
+        max_sequence_length=8,
     )
     backbone = keras_hub.models.CLIPBackbone(vision_encoder=vision, text_encoder=text, projection_dim=12)
     converter = keras_hub.layers.CLIPImageConverter(image_size=(SIZE, SIZE), scale=1 / 255)
@@ -347,7 +377,9 @@ def test_keras_hub_tiny_local_clip_preset(tmp_path: Path):
     np.testing.assert_allclose(extractor.embed_frames(frames), expected, rtol=1e-4, atol=1e-6)
 
 
-def test_provenance_is_the_stored_record_key_for_key(fake_keras_hub: list[str], vgg16_weights_file: Path, tiny_keras_file: Path):
+def test_provenance_is_the_stored_record_key_for_key(
+    fake_keras_hub: list[str], vgg16_weights_file: Path, tiny_keras_file: Path
+):
     """Each backbone's provenance, as JSON text, is the record featcache 0.2 stored (tests/test_extractors.py pins the key order)."""
     vgg16_preprocessing = "keras.applications.vgg16.preprocess_input: BGR, minus ImageNet mean"
     cases = [
@@ -360,12 +392,16 @@ def test_provenance_is_the_stored_record_key_for_key(fake_keras_hub: list[str], 
     ]  # fmt: skip
     for config, weights_sha256, preprocessing, feature_dim in cases:
         provenance = load_extractor(config).provenance
-        assert json.dumps(provenance) == json.dumps(expected_provenance(config, weights_sha256, preprocessing, feature_dim))
+        assert json.dumps(provenance) == json.dumps(
+            expected_provenance(config, weights_sha256, preprocessing, feature_dim)
+        )
     # A preset's weights are hashed by their arrays (the fake's one Dense layer, built on the first call).
     config = ExtractorConfig(name="keras_hub:clip_vit_base_patch16", image_size=SIZE)
     provenance = load_extractor(config).provenance
     hub_preprocessing = "the preset's Rescaling (resize to 32 px, its scale and offset), inside the model"
-    assert json.dumps(provenance) == json.dumps(expected_provenance(config, provenance["weights_sha256"], hub_preprocessing, 5))
+    assert json.dumps(provenance) == json.dumps(
+        expected_provenance(config, provenance["weights_sha256"], hub_preprocessing, 5)
+    )
     assert len(provenance["weights_sha256"]) == 64
 
 
@@ -378,8 +414,8 @@ def test_keras_file_end_to_end_embed_train_predict(tmp_path: Path, tiny_dataset:
     from featcache.config import EmbedConfig, HeadConfig, SamplingConfig, TrainConfig
     from featcache.embedding.embed import embed
     from featcache.errors import CacheMismatchError
-    from featcache.training.model_folder import ModelFolder
     from featcache.inference.predict import predict_videos
+    from featcache.training.model_folder import ModelFolder
     from featcache.training.train import train
 
     extractor_config = ExtractorConfig(name="keras_file", weights=str(tiny_keras_file), image_size=None)
@@ -389,11 +425,18 @@ def test_keras_file_end_to_end_embed_train_predict(tmp_path: Path, tiny_dataset:
     index = read_cache_index(cache)
     assert index.extractor["name"] == "keras_file" and index.extractor["image_size"] == 24
     assert index.extractor["weights_sha256"] == sha256_of(tiny_keras_file) and index.extractor["feature_dim"] == 6
-    train(cache, tmp_path / "model", HeadConfig(head="meanpool", dense=8), TrainConfig(epochs=1, batch_size=4, val_fraction=0))
+    train(
+        cache,
+        tmp_path / "model",
+        HeadConfig(head="meanpool", dense=8),
+        TrainConfig(epochs=1, batch_size=4, val_fraction=0),
+    )
 
     video_paths = [tiny_dataset / path for path in index.paths]
     predictions = predict_videos(tmp_path / "model", video_paths, top_k=2)
-    expected = ModelFolder.open(tmp_path / "model").load_model().predict_on_batch([read_all_features(cache), index.lengths])
+    expected = (
+        ModelFolder.open(tmp_path / "model").load_model().predict_on_batch([read_all_features(cache), index.lengths])
+    )
     for prediction, probabilities in zip(predictions, np.asarray(expected)):
         got = dict(prediction.top_k)
         np.testing.assert_allclose([got[name] for name in index.class_names], probabilities, rtol=1e-4, atol=1e-6)

@@ -50,7 +50,10 @@ def test_embed_train_predict_under_jax(tiny_dataset: Path, tmp_path: Path) -> No
     environment = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
     completed = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tiny_dataset), str(tmp_path)],
-        capture_output=True, text=True, env=environment, timeout=300,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     results = json.loads(completed.stdout.strip().splitlines()[-1])

@@ -16,7 +16,18 @@ REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 def test_quick_suite_writes_the_report_and_plot(tmp_path):
     report, plot = tmp_path / "BENCHMARKS.md", tmp_path / "benchmarks.png"
     completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(report), "--plot", str(plot), "--work-dir", str(tmp_path / "work")],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--quick",
+            "--out",
+            str(report),
+            "--plot",
+            str(plot),
+            "--work-dir",
+            str(tmp_path / "work"),
+        ],
         cwd=REPOSITORY_ROOT,
         capture_output=True,
         text=True,
@@ -24,7 +35,15 @@ def test_quick_suite_writes_the_report_and_plot(tmp_path):
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
     text = report.read_text()
-    for heading in ("## Machine", "## Targets", "## 1. Training", "## 2. Stage one", "## 3. Cache format", "## 4. Growth", "## 5. Accelerator"):
+    for heading in (
+        "## Machine",
+        "## Targets",
+        "## 1. Training",
+        "## 2. Stage one",
+        "## 3. Cache format",
+        "## 4. Growth",
+        "## 5. Accelerator",
+    ):
         assert heading in text
     assert "| CPU |" in text and "load average" in text
     assert text in completed.stdout  # the same markdown is printed

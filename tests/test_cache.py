@@ -26,15 +26,26 @@ def video_rows(paths: list[str], labels: list[str], seed: int = 0) -> VideoRows:
         video_num_frames=np.full(count, 30, np.int32),
         video_width=np.full(count, 32, np.int32),
         video_height=np.full(count, 24, np.int32),
-        labels=labels, paths=paths, groups=[""] * count,
+        labels=labels,
+        paths=paths,
+        groups=[""] * count,
     )
 
 
 def write(path: Path, sources: list[VideoRows], failures=()) -> None:
     all_paths = [video_path for rows in sources for video_path in rows.paths]
     labels = sorted({label for rows in sources for label in rows.labels})
-    write_cache(path, sources, all_paths, labels, list(failures), {"extractor": {"name": "x"}, "sampling": {"num_frames": NUM_FRAMES}},
-                NUM_FRAMES, FEATURE_DIM, "float16")
+    write_cache(
+        path,
+        sources,
+        all_paths,
+        labels,
+        list(failures),
+        {"extractor": {"name": "x"}, "sampling": {"num_frames": NUM_FRAMES}},
+        NUM_FRAMES,
+        FEATURE_DIM,
+        "float16",
+    )
 
 
 def test_rows_keep_the_order_written(tmp_path: Path) -> None:
@@ -70,7 +81,17 @@ def test_a_failed_write_leaves_the_previous_cache_and_no_temporary_file(tmp_path
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        write_cache(cache_path, rows_then_crash(), ["a/1.avi", "a/2.avi"], ["a"], [], {"extractor": {}, "sampling": {}}, NUM_FRAMES, FEATURE_DIM, "float16")
+        write_cache(
+            cache_path,
+            rows_then_crash(),
+            ["a/1.avi", "a/2.avi"],
+            ["a"],
+            [],
+            {"extractor": {}, "sampling": {}},
+            NUM_FRAMES,
+            FEATURE_DIM,
+            "float16",
+        )
     assert cache_path.read_bytes() == before
     assert sorted(path.name for path in tmp_path.iterdir()) == ["cache.h5", "cache.h5.lock", "cache.h5.shards"]
     assert sorted(path.name for path in (tmp_path / "cache.h5.shards").iterdir()) == shards_before

@@ -19,13 +19,11 @@ from featcache.cache import (
     ShardVideo,
     VideoRows,
     compact_cache,
-    export_cache,
     open_cache,
     read_all_features,
     read_cache_index,
     shard_folder_for,
     uniform_positions,
-    upgrade_cache,
     verify_cache,
     write_shard,
 )
@@ -33,23 +31,37 @@ from featcache.cli import app
 from featcache.errors import CacheFormatError, CacheLockedError, CacheMismatchError
 
 FEATURE_DIM = 4
-SETTINGS = {"extractor": {"name": "x", "feature_dim": FEATURE_DIM}, "sampling": {"num_frames": 0, "mode": "fps", "fps": 1.0}, "dtype": "float32"}
+SETTINGS = {
+    "extractor": {"name": "x", "feature_dim": FEATURE_DIM},
+    "sampling": {"num_frames": 0, "mode": "fps", "fps": 1.0},
+    "dtype": "float32",
+}
 
 
 def shard_video(path: str, length: int, seed: int, label: str = "a") -> ShardVideo:
     rng = np.random.default_rng(seed)
     return ShardVideo(
-        path=path, label=label, group="", fingerprint=f"{length}:{seed:064x}",
+        path=path,
+        label=label,
+        group="",
+        fingerprint=f"{length}:{seed:064x}",
         features=rng.random((length, FEATURE_DIM)).astype(np.float32),
-        frame_indices=np.arange(length, dtype=np.int32) * 25, timestamps_ms=np.arange(length, dtype=np.float32) * 1000,
-        video_fps=25.0, video_num_frames=25 * length, video_width=32, video_height=24,
+        frame_indices=np.arange(length, dtype=np.int32) * 25,
+        timestamps_ms=np.arange(length, dtype=np.float32) * 1000,
+        video_fps=25.0,
+        video_num_frames=25 * length,
+        video_width=32,
+        video_height=24,
     )
 
 
 @pytest.fixture
 def videos() -> list[ShardVideo]:
     """Five videos of 1..5 frames (variable length), two classes."""
-    return [shard_video(f"{'ab'[number % 2]}/v{number}.avi", number + 1, number, label="ab"[number % 2]) for number in range(5)]
+    return [
+        shard_video(f"{'ab'[number % 2]}/v{number}.avi", number + 1, number, label="ab"[number % 2])
+        for number in range(5)
+    ]
 
 
 @pytest.fixture
@@ -66,28 +78,40 @@ def by_path(videos: list[ShardVideo]) -> dict[str, ShardVideo]:
     return {video.path: video for video in videos}
 
 
-def test_plain_h5py_reads_every_video_with_the_two_line_recipe(two_shard_cache: Path, videos: list[ShardVideo], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plain_h5py_reads_every_video_with_the_two_line_recipe(
+    two_shard_cache: Path, videos: list[ShardVideo], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path.parent)  # shards are found next to the index, not in the working directory
     with h5py.File(two_shard_cache, "r") as handle:
         features, offsets = handle["features"], handle["offsets"][()]
         paths = [value.decode() for value in handle["paths"][()]]
         for row, path in enumerate(paths):
             np.testing.assert_array_equal(features[offsets[row] : offsets[row + 1]], by_path(videos)[path].features)
-            np.testing.assert_array_equal(handle["frame_indices"][offsets[row] : offsets[row + 1]], by_path(videos)[path].frame_indices)
+            np.testing.assert_array_equal(
+                handle["frame_indices"][offsets[row] : offsets[row + 1]], by_path(videos)[path].frame_indices
+            )
         assert features.shape == (1 + 2 + 3 + 4 + 5, FEATURE_DIM)
         assert handle.attrs["format_version"] == 2
-        assert [value.decode() for value in handle["fingerprints"][()]] == [by_path(videos)[path].fingerprint for path in paths]
+        assert [value.decode() for value in handle["fingerprints"][()]] == [
+            by_path(videos)[path].fingerprint for path in paths
+        ]
 
 
-def test_reader_gives_sequences_uniform_frames_and_chosen_positions(two_shard_cache: Path, videos: list[ShardVideo]) -> None:
+def test_reader_gives_sequences_uniform_frames_and_chosen_positions(
+    two_shard_cache: Path, videos: list[ShardVideo]
+) -> None:
     cache = open_cache(two_shard_cache)
     index = cache.index
-    assert index.paths == [video.path for video in videos] and index.num_frames == 5  # order added; --frames 0: T is the longest
+    assert (
+        index.paths == [video.path for video in videos] and index.num_frames == 5
+    )  # order added; --frames 0: T is the longest
     longest = index.paths.index("a/v4.avi")
     with cache.reader() as reader:
         np.testing.assert_array_equal(reader.read_sequence(longest), by_path(videos)["a/v4.avi"].features)
         batch = reader.read([longest, 0], num_frames=3)
-        np.testing.assert_array_equal(batch[0], by_path(videos)["a/v4.avi"].features[[0, 2, 4]])  # uniform over 5 stored
+        np.testing.assert_array_equal(
+            batch[0], by_path(videos)["a/v4.avi"].features[[0, 2, 4]]
+        )  # uniform over 5 stored
         np.testing.assert_array_equal(batch[1, :1], by_path(videos)[index.paths[0]].features)
         assert np.all(batch[1, 1:] == 0) and list(index.lengths_for(3)[[longest, 0]]) == [3, 1]
         chosen = reader.read_frames([longest], [np.array([4, 1])])
@@ -120,12 +144,16 @@ def test_verify_passes_a_sound_cache(two_shard_cache: Path) -> None:
     assert result.exit_code == 0 and "ok (5 videos, 2 shards" in result.output
 
 
-def test_removing_videos_marks_rows_dead_and_compact_reclaims_them(two_shard_cache: Path, videos: list[ShardVideo]) -> None:
+def test_removing_videos_marks_rows_dead_and_compact_reclaims_them(
+    two_shard_cache: Path, videos: list[ShardVideo]
+) -> None:
     shards_before = {path.name: path.stat().st_mtime_ns for path in shard_folder_for(two_shard_cache).iterdir()}
     with CacheWriter.open(two_shard_cache, SETTINGS, FEATURE_DIM) as writer:
         writer.remove_videos(["a/v0.avi", "b/v3.avi"])
         writer.commit()
-    assert {path.name: path.stat().st_mtime_ns for path in shard_folder_for(two_shard_cache).iterdir()} == shards_before  # never rewritten
+    assert {
+        path.name: path.stat().st_mtime_ns for path in shard_folder_for(two_shard_cache).iterdir()
+    } == shards_before  # never rewritten
     cache = open_cache(two_shard_cache)
     assert cache.index.num_videos == 3 and cache.state.num_dead_rows == 2
     expected = read_all_features(two_shard_cache)
@@ -135,7 +163,9 @@ def test_removing_videos_marks_rows_dead_and_compact_reclaims_them(two_shard_cac
     assert open_cache(two_shard_cache).state.num_dead_rows == 0 and verify_cache(two_shard_cache).ok
 
 
-def test_export_writes_one_self_contained_file_with_the_same_layout(two_shard_cache: Path, tmp_path: Path, videos: list[ShardVideo]) -> None:
+def test_export_writes_one_self_contained_file_with_the_same_layout(
+    two_shard_cache: Path, tmp_path: Path, videos: list[ShardVideo]
+) -> None:
     out = tmp_path / "shared" / "export.h5"
     out.parent.mkdir()
     assert CliRunner().invoke(app, ["export", str(two_shard_cache), str(out)]).exit_code == 0
@@ -145,8 +175,12 @@ def test_export_writes_one_self_contained_file_with_the_same_layout(two_shard_ca
         assert not handle["features"].is_virtual and handle.attrs["self_contained"]
         offsets, paths = handle["offsets"][()], [value.decode() for value in handle["paths"][()]]
         for row, path in enumerate(paths):
-            np.testing.assert_array_equal(handle["features"][offsets[row] : offsets[row + 1]], by_path(videos)[path].features)
-            np.testing.assert_array_equal(handle["timestamps_ms"][offsets[row] : offsets[row + 1]], by_path(videos)[path].timestamps_ms)
+            np.testing.assert_array_equal(
+                handle["features"][offsets[row] : offsets[row + 1]], by_path(videos)[path].features
+            )
+            np.testing.assert_array_equal(
+                handle["timestamps_ms"][offsets[row] : offsets[row + 1]], by_path(videos)[path].timestamps_ms
+            )
 
 
 def format1_rows(count: int, num_frames: int = 3) -> VideoRows:
@@ -158,10 +192,15 @@ def format1_rows(count: int, num_frames: int = 3) -> VideoRows:
     return VideoRows(
         features=features,
         frame_indices=np.where(np.arange(num_frames) < lengths[:, None], np.arange(num_frames), -1).astype(np.int32),
-        timestamps_ms=np.zeros((count, num_frames), np.float32), lengths=lengths,
-        video_fps=np.full(count, 25.0, np.float32), video_num_frames=np.full(count, 30, np.int32),
-        video_width=np.full(count, 32, np.int32), video_height=np.full(count, 24, np.int32),
-        labels=["a", "b"] * (count // 2) + ["a"] * (count % 2), paths=[f"v{row}.avi" for row in range(count)], groups=[""] * count,
+        timestamps_ms=np.zeros((count, num_frames), np.float32),
+        lengths=lengths,
+        video_fps=np.full(count, 25.0, np.float32),
+        video_num_frames=np.full(count, 30, np.int32),
+        video_width=np.full(count, 32, np.int32),
+        video_height=np.full(count, 24, np.int32),
+        labels=["a", "b"] * (count // 2) + ["a"] * (count % 2),
+        paths=[f"v{row}.avi" for row in range(count)],
+        groups=[""] * count,
     )
 
 
@@ -170,8 +209,20 @@ def format1_cache(tmp_path: Path) -> Path:
     """A cache written by the format-1 writer featcache shipped before format 2 (tests/format1_writer.py)."""
     path = tmp_path / "old.h5"
     rows = format1_rows(5)
-    write_format1_cache(path, [rows], rows.paths, ["a", "b"], [("bad.avi", "empty file")],
-                        {"extractor": {"name": "x", "feature_dim": FEATURE_DIM}, "sampling": {"num_frames": 3, "mode": "uniform", "fps": None}}, 3, FEATURE_DIM, "float16")
+    write_format1_cache(
+        path,
+        [rows],
+        rows.paths,
+        ["a", "b"],
+        [("bad.avi", "empty file")],
+        {
+            "extractor": {"name": "x", "feature_dim": FEATURE_DIM},
+            "sampling": {"num_frames": 3, "mode": "uniform", "fps": None},
+        },
+        3,
+        FEATURE_DIM,
+        "float16",
+    )
     return path
 
 

@@ -38,7 +38,9 @@ def test_embed_then_info(tiny_dataset: Path, tmp_path: Path, fake_extractor: lis
     assert described["size_bytes"] == cache_path.stat().st_size + shard_bytes and described["format_version"] == 2
 
 
-def test_embed_with_bad_videos_exits_1_and_names_them(dataset_with_bad_files: Path, tmp_path: Path, fake_extractor: list) -> None:
+def test_embed_with_bad_videos_exits_1_and_names_them(
+    dataset_with_bad_files: Path, tmp_path: Path, fake_extractor: list
+) -> None:
     result = run("embed", dataset_with_bad_files, "--out", tmp_path / "cache.h5", *SMALL)
     assert result.exit_code == 1
     assert "6 embedded" in result.output and "3 failed" in result.output
@@ -51,10 +53,16 @@ def test_embed_with_bad_videos_exits_1_and_names_them(dataset_with_bad_files: Pa
     ("arguments", "message"),
     [
         (["--extractor", "resnet"], "unknown extractor 'resnet'; choose one of mobilenet_v2, scratch_cnn, tfhub"),
-        (["--frames", "0"], "--frames / num_frames must be in [1, 100000] (or 0 with --sampling fps: every sampled frame), got 0"),
-        (["--sampling", "fps"], "--sampling fps (mode \"fps\") needs --fps"),
+        (
+            ["--frames", "0"],
+            "--frames / num_frames must be in [1, 100000] (or 0 with --sampling fps: every sampled frame), got 0",
+        ),
+        (["--sampling", "fps"], '--sampling fps (mode "fps") needs --fps'),
         (["--dtype", "int8"], "Invalid value for '--dtype'"),
-        (["--frames", "100000000"], "--frames / num_frames must be in [1, 100000] (or 0 with --sampling fps: every sampled frame), got 100000000"),
+        (
+            ["--frames", "100000000"],
+            "--frames / num_frames must be in [1, 100000] (or 0 with --sampling fps: every sampled frame), got 100000000",
+        ),
         (["--sampling", "fps", "--fps", "nan"], "--fps / fps must be in (0, 1000] frames per second, got nan"),
         (["--sampling", "fps", "--fps", "inf"], "--fps / fps must be in (0, 1000] frames per second, got inf"),
         (["--sampling", "fps", "--fps", "-2"], "--fps / fps must be in (0, 1000]"),
@@ -67,7 +75,9 @@ def test_embed_with_bad_videos_exits_1_and_names_them(dataset_with_bad_files: Pa
         (["--weights", "no/such/file.weights.h5"], "no/such/file.weights.h5"),
     ],
 )
-def test_bad_options_give_one_line_and_exit_2(tiny_dataset: Path, tmp_path: Path, arguments: list, message: str) -> None:
+def test_bad_options_give_one_line_and_exit_2(
+    tiny_dataset: Path, tmp_path: Path, arguments: list, message: str
+) -> None:
     result = run("embed", tiny_dataset, "--out", tmp_path / "cache.h5", "--image-size", "32", *arguments)
     assert result.exit_code == 2, result.output
     assert message in result.output
@@ -81,7 +91,18 @@ def test_weights_file_that_does_not_fit_exits_2(tiny_dataset: Path, tmp_path: Pa
     small_model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     weights_path = tmp_path / "other.weights.h5"
     small_model.save_weights(weights_path)
-    result = run("embed", tiny_dataset, "--out", tmp_path / "cache.h5", "--weights", weights_path, "--image-size", "32", "--frames", "2")
+    result = run(
+        "embed",
+        tiny_dataset,
+        "--out",
+        tmp_path / "cache.h5",
+        "--weights",
+        weights_path,
+        "--image-size",
+        "32",
+        "--frames",
+        "2",
+    )
     assert result.exit_code == 2, result.output
     assert "Error:" in result.output and "Traceback" not in result.output
 
@@ -125,7 +146,9 @@ def test_unwritable_out_exits_2_with_one_line(tiny_dataset: Path, tmp_path: Path
     assert fake_extractor == []  # refused before loading the model
 
 
-def test_relative_weights_path_is_stored_absolute(tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_weights_path_is_stored_absolute(
+    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A cache (and a model trained on it) must still name the weights file when used from another folder."""
     from featcache.config import ExtractorConfig
 
@@ -135,10 +158,29 @@ def test_relative_weights_path_is_stored_absolute(tiny_dataset: Path, tmp_path: 
 
 def test_rerun_without_settings_reuses_the_caches_own(tiny_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
     cache_path = tmp_path / "cache.h5"
-    assert run("embed", tiny_dataset, "--out", cache_path, "--weights", "random", "--image-size", "32", "--frames", "4", "--dtype", "float32").exit_code == 0
+    assert (
+        run(
+            "embed",
+            tiny_dataset,
+            "--out",
+            cache_path,
+            "--weights",
+            "random",
+            "--image-size",
+            "32",
+            "--frames",
+            "4",
+            "--dtype",
+            "float32",
+        ).exit_code
+        == 0
+    )
     again = run("embed", tiny_dataset, "--out", cache_path)  # no settings: the cache's own, not the defaults
     assert again.exit_code == 0, again.output
-    assert "embedding with its settings (mobilenet_v2, random weights (seed 0), 32 px, 4 frames uniform, float32)" in again.output
+    assert (
+        "embedding with its settings (mobilenet_v2, random weights (seed 0), 32 px, 4 frames uniform, float32)"
+        in again.output
+    )
     assert "0 embedded, 6 already cached" in again.output
     same = run("embed", tiny_dataset, "--out", cache_path, "--frames", "4")  # given and equal: fine
     assert same.exit_code == 0, same.output
@@ -170,7 +212,9 @@ def test_quiet_and_verbose_together_are_refused(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "contradict" in result.output
 
 
-def test_progress_lines_in_logs_and_none_with_quiet(tiny_dataset: Path, tmp_path: Path, fake_extractor: list, monkeypatch) -> None:
+def test_progress_lines_in_logs_and_none_with_quiet(
+    tiny_dataset: Path, tmp_path: Path, fake_extractor: list, monkeypatch
+) -> None:
     """Output to a file or pipe (CliRunner's is not a terminal) gets plain progress lines; --quiet gets none."""
     from featcache.cli import output
 
@@ -178,7 +222,12 @@ def test_progress_lines_in_logs_and_none_with_quiet(tiny_dataset: Path, tmp_path
     logged = run("embed", tiny_dataset, "--out", tmp_path / "a.h5", *SMALL)
     assert logged.exit_code == 0, logged.output
     lines = [line for line in logged.stderr.splitlines() if line.startswith("embedding: ")]
-    assert len(lines) == 6 and lines[-1].startswith("embedding: 6/6 videos") and "videos/s" in lines[-1] and "0 failed" in lines[-1]
+    assert (
+        len(lines) == 6
+        and lines[-1].startswith("embedding: 6/6 videos")
+        and "videos/s" in lines[-1]
+        and "0 failed" in lines[-1]
+    )
     quiet = run("embed", tiny_dataset, "--out", tmp_path / "b.h5", *SMALL, "--quiet")
     assert quiet.exit_code == 0 and "embedding: " not in quiet.output
     assert "6 embedded" in quiet.stdout  # the result is still printed
@@ -191,7 +240,9 @@ def test_weights_fetch_writes_a_file_embed_loads(tiny_dataset: Path, tmp_path: P
     # Stands in for Keras' download (no network here): a MobileNetV2 no-top weights file at 32 px.
     downloaded = tmp_path / "keras_cache" / "mobilenet_v2_no_top.weights.h5"
     downloaded.parent.mkdir()
-    keras.applications.MobileNetV2(include_top=False, pooling="avg", input_shape=(32, 32, 3), weights=None).save_weights(downloaded)
+    keras.applications.MobileNetV2(
+        include_top=False, pooling="avg", input_shape=(32, 32, 3), weights=None
+    ).save_weights(downloaded)
     monkeypatch.setattr(keras.utils, "get_file", lambda file_name, origin, cache_subdir: str(downloaded))
     out = tmp_path / "mobilenet_v2.weights.h5"
     fetched = run("weights", "fetch", "mobilenet_v2", "--out", out, "--image-size", "32")
@@ -215,6 +266,8 @@ def test_weights_fetch_offline_and_for_extractors_without_imagenet_weights(tmp_p
 
     monkeypatch.setattr(keras.utils, "get_file", no_network)
     offline = run("weights", "fetch", "mobilenet_v2", "--out", tmp_path / "w.weights.h5")
-    assert offline.exit_code == 2 and "could not download" in offline.output and not (tmp_path / "w.weights.h5").exists()
+    assert (
+        offline.exit_code == 2 and "could not download" in offline.output and not (tmp_path / "w.weights.h5").exists()
+    )
     scratch = run("weights", "fetch", "scratch_cnn", "--out", tmp_path / "s.weights.h5")
     assert scratch.exit_code == 2 and "no ImageNet weights to fetch" in scratch.output

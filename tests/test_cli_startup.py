@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from cache_fixtures import write_cache
 
 # Runs the command in-process through typer's CliRunner, then reports what got imported.
@@ -28,7 +27,9 @@ print(json.dumps({"exit_code": result.exit_code, "output": result.output,
 
 
 def run_in_fresh_interpreter(arguments: list[str]) -> dict:
-    completed = subprocess.run([sys.executable, "-c", PROBE, json.dumps(arguments)], capture_output=True, text=True, check=True)
+    completed = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(arguments)], capture_output=True, text=True, check=True
+    )
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
@@ -39,11 +40,23 @@ def small_cache(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(
     "arguments",
-    [["--help"], ["--version"], ["info", "CACHE"], ["info", "CACHE", "--json"], ["demo-data", "DEMO", "--videos-per-class", "1"], ["extractors"], ["embed", "--help"], ["train", "--help"]],
+    [
+        ["--help"],
+        ["--version"],
+        ["info", "CACHE"],
+        ["info", "CACHE", "--json"],
+        ["demo-data", "DEMO", "--videos-per-class", "1"],
+        ["extractors"],
+        ["embed", "--help"],
+        ["train", "--help"],
+    ],
     ids=lambda arguments: " ".join(arguments),
 )
 def test_command_runs_without_importing_tensorflow(arguments: list[str], small_cache: Path, tmp_path: Path) -> None:
-    arguments = [str(small_cache) if word == "CACHE" else str(tmp_path / "demo") if word == "DEMO" else word for word in arguments]
+    arguments = [
+        str(small_cache) if word == "CACHE" else str(tmp_path / "demo") if word == "DEMO" else word
+        for word in arguments
+    ]
     report = run_in_fresh_interpreter(arguments)
     assert report["exit_code"] == 0, report["output"]
     assert report["heavy"] == []
@@ -56,7 +69,14 @@ def test_embed_with_nothing_to_embed_runs_without_importing_tensorflow(tiny_data
     from featcache.embedding.embed import embed
 
     cache_path = tmp_path / "cache.h5"
-    embed(tiny_dataset, cache_path, EmbedConfig(extractor=ExtractorConfig(name="scratch_cnn", weights="random", image_size=32), sampling=SamplingConfig(num_frames=4)))
+    embed(
+        tiny_dataset,
+        cache_path,
+        EmbedConfig(
+            extractor=ExtractorConfig(name="scratch_cnn", weights="random", image_size=32),
+            sampling=SamplingConfig(num_frames=4),
+        ),
+    )
     report = run_in_fresh_interpreter(["embed", str(tiny_dataset), "--out", str(cache_path)])
     assert report["exit_code"] == 0, report["output"]
     assert "0 embedded, 6 already cached" in report["output"]

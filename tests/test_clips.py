@@ -11,12 +11,12 @@ from cache_fixtures import write_cache
 from typer.testing import CliRunner
 
 from featcache.cli import app
-from featcache.training.clips import clip_positions, evenly_spaced_offsets, predict_over_clips
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import FeatcacheError
 from featcache.inference.evaluate import evaluate
 from featcache.inference.predict import classify_padded
 from featcache.training.batches import EpochBatches
+from featcache.training.clips import clip_positions, evenly_spaced_offsets, predict_over_clips
 from featcache.training.train import train
 from featcache.training.training_data import load_training_data
 
@@ -87,7 +87,9 @@ def test_training_batches_take_new_random_clips_every_epoch_validation_uniform(d
     data = load_training_data(dense_cache, config)
     rows = data.split.train_indices
     lengths = data.index.lengths[rows]
-    batches = EpochBatches(dense_cache, data.index, rows, 64, False, 0, frames=4, clip_sampling="random", features=data.train_inputs[0][0])
+    batches = EpochBatches(
+        dense_cache, data.index, rows, 64, False, 0, frames=4, clip_sampling="random", features=data.train_inputs[0][0]
+    )
     epochs = []
     for epoch in range(3):
         (features, clip_lengths), _ = batches.batch(epoch, 0)
@@ -105,11 +107,15 @@ def test_training_batches_take_new_random_clips_every_epoch_validation_uniform(d
 
 @pytest.mark.parametrize("memory_budget_mb", [2048, 0], ids=["in-memory", "streamed"])
 def test_a_clip_model_trains_evaluates_and_says_so(dense_cache: Path, tmp_path: Path, memory_budget_mb: int) -> None:
-    config = TrainConfig(epochs=2, frames=4, clip_sampling="random", test_clips=3, memory_budget_mb=memory_budget_mb, test_fraction=0.34)
+    config = TrainConfig(
+        epochs=2, frames=4, clip_sampling="random", test_clips=3, memory_budget_mb=memory_budget_mb, test_fraction=0.34
+    )
     result = train(dense_cache, tmp_path / "model", HeadConfig(head="meanpool", dense=4), config)
     assert result.model.inputs[0].shape[1] == 4  # the head sees 4-frame clips, not the 30 stored frames
     metadata = json.loads((tmp_path / "model" / "featcache.json").read_text())
-    assert metadata["num_frames"] == 4 and metadata["training"]["frames"] == 4 and metadata["training"]["test_clips"] == 3
+    assert (
+        metadata["num_frames"] == 4 and metadata["training"]["frames"] == 4 and metadata["training"]["test_clips"] == 3
+    )
     report = evaluate(tmp_path / "model", dense_cache)  # a 30-frame cache for a 4-frame head: clips, not a mismatch
     assert report.num_videos == result.split.num_test and 0.0 <= report.accuracy <= 1.0
 

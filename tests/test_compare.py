@@ -4,28 +4,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import numpy as np
+import pytest
 from cache_fixtures import ucf101_like_cache
 from typer.testing import CliRunner
 
 from featcache.cli import app
-from featcache.training.compare import compare_heads, format_comparison
 from featcache.config import HEAD_NAMES, TrainConfig
 from featcache.errors import FeatcacheError
+from featcache.training.compare import compare_heads, format_comparison
 
 
 @pytest.fixture(scope="module")
 def small_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return ucf101_like_cache(tmp_path_factory.mktemp("cache") / "small.h5", num_classes=3, num_groups=10, clips_per_group=1)
+    return ucf101_like_cache(
+        tmp_path_factory.mktemp("cache") / "small.h5", num_classes=3, num_groups=10, clips_per_group=1
+    )
 
 
 def test_compare_gives_one_row_per_head_on_the_same_split(small_cache: Path) -> None:
     messages: list[str] = []
-    rows = compare_heads(small_cache, ["lstm", "meanpool"], {"units": 8, "dense": 8}, TrainConfig(epochs=2), progress=messages.append)
+    rows = compare_heads(
+        small_cache, ["lstm", "meanpool"], {"units": 8, "dense": 8}, TrainConfig(epochs=2), progress=messages.append
+    )
     assert [row.head for row in rows] == ["lstm", "meanpool"]
     assert sum(message.startswith("split:") for message in messages) == 1  # one split for every head
-    assert all(0.0 <= row.test_accuracy <= 1.0 and row.seconds_per_epoch > 0 and 1 <= row.best_epoch <= 2 for row in rows)
+    assert all(
+        0.0 <= row.test_accuracy <= 1.0 and row.seconds_per_epoch > 0 and 1 <= row.best_epoch <= 2 for row in rows
+    )
     assert all(0.0 <= row.best_val_accuracy <= 1.0 for row in rows)
     # meanpool has no recurrent layer: fewer parameters than the LSTM at the same widths.
     assert rows[1].num_parameters < rows[0].num_parameters
@@ -36,7 +42,12 @@ def test_compare_gives_one_row_per_head_on_the_same_split(small_cache: Path) -> 
 @pytest.fixture(scope="module")
 def cache_with_misleading_test_groups(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3 classes x 25 groups x 2 clips; the test groups of ucf101-1 (1-7) look like the next class."""
-    return ucf101_like_cache(tmp_path_factory.mktemp("cache") / "misleading.h5", num_groups=25, clips_per_group=2, mislabelled_groups=range(1, 8))
+    return ucf101_like_cache(
+        tmp_path_factory.mktemp("cache") / "misleading.h5",
+        num_groups=25,
+        clips_per_group=2,
+        mislabelled_groups=range(1, 8),
+    )
 
 
 def test_the_accuracy_column_is_test_accuracy(cache_with_misleading_test_groups: Path) -> None:
@@ -67,7 +78,12 @@ def test_compare_command(small_cache: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "30% held out for test" in result.output
     lines = result.output.splitlines()
-    assert [line.split()[0] for line in lines if line.split() and line.split()[0] in HEAD_NAMES] == ["gru", "meanpool", "transformer", "tcn"]
+    assert [line.split()[0] for line in lines if line.split() and line.split()[0] in HEAD_NAMES] == [
+        "gru",
+        "meanpool",
+        "transformer",
+        "tcn",
+    ]
     assert "test accuracy" in result.output
 
 

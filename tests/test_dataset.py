@@ -22,7 +22,9 @@ from featcache.training.training_data import load_training_data
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3 classes x 10 groups x 2 clips, 6 frames x 8 dims."""
-    return ucf101_like_cache(tmp_path_factory.mktemp("cache") / "small.h5", num_classes=3, num_groups=10, clips_per_group=2)
+    return ucf101_like_cache(
+        tmp_path_factory.mktemp("cache") / "small.h5", num_classes=3, num_groups=10, clips_per_group=2
+    )
 
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["format1", "format2"])
@@ -32,7 +34,9 @@ def cache_of_numbered_frames(request: pytest.FixtureRequest, tmp_path_factory: p
     lengths = np.array([3, 5, 8, 12, 20, 20])
     features = (100 * np.arange(6)[:, None, None] + np.arange(20)[None, :, None]) * np.ones((1, 1, 2))
     labels = np.array([0, 0, 0, 1, 1, 1])  # paths A/..c000 .. B/..c005: already in sorted order, as format 2 keeps rows
-    cache = write_cache(tmp_path_factory.mktemp("cache") / "numbered.h5", features, lengths, labels, ["A", "B"], dtype="float32")
+    cache = write_cache(
+        tmp_path_factory.mktemp("cache") / "numbered.h5", features, lengths, labels, ["A", "B"], dtype="float32"
+    )
     if request.param == 2:
         upgrade_cache(cache)
     return cache
@@ -61,7 +65,12 @@ def test_subsets_are_trains_split(cache: Path) -> None:
 
 
 def test_a_model_folder_gives_back_its_split(cache: Path, tmp_path: Path) -> None:
-    result = train(cache, tmp_path / "model", HeadConfig(head="meanpool", dense=4), TrainConfig(epochs=1, seed=5, test_fraction=0.3))
+    result = train(
+        cache,
+        tmp_path / "model",
+        HeadConfig(head="meanpool", dense=4),
+        TrainConfig(epochs=1, seed=5, test_fraction=0.3),
+    )
     index = read_cache_index(cache)
     for subset, rows in (("train", result.split.train_indices), ("test", result.split.test_indices)):
         labels = _collect(featcache.dataset(cache, subset, split=tmp_path / "model", shuffle=False))[2]
@@ -83,7 +92,11 @@ def test_training_batches_are_reshuffled_every_epoch(cache: Path) -> None:
 def test_batches_stream_one_batch_at_a_time(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     read_sizes: list[int] = []
     original_read = CacheReader.read
-    monkeypatch.setattr(CacheReader, "read", lambda self, rows, num_frames=None: read_sizes.append(len(rows)) or original_read(self, rows, num_frames))
+    monkeypatch.setattr(
+        CacheReader,
+        "read",
+        lambda self, rows, num_frames=None: read_sizes.append(len(rows)) or original_read(self, rows, num_frames),
+    )
     batches = featcache.dataset(cache, None, batch_size=8)
     assert read_sizes == []  # nothing read before iterating
     iterator = iter(batches)
@@ -107,16 +120,30 @@ def test_random_clips_change_every_epoch_within_their_segments(cache_of_numbered
     batches = featcache.dataset(cache_of_numbered_frames, None, frames=4, clip_sampling="random", shuffle=False)
     epochs = [_collect(batches)[0][4:, :, 0] - 100 * np.arange(4, 6)[:, None] for _ in range(5)]  # the 20-frame videos
     for positions in epochs:
-        assert ((positions >= np.arange(4) * 5) & (positions < (np.arange(4) + 1) * 5)).all()  # one frame per 5-frame segment
+        assert (
+            (positions >= np.arange(4) * 5) & (positions < (np.arange(4) + 1) * 5)
+        ).all()  # one frame per 5-frame segment
     assert len({positions.tobytes() for positions in epochs}) == 5
 
 
 @pytest.mark.parametrize("memory_budget_mb", [2048, 0], ids=["train-in-memory", "train-streamed"])
-def test_train_and_dataset_give_the_same_batches_for_the_same_seed(cache_of_numbered_frames: Path, memory_budget_mb: int) -> None:
-    config = TrainConfig(frames=4, clip_sampling="random", batch_size=2, seed=7, val_fraction=0, test_fraction=0.34, memory_budget_mb=memory_budget_mb)
+def test_train_and_dataset_give_the_same_batches_for_the_same_seed(
+    cache_of_numbered_frames: Path, memory_budget_mb: int
+) -> None:
+    config = TrainConfig(
+        frames=4,
+        clip_sampling="random",
+        batch_size=2,
+        seed=7,
+        val_fraction=0,
+        test_fraction=0.34,
+        memory_budget_mb=memory_budget_mb,
+    )
     data = load_training_data(cache_of_numbered_frames, config)
     (fed,) = training_batches(data, config)  # what `fit` reads (no validation side here)
-    ours = featcache.dataset(cache_of_numbered_frames, "train", split=config, batch_size=2, seed=7, frames=4, clip_sampling="random")
+    ours = featcache.dataset(
+        cache_of_numbered_frames, "train", split=config, batch_size=2, seed=7, frames=4, clip_sampling="random"
+    )
     for _ in range(3):  # each epoch: a new order and new clips, the same on both sides
         epoch = list(ours)
         assert len(epoch) == len(fed) == 2

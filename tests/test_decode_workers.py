@@ -10,20 +10,22 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from featcache.embedding.batching import decode_videos
 from featcache.cache import read_cache_index
 from featcache.cli import app
 from featcache.config import SamplingConfig
-from featcache.video.decode_workers import CRASH_DECODER_ENV, describe_exit_status
+from featcache.embedding.batching import decode_videos
 from featcache.errors import VideoDecodeError
 from featcache.video.decode import SampledFrames
+from featcache.video.decode_workers import CRASH_DECODER_ENV, describe_exit_status
 from featcache.video.find import find_videos
 
 RUNNER = CliRunner()
 SMALL = ["--weights", "random", "--image-size", "16", "--frames", "4", "--workers", "2"]
 
 
-def test_a_crashing_decoder_costs_one_video(tiny_dataset: Path, tmp_path: Path, fake_extractor: list, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_crashing_decoder_costs_one_video(
+    tiny_dataset: Path, tmp_path: Path, fake_extractor: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(CRASH_DECODER_ENV, "v_Alpha_g02_c01.avi")
     cache_path = tmp_path / "cache.h5"
     result = RUNNER.invoke(app, ["embed", str(tiny_dataset), "--out", str(cache_path), *SMALL])
@@ -33,7 +35,9 @@ def test_a_crashing_decoder_costs_one_video(tiny_dataset: Path, tmp_path: Path, 
     index = read_cache_index(cache_path)
     assert dict(index.failures) == {"Alpha/v_Alpha_g02_c01.avi": "decoder crashed: signal 11 (SIGSEGV)"}
     _, entries = find_videos(tiny_dataset)
-    assert sorted(index.paths) == sorted(entry.relative_path for entry in entries if entry.path.name != "v_Alpha_g02_c01.avi")
+    assert sorted(index.paths) == sorted(
+        entry.relative_path for entry in entries if entry.path.name != "v_Alpha_g02_c01.avi"
+    )
 
 
 def test_videos_after_a_crash_come_back_in_order_and_right(tiny_dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,7 +67,9 @@ def test_a_file_name_that_is_not_utf8_is_embedded(tiny_dataset: Path, tmp_path: 
     assert again.exit_code == 0 and "0 embedded, 7 already cached" in again.output
 
 
-def test_csv_rows_outside_its_folder_need_the_option_and_are_said(tmp_path: Path, tiny_dataset: Path, fake_extractor: list) -> None:
+def test_csv_rows_outside_its_folder_need_the_option_and_are_said(
+    tmp_path: Path, tiny_dataset: Path, fake_extractor: list
+) -> None:
     csv_path = tmp_path / "lists" / "videos.csv"
     csv_path.parent.mkdir()
     csv_path.write_text("path,label\n../videos/Alpha/v_Alpha_g01_c01.avi,Alpha\n")
@@ -78,7 +84,11 @@ def test_csv_rows_outside_its_folder_need_the_option_and_are_said(tmp_path: Path
 
 @pytest.mark.parametrize(
     ("returncode", "description"),
-    [(-signal.SIGSEGV, "signal 11 (SIGSEGV)"), (-signal.SIGKILL, "signal 9 (SIGKILL, killed from outside, e.g. out of memory)"), (3, "exit status 3")],
+    [
+        (-signal.SIGSEGV, "signal 11 (SIGSEGV)"),
+        (-signal.SIGKILL, "signal 9 (SIGKILL, killed from outside, e.g. out of memory)"),
+        (3, "exit status 3"),
+    ],
 )
 def test_describe_exit_status(returncode: int, description: str) -> None:
     assert describe_exit_status(returncode) == description
@@ -94,4 +104,6 @@ def test_a_decode_worker_loads_no_model_library() -> None:
 
     package_parent = str(Path(decode_workers.__file__).resolve().parents[2])
     probe = f"import sys; sys.path.insert(0, {package_parent!r}); import featcache.video.decode_workers; print(sorted(m for m in ('keras', 'tensorflow', 'h5py') if m in sys.modules))"
-    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    assert (
+        subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    )

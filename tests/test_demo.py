@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 import featcache.pipelines.spec
 from featcache.cli import app
-from featcache.training.model_folder import read_split_file
 from featcache.pipelines import load_pipeline
+from featcache.training.model_folder import read_split_file
 
 TINY_DEMO = """
 description = "tiny demo: scratch CNN with random frozen weights, for a network-free demo"
@@ -64,7 +64,9 @@ def test_demo_command_runs_end_to_end(tiny_shipped_demo: Path, tmp_path: Path) -
     assert "random frozen weights, for a network-free demo" in result.output
     assert "held-out (test) videos" in result.output and "trained now" in result.output
     assert f"featcache predict {out / 'models' / 'lstm'}" in result.output
-    assert "train lstm: split " in result.output and " test videos" in result.output  # the split sizes, as train prints them
+    assert (
+        "train lstm: split " in result.output and " test videos" in result.output
+    )  # the split sizes, as train prints them
     suggested = result.output.split(f"featcache predict {out / 'models' / 'lstm'} ")[1].split()[0]
     split_rows = read_split_file(out / "models" / "lstm" / "split.csv")
     assert split_rows[str(Path(suggested).relative_to(out / "videos"))] == "test"  # the predict example is a test video

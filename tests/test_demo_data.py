@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from featcache.config import SamplingConfig
-from featcache.video.demo_data import MARKER_FILE_NAME, available_demo_classes, make_demo_data
 from featcache.errors import FeatcacheError
 from featcache.video.decode import read_sampled_frames
+from featcache.video.demo_data import MARKER_FILE_NAME, available_demo_classes, make_demo_data
 from featcache.video.find import find_videos
 
 # Small enough to write in well under a second.
@@ -41,7 +41,9 @@ def test_layout_is_ucf101(small_demo):
 
 
 def test_videos_decode_with_the_asked_size_and_length(small_demo):
-    sampled = read_sampled_frames(small_demo / "MovingRight" / "v_MovingRight_g01_c01.avi", SamplingConfig(num_frames=8), image_size=32)
+    sampled = read_sampled_frames(
+        small_demo / "MovingRight" / "v_MovingRight_g01_c01.avi", SamplingConfig(num_frames=8), image_size=32
+    )
     assert sampled.video_num_frames == 8
     assert (sampled.video_width, sampled.video_height) == (32, 32)
     assert sampled.video_fps > 0
@@ -104,7 +106,9 @@ def test_writes_into_an_existing_empty_folder(tmp_path):
 
 
 def test_more_classes_come_in_a_fixed_order(tmp_path):
-    root = make_demo_data(tmp_path / "demo", num_classes=5, videos_per_class=1, num_groups=1, num_frames=2, image_size=16)
+    root = make_demo_data(
+        tmp_path / "demo", num_classes=5, videos_per_class=1, num_groups=1, num_frames=2, image_size=16
+    )
     assert sorted(path.name for path in root.iterdir() if path.is_dir()) == sorted(available_demo_classes())
     assert available_demo_classes()[:3] == ["MovingRight", "MovingLeft", "Bouncing"]
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import importlib
-
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -14,22 +12,21 @@ import numpy as np
 import pytest
 from conftest import (
     frame_number_from_level,
-    mean_colour_extractor,
     numbered_frames,
     write_video,
 )
 
-from featcache.embedding import embed as embed_module
-extractors_module = importlib.import_module("featcache.extractors.registry")  # embed takes load_extractor from here when it builds a model
-from featcache.embedding import local_engine
-from featcache.cache import read_all_features, read_cache_index
+extractors_module = importlib.import_module(
+    "featcache.extractors.registry"
+)  # embed takes load_extractor from here when it builds a model
+from featcache.cache import ShardVideo, read_all_features, read_cache_index, shard_folder_for, write_shard
 from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
+from featcache.embedding import local_engine
 from featcache.embedding.embed import embed
-from featcache.errors import CacheMismatchError, FeatcacheError, InputError
+from featcache.errors import CacheMismatchError, InputError
 from featcache.extractors.registry import Extractor, load_extractor
-from featcache.video.decode import read_sampled_frames
-from featcache.cache import ShardVideo, shard_folder_for, write_shard
 from featcache.files import sha256_file
+from featcache.video.decode import read_sampled_frames
 
 NUM_FRAMES = 4
 FAKE_CONFIG = EmbedConfig(
@@ -75,7 +72,9 @@ def test_cache_holds_every_dataset_and_attribute(numbered_dataset: Path, tmp_pat
         fingerprints = [value.decode() for value in handle["fingerprints"][()]]
         video_path = numbered_dataset / paths[0]
         assert fingerprints[0].startswith(f"{video_path.stat().st_size}:") and len(fingerprints[0]) > 60
-        assert fingerprints[:3] == fingerprints[3:] and len(set(fingerprints)) == 3  # the two classes hold the same videos
+        assert (
+            fingerprints[:3] == fingerprints[3:] and len(set(fingerprints)) == 3
+        )  # the two classes hold the same videos
         assert handle["failures"].shape == (0,)
         extractor = json.loads(handle.attrs["extractor"])
         assert extractor["name"] == "mobilenet_v2" and extractor["feature_dim"] == 3
@@ -129,16 +128,23 @@ def test_features_equal_direct_model_call(tiny_dataset: Path, tmp_path: Path, ex
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32"])
-def test_features_without_information_are_refused_in_either_dtype(tiny_dataset: Path, tmp_path: Path, dtype: str) -> None:
+def test_features_without_information_are_refused_in_either_dtype(
+    tiny_dataset: Path, tmp_path: Path, dtype: str
+) -> None:
     """Random-init MobileNetV2 outputs ~1e-11: no information in float32 either (every head sits at chance), so it is
     refused with what works instead, before the run goes on."""
     config = EmbedConfig(extractor=FAKE_CONFIG.extractor, sampling=FAKE_CONFIG.sampling, dtype=dtype)
-    with pytest.raises(InputError, match=r"features all lie below.*without information.*featcache weights fetch.*scratch_cnn --weights random"):
+    with pytest.raises(
+        InputError,
+        match=r"features all lie below.*without information.*featcache weights fetch.*scratch_cnn --weights random",
+    ):
         embed(tiny_dataset, tmp_path / "cache.h5", config)
     assert not (tmp_path / "cache.h5").exists()
 
 
-def test_constant_features_are_refused(tiny_dataset: Path, tmp_path: Path, fake_extractor: list, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_constant_features_are_refused(
+    tiny_dataset: Path, tmp_path: Path, fake_extractor: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_load = extractors_module.load_extractor
 
     def constant_extractor(config: ExtractorConfig) -> Extractor:
@@ -186,7 +192,9 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(
     assert read_cache_index(cache_path).paths == read_cache_index(reference_path).paths
 
 
-def test_torn_and_unreadable_shards_are_redone(tiny_dataset: Path, tmp_path: Path, fake_extractor: list, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_torn_and_unreadable_shards_are_redone(
+    tiny_dataset: Path, tmp_path: Path, fake_extractor: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A kill -9 can leave a half-written shard .tmp; a disk fault a broken shard: both are re-embedded and named."""
     cache_path = tmp_path / "cache.h5"
     monkeypatch.setattr(local_engine, "MAX_VIDEOS_PER_SHARD", 2)
@@ -238,18 +246,42 @@ def test_other_settings_are_refused(tiny_dataset: Path, tmp_path: Path, fake_ext
     assert summary.num_embedded == 6
 
 
-def test_unfinished_run_with_other_settings_is_refused(tiny_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
+def test_unfinished_run_with_other_settings_is_refused(
+    tiny_dataset: Path, tmp_path: Path, fake_extractor: list
+) -> None:
     cache_path = tmp_path / "cache.h5"
-    video = ShardVideo("Alpha/x.avi", "Alpha", "", "1:ab", np.zeros((1, 3)), np.zeros(1, np.int32), np.zeros(1, np.float32), 10.0, 1, 32, 32)
-    write_shard(shard_folder_for(cache_path), [video], "float16", {"extractor": {"name": "scratch_cnn"}, "sampling": {}, "dtype": "float16"})
+    video = ShardVideo(
+        "Alpha/x.avi",
+        "Alpha",
+        "",
+        "1:ab",
+        np.zeros((1, 3)),
+        np.zeros(1, np.int32),
+        np.zeros(1, np.float32),
+        10.0,
+        1,
+        32,
+        32,
+    )
+    write_shard(
+        shard_folder_for(cache_path),
+        [video],
+        "float16",
+        {"extractor": {"name": "scratch_cnn"}, "sampling": {}, "dtype": "float16"},
+    )
     with pytest.raises(CacheMismatchError, match=r"left by an interrupted embed\) was embedded with other settings"):
         embed(tiny_dataset, cache_path, FAKE_CONFIG)
 
 
-def test_changed_weights_file_is_refused(tiny_dataset: Path, tmp_path: Path, fake_extractor: list, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_changed_weights_file_is_refused(
+    tiny_dataset: Path, tmp_path: Path, fake_extractor: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
     weights_path = tmp_path / "w.weights.h5"
     weights_path.write_bytes(b"first")
-    config = EmbedConfig(extractor=ExtractorConfig(name="scratch_cnn", weights=str(weights_path), image_size=32), sampling=FAKE_CONFIG.sampling)
+    config = EmbedConfig(
+        extractor=ExtractorConfig(name="scratch_cnn", weights=str(weights_path), image_size=32),
+        sampling=FAKE_CONFIG.sampling,
+    )
     stand_in_load = extractors_module.load_extractor
 
     def load_recording_sha256(extractor_config: ExtractorConfig) -> Extractor:
@@ -271,7 +303,9 @@ def test_a_cache_of_imagenet_weights_takes_more_videos_and_refuses_another_downl
 ) -> None:
     # `--weights imagenet` names weights only loading the model fetches: the request has no sha256, the cache's
     # record has the downloaded file's. The request matches the cache; the loaded model is then checked by hash.
-    config = EmbedConfig(extractor=ExtractorConfig(name="mobilenet_v2", weights="imagenet", image_size=32), sampling=FAKE_CONFIG.sampling)
+    config = EmbedConfig(
+        extractor=ExtractorConfig(name="mobilenet_v2", weights="imagenet", image_size=32), sampling=FAKE_CONFIG.sampling
+    )
     stand_in_load = extractors_module.load_extractor
     downloaded_sha256 = ["a" * 64]
 
@@ -293,17 +327,25 @@ def test_a_cache_of_imagenet_weights_takes_more_videos_and_refuses_another_downl
     assert read_cache_index(cache_path).num_videos == 7
 
 
-def test_bad_videos_are_listed_and_the_rest_embedded(dataset_with_bad_files: Path, tmp_path: Path, fake_extractor: list) -> None:
+def test_bad_videos_are_listed_and_the_rest_embedded(
+    dataset_with_bad_files: Path, tmp_path: Path, fake_extractor: list
+) -> None:
     cache_path = tmp_path / "cache.h5"
     summary = embed(dataset_with_bad_files, cache_path, FAKE_CONFIG)
     assert summary.num_embedded == 6
-    assert sorted(summary.failures) == ["Alpha/v_Alpha_g09_c01.avi", "Alpha/v_Alpha_g09_c02.avi", "Beta/v_Beta_g09_c03.avi"]
+    assert sorted(summary.failures) == [
+        "Alpha/v_Alpha_g09_c01.avi",
+        "Alpha/v_Alpha_g09_c02.avi",
+        "Beta/v_Beta_g09_c03.avi",
+    ]
     assert "empty file" in summary.failures["Alpha/v_Alpha_g09_c02.avi"]
     index = read_cache_index(cache_path)
     assert index.num_videos == 6
     assert [path for path, _ in index.failures] == sorted(summary.failures)
     # A re-run retries the failures (they may have been fixed) and keeps everything else.
-    shutil.copy(dataset_with_bad_files / "Beta" / "v_Beta_g01_c01.avi", dataset_with_bad_files / "Alpha" / "v_Alpha_g09_c02.avi")
+    shutil.copy(
+        dataset_with_bad_files / "Beta" / "v_Beta_g01_c01.avi", dataset_with_bad_files / "Alpha" / "v_Alpha_g09_c02.avi"
+    )
     again = embed(dataset_with_bad_files, cache_path, FAKE_CONFIG)
     assert again.num_embedded == 1 and len(again.failures) == 2
     assert len(read_cache_index(cache_path).failures) == 2
@@ -344,7 +386,9 @@ embed_module.embed({root!r}, {cache!r}, FAKE_CONFIG)
 """
 
 
-def test_killed_run_leaves_no_complete_looking_file_and_resumes(tiny_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
+def test_killed_run_leaves_no_complete_looking_file_and_resumes(
+    tiny_dataset: Path, tmp_path: Path, fake_extractor: list
+) -> None:
     import subprocess
     import sys
 
@@ -391,7 +435,9 @@ def test_cache_follows_deleted_renamed_and_relabelled_videos(tmp_path: Path, fak
     assert index.class_names == ["Delta", "Gamma"] and index.groups[0] == "7"
 
 
-def test_overwrite_that_fails_keeps_the_old_cache(tiny_dataset: Path, tmp_path: Path, fake_extractor: list, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_overwrite_that_fails_keeps_the_old_cache(
+    tiny_dataset: Path, tmp_path: Path, fake_extractor: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cache_path = tmp_path / "cache.h5"
     embed(tiny_dataset, cache_path, FAKE_CONFIG)
     before = cache_path.read_bytes()
@@ -417,7 +463,9 @@ def test_abandoned_temporary_files_are_removed(tiny_dataset: Path, tmp_path: Pat
     assert not dead_index_writer.exists() and not dead_shard_writer.exists()
 
 
-def test_a_file_changed_at_the_same_path_is_embedded_again(tiny_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
+def test_a_file_changed_at_the_same_path_is_embedded_again(
+    tiny_dataset: Path, tmp_path: Path, fake_extractor: list
+) -> None:
     cache_path = tmp_path / "cache.h5"
     embed(tiny_dataset, cache_path, FAKE_CONFIG)
     index = read_cache_index(cache_path)
@@ -426,14 +474,23 @@ def test_a_file_changed_at_the_same_path_is_embedded_again(tiny_dataset: Path, t
     summary = embed(tiny_dataset, cache_path, FAKE_CONFIG)
     assert (summary.num_changed, summary.num_embedded, summary.num_already_cached) == (1, 1, 5)
     after = read_cache_index(cache_path)
-    before_contents, after_contents = dict(zip(index.paths, index.fingerprints)), dict(zip(after.paths, after.fingerprints))
-    assert sorted(after.paths) == sorted(index.paths) and after.paths[-1] == index.paths[0]  # re-embedded rows come last
+    before_contents, after_contents = (
+        dict(zip(index.paths, index.fingerprints)),
+        dict(zip(after.paths, after.fingerprints)),
+    )
+    assert (
+        sorted(after.paths) == sorted(index.paths) and after.paths[-1] == index.paths[0]
+    )  # re-embedded rows come last
     assert {path for path in index.paths if after_contents[path] != before_contents[path]} == {index.paths[0]}
     assert summary.num_dead_rows == 1  # the old row is unlisted, its shard untouched until `featcache compact`
-    assert embed(tiny_dataset, cache_path, FAKE_CONFIG).num_embedded == 0  # size + mtime unchanged: trusted, not rehashed
+    assert (
+        embed(tiny_dataset, cache_path, FAKE_CONFIG).num_embedded == 0
+    )  # size + mtime unchanged: trusted, not rehashed
 
 
-def test_a_second_embed_on_the_same_cache_is_refused_at_once(tiny_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
+def test_a_second_embed_on_the_same_cache_is_refused_at_once(
+    tiny_dataset: Path, tmp_path: Path, fake_extractor: list
+) -> None:
     from featcache.cache import CacheLock
     from featcache.errors import CacheLockedError
 

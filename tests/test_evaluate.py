@@ -6,7 +6,6 @@ features (so every prediction is known from the cache contents) and a featcache.
 
 from __future__ import annotations
 
-
 import csv
 import json
 from pathlib import Path
@@ -17,12 +16,12 @@ import pytest
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, top_k_accuracy_score
 from typer.testing import CliRunner
 
-from featcache.training import scoring as scoring_module
 from featcache import __version__
 from featcache.cache import VideoRows, write_cache
 from featcache.cli import app
 from featcache.errors import CacheFormatError, CacheMismatchError, InputError, ModelDirError
 from featcache.inference.evaluate import evaluate, format_report
+from featcache.training import scoring as scoring_module
 
 CLASS_NAMES = ["Alpha", "Beta", "Gamma"]
 NUM_FRAMES = 4
@@ -63,12 +62,24 @@ def write_test_cache(
         groups=[""] * num_videos,
     )
     attributes = {"extractor": extractor or EXTRACTOR, "sampling": sampling or SAMPLING}
-    write_cache(path, [rows], paths, class_names, [], attributes, num_frames, feature_dim, "float32",
-                fingerprints=dict(zip(paths, fingerprints)) if fingerprints else None)
+    write_cache(
+        path,
+        [rows],
+        paths,
+        class_names,
+        [],
+        attributes,
+        num_frames,
+        feature_dim,
+        "float32",
+        fingerprints=dict(zip(paths, fingerprints)) if fingerprints else None,
+    )
     return path
 
 
-def first_frame_softmax_model(num_frames: int, feature_dim: int, num_classes: int, kernel: np.ndarray | None = None) -> keras.Model:
+def first_frame_softmax_model(
+    num_frames: int, feature_dim: int, num_classes: int, kernel: np.ndarray | None = None
+) -> keras.Model:
     """inputs [features (B, T, D), lengths (B,)] -> softmax(features[:, 0] @ kernel); kernel defaults to identity."""
     features = keras.Input((num_frames, feature_dim), name="features")
     lengths = keras.Input((), dtype="int32", name="lengths")
@@ -137,7 +148,9 @@ def random_logits_cache(tmp_path: Path) -> tuple[Path, np.ndarray, np.ndarray]:
     features = rng.normal(0.0, 2.0, size=(15, NUM_FRAMES, FEATURE_DIM)).astype(np.float32)
     features[labels == 0, 0, 0] += 1.5  # some signal, so precision and recall are not all zero
     paths = [f"s{row:03d}.avi" for row in range(15)]
-    cache = write_test_cache(tmp_path / "scores.h5", features, [CLASS_NAMES[label] for label in labels], CLASS_NAMES, paths=paths)
+    cache = write_test_cache(
+        tmp_path / "scores.h5", features, [CLASS_NAMES[label] for label in labels], CLASS_NAMES, paths=paths
+    )
     return cache, labels, features[:, 0]
 
 
@@ -145,7 +158,12 @@ def random_logits_cache(tmp_path: Path) -> tuple[Path, np.ndarray, np.ndarray]:
 def training_cache(tmp_path: Path) -> Path:
     """12 correctly predictable videos; the trained_model's split holds out every fourth one."""
     labels = np.arange(12) % 3
-    return write_test_cache(tmp_path / "train.h5", one_hot_first_frames(list(labels), 3), [CLASS_NAMES[label] for label in labels], CLASS_NAMES)
+    return write_test_cache(
+        tmp_path / "train.h5",
+        one_hot_first_frames(list(labels), 3),
+        [CLASS_NAMES[label] for label in labels],
+        CLASS_NAMES,
+    )
 
 
 @pytest.fixture
@@ -168,17 +186,25 @@ def test_metrics_match_sklearn_on_known_predictions(tmp_path: Path, trained_mode
     assert report.accuracy == pytest.approx(np.mean(predicted == labels))
     assert report.top_k == 2
     assert report.top_k_accuracy == pytest.approx(top_k_accuracy_score(labels, probabilities, k=2, labels=[0, 1, 2]))
-    precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=[0, 1, 2], zero_division=0)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predicted, labels=[0, 1, 2], zero_division=0
+    )
     for position, name in enumerate(CLASS_NAMES):
         metrics = report.per_class[name]
-        np.testing.assert_allclose([metrics.precision, metrics.recall, metrics.f1], [precision[position], recall[position], f1[position]], rtol=1e-6)
+        np.testing.assert_allclose(
+            [metrics.precision, metrics.recall, metrics.f1],
+            [precision[position], recall[position], f1[position]],
+            rtol=1e-6,
+        )
         assert metrics.support == support[position]
     assert report.confusion_matrix == confusion_matrix(labels, predicted, labels=[0, 1, 2]).tolist()
     wrong = np.flatnonzero(predicted != labels)
     assert [item.path for item in report.misclassified] == [f"s{row:03d}.avi" for row in wrong]
     assert [item.predicted for item in report.misclassified] == [CLASS_NAMES[predicted[row]] for row in wrong]
     assert [item.true for item in report.misclassified] == [CLASS_NAMES[labels[row]] for row in wrong]
-    np.testing.assert_allclose([item.probability for item in report.misclassified], probabilities[wrong, predicted[wrong]], rtol=1e-5)
+    np.testing.assert_allclose(
+        [item.probability for item in report.misclassified], probabilities[wrong, predicted[wrong]], rtol=1e-5
+    )
 
 
 def test_top_k_is_clamped_and_hidden_when_it_covers_every_class(trained_model: Path, random_logits_cache) -> None:
@@ -194,7 +220,13 @@ def test_top_k_is_clamped_and_hidden_when_it_covers_every_class(trained_model: P
 
 def test_classes_absent_from_the_cache_are_marked_absent(tmp_path: Path, trained_model: Path) -> None:
     labels = [0, 1, 0, 1]  # no video of the third class
-    only_two = write_test_cache(tmp_path / "two.h5", one_hot_first_frames(labels, 3), [CLASS_NAMES[label] for label in labels], CLASS_NAMES, paths=[f"a{row}.avi" for row in range(4)])
+    only_two = write_test_cache(
+        tmp_path / "two.h5",
+        one_hot_first_frames(labels, 3),
+        [CLASS_NAMES[label] for label in labels],
+        CLASS_NAMES,
+        paths=[f"a{row}.avi" for row in range(4)],
+    )
     report = evaluate(trained_model, only_two, subset="all")
     absent = report.per_class[CLASS_NAMES[2]]
     assert absent.absent and absent.support == 0 and absent.recall is None and absent.f1 is None
@@ -241,10 +273,17 @@ def test_default_subset_on_another_cache_is_all_its_videos(tmp_path: Path, train
 def training_cache_minus_one(tmp_path: Path) -> Path:
     """The training_cache re-embedded after deleting its last video (v011, train): 11 videos, 3 test, 3 val, 5 train."""
     labels = np.arange(11) % 3
-    return write_test_cache(tmp_path / "minus_one.h5", one_hot_first_frames(list(labels), 3), [CLASS_NAMES[label] for label in labels], CLASS_NAMES)
+    return write_test_cache(
+        tmp_path / "minus_one.h5",
+        one_hot_first_frames(list(labels), 3),
+        [CLASS_NAMES[label] for label in labels],
+        CLASS_NAMES,
+    )
 
 
-def test_default_subset_on_a_cache_sharing_videos_leaves_out_the_seen_ones(trained_model: Path, training_cache_minus_one: Path) -> None:
+def test_default_subset_on_a_cache_sharing_videos_leaves_out_the_seen_ones(
+    trained_model: Path, training_cache_minus_one: Path
+) -> None:
     report = evaluate(trained_model, training_cache_minus_one)
     # Not the training cache (v011 is missing), so no test split; but its 8 train/val videos were seen.
     assert (report.subset, report.num_videos) == ("all", 3)
@@ -253,15 +292,22 @@ def test_default_subset_on_a_cache_sharing_videos_leaves_out_the_seen_ones(train
     assert sum(metrics.support for metrics in report.per_class.values()) == 3
 
 
-def test_split_all_on_a_cache_sharing_videos_scores_them_and_says_so(trained_model: Path, training_cache_minus_one: Path) -> None:
+def test_split_all_on_a_cache_sharing_videos_scores_them_and_says_so(
+    trained_model: Path, training_cache_minus_one: Path
+) -> None:
     report = evaluate(trained_model, training_cache_minus_one, subset="all")
     assert (report.subset, report.num_videos) == ("all", 11)
-    assert "all 11 videos of the cache (--subset all, 8 of which the model trained or validated on)" in report.subset_description
+    assert (
+        "all 11 videos of the cache (--subset all, 8 of which the model trained or validated on)"
+        in report.subset_description
+    )
 
 
 def test_a_cache_of_only_seen_videos_is_an_error_by_default(tmp_path: Path, trained_model: Path) -> None:
     paths = ["v001_Beta.avi", "v002_Gamma.avi"]  # val and train rows of the trained_model's split
-    cache = write_test_cache(tmp_path / "seen.h5", one_hot_first_frames([1, 2], 3), ["Beta", "Gamma"], CLASS_NAMES, paths=paths)
+    cache = write_test_cache(
+        tmp_path / "seen.h5", one_hot_first_frames([1, 2], 3), ["Beta", "Gamma"], CLASS_NAMES, paths=paths
+    )
     with pytest.raises(InputError, match="every one of the 2 videos .* trained or validated on.*--subset all"):
         evaluate(trained_model, cache)
     assert evaluate(trained_model, cache, subset="all").num_videos == 2
@@ -296,7 +342,9 @@ def test_a_cache_with_a_subset_of_the_classes(tmp_path: Path, trained_model: Pat
 
 
 def test_a_class_the_model_does_not_know_is_an_error(tmp_path: Path, trained_model: Path) -> None:
-    cache = write_test_cache(tmp_path / "delta.h5", one_hot_first_frames([0, 1], 3), ["Alpha", "Delta"], ["Alpha", "Delta"])
+    cache = write_test_cache(
+        tmp_path / "delta.h5", one_hot_first_frames([0, 1], 3), ["Alpha", "Delta"], ["Alpha", "Delta"]
+    )
     with pytest.raises(InputError, match="class\\(es\\) the model does not know: Delta"):
         evaluate(trained_model, cache)
 
@@ -307,7 +355,10 @@ def test_a_class_the_model_does_not_know_is_an_error(tmp_path: Path, trained_mod
         ({"feature_dim": 4}, "model vs cache: feature_dim 3 vs 4"),
         ({"extractor": {**EXTRACTOR, "name": "mobilenet_v2"}}, "extractor name 'scratch_cnn' vs 'mobilenet_v2'"),
         ({"extractor": {**EXTRACTOR, "image_size": 64}}, "extractor image_size 32 vs 64"),
-        ({"extractor": {**EXTRACTOR, "weights": "w.h5", "weights_sha256": "ab12"}}, "weights file w.h5 \\(sha256 ab12\\) differs"),
+        (
+            {"extractor": {**EXTRACTOR, "weights": "w.h5", "weights_sha256": "ab12"}},
+            "weights file w.h5 \\(sha256 ab12\\) differs",
+        ),
         ({"extractor": {**EXTRACTOR, "seed": 7}}, "random weights seed 0 vs 7"),
         ({"sampling": {"num_frames": NUM_FRAMES, "mode": "fps", "fps": 2.0}}, "sampling"),
     ],
@@ -361,17 +412,37 @@ def test_cli_json_prints_one_json_object(trained_model: Path, training_cache: Pa
     result = CliRunner().invoke(app, ["evaluate", str(trained_model), str(training_cache), "--json", "--top-k", "2"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    for key in ("accuracy", "num_videos", "class_names", "confusion_matrix", "top_k_accuracy", "per_class", "misclassified", "subset", "cache", "model_dir"):
+    for key in (
+        "accuracy",
+        "num_videos",
+        "class_names",
+        "confusion_matrix",
+        "top_k_accuracy",
+        "per_class",
+        "misclassified",
+        "subset",
+        "cache",
+        "model_dir",
+    ):
         assert key in report
     assert (report["num_videos"], report["subset"], report["top_k"]) == (3, "test", 2)
 
 
 def test_cli_human_report(tmp_path: Path, trained_model: Path, random_logits_cache) -> None:
     cache, _, _ = random_logits_cache
-    result = CliRunner().invoke(app, ["evaluate", str(trained_model), str(cache), "--subset", "all", "--report-dir", str(tmp_path / "out")])
+    result = CliRunner().invoke(
+        app, ["evaluate", str(trained_model), str(cache), "--subset", "all", "--report-dir", str(tmp_path / "out")]
+    )
     assert result.exit_code == 0, result.output
     assert "Top-3 accuracy" not in result.output  # k = 3 = the classes: every video would be a hit
-    for text in ("Accuracy:", "Top-2 accuracy:", "precision", "Confusion matrix", "Misclassified:", str(tmp_path / "out" / "confusion_matrix.png")):
+    for text in (
+        "Accuracy:",
+        "Top-2 accuracy:",
+        "precision",
+        "Confusion matrix",
+        "Misclassified:",
+        str(tmp_path / "out" / "confusion_matrix.png"),
+    ):
         assert text in result.stdout
     assert (tmp_path / "out" / "report.json").is_file()
 
@@ -385,12 +456,15 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path, training_cache: Pat
     assert "choose one of default, test, all" in result.output
 
 
-def test_cli_old_split_spelling_still_works_with_a_note(tmp_path: Path, trained_model: Path, random_logits_cache) -> None:
+def test_cli_old_split_spelling_still_works_with_a_note(
+    tmp_path: Path, trained_model: Path, random_logits_cache
+) -> None:
     cache, _, _ = random_logits_cache
-    result = CliRunner().invoke(app, ["evaluate", str(trained_model), str(cache), "--split", "all", "--report-dir", str(tmp_path / "out")])
+    result = CliRunner().invoke(
+        app, ["evaluate", str(trained_model), str(cache), "--split", "all", "--report-dir", str(tmp_path / "out")]
+    )
     assert result.exit_code == 0, result.output
     assert "--split is now --subset" in result.output and "all " in result.output
-
 
 
 def test_an_empty_cache_is_an_error(tmp_path: Path, trained_model: Path) -> None:
@@ -404,14 +478,21 @@ def test_on_a_model_from_train_the_default_is_its_held_out_split(tmp_path: Path)
     from featcache.training.train import train
 
     labels = np.arange(12) % 3
-    paths = [f"{CLASS_NAMES[label]}/v_{CLASS_NAMES[label]}_g{row // 3 + 1:02d}_c01.avi" for row, label in enumerate(labels)]
+    paths = [
+        f"{CLASS_NAMES[label]}/v_{CLASS_NAMES[label]}_g{row // 3 + 1:02d}_c01.avi" for row, label in enumerate(labels)
+    ]
     order = np.argsort(paths)
     cache = write_test_cache(
         tmp_path / "train.h5", one_hot_first_frames(list(labels[order]), 3), [CLASS_NAMES[label] for label in labels[order]],
         CLASS_NAMES, paths=[paths[row] for row in order],
     )  # fmt: skip
     # 12 ungrouped videos: 3 test, then 4 of the other 9 validate (a smaller share cannot hold out every class).
-    result = train(cache, tmp_path / "model", HeadConfig(head="meanpool", dense=8), TrainConfig(epochs=1, batch_size=4, val_fraction=0.4))
+    result = train(
+        cache,
+        tmp_path / "model",
+        HeadConfig(head="meanpool", dense=8),
+        TrainConfig(epochs=1, batch_size=4, val_fraction=0.4),
+    )
 
     report = evaluate(tmp_path / "model", cache)
 
@@ -427,18 +508,33 @@ def test_seen_videos_are_recognised_by_contents_not_by_name(tmp_path: Path) -> N
     labels = np.arange(12) % 3
     trained_contents = [f"1000:{row:064x}" for row in range(12)]
     split = {path: "test" if row % 4 == 0 else "val" if row % 4 == 1 else "train" for row, path in enumerate(paths)}
-    model_dir = write_model_folder(tmp_path / "model", CLASS_NAMES, split, fingerprints=dict(zip(paths, trained_contents)))
+    model_dir = write_model_folder(
+        tmp_path / "model", CLASS_NAMES, split, fingerprints=dict(zip(paths, trained_contents))
+    )
     features, names = one_hot_first_frames(list(labels), 3), [CLASS_NAMES[label] for label in labels]
 
-    training = write_test_cache(tmp_path / "train.h5", features, names, CLASS_NAMES, paths=paths, fingerprints=trained_contents)
+    training = write_test_cache(
+        tmp_path / "train.h5", features, names, CLASS_NAMES, paths=paths, fingerprints=trained_contents
+    )
     assert (evaluate(model_dir, training).subset, evaluate(model_dir, training).num_videos) == ("test", 3)
 
-    same_names = write_test_cache(tmp_path / "other.h5", features, names, CLASS_NAMES, paths=paths,
-                                  fingerprints=[f"2000:{row:064x}" for row in range(12)])
+    same_names = write_test_cache(
+        tmp_path / "other.h5",
+        features,
+        names,
+        CLASS_NAMES,
+        paths=paths,
+        fingerprints=[f"2000:{row:064x}" for row in range(12)],
+    )
     report = evaluate(model_dir, same_names)
     assert (report.subset, report.num_videos) == ("all", 12)  # the issue's 60-video case: every video scored
 
     renamed = [f"copy_{path}" for path in paths]
-    copies = write_test_cache(tmp_path / "copies.h5", features, names, CLASS_NAMES, paths=renamed, fingerprints=trained_contents)
+    copies = write_test_cache(
+        tmp_path / "copies.h5", features, names, CLASS_NAMES, paths=renamed, fingerprints=trained_contents
+    )
     report = evaluate(model_dir, copies)
-    assert report.num_videos == 3 and "all 12 videos of the cache except 9 the model trained or validated on" in report.subset_description
+    assert (
+        report.num_videos == 3
+        and "all 12 videos of the cache except 9 the model trained or validated on" in report.subset_description
+    )

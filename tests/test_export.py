@@ -12,10 +12,10 @@ from cache_fixtures import write_cache
 from typer.testing import CliRunner
 
 from featcache.cache import open_cache, read_all_features, read_index_state
+from featcache.cache.export import export_cache
 from featcache.cache.maintenance import upgrade_cache
 from featcache.cli import app
 from featcache.errors import FeatcacheError
-from featcache.cache.export import export_cache
 
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["format1", "format2"])
@@ -39,7 +39,12 @@ def test_npy_export_holds_each_videos_real_frames(cache_with_short_videos: Path,
     with open(tmp_path / "out" / "index.csv", newline="") as stream:
         index = list(csv.DictReader(stream))
     assert [row["npy"] for row in index] == ["Jump/a.avi.npy", "Jump/a.mp4.npy", "Run/b.avi.npy", "Run/c.avi.npy"]
-    assert [(row["label"], row["group"], row["length"]) for row in index] == [("Jump", "1", "2"), ("Jump", "1", "5"), ("Run", "2", "3"), ("Run", "", "4")]
+    assert [(row["label"], row["group"], row["length"]) for row in index] == [
+        ("Jump", "1", "2"),
+        ("Jump", "1", "5"),
+        ("Run", "2", "3"),
+        ("Run", "", "4"),
+    ]
     stored = np.arange(4 * 5 * 3, dtype=np.float16).reshape(4, 5, 3)
     for row, entry in enumerate(index):
         array = np.load(tmp_path / "out" / entry["npy"])
@@ -54,7 +59,10 @@ def test_parquet_export_has_a_row_per_real_frame(cache_with_short_videos: Path, 
     assert (summary.format, summary.num_frames) == ("parquet", 14)
     table = pq.read_table(tmp_path / "features.parquet")
     assert table.column_names == ["path", "label", "group", "frame", "frame_index", "timestamp_ms", "vector"]
-    assert table.column("path").to_pylist() == ["Jump/a.avi"] * 2 + ["Jump/a.mp4"] * 5 + ["Run/b.avi"] * 3 + ["Run/c.avi"] * 4
+    assert (
+        table.column("path").to_pylist()
+        == ["Jump/a.avi"] * 2 + ["Jump/a.mp4"] * 5 + ["Run/b.avi"] * 3 + ["Run/c.avi"] * 4
+    )
     assert table.column("frame").to_pylist()[:7] == [0, 1, 0, 1, 2, 3, 4]
     assert table.column("timestamp_ms").to_pylist()[2:4] == [0.0, 100.0]
     vectors = np.array(table.column("vector").to_pylist())
@@ -73,7 +81,9 @@ def test_an_existing_out_is_kept_unless_overwrite(cache_with_short_videos: Path,
     assert not (out / "mine.txt").exists() and (out / "index.csv").is_file()
 
 
-def test_a_failed_export_leaves_no_output(cache_with_short_videos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_export_leaves_no_output(
+    cache_with_short_videos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def disk_full(*arguments, **keywords):
         raise OSError(28, "No space left on device")
 
@@ -84,7 +94,9 @@ def test_a_failed_export_leaves_no_output(cache_with_short_videos: Path, tmp_pat
 
 
 def test_export_command(cache_with_short_videos: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["export", str(cache_with_short_videos), str(tmp_path / "out"), "--format", "parquet"])
+    result = CliRunner().invoke(
+        app, ["export", str(cache_with_short_videos), str(tmp_path / "out"), "--format", "parquet"]
+    )
     assert result.exit_code == 0, result.output
     assert "exported 4 videos (14 frames) as parquet" in result.output and (tmp_path / "out").is_file()
 
@@ -103,7 +115,9 @@ def test_h5_export_is_the_single_file_cache(cache_with_short_videos: Path, tmp_p
         np.testing.assert_array_equal(exported["features"][()], expected)
 
 
-def test_an_exported_h5_reads_like_its_cache_and_refuses_to_be_added_to(cache_with_short_videos: Path, tmp_path: Path) -> None:
+def test_an_exported_h5_reads_like_its_cache_and_refuses_to_be_added_to(
+    cache_with_short_videos: Path, tmp_path: Path
+) -> None:
     original = open_cache(cache_with_short_videos)
     if original.format_version == 1:
         return  # a format-1 cache is exported after `featcache upgrade` (previous test)
@@ -111,10 +125,14 @@ def test_an_exported_h5_reads_like_its_cache_and_refuses_to_be_added_to(cache_wi
     shared = open_cache(tmp_path / "shared.h5")  # one file, no shard folder next to it
     assert not (tmp_path / "shared.h5.shards").exists()
     assert shared.index.paths == original.index.paths and shared.index.fingerprints == original.index.fingerprints
-    assert shared.index.class_names == original.index.class_names and list(shared.index.labels) == list(original.index.labels)
+    assert shared.index.class_names == original.index.class_names and list(shared.index.labels) == list(
+        original.index.labels
+    )
     np.testing.assert_array_equal(read_all_features(shared), read_all_features(original))
     with shared.reader() as shared_reader, original.reader() as original_reader:
-        np.testing.assert_array_equal(shared_reader.read([3, 1], num_frames=2), original_reader.read([3, 1], num_frames=2))
+        np.testing.assert_array_equal(
+            shared_reader.read([3, 1], num_frames=2), original_reader.read([3, 1], num_frames=2)
+        )
     with pytest.raises(FeatcacheError, match="self-contained export .* embed into the cache it was exported from"):
         read_index_state(tmp_path / "shared.h5")  # what embed, compact and verify open
 

@@ -107,7 +107,9 @@ def mean_pixel_savedmodel(tmp_path: Path) -> Path:
 
 def test_available_extractors_lists_each_with_its_dim():
     extractors = available_extractors()
-    assert {"mobilenet_v2", "scratch_cnn", "tfhub", "keras_file", "keras_hub:PRESET", "keras:ResNet50"} <= set(extractors)
+    assert {"mobilenet_v2", "scratch_cnn", "tfhub", "keras_file", "keras_hub:PRESET", "keras:ResNet50"} <= set(
+        extractors
+    )
     assert "1280" in extractors["mobilenet_v2"]
     assert "25088" in extractors["scratch_cnn"]
     assert all("\n" not in description for description in extractors.values())
@@ -122,7 +124,10 @@ def test_every_catalog_name_has_a_builder_and_every_builder_a_name():
     """The names `featcache extractors` lists are the registry's: its own entries, or a family prefix (keras:, keras_hub:)."""
     served = {name: extractor_builder(name) for name in available_extractors()}
     assert set(served.values()) == set(EXTRACTOR_BUILDERS.values())
-    assert served["keras:ResNet50"] is EXTRACTOR_BUILDERS["keras:"] and served["keras_hub:PRESET"] is EXTRACTOR_BUILDERS["keras_hub:"]
+    assert (
+        served["keras:ResNet50"] is EXTRACTOR_BUILDERS["keras:"]
+        and served["keras_hub:PRESET"] is EXTRACTOR_BUILDERS["keras_hub:"]
+    )
     for prefix_alone in ("keras:", "keras_hub:", "mobilenet_v2:x"):
         with pytest.raises(ExtractorError, match="unknown extractor"):
             extractor_builder(prefix_alone)
@@ -132,7 +137,9 @@ def test_build_keras_model_is_the_model_load_extractor_embeds_with(mean_pixel_sa
     config = ExtractorConfig(name="scratch_cnn", weights="random", image_size=SIZE, seed=2)
     frames = random_frames(3)
     model = build_keras_model(config)
-    np.testing.assert_array_equal(np.asarray(model.predict_on_batch(frames)), load_extractor(config).embed_frames(frames))
+    np.testing.assert_array_equal(
+        np.asarray(model.predict_on_batch(frames)), load_extractor(config).embed_frames(frames)
+    )
     with pytest.raises(ExtractorError, match="tfhub is a TensorFlow SavedModel, not a Keras model"):
         build_keras_model(ExtractorConfig(name="tfhub", handle=str(mean_pixel_savedmodel), image_size=SIZE))
 
@@ -189,11 +196,15 @@ def test_mobilenet_v2_features_equal_a_direct_call(request, weights_fixture: str
     expected = mobilenet_v2_backbone(
         keras.applications.mobilenet_v2.preprocess_input(frames.astype("float32")), training=False
     )
-    np.testing.assert_allclose(extractor.embed_frames(frames), keras.ops.convert_to_numpy(expected), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        extractor.embed_frames(frames), keras.ops.convert_to_numpy(expected), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_scratch_cnn_features_equal_a_direct_call_on_frames_over_255(scratch_cnn_weights_file: Path):
-    extractor = load_extractor(ExtractorConfig(name="scratch_cnn", weights=str(scratch_cnn_weights_file), image_size=SIZE))
+    extractor = load_extractor(
+        ExtractorConfig(name="scratch_cnn", weights=str(scratch_cnn_weights_file), image_size=SIZE)
+    )
     reference = build_keras_model(ExtractorConfig(name="scratch_cnn", weights="random", image_size=SIZE, seed=99))
     backbone = reference.get_layer("scratch_cnn")
     backbone.load_weights(scratch_cnn_weights_file)
@@ -210,7 +221,9 @@ def test_padding_to_the_largest_batch_keeps_features(monkeypatch):
     monkeypatch.undo()
     called_with = []
     original = keras.Model.predict_on_batch
-    monkeypatch.setattr(keras.Model, "predict_on_batch", lambda model, x: called_with.append(len(x)) or original(model, x))
+    monkeypatch.setattr(
+        keras.Model, "predict_on_batch", lambda model, x: called_with.append(len(x)) or original(model, x)
+    )
     frames = random_frames(5)
     full = extractor.embed_frames(frames)
     tail = extractor.embed_frames(frames[:2])
@@ -227,7 +240,9 @@ def test_random_weights_follow_the_seed(name: str):
     frames = random_frames(2)
 
     def features(seed: int) -> np.ndarray:
-        return load_extractor(ExtractorConfig(name=name, weights="random", image_size=SIZE, seed=seed)).embed_frames(frames)
+        return load_extractor(ExtractorConfig(name=name, weights="random", image_size=SIZE, seed=seed)).embed_frames(
+            frames
+        )
 
     first = features(1)
     np.testing.assert_array_equal(features(1), first)
@@ -235,7 +250,9 @@ def test_random_weights_follow_the_seed(name: str):
     assert np.abs(features(2) - first).max() > 1e-3 * np.abs(first).max() > 0
 
 
-def test_weights_file_of_another_architecture_is_refused(scratch_cnn_weights_file: Path, mobilenet_v2_legacy_h5_file: Path):
+def test_weights_file_of_another_architecture_is_refused(
+    scratch_cnn_weights_file: Path, mobilenet_v2_legacy_h5_file: Path
+):
     with pytest.raises(ExtractorError, match="does not fit mobilenet_v2.*same mobilenet_v2 architecture"):
         load_extractor(ExtractorConfig(name="mobilenet_v2", weights=str(scratch_cnn_weights_file), image_size=SIZE))
     with pytest.raises(ExtractorError, match="does not fit scratch_cnn"):
@@ -264,7 +281,10 @@ def test_unreachable_imagenet_names_weights_path(monkeypatch):
         raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- no network")
 
     monkeypatch.setattr(keras.utils, "get_file", fail_download)
-    with pytest.raises(ExtractorError, match="could not download the MobileNetV2 ImageNet weights.*featcache weights fetch mobilenet_v2") as info:
+    with pytest.raises(
+        ExtractorError,
+        match="could not download the MobileNetV2 ImageNet weights.*featcache weights fetch mobilenet_v2",
+    ) as info:
         load_extractor(ExtractorConfig(name="mobilenet_v2", weights="imagenet", image_size=SIZE))
     assert "\n" not in str(info.value)
     assert isinstance(info.value.__cause__, Exception) and "no network" in str(info.value.__cause__)
@@ -292,11 +312,15 @@ def test_imagenet_loads_the_downloaded_file_and_records_its_hash(monkeypatch, mo
 @pytest.fixture
 def downloaded_mobilenet_v2(monkeypatch, mobilenet_v2_legacy_h5_file: Path) -> Path:
     """keras.utils.get_file answers with the legacy no_top file (no network here)."""
-    monkeypatch.setattr(keras.utils, "get_file", lambda file_name, origin, cache_subdir: str(mobilenet_v2_legacy_h5_file))
+    monkeypatch.setattr(
+        keras.utils, "get_file", lambda file_name, origin, cache_subdir: str(mobilenet_v2_legacy_h5_file)
+    )
     return mobilenet_v2_legacy_h5_file
 
 
-def test_imagenet_backbone_saves_the_file_weights_loads(tmp_path: Path, downloaded_mobilenet_v2: Path, mobilenet_v2_backbone):
+def test_imagenet_backbone_saves_the_file_weights_loads(
+    tmp_path: Path, downloaded_mobilenet_v2: Path, mobilenet_v2_backbone
+):
     from featcache.extractors.weights_fetch import fetch_imagenet_weights
 
     backbone = build_imagenet_backbone("mobilenet_v2", image_size=SIZE)
@@ -305,8 +329,12 @@ def test_imagenet_backbone_saves_the_file_weights_loads(tmp_path: Path, download
     out = fetch_imagenet_weights("mobilenet_v2", tmp_path / "fetched" / "mobilenet_v2.weights.h5", image_size=SIZE)
     assert sorted(path.name for path in out.parent.iterdir()) == ["mobilenet_v2.weights.h5"]  # no temporary left
     frames = random_frames(2)
-    from_file = load_extractor(ExtractorConfig(name="mobilenet_v2", weights=str(out), image_size=SIZE)).embed_frames(frames)
-    from_imagenet = load_extractor(ExtractorConfig(name="mobilenet_v2", weights="imagenet", image_size=SIZE)).embed_frames(frames)
+    from_file = load_extractor(ExtractorConfig(name="mobilenet_v2", weights=str(out), image_size=SIZE)).embed_frames(
+        frames
+    )
+    from_imagenet = load_extractor(
+        ExtractorConfig(name="mobilenet_v2", weights="imagenet", image_size=SIZE)
+    ).embed_frames(frames)
     np.testing.assert_array_equal(from_file, from_imagenet)
 
 
@@ -328,7 +356,9 @@ def test_only_extractors_with_weights_files_have_an_imagenet_backbone():
 
     with pytest.raises(ExtractorError, match="scratch_cnn has no ImageNet weights"):
         build_imagenet_backbone("scratch_cnn", image_size=SIZE)
-    with pytest.raises(InputError, match="scratch_cnn has no ImageNet weights to fetch; choose mobilenet_v2 or keras:NAME"):
+    with pytest.raises(
+        InputError, match="scratch_cnn has no ImageNet weights to fetch; choose mobilenet_v2 or keras:NAME"
+    ):
         fetch_imagenet_weights("scratch_cnn", Path("unused.weights.h5"))
     with pytest.raises(InputError, match="--out / out unused.h5: name the file"):
         fetch_imagenet_weights("mobilenet_v2", Path("unused.h5"))
@@ -352,7 +382,9 @@ def test_provenance_rebuilds_the_config_and_hashes_the_weights(mobilenet_v2_weig
 def test_random_provenance_has_no_hash_and_is_json():
     import json
 
-    provenance = load_extractor(ExtractorConfig(name="scratch_cnn", weights="random", image_size=SIZE, seed=7)).provenance
+    provenance = load_extractor(
+        ExtractorConfig(name="scratch_cnn", weights="random", image_size=SIZE, seed=7)
+    ).provenance
     assert provenance["weights"] == "random" and provenance["weights_sha256"] is None and provenance["seed"] == 7
     assert json.loads(json.dumps(provenance)) == provenance
 
@@ -361,10 +393,23 @@ def test_random_provenance_has_no_hash_and_is_json():
 
 
 # The keys of every extractor's provenance, in order: caches store it as JSON text (their settings record).
-PROVENANCE_KEYS = ["name", "weights", "handle", "image_size", "seed", "weights_sha256", "preprocessing", "feature_dim", "keras_version", "backend"]
+PROVENANCE_KEYS = [
+    "name",
+    "weights",
+    "handle",
+    "image_size",
+    "seed",
+    "weights_sha256",
+    "preprocessing",
+    "feature_dim",
+    "keras_version",
+    "backend",
+]
 
 
-def expected_provenance(config: ExtractorConfig, weights_sha256: str | None, preprocessing: str, feature_dim: int) -> dict:
+def expected_provenance(
+    config: ExtractorConfig, weights_sha256: str | None, preprocessing: str, feature_dim: int
+) -> dict:
     """The record featcache 0.2 stored for `config`, key by key."""
     values = [config.name, config.weights, config.handle, config.image_size, config.seed, weights_sha256, preprocessing,
               feature_dim, keras.__version__, keras.backend.backend()]  # fmt: skip
@@ -386,14 +431,18 @@ def test_provenance_is_the_stored_record_key_for_key(mobilenet_v2_weights_file: 
     for config, weights_sha256, preprocessing, feature_dim in cases:
         provenance = load_extractor(config).provenance
         # Compared as JSON text: the same keys, in the same order, with the same values.
-        assert json.dumps(provenance) == json.dumps(expected_provenance(config, weights_sha256, preprocessing, feature_dim))
+        assert json.dumps(provenance) == json.dumps(
+            expected_provenance(config, weights_sha256, preprocessing, feature_dim)
+        )
 
 
 def reference_mobilenet_v2_features(frames: np.ndarray, seed: int) -> np.ndarray:
     """A seeded keras.applications.MobileNetV2 as a user builds it, fed mobilenet_v2.preprocess_input."""
     size = frames.shape[1]
     keras.utils.set_random_seed(seed)
-    backbone = keras.applications.MobileNetV2(include_top=False, pooling="avg", input_shape=(size, size, 3), weights=None)
+    backbone = keras.applications.MobileNetV2(
+        include_top=False, pooling="avg", input_shape=(size, size, 3), weights=None
+    )
     scaled = keras.applications.mobilenet_v2.preprocess_input(frames.astype("float32"))
     return keras.ops.convert_to_numpy(backbone(scaled, training=False))
 
@@ -404,14 +453,17 @@ def reference_scratch_cnn_features(frames: np.ndarray, seed: int) -> np.ndarray:
     keras.utils.set_random_seed(seed)
     layers = [keras.Input((size, size, 3))]
     for filters, kernel_sizes in [(32, (3, 3)), (64, (3, 3)), (128, (3, 3)), (128, (4, 3))]:
-        layers += [keras.layers.Conv2D(filters, kernel_size, padding="same", activation="relu") for kernel_size in kernel_sizes]
+        layers += [
+            keras.layers.Conv2D(filters, kernel_size, padding="same", activation="relu") for kernel_size in kernel_sizes
+        ]
         layers.append(keras.layers.MaxPooling2D(2))
     model = keras.Sequential([*layers, keras.layers.Flatten()])
     return keras.ops.convert_to_numpy(model(frames.astype("float32") / 255, training=False))
 
 
 @pytest.mark.parametrize(
-    ("name", "reference"), [("mobilenet_v2", reference_mobilenet_v2_features), ("scratch_cnn", reference_scratch_cnn_features)]
+    ("name", "reference"),
+    [("mobilenet_v2", reference_mobilenet_v2_features), ("scratch_cnn", reference_scratch_cnn_features)],
 )
 @pytest.mark.parametrize(("size", "seed"), [(SIZE, 0), (48, 5)])
 def test_random_weights_are_the_seeded_reference_model(name: str, reference, size: int, seed: int):

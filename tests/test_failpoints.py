@@ -29,13 +29,17 @@ embed_module.embed({root!r}, {cache!r}, FAKE_CONFIG)
 
 
 def run_embed_until(failpoint: str, root: Path, cache_path: Path) -> subprocess.CompletedProcess:
-    script = EMBED_ONE_SHARD_PER_VIDEO.format(tests_dir=str(Path(__file__).parent), root=str(root), cache=str(cache_path))
+    script = EMBED_ONE_SHARD_PER_VIDEO.format(
+        tests_dir=str(Path(__file__).parent), root=str(root), cache=str(cache_path)
+    )
     environment = {**os.environ, ENVIRONMENT_VARIABLE: failpoint}
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=environment)
 
 
 @pytest.mark.parametrize("failpoint", available_failpoints())
-def test_a_run_killed_at_each_failpoint_is_finished_by_the_rerun(failpoint: str, tiny_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
+def test_a_run_killed_at_each_failpoint_is_finished_by_the_rerun(
+    failpoint: str, tiny_dataset: Path, tmp_path: Path, fake_extractor: list
+) -> None:
     from test_embed import FAKE_CONFIG
 
     reference_path = tmp_path / "reference.h5"
@@ -57,7 +61,9 @@ def test_a_run_killed_at_each_failpoint_is_finished_by_the_rerun(failpoint: str,
     assert cache.state.num_dead_rows == 0
 
 
-def test_a_kill_after_the_shard_is_renamed_loses_no_embedding(tiny_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
+def test_a_kill_after_the_shard_is_renamed_loses_no_embedding(
+    tiny_dataset: Path, tmp_path: Path, fake_extractor: list
+) -> None:
     """The orphan shard is adopted, not embedded again: embedded bytes are written once."""
     from test_embed import FAKE_CONFIG
 
@@ -67,7 +73,9 @@ def test_a_kill_after_the_shard_is_renamed_loses_no_embedding(tiny_dataset: Path
     assert (summary.num_resumed, summary.num_embedded) == (1, 5)
 
 
-def test_a_video_deleted_after_an_interrupted_run_just_leaves(tiny_dataset: Path, tmp_path: Path, fake_extractor: list) -> None:
+def test_a_video_deleted_after_an_interrupted_run_just_leaves(
+    tiny_dataset: Path, tmp_path: Path, fake_extractor: list
+) -> None:
     """Format 1's resume crashed with KeyError when a video in the journal was deleted; now its row is dropped."""
     from test_embed import FAKE_CONFIG
 

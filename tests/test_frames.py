@@ -9,11 +9,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import frame_number_from_level, numbered_frames, write_video
-from featcache.video import decode as frames_module
+
 from featcache.config import SamplingConfig
 from featcache.errors import FeatcacheError, VideoDecodeError
+from featcache.video import decode as frames_module
 from featcache.video.decode import read_sampled_frames
 
 
@@ -181,7 +181,9 @@ def test_fps_sampling_of_a_video_shorter_than_its_header_reuses_the_first_pass(n
 
 def test_fps_sampling_needs_the_video_frame_rate(numbered_video, capture_with_header):
     capture_with_header.fps = 0.0
-    with pytest.raises(FeatcacheError, match="numbered.avi: the video does not state its frame rate.*--sampling uniform"):
+    with pytest.raises(
+        FeatcacheError, match="numbered.avi: the video does not state its frame rate.*--sampling uniform"
+    ):
         read_sampled_frames(numbered_video, SamplingConfig(num_frames=4, mode="fps", fps=5.0), image_size=32)
 
 
@@ -223,13 +225,21 @@ def test_unreadable_file_is_an_error(numbered_video, monkeypatch):
     numbered_video.chmod(0)
     # Tests often run as root, which reads any file whatever its mode; make os.access answer as a user would.
     real_access = os.access
-    monkeypatch.setattr(frames_module.os, "access", lambda path, mode: False if Path(path) == numbered_video else real_access(path, mode))
+    monkeypatch.setattr(
+        frames_module.os,
+        "access",
+        lambda path, mode: False if Path(path) == numbered_video else real_access(path, mode),
+    )
     with pytest.raises(FeatcacheError, match="numbered.avi: permission denied"):
         read_sampled_frames(numbered_video, SamplingConfig(), image_size=32)
 
 
 def test_video_with_no_decodable_frame_is_an_error(numbered_video, monkeypatch):
-    monkeypatch.setattr(frames_module, "_decode_sequentially", lambda capture, frame_indices: frames_module._DecodePass(frames=[], num_decoded=0))
+    monkeypatch.setattr(
+        frames_module,
+        "_decode_sequentially",
+        lambda capture, frame_indices: frames_module._DecodePass(frames=[], num_decoded=0),
+    )
     with pytest.raises(FeatcacheError, match="numbered.avi: no decodable frame"):
         read_sampled_frames(numbered_video, SamplingConfig(), image_size=32)
 
@@ -293,7 +303,9 @@ def test_a_video_that_changes_between_passes_is_an_error(numbered_video, capture
         return frames_module._DecodePass(frames=decode_pass.frames[:-1], num_decoded=stop_after - 2)
 
     monkeypatch.setattr(frames_module, "_decode_sequentially", decode_then_truncate)
-    with pytest.raises(FeatcacheError, match="numbered.avi: decoding stopped at frame 5 on the second pass, at frame 7 on the first"):
+    with pytest.raises(
+        FeatcacheError, match="numbered.avi: decoding stopped at frame 5 on the second pass, at frame 7 on the first"
+    ):
         read_sampled_frames(numbered_video, SamplingConfig(num_frames=4), image_size=32)
 
 

@@ -13,11 +13,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import numbered_frames, write_video
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from conftest import numbered_frames, write_video
 from featcache.cache import read_cache_index
 from featcache.cli import app
 
@@ -79,7 +79,11 @@ def embed_commands(draw: st.DrawFn) -> tuple[list[str], bool]:
 CSV_LABELS = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"), min_size=0, max_size=6)
 
 
-@settings(max_examples=NUM_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=NUM_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_embed_never_crashes_and_keeps_every_good_video(good_video: Path, data: st.DataObject) -> None:
     good_video_bytes = good_video.read_bytes()

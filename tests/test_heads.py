@@ -11,7 +11,6 @@ import pytest
 from cache_fixtures import ordered_sequences
 
 from benchmarks.data import permuted_segments
-
 from featcache.config import HEAD_NAMES, HEAD_SETTINGS_USED, HeadConfig
 from featcache.errors import FeatcacheError
 from featcache.training.heads import available_heads, build_head, compile_head
@@ -39,7 +38,11 @@ def test_unknown_head_lists_the_valid_ones() -> None:
 
 @pytest.mark.parametrize(
     "changes, message",
-    [({"positions": "rotary"}, "choose one of learned, sinusoidal"), ({"pooling": "max"}, "choose one of mean, cls"), ({"num_layers": 0}, "--layers must be at least 1")],
+    [
+        ({"positions": "rotary"}, "choose one of learned, sinusoidal"),
+        ({"pooling": "max"}, "choose one of mean, cls"),
+        ({"num_layers": 0}, "--layers must be at least 1"),
+    ],
 )
 def test_bad_transformer_options_are_refused(changes: dict, message: str) -> None:
     with pytest.raises(FeatcacheError, match=message):
@@ -81,7 +84,12 @@ def _held_out_accuracy(head: str, task=_ramps, epochs: int = 25) -> float:
     test_features, test_lengths, test_labels = task(seed=1, num_per_class=64)
     num_classes = int(labels.max()) + 1
     model = compile_head(
-        build_head(HeadConfig(head=head, units=16, dense=16, dropout=0.0, final_dropout=0.0), features.shape[1], features.shape[2], num_classes),
+        build_head(
+            HeadConfig(head=head, units=16, dense=16, dropout=0.0, final_dropout=0.0),
+            features.shape[1],
+            features.shape[2],
+            num_classes,
+        ),
         learning_rate=1e-2,
     )
     model.fit([features, lengths], labels, batch_size=32, epochs=epochs, verbose=0)
@@ -111,7 +119,9 @@ def test_saved_head_loads_with_the_same_predictions(head_config: HeadConfig, tmp
     lengths = np.array([1, 3, 4], dtype=np.int32)
     model.save(tmp_path / "head.keras")
     loaded = keras.saving.load_model(tmp_path / "head.keras", compile=False)
-    np.testing.assert_allclose(loaded.predict([features, lengths], verbose=0), model.predict([features, lengths], verbose=0), rtol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict([features, lengths], verbose=0), model.predict([features, lengths], verbose=0), rtol=1e-6
+    )
 
 
 def test_a_single_class_is_refused() -> None:

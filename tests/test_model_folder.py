@@ -14,7 +14,13 @@ from test_evaluate import CLASS_NAMES, EXTRACTOR, SAMPLING, write_model_folder
 from featcache.cache import read_cache_index
 from featcache.config import ExtractorConfig, HeadConfig, SamplingConfig, TrainConfig
 from featcache.errors import ModelDirError
-from featcache.training.model_folder import METADATA_FILE, METADATA_KEYS, ModelFolder, ModelMetadata, check_model_dir_writable
+from featcache.training.model_folder import (
+    METADATA_FILE,
+    METADATA_KEYS,
+    ModelFolder,
+    ModelMetadata,
+    check_model_dir_writable,
+)
 from featcache.training.splits import choose_split
 
 # The keys train wrote to featcache.json before ModelMetadata existed (format 1), in that order.
@@ -32,10 +38,14 @@ def old_model_folder(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def metadata_of_a_run(tmp_path_factory: pytest.TempPathFactory) -> ModelMetadata:
-    cache = ucf101_like_cache(tmp_path_factory.mktemp("cache") / "small.h5", num_classes=3, num_groups=10, clips_per_group=2)
+    cache = ucf101_like_cache(
+        tmp_path_factory.mktemp("cache") / "small.h5", num_classes=3, num_groups=10, clips_per_group=2
+    )
     index = read_cache_index(cache)
     train_config = TrainConfig(frames=4, test_clips=3, seed=2)
-    return ModelMetadata.of_training_run(index, choose_split(index, train_config), HeadConfig(head="gru", units=8), train_config, 2, 0.75, 0.5)
+    return ModelMetadata.of_training_run(
+        index, choose_split(index, train_config), HeadConfig(head="gru", units=8), train_config, 2, 0.75, 0.5
+    )
 
 
 def test_an_old_folder_loads_with_the_defaults_it_trained_at(old_model_folder: Path) -> None:
@@ -71,7 +81,9 @@ def test_typed_accessors_of_a_run(metadata_of_a_run: ModelMetadata) -> None:
 
 def test_an_optional_field_left_unset_is_not_written(metadata_of_a_run: ModelMetadata) -> None:
     assert "cache_dtype" not in replace(metadata_of_a_run, cache_dtype=None).to_dict()
-    assert "best_val_accuracy" in replace(metadata_of_a_run, best_val_accuracy=None).to_dict()  # required, null without validation
+    assert (
+        "best_val_accuracy" in replace(metadata_of_a_run, best_val_accuracy=None).to_dict()
+    )  # required, null without validation
 
 
 def test_keys_of_a_later_featcache_are_skipped(metadata_of_a_run: ModelMetadata, tmp_path: Path) -> None:
@@ -88,7 +100,9 @@ def test_keys_of_a_later_featcache_are_skipped(metadata_of_a_run: ModelMetadata,
         ({"sampling": [4]}, "sampling is list, expected an object"),
     ],
 )
-def test_a_bad_featcache_json_is_a_clear_error(metadata_of_a_run: ModelMetadata, tmp_path: Path, change: dict, message: str) -> None:
+def test_a_bad_featcache_json_is_a_clear_error(
+    metadata_of_a_run: ModelMetadata, tmp_path: Path, change: dict, message: str
+) -> None:
     with pytest.raises(ModelDirError, match=message):
         ModelMetadata.from_dict({**metadata_of_a_run.to_dict(), **change}, tmp_path / METADATA_FILE)
 
@@ -110,11 +124,16 @@ def test_a_folder_with_a_half_written_featcache_json_may_be_overwritten(old_mode
         check_model_dir_writable(old_model_folder, overwrite=True)
 
 
-def test_a_folder_of_a_newer_featcache_is_refused_and_one_of_its_patch_releases_read(metadata_of_a_run: ModelMetadata, tmp_path: Path) -> None:
+def test_a_folder_of_a_newer_featcache_is_refused_and_one_of_its_patch_releases_read(
+    metadata_of_a_run: ModelMetadata, tmp_path: Path
+) -> None:
     for written_by, refused in (("0.4.0", True), ("1.2.3", True), ("0.3.9", False), ("0.1.0", False)):
         saved = {**metadata_of_a_run.to_dict(), "featcache_version": written_by}
         if refused:
-            with pytest.raises(ModelDirError, match=rf"written by featcache {written_by}, newer than this featcache .*upgrade featcache"):
+            with pytest.raises(
+                ModelDirError,
+                match=rf"written by featcache {written_by}, newer than this featcache .*upgrade featcache",
+            ):
                 ModelMetadata.from_dict(saved, tmp_path / "model" / METADATA_FILE)
         else:
             assert ModelMetadata.from_dict(saved, tmp_path / "model" / METADATA_FILE).featcache_version == written_by

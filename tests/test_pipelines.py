@@ -9,7 +9,6 @@ import typer
 from typer.testing import CliRunner
 
 from featcache.cli import app
-from featcache.video.demo_data import make_demo_data
 from featcache.errors import FeatcacheError, InputError
 from featcache.pipelines import (
     EMBED_OPTION_FIELDS,
@@ -21,6 +20,7 @@ from featcache.pipelines import (
     run_pipeline,
     with_video_root,
 )
+from featcache.video.demo_data import make_demo_data
 
 # Tiny settings: 3 classes x 4 videos of 6 frames at 16 px, 32 px scratch-CNN features, 1 epoch.
 TINY_PIPELINE = """
@@ -71,24 +71,42 @@ MINIMAL = '[data]\nvideo_root = "videos"\n\n[[heads]]\nhead = "lstm"\n'
     [
         (MINIMAL + "\n[embed]\nframe = 10\n", r"tiny\.toml: \[embed\]: unknown key\(s\) frame; known: .*frames"),
         (MINIMAL + "\n[embed]\nnum_frames = 10\n", r"\[embed\]: unknown key\(s\) num_frames"),
-        (MINIMAL + "\n[embed]\nframes = \"ten\"\n", r"tiny\.toml: \[embed\] frames must be an integer, got 'ten'"),
+        (MINIMAL + '\n[embed]\nframes = "ten"\n', r"tiny\.toml: \[embed\] frames must be an integer, got 'ten'"),
         (MINIMAL + "\n[embed]\nimage_size = 1.5\n", r"\[embed\] image_size must be an integer"),
-        (MINIMAL + "\n[embed]\nframes = 0\n", r"tiny\.toml: \[embed\] --frames / num_frames must be in \[1, 100000\] \(or 0 with --sampling fps: every sampled frame\), got 0"),
-        (MINIMAL + "\n[embed]\nextractor = \"resnet\"\n", r"\[embed\] extractor 'resnet' is unknown; choose one of .*mobilenet_v2"),
+        (
+            MINIMAL + "\n[embed]\nframes = 0\n",
+            r"tiny\.toml: \[embed\] --frames / num_frames must be in \[1, 100000\] \(or 0 with --sampling fps: every sampled frame\), got 0",
+        ),
+        (
+            MINIMAL + '\n[embed]\nextractor = "resnet"\n',
+            r"\[embed\] extractor 'resnet' is unknown; choose one of .*mobilenet_v2",
+        ),
         (MINIMAL + "\n[train]\nepochs = true\n", r"\[train\] epochs must be an integer, got True"),
-        (MINIMAL + "\n[train]\nsplit = \"ucf101-9\"\n", r"\[train\] unknown --split / split 'ucf101-9'"),
-        (MINIMAL + "\n[evaluate]\nsubset = \"val\"\n", r"\[evaluate\] unknown subset 'val'"),
-        (MINIMAL + "\n[evaluate]\nsplit = \"test\"\nsubset = \"test\"\n", r"both split and subset"),
+        (MINIMAL + '\n[train]\nsplit = "ucf101-9"\n', r"\[train\] unknown --split / split 'ucf101-9'"),
+        (MINIMAL + '\n[evaluate]\nsubset = "val"\n', r"\[evaluate\] unknown subset 'val'"),
+        (MINIMAL + '\n[evaluate]\nsplit = "test"\nsubset = "test"\n', r"both split and subset"),
         (MINIMAL + "\n[extra]\nx = 1\n", r"the top level: unknown key\(s\) extra"),
-        (MINIMAL.replace('head = "lstm"', 'head = "resnet"'), r"\[\[heads\]\] #1 unknown head 'resnet'; choose one of lstm"),
-        (MINIMAL.replace('head = "lstm"', 'head = "lstm"\nunits = "many"'), r"\[\[heads\]\] #1 units must be an integer"),
+        (
+            MINIMAL.replace('head = "lstm"', 'head = "resnet"'),
+            r"\[\[heads\]\] #1 unknown head 'resnet'; choose one of lstm",
+        ),
+        (
+            MINIMAL.replace('head = "lstm"', 'head = "lstm"\nunits = "many"'),
+            r"\[\[heads\]\] #1 units must be an integer",
+        ),
         (MINIMAL.replace('head = "lstm"', 'head = "lstm"\nstacks = 2'), r"\[\[heads\]\] #1: unknown key\(s\) stacks"),
         (MINIMAL + '\n[[heads]]\nhead = "lstm"\n', r"several \[\[heads\]\] are named lstm"),
         ('[[heads]]\nhead = "lstm"\n', r"missing \[data\] table"),
         ('[data]\nvideo_root = "videos"\n', r"no \[\[heads\]\] table"),
         ('[data]\nclasses = ["A"]\n\n[[heads]]\nhead = "lstm"\n', r"\[data\] needs exactly one of video_root"),
-        ('[data]\nvideo_root = "v"\nclasses = "A"\n\n[[heads]]\nhead = "lstm"\n', r"\[data\] classes must be a list of strings"),
-        ('[data]\ndemo = { frames = 3 }\n\n[[heads]]\nhead = "lstm"\n', r"\[data\] demo: unknown key\(s\) frames; known: .*num_frames"),
+        (
+            '[data]\nvideo_root = "v"\nclasses = "A"\n\n[[heads]]\nhead = "lstm"\n',
+            r"\[data\] classes must be a list of strings",
+        ),
+        (
+            '[data]\ndemo = { frames = 3 }\n\n[[heads]]\nhead = "lstm"\n',
+            r"\[data\] demo: unknown key\(s\) frames; known: .*num_frames",
+        ),
         ('[data]\ndemo = { seed = "x" }\n\n[[heads]]\nhead = "lstm"\n', r"\[data\] demo\.seed must be an integer"),
         ("[data\n", r"tiny\.toml: not valid TOML"),
     ],
@@ -112,7 +130,18 @@ _EXAMPLE_VALUES = {
     "class_weight": '"balanced"', "clip_sampling": '"random"', "test_clips": "2",
 }  # fmt: skip
 _CONFLICTING_VALUES = {"extractor": '"tfhub"', "handle": '"https://tfhub.dev/some/model"', "split_file": '"split.csv"'}
-HEAD_OPTIONS = {"head", "units", "dense", "dropout", "recurrent_dropout", "layers", "attention_heads", "positions", "pooling", "kernel_size"}
+HEAD_OPTIONS = {
+    "head",
+    "units",
+    "dense",
+    "dropout",
+    "recurrent_dropout",
+    "layers",
+    "attention_heads",
+    "positions",
+    "pooling",
+    "kernel_size",
+}
 
 
 def _tables(embed_options: set[str], train_options: set[str], values: dict[str, str]) -> str:
@@ -129,27 +158,67 @@ def test_keys_are_the_cli_option_names(tmp_path: Path) -> None:
     """Every option of `featcache embed`, and every head and training option of `featcache train`, is a pipeline key."""
     command = typer.main.get_command(app)
     output_options = {"quiet", "verbose"}  # how much a command prints, not what it computes
-    embed_options = {param.name for param in command.commands["embed"].params} - {"video_root", "out", "overwrite"} - output_options
-    train_options = {param.name for param in command.commands["train"].params} - {"cache", "out", "overwrite"} - output_options
-    assert embed_options | train_options <= set(_EXAMPLE_VALUES) | set(_CONFLICTING_VALUES), "a new CLI option: add an example value"
+    embed_options = (
+        {param.name for param in command.commands["embed"].params} - {"video_root", "out", "overwrite"} - output_options
+    )
+    train_options = (
+        {param.name for param in command.commands["train"].params} - {"cache", "out", "overwrite"} - output_options
+    )
+    assert embed_options | train_options <= set(_EXAMPLE_VALUES) | set(_CONFLICTING_VALUES), (
+        "a new CLI option: add an example value"
+    )
 
     pipeline = load_pipeline(write_pipeline(tmp_path, _tables(embed_options, train_options, _EXAMPLE_VALUES)))
-    assert (pipeline.embed.extractor.name, pipeline.embed.sampling.num_frames, pipeline.embed.sampling.fps) == ("mobilenet_v2", 7, 2.0)
-    assert (pipeline.embed.num_decode_workers, pipeline.embed.compression, pipeline.embed.extractor.seed) == (1, "lzf", 3)
+    assert (pipeline.embed.extractor.name, pipeline.embed.sampling.num_frames, pipeline.embed.sampling.fps) == (
+        "mobilenet_v2",
+        7,
+        2.0,
+    )
+    assert (pipeline.embed.num_decode_workers, pipeline.embed.compression, pipeline.embed.extractor.seed) == (
+        1,
+        "lzf",
+        3,
+    )
     embed_config = pipeline.embed
-    assert (embed_config.engine, embed_config.ray_address, embed_config.embed_workers, embed_config.gpus_per_worker, embed_config.decode_cpus) == ("ray", "auto", 2, 0.5, 0.5)
+    assert (
+        embed_config.engine,
+        embed_config.ray_address,
+        embed_config.embed_workers,
+        embed_config.gpus_per_worker,
+        embed_config.decode_cpus,
+    ) == ("ray", "auto", 2, 0.5, 0.5)
     assert (pipeline.heads[0].config.head, pipeline.heads[0].config.recurrent_dropout) == ("gru", 0.1)
     assert (pipeline.train.split, pipeline.train.learning_rate) == ("ucf101-1", 0.01)
     assert (pipeline.train.test_fraction, pipeline.train.val_fraction) == (0.25, 0.3)
     head = pipeline.heads[0].config
-    assert (head.num_layers, head.num_heads, head.positions, head.pooling, head.kernel_size) == (1, 2, "learned", "cls", 5)
-    assert (pipeline.train.class_weight, pipeline.train.frames, pipeline.train.clip_sampling, pipeline.train.test_clips) == ("balanced", 7, "random", 2)
+    assert (head.num_layers, head.num_heads, head.positions, head.pooling, head.kernel_size) == (
+        1,
+        2,
+        "learned",
+        "cls",
+        5,
+    )
+    assert (
+        pipeline.train.class_weight,
+        pipeline.train.frames,
+        pipeline.train.clip_sampling,
+        pipeline.train.test_clips,
+    ) == ("balanced", 7, "random", 2)
     assert Path(pipeline.train.tensorboard_dir) == tmp_path / "logs"
 
-    conflicting = load_pipeline(write_pipeline(tmp_path, _tables(embed_options, train_options, {**_EXAMPLE_VALUES, **_CONFLICTING_VALUES, "split": '"auto"'})))
+    conflicting = load_pipeline(
+        write_pipeline(
+            tmp_path,
+            _tables(embed_options, train_options, {**_EXAMPLE_VALUES, **_CONFLICTING_VALUES, "split": '"auto"'}),
+        )
+    )
     assert conflicting.embed.extractor.handle == "https://tfhub.dev/some/model"
     assert Path(conflicting.train.split_file) == tmp_path / "split.csv"
-    assert set(EMBED_OPTION_FIELDS) <= embed_options and set(TRAIN_OPTION_FIELDS) <= train_options and set(HEAD_OPTION_FIELDS) <= train_options
+    assert (
+        set(EMBED_OPTION_FIELDS) <= embed_options
+        and set(TRAIN_OPTION_FIELDS) <= train_options
+        and set(HEAD_OPTION_FIELDS) <= train_options
+    )
 
 
 def test_shipped_pipelines_are_there() -> None:
@@ -163,17 +232,28 @@ def test_shipped_pipeline_validates(name: str) -> None:
 
 
 def test_ucf3_pipelines_are_the_notebook_experiments() -> None:
-    for name, extractor, units, dense in (("ucf3_scratch_cnn", "scratch_cnn", 128, 32), ("ucf3_mobilenet_v2", "mobilenet_v2", 512, 128)):
+    for name, extractor, units, dense in (
+        ("ucf3_scratch_cnn", "scratch_cnn", 128, 32),
+        ("ucf3_mobilenet_v2", "mobilenet_v2", 512, 128),
+    ):
         pipeline = load_pipeline(name)
         assert pipeline.data.classes == ("PlayingCello", "PlayingGuitar", "PlayingViolin")
-        assert (pipeline.embed.extractor.name, pipeline.embed.extractor.image_size, pipeline.embed.sampling.num_frames) == (extractor, 224, 10)
-        assert [(spec.config.head, spec.config.units, spec.config.dense) for spec in pipeline.heads] == [("lstm", units, dense)]
+        assert (
+            pipeline.embed.extractor.name,
+            pipeline.embed.extractor.image_size,
+            pipeline.embed.sampling.num_frames,
+        ) == (extractor, 224, 10)
+        assert [(spec.config.head, spec.config.units, spec.config.dense) for spec in pipeline.heads] == [
+            ("lstm", units, dense)
+        ]
         assert (pipeline.train.split, pipeline.evaluate.subset) == ("auto", "test")
     full = load_pipeline("ucf101_split1_mobilenet_v2")
     assert full.data.classes is None and full.train.split == "ucf101-1"
 
 
-def test_shipped_pipeline_paths_are_relative_to_the_current_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_shipped_pipeline_paths_are_relative_to_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert Path(load_pipeline("ucf3_mobilenet_v2").data.video_root) == tmp_path / "data" / "UCF101"
 
@@ -201,7 +281,9 @@ def test_missing_data_folder_says_where_ucf101_comes_from(tmp_path: Path) -> Non
 
 def test_missing_class_folder_is_named(tmp_path: Path) -> None:
     make_demo_data(tmp_path / "videos", videos_per_class=2, num_frames=4, image_size=16)
-    pipeline = load_pipeline(write_pipeline(tmp_path, MINIMAL.replace('"videos"\n', '"videos"\nclasses = ["MovingRight", "PlayingCello"]\n')))
+    pipeline = load_pipeline(
+        write_pipeline(tmp_path, MINIMAL.replace('"videos"\n', '"videos"\nclasses = ["MovingRight", "PlayingCello"]\n'))
+    )
     with pytest.raises(InputError, match=r"no class folder\(s\) PlayingCello in .*UCF101"):
         run_pipeline(pipeline, tmp_path / "out")
 
@@ -238,9 +320,9 @@ def test_changed_embed_settings_are_refused_without_overwrite(tiny_pipeline: Pat
 
 def test_classes_pick_class_folders_of_the_video_root(tmp_path: Path) -> None:
     make_demo_data(tmp_path / "data", videos_per_class=4, num_groups=3, num_frames=6, image_size=16)
-    text = (
-        TINY_PIPELINE.format(small_dense=8)
-        .replace("demo = { videos_per_class = 4, num_groups = 3, num_frames = 6, image_size = 16 }", 'video_root = "data"\nclasses = ["MovingRight", "Bouncing"]')
+    text = TINY_PIPELINE.format(small_dense=8).replace(
+        "demo = { videos_per_class = 4, num_groups = 3, num_frames = 6, image_size = 16 }",
+        'video_root = "data"\nclasses = ["MovingRight", "Bouncing"]',
     )
     summary = run_pipeline(load_pipeline(write_pipeline(tmp_path, text)), tmp_path / "run")
     from featcache.cache import read_cache_index
@@ -268,7 +350,7 @@ def test_run_command(tiny_pipeline: Path, tmp_path: Path) -> None:
 
 
 def test_run_command_bad_pipeline_is_a_usage_error(tmp_path: Path) -> None:
-    path = write_pipeline(tmp_path, MINIMAL + "\n[embed]\nframes = \"ten\"\n")
+    path = write_pipeline(tmp_path, MINIMAL + '\n[embed]\nframes = "ten"\n')
     result = CliRunner().invoke(app, ["run", str(path)])
     assert result.exit_code == 2
     assert "frames must be an integer" in result.output and "Traceback" not in result.output

@@ -16,17 +16,17 @@ from test_evaluate import (
 )
 from typer.testing import CliRunner
 
-from featcache.embedding.batching import decode_videos
 import featcache.inference.predict as predict_module
 from featcache.cache import read_all_features, read_cache_index
 from featcache.cli import app
 from featcache.config import ExtractorConfig, HeadConfig, SamplingConfig, TrainConfig
+from featcache.embedding.batching import decode_videos
 from featcache.errors import CacheMismatchError, InputError, ModelDirError
 from featcache.extractors.registry import Extractor, load_extractor
-from featcache.video.decode import read_sampled_frames
-from featcache.training.model_folder import ModelFolder
 from featcache.inference.predict import predict_videos
+from featcache.training.model_folder import ModelFolder
 from featcache.training.train import train
+from featcache.video.decode import read_sampled_frames
 
 COLOUR_CLASSES = ["Red", "Green", "Blue"]
 # What the fake extractor's model was "trained" with; fps sampling and extra provenance keys on purpose,
@@ -47,7 +47,9 @@ def solid_colour_video(path: Path, channel: int, num_frames: int = 8) -> Path:
 @pytest.fixture
 def colour_videos(tmp_path: Path) -> list[Path]:
     """A red, a green and a blue 8-frame 32x32 video at 10 fps."""
-    return [solid_colour_video(tmp_path / f"{name.lower()}.avi", channel) for channel, name in enumerate(COLOUR_CLASSES)]
+    return [
+        solid_colour_video(tmp_path / f"{name.lower()}.avi", channel) for channel, name in enumerate(COLOUR_CLASSES)
+    ]
 
 
 @pytest.fixture
@@ -86,7 +88,9 @@ def fake_extractor(monkeypatch) -> list[ExtractorConfig]:
     return calls
 
 
-def test_predict_uses_the_stored_extractor_and_sampling(monkeypatch, colour_model: Path, colour_videos: list[Path], fake_extractor) -> None:
+def test_predict_uses_the_stored_extractor_and_sampling(
+    monkeypatch, colour_model: Path, colour_videos: list[Path], fake_extractor
+) -> None:
     samplings = []
 
     def recording_decode_videos(entries, sampling, image_size, num_workers):
@@ -98,7 +102,9 @@ def test_predict_uses_the_stored_extractor_and_sampling(monkeypatch, colour_mode
 
     predictions = predict_videos(colour_model, colour_videos, top_k=2)
 
-    assert fake_extractor == [ExtractorConfig(name="scratch_cnn", weights="/models/colour.weights.h5", handle=None, image_size=16, seed=5)]
+    assert fake_extractor == [
+        ExtractorConfig(name="scratch_cnn", weights="/models/colour.weights.h5", handle=None, image_size=16, seed=5)
+    ]
     assert samplings == [(SamplingConfig(num_frames=4, mode="fps", fps=5.0), 16)] * 3
     assert [prediction.top_k[0][0] for prediction in predictions] == COLOUR_CLASSES
     assert all(len(prediction.top_k) == 2 and prediction.error is None for prediction in predictions)
@@ -108,7 +114,9 @@ def test_predict_uses_the_stored_extractor_and_sampling(monkeypatch, colour_mode
         assert probabilities[0] > 0.9
 
 
-def test_predict_reads_featcache_json_once(monkeypatch, colour_model: Path, colour_videos: list[Path], fake_extractor) -> None:
+def test_predict_reads_featcache_json_once(
+    monkeypatch, colour_model: Path, colour_videos: list[Path], fake_extractor
+) -> None:
     reads: list[Path] = []
     original_read_text = Path.read_text
 
@@ -124,7 +132,9 @@ def test_predict_reads_featcache_json_once(monkeypatch, colour_model: Path, colo
 
 
 def test_changed_weights_file_is_refused(monkeypatch, colour_model: Path, colour_videos: list[Path]) -> None:
-    changed = Extractor("scratch_cnn", 16, 3, lambda frames: np.zeros((len(frames), 3), np.float32), {"weights_sha256": "0ther"})
+    changed = Extractor(
+        "scratch_cnn", 16, 3, lambda frames: np.zeros((len(frames), 3), np.float32), {"weights_sha256": "0ther"}
+    )
     monkeypatch.setattr(predict_module, "load_extractor", lambda config: changed)
     with pytest.raises(CacheMismatchError, match="sha256 0ther\\) differs from the one used.*sha256 c0ffee"):
         predict_videos(colour_model, colour_videos)
@@ -150,10 +160,17 @@ def test_top_k_beyond_the_classes_is_clamped(colour_model: Path, colour_videos: 
         predict_videos(colour_model, colour_videos, top_k=0)
 
 
-def test_folders_and_csv_lists_are_expanded(tmp_path: Path, colour_model: Path, colour_videos: list[Path], fake_extractor) -> None:
+def test_folders_and_csv_lists_are_expanded(
+    tmp_path: Path, colour_model: Path, colour_videos: list[Path], fake_extractor
+) -> None:
     folder = colour_videos[0].parent
     listed = tmp_path / "list.csv"
-    listed.write_text("path,label\n" + "".join(f"{path.relative_to(tmp_path)},{name}\n" for path, name in zip(colour_videos, ["Red", "Green", "Blue"])))
+    listed.write_text(
+        "path,label\n"
+        + "".join(
+            f"{path.relative_to(tmp_path)},{name}\n" for path, name in zip(colour_videos, ["Red", "Green", "Blue"])
+        )
+    )
     from_folder = predict_videos(colour_model, [folder])
     assert sorted(prediction.path for prediction in from_folder) == sorted(str(path) for path in folder.rglob("*.avi"))
     from_csv = predict_videos(colour_model, [listed])
@@ -163,15 +180,34 @@ def test_folders_and_csv_lists_are_expanded(tmp_path: Path, colour_model: Path, 
     assert all(prediction.top_k[0][0] == prediction.true_label for prediction in from_csv)
 
 
-def test_cli_writes_predictions_csv(tmp_path: Path, colour_model: Path, colour_videos: list[Path], unreadable_videos: list[Path], fake_extractor) -> None:
+def test_cli_writes_predictions_csv(
+    tmp_path: Path, colour_model: Path, colour_videos: list[Path], unreadable_videos: list[Path], fake_extractor
+) -> None:
     out = tmp_path / "predictions.csv"
-    result = CliRunner().invoke(app, ["predict", str(colour_model), str(colour_videos[2]), str(unreadable_videos[0]), "--out", str(out), "--top-k", "2"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            str(colour_model),
+            str(colour_videos[2]),
+            str(unreadable_videos[0]),
+            "--out",
+            str(out),
+            "--top-k",
+            "2",
+        ],
+    )
     assert result.exit_code == 1
     assert f"Error: {unreadable_videos[0]}" in result.stderr and "ERROR" not in result.output
     with open(out, newline="") as stream:
         rows = list(csv.DictReader(stream))
     assert [row["path"] for row in rows] == [str(colour_videos[2]), str(unreadable_videos[0])]
-    assert rows[0]["predicted"] == "Blue" and float(rows[0]["probability"]) > 0.5 and rows[0]["class_2"] and rows[0]["error"] == ""
+    assert (
+        rows[0]["predicted"] == "Blue"
+        and float(rows[0]["probability"]) > 0.5
+        and rows[0]["class_2"]
+        and rows[0]["error"] == ""
+    )
     assert rows[1]["predicted"] == "" and "cannot be opened" in rows[1]["error"]
 
 
@@ -201,12 +237,19 @@ def test_end_to_end_with_a_trained_model_matches_the_cached_features(tmp_path: P
         extractor=extractor.provenance, sampling={"num_frames": 4, "mode": "uniform", "fps": None},
     )  # fmt: skip
     # Too few videos to hold out a stratified validation set as well: keep the (only) last epoch.
-    train(cache, tmp_path / "model", HeadConfig(head="lstm", units=8, dense=8), TrainConfig(epochs=1, batch_size=4, val_fraction=0))
+    train(
+        cache,
+        tmp_path / "model",
+        HeadConfig(head="lstm", units=8, dense=8),
+        TrainConfig(epochs=1, batch_size=4, val_fraction=0),
+    )
 
     predictions = predict_videos(tmp_path / "model", video_paths, top_k=2)
 
     index = read_cache_index(cache)
-    expected = ModelFolder.open(tmp_path / "model").load_model().predict_on_batch([read_all_features(cache), index.lengths])
+    expected = (
+        ModelFolder.open(tmp_path / "model").load_model().predict_on_batch([read_all_features(cache), index.lengths])
+    )
     for prediction, probabilities in zip(predictions, np.asarray(expected)):
         assert prediction.error is None
         got = dict(prediction.top_k)
@@ -216,7 +259,15 @@ def test_end_to_end_with_a_trained_model_matches_the_cached_features(tmp_path: P
 def test_cli_json_and_exit_code_1_when_a_video_failed(
     colour_model: Path, colour_videos: list[Path], unreadable_videos: list[Path], fake_extractor
 ) -> None:
-    arguments = ["predict", str(colour_model), str(colour_videos[1]), str(unreadable_videos[0]), "--json", "--top-k", "1"]
+    arguments = [
+        "predict",
+        str(colour_model),
+        str(colour_videos[1]),
+        str(unreadable_videos[0]),
+        "--json",
+        "--top-k",
+        "1",
+    ]
     result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 1, result.output
     printed = json.loads(result.stdout)
@@ -240,13 +291,21 @@ def test_cli_missing_model_folder_exits_2(tmp_path: Path, colour_videos: list[Pa
 
 
 @pytest.mark.parametrize("cache_dtype", ["float16", "float32"])
-def test_new_features_are_rounded_like_the_training_cache(monkeypatch, colour_model: Path, colour_videos: list[Path], cache_dtype: str) -> None:
+def test_new_features_are_rounded_like_the_training_cache(
+    monkeypatch, colour_model: Path, colour_videos: list[Path], cache_dtype: str
+) -> None:
     """The head saw features stored as the cache dtype; predict rounds new ones the same way."""
     feature = np.float32(1 / 3)  # not a float16 number: rounding shows in the probabilities
     metadata_path = colour_model / "featcache.json"
     metadata = json.loads(metadata_path.read_text())
     metadata_path.write_text(json.dumps({**metadata, "cache_dtype": cache_dtype}))
-    constant = Extractor("scratch_cnn", 16, 3, lambda frames: np.full((len(frames), 3), [feature, 0, 0], np.float32), {"weights_sha256": "c0ffee"})
+    constant = Extractor(
+        "scratch_cnn",
+        16,
+        3,
+        lambda frames: np.full((len(frames), 3), [feature, 0, 0], np.float32),
+        {"weights_sha256": "c0ffee"},
+    )
     monkeypatch.setattr(predict_module, "load_extractor", lambda config: constant)
 
     (prediction,) = predict_videos(colour_model, colour_videos[:1], top_k=3)

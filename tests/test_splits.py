@@ -61,7 +61,9 @@ def test_auto_split_keeps_each_group_on_one_side(ucf101_cache: Path, seed: int) 
 
 
 @pytest.mark.parametrize(("test_fraction", "val_fraction"), [(0.2, 0.2), (0.5, 0.5), (0.1, 0.25)])
-def test_fractions_set_the_test_and_validation_shares(ucf101_cache: Path, test_fraction: float, val_fraction: float) -> None:
+def test_fractions_set_the_test_and_validation_shares(
+    ucf101_cache: Path, test_fraction: float, val_fraction: float
+) -> None:
     index = read_cache_index(ucf101_cache)
     split = choose_split(index, TrainConfig(test_fraction=test_fraction, val_fraction=val_fraction))
     assert_three_way(index, split)
@@ -74,11 +76,21 @@ def test_val_fraction_zero_means_no_validation_set(ucf101_cache: Path) -> None:
     with_validation, without = (choose_split(index, TrainConfig(val_fraction=fraction)) for fraction in (0.2, 0.0))
     assert without.num_val == 0 and "val" not in without.subsets(index.num_videos)
     np.testing.assert_array_equal(without.test_indices, with_validation.test_indices)  # the test set does not move
-    np.testing.assert_array_equal(without.train_indices, np.union1d(with_validation.train_indices, with_validation.val_indices))
+    np.testing.assert_array_equal(
+        without.train_indices, np.union1d(with_validation.train_indices, with_validation.val_indices)
+    )
     assert "no validation" in without.description and "last epoch" in without.description
 
 
-@pytest.mark.parametrize(("option", "value", "message"), [("test_fraction", 0.0, "--test-fraction / test_fraction must be in"), ("test_fraction", 0.6, "--test-fraction / test_fraction must be in"), ("val_fraction", -0.1, "--val-fraction / val_fraction must be in"), ("val_fraction", 0.7, "--val-fraction / val_fraction must be in")])
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("test_fraction", 0.0, "--test-fraction / test_fraction must be in"),
+        ("test_fraction", 0.6, "--test-fraction / test_fraction must be in"),
+        ("val_fraction", -0.1, "--val-fraction / val_fraction must be in"),
+        ("val_fraction", 0.7, "--val-fraction / val_fraction must be in"),
+    ],
+)
 def test_fractions_out_of_range_are_refused(option: str, value: float, message: str) -> None:
     with pytest.raises(FeatcacheError, match=message):
         TrainConfig(**{option: value})
@@ -102,7 +114,9 @@ def test_ungrouped_videos_get_a_stratified_random_split(ungrouped_cache: Path) -
     assert "stratified random" in split.description
 
 
-@pytest.mark.parametrize(("split_name", "test_groups"), [("ucf101-1", range(1, 8)), ("ucf101-2", range(8, 15)), ("ucf101-3", range(15, 22))])
+@pytest.mark.parametrize(
+    ("split_name", "test_groups"), [("ucf101-1", range(1, 8)), ("ucf101-2", range(8, 15)), ("ucf101-3", range(15, 22))]
+)
 def test_official_ucf101_split_holds_out_its_groups(ucf101_cache: Path, split_name: str, test_groups: range) -> None:
     index = read_cache_index(ucf101_cache)
     split = choose_split(index, TrainConfig(split=split_name))
@@ -138,7 +152,9 @@ def test_trainlist_file_trains_on_listed_videos(ucf101_cache: Path, tmp_path: Pa
     trainlist = tmp_path / "trainlist01.txt"
     trainlist.write_text("".join(f"{path} {index.class_names.index(path.split('/')[0]) + 1}\n" for path in listed))
     split = choose_split(index, TrainConfig(split_file=str(trainlist)))
-    assert sorted(index.paths[row] for row in np.concatenate([split.train_indices, split.val_indices])) == sorted(listed)
+    assert sorted(index.paths[row] for row in np.concatenate([split.train_indices, split.val_indices])) == sorted(
+        listed
+    )
     assert split.num_val > 0
     assert all("_g01_" in index.paths[row] for row in split.test_indices)
 
@@ -151,7 +167,9 @@ def test_csv_split_file(ucf101_cache: Path, tmp_path: Path) -> None:
     split = choose_split(index, TrainConfig(split_file=str(csv_path)))
     np.testing.assert_array_equal(split.test_indices, np.arange(0, index.num_videos, 4))
     assert split.num_val > 0  # no val rows in the file: validation is held out of its train rows
-    assert not set(split.val_indices) & set(split.test_indices) and not set(split.val_indices) & set(split.train_indices)
+    assert not set(split.val_indices) & set(split.test_indices) and not set(split.val_indices) & set(
+        split.train_indices
+    )
 
 
 def test_csv_split_file_val_rows_are_the_validation_set(ucf101_cache: Path, tmp_path: Path) -> None:
@@ -170,7 +188,10 @@ def test_model_folder_split_csv_reproduces_the_split(ucf101_cache: Path, tmp_pat
     index = read_cache_index(ucf101_cache)
     split = choose_split(index, TrainConfig(seed=4))
     csv_path = tmp_path / "split.csv"
-    csv_path.write_text("path,subset\n" + "".join(f"{path},{subset}\n" for path, subset in zip(index.paths, split.subsets(index.num_videos))))
+    csv_path.write_text(
+        "path,subset\n"
+        + "".join(f"{path},{subset}\n" for path, subset in zip(index.paths, split.subsets(index.num_videos)))
+    )
     again = choose_split(index, TrainConfig(split_file=str(csv_path)))
     assert again.subsets(index.num_videos) == split.subsets(index.num_videos)
 

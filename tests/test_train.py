@@ -17,9 +17,9 @@ from featcache.cache import FeatureReader, read_cache_index
 from featcache.cli import app
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import CacheFormatError, FeatcacheError, ModelDirError
+from featcache.training.epochs import KeepBestEpoch
 from featcache.training.heads import build_head
 from featcache.training.model_folder import HISTORY_COLUMNS, METADATA_KEYS, ModelFolder
-from featcache.training.epochs import KeepBestEpoch
 from featcache.training.scoring import score_accuracy
 from featcache.training.train import fit_head, train, training_class_weights
 from featcache.training.training_data import load_training_data
@@ -31,7 +31,9 @@ QUICK = TrainConfig(epochs=3, batch_size=16)
 @pytest.fixture(scope="module")
 def small_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3 classes x 10 groups x 2 clips, 6 frames x 8 dims, UCF101 paths and groups."""
-    return ucf101_like_cache(tmp_path_factory.mktemp("cache") / "small.h5", num_classes=3, num_groups=10, clips_per_group=2)
+    return ucf101_like_cache(
+        tmp_path_factory.mktemp("cache") / "small.h5", num_classes=3, num_groups=10, clips_per_group=2
+    )
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +88,9 @@ def test_model_round_trip_gives_the_same_predictions(trained) -> None:
     features = np.random.default_rng(0).normal(size=(4, 6, 8)).astype(np.float32)
     lengths = np.array([6, 3, 1, 5], dtype=np.int32)
     np.testing.assert_allclose(
-        loaded.load_model().predict([features, lengths], verbose=0), trained.model.predict([features, lengths], verbose=0), rtol=1e-6
+        loaded.load_model().predict([features, lengths], verbose=0),
+        trained.model.predict([features, lengths], verbose=0),
+        rtol=1e-6,
     )
     assert loaded.class_names == ["ActionA", "ActionB", "ActionC"]
     assert set(loaded.split.values()) == {"train", "val", "test"} and len(loaded.split) == 60
@@ -106,20 +110,33 @@ def test_best_epoch_is_the_restored_one(trained, small_cache: Path) -> None:
 @pytest.fixture(scope="module")
 def cache_with_misleading_test_groups(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3 classes x 25 groups x 2 clips; the test groups of ucf101-1 (1-7) look like the next class."""
-    return ucf101_like_cache(tmp_path_factory.mktemp("cache") / "misleading.h5", num_groups=25, clips_per_group=2, mislabelled_groups=range(1, 8))
+    return ucf101_like_cache(
+        tmp_path_factory.mktemp("cache") / "misleading.h5",
+        num_groups=25,
+        clips_per_group=2,
+        mislabelled_groups=range(1, 8),
+    )
 
 
 @pytest.mark.parametrize("memory_budget_mb", [2048, 0], ids=["in-memory", "streamed"])
-def test_validation_not_test_picks_the_best_epoch(cache_with_misleading_test_groups: Path, tmp_path: Path, memory_budget_mb: int) -> None:
+def test_validation_not_test_picks_the_best_epoch(
+    cache_with_misleading_test_groups: Path, tmp_path: Path, memory_budget_mb: int
+) -> None:
     """Val and test disagree: learning lifts validation accuracy and sinks test accuracy, and val picks the epoch."""
-    train_config = TrainConfig(epochs=6, batch_size=16, learning_rate=0.01, split="ucf101-1", memory_budget_mb=memory_budget_mb)
-    result = train(cache_with_misleading_test_groups, tmp_path / "model", HeadConfig(head="meanpool", dense=8), train_config)
+    train_config = TrainConfig(
+        epochs=6, batch_size=16, learning_rate=0.01, split="ucf101-1", memory_budget_mb=memory_budget_mb
+    )
+    result = train(
+        cache_with_misleading_test_groups, tmp_path / "model", HeadConfig(head="meanpool", dense=8), train_config
+    )
     val_accuracies = [row["val_accuracy"] for row in result.history]
     best_row = min(result.history, key=lambda row: (-row["val_accuracy"], row["val_loss"]))
     assert result.best_epoch == best_row["epoch"] and result.best_val_accuracy == max(val_accuracies)
     assert result.best_val_accuracy > 0.9  # the validation groups look like their classes
     data = load_training_data(cache_with_misleading_test_groups, train_config)
-    assert score_accuracy(result.model, data, "test") < 0.2  # had test picked the epoch, the least trained one would win
+    assert (
+        score_accuracy(result.model, data, "test") < 0.2
+    )  # had test picked the epoch, the least trained one would win
     assert set(data.split.test_indices).isdisjoint(np.concatenate([data.split.train_indices, data.split.val_indices]))
 
 
@@ -132,11 +149,21 @@ def cache_with_nan_test_videos(tmp_path: Path) -> Path:
     index = read_cache_index(source)
     features = read_all_features(source)
     features[np.isin(np.array(index.groups, dtype=int), range(1, 8))] = np.nan
-    return write_cache(tmp_path / "nan.h5", features, index.lengths, index.labels, index.class_names, paths=index.paths, groups=index.groups)
+    return write_cache(
+        tmp_path / "nan.h5",
+        features,
+        index.lengths,
+        index.labels,
+        index.class_names,
+        paths=index.paths,
+        groups=index.groups,
+    )
 
 
 @pytest.mark.parametrize("memory_budget_mb", [2048, 0], ids=["in-memory", "streamed"])
-def test_training_and_epoch_selection_never_read_the_test_videos(cache_with_nan_test_videos: Path, tmp_path: Path, memory_budget_mb: int) -> None:
+def test_training_and_epoch_selection_never_read_the_test_videos(
+    cache_with_nan_test_videos: Path, tmp_path: Path, memory_budget_mb: int
+) -> None:
     """A NaN feature read by training or validation would make a loss, a metric or a weight NaN."""
     train_config = TrainConfig(epochs=2, batch_size=8, split="ucf101-1", memory_budget_mb=memory_budget_mb)
     result = train(cache_with_nan_test_videos, tmp_path / "model", SMALL_HEAD, train_config)
@@ -246,7 +273,13 @@ def test_same_seed_same_model(small_cache: Path, tmp_path: Path, trained) -> Non
 
 def test_streamed_training_over_the_memory_budget(small_cache: Path, tmp_path: Path) -> None:
     messages: list[str] = []
-    result = train(small_cache, tmp_path / "streamed", HeadConfig(head="gru", units=8, dense=8), TrainConfig(epochs=2, memory_budget_mb=0), progress=messages.append)
+    result = train(
+        small_cache,
+        tmp_path / "streamed",
+        HeadConfig(head="gru", units=8, dense=8),
+        TrainConfig(epochs=2, memory_budget_mb=0),
+        progress=messages.append,
+    )
     assert any("streamed from disk" in message for message in messages)
     assert len(result.history) == 2 and 1 <= result.best_epoch <= 2
     assert ModelFolder.open(tmp_path / "streamed").metadata.head_config.head == "gru"
@@ -329,7 +362,11 @@ def test_train_command(small_cache: Path, tmp_path: Path) -> None:
          "--test-fraction", "0.3", "--val-fraction", "0.25"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "split: group-stratified" in result.output and "seed 3" in result.output and "30% held out for test" in result.output
+    assert (
+        "split: group-stratified" in result.output
+        and "seed 3" in result.output
+        and "30% held out for test" in result.output
+    )
     assert "29% held out of the training videos (25% asked; whole groups)" in result.output  # 2 of 7 groups
     assert "epoch 2/2" in result.output and "best epoch" in result.output and "validation accuracy" in result.output
     assert f"featcache evaluate {tmp_path / 'cli_model'}" in result.output
@@ -348,7 +385,9 @@ def test_train_command(small_cache: Path, tmp_path: Path) -> None:
         (["--val-fraction", "0.7"], "--val-fraction / val_fraction must be in [0, 0.5]"),
     ],
 )
-def test_train_command_rejects_bad_options(small_cache: Path, tmp_path: Path, arguments: list[str], message: str) -> None:
+def test_train_command_rejects_bad_options(
+    small_cache: Path, tmp_path: Path, arguments: list[str], message: str
+) -> None:
     result = CliRunner().invoke(app, ["train", str(small_cache), "--out", str(tmp_path / "model"), *arguments])
     assert result.exit_code == 2
     assert message in result.output
@@ -386,14 +425,26 @@ def imbalanced_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = np.random.default_rng(0)
     labels = np.array([0] * 160 + [1] * 16)
     features = 0.35 * labels[:, None, None] + rng.normal(size=(len(labels), 4, 8))
-    return write_cache(tmp_path_factory.mktemp("cache") / "imbalanced.h5", features, np.full(len(labels), 4), labels, ["Common", "Rare"], dtype="float32")
+    return write_cache(
+        tmp_path_factory.mktemp("cache") / "imbalanced.h5",
+        features,
+        np.full(len(labels), 4),
+        labels,
+        ["Common", "Rare"],
+        dtype="float32",
+    )
 
 
 @pytest.mark.parametrize("memory_budget_mb", [2048, 0], ids=["in-memory", "streamed"])
 def test_balanced_class_weights_raise_the_rare_class_recall(imbalanced_cache: Path, memory_budget_mb: int) -> None:
     def rare_recall(class_weight: str) -> float:
         train_config = TrainConfig(
-            epochs=30, learning_rate=3e-3, val_fraction=0, test_fraction=0.5, class_weight=class_weight, memory_budget_mb=memory_budget_mb
+            epochs=30,
+            learning_rate=3e-3,
+            val_fraction=0,
+            test_fraction=0.5,
+            class_weight=class_weight,
+            memory_budget_mb=memory_budget_mb,
         )
         data = load_training_data(imbalanced_cache, train_config)
         model = fit_head(data, HeadConfig(head="meanpool", dense=8, final_dropout=0.0), train_config).model
@@ -409,8 +460,23 @@ def test_balanced_class_weights_raise_the_rare_class_recall(imbalanced_cache: Pa
 
 def test_train_command_prints_the_class_weights(imbalanced_cache: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        app, ["train", str(imbalanced_cache), "--out", str(tmp_path / "model"), "--head", "meanpool", "--epochs", "1", "--class-weight", "balanced",
-             "--test-fraction", "0.5", "--val-fraction", "0"]
+        app,
+        [
+            "train",
+            str(imbalanced_cache),
+            "--out",
+            str(tmp_path / "model"),
+            "--head",
+            "meanpool",
+            "--epochs",
+            "1",
+            "--class-weight",
+            "balanced",
+            "--test-fraction",
+            "0.5",
+            "--val-fraction",
+            "0",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "class weights (balanced): Common 0.55, Rare 5.50" in result.output
@@ -436,7 +502,9 @@ def test_a_learning_head_gets_no_chance_warning(trained) -> None:
 def test_a_too_small_test_set_is_warned_about(tmp_path: Path) -> None:
     cache_path = ucf101_like_cache(tmp_path / "few.h5", num_classes=3, num_groups=4, clips_per_group=1)
     result = train(cache_path, tmp_path / "model", SMALL_HEAD, TrainConfig(epochs=1, val_fraction=0))
-    assert any("test set has" in warning and "--test-fraction" in warning for warning in result.warnings), result.warnings
+    assert any("test set has" in warning and "--test-fraction" in warning for warning in result.warnings), (
+        result.warnings
+    )
 
 
 def test_train_command_refuses_an_existing_model_folder_without_overwrite(small_cache: Path, tmp_path: Path) -> None:

@@ -10,16 +10,23 @@ import pytest
 from typer.testing import CliRunner
 
 from featcache.cache import CacheWriter, ShardVideo, open_cache, write_shard
+from featcache.cache.describe import describe_cache
 from featcache.cli import app
 from featcache.config import HeadConfig, SamplingConfig, TrainConfig
 from featcache.errors import InputError
-from featcache.cache.describe import describe_cache
 from featcache.video.sampling import fps_frame_indices
 
 FEATURE_DIM = 6
 CLASSES = ["Alpha", "Beta", "Gamma"]
 SETTINGS = {
-    "extractor": {"name": "scratch_cnn", "weights": "random", "seed": 0, "handle": None, "image_size": 32, "feature_dim": FEATURE_DIM},
+    "extractor": {
+        "name": "scratch_cnn",
+        "weights": "random",
+        "seed": 0,
+        "handle": None,
+        "image_size": 32,
+        "feature_dim": FEATURE_DIM,
+    },
     "sampling": {"num_frames": 0, "mode": "fps", "fps": 1.0},
     "dtype": "float32",
 }
@@ -49,7 +56,12 @@ def variable_length_cache(tmp_path: Path) -> Path:
 
 
 def test_frames_zero_is_every_sampled_frame_and_only_with_fps_sampling() -> None:
-    assert list(fps_frame_indices(100, 25.0, 1.0, 0)) == [0, 25, 50, 75]  # a 4 s video at 1 fps: 4 rows, not padded to any T
+    assert list(fps_frame_indices(100, 25.0, 1.0, 0)) == [
+        0,
+        25,
+        50,
+        75,
+    ]  # a 4 s video at 1 fps: 4 rows, not padded to any T
     assert len(fps_frame_indices(25 * 600, 25.0, 1.0, 0)) == 600  # 10 minutes at 1 fps: 600 rows
     with pytest.raises(InputError, match="0 with --sampling fps"):
         SamplingConfig(num_frames=0)
@@ -58,18 +70,34 @@ def test_frames_zero_is_every_sampled_frame_and_only_with_fps_sampling() -> None
 def test_info_reports_the_same_video_under_two_paths(variable_length_cache: Path) -> None:
     description = describe_cache(variable_length_cache)
     assert description["duplicates"] == [["Alpha/clip_000.mp4", "Alpha/clip_001.mp4"]]
-    assert description["variable_length"] and description["num_frames"] == int(open_cache(variable_length_cache).index.lengths.max())
+    assert description["variable_length"] and description["num_frames"] == int(
+        open_cache(variable_length_cache).index.lengths.max()
+    )
     result = CliRunner().invoke(app, ["info", str(variable_length_cache)])
-    assert result.exit_code == 0 and "same video under 2 paths" in result.output and "every sampled frame" in result.output
+    assert (
+        result.exit_code == 0 and "same video under 2 paths" in result.output and "every sampled frame" in result.output
+    )
 
 
-def test_train_takes_t_frames_warns_about_leaks_and_accepts_an_opened_cache(variable_length_cache: Path, tmp_path: Path) -> None:
+def test_train_takes_t_frames_warns_about_leaks_and_accepts_an_opened_cache(
+    variable_length_cache: Path, tmp_path: Path
+) -> None:
     from featcache.inference.evaluate import evaluate
     from featcache.training.train import train
 
     cache = open_cache(variable_length_cache)
     split_file = tmp_path / "split.csv"
-    rows = [(path, "test" if path.endswith(("clip_001.mp4", "clip_007.mp4")) else "val" if path.endswith("clip_006.mp4") else "train") for path in cache.index.paths]
+    rows = [
+        (
+            path,
+            "test"
+            if path.endswith(("clip_001.mp4", "clip_007.mp4"))
+            else "val"
+            if path.endswith("clip_006.mp4")
+            else "train",
+        )
+        for path in cache.index.paths
+    ]
     split_file.write_text("path,subset\n" + "".join(f"{path},{subset}\n" for path, subset in rows))
     messages: list[str] = []
     config = TrainConfig(epochs=2, batch_size=8, split_file=str(split_file), frames=4)

@@ -185,7 +185,10 @@ def csv_pointing_outside(tmp_path: Path) -> Path:
 
 
 def test_csv_rows_outside_the_csv_folder_are_refused(csv_pointing_outside, tmp_path):
-    with pytest.raises(FeatcacheError, match=r"names 1 file\(s\) by an absolute path or outside its folder \(\.\./outside\.avi\).*--allow-outside-root"):
+    with pytest.raises(
+        FeatcacheError,
+        match=r"names 1 file\(s\) by an absolute path or outside its folder \(\.\./outside\.avi\).*--allow-outside-root",
+    ):
         find_videos(csv_pointing_outside)
     csv_pointing_outside.write_text(f"path,label\ninside.avi,A\n{tmp_path / 'outside.avi'},B\n")
     with pytest.raises(FeatcacheError, match="absolute path or outside its folder"):
@@ -194,7 +197,10 @@ def test_csv_rows_outside_the_csv_folder_are_refused(csv_pointing_outside, tmp_p
 
 def test_csv_rows_outside_the_csv_folder_are_stored_as_written_when_allowed(csv_pointing_outside, tmp_path):
     _, entries = find_videos(csv_pointing_outside, allow_outside_root=True)
-    assert [(entry.relative_path, entry.is_outside_root) for entry in entries] == [("../outside.avi", True), ("inside.avi", False)]
+    assert [(entry.relative_path, entry.is_outside_root) for entry in entries] == [
+        ("../outside.avi", True),
+        ("inside.avi", False),
+    ]
     assert entries[0].path.resolve() == (tmp_path / "outside.avi").resolve()
 
 
@@ -206,7 +212,13 @@ def test_special_files_named_like_videos_are_listed_not_skipped(tmp_path):
     (tmp_path / "A" / "loop.avi").symlink_to(tmp_path / "A" / "loop.avi")
     (tmp_path / "A" / "dangling.mp4").symlink_to(tmp_path / "nowhere.mp4")
     _, entries = find_videos(tmp_path)
-    assert [entry.relative_path for entry in entries] == ["A/dangling.mp4", "A/fifo.avi", "A/good.avi", "A/loop.avi", "A/zero.avi"]
+    assert [entry.relative_path for entry in entries] == [
+        "A/dangling.mp4",
+        "A/fifo.avi",
+        "A/good.avi",
+        "A/loop.avi",
+        "A/zero.avi",
+    ]
 
 
 def test_a_file_name_that_is_not_utf8_is_stored_escaped(tmp_path):

@@ -19,8 +19,8 @@ from featcache.cli import app
 from featcache.config import SamplingConfig, WindowConfig
 from featcache.errors import InputError, VideoDecodeError
 from featcache.extractors.registry import Extractor
-from featcache.video.sampling import uniform_frame_indices
 from featcache.inference.windows import predict_windows, window_layout, write_window_reports
+from featcache.video.sampling import uniform_frame_indices
 
 VIDEO_FPS = 10.0
 
@@ -71,7 +71,14 @@ def test_window_and_stride_options_are_checked():
 def test_each_window_gets_its_sampled_frames_from_one_pass(tmp_path: Path, monkeypatch, counting_captures: list[Path]):
     """12 numbered frames, uniform T=3, 0.6 s windows every 0.3 s: windows [0,3,5], [3,6,8], [6,9,11]."""
     video = write_video(tmp_path / "numbered.avi", numbered_frames(12), fps=VIDEO_FPS)
-    extractor_record = {"name": "grey", "weights": "random", "handle": None, "image_size": 16, "seed": 0, "weights_sha256": None}
+    extractor_record = {
+        "name": "grey",
+        "weights": "random",
+        "handle": None,
+        "image_size": 16,
+        "seed": 0,
+        "weights_sha256": None,
+    }
     model_dir = write_model_folder(
         tmp_path / "model", ["Dark", "Light"], {"x.avi": "test"}, model=first_frame_softmax_model(3, 1, 2, kernel=np.array([[-1.0, 1.0]])),
         extractor=extractor_record, sampling={"num_frames": 3, "mode": "uniform", "fps": None}, num_frames=3, feature_dim=1,
@@ -121,7 +128,9 @@ def test_window_probabilities_switch_where_the_video_changes_class(
     assert counting_captures == [red_then_blue_video]
 
 
-def test_short_unreadable_and_good_videos(colour_model: Path, red_then_blue_video: Path, fake_extractor, tmp_path: Path):
+def test_short_unreadable_and_good_videos(
+    colour_model: Path, red_then_blue_video: Path, fake_extractor, tmp_path: Path
+):
     short = write_video(tmp_path / "short.avi", np.zeros((5, 32, 32, 3), dtype=np.uint8), fps=VIDEO_FPS)
     not_a_video = tmp_path / "notes.avi"
     not_a_video.write_text("not a video")
@@ -135,9 +144,24 @@ def test_short_unreadable_and_good_videos(colour_model: Path, red_then_blue_vide
 # Reports and the CLI
 
 
-def test_cli_writes_csv_json_and_a_timeline(colour_model: Path, red_then_blue_video: Path, fake_extractor, tmp_path: Path):
+def test_cli_writes_csv_json_and_a_timeline(
+    colour_model: Path, red_then_blue_video: Path, fake_extractor, tmp_path: Path
+):
     out_dir = tmp_path / "windows"
-    result = CliRunner().invoke(app, ["predict", str(colour_model), str(red_then_blue_video), "--window", "1", "--stride", "0.5", "--window-dir", str(out_dir)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            str(colour_model),
+            str(red_then_blue_video),
+            "--window",
+            "1",
+            "--stride",
+            "0.5",
+            "--window-dir",
+            str(out_dir),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "11 windows of 1 s every 0.5 s" in result.stdout and "Blue" in result.stdout
 
@@ -153,9 +177,13 @@ def test_cli_writes_csv_json_and_a_timeline(colour_model: Path, red_then_blue_vi
     assert (out_dir / "red_then_blue.timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_cli_json_default_folder_and_exit_code_1(colour_model: Path, red_then_blue_video: Path, fake_extractor, tmp_path: Path):
+def test_cli_json_default_folder_and_exit_code_1(
+    colour_model: Path, red_then_blue_video: Path, fake_extractor, tmp_path: Path
+):
     missing = tmp_path / "missing.avi"
-    result = CliRunner().invoke(app, ["predict", str(colour_model), str(red_then_blue_video), str(missing), "--window", "2", "--json"])
+    result = CliRunner().invoke(
+        app, ["predict", str(colour_model), str(red_then_blue_video), str(missing), "--window", "2", "--json"]
+    )
     assert result.exit_code == 1, result.output
     printed = json.loads(result.stdout)
     assert [len(video["windows"]) for video in printed["videos"]] == [3, 0]
@@ -169,13 +197,20 @@ def test_cli_stride_without_window_exits_2(colour_model: Path, red_then_blue_vid
     assert "only apply with --window" in result.output
 
 
-def test_timelines_of_videos_with_the_same_name_do_not_overwrite(colour_model: Path, red_then_blue_video: Path, fake_extractor, tmp_path: Path):
+def test_timelines_of_videos_with_the_same_name_do_not_overwrite(
+    colour_model: Path, red_then_blue_video: Path, fake_extractor, tmp_path: Path
+):
     copy = tmp_path / "other" / red_then_blue_video.name
     copy.parent.mkdir()
     copy.write_bytes(red_then_blue_video.read_bytes())
     report = predict_windows(colour_model, [red_then_blue_video, copy], WindowConfig(3.0))
     written = write_window_reports(report, tmp_path / "out")
-    assert sorted(path.name for path in written) == ["red_then_blue-2.timeline.png", "red_then_blue.timeline.png", "windows.csv", "windows.json"]
+    assert sorted(path.name for path in written) == [
+        "red_then_blue-2.timeline.png",
+        "red_then_blue.timeline.png",
+        "windows.csv",
+        "windows.json",
+    ]
 
 
 def test_a_trained_model_follows_the_class_change(tmp_path: Path, red_then_blue_video: Path):
@@ -191,11 +226,19 @@ def test_a_trained_model_follows_the_class_change(tmp_path: Path, red_then_blue_
         for group in range(1, 5):
             frames = rng.integers(0, 80, size=(12, 32, 32, 3), dtype=np.uint8)
             frames[..., channel] = 255
-            write_video(tmp_path / "videos" / class_name / f"v_{class_name}_g{group:02d}_c01.avi", frames, fps=VIDEO_FPS)
+            write_video(
+                tmp_path / "videos" / class_name / f"v_{class_name}_g{group:02d}_c01.avi", frames, fps=VIDEO_FPS
+            )
     inputs = keras.Input((16, 16, 3))
-    keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inputs))).save(tmp_path / "mean_rgb.keras")
+    keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inputs))).save(
+        tmp_path / "mean_rgb.keras"
+    )
     extractor = ExtractorConfig(name="keras_file", weights=str(tmp_path / "mean_rgb.keras"), image_size=None)
-    embed(tmp_path / "videos", tmp_path / "cache.h5", EmbedConfig(extractor=extractor, sampling=SamplingConfig(num_frames=4)))
+    embed(
+        tmp_path / "videos",
+        tmp_path / "cache.h5",
+        EmbedConfig(extractor=extractor, sampling=SamplingConfig(num_frames=4)),
+    )
     keras.utils.set_random_seed(0)
     train(
         tmp_path / "cache.h5", tmp_path / "model", HeadConfig(head="meanpool", dense=16, final_dropout=0.0),

@@ -69,12 +69,18 @@ def format_cache_description(description: dict[str, Any]) -> str:
         f"{description['num_frames']} frames x {description['feature_dim']} dims, {description['dtype']}, "
         f"{description['size_bytes'] / 1e6:.1f} MB on disk",
         f"extractor: {extractor.get('name')} (weights {extractor.get('weights')}, {extractor.get('image_size')} px"
-        + (f", handle {extractor['handle']}" if extractor.get("handle") else "") + ")",
-        f"sampling: {sampling.get('mode')}, " + ('every sampled frame' if description['variable_length'] else f"{sampling.get('num_frames')} frames")
+        + (f", handle {extractor['handle']}" if extractor.get("handle") else "")
+        + ")",
+        f"sampling: {sampling.get('mode')}, "
+        + ("every sampled frame" if description["variable_length"] else f"{sampling.get('num_frames')} frames")
         + (f" at {sampling['fps']} fps" if sampling.get("fps") else "")
         + f"; mean length {description['mean_length']:.1f}, {description['num_padded_videos']} videos padded",
         f"created {description['created']} by featcache {description['featcache_version']}, format {description['format_version']}"
-        + (f", {description['num_shards']} shard(s), {description['num_dead_rows']} dead row(s)" if description["format_version"] == 2 else ""),
+        + (
+            f", {description['num_shards']} shard(s), {description['num_dead_rows']} dead row(s)"
+            if description["format_version"] == 2
+            else ""
+        ),
         "videos per class:",
         *(f"  {name}: {count}" for name, count in description["videos_per_class"].items()),
     ]

@@ -22,8 +22,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from featcache.cache.reader import Cache, open_cache
 from featcache.cache.format import FRAME_DATASETS
+from featcache.cache.reader import Cache, open_cache
 from featcache.errors import CacheFormatError, InputError
 from featcache.files import write_atomically, write_folder_atomically
 
@@ -63,10 +63,14 @@ def export_cache(cache_path: Path, out: Path, format: str | None = None, overwri
         write_atomically(out, lambda temporary: write_parquet(cache, temporary))
     else:
         if cache.format_version == 1:
-            raise CacheFormatError(f"{cache.path}: a format-1 cache is already one file; `featcache upgrade` it first to export format 2")
+            raise CacheFormatError(
+                f"{cache.path}: a format-1 cache is already one file; `featcache upgrade` it first to export format 2"
+            )
         _remove_folder(out)
         write_atomically(out, lambda temporary: write_self_contained(cache, temporary))
-    return ExportSummary(out=out, format=format, num_videos=cache.index.num_videos, num_frames=int(cache.index.lengths.sum()))
+    return ExportSummary(
+        out=out, format=format, num_videos=cache.index.num_videos, num_frames=int(cache.index.lengths.sum())
+    )
 
 
 def format_from_suffix(out: Path) -> str:
@@ -87,7 +91,9 @@ def write_npy(cache: Cache, out_dir: Path) -> int:
             target.parent.mkdir(parents=True, exist_ok=True)
             # read_sequence gives float32; the cache's dtype (float16) round-trips exactly.
             np.save(target, reader.read_sequence(row).astype(index.dtype))
-            index_writer.writerow([npy_name, video_path, index.class_names[index.labels[row]], index.groups[row], int(index.lengths[row])])
+            index_writer.writerow(
+                [npy_name, video_path, index.class_names[index.labels[row]], index.groups[row], int(index.lengths[row])]
+            )
     return int(index.lengths.sum())
 
 
@@ -97,7 +103,9 @@ def write_parquet(cache: Cache, out_file: Path) -> int:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError as err:
-        raise InputError("export --format parquet needs pyarrow: `pip install 'featcache[export]'` (or pyarrow), or use --format npy") from err
+        raise InputError(
+            "export --format parquet needs pyarrow: `pip install 'featcache[export]'` (or pyarrow), or use --format npy"
+        ) from err
     index = cache.index
     schema = pa.schema(
         [
@@ -118,7 +126,9 @@ def write_parquet(cache: Cache, out_file: Path) -> int:
                 pa.array(np.concatenate([np.arange(index.lengths[row], dtype=np.int32) for row in rows])),
                 pa.array(np.concatenate([arrays["frame_indices"] for arrays in frames]).astype(np.int32)),
                 pa.array(np.concatenate([arrays["timestamps_ms"] for arrays in frames]).astype(np.float32)),
-                pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(vectors).reshape(-1)), index.feature_dim),
+                pa.FixedSizeListArray.from_arrays(
+                    pa.array(np.ascontiguousarray(vectors).reshape(-1)), index.feature_dim
+                ),
             ]
             writer.write_table(pa.Table.from_arrays(columns, schema=schema))
     return int(index.lengths.sum())
@@ -132,12 +142,20 @@ def write_self_contained(cache: Cache, file_path: Path) -> None:
         for name, value in source.attrs.items():
             target.attrs[name] = value
         for name in source:
-            if name in ("features", *FRAME_DATASETS) or name in ("shards", "shard_ids", "shard_rows", "shard_starts", "file_mtime_ns"):
+            if name in ("features", *FRAME_DATASETS) or name in (
+                "shards",
+                "shard_ids",
+                "shard_rows",
+                "shard_starts",
+                "file_mtime_ns",
+            ):
                 continue
             source.copy(source[name], target, name=name)
         total = int(source["offsets"][-1])
         features = target.create_dataset("features", shape=(total, cache.index.feature_dim), dtype=cache.index.dtype)
-        frame_arrays = {name: target.create_dataset(name, shape=(total,), dtype=dtype) for name, dtype in FRAME_DATASETS.items()}
+        frame_arrays = {
+            name: target.create_dataset(name, shape=(total,), dtype=dtype) for name, dtype in FRAME_DATASETS.items()
+        }
         offsets = source["offsets"][()]
         with cache.reader() as reader:
             for row in range(cache.index.num_videos):

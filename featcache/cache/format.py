@@ -30,7 +30,13 @@ FORMAT_VERSION = 2
 STRING_DTYPE = h5py.string_dtype(encoding="utf-8")
 FAILURE_DTYPE = np.dtype([("path", STRING_DTYPE), ("reason", STRING_DTYPE)])
 SHARD_TABLE_DTYPE = np.dtype(
-    [("name", STRING_DTYPE), ("size", np.int64), ("checksum", STRING_DTYPE), ("num_videos", np.int64), ("num_frames", np.int64)]
+    [
+        ("name", STRING_DTYPE),
+        ("size", np.int64),
+        ("checksum", STRING_DTYPE),
+        ("num_videos", np.int64),
+        ("num_frames", np.int64),
+    ]
 )
 FRAME_DATASETS = {"frame_indices": np.int32, "timestamps_ms": np.float32}
 VIDEO_DATASETS = {
@@ -49,7 +55,9 @@ COMPACT_SUGGESTION_DEAD_SHARE = 0.25
 def refuse_newer_writer(attributes: Any, cache_path: Path) -> None:
     """CacheFormatError when the file's `featcache_version` attribute names a newer featcache (featcache.version's rule)."""
     written_by = attributes.get("featcache_version", "")
-    problem = newer_writer_problem(written_by.decode() if isinstance(written_by, bytes) else str(written_by), str(cache_path))
+    problem = newer_writer_problem(
+        written_by.decode() if isinstance(written_by, bytes) else str(written_by), str(cache_path)
+    )
     if problem:
         raise CacheFormatError(problem)
 

@@ -17,14 +17,14 @@ tests/format1_writer.py keeps the writer that produced it, to test that.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
 
 import h5py
 import numpy as np
 
-from featcache.cache.format import FAILURE_DTYPE, STRING_DTYPE, VIDEO_DATASETS, CacheIndex  # shared with format 2
+from featcache.cache.format import VIDEO_DATASETS, CacheIndex  # shared with format 2
 from featcache.errors import CacheFormatError
 
 FORMAT_VERSION = 1
@@ -37,7 +37,11 @@ def open_cache_file(path: Path) -> h5py.File:
     path = Path(path)
     if not path.exists():
         journal = Path(f"{path}.parts")
-        hint = f" (an unfinished embed left {journal.name}: re-run the same `featcache embed` to finish it)" if journal.exists() else ""
+        hint = (
+            f" (an unfinished embed left {journal.name}: re-run the same `featcache embed` to finish it)"
+            if journal.exists()
+            else ""
+        )
         raise CacheFormatError(f"{path}: no such cache file{hint}")
     try:
         handle = h5py.File(path, "r")
@@ -46,7 +50,9 @@ def open_cache_file(path: Path) -> h5py.File:
         raise CacheFormatError(f"{path}: not an HDF5 file; expected a cache written by `featcache embed`") from err
     if handle.attrs.get("format_version") != FORMAT_VERSION or "features" not in handle:
         handle.close()
-        raise CacheFormatError(f"{path}: not a featcache cache of format {FORMAT_VERSION}; write one with `featcache embed`")
+        raise CacheFormatError(
+            f"{path}: not a featcache cache of format {FORMAT_VERSION}; write one with `featcache embed`"
+        )
     return handle
 
 

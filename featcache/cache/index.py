@@ -10,15 +10,14 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import h5py
 import numpy as np
 
-from featcache.version import __version__
-from featcache.files import write_atomically
 from featcache.cache.format import (
     FAILURE_DTYPE,
     FORMAT_VERSION,
@@ -31,6 +30,8 @@ from featcache.cache.format import (
 )
 from featcache.cache.shards import ShardInfo
 from featcache.errors import CacheFormatError
+from featcache.files import write_atomically
+from featcache.version import __version__
 
 
 @dataclass
@@ -95,20 +96,40 @@ def read_index_state(cache_path: Path) -> IndexState:
         shard_table = handle["shards"][()]
         shard_names = decode_strings(shard_table["name"])
         shards = {
-            name: ShardInfo(name, int(row["size"]), decode_strings(np.array([row["checksum"]]))[0], int(row["num_videos"]), int(row["num_frames"]))
+            name: ShardInfo(
+                name,
+                int(row["size"]),
+                decode_strings(np.array([row["checksum"]]))[0],
+                int(row["num_videos"]),
+                int(row["num_frames"]),
+            )
             for name, row in zip(shard_names, shard_table)
         }
         class_names = json.loads(handle.attrs["class_names"])
         paths = decode_strings(handle["paths"][()])
         # Plain Python lists first: indexing numpy arrays element by element costs ~10x more per video,
         # and this runs on every embed, however few videos it adds.
-        columns = {name: handle[name][()].tolist() for name in ("labels", "shard_ids", "shard_rows", "shard_starts", "file_mtime_ns", *VIDEO_DATASETS)}
+        columns = {
+            name: handle[name][()].tolist()
+            for name in ("labels", "shard_ids", "shard_rows", "shard_starts", "file_mtime_ns", *VIDEO_DATASETS)
+        }
         groups, fingerprints = decode_strings(handle["groups"][()]), decode_strings(handle["fingerprints"][()])
         videos = {
             path: VideoRecord(path, class_names[label], group, fingerprint, shard_names[shard_id], *numbers)
             for path, label, group, fingerprint, shard_id, *numbers in zip(
-                paths, columns["labels"], groups, fingerprints, columns["shard_ids"], columns["shard_rows"], columns["shard_starts"], columns["lengths"],
-                columns["video_fps"], columns["video_num_frames"], columns["video_width"], columns["video_height"], columns["file_mtime_ns"],
+                paths,
+                columns["labels"],
+                groups,
+                fingerprints,
+                columns["shard_ids"],
+                columns["shard_rows"],
+                columns["shard_starts"],
+                columns["lengths"],
+                columns["video_fps"],
+                columns["video_num_frames"],
+                columns["video_width"],
+                columns["video_height"],
+                columns["file_mtime_ns"],
             )
         }
         failures = handle["failures"][()]
@@ -125,7 +146,9 @@ def read_index_state(cache_path: Path) -> IndexState:
 
 def write_index_file(cache_path: Path, state: IndexState, before_replace: Callable[[Path], None] | None = None) -> None:
     """Replace the index at `cache_path` atomically with `state` (per-frame arrays as virtual datasets)."""
-    write_atomically(Path(cache_path), lambda temporary: _write_index(temporary, Path(cache_path), state), before_replace)
+    write_atomically(
+        Path(cache_path), lambda temporary: _write_index(temporary, Path(cache_path), state), before_replace
+    )
 
 
 def _write_index(file_path: Path, cache_path: Path, state: IndexState) -> None:
@@ -141,16 +164,28 @@ def _write_index(file_path: Path, cache_path: Path, state: IndexState) -> None:
         _write_frame_datasets(handle, cache_path, state, records, offsets, dtype)
         handle.create_dataset("offsets", data=offsets)
         class_number = {name: number for number, name in enumerate(class_names)}
-        handle.create_dataset("labels", data=np.array([class_number[record.label] for record in records], dtype=np.int32))
+        handle.create_dataset(
+            "labels", data=np.array([class_number[record.label] for record in records], dtype=np.int32)
+        )
         for name in ("path", "group", "fingerprint"):
-            handle.create_dataset(name + "s", data=np.array([getattr(record, name) for record in records], dtype=object), dtype=STRING_DTYPE)
+            handle.create_dataset(
+                name + "s",
+                data=np.array([getattr(record, name) for record in records], dtype=object),
+                dtype=STRING_DTYPE,
+            )
         handle.create_dataset("lengths", data=lengths.astype(np.int32))
         for name in ("video_fps", "video_num_frames", "video_width", "video_height"):
-            handle.create_dataset(name, data=np.array([getattr(record, name) for record in records], dtype=VIDEO_DATASETS[name]))
-        handle.create_dataset("shard_ids", data=np.array([shard_id[record.shard] for record in records], dtype=np.int32))
+            handle.create_dataset(
+                name, data=np.array([getattr(record, name) for record in records], dtype=VIDEO_DATASETS[name])
+            )
+        handle.create_dataset(
+            "shard_ids", data=np.array([shard_id[record.shard] for record in records], dtype=np.int32)
+        )
         handle.create_dataset("shard_rows", data=np.array([record.shard_row for record in records], dtype=np.int32))
         handle.create_dataset("shard_starts", data=np.array([record.shard_start for record in records], dtype=np.int64))
-        handle.create_dataset("file_mtime_ns", data=np.array([record.file_mtime_ns for record in records], dtype=np.int64))
+        handle.create_dataset(
+            "file_mtime_ns", data=np.array([record.file_mtime_ns for record in records], dtype=np.int64)
+        )
         table = [dataclasses.astuple(state.shards[name]) for name in live_shards]
         handle.create_dataset("shards", data=np.array(table, dtype=SHARD_TABLE_DTYPE))
         handle.create_dataset("failures", data=np.array(sorted(state.failures.items()), dtype=FAILURE_DTYPE))
@@ -163,11 +198,15 @@ def _write_index(file_path: Path, cache_path: Path, state: IndexState) -> None:
         handle.attrs["feature_dim"] = state.feature_dim
         handle.attrs["compression"] = state.compression
         handle.attrs["featcache_version"] = __version__
-        handle.attrs["created"] = state.created or datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        handle.attrs["created"] = state.created or datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        )
         handle.attrs["format_version"] = FORMAT_VERSION
 
 
-def _write_frame_datasets(handle: h5py.File, cache_path: Path, state: IndexState, records: list[VideoRecord], offsets: np.ndarray, dtype: str) -> None:
+def _write_frame_datasets(
+    handle: h5py.File, cache_path: Path, state: IndexState, records: list[VideoRecord], offsets: np.ndarray, dtype: str
+) -> None:
     """`features`, `frame_indices`, `timestamps_ms` as virtual datasets over the shards' live rows.
 
     Source files are named relative to the index (`CACHE.h5.shards/<name>`): HDF5 looks for a relative
@@ -177,7 +216,10 @@ def _write_frame_datasets(handle: h5py.File, cache_path: Path, state: IndexState
     embed's fixed cost on a cache of 7,272 videos in 57 shards.
     """
     total_frames = int(offsets[-1])
-    shapes = {"features": ((total_frames, state.feature_dim), dtype), **{name: ((total_frames,), frame_dtype) for name, frame_dtype in FRAME_DATASETS.items()}}
+    shapes = {
+        "features": ((total_frames, state.feature_dim), dtype),
+        **{name: ((total_frames,), frame_dtype) for name, frame_dtype in FRAME_DATASETS.items()},
+    }
     folder_name = shard_folder_for(cache_path).name
     runs = _contiguous_runs(records, offsets)
     for name, (shape, dataset_dtype) in shapes.items():

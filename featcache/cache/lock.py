@@ -25,7 +25,7 @@ class CacheLock:
         self.path = lock_path_for(self.cache_path)
         self._descriptor: int | None = None
 
-    def __enter__(self) -> "CacheLock":
+    def __enter__(self) -> CacheLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:

@@ -6,9 +6,10 @@ interruption leaves the previous complete cache (plus, at worst, unlisted shards
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,10 @@ def shard_videos_from_rows(rows: VideoRows, fingerprints: dict[str, str] | None 
                 features=rows.features[row, :length],
                 frame_indices=rows.frame_indices[row, :length],
                 timestamps_ms=rows.timestamps_ms[row, :length],
-                **{name: rows.__getattribute__(name)[row].item() for name in ("video_fps", "video_num_frames", "video_width", "video_height")},
+                **{
+                    name: rows.__getattribute__(name)[row].item()
+                    for name in ("video_fps", "video_num_frames", "video_width", "video_height")
+                },
             )
         )
     return videos
@@ -68,7 +72,9 @@ def write_cache(
     """
     settings = {"extractor": attributes["extractor"], "sampling": attributes["sampling"], "dtype": dtype}
     with CacheWriter.open(path, settings, feature_dim, compression, overwrite=True) as writer:
-        for videos in _batched_by_bytes((video for rows in row_sources for video in shard_videos_from_rows(rows, fingerprints)), feature_dim, dtype):
+        for videos in _batched_by_bytes(
+            (video for rows in row_sources for video in shard_videos_from_rows(rows, fingerprints)), feature_dim, dtype
+        ):
             writer.adopt_shard(write_shard(writer.shard_folder, videos, dtype, settings, compression))
         writer.state.failures = dict(failures)
         writer.commit()
@@ -136,7 +142,9 @@ def verify_cache(cache_path: Path) -> VerifyReport:
         if not shard_path.exists():
             report.problems.append(f"{shard_path}: missing")
         elif shard_path.stat().st_size != info.size:
-            report.problems.append(f"{shard_path}: {shard_path.stat().st_size} bytes, the index recorded {info.size} (truncated or replaced)")
+            report.problems.append(
+                f"{shard_path}: {shard_path.stat().st_size} bytes, the index recorded {info.size} (truncated or replaced)"
+            )
         elif blake2b_file(shard_path) != info.checksum:
             report.problems.append(f"{shard_path}: contents changed (BLAKE2b differs from the index)")
     return report
@@ -156,7 +164,9 @@ def compact_cache(cache_path: Path) -> tuple[int, int]:
         with cache.reader() as reader:
             videos = (_shard_video(reader, row, old_videos[path]) for row, path in enumerate(cache.index.paths))
             for batch in _batched_by_bytes(videos, state.feature_dim, state.settings["dtype"]):
-                writer.adopt_shard(write_shard(writer.shard_folder, batch, state.settings["dtype"], state.settings, state.compression))
+                writer.adopt_shard(
+                    write_shard(writer.shard_folder, batch, state.settings["dtype"], state.settings, state.compression)
+                )
         writer.commit()
         return num_dead, len(state.shards)
 

@@ -10,15 +10,23 @@ with cache.reader() as reader:                # open inside the process that rea
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import h5py
 import numpy as np
 
 from featcache.cache import format1
-from featcache.cache.format import FORMAT_VERSION, FRAME_DATASETS, CacheIndex, decode_strings, default_num_frames, refuse_newer_writer, shard_folder_for
+from featcache.cache.format import (
+    FORMAT_VERSION,
+    FRAME_DATASETS,
+    CacheIndex,
+    decode_strings,
+    default_num_frames,
+    refuse_newer_writer,
+    shard_folder_for,
+)
 from featcache.cache.index import IndexState, read_index_state
 from featcache.errors import CacheFormatError
 
@@ -54,11 +62,11 @@ class Cache:
     def settings(self) -> dict:
         return self.index.settings
 
-    def reader(self) -> "CacheReader":
+    def reader(self) -> CacheReader:
         return CacheReader(self)
 
 
-def open_cache(cache: "CachePath | Cache") -> Cache:
+def open_cache(cache: CachePath | Cache) -> Cache:
     """Open a cache of format 1 or 2 (a Cache is returned as is); raises CacheFormatError naming what is wrong."""
     if isinstance(cache, Cache):
         return cache
@@ -99,7 +107,13 @@ def _open_self_contained(path: Path) -> Cache:
             fingerprints=decode_strings(handle["fingerprints"][()]),
             format_version=FORMAT_VERSION,
         )
-    return Cache(path=path, index=index, format_version=FORMAT_VERSION, shard_paths=[path] * index.num_videos, shard_starts=offsets[:-1].astype(np.int64))
+    return Cache(
+        path=path,
+        index=index,
+        format_version=FORMAT_VERSION,
+        shard_paths=[path] * index.num_videos,
+        shard_starts=offsets[:-1].astype(np.int64),
+    )
 
 
 def _format_version(path: Path) -> int:
@@ -115,7 +129,9 @@ def _format_version(path: Path) -> int:
         # h5py's message is a page of HDF5 internals (errno, buffer addresses); --verbose shows it as the cause.
         raise CacheFormatError(f"{path}: not an HDF5 file; expected a cache written by `featcache embed`") from err
     if version not in (1, FORMAT_VERSION):
-        raise CacheFormatError(f"{path}: not a featcache cache (format_version {version!r}); write one with `featcache embed`")
+        raise CacheFormatError(
+            f"{path}: not a featcache cache (format_version {version!r}); write one with `featcache embed`"
+        )
     return int(version)
 
 
@@ -171,7 +187,7 @@ def cache_from_index_state(path: Path, state: IndexState) -> Cache:
     )
 
 
-def read_cache_index(cache: "CachePath | Cache") -> CacheIndex:
+def read_cache_index(cache: CachePath | Cache) -> CacheIndex:
     """Everything but the features, for either format."""
     return open_cache(cache).index
 
@@ -179,11 +195,11 @@ def read_cache_index(cache: "CachePath | Cache") -> CacheIndex:
 class CacheReader:
     """Reads features of one cache (either format); use it as a context manager."""
 
-    def __init__(self, cache: "CachePath | Cache") -> None:
+    def __init__(self, cache: CachePath | Cache) -> None:
         self.cache = open_cache(cache)
         self._handles: dict[Path, h5py.File] = {}
 
-    def __enter__(self) -> "CacheReader":
+    def __enter__(self) -> CacheReader:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -196,7 +212,9 @@ class CacheReader:
             try:
                 self._handles[file_path] = h5py.File(file_path, "r")
             except OSError as err:
-                raise CacheFormatError(f"{self.cache.path}: cannot read shard {file_path} ({err}); run `featcache verify {self.cache.path}`") from err
+                raise CacheFormatError(
+                    f"{self.cache.path}: cannot read shard {file_path} ({err}); run `featcache verify {self.cache.path}`"
+                ) from err
         return self._handles[file_path]
 
     def _features_of(self, file_path: Path) -> h5py.Dataset:
@@ -224,7 +242,9 @@ class CacheReader:
         """float32 (length_i, D) per row, in the order asked."""
         return [self.read_sequence(int(row)) for row in rows]
 
-    def read_frames(self, rows: Sequence[int], positions: Sequence[np.ndarray], num_frames: int | None = None) -> np.ndarray:
+    def read_frames(
+        self, rows: Sequence[int], positions: Sequence[np.ndarray], num_frames: int | None = None
+    ) -> np.ndarray:
         """float32 (n, T, D): for each row the stored frames at `positions[i]` (ints < its length), zeros after.
 
         T = num_frames, or the longest positions list. This is the hook for clip sampling: choose the
@@ -234,10 +254,16 @@ class CacheReader:
         batch = np.zeros((len(rows), num_frames, self.cache.index.feature_dim), dtype=np.float32)
         for destination, (row, chosen) in enumerate(zip(rows, positions)):
             chosen = np.asarray(chosen, dtype=np.int64)
-            if len(chosen) > num_frames or (len(chosen) and (chosen.min() < 0 or chosen.max() >= self.cache.index.lengths[row])):
-                raise ValueError(f"positions for row {row} out of range (length {self.cache.index.lengths[row]}, T {num_frames})")
+            if len(chosen) > num_frames or (
+                len(chosen) and (chosen.min() < 0 or chosen.max() >= self.cache.index.lengths[row])
+            ):
+                raise ValueError(
+                    f"positions for row {row} out of range (length {self.cache.index.lengths[row]}, T {num_frames})"
+                )
             if len(chosen):
-                batch[destination, : len(chosen)] = self._read_span(int(row), int(chosen.min()), int(chosen.max()) + 1)[chosen - chosen.min()]
+                batch[destination, : len(chosen)] = self._read_span(int(row), int(chosen.min()), int(chosen.max()) + 1)[
+                    chosen - chosen.min()
+                ]
         return batch
 
     def _read_span(self, row: int, first: int, stop: int) -> np.ndarray:
@@ -257,12 +283,12 @@ class CacheReader:
         return self.read_frames(rows, [uniform_positions(int(lengths[row]), num_frames) for row in rows], num_frames)
 
 
-def FeatureReader(cache: "CachePath | Cache") -> CacheReader:  # noqa: N802 (the name format-1 callers use)
+def FeatureReader(cache: CachePath | Cache) -> CacheReader:
     """`with FeatureReader(path) as reader: reader.read(rows)` -> float32 (n, T, D); kept for callers of format 1."""
     return CacheReader(cache)
 
 
-def read_all_features(cache: "CachePath | Cache", num_frames: int | None = None) -> np.ndarray:
+def read_all_features(cache: CachePath | Cache, num_frames: int | None = None) -> np.ndarray:
     """All features at once, float32 (N, T, D); for caches that fit in memory."""
     opened = open_cache(cache)
     with opened.reader() as reader:
@@ -279,4 +305,13 @@ def read_attributes(cache_path: Path) -> dict:
     return attributes
 
 
-__all__ = ["Cache", "CacheReader", "FeatureReader", "open_cache", "read_all_features", "read_cache_index", "uniform_positions", "decode_strings"]
+__all__ = [
+    "Cache",
+    "CacheReader",
+    "FeatureReader",
+    "open_cache",
+    "read_all_features",
+    "read_cache_index",
+    "uniform_positions",
+    "decode_strings",
+]

@@ -21,7 +21,9 @@ from featcache.files import sha256_file
 EXTRACTOR_IDENTITY_FIELDS = ("name", "handle", "image_size")
 
 
-def settings_record(extractor_provenance: dict[str, Any], sampling: SamplingConfig | dict[str, Any], dtype: str | None) -> dict[str, Any]:
+def settings_record(
+    extractor_provenance: dict[str, Any], sampling: SamplingConfig | dict[str, Any], dtype: str | None
+) -> dict[str, Any]:
     """The record stored with features made by this extractor (its provenance), sampling and dtype."""
     sampling_fields = dataclasses.asdict(sampling) if isinstance(sampling, SamplingConfig) else dict(sampling)
     return {"extractor": dict(extractor_provenance), "sampling": sampling_fields, "dtype": dtype}
@@ -30,13 +32,20 @@ def settings_record(extractor_provenance: dict[str, Any], sampling: SamplingConf
 def requested_settings(config: EmbedConfig) -> dict[str, Any]:
     """The record `config` would produce, known without loading the model (weights files by sha256)."""
     extractor = config.extractor
-    record = {"name": extractor.name, "handle": extractor.handle, "image_size": extractor.image_size, "weights": extractor.weights}
+    record = {
+        "name": extractor.name,
+        "handle": extractor.handle,
+        "image_size": extractor.image_size,
+        "weights": extractor.weights,
+    }
     if extractor.weights == "random":
         record["seed"] = extractor.seed
     elif extractor.weights != "imagenet":
         weights_path = Path(extractor.weights)
         if not weights_path.is_file():
-            raise InputError(f"--weights {extractor.weights}: no such file; give a weights file, 'imagenet' or 'random'")
+            raise InputError(
+                f"--weights {extractor.weights}: no such file; give a weights file, 'imagenet' or 'random'"
+            )
         record["weights_sha256"] = sha256_file(weights_path)
     return settings_record(record, config.sampling, config.dtype)
 
@@ -56,7 +65,11 @@ def describe_settings_difference(stored: dict[str, Any], wanted: dict[str, Any])
         if stored_extractor.get(name) != wanted_extractor.get(name):
             differences.append(f"extractor {name} {stored_extractor.get(name)!r} vs {wanted_extractor.get(name)!r}")
     differences += _weights_difference(stored_extractor, wanted_extractor)
-    if "feature_dim" in stored_extractor and "feature_dim" in wanted_extractor and int(stored_extractor["feature_dim"]) != int(wanted_extractor["feature_dim"]):
+    if (
+        "feature_dim" in stored_extractor
+        and "feature_dim" in wanted_extractor
+        and int(stored_extractor["feature_dim"]) != int(wanted_extractor["feature_dim"])
+    ):
         differences.append(f"feature_dim {stored_extractor['feature_dim']} vs {wanted_extractor['feature_dim']}")
     stored_sampling, wanted_sampling = _sampling_fields(stored["sampling"]), _sampling_fields(wanted["sampling"])
     for name, value in wanted_sampling.items():
@@ -74,7 +87,11 @@ def _weights_difference(stored: dict[str, Any], wanted: dict[str, Any]) -> list[
         # The same weights match, whether named imagenet or by a file (`featcache weights fetch`), at any path.
         return [] if stored_sha == wanted_sha else [file_difference]
     if stored.get("weights") != wanted.get("weights"):
-        return [file_difference if stored_sha or wanted_sha else f"weights {stored.get('weights')!r} vs {wanted.get('weights')!r}"]
+        return [
+            file_difference
+            if stored_sha or wanted_sha
+            else f"weights {stored.get('weights')!r} vs {wanted.get('weights')!r}"
+        ]
     if stored.get("weights") == "random" and stored.get("seed") != wanted.get("seed"):
         return [f"random weights seed {stored.get('seed')} vs {wanted.get('seed')}"]
     return []

@@ -8,17 +8,25 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Collection
+from typing import Any
 
 import h5py
 import numpy as np
 
-from featcache.files import blake2b_file, write_atomically
-from featcache.cache.format import FRAME_DATASETS, SHARD_FORMAT, SHARD_SUFFIX, STRING_DTYPE, VIDEO_DATASETS, decode_strings
+from featcache.cache.format import (
+    FRAME_DATASETS,
+    SHARD_FORMAT,
+    SHARD_SUFFIX,
+    STRING_DTYPE,
+    VIDEO_DATASETS,
+    decode_strings,
+)
 from featcache.errors import CacheFormatError
 from featcache.failpoints import failpoint
+from featcache.files import blake2b_file, write_atomically
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,9 @@ class ShardInfo:
     num_frames: int
 
 
-def write_shard(shard_folder: Path, videos: list[ShardVideo], dtype: str, settings: dict[str, Any], compression: str = "none") -> ShardInfo:
+def write_shard(
+    shard_folder: Path, videos: list[ShardVideo], dtype: str, settings: dict[str, Any], compression: str = "none"
+) -> ShardInfo:
     """Write these videos as one new shard file: temporary name, fsync, rename. Safe from any process.
 
     settings: the cache's settings record (stored in the shard so an orphan can be checked before adoption).
@@ -68,12 +78,20 @@ def write_shard(shard_folder: Path, videos: list[ShardVideo], dtype: str, settin
         failpoint("shard-temp-written")
         written["checksum"], written["size"] = blake2b_file(temporary), temporary.stat().st_size
 
-    write_atomically(shard_folder / name, lambda temporary: _write_shard_file(temporary, videos, dtype, settings, compression), checksum_before_rename)
+    write_atomically(
+        shard_folder / name,
+        lambda temporary: _write_shard_file(temporary, videos, dtype, settings, compression),
+        checksum_before_rename,
+    )
     failpoint("shard-renamed")
-    return ShardInfo(name, written["size"], written["checksum"], len(videos), int(sum(len(video.features) for video in videos)))
+    return ShardInfo(
+        name, written["size"], written["checksum"], len(videos), int(sum(len(video.features) for video in videos))
+    )
 
 
-def _write_shard_file(path: Path, videos: list[ShardVideo], dtype: str, settings: dict[str, Any], compression: str) -> None:
+def _write_shard_file(
+    path: Path, videos: list[ShardVideo], dtype: str, settings: dict[str, Any], compression: str
+) -> None:
     lengths = np.array([len(video.features) for video in videos], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     feature_dim = videos[0].features.shape[1]
@@ -85,14 +103,20 @@ def _write_shard_file(path: Path, videos: list[ShardVideo], dtype: str, settings
         for video, start in zip(videos, offsets[:-1]):
             features[start : start + len(video.features)] = video.features.astype(dtype, copy=False)
         for name, frame_dtype in FRAME_DATASETS.items():
-            handle.create_dataset(name, data=np.concatenate([getattr(video, name) for video in videos]).astype(frame_dtype))
+            handle.create_dataset(
+                name, data=np.concatenate([getattr(video, name) for video in videos]).astype(frame_dtype)
+            )
         handle.create_dataset("offsets", data=offsets)
         handle.create_dataset("lengths", data=lengths.astype(np.int32))
         for name in ("video_fps", "video_num_frames", "video_width", "video_height"):
-            handle.create_dataset(name, data=np.array([getattr(video, name) for video in videos], dtype=VIDEO_DATASETS[name]))
+            handle.create_dataset(
+                name, data=np.array([getattr(video, name) for video in videos], dtype=VIDEO_DATASETS[name])
+            )
         handle.create_dataset("file_mtime_ns", data=np.array([video.file_mtime_ns for video in videos], dtype=np.int64))
         for name in ("path", "label", "group", "fingerprint"):
-            handle.create_dataset(name + "s", data=np.array([getattr(video, name) for video in videos], dtype=object), dtype=STRING_DTYPE)
+            handle.create_dataset(
+                name + "s", data=np.array([getattr(video, name) for video in videos], dtype=object), dtype=STRING_DTYPE
+            )
         handle.attrs["settings"] = json.dumps(settings, sort_keys=True)
         handle.attrs["shard_format"] = SHARD_FORMAT
 
@@ -128,7 +152,11 @@ def read_shard_contents(shard_path: Path, checksum: str | None = None) -> ShardC
             offsets = handle["offsets"][()]
             contents = ShardContents(
                 info=ShardInfo(
-                    shard_path.name, shard_path.stat().st_size, checksum or blake2b_file(shard_path), len(offsets) - 1, int(offsets[-1])
+                    shard_path.name,
+                    shard_path.stat().st_size,
+                    checksum or blake2b_file(shard_path),
+                    len(offsets) - 1,
+                    int(offsets[-1]),
                 ),
                 settings=json.loads(handle.attrs["settings"]),
                 paths=decode_strings(handle["paths"][()]),

@@ -15,8 +15,9 @@ for a writer of known settings.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import h5py
 
@@ -35,7 +36,9 @@ class WritableCache:
       readable, until the new one replaces it; its shards are deleted at that commit).
     """
 
-    def __init__(self, path: Path, lock: CacheLock, on_disk: IndexState | None, overwrite: bool, compression: str) -> None:
+    def __init__(
+        self, path: Path, lock: CacheLock, on_disk: IndexState | None, overwrite: bool, compression: str
+    ) -> None:
         self.path = path
         self.shard_folder = shard_folder_for(path)
         self._lock = lock
@@ -45,7 +48,7 @@ class WritableCache:
         self.writer: CacheWriter | None = None
 
     @classmethod
-    def open(cls, cache_path: Path, overwrite: bool = False, compression: str = "none") -> "WritableCache":
+    def open(cls, cache_path: Path, overwrite: bool = False, compression: str = "none") -> WritableCache:
         """Take the cache's lock (CacheLockedError when another process writes it) and read its index once.
 
         Raises CacheFormatError for a file that is not a format-2 cache, unless `overwrite` (it is replaced).
@@ -76,7 +79,7 @@ class WritableCache:
     def compression(self) -> str:
         return self.existing.compression if self.existing else self._compression
 
-    def writer_for(self, settings: dict[str, Any], feature_dim: int | None = None) -> "CacheWriter":
+    def writer_for(self, settings: dict[str, Any], feature_dim: int | None = None) -> CacheWriter:
         """The cache's writer, opened with `settings` on the first call (on a new cache they become its record).
 
         feature_dim: default the record's extractor feature_dim.
@@ -105,7 +108,7 @@ class WritableCache:
     def close(self) -> None:
         self._lock.__exit__(None, None, None)
 
-    def __enter__(self) -> "WritableCache":
+    def __enter__(self) -> WritableCache:
         return self
 
     def __exit__(self, exc_type: object, *exc_info: object) -> None:
@@ -128,7 +131,9 @@ def _index_on_disk(cache_path: Path, overwrite: bool) -> IndexState | None:
     except OSError as err:
         if overwrite:
             return None
-        raise CacheFormatError(f"{cache_path}: not an HDF5 file ({err}); choose another --out, or --overwrite to replace it") from err
+        raise CacheFormatError(
+            f"{cache_path}: not an HDF5 file ({err}); choose another --out, or --overwrite to replace it"
+        ) from err
     if format_version != FORMAT_VERSION:
         if overwrite:
             return None  # a format-1 cache is one file: the new index replaces it whole
@@ -155,7 +160,14 @@ class CacheWriter:
         self._owning_cache: WritableCache | None = None  # set by `open`: the writer then releases the lock
 
     @classmethod
-    def open(cls, cache_path: Path, settings: dict[str, Any], feature_dim: int, compression: str = "none", overwrite: bool = False) -> "CacheWriter":
+    def open(
+        cls,
+        cache_path: Path,
+        settings: dict[str, Any],
+        feature_dim: int,
+        compression: str = "none",
+        overwrite: bool = False,
+    ) -> CacheWriter:
         """Open the cache for writing (`WritableCache.open`) and its writer with `settings`; leaving the `with` releases it.
 
         Raises CacheLockedError when another process writes it, CacheFormatError for a format-1 file (unless
@@ -172,7 +184,7 @@ class CacheWriter:
         writer._owning_cache = cache
         return writer
 
-    def __enter__(self) -> "CacheWriter":
+    def __enter__(self) -> CacheWriter:
         return self
 
     def __exit__(self, exc_type: object, *exc_info: object) -> None:
@@ -205,10 +217,16 @@ class CacheWriter:
         Raises CacheMismatchError when the shard was written with other settings.
         """
         name = info if isinstance(info, str) else info.name
-        contents = read_shard_contents(self.shard_folder / name, checksum=None if isinstance(info, str) else info.checksum)
+        contents = read_shard_contents(
+            self.shard_folder / name, checksum=None if isinstance(info, str) else info.checksum
+        )
         if contents.settings != self.state.settings:
-            raise CacheMismatchError(f"{self.shard_folder / name}: written with other settings than {self.cache_path}; it cannot join this cache")
-        rows = [row for row, path in enumerate(contents.paths) if keep is None or keep(path, contents.fingerprints[row])]
+            raise CacheMismatchError(
+                f"{self.shard_folder / name}: written with other settings than {self.cache_path}; it cannot join this cache"
+            )
+        rows = [
+            row for row, path in enumerate(contents.paths) if keep is None or keep(path, contents.fingerprints[row])
+        ]
         adopted = [contents.paths[row] for row in rows]
         self.remove_videos(adopted)  # a video adopted replaces a live one at its path
         for row in rows:
@@ -222,7 +240,10 @@ class CacheWriter:
                 shard_row=row,
                 shard_start=int(contents.offsets[row]),
                 length=int(contents.offsets[row + 1] - contents.offsets[row]),
-                **{key: contents.video_arrays[key][row].item() for key in ("video_fps", "video_num_frames", "video_width", "video_height", "file_mtime_ns")},
+                **{
+                    key: contents.video_arrays[key][row].item()
+                    for key in ("video_fps", "video_num_frames", "video_width", "video_height", "file_mtime_ns")
+                },
             )
             self.state.failures.pop(path, None)
         if adopted:
@@ -238,7 +259,9 @@ class CacheWriter:
         removed = [self.state.videos.pop(path) for path in paths if path in self.state.videos]
         if not removed:
             return
-        still_used = {record.shard for record in self.state.videos.values()}  # once per call: O(videos), not O(videos) per path
+        still_used = {
+            record.shard for record in self.state.videos.values()
+        }  # once per call: O(videos), not O(videos) per path
         for shard in {record.shard for record in removed} - still_used:
             self.state.shards.pop(shard, None)
             self._shards_to_delete.add(shard)

@@ -7,19 +7,18 @@ line, no traceback); 130 interrupted (finished work is kept).
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import typer
 
-from featcache.errors import FeatcacheError, InputError
 from featcache.cli.output import VERBOSITY, count_progress, say, warn, with_output_options
+from featcache.errors import FeatcacheError, InputError
 from featcache.extractors.keras_loader import import_keras_quietly
 from featcache.version import __version__
 
 if TYPE_CHECKING:
-    from featcache.embedding.embed import EmbedProgress
+    pass
 
 EXIT_SOME_VIDEOS_FAILED = 1
 EXIT_USAGE = 2  # typer's own code for a usage error
@@ -32,7 +31,15 @@ app = typer.Typer(
     help="Embed video frames once with a frozen CNN into an HDF5 cache, then train sequence heads on it in seconds.",
 )
 
-__all__ = ["app", "count_progress", "errors_as_exit_codes", "import_keras_quietly", "say", "warn", "with_output_options"]
+__all__ = [
+    "app",
+    "count_progress",
+    "errors_as_exit_codes",
+    "import_keras_quietly",
+    "say",
+    "warn",
+    "with_output_options",
+]
 
 
 def _print_version(value: bool) -> None:
@@ -43,7 +50,9 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print featcache's version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print featcache's version and exit."
+    ),
 ) -> None:
     """Embed video frames once with a frozen CNN into an HDF5 cache, then train sequence heads on it in seconds."""
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -19,14 +18,20 @@ ExportFormat = enum.Enum("ExportFormat", {name: name for name in ("npy", "parque
 def export_command(
     cache: Path = typer.Argument(..., help="An HDF5 cache written by `featcache embed`."),
     out: Path = typer.Argument(..., help="npy: a folder to create; parquet: a .parquet file; h5: a .h5 file."),
-    format: Optional[ExportFormat] = typer.Option(
-        None, "--format", help="npy: one .npy per video (real frames only) + index.csv; parquet: a row per frame (needs pyarrow). Default: from OUT's suffix (.parquet, .h5), else npy."
+    format: ExportFormat | None = typer.Option(
+        None,
+        "--format",
+        help="npy: one .npy per video (real frames only) + index.csv; parquet: a row per frame (needs pyarrow). Default: from OUT's suffix (.parquet, .h5), else npy.",
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists (only once the new export is complete)."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace OUT if it exists (only once the new export is complete)."
+    ),
 ) -> None:
     """Export a cache's features: one .npy per video plus index.csv, or one Parquet file of (path, label, frame, vector)."""
     from featcache.cache.export import export_cache
 
     with errors_as_exit_codes():
         summary = export_cache(cache, out, None if format is None else format.value, overwrite=overwrite)
-    typer.echo(f"exported {summary.num_videos} videos ({summary.num_frames} frames) as {summary.format} to {summary.out}")
+    typer.echo(
+        f"exported {summary.num_videos} videos ({summary.num_frames} frames) as {summary.format} to {summary.out}"
+    )

@@ -5,12 +5,29 @@ from __future__ import annotations
 import enum
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from featcache.cli.common import EXIT_SOME_VIDEOS_FAILED, app, errors_as_exit_codes, import_keras_quietly, with_output_options, count_progress, say, warn
-from featcache.config import CLASS_WEIGHTS, CLIP_SAMPLINGS, HEAD_NAMES, POOLINGS, POSITION_ENCODINGS, SPLIT_NAMES, HeadConfig, TrainConfig
+from featcache.cli.common import (
+    EXIT_SOME_VIDEOS_FAILED,
+    app,
+    count_progress,
+    errors_as_exit_codes,
+    import_keras_quietly,
+    say,
+    warn,
+    with_output_options,
+)
+from featcache.config import (
+    CLASS_WEIGHTS,
+    CLIP_SAMPLINGS,
+    HEAD_NAMES,
+    POOLINGS,
+    POSITION_ENCODINGS,
+    SPLIT_NAMES,
+    HeadConfig,
+    TrainConfig,
+)
 from featcache.errors import InputError
 
 # Choices come from the registries (config.HEAD_NAMES mirrors featcache.training.heads.HEADS without importing Keras).
@@ -25,31 +42,52 @@ VAL_FRACTION_HELP = "Share of the training videos held out (whole groups) as the
 
 
 # Options that train and compare share, declared once so their defaults and help cannot drift apart.
-UNITS_OPTION = typer.Option(HeadConfig.units, help="Recurrent units (lstm, gru), model width (transformer), filters (tcn).")
-LAYERS_OPTION = typer.Option(HeadConfig.num_layers, "--layers", help="Encoder blocks (transformer) or dilated convolution levels, dilations 1, 2, 4, ... (tcn).")
+UNITS_OPTION = typer.Option(
+    HeadConfig.units, help="Recurrent units (lstm, gru), model width (transformer), filters (tcn)."
+)
+LAYERS_OPTION = typer.Option(
+    HeadConfig.num_layers,
+    "--layers",
+    help="Encoder blocks (transformer) or dilated convolution levels, dilations 1, 2, 4, ... (tcn).",
+)
 ATTENTION_HEADS_OPTION = typer.Option(HeadConfig.num_heads, "--attention-heads", help="Attention heads (transformer).")
 POSITIONS_OPTION = typer.Option(HeadConfig.positions, help="Frame positions: fixed sinusoids or learned (transformer).")
 POOLING_OPTION = typer.Option(HeadConfig.pooling, help="mean over the real frames, or a cls token (transformer).")
 KERNEL_SIZE_OPTION = typer.Option(HeadConfig.kernel_size, help="Frames per convolution at dilation 1 (tcn).")
 FRAMES_OPTION = typer.Option(
-    TrainConfig.frames, "--frames", help="0: the stored frames as they are; T: a T-frame clip of each video from its stored frames (one per segment), e.g. from a dense cache."
+    TrainConfig.frames,
+    "--frames",
+    help="0: the stored frames as they are; T: a T-frame clip of each video from its stored frames (one per segment), e.g. from a dense cache.",
 )
 CLIP_SAMPLING_OPTION = typer.Option(
-    TrainConfig.clip_sampling, help="With --frames T: uniform (each segment's centre) or random (a random frame per segment, new every epoch: augmentation)."
+    TrainConfig.clip_sampling,
+    help="With --frames T: uniform (each segment's centre) or random (a random frame per segment, new every epoch: augmentation).",
 )
-TEST_CLIPS_OPTION = typer.Option(TrainConfig.test_clips, help="With --frames T: test accuracy (and evaluate, predict) averages the softmax over K evenly offset clips.")
+TEST_CLIPS_OPTION = typer.Option(
+    TrainConfig.test_clips,
+    help="With --frames T: test accuracy (and evaluate, predict) averages the softmax over K evenly offset clips.",
+)
 CLASS_WEIGHT_OPTION = typer.Option(
-    TrainConfig.class_weight, help="balanced: weigh each training video by n / (classes x its class's count), for imbalanced caches."
+    TrainConfig.class_weight,
+    help="balanced: weigh each training video by n / (classes x its class's count), for imbalanced caches.",
 )
 DENSE_OPTION = typer.Option(HeadConfig.dense, help="Width of the ReLU layer before the softmax.")
 DROPOUT_OPTION = typer.Option(HeadConfig.dropout, help="Dropout on the recurrent layer's inputs.")
-RECURRENT_DROPOUT_OPTION = typer.Option(HeadConfig.recurrent_dropout, help="Dropout on the recurrent state (the notebook's 0.5 is slower).")
-PATIENCE_OPTION = typer.Option(TrainConfig.patience, help="Stop after this many epochs without a better validation epoch; 0: train every epoch.")
+RECURRENT_DROPOUT_OPTION = typer.Option(
+    HeadConfig.recurrent_dropout, help="Dropout on the recurrent state (the notebook's 0.5 is slower)."
+)
+PATIENCE_OPTION = typer.Option(
+    TrainConfig.patience, help="Stop after this many epochs without a better validation epoch; 0: train every epoch."
+)
 EPOCHS_HELP = "Training epochs; the kept epoch has the best validation accuracy, ties broken by validation loss (the last epoch with --val-fraction 0)."
 BATCH_SIZE_OPTION = typer.Option(TrainConfig.batch_size, help="Videos per training step.")
 LEARNING_RATE_OPTION = typer.Option(TrainConfig.learning_rate, help="Adam learning rate.")
-SPLIT_OPTION = typer.Option("auto", help="The test videos: auto: group-aware stratified (--test-fraction); ucf101-N: official UCF101 split N.")
-SPLIT_FILE_OPTION = typer.Option(None, help="UCF101 trainlist/testlist .txt, or a CSV path,subset (train|val|test; e.g. a model folder's split.csv).")
+SPLIT_OPTION = typer.Option(
+    "auto", help="The test videos: auto: group-aware stratified (--test-fraction); ucf101-N: official UCF101 split N."
+)
+SPLIT_FILE_OPTION = typer.Option(
+    None, help="UCF101 trainlist/testlist .txt, or a CSV path,subset (train|val|test; e.g. a model folder's split.csv)."
+)
 TEST_FRACTION_OPTION = typer.Option(TrainConfig.test_fraction, help=TEST_FRACTION_HELP)
 VAL_FRACTION_OPTION = typer.Option(TrainConfig.val_fraction, help=VAL_FRACTION_HELP)
 SEED_OPTION = typer.Option(TrainConfig.seed, help="Seed of the split, the weights and the batch order.")
@@ -59,8 +97,12 @@ SEED_OPTION = typer.Option(TrainConfig.seed, help="Seed of the split, the weight
 @with_output_options
 def train_command(
     cache: Path = typer.Argument(..., help="An HDF5 cache written by `featcache embed`."),
-    out: Path = typer.Option(..., "--out", "-o", help="The model folder to write (new or empty; --overwrite replaces a model folder)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the model folder at --out (and its evaluation reports)."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="The model folder to write (new or empty; --overwrite replaces a model folder)."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace the model folder at --out (and its evaluation reports)."
+    ),
     head: HeadChoice = typer.Option("lstm", help="Sequence head."),
     units: int = UNITS_OPTION,
     dense: int = DENSE_OPTION,
@@ -76,7 +118,7 @@ def train_command(
     batch_size: int = BATCH_SIZE_OPTION,
     learning_rate: float = LEARNING_RATE_OPTION,
     split: SplitChoice = SPLIT_OPTION,
-    split_file: Optional[Path] = SPLIT_FILE_OPTION,
+    split_file: Path | None = SPLIT_FILE_OPTION,
     test_fraction: float = TEST_FRACTION_OPTION,
     val_fraction: float = VAL_FRACTION_OPTION,
     seed: int = SEED_OPTION,
@@ -84,7 +126,9 @@ def train_command(
     clip_sampling: ClipSamplingChoice = CLIP_SAMPLING_OPTION,
     test_clips: int = TEST_CLIPS_OPTION,
     class_weight: ClassWeightChoice = CLASS_WEIGHT_OPTION,
-    tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", help="Also write TensorBoard logs to this folder."),
+    tensorboard: Path | None = typer.Option(
+        None, "--tensorboard", help="Also write TensorBoard logs to this folder."
+    ),
 ) -> None:
     """Train a sequence head on a cache and write MODEL_DIR: model.keras, featcache.json, history, curves, split."""
     import_keras_quietly()  # before the model modules import it
@@ -92,19 +136,38 @@ def train_command(
 
     with errors_as_exit_codes():
         head_config = HeadConfig(
-            head=head.value, units=units, dense=dense, dropout=dropout, recurrent_dropout=recurrent_dropout, num_layers=layers,
-            num_heads=attention_heads, positions=positions.value, pooling=pooling.value, kernel_size=kernel_size,
+            head=head.value,
+            units=units,
+            dense=dense,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            num_layers=layers,
+            num_heads=attention_heads,
+            positions=positions.value,
+            pooling=pooling.value,
+            kernel_size=kernel_size,
         )
         train_config = TrainConfig(
-            epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, split=split.value,
-            split_file=None if split_file is None else str(split_file), test_fraction=test_fraction,
-            val_fraction=val_fraction, seed=seed, tensorboard_dir=None if tensorboard is None else str(tensorboard),
-            class_weight=class_weight.value, frames=frames, clip_sampling=clip_sampling.value, test_clips=test_clips,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            split=split.value,
+            split_file=None if split_file is None else str(split_file),
+            test_fraction=test_fraction,
+            val_fraction=val_fraction,
+            seed=seed,
+            tensorboard_dir=None if tensorboard is None else str(tensorboard),
+            class_weight=class_weight.value,
+            frames=frames,
+            clip_sampling=clip_sampling.value,
+            test_clips=test_clips,
             patience=patience,
         )
         result = train(cache, out, head_config, train_config, progress=say, overwrite=overwrite)
     if result.best_val_accuracy is None:
-        typer.echo(f"no validation set: the last epoch ({result.best_epoch}) is kept ({result.seconds_per_epoch:.2f} s/epoch)")
+        typer.echo(
+            f"no validation set: the last epoch ({result.best_epoch}) is kept ({result.seconds_per_epoch:.2f} s/epoch)"
+        )
     else:
         typer.echo(
             f"best epoch {result.best_epoch}: validation accuracy {result.best_val_accuracy:.3f} ({result.seconds_per_epoch:.2f} s/epoch); its weights are kept"
@@ -124,7 +187,9 @@ def print_warnings(warnings: list[str]) -> None:
 def compare_command(
     cache: Path = typer.Argument(..., help="An HDF5 cache written by `featcache embed`."),
     heads: str = typer.Option(",".join(HEAD_NAMES), help=f"Comma-separated heads from {', '.join(HEAD_NAMES)}."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Keep each head's model folder in OUT/<head>/ and the table in OUT/comparison.json."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Keep each head's model folder in OUT/<head>/ and the table in OUT/comparison.json."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace model folders already in --out."),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as one JSON object and nothing else."),
     units: int = UNITS_OPTION,
@@ -136,12 +201,14 @@ def compare_command(
     positions: PositionsChoice = POSITIONS_OPTION,
     pooling: PoolingChoice = POOLING_OPTION,
     kernel_size: int = KERNEL_SIZE_OPTION,
-    epochs: int = typer.Option(TrainConfig.epochs, help="Training epochs per head; " + EPOCHS_HELP[len("Training epochs; "):]),
+    epochs: int = typer.Option(
+        TrainConfig.epochs, help="Training epochs per head; " + EPOCHS_HELP[len("Training epochs; ") :]
+    ),
     patience: int = PATIENCE_OPTION,
     batch_size: int = BATCH_SIZE_OPTION,
     learning_rate: float = LEARNING_RATE_OPTION,
     split: SplitChoice = SPLIT_OPTION,
-    split_file: Optional[Path] = SPLIT_FILE_OPTION,
+    split_file: Path | None = SPLIT_FILE_OPTION,
     test_fraction: float = TEST_FRACTION_OPTION,
     val_fraction: float = VAL_FRACTION_OPTION,
     seed: int = SEED_OPTION,
@@ -156,17 +223,34 @@ def compare_command(
 
     with errors_as_exit_codes():
         train_config = TrainConfig(
-            epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, split=split.value,
-            split_file=None if split_file is None else str(split_file), test_fraction=test_fraction,
-            val_fraction=val_fraction, seed=seed, class_weight=class_weight.value, frames=frames,
-            clip_sampling=clip_sampling.value, test_clips=test_clips, patience=patience,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            split=split.value,
+            split_file=None if split_file is None else str(split_file),
+            test_fraction=test_fraction,
+            val_fraction=val_fraction,
+            seed=seed,
+            class_weight=class_weight.value,
+            frames=frames,
+            clip_sampling=clip_sampling.value,
+            test_clips=test_clips,
+            patience=patience,
         )
         head_names = [name.strip() for name in heads.split(",") if name.strip()]
         head_overrides = {
             "units": units, "dense": dense, "dropout": dropout, "recurrent_dropout": recurrent_dropout, "num_layers": layers, "num_heads": attention_heads,
             "positions": positions.value, "pooling": pooling.value, "kernel_size": kernel_size,
         }  # fmt: skip
-        rows = compare_heads(cache, head_names, head_overrides, train_config, progress=None if as_json else say, out_dir=out, overwrite=overwrite)
+        rows = compare_heads(
+            cache,
+            head_names,
+            head_overrides,
+            train_config,
+            progress=None if as_json else say,
+            out_dir=out,
+            overwrite=overwrite,
+        )
     typer.echo(comparison_as_json(rows) if as_json else format_comparison(rows))
     for row in rows:
         print_warnings([f"{row.head}: {warning}" for warning in row.warnings])
@@ -182,9 +266,15 @@ def evaluate_command(
         "--subset",
         help="default: the test videos on the model's own training cache, on any other cache all videos but those the model trained or validated on; test; all.",
     ),
-    old_split: Optional[str] = typer.Option(None, "--split", hidden=True, help="The old name of --subset."),
-    top_k: int | None = typer.Option(None, "--top-k", help="k of the top-k accuracy (default: min(3, number of classes - 1); not shown when k >= the classes)."),
-    report_dir: Path | None = typer.Option(None, "--report-dir", help="Where report.json and the PNG go (default: MODEL_DIR/evaluation/<cache stem>)."),
+    old_split: str | None = typer.Option(None, "--split", hidden=True, help="The old name of --subset."),
+    top_k: int | None = typer.Option(
+        None,
+        "--top-k",
+        help="k of the top-k accuracy (default: min(3, number of classes - 1); not shown when k >= the classes).",
+    ),
+    report_dir: Path | None = typer.Option(
+        None, "--report-dir", help="Where report.json and the PNG go (default: MODEL_DIR/evaluation/<cache stem>)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object and nothing else."),
 ) -> None:
     """Score a trained model on a cache: accuracy, top-k, per-class metrics, confusion matrix, misclassified videos."""
@@ -204,13 +294,34 @@ def evaluate_command(
 @with_output_options
 def predict_command(
     model_dir: Path = typer.Argument(..., help="A model folder written by `featcache train`."),
-    videos: list[Path] = typer.Argument(..., help="Video files, folders (every video below them) or CSV lists path,label[,group]."),
+    videos: list[Path] = typer.Argument(
+        ..., help="Video files, folders (every video below them) or CSV lists path,label[,group]."
+    ),
     top_k: int = typer.Option(3, "--top-k", help="How many classes to list per video (at most the model's classes)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the predictions as CSV: path, true_label, predicted, probability, the other top-k, error."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object {model_dir, predictions} (with --window: the windows.json object) and nothing else."),
-    window: Optional[float] = typer.Option(None, "--window", help="Seconds: classify every window of this length (long videos; one decode pass) instead of the whole video."),
-    stride: Optional[float] = typer.Option(None, "--stride", help="Seconds from one window's start to the next (default: --window, back to back)."),
-    window_dir: Optional[Path] = typer.Option(None, "--window-dir", help="Where windows.csv, windows.json and a timeline PNG per video go (default: MODEL_DIR/windows)."),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Also write the predictions as CSV: path, true_label, predicted, probability, the other top-k, error.",
+    ),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="Print one JSON object {model_dir, predictions} (with --window: the windows.json object) and nothing else.",
+    ),
+    window: float | None = typer.Option(
+        None,
+        "--window",
+        help="Seconds: classify every window of this length (long videos; one decode pass) instead of the whole video.",
+    ),
+    stride: float | None = typer.Option(
+        None, "--stride", help="Seconds from one window's start to the next (default: --window, back to back)."
+    ),
+    window_dir: Path | None = typer.Option(
+        None,
+        "--window-dir",
+        help="Where windows.csv, windows.json and a timeline PNG per video go (default: MODEL_DIR/windows).",
+    ),
 ) -> None:
     """Classify videos with a trained model, embedded with the extractor and sampling stored with it.
 
@@ -231,7 +342,9 @@ def predict_command(
         if out is not None:
             write_predictions_csv(predictions, out)
     if as_json:
-        typer.echo(json.dumps({"model_dir": str(model_dir), "predictions": [p.to_dict() for p in predictions]}, indent=2))
+        typer.echo(
+            json.dumps({"model_dir": str(model_dir), "predictions": [p.to_dict() for p in predictions]}, indent=2)
+        )
     else:
         typer.echo(format_predictions(predictions))
         if out is not None:
@@ -244,7 +357,14 @@ def predict_command(
         raise typer.Exit(EXIT_SOME_VIDEOS_FAILED)
 
 
-def _predict_windows(model_dir: Path, videos: list[Path], window: float, stride: Optional[float], window_dir: Optional[Path], as_json: bool) -> None:
+def _predict_windows(
+    model_dir: Path,
+    videos: list[Path],
+    window: float,
+    stride: float | None,
+    window_dir: Path | None,
+    as_json: bool,
+) -> None:
     from featcache.config import WindowConfig
     from featcache.inference.windows import format_windows, predict_windows, write_window_reports
 

@@ -58,8 +58,18 @@ def with_output_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
     signature = inspect.signature(command)
     output_options = [
-        inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(False, "--quiet", "-q", help="Print only results, warnings and errors.")),
-        inspect.Parameter("verbose", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(False, "--verbose", help="Also print third-party logs (TensorFlow, FFmpeg, HDF5).")),
+        inspect.Parameter(
+            "quiet",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=bool,
+            default=typer.Option(False, "--quiet", "-q", help="Print only results, warnings and errors."),
+        ),
+        inspect.Parameter(
+            "verbose",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=bool,
+            default=typer.Option(False, "--verbose", help="Also print third-party logs (TensorFlow, FFmpeg, HDF5)."),
+        ),
     ]
     run_with_verbosity.__signature__ = signature.replace(parameters=[*signature.parameters.values(), *output_options])  # type: ignore[attr-defined]
     run_with_verbosity.__annotations__ = {**command.__annotations__, "quiet": bool, "verbose": bool}
@@ -102,7 +112,13 @@ def count_progress(what: str, unit: str = "videos") -> Iterator[Callable[[int, i
     if sys.stderr.isatty():
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        columns = [TextColumn(what), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn()]
+        columns = [
+            TextColumn(what),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+        ]
         with Progress(*columns, transient=True) as bar:
             task = bar.add_task(what, total=None, rate="")
 

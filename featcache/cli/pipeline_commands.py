@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 
-from featcache.cli.output import VERBOSITY
 from featcache.cli.common import (
-    say,
-    with_output_options,
-    import_keras_quietly,
     EXIT_SOME_VIDEOS_FAILED,
     app,
     embed_progress_bar,
     errors_as_exit_codes,
+    import_keras_quietly,
+    say,
+    with_output_options,
 )
+from featcache.cli.output import VERBOSITY
 
 if TYPE_CHECKING:
     from featcache.pipelines import Pipeline, PipelineSummary
@@ -25,10 +25,18 @@ if TYPE_CHECKING:
 @app.command("run")
 @with_output_options
 def run_command(
-    pipeline: str = typer.Argument(..., help="A pipeline .toml file, or a shipped pipeline's name (demo, ucf3_mobilenet_v2, ...)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: the pipeline's `out`, else runs/<pipeline name>)."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Read the videos from this folder instead of the pipeline's [data] video_root."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a cache embedded with other settings than the pipeline's."),
+    pipeline: str = typer.Argument(
+        ..., help="A pipeline .toml file, or a shipped pipeline's name (demo, ucf3_mobilenet_v2, ...)."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Output folder (default: the pipeline's `out`, else runs/<pipeline name>)."
+    ),
+    data: Path | None = typer.Option(
+        None, "--data", help="Read the videos from this folder instead of the pipeline's [data] video_root."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace a cache embedded with other settings than the pipeline's."
+    ),
 ) -> None:
     """Run a pipeline: data -> embed -> train each head -> evaluate on the test videos -> one report table.
 
@@ -50,7 +58,9 @@ def run_command(
 @app.command("demo")
 @with_output_options
 def demo_command(
-    out: Path = typer.Option(Path("featcache-demo"), "--out", "-o", help="Folder for the demo videos, cache, model and report."),
+    out: Path = typer.Option(
+        Path("featcache-demo"), "--out", "-o", help="Folder for the demo videos, cache, model and report."
+    ),
 ) -> None:
     """End to end on generated demo videos, no network: make data -> embed -> train -> evaluate -> report.
 
@@ -73,28 +83,41 @@ def demo_command(
     say(f"  featcache compare {summary.cache_path} --heads lstm,gru,meanpool --epochs 60")
 
 
-def _run_pipeline_with_progress(pipeline: "Pipeline", out: Optional[Path], overwrite: bool) -> "PipelineSummary":
+def _run_pipeline_with_progress(pipeline: Pipeline, out: Path | None, overwrite: bool) -> PipelineSummary:
     from featcache.pipelines import run_pipeline
 
     try:
         with embed_progress_bar() as report_progress:
-            return run_pipeline(pipeline, out, overwrite=overwrite, progress=say, embed_progress=report_progress, verbose=VERBOSITY.verbose)
+            return run_pipeline(
+                pipeline,
+                out,
+                overwrite=overwrite,
+                progress=say,
+                embed_progress=report_progress,
+                verbose=VERBOSITY.verbose,
+            )
     except KeyboardInterrupt:
         typer.secho("Interrupted: finished work is kept; re-run the same command to resume.", err=True)
         raise typer.Exit(130) from None
 
 
-def _print_pipeline_summary(summary: "PipelineSummary") -> None:
+def _print_pipeline_summary(summary: PipelineSummary) -> None:
     from featcache.pipelines import format_report_table
 
     typer.echo("")
     typer.echo(f"scored on: {summary.heads[0].subset_description}")
     typer.echo(format_report_table(summary))
     typer.echo("")
-    typer.echo(f"files in {summary.out_dir}: videos {summary.video_root}, cache {summary.cache_path}, report {summary.report_path}")
+    typer.echo(
+        f"files in {summary.out_dir}: videos {summary.video_root}, cache {summary.cache_path}, report {summary.report_path}"
+    )
     failures = summary.embed.failures
     if failures:
-        typer.secho(f"{len(failures)} video(s) failed to embed and are listed in the cache's failures:", fg=typer.colors.YELLOW, err=True)
+        typer.secho(
+            f"{len(failures)} video(s) failed to embed and are listed in the cache's failures:",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
         for video_path, reason in sorted(failures.items()):
             typer.secho(f"  {video_path}: {reason}", err=True)
         raise typer.Exit(EXIT_SOME_VIDEOS_FAILED)

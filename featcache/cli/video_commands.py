@@ -5,15 +5,22 @@ from __future__ import annotations
 import enum
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 
+from featcache.cli.common import (
+    EXIT_SOME_VIDEOS_FAILED,
+    app,
+    embed_progress_bar,
+    errors_as_exit_codes,
+    import_keras_quietly,
+    say,
+    with_output_options,
+)
+from featcache.cli.output import VERBOSITY
 from featcache.config import COMPRESSIONS, ENGINES, FEATURE_DTYPES, SAMPLING_MODES
 from featcache.extractors.catalog import KERAS_APPLICATION_PREFIX, available_extractors
-
-from featcache.cli.common import EXIT_SOME_VIDEOS_FAILED, app, embed_progress_bar, errors_as_exit_codes, import_keras_quietly, say, with_output_options
-from featcache.cli.output import VERBOSITY
 
 if TYPE_CHECKING:
     from featcache.embedding.embed import EmbedSummary
@@ -24,38 +31,81 @@ CompressionChoice = enum.Enum("CompressionChoice", {name: name for name in COMPR
 EngineChoice = enum.Enum("EngineChoice", {name: name for name in ENGINES}, type=str)
 FROM_CACHE = "(default: an existing --out cache's own, else {})"
 # The registry's names, with the ~40 keras.applications models folded into one pattern for --help.
-EXTRACTOR_NAMES = [name for name in available_extractors() if not name.startswith(KERAS_APPLICATION_PREFIX)] + [f"{KERAS_APPLICATION_PREFIX}NAME (e.g. keras:ResNet50)"]
+EXTRACTOR_NAMES = [name for name in available_extractors() if not name.startswith(KERAS_APPLICATION_PREFIX)] + [
+    f"{KERAS_APPLICATION_PREFIX}NAME (e.g. keras:ResNet50)"
+]
 
 
 @app.command("embed")
 @with_output_options
 def embed_command(
-    video_root: Path = typer.Argument(..., help="UCF101-layout folder VIDEO_ROOT/<ClassName>/<video>, or a CSV list path,label[,group]."),
-    out: Path = typer.Option(..., "--out", "-o", help="The HDF5 cache to write (resumed or extended if it exists, with its own settings)."),
-    extractor: Optional[str] = typer.Option(
-        None, help="Frozen image model: " + ", ".join(EXTRACTOR_NAMES) + "; `featcache extractors` lists them. " + FROM_CACHE.format("mobilenet_v2")
+    video_root: Path = typer.Argument(
+        ..., help="UCF101-layout folder VIDEO_ROOT/<ClassName>/<video>, or a CSV list path,label[,group]."
     ),
-    weights: Optional[str] = typer.Option(
-        None, help="'imagenet' (downloaded by Keras), 'random' (seeded by --seed), a weights file, or the model file for keras_file. " + FROM_CACHE.format("imagenet")
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="The HDF5 cache to write (resumed or extended if it exists, with its own settings)."
     ),
-    handle: Optional[str] = typer.Option(None, help="TF-Hub URL or local SavedModel folder (with --extractor tfhub)."),
-    frames: Optional[int] = typer.Option(None, "--frames", "-t", help="Frames per video (T); 0 with --sampling fps: every sampled frame (variable length). " + FROM_CACHE.format("10")),
-    sampling: Optional[SamplingChoice] = typer.Option(None, help="uniform: T frames spread over the whole video; fps: one every 1/F s. " + FROM_CACHE.format("uniform")),
-    fps: Optional[float] = typer.Option(None, help="Frames per second to take with --sampling fps."),
-    image_size: Optional[int] = typer.Option(None, help="Frames are resized (whole frame) to this square size. " + FROM_CACHE.format("the extractor's own, 224 for mobilenet_v2")),
+    extractor: str | None = typer.Option(
+        None,
+        help="Frozen image model: "
+        + ", ".join(EXTRACTOR_NAMES)
+        + "; `featcache extractors` lists them. "
+        + FROM_CACHE.format("mobilenet_v2"),
+    ),
+    weights: str | None = typer.Option(
+        None,
+        help="'imagenet' (downloaded by Keras), 'random' (seeded by --seed), a weights file, or the model file for keras_file. "
+        + FROM_CACHE.format("imagenet"),
+    ),
+    handle: str | None = typer.Option(None, help="TF-Hub URL or local SavedModel folder (with --extractor tfhub)."),
+    frames: int | None = typer.Option(
+        None,
+        "--frames",
+        "-t",
+        help="Frames per video (T); 0 with --sampling fps: every sampled frame (variable length). "
+        + FROM_CACHE.format("10"),
+    ),
+    sampling: SamplingChoice | None = typer.Option(
+        None,
+        help="uniform: T frames spread over the whole video; fps: one every 1/F s. " + FROM_CACHE.format("uniform"),
+    ),
+    fps: float | None = typer.Option(None, help="Frames per second to take with --sampling fps."),
+    image_size: int | None = typer.Option(
+        None,
+        help="Frames are resized (whole frame) to this square size. "
+        + FROM_CACHE.format("the extractor's own, 224 for mobilenet_v2"),
+    ),
     batch_size: int = typer.Option(64, help="Frames per model call, gathered across videos."),
-    dtype: Optional[DtypeChoice] = typer.Option(None, help="Feature dtype in the cache. " + FROM_CACHE.format("float16")),
+    dtype: DtypeChoice | None = typer.Option(
+        None, help="Feature dtype in the cache. " + FROM_CACHE.format("float16")
+    ),
     compression: CompressionChoice = typer.Option("none", help="HDF5 compression of features."),
-    workers: int = typer.Option(0, help="Decode worker processes; 0 = one per CPU core (with --engine ray: per CPU the cluster has left after the embed workers)."),
-    seed: Optional[int] = typer.Option(None, help="Seed of 'random' weights. " + FROM_CACHE.format("0")),
+    workers: int = typer.Option(
+        0,
+        help="Decode worker processes; 0 = one per CPU core (with --engine ray: per CPU the cluster has left after the embed workers).",
+    ),
+    seed: int | None = typer.Option(None, help="Seed of 'random' weights. " + FROM_CACHE.format("0")),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a cache written with other settings."),
     allow_outside_root: bool = typer.Option(
-        False, "--allow-outside-root", help="Accept CSV rows naming files outside the CSV's folder (../x.avi, absolute); stored as written."
+        False,
+        "--allow-outside-root",
+        help="Accept CSV rows naming files outside the CSV's folder (../x.avi, absolute); stored as written.",
     ),
-    engine: EngineChoice = typer.Option("local", help="local: this machine; ray: a Ray cluster (pip install 'featcache[ray]'; videos and --out on a filesystem every node sees)."),
-    ray_address: Optional[str] = typer.Option(None, help="[ray] The cluster: 'auto' (the one `ray start` joined here), HOST:PORT. Default: RAY_ADDRESS, else a new local Ray instance."),
-    embed_workers: int = typer.Option(0, help="[ray] Workers running the extractor, each loading it once; 0 = one per GPU of the cluster, or 1 without GPUs."),
-    gpus_per_worker: Optional[float] = typer.Option(None, help="[ray] GPUs per embed worker (default: 1 when the cluster has GPUs, else 0)."),
+    engine: EngineChoice = typer.Option(
+        "local",
+        help="local: this machine; ray: a Ray cluster (pip install 'featcache[ray]'; videos and --out on a filesystem every node sees).",
+    ),
+    ray_address: str | None = typer.Option(
+        None,
+        help="[ray] The cluster: 'auto' (the one `ray start` joined here), HOST:PORT. Default: RAY_ADDRESS, else a new local Ray instance.",
+    ),
+    embed_workers: int = typer.Option(
+        0,
+        help="[ray] Workers running the extractor, each loading it once; 0 = one per GPU of the cluster, or 1 without GPUs.",
+    ),
+    gpus_per_worker: float | None = typer.Option(
+        None, help="[ray] GPUs per embed worker (default: 1 when the cluster has GPUs, else 0)."
+    ),
     decode_cpus: float = typer.Option(1.0, help="[ray] CPUs per decode worker."),
 ) -> None:
     """Decode sampled frames of every video once, embed them with a frozen CNN, store them in one HDF5 cache.
@@ -78,7 +128,13 @@ def embed_command(
             say(f"{out} exists: embedding with its settings ({settings.describe()})")
         values = settings.values
         config = EmbedConfig(
-            extractor=ExtractorConfig(name=values["extractor"], weights=values["weights"], handle=values["handle"], image_size=values["image_size"], seed=values["seed"]),
+            extractor=ExtractorConfig(
+                name=values["extractor"],
+                weights=values["weights"],
+                handle=values["handle"],
+                image_size=values["image_size"],
+                seed=values["seed"],
+            ),
             sampling=SamplingConfig(num_frames=values["frames"], mode=values["sampling"], fps=values["fps"]),
             dtype=values["dtype"],
             compression=compression.value,
@@ -91,32 +147,50 @@ def embed_command(
             gpus_per_worker=gpus_per_worker,
             decode_cpus=decode_cpus,
         )
-    from featcache.embedding.embed import embed  # imports Keras itself, only if it builds a model (not for --engine ray)
+    from featcache.embedding.embed import (
+        embed,
+    )  # imports Keras itself, only if it builds a model (not for --engine ray)
 
     with errors_as_exit_codes():
         try:
             with embed_progress_bar() as report_progress:
-                summary = embed(video_root, out, config, overwrite=overwrite, progress=report_progress, verbose=VERBOSITY.verbose)
+                summary = embed(
+                    video_root, out, config, overwrite=overwrite, progress=report_progress, verbose=VERBOSITY.verbose
+                )
         except KeyboardInterrupt:
-            typer.secho(f"Interrupted: finished videos are kept in {out}; re-run the same command to add the rest.", err=True)
+            typer.secho(
+                f"Interrupted: finished videos are kept in {out}; re-run the same command to add the rest.", err=True
+            )
             raise typer.Exit(130) from None
     typer.echo(_embed_summary_line(summary))
     if summary.engine_workers:
         typer.echo(f"on Ray: {summary.engine_workers}")
     if summary.num_outside_root:
-        typer.echo(f"{summary.num_outside_root} video(s) lie outside the CSV's folder and are stored by the paths as written (--allow-outside-root)")
+        typer.echo(
+            f"{summary.num_outside_root} video(s) lie outside the CSV's folder and are stored by the paths as written (--allow-outside-root)"
+        )
     for part in summary.unreadable_parts:
-        typer.secho(f"  an unreadable shard of an interrupted run was ignored (its videos were embedded again): {part}", err=True)
+        typer.secho(
+            f"  an unreadable shard of an interrupted run was ignored (its videos were embedded again): {part}",
+            err=True,
+        )
     if summary.suggests_compact:
-        typer.secho(f"{summary.num_dead_rows} rows in the shards are dead (removed or re-embedded videos); `featcache compact {out}` reclaims their space", err=True)
+        typer.secho(
+            f"{summary.num_dead_rows} rows in the shards are dead (removed or re-embedded videos); `featcache compact {out}` reclaims their space",
+            err=True,
+        )
     if summary.failures:
-        typer.secho(f"{len(summary.failures)} video(s) failed and are listed in the cache's failures:", fg=typer.colors.YELLOW, err=True)
+        typer.secho(
+            f"{len(summary.failures)} video(s) failed and are listed in the cache's failures:",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
         for video_path, reason in sorted(summary.failures.items()):
             typer.secho(f"  {video_path}: {reason}", err=True)
         raise typer.Exit(EXIT_SOME_VIDEOS_FAILED)
 
 
-def _embed_summary_line(summary: "EmbedSummary") -> str:
+def _embed_summary_line(summary: EmbedSummary) -> str:
     changes = f", {summary.num_removed} removed (their files are gone)" if summary.num_removed else ""
     changes += f", {summary.num_relabelled} relabelled" if summary.num_relabelled else ""
     changes += f", {summary.num_changed} changed on disk (embedded again)" if summary.num_changed else ""
@@ -144,7 +218,9 @@ def info_command(
 
 
 @app.command("verify")
-def verify_command(cache: Path = typer.Argument(..., help="A featcache cache (CACHE.h5 and its CACHE.h5.shards/).")) -> None:
+def verify_command(
+    cache: Path = typer.Argument(..., help="A featcache cache (CACHE.h5 and its CACHE.h5.shards/)."),
+) -> None:
     """Check every shard of a cache against its index (present, size, BLAKE2b); exit 1 on any problem."""
     from featcache.cache.maintenance import verify_cache
 
@@ -153,7 +229,11 @@ def verify_command(cache: Path = typer.Argument(..., help="A featcache cache (CA
     for problem in report.problems:
         typer.secho(f"  {problem}", err=True)
     if not report.ok:
-        typer.secho(f"{cache}: {len(report.problems)} problem(s); re-embed the affected videos with `featcache embed --overwrite`", fg=typer.colors.RED, err=True)
+        typer.secho(
+            f"{cache}: {len(report.problems)} problem(s); re-embed the affected videos with `featcache embed --overwrite`",
+            fg=typer.colors.RED,
+            err=True,
+        )
         raise typer.Exit(1)
     typer.echo(f"{cache}: ok ({report.num_videos} videos, {report.num_shards} shards checked)")
 
@@ -169,7 +249,9 @@ def compact_command(cache: Path = typer.Argument(..., help="A format-2 featcache
 
 
 @app.command("upgrade")
-def upgrade_command(cache: Path = typer.Argument(..., help="A format-1 cache (written by featcache before format 2).")) -> None:
+def upgrade_command(
+    cache: Path = typer.Argument(..., help="A format-1 cache (written by featcache before format 2)."),
+) -> None:
     """Convert a format-1 cache to format 2 in place (atomic: the old file stays until the new index replaces it)."""
     from featcache.cache.maintenance import upgrade_cache
 
@@ -205,8 +287,6 @@ def demo_data_command(
     typer.echo(f"demo videos in {root}")
 
 
-
-
 weights_app = typer.Typer(no_args_is_help=True, help="Weights files for offline use.")
 app.add_typer(weights_app, name="weights")
 
@@ -216,7 +296,9 @@ app.add_typer(weights_app, name="weights")
 def weights_fetch_command(
     extractor: str = typer.Argument(..., help="mobilenet_v2 or keras:NAME (e.g. keras:ResNet50)."),
     out: Path = typer.Option(..., "--out", "-o", help="The weights file to write (NAME.weights.h5)."),
-    image_size: Optional[int] = typer.Option(None, help="The input size the weights are for [default: the extractor's own]."),
+    image_size: int | None = typer.Option(
+        None, help="The input size the weights are for [default: the extractor's own]."
+    ),
 ) -> None:
     """Download an extractor's ImageNet weights (Keras' own download, cached) into a file for `embed --weights FILE` offline."""
     import_keras_quietly()
@@ -224,4 +306,6 @@ def weights_fetch_command(
 
     with errors_as_exit_codes():
         written = fetch_imagenet_weights(extractor, out, image_size)
-    typer.echo(f"wrote {written}; offline: featcache embed VIDEO_ROOT --out CACHE.h5 --extractor {extractor} --weights {written}")
+    typer.echo(
+        f"wrote {written}; offline: featcache embed VIDEO_ROOT --out CACHE.h5 --extractor {extractor} --weights {written}"
+    )

@@ -9,16 +9,17 @@ last one excepted), whatever the videos' lengths, so a compiled model sees one i
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from featcache.config import SamplingConfig
 from featcache.errors import VideoDecodeError
-from featcache.video.decode_workers import DecodeWorkerPool
 from featcache.video.decode import SampledFrames
+from featcache.video.decode_workers import DecodeWorkerPool
 from featcache.video.find import VideoEntry
 
 if TYPE_CHECKING:  # Keras comes with the extractor; the Ray engine's driver decodes nothing and imports neither
@@ -35,9 +36,10 @@ def decode_videos(
     if not entries:
         return
     max_in_flight = 4 * num_workers
-    with DecodeWorkerPool(min(num_workers, len(entries)), sampling, image_size) as workers, ThreadPoolExecutor(
-        max_workers=num_workers, thread_name_prefix="decode"
-    ) as pool:
+    with (
+        DecodeWorkerPool(min(num_workers, len(entries)), sampling, image_size) as workers,
+        ThreadPoolExecutor(max_workers=num_workers, thread_name_prefix="decode") as pool,
+    ):
         in_flight: deque[tuple[VideoEntry, Future[SampledFrames | VideoDecodeError]]] = deque()
         remaining = iter(entries)
         try:

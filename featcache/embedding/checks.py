@@ -11,21 +11,27 @@ import numpy as np
 
 from featcache.cache.shards import ShardVideo
 from featcache.errors import InputError, VideoDecodeError
-from featcache.video.fingerprints import FileFingerprint
 from featcache.video.decode import SampledFrames
 from featcache.video.find import VideoEntry
+from featcache.video.fingerprints import FileFingerprint
 
 
 class ShardBatch:
     """The videos finished (and failed) since the last shard, each checked on the way in."""
 
-    def __init__(self, information_check: "FeatureInformationCheck", dtype: str) -> None:
+    def __init__(self, information_check: FeatureInformationCheck, dtype: str) -> None:
         self.information_check = information_check
         self.dtype = dtype
         self.videos: list[ShardVideo] = []
         self.failures: dict[str, str] = {}  # relative path -> reason
 
-    def add(self, entry: VideoEntry, sampled: SampledFrames | None, features_or_error: np.ndarray | VideoDecodeError, fingerprint: FileFingerprint) -> None:
+    def add(
+        self,
+        entry: VideoEntry,
+        sampled: SampledFrames | None,
+        features_or_error: np.ndarray | VideoDecodeError,
+        fingerprint: FileFingerprint,
+    ) -> None:
         """Take one result of `batching.embed_decoded_videos`; raises InputError (and drops the batch) for useless features."""
         if isinstance(features_or_error, VideoDecodeError):
             # The cache names videos by relative path; the absolute path in the message is noise there.
@@ -52,7 +58,9 @@ class ShardBatch:
         self.failures.clear()
 
 
-def shard_video(entry: VideoEntry, sampled: SampledFrames, features: np.ndarray, fingerprint: FileFingerprint) -> ShardVideo:
+def shard_video(
+    entry: VideoEntry, sampled: SampledFrames, features: np.ndarray, fingerprint: FileFingerprint
+) -> ShardVideo:
     return ShardVideo(
         path=entry.relative_path,
         label=entry.label,
@@ -106,7 +114,9 @@ class FeatureInformationCheck:
         )
         peak = float(np.abs(stacked).max())
         if peak < self.SMALLEST_USEFUL:
-            raise InputError(f"the first {len(self.seen)} videos' features all lie below {self.SMALLEST_USEFUL:.2g} (peak {peak:.3g}): {advice}")
+            raise InputError(
+                f"the first {len(self.seen)} videos' features all lie below {self.SMALLEST_USEFUL:.2g} (peak {peak:.3g}): {advice}"
+            )
         if len(self.seen) >= 2 and float(np.ptp(stacked, axis=0).max()) == 0.0:
             raise InputError(f"every frame of the first {len(self.seen)} videos has the same feature vector: {advice}")
 
@@ -119,5 +129,6 @@ def check_features_fit_dtype(features: np.ndarray, dtype: str, video_path: str) 
     peak = float(np.abs(features).max())
     limits = np.finfo(np.float16)
     if peak > limits.max:
-        raise InputError(f"{video_path}: features reach {peak:.3g}, beyond float16's range ({limits.max:.0f}); use --dtype float32 (with --overwrite if videos are already embedded)")
-
+        raise InputError(
+            f"{video_path}: features reach {peak:.3g}, beyond float16's range ({limits.max:.0f}); use --dtype float32 (with --overwrite if videos are already embedded)"
+        )

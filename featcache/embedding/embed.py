@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from featcache.cache.format import COMPACT_SUGGESTION_DEAD_SHARE
 from featcache.cache.index import IndexState
@@ -112,11 +113,15 @@ def embed(
         settings = cache.settings or (orphans[0].settings if orphans else None)
         if engine is not None and engine.settings_record is not None:
             if settings is not None:
-                _refuse_other_settings(settings, engine.settings_record, cache_path.name)  # now with the sha256 of weights the model fetched
+                _refuse_other_settings(
+                    settings, engine.settings_record, cache_path.name
+                )  # now with the sha256 of weights the model fetched
             settings = settings or engine.settings_record
         if settings is None and engine is None:
             return _finish_summary(summary, started, None)  # nothing cached and nothing to embed: no cache file
-        if settings is not None:  # else (a new cache on the Ray engine) the first embed worker's record opens the writer
+        if (
+            settings is not None
+        ):  # else (a new cache on the Ray engine) the first embed worker's record opens the writer
             writer = cache.writer_for(settings)
             if _bring_index_up_to_date(writer, DatasetView(root, entries), orphans, fingerprints, plan, summary):
                 writer.commit()
@@ -130,7 +135,9 @@ def embed(
                 summary.embedding_seconds = time.perf_counter() - embedding_started
             summary.engine_workers = outcome.workers
             # A problem found at the start too, when the shard was there before the run, is said once.
-            summary.unreadable_parts += [problem for problem in outcome.problems if problem not in summary.unreadable_parts]
+            summary.unreadable_parts += [
+                problem for problem in outcome.problems if problem not in summary.unreadable_parts
+            ]
         return _finish_summary(summary, started, cache.writer.state if cache.writer else None)
 
 
@@ -139,11 +146,19 @@ _ENGINES: dict[str, Callable[[EmbedConfig], Engine]] = {"local": LocalEngine, "r
 assert tuple(_ENGINES) == ENGINES, "config.ENGINES names the engines of this registry"
 
 
-def _fingerprints(entries: list[VideoEntry], existing: IndexState | None, summary: EmbedSummary) -> dict[str, FileFingerprint]:
+def _fingerprints(
+    entries: list[VideoEntry], existing: IndexState | None, summary: EmbedSummary
+) -> dict[str, FileFingerprint]:
     """Each video's content fingerprint; a file whose size and mtime the cache already knows is not read again."""
     fingerprint_started = time.perf_counter()
-    known = {path: FileFingerprint(record.fingerprint, record.file_mtime_ns) for path, record in existing.videos.items()} if existing else {}
-    fingerprints = {entry.relative_path: current_fingerprint(entry.path, known.get(entry.relative_path)) for entry in entries}
+    known = (
+        {path: FileFingerprint(record.fingerprint, record.file_mtime_ns) for path, record in existing.videos.items()}
+        if existing
+        else {}
+    )
+    fingerprints = {
+        entry.relative_path: current_fingerprint(entry.path, known.get(entry.relative_path)) for entry in entries
+    }
     summary.fingerprint_seconds = time.perf_counter() - fingerprint_started
     return fingerprints
 
@@ -223,7 +238,12 @@ class _Plan:
     changed: set[str]  # cached paths whose file has other contents now
 
 
-def _plan(entries: list[VideoEntry], existing: IndexState | None, orphans: list[_OrphanShard], fingerprints: dict[str, FileFingerprint]) -> _Plan:
+def _plan(
+    entries: list[VideoEntry],
+    existing: IndexState | None,
+    orphans: list[_OrphanShard],
+    fingerprints: dict[str, FileFingerprint],
+) -> _Plan:
     """Which videos need the model: not cached with their current contents, nor in an orphan shard."""
     live = existing.videos if existing else {}
     in_orphans = {video for orphan in orphans for video in orphan.videos}
@@ -231,7 +251,10 @@ def _plan(entries: list[VideoEntry], existing: IndexState | None, orphans: list[
     for entry in entries:
         fingerprint = fingerprints[entry.relative_path].fingerprint
         record = live.get(entry.relative_path)
-        if record is not None and record.fingerprint in (fingerprint, ""):  # "": upgraded from format 1, never fingerprinted
+        if record is not None and record.fingerprint in (
+            fingerprint,
+            "",
+        ):  # "": upgraded from format 1, never fingerprinted
             continue
         if (entry.relative_path, fingerprint) in in_orphans:
             continue
@@ -242,7 +265,12 @@ def _plan(entries: list[VideoEntry], existing: IndexState | None, orphans: list[
 
 
 def _bring_index_up_to_date(
-    writer: CacheWriter, dataset: DatasetView, orphans: list[_OrphanShard], fingerprints: dict[str, FileFingerprint], plan: _Plan, summary: EmbedSummary
+    writer: CacheWriter,
+    dataset: DatasetView,
+    orphans: list[_OrphanShard],
+    fingerprints: dict[str, FileFingerprint],
+    plan: _Plan,
+    summary: EmbedSummary,
 ) -> bool:
     """Adopt finished orphan shards, drop changed and gone videos, take labels/groups/fingerprints from the dataset now.
 
@@ -258,7 +286,11 @@ def _bring_index_up_to_date(
     def wanted_now(path: str, fingerprint: str) -> bool:
         known = fingerprints.get(path)
         record = state.videos.get(path)
-        return known is not None and known.fingerprint == fingerprint and not (record and record.fingerprint == fingerprint)
+        return (
+            known is not None
+            and known.fingerprint == fingerprint
+            and not (record and record.fingerprint == fingerprint)
+        )
 
     for orphan in orphans:
         summary.num_resumed += len(writer.adopt_shard(orphan.name, keep=wanted_now))
@@ -282,8 +314,12 @@ def _bring_index_up_to_date(
     failed_paths = [path for path in state.failures if path not in state.videos]
     failed_gone = set(dataset.gone_from_disk([path for path in failed_paths if path not in current]))
     state.failures = {path: state.failures[path] for path in failed_paths if path not in failed_gone}
-    summary.num_already_cached = sum(1 for entry in dataset.entries if entry.relative_path in state.videos) - summary.num_resumed
-    changes = summary.num_resumed + summary.num_changed + summary.num_removed + summary.num_relabelled + num_refingerprinted
+    summary.num_already_cached = (
+        sum(1 for entry in dataset.entries if entry.relative_path in state.videos) - summary.num_resumed
+    )
+    changes = (
+        summary.num_resumed + summary.num_changed + summary.num_removed + summary.num_relabelled + num_refingerprinted
+    )
     return bool(changes or orphans) or state.failures != failures_before  # unwanted orphans are deleted at the commit
 
 
@@ -303,7 +339,14 @@ class _VideoCounter:
             self.summary.failures[path] = failure
         if self.progress:
             num_failed = len(self.summary.failures)
-            self.progress(EmbedProgress(self.summary.num_embedded + num_failed, self.num_to_embed, num_failed, self.summary.num_frames_embedded))
+            self.progress(
+                EmbedProgress(
+                    self.summary.num_embedded + num_failed,
+                    self.num_to_embed,
+                    num_failed,
+                    self.summary.num_frames_embedded,
+                )
+            )
 
 
 def _finish_summary(summary: EmbedSummary, started: float, state: IndexState | None) -> EmbedSummary:

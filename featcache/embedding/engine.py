@@ -8,9 +8,10 @@ into the cache, writing shards and committing the index as it goes, and says wha
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from featcache.config import EmbedConfig
 from featcache.video.find import VideoEntry

@@ -69,7 +69,10 @@ class LocalEngine:
                     job.on_video_done(entry.relative_path, 0, batch.failures[entry.relative_path])
                 else:
                     job.on_video_done(entry.relative_path, len(sampled.frame_indices), None)
-                if len(batch.videos) >= MAX_VIDEOS_PER_SHARD or time.perf_counter() - last_shard_time > SECONDS_BETWEEN_SHARDS:
+                if (
+                    len(batch.videos) >= MAX_VIDEOS_PER_SHARD
+                    or time.perf_counter() - last_shard_time > SECONDS_BETWEEN_SHARDS
+                ):
                     save_shard()
             batch.finish_checks()
         finally:
@@ -81,7 +84,11 @@ class LocalEngine:
 def _commit_shard_batch(writer: CacheWriter, batch: ShardBatch, config: EmbedConfig) -> None:
     """Write the batch's videos as one shard, list it and its failures in the index, commit; empty the batch."""
     if batch.videos:
-        writer.adopt_shard(write_shard(writer.shard_folder, batch.videos, config.dtype, writer.state.settings, writer.state.compression))
+        writer.adopt_shard(
+            write_shard(
+                writer.shard_folder, batch.videos, config.dtype, writer.state.settings, writer.state.compression
+            )
+        )
     writer.state.failures.update(batch.failures)
     if batch.videos or batch.failures:
         writer.commit()

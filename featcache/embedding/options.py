@@ -50,8 +50,12 @@ class ResolvedSettings:
     def describe(self) -> str:
         """One line naming the settings, for `embed` to print when it reuses a cache's."""
         values = self.values
-        weights = f"{values['weights']} weights" + (f" (seed {values['seed']})" if values["weights"] == "random" else "")
-        sampling = f"{values['frames']} frames {values['sampling']}" + (f" at {values['fps']} fps" if values["sampling"] == "fps" else "")
+        weights = f"{values['weights']} weights" + (
+            f" (seed {values['seed']})" if values["weights"] == "random" else ""
+        )
+        sampling = f"{values['frames']} frames {values['sampling']}" + (
+            f" at {values['fps']} fps" if values["sampling"] == "fps" else ""
+        )
         return f"{values['extractor']}, {weights}, {values['image_size']} px, {sampling}, {values['dtype']}"
 
 
@@ -76,7 +80,10 @@ def resolve_embed_settings(cache_path: Path, given: dict[str, Any], overwrite: b
     if unknown:
         raise AssertionError(f"not a stored embed setting: {sorted(unknown)}")  # internal: a caller's typo
     if overwrite or not Path(cache_path).exists():
-        return ResolvedSettings({option: DEFAULTS[option] if given.get(option) is None else given[option] for option in STORED_SETTINGS}, False)
+        return ResolvedSettings(
+            {option: DEFAULTS[option] if given.get(option) is None else given[option] for option in STORED_SETTINGS},
+            False,
+        )
     stored = stored_settings(cache_path)
     differences = [
         f"--{option.replace('_', '-')} {stored[option]}, you asked {given[option]}"

@@ -18,16 +18,20 @@ from featcache.errors import RayEngineError
 from featcache.version import __version__
 
 INSTALL_HINT = "pip install 'featcache[ray]'"
-EMBED_WORKER_CPUS = 1.0  # an embed worker's own CPU: feeding its GPU and writing shards, or running the model on a CPU node
+EMBED_WORKER_CPUS = (
+    1.0  # an embed worker's own CPU: feeding its GPU and writing shards, or running the model on a CPU node
+)
 NODE_CHECK_TIMEOUT_SECONDS = 120.0  # a node listed alive that does not answer in this time is reported, not waited for
 
 
 def import_ray() -> Any:
     try:
         import ray
-        import ray.data  # noqa: F401  (the engine needs Ray Data, not only the core)
+        import ray.data
     except ImportError as err:
-        raise RayEngineError(f"--engine ray needs Ray Data, which is not installed ({err}); install it with: {INSTALL_HINT}") from err
+        raise RayEngineError(
+            f"--engine ray needs Ray Data, which is not installed ({err}); install it with: {INSTALL_HINT}"
+        ) from err
     return ray
 
 
@@ -43,10 +47,17 @@ def connect(address: str | None, verbose: bool) -> Any:
         if not verbose:
             os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
         try:
-            ray.init(address=address, log_to_driver=verbose, logging_level=logging.INFO if verbose else logging.ERROR, include_dashboard=False)
+            ray.init(
+                address=address,
+                log_to_driver=verbose,
+                logging_level=logging.INFO if verbose else logging.ERROR,
+                include_dashboard=False,
+            )
         except ConnectionError as err:
             where = address or os.environ.get("RAY_ADDRESS") or "a new local instance"
-            raise RayEngineError(f"cannot reach the Ray cluster at {where}: {err}; start one with `ray start --head`") from err
+            raise RayEngineError(
+                f"cannot reach the Ray cluster at {where}: {err}; start one with `ray start --head`"
+            ) from err
     logging.getLogger("ray.data").setLevel(logging.INFO if verbose else logging.ERROR)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the driver reports progress itself
@@ -73,7 +84,7 @@ class ClusterPlan:
     decode_cpus: float
 
     @classmethod
-    def from_nodes(cls, config: EmbedConfig, nodes: list[dict[str, float]]) -> "ClusterPlan":
+    def from_nodes(cls, config: EmbedConfig, nodes: list[dict[str, float]]) -> ClusterPlan:
         """Raises RayEngineError for a plan no placement of workers on these nodes can hold (Ray would wait for ever)."""
         total_gpus = sum(node.get("GPU", 0.0) for node in nodes)
         gpus_per_worker = config.gpus_per_worker if config.gpus_per_worker is not None else (1.0 if total_gpus else 0.0)
@@ -81,7 +92,9 @@ class ClusterPlan:
         embed_slots = [_fits(node, EMBED_WORKER_CPUS, gpus_per_worker) for node in nodes]
         if gpus_per_worker and not any(embed_slots):
             largest = max((node.get("GPU", 0.0) for node in nodes), default=0.0)
-            raise RayEngineError(f"--gpus-per-worker {gpus_per_worker:g}: no Ray node has that many GPUs (the most on one node: {largest:g}); use 0 for CPU workers")
+            raise RayEngineError(
+                f"--gpus-per-worker {gpus_per_worker:g}: no Ray node has that many GPUs (the most on one node: {largest:g}); use 0 for CPU workers"
+            )
         if config.embed_workers:
             num_embed_workers = config.embed_workers
         elif gpus_per_worker:
@@ -93,7 +106,10 @@ class ClusterPlan:
                 f"the Ray cluster can hold {sum(embed_slots)} embed worker(s) of {EMBED_WORKER_CPUS:g} CPU and {gpus_per_worker:g} GPU, not {num_embed_workers}; "
                 "lower --embed-workers or --gpus-per-worker"
             )
-        decode_slots = [int(cpus // config.decode_cpus) for cpus in _cpus_left_after_embed_workers(nodes, embed_slots, num_embed_workers)]
+        decode_slots = [
+            int(cpus // config.decode_cpus)
+            for cpus in _cpus_left_after_embed_workers(nodes, embed_slots, num_embed_workers)
+        ]
         if not any(decode_slots):
             raise RayEngineError(
                 f"no Ray node has {config.decode_cpus:g} CPU(s) left for a decode worker beside {num_embed_workers} embed worker(s); "
@@ -113,7 +129,9 @@ def _fits(node: dict[str, float], cpus: float, gpus: float) -> int:
     return min(by_cpu, int(node.get("GPU", 0.0) // gpus)) if gpus else by_cpu
 
 
-def _cpus_left_after_embed_workers(nodes: list[dict[str, float]], embed_slots: list[int], num_embed_workers: int) -> list[float]:
+def _cpus_left_after_embed_workers(
+    nodes: list[dict[str, float]], embed_slots: list[int], num_embed_workers: int
+) -> list[float]:
     """Each node's CPUs once the embed workers are placed (filling nodes in order, as a worst case for decoding)."""
     left, to_place = [], num_embed_workers
     for node, slots in zip(nodes, embed_slots):
@@ -139,10 +157,14 @@ def check_every_node_sees(ray: Any, video_root: Path, shard_folder: Path) -> Non
         try:
             answer = ray.get(answer_ref, timeout=NODE_CHECK_TIMEOUT_SECONDS)
         except ray.exceptions.GetTimeoutError as err:
-            raise RayEngineError(f"Ray node {name} did not answer within {NODE_CHECK_TIMEOUT_SECONDS:.0f} s; check it (`ray status`) or remove it") from err
+            raise RayEngineError(
+                f"Ray node {name} did not answer within {NODE_CHECK_TIMEOUT_SECONDS:.0f} s; check it (`ray status`) or remove it"
+            ) from err
         except ray.exceptions.RayError as err:
             # Typically featcache missing there: the check itself cannot be unpickled.
-            raise RayEngineError(f"Ray node {name} cannot run featcache ({_first_line(err)}); install featcache {__version__} on every node") from err
+            raise RayEngineError(
+                f"Ray node {name} cannot run featcache ({_first_line(err)}); install featcache {__version__} on every node"
+            ) from err
         problem = describe_node_problem(answer, str(video_root), str(shard_folder))
         if problem:
             raise RayEngineError(

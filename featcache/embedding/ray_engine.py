@@ -26,25 +26,43 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from featcache.cache.settings import describe_settings_difference
 from featcache.cache.shards import ShardInfo, write_shard
 from featcache.config import EmbedConfig, SamplingConfig
-from featcache.errors import CacheFormatError, CacheMismatchError, FeatcacheError, InputError, RayEngineError, VideoDecodeError
-from featcache.video.fingerprints import FileFingerprint
-from featcache.video.decode import SampledFrames
 from featcache.embedding.engine import EmbedJob, EngineOutcome
-from featcache.embedding.ray_cluster import EMBED_WORKER_CPUS, ClusterPlan, check_every_node_sees, connect, describe_ray_failure, import_ray, node_resources
-from featcache.cache.settings import describe_settings_difference
+from featcache.embedding.ray_cluster import (
+    EMBED_WORKER_CPUS,
+    ClusterPlan,
+    check_every_node_sees,
+    connect,
+    describe_ray_failure,
+    import_ray,
+    node_resources,
+)
+from featcache.errors import (
+    CacheFormatError,
+    CacheMismatchError,
+    FeatcacheError,
+    InputError,
+    RayEngineError,
+    VideoDecodeError,
+)
+from featcache.video.decode import SampledFrames
 from featcache.video.find import VideoEntry
+from featcache.video.fingerprints import FileFingerprint
 
 if TYPE_CHECKING:
     from featcache.cache.writer import CacheWriter, WritableCache
 
-SECONDS_BETWEEN_COMMITS = 10.0  # at most this much embedding is lost when the driver dies (as the local engine's shards)
+SECONDS_BETWEEN_COMMITS = (
+    10.0  # at most this much embedding is lost when the driver dies (as the local engine's shards)
+)
 # ...unless the index has grown so large that rewriting it takes more than a tenth of that: commits then
 # come COMMIT_TIME_FACTOR x their own duration apart, so the driver never spends over ~10% of its time
 # committing (a Kinetics-size run has ~10,000 shards; see BENCHMARKS.md, "Ray engine").
@@ -97,7 +115,15 @@ def _embed_on_cluster(job: EmbedJob, cache: WritableCache) -> tuple[str, list[st
             writer = cache.writer_for(json.loads(result["settings"]))  # on a new cache: the first worker's record
             failures = json.loads(result["failures"])
             if result["shard"]:
-                writer.adopt_shard(ShardInfo(result["shard"], int(result["size"]), result["checksum"], int(result["num_videos"]), int(result["num_frames"])))
+                writer.adopt_shard(
+                    ShardInfo(
+                        result["shard"],
+                        int(result["size"]),
+                        result["checksum"],
+                        int(result["num_videos"]),
+                        int(result["num_frames"]),
+                    )
+                )
             writer.state.failures.update(failures)
             uncommitted = True
             for path, num_frames in json.loads(result["lengths"]).items():
@@ -108,7 +134,9 @@ def _embed_on_cluster(job: EmbedJob, cache: WritableCache) -> tuple[str, list[st
                 commit_started = time.perf_counter()
                 writer.commit()
                 uncommitted, last_commit = False, time.perf_counter()
-                seconds_between_commits = max(SECONDS_BETWEEN_COMMITS, COMMIT_TIME_FACTOR * (last_commit - commit_started))
+                seconds_between_commits = max(
+                    SECONDS_BETWEEN_COMMITS, COMMIT_TIME_FACTOR * (last_commit - commit_started)
+                )
         unreadable = _delete_unreported_shards(cache.writer) if cache.writer else []
         uncommitted = True
         return plan.describe(), unreadable
@@ -141,7 +169,11 @@ def _other_extractor_than_first(cache: WritableCache, result: dict[str, Any]) ->
 def _build_pipeline(ray: Any, job: EmbedJob, cache: WritableCache, plan: ClusterPlan) -> Any:
     """The Ray Data dataset: one row per video in, one row per embed batch (its shard, failures, lengths) out."""
     config, fingerprints = job.config, job.fingerprints
-    runtime_env = {"env_vars": {name: value for name, value in os.environ.items() if name.startswith(FORWARDED_ENVIRONMENT_PREFIXES)}}
+    runtime_env = {
+        "env_vars": {
+            name: value for name, value in os.environ.items() if name.startswith(FORWARDED_ENVIRONMENT_PREFIXES)
+        }
+    }
     # A batch that kills its worker again and again (say, out of memory) fails the job after this many tries instead of
     # looping for ever (Ray Data's default for actors); one crash, as from a lost node, is retried.
     retries = {"max_restarts": WORKER_RETRIES, "max_task_retries": WORKER_RETRIES}
@@ -165,7 +197,11 @@ def _build_pipeline(ray: Any, job: EmbedJob, cache: WritableCache, plan: Cluster
     return decoded.map_batches(
         _EmbedVideos,
         fn_constructor_kwargs={
-            "config": config, "settings": cache.settings, "requested": job.requested, "compression": cache.compression, "shard_folder": str(cache.shard_folder)
+            "config": config,
+            "settings": cache.settings,
+            "requested": job.requested,
+            "compression": cache.compression,
+            "shard_folder": str(cache.shard_folder),
         },  # fmt: skip
         batch_size=VIDEOS_PER_SHARD,
         compute=ray.data.ActorPoolStrategy(size=plan.num_embed_workers),
@@ -225,7 +261,9 @@ class _DecodeVideos:
         self.pool = DecodeWorkerPool(1, sampling, image_size).__enter__()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
-        out: dict[str, list[Any]] = {name: [] for name in (*batch, "frames", "frame_indices", "timestamps_ms", "video_facts", "error")}
+        out: dict[str, list[Any]] = {
+            name: [] for name in (*batch, "frames", "frame_indices", "timestamps_ms", "video_facts", "error")
+        }
         for row in range(len(batch["path"])):
             for name in batch:
                 out[name].append(batch[name][row])
@@ -237,7 +275,11 @@ class _DecodeVideos:
             out["frames"].append(sampled.frames)
             out["frame_indices"].append(np.asarray(sampled.frame_indices, np.int32))
             out["timestamps_ms"].append(np.asarray(sampled.timestamps_ms, np.float32))
-            out["video_facts"].append(np.array([sampled.video_fps, sampled.video_num_frames, sampled.video_width, sampled.video_height], np.float64))
+            out["video_facts"].append(
+                np.array(
+                    [sampled.video_fps, sampled.video_num_frames, sampled.video_width, sampled.video_height], np.float64
+                )
+            )
             out["error"].append(error)
         return out
 
@@ -247,7 +289,9 @@ class _DecodeVideos:
 
 
 def _no_frames(image_size: int) -> SampledFrames:
-    return SampledFrames(np.zeros((0, image_size, image_size, 3), np.uint8), np.zeros(0, np.int32), np.zeros(0, np.float32), 0.0, 0, 0, 0)
+    return SampledFrames(
+        np.zeros((0, image_size, image_size, 3), np.uint8), np.zeros(0, np.int32), np.zeros(0, np.float32), 0.0, 0, 0, 0
+    )
 
 
 class _EmbedVideos:
@@ -257,11 +301,18 @@ class _EmbedVideos:
     turn an exception into a remote traceback, and a worker that refused once refuses every later batch too.
     """
 
-    def __init__(self, config: EmbedConfig, settings: dict[str, Any] | None, requested: dict[str, Any], compression: str, shard_folder: str) -> None:
+    def __init__(
+        self,
+        config: EmbedConfig,
+        settings: dict[str, Any] | None,
+        requested: dict[str, Any],
+        compression: str,
+        shard_folder: str,
+    ) -> None:
         """settings: the cache's record, which its shards carry; None for a new cache: this worker's own then."""
+        from featcache.cache.settings import settings_record
         from featcache.embedding.checks import FeatureInformationCheck
         from featcache.extractors.registry import load_extractor
-        from featcache.cache.settings import settings_record
 
         self.config, self.compression, self.shard_folder = config, compression, Path(shard_folder)
         self.node = os.uname().nodename
@@ -294,8 +345,13 @@ class _EmbedVideos:
         shard_batch = ShardBatch(self.information_check, self.config.dtype)
         entries = [VideoEntry(Path(str(path)), str(relative), str(label), str(group)) for path, relative, label, group in
                    zip(batch["path"], batch["relative_path"], batch["label"], batch["group"])]  # fmt: skip
-        fingerprints = {entry.relative_path: FileFingerprint(str(fingerprint), int(mtime)) for entry, fingerprint, mtime in zip(entries, batch["fingerprint"], batch["mtime_ns"])}
-        for entry, sampled, features_or_error in embed_decoded_videos(self._decoded(entries, batch), self.extractor, self.config.batch_size):
+        fingerprints = {
+            entry.relative_path: FileFingerprint(str(fingerprint), int(mtime))
+            for entry, fingerprint, mtime in zip(entries, batch["fingerprint"], batch["mtime_ns"])
+        }
+        for entry, sampled, features_or_error in embed_decoded_videos(
+            self._decoded(entries, batch), self.extractor, self.config.batch_size
+        ):
             shard_batch.add(entry, sampled, features_or_error, fingerprints[entry.relative_path])
         shard_batch.finish_checks()  # on what this worker has seen, if fewer videos than the check waits for
         if not shard_batch.videos:
@@ -304,20 +360,35 @@ class _EmbedVideos:
         lengths = {video.path: len(video.features) for video in shard_batch.videos}
         return _result(info, shard_batch.failures, lengths, settings=self.settings, node=self.node)
 
-    def _decoded(self, entries: list[VideoEntry], batch: dict[str, np.ndarray]) -> Iterator[tuple[VideoEntry, SampledFrames | VideoDecodeError]]:
+    def _decoded(
+        self, entries: list[VideoEntry], batch: dict[str, np.ndarray]
+    ) -> Iterator[tuple[VideoEntry, SampledFrames | VideoDecodeError]]:
         for row, entry in enumerate(entries):
             if batch["error"][row]:
                 yield entry, VideoDecodeError(str(batch["error"][row]))
                 continue
             fps, num_frames, width, height = batch["video_facts"][row]
-            yield entry, SampledFrames(
-                np.asarray(batch["frames"][row]), batch["frame_indices"][row], batch["timestamps_ms"][row], float(fps), int(num_frames), int(width), int(height)
+            yield (
+                entry,
+                SampledFrames(
+                    np.asarray(batch["frames"][row]),
+                    batch["frame_indices"][row],
+                    batch["timestamps_ms"][row],
+                    float(fps),
+                    int(num_frames),
+                    int(width),
+                    int(height),
+                ),
             )
 
 
 def _result(
-    info: ShardInfo | None = None, failures: dict[str, str] | None = None, lengths: dict[str, int] | None = None, refusal: str = "",
-    settings: dict[str, Any] | None = None, node: str = "",
+    info: ShardInfo | None = None,
+    failures: dict[str, str] | None = None,
+    lengths: dict[str, int] | None = None,
+    refusal: str = "",
+    settings: dict[str, Any] | None = None,
+    node: str = "",
 ) -> dict[str, list[Any]]:
     """One output row per embed batch: the shard written (if any), its failures, each video's frame count, the
     settings record its worker writes and that worker's node; or a refusal."""

@@ -34,7 +34,9 @@ def build_keras_application(config: ExtractorConfig) -> BuiltModel:
         keras.utils.set_random_seed(config.seed)
     elif config.weights != "imagenet":
         weights_path = existing_weights_file(config)
-    backbone = _build_application_backbone(config, model_name, weights="imagenet" if config.weights == "imagenet" else None)
+    backbone = _build_application_backbone(
+        config, model_name, weights="imagenet" if config.weights == "imagenet" else None
+    )
     if weights_path is not None:
         load_weights_file(backbone, weights_path, config)
     if config.weights == "imagenet":
@@ -44,7 +46,9 @@ def build_keras_application(config: ExtractorConfig) -> BuiltModel:
     module = getattr(keras.applications, application.module)
     # The module's own preprocess_input (not a copy of its constants), so the features are what users of
     # keras.applications get; for the models that scale inside (EfficientNet, ConvNeXt, ...) it is the identity.
-    preprocess_input = keras.layers.Lambda(lambda batch: module.preprocess_input(keras.ops.cast(batch, "float32")), name="preprocess_input")
+    preprocess_input = keras.layers.Lambda(
+        lambda batch: module.preprocess_input(keras.ops.cast(batch, "float32")), name="preprocess_input"
+    )
     model = uint8_frames_model(backbone, preprocess_input, size, name=f"{model_name}_extractor")
     return BuiltModel.from_keras_model(model, weights_sha256, application.preprocessing, weights_backbone=backbone)
 
@@ -53,9 +57,13 @@ def _build_application_backbone(config: ExtractorConfig, model_name: str, weight
     """keras.applications.<model_name> without its classifier, average-pooled; weights "imagenet" (Keras downloads) or None."""
     size = config.image_size
     try:
-        return getattr(keras.applications, model_name)(include_top=False, pooling="avg", input_shape=(size, size, 3), weights=weights)
+        return getattr(keras.applications, model_name)(
+            include_top=False, pooling="avg", input_shape=(size, size, 3), weights=weights
+        )
     except ValueError as err:
-        raise ExtractorError(f"{config.name} cannot be built at --image-size / image_size {size}: {error_summary(err)}") from err
+        raise ExtractorError(
+            f"{config.name} cannot be built at --image-size / image_size {size}: {error_summary(err)}"
+        ) from err
     # keras.utils.get_file raises a bare Exception for HTTP and URL errors, so nothing narrower catches them.
     except Exception as err:
         raise ExtractorError(
@@ -68,7 +76,9 @@ def _build_application_backbone(config: ExtractorConfig, model_name: str, weight
 def build_keras_file_model(config: ExtractorConfig) -> BuiltModel:
     """`keras_file`: the user's own .keras model (images -> vectors), given as --weights, fed RGB 0-255 in its input dtype."""
     if config.weights in ("imagenet", "random"):
-        raise ExtractorError("--extractor keras_file needs --weights / weights MODEL.keras (your model, saved with model.save)")
+        raise ExtractorError(
+            "--extractor keras_file needs --weights / weights MODEL.keras (your model, saved with model.save)"
+        )
     model_path = Path(config.weights)
     if not model_path.is_file():
         raise ExtractorError(f"--weights / weights {model_path}: no such file; pass the .keras file of your model")
@@ -80,7 +90,9 @@ def build_keras_file_model(config: ExtractorConfig) -> BuiltModel:
             "keras.saving.register_keras_serializable in a module imported before featcache runs"
         ) from err
     if len(user_model.inputs) != 1:
-        raise ExtractorError(f"{model_path}: the model takes {len(user_model.inputs)} inputs; featcache feeds one batch of images")
+        raise ExtractorError(
+            f"{model_path}: the model takes {len(user_model.inputs)} inputs; featcache feeds one batch of images"
+        )
     input_shape = tuple(user_model.inputs[0].shape)
     size = config.image_size
     if len(input_shape) != 4 or input_shape[3] != 3 or any(side not in (None, size) for side in input_shape[1:3]):
@@ -89,7 +101,9 @@ def build_keras_file_model(config: ExtractorConfig) -> BuiltModel:
             "leave --image-size / image_size unset (None) to use the model's own size"
         )
     frames = keras.Input((size, size, 3), dtype="uint8", name="frames")
-    pixels = keras.layers.Lambda(lambda batch: keras.ops.cast(batch, user_model.inputs[0].dtype), name="to_model_dtype")(frames)
+    pixels = keras.layers.Lambda(
+        lambda batch: keras.ops.cast(batch, user_model.inputs[0].dtype), name="to_model_dtype"
+    )(frames)
     features = user_model(pixels, training=False)
     if len(features.shape) != 2:
         raise ExtractorError(
@@ -97,7 +111,9 @@ def build_keras_file_model(config: ExtractorConfig) -> BuiltModel:
             "end it with a pooling layer such as keras.layers.GlobalAveragePooling2D()"
         )
     model = keras.Model(frames, keras.ops.cast(features, "float32"), name="keras_file_extractor")
-    preprocessing = f"none outside the model: RGB 0-255 as {user_model.inputs[0].dtype}, scaled by the model's own layers"
+    preprocessing = (
+        f"none outside the model: RGB 0-255 as {user_model.inputs[0].dtype}, scaled by the model's own layers"
+    )
     return BuiltModel.from_keras_model(model, sha256_file(model_path), preprocessing)
 
 
@@ -114,7 +130,9 @@ def build_keras_hub_model(config: ExtractorConfig) -> BuiltModel:
             f"--extractor {config.name} needs KerasHub: pip install 'featcache[hub]' (or keras-hub); {error_summary(err)}"
         ) from err
     if config.weights != "imagenet":
-        raise ExtractorError(f"{config.name} takes its weights from the preset; leave --weights / weights unset (got {config.weights!r})")
+        raise ExtractorError(
+            f"{config.name} takes its weights from the preset; leave --weights / weights unset (got {config.weights!r})"
+        )
     preset = config.name.removeprefix(KERAS_HUB_PREFIX)
     local_folder = Path(preset) if Path(preset).is_dir() else None
     try:
@@ -122,13 +140,19 @@ def build_keras_hub_model(config: ExtractorConfig) -> BuiltModel:
         converter = keras_hub.layers.ImageConverter.from_preset(preset)
     # Presets load through kagglehub / huggingface_hub / file reads, each with its own error types.
     except Exception as err:
-        where = "a KerasHub preset folder (saved with save_to_preset)" if local_folder else "a preset name (needs network once) or, offline, a local preset folder"
+        where = (
+            "a KerasHub preset folder (saved with save_to_preset)"
+            if local_folder
+            else "a preset name (needs network once) or, offline, a local preset folder"
+        )
         raise ExtractorError(f"could not load KerasHub preset {preset}: {error_summary(err)}; pass {where}") from err
     vision_encoder = getattr(backbone, "vision_encoder", backbone)
     image_shape = getattr(vision_encoder, "image_shape", None)
     size = config.image_size
     if image_shape is not None and image_shape[0] not in (None, size):
-        raise ExtractorError(f"KerasHub preset {preset} takes {image_shape[0]} px images; pass --image-size / image_size {image_shape[0]}")
+        raise ExtractorError(
+            f"KerasHub preset {preset} takes {image_shape[0]} px images; pass --image-size / image_size {image_shape[0]}"
+        )
     frames = keras.Input((size, size, 3), dtype="uint8", name="frames")
     pixels = converter(keras.ops.cast(frames, "float32"))
     if hasattr(backbone, "get_vision_embeddings"):
@@ -136,10 +160,18 @@ def build_keras_hub_model(config: ExtractorConfig) -> BuiltModel:
     else:
         features = backbone(pixels)
         if isinstance(features, dict):
-            raise ExtractorError(f"KerasHub preset {preset} returns several outputs ({', '.join(features)}); featcache needs an image backbone")
+            raise ExtractorError(
+                f"KerasHub preset {preset} returns several outputs ({', '.join(features)}); featcache needs an image backbone"
+            )
         # Average over tokens (ViT) or positions (CNN feature maps) to one vector per image.
-        features = keras.ops.mean(features, axis=tuple(range(1, len(features.shape) - 1))) if len(features.shape) > 2 else features
+        features = (
+            keras.ops.mean(features, axis=tuple(range(1, len(features.shape) - 1)))
+            if len(features.shape) > 2
+            else features
+        )
     model = keras.Model(frames, keras.ops.cast(features, "float32"), name="keras_hub_extractor")
     weights_sha256 = sha256_folder(local_folder) if local_folder else sha256_model_weights(backbone)
-    preprocessing = f"the preset's {type(converter).__name__} (resize to {size} px, its scale and offset), inside the model"
+    preprocessing = (
+        f"the preset's {type(converter).__name__} (resize to {size} px, its scale and offset), inside the model"
+    )
     return BuiltModel.from_keras_model(model, weights_sha256, preprocessing)

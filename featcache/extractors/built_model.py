@@ -7,8 +7,8 @@ the cache's provenance records about it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import keras
 import numpy as np
@@ -38,15 +38,23 @@ class BuiltModel:
 
     @classmethod
     def from_keras_model(
-        cls, model: keras.Model, weights_sha256: str | None, preprocessing: str, weights_backbone: keras.Model | None = None
+        cls,
+        model: keras.Model,
+        weights_sha256: str | None,
+        preprocessing: str,
+        weights_backbone: keras.Model | None = None,
     ) -> BuiltModel:
         """Freeze `model` (uint8 frames -> float32 features) and embed through it in batches."""
         model.trainable = False
         feature_dim = int(model.output_shape[-1])
-        return cls(_batched_predict(model, feature_dim), feature_dim, weights_sha256, preprocessing, model, weights_backbone)
+        return cls(
+            _batched_predict(model, feature_dim), feature_dim, weights_sha256, preprocessing, model, weights_backbone
+        )
 
 
-def uint8_frames_model(backbone: keras.Model, preprocess: keras.layers.Layer, image_size: int, name: str) -> keras.Model:
+def uint8_frames_model(
+    backbone: keras.Model, preprocess: keras.layers.Layer, image_size: int, name: str
+) -> keras.Model:
     """uint8 frames (batch, image_size, image_size, 3) -> `preprocess` -> `backbone` (inference mode), as one model."""
     frames = keras.Input((image_size, image_size, 3), dtype="uint8", name="frames")
     return keras.Model(frames, backbone(preprocess(frames), training=False), name=name)

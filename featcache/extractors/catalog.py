@@ -145,19 +145,29 @@ def keras_file_image_size(model_path: Path) -> int:
     Raises ExtractorError when the file is not a .keras archive or its input size is not fixed and square.
     """
     if model_path.suffix != ".keras":
-        raise ExtractorError(f"--extractor keras_file needs --weights / weights MODEL.keras (a model saved with model.save), got {str(model_path)!r}")
+        raise ExtractorError(
+            f"--extractor keras_file needs --weights / weights MODEL.keras (a model saved with model.save), got {str(model_path)!r}"
+        )
     try:
         with zipfile.ZipFile(model_path) as archive:
             config = json.loads(archive.read("config.json"))
     except FileNotFoundError as err:
-        raise ExtractorError(f"--weights / weights {model_path}: no such file; pass the .keras file of your model") from err
+        raise ExtractorError(
+            f"--weights / weights {model_path}: no such file; pass the .keras file of your model"
+        ) from err
     except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as err:
-        raise ExtractorError(f"--weights / weights {model_path}: not a Keras 3 .keras file ({err}); save the model with model.save('model.keras')") from err
+        raise ExtractorError(
+            f"--weights / weights {model_path}: not a Keras 3 .keras file ({err}); save the model with model.save('model.keras')"
+        ) from err
     shape = _input_shape_from_config(config)
     if shape is None or len(shape) != 4 or shape[1] is None:
-        raise ExtractorError(f"{model_path}: the model's input size is not fixed ({shape}); pass --image-size / image_size N")
+        raise ExtractorError(
+            f"{model_path}: the model's input size is not fixed ({shape}); pass --image-size / image_size N"
+        )
     if shape[1] != shape[2] or shape[3] != 3:
-        raise ExtractorError(f"{model_path}: featcache feeds square RGB frames, but the model takes input shape {tuple(shape)}; use (N, N, 3)")
+        raise ExtractorError(
+            f"{model_path}: featcache feeds square RGB frames, but the model takes input shape {tuple(shape)}; use (N, N, 3)"
+        )
     return int(shape[1])
 
 

@@ -40,14 +40,20 @@ def build_mobilenet_v2(config: ExtractorConfig) -> BuiltModel:
     if weights_path is None:
         keras.utils.set_random_seed(config.seed)
     try:
-        backbone = keras.applications.MobileNetV2(include_top=False, pooling="avg", input_shape=(size, size, 3), weights=None)
+        backbone = keras.applications.MobileNetV2(
+            include_top=False, pooling="avg", input_shape=(size, size, 3), weights=None
+        )
     except ValueError as err:
-        raise ExtractorError(f"mobilenet_v2 cannot be built at --image-size / image_size {size}: {error_summary(err)}") from err
+        raise ExtractorError(
+            f"mobilenet_v2 cannot be built at --image-size / image_size {size}: {error_summary(err)}"
+        ) from err
     if weights_path is not None:
         load_weights_file(backbone, weights_path, config)
     scale_pixels = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="scale_pixels")
     model = uint8_frames_model(backbone, scale_pixels, size, name="mobilenet_v2_extractor")
-    return BuiltModel.from_keras_model(model, _sha256_or_none(weights_path), MOBILENET_V2_PREPROCESSING, weights_backbone=backbone)
+    return BuiltModel.from_keras_model(
+        model, _sha256_or_none(weights_path), MOBILENET_V2_PREPROCESSING, weights_backbone=backbone
+    )
 
 
 def build_scratch_cnn(config: ExtractorConfig) -> BuiltModel:
@@ -58,7 +64,9 @@ def build_scratch_cnn(config: ExtractorConfig) -> BuiltModel:
         )
     size = config.image_size
     if size < SCRATCH_CNN_DOWNSAMPLING:
-        raise ExtractorError(f"scratch_cnn needs --image-size / image_size of at least {SCRATCH_CNN_DOWNSAMPLING}, got {size}")
+        raise ExtractorError(
+            f"scratch_cnn needs --image-size / image_size of at least {SCRATCH_CNN_DOWNSAMPLING}, got {size}"
+        )
     weights_path = None if config.weights == "random" else existing_weights_file(config)
     if weights_path is None:
         keras.utils.set_random_seed(config.seed)
@@ -76,7 +84,9 @@ def build_scratch_cnn(config: ExtractorConfig) -> BuiltModel:
         load_weights_file(backbone, weights_path, config)
     scale_pixels = keras.layers.Rescaling(1 / 255, offset=0.0, name="scale_pixels")
     model = uint8_frames_model(backbone, scale_pixels, size, name="scratch_cnn_extractor")
-    return BuiltModel.from_keras_model(model, _sha256_or_none(weights_path), SCRATCH_CNN_PREPROCESSING, weights_backbone=backbone)
+    return BuiltModel.from_keras_model(
+        model, _sha256_or_none(weights_path), SCRATCH_CNN_PREPROCESSING, weights_backbone=backbone
+    )
 
 
 def _sha256_or_none(weights_path: str | None) -> str | None:

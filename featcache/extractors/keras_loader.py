@@ -23,7 +23,7 @@ def import_keras_quietly() -> None:
     if "keras" in sys.modules:
         return
     if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0":  # --verbose asked for TensorFlow's own logs
-        import keras  # noqa: F401
+        import keras
 
         return
     saved_stderr = os.dup(2)

@@ -8,8 +8,9 @@ record caches store, build_keras_model hands out the Keras model itself (for ben
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import keras
 import numpy as np
@@ -104,7 +105,9 @@ def build_keras_model(config: ExtractorConfig) -> keras.Model:
     """
     keras_model = build_model(config).keras_model
     if keras_model is None:
-        raise ExtractorError(f"{config.name} is a TensorFlow SavedModel, not a Keras model; choose a Keras extractor (`featcache extractors`)")
+        raise ExtractorError(
+            f"{config.name} is a TensorFlow SavedModel, not a Keras model; choose a Keras extractor (`featcache extractors`)"
+        )
     return keras_model
 
 
@@ -117,11 +120,15 @@ def build_imagenet_backbone(extractor_name: str, image_size: int | None = None) 
     config = ExtractorConfig(name=extractor_name, weights="imagenet", image_size=image_size)
     backbone = build_model(config).weights_backbone
     if backbone is None:
-        raise ExtractorError(f"{extractor_name} takes no --weights / weights file, so it has no ImageNet backbone to save")
+        raise ExtractorError(
+            f"{extractor_name} takes no --weights / weights file, so it has no ImageNet backbone to save"
+        )
     return backbone
 
 
-def _provenance(config: ExtractorConfig, weights_sha256: str | None, preprocessing: str, feature_dim: int) -> dict[str, Any]:
+def _provenance(
+    config: ExtractorConfig, weights_sha256: str | None, preprocessing: str, feature_dim: int
+) -> dict[str, Any]:
     """Every ExtractorConfig field under its own name (so the config can be rebuilt), plus what was loaded."""
     return {
         "name": config.name,

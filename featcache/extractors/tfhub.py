@@ -25,9 +25,13 @@ def build_tfhub_model(config: ExtractorConfig) -> BuiltModel:
     Its BuiltModel has no keras_model. weights_sha256 is over the SavedModel folder's files.
     """
     if not config.handle:
-        raise ExtractorError("--extractor tfhub needs --handle / handle URL_OR_FOLDER (a TF-Hub image feature-vector model)")
+        raise ExtractorError(
+            "--extractor tfhub needs --handle / handle URL_OR_FOLDER (a TF-Hub image feature-vector model)"
+        )
     if config.weights != ExtractorConfig.weights:
-        raise ExtractorError(f"tfhub takes its weights from --handle / handle; leave --weights / weights unset (got {config.weights!r})")
+        raise ExtractorError(
+            f"tfhub takes its weights from --handle / handle; leave --weights / weights unset (got {config.weights!r})"
+        )
     if keras.backend.backend() != "tensorflow":
         raise ExtractorError(
             f"tfhub needs KERAS_BACKEND=tensorflow (the Keras backend is {keras.backend.backend()!r}); "
@@ -46,7 +50,9 @@ def build_tfhub_model(config: ExtractorConfig) -> BuiltModel:
             "pass --handle / handle a reachable TF-Hub URL or a local SavedModel folder"
         ) from err
     if not callable(module):
-        raise ExtractorError(f"TF-Hub model {config.handle} is not callable; featcache needs a TF2 SavedModel (image feature vector)")
+        raise ExtractorError(
+            f"TF-Hub model {config.handle} is not callable; featcache needs a TF2 SavedModel (image feature vector)"
+        )
 
     size = config.image_size
 

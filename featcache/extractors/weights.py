@@ -45,7 +45,9 @@ def existing_weights_file(config: ExtractorConfig) -> str:
             f"{'' if config.name == 'scratch_cnn' else ', imagenet'} or a .weights.h5 / .h5 file"
         )
     if not path.is_file():
-        raise ExtractorError(f"--weights / weights {config.weights}: no such file; pass the path of a {config.name} weights file")
+        raise ExtractorError(
+            f"--weights / weights {config.weights}: no such file; pass the path of a {config.name} weights file"
+        )
     return str(path)
 
 
@@ -61,10 +63,18 @@ def load_weights_file(backbone: keras.Model, weights_path: str, config: Extracto
         try:
             backbone.load_weights(weights_path)
         except (ValueError, KeyError, OSError, TypeError) as err:
-            raise ExtractorError(f"--weights / weights {weights_path} does not fit {config.name} ({error_summary(err)}); {fix}") from err
-    partial = [str(w.message) for w in caught if "freshly-initialized" in str(w.message) or "could not be loaded" in str(w.message)]
+            raise ExtractorError(
+                f"--weights / weights {weights_path} does not fit {config.name} ({error_summary(err)}); {fix}"
+            ) from err
+    partial = [
+        str(w.message)
+        for w in caught
+        if "freshly-initialized" in str(w.message) or "could not be loaded" in str(w.message)
+    ]
     if partial:
-        raise ExtractorError(f"--weights / weights {weights_path} does not fit {config.name}: only partly loaded ({partial[0][:160]}); {fix}")
+        raise ExtractorError(
+            f"--weights / weights {weights_path} does not fit {config.name}: only partly loaded ({partial[0][:160]}); {fix}"
+        )
     for warning in caught:
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 

@@ -82,7 +82,7 @@ class EvaluationReport:
 
 
 def evaluate(
-    model_dir: "Path | ModelFolder",
+    model_dir: Path | ModelFolder,
     cache_path: Path,
     subset: str = "default",
     top_k: int | None = None,
@@ -117,7 +117,9 @@ def evaluate(
 
     true_labels = cache_to_model[index.labels[video_indices]]
     model = folder.load_model()  # Keras loads only once the inputs are known to fit
-    probabilities = predict_cached_features(model, cache, index, video_indices, folder.metadata.clip_frames, folder.metadata.test_clips)
+    probabilities = predict_cached_features(
+        model, cache, index, video_indices, folder.metadata.clip_frames, folder.metadata.test_clips
+    )
     metrics = compute_metrics(true_labels, probabilities, class_names, top_k)
 
     report_dir = Path(report_dir) if report_dir is not None else model_dir / "evaluation" / cache_path.stem
@@ -153,7 +155,9 @@ def evaluate(
         confusion_matrix_png=str(png_path),
         model_written_by=folder.metadata.featcache_version,
     )
-    plot_confusion_matrix(np.array(report.confusion_matrix), class_names, png_path, title=f"{cache_path.name} ({used_subset})")
+    plot_confusion_matrix(
+        np.array(report.confusion_matrix), class_names, png_path, title=f"{cache_path.name} ({used_subset})"
+    )
     json_path.write_text(report.to_json() + "\n")
     return report
 
@@ -165,7 +169,9 @@ def check_cache_matches_model(metadata: ModelMetadata, index: CacheIndex) -> Non
     and sampling; the dtype may differ (a float32 cache feeds a float16-trained head). A head trained on
     whole stored sequences also needs the cache's T; one trained on clips takes its frames from any length.
     """
-    cache_settings = settings_record({**index.extractor, "feature_dim": index.feature_dim}, index.sampling, None)  # any dtype
+    cache_settings = settings_record(
+        {**index.extractor, "feature_dim": index.feature_dim}, index.sampling, None
+    )  # any dtype
     problems = [describe_settings_difference(metadata.training_cache_settings, cache_settings)]
     if not metadata.clip_frames and metadata.num_frames != index.num_frames:
         problems.append(f"num_frames {metadata.num_frames} vs {index.num_frames}")
@@ -177,7 +183,9 @@ def check_cache_matches_model(metadata: ModelMetadata, index: CacheIndex) -> Non
         )
 
 
-def select_videos(index: CacheIndex, split: dict[str, str], subset: str, split_fingerprints: dict[str, str] | None = None) -> tuple[np.ndarray, str, str]:
+def select_videos(
+    index: CacheIndex, split: dict[str, str], subset: str, split_fingerprints: dict[str, str] | None = None
+) -> tuple[np.ndarray, str, str]:
     """Pick the videos to score: (cache row indices int64 (n,), "test" | "all", a sentence saying why).
 
     split: the model's split.csv, {cache path: "train" | "val" | "test"}; only "test" rows are held out (the
@@ -192,28 +200,46 @@ def select_videos(index: CacheIndex, split: dict[str, str], subset: str, split_f
     if index.num_videos == 0:
         raise InputError(f"{index.path} holds no videos (every video failed to embed?); nothing to evaluate")
     if split_fingerprints and all(index.fingerprints):
-        same_contents = all(fingerprint in split_fingerprints for path, fingerprint in zip(index.paths, index.fingerprints) if path in split)
+        same_contents = all(
+            fingerprint in split_fingerprints
+            for path, fingerprint in zip(index.paths, index.fingerprints)
+            if path in split
+        )
         is_training_cache = bool(split) and set(split) <= set(index.paths) and same_contents
-        seen = np.array([split_fingerprints.get(fingerprint) in ("train", "val") for fingerprint in index.fingerprints], dtype=bool)
+        seen = np.array(
+            [split_fingerprints.get(fingerprint) in ("train", "val") for fingerprint in index.fingerprints], dtype=bool
+        )
     else:
         is_training_cache = bool(split) and set(split) <= set(index.paths)
         seen = np.array([split.get(path) in ("train", "val") for path in index.paths], dtype=bool)
     num_seen = int(seen.sum())
     if subset == "all":
         seen_note = f", {num_seen} of which the model trained or validated on" if num_seen else ""
-        return np.arange(index.num_videos), "all", f"all {index.num_videos} videos of the cache (--subset all{seen_note})"
+        return (
+            np.arange(index.num_videos),
+            "all",
+            f"all {index.num_videos} videos of the cache (--subset all{seen_note})",
+        )
     if subset == "default" and not is_training_cache:
         if num_seen == 0:
-            return np.arange(index.num_videos), "all", f"all {index.num_videos} videos of the cache (the model was not trained on this cache)"
+            return (
+                np.arange(index.num_videos),
+                "all",
+                f"all {index.num_videos} videos of the cache (the model was not trained on this cache)",
+            )
         unseen = np.flatnonzero(~seen).astype(np.int64)
         if len(unseen) == 0:
             raise InputError(
                 f"every one of the {index.num_videos} videos of {index.path} is a video the model trained or validated on "
                 "(see its split.csv), so none is left to evaluate fairly; evaluate another cache, or use --subset all (subset='all') to score them anyway"
             )
-        return unseen, "all", (
-            f"all {index.num_videos} videos of the cache except {num_seen} the model trained or validated on "
-            f"({len(unseen)} scored; the model was not trained on this cache, but it shares videos with the training cache)"
+        return (
+            unseen,
+            "all",
+            (
+                f"all {index.num_videos} videos of the cache except {num_seen} the model trained or validated on "
+                f"({len(unseen)} scored; the model was not trained on this cache, but it shares videos with the training cache)"
+            ),
         )
     if not is_training_cache:
         raise InputError(
@@ -243,7 +269,9 @@ def map_cache_classes(model_class_names: list[str], index: CacheIndex, video_ind
     return cache_to_model
 
 
-def compute_metrics(true_labels: np.ndarray, probabilities: np.ndarray, class_names: list[str], top_k: int) -> dict[str, Any]:
+def compute_metrics(
+    true_labels: np.ndarray, probabilities: np.ndarray, class_names: list[str], top_k: int
+) -> dict[str, Any]:
     """Accuracy, top-k accuracy, per-class metrics and the confusion matrix over the model's classes.
 
     true_labels: int, shape (n,), model class indices. probabilities: float, shape (n, num_classes).
@@ -260,7 +288,9 @@ def compute_metrics(true_labels: np.ndarray, probabilities: np.ndarray, class_na
     # sklearn's top_k_accuracy_score wants 1-d scores for two classes and warns when k >= classes; this is its rule.
     # With k >= the classes every video counts as a hit: None, not a meaningless 1.0.
     top_k_labels = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
-    top_k_accuracy = float(np.mean((top_k_labels == true_labels[:, None]).any(axis=1))) if top_k < len(class_names) else None
+    top_k_accuracy = (
+        float(np.mean((top_k_labels == true_labels[:, None]).any(axis=1))) if top_k < len(class_names) else None
+    )
     num_predicted = np.bincount(predicted, minlength=len(class_names))
     return {
         "accuracy": float(np.mean(predicted == true_labels)),
@@ -296,7 +326,9 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: list[str], path: Path
     if len(class_names) <= 30:  # beyond that the numbers are unreadable anyway
         threshold = matrix.max() / 2 if matrix.size else 0
         for (row, column), count in np.ndenumerate(matrix):
-            axes.text(column, row, str(count), ha="center", va="center", color="white" if count > threshold else "black")
+            axes.text(
+                column, row, str(count), ha="center", va="center", color="white" if count > threshold else "black"
+            )
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     return path
@@ -311,7 +343,9 @@ def format_report(report: EvaluationReport, max_misclassified: int = 20) -> str:
     names = report.class_names
     name_width = max(len("class"), *(len(name) for name in names))
     lines = [
-        f"Model {report.model_dir}" + (f" (trained by featcache {report.model_written_by})" if report.model_written_by else "") + f" on {report.cache}",
+        f"Model {report.model_dir}"
+        + (f" (trained by featcache {report.model_written_by})" if report.model_written_by else "")
+        + f" on {report.cache}",
         f"Videos: {report.num_videos}, {report.subset_description}",
         f"Accuracy: {report.accuracy:.4f}",
         *([] if report.top_k_accuracy is None else [f"Top-{report.top_k} accuracy: {report.top_k_accuracy:.4f}"]),
@@ -323,12 +357,18 @@ def format_report(report: EvaluationReport, max_misclassified: int = 20) -> str:
         if metrics.absent:
             lines.append(f"{name:<{name_width}}  {_metric(metrics.precision, 9)}  absent from these videos")
             continue
-        lines.append(f"{name:<{name_width}}  {_metric(metrics.precision, 9)}  {metrics.recall:6.3f}  {metrics.f1:6.3f}  {metrics.support:7d}")
+        lines.append(
+            f"{name:<{name_width}}  {_metric(metrics.precision, 9)}  {metrics.recall:6.3f}  {metrics.f1:6.3f}  {metrics.support:7d}"
+        )
     cell_width = max(5, *(len(str(count)) for row in report.confusion_matrix for count in row))
     lines += ["", "Confusion matrix (rows: true class, columns: predicted, in this order):"]
-    lines.append(" " * (name_width + 8) + " ".join(f"{f'[{position}]':>{cell_width}}" for position in range(len(names))))
+    lines.append(
+        " " * (name_width + 8) + " ".join(f"{f'[{position}]':>{cell_width}}" for position in range(len(names)))
+    )
     for position, (name, row) in enumerate(zip(names, report.confusion_matrix)):
-        lines.append(f"{name:<{name_width}}  {f'[{position}]':>5} " + " ".join(f"{count:>{cell_width}}" for count in row))
+        lines.append(
+            f"{name:<{name_width}}  {f'[{position}]':>5} " + " ".join(f"{count:>{cell_width}}" for count in row)
+        )
     lines += ["", f"Misclassified: {len(report.misclassified)}"]
     for wrong in report.misclassified[:max_misclassified]:
         lines.append(f"  {wrong.path}: {wrong.true} -> {wrong.predicted} ({wrong.probability:.3f})")

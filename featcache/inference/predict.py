@@ -7,9 +7,10 @@ resized, preprocessed and embedded the same way as the videos the head was train
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -54,7 +55,9 @@ def check_extractor_matches(extractor: Extractor, metadata: ModelMetadata) -> No
     """
     # The extractor was built from the stored record, so what can differ is what loading found: the
     # weights file's contents and the output dimension.
-    loaded = settings_record({**metadata.extractor, **extractor.provenance, "feature_dim": extractor.feature_dim}, metadata.sampling, None)
+    loaded = settings_record(
+        {**metadata.extractor, **extractor.provenance, "feature_dim": extractor.feature_dim}, metadata.sampling, None
+    )
     difference = describe_settings_difference(metadata.training_cache_settings, loaded)
     if difference:
         raise CacheMismatchError(
@@ -81,7 +84,7 @@ class PreparedModel:
     test_clips: int = 1  # clips averaged per video for such a head (train --test-clips)
 
 
-def prepare_model(model_dir: "Path | ModelFolder") -> PreparedModel:
+def prepare_model(model_dir: Path | ModelFolder) -> PreparedModel:
     """Load a model folder and rebuild its extractor; raises ModelDirError, ExtractorError or CacheMismatchError."""
     folder = model_dir if isinstance(model_dir, ModelFolder) else ModelFolder.open(Path(model_dir))
     metadata = folder.metadata
@@ -109,7 +112,11 @@ def collect_videos(inputs: list[Path]) -> list[tuple[Path, str]]:
     videos: list[tuple[Path, str]] = []
     for path in map(Path, inputs):
         if path.is_dir():
-            found = sorted(found for found in path.rglob("*") if found.is_file() and found.suffix.lower() in VIDEO_EXTENSIONS and not found.name.startswith("."))
+            found = sorted(
+                found
+                for found in path.rglob("*")
+                if found.is_file() and found.suffix.lower() in VIDEO_EXTENSIONS and not found.name.startswith(".")
+            )
             if not found:
                 raise InputError(f"{path}: no video files ({' '.join(VIDEO_EXTENSIONS)}) in this folder or below it")
             videos += [(video, "") for video in found]
@@ -126,7 +133,14 @@ def write_predictions_csv(predictions: list[VideoPrediction], csv_path: Path) ->
     import csv
 
     top_k = max((len(prediction.top_k) for prediction in predictions), default=0)
-    header = ["path", "true_label", "predicted", "probability", *[f"{column}_{rank}" for rank in range(2, top_k + 1) for column in ("class", "probability")], "error"]
+    header = [
+        "path",
+        "true_label",
+        "predicted",
+        "probability",
+        *[f"{column}_{rank}" for rank in range(2, top_k + 1) for column in ("class", "probability")],
+        "error",
+    ]
     csv_path = Path(csv_path)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     with open(csv_path, "w", newline="", encoding="utf-8") as stream:
@@ -140,7 +154,10 @@ def write_predictions_csv(predictions: list[VideoPrediction], csv_path: Path) ->
 
 
 def predict_videos(
-    model_dir: Path, video_paths: list[Path], top_k: int = DEFAULT_TOP_K, progress: Callable[[int, int, int], None] | None = None
+    model_dir: Path,
+    video_paths: list[Path],
+    top_k: int = DEFAULT_TOP_K,
+    progress: Callable[[int, int, int], None] | None = None,
 ) -> list[VideoPrediction]:
     """Top-k classes of each video, embedded with the extractor and sampling stored with the model.
 
@@ -160,7 +177,9 @@ def predict_videos(
     video_paths = [path for path, _ in labelled]
     prepared = prepare_model(folder)
     entries = [VideoEntry(path=Path(path), relative_path=str(path), label="", group="") for path in video_paths]
-    decoded = decode_videos(entries, prepared.sampling, prepared.extractor_config.image_size, num_workers=os.cpu_count() or 1)
+    decoded = decode_videos(
+        entries, prepared.sampling, prepared.extractor_config.image_size, num_workers=os.cpu_count() or 1
+    )
     # Failures come back before the videos still waiting for a full batch: match outcomes by entry.
     position_of = {id(entry): position for position, entry in enumerate(entries)}
     outcomes: dict[int, VideoPrediction | np.ndarray] = {}
@@ -177,16 +196,22 @@ def predict_videos(
             continue
         waiting.append((position, features.astype(prepared.cache_dtype).astype(np.float32)))
         if len(waiting) == VIDEOS_PER_HEAD_CALL:
-            outcomes.update(classify_padded(prepared.model, waiting, prepared.num_frames, prepared.clip_frames, prepared.test_clips))
+            outcomes.update(
+                classify_padded(prepared.model, waiting, prepared.num_frames, prepared.clip_frames, prepared.test_clips)
+            )
             waiting.clear()
-    outcomes.update(classify_padded(prepared.model, waiting, prepared.num_frames, prepared.clip_frames, prepared.test_clips))
+    outcomes.update(
+        classify_padded(prepared.model, waiting, prepared.num_frames, prepared.clip_frames, prepared.test_clips)
+    )
     return [
         replace(_top_k(str(path), outcomes[position], class_names, top_k), true_label=label)
         for position, (path, label) in enumerate(labelled)
     ]
 
 
-def classify_padded(model: Any, videos: list[tuple[Any, np.ndarray]], num_frames: int, clip_frames: int = 0, test_clips: int = 1) -> dict[Any, np.ndarray]:
+def classify_padded(
+    model: Any, videos: list[tuple[Any, np.ndarray]], num_frames: int, clip_frames: int = 0, test_clips: int = 1
+) -> dict[Any, np.ndarray]:
     """Pad each video's float32 (length, feature_dim) features to `num_frames` and run the head once; a head
     trained on T-frame clips (clip_frames T > 0) sees `test_clips` uniform clips of each video, softmax averaged.
 
@@ -198,7 +223,9 @@ def classify_padded(model: Any, videos: list[tuple[Any, np.ndarray]], num_frames
     if not clip_frames:
         # A head on whole sequences of a `--frames 0` cache (T = its longest video) meets a longer new video:
         # the reader's rule, T frames uniform over the stored ones.
-        videos = [(key, video_features[uniform_positions(len(video_features), num_frames)]) for key, video_features in videos]
+        videos = [
+            (key, video_features[uniform_positions(len(video_features), num_frames)]) for key, video_features in videos
+        ]
     lengths = np.array([len(video_features) for _, video_features in videos], dtype=np.int32)
     padded_frames = max(num_frames, int(lengths.max()))
     assert clip_frames or padded_frames == num_frames, "the stored sampling never yields more than num_frames frames"
@@ -206,7 +233,11 @@ def classify_padded(model: Any, videos: list[tuple[Any, np.ndarray]], num_frames
     for row, (_, video_features) in enumerate(videos):
         features[row, : len(video_features)] = video_features
     probabilities = predict_over_clips(
-        lambda clips, clip_lengths: model.predict_on_batch([clips, clip_lengths]), features, lengths, clip_frames, test_clips
+        lambda clips, clip_lengths: model.predict_on_batch([clips, clip_lengths]),
+        features,
+        lengths,
+        clip_frames,
+        test_clips,
     )
     return {position: probabilities[row] for row, (position, _) in enumerate(videos)}
 
@@ -220,7 +251,9 @@ def _top_k(path: str, outcome: VideoPrediction | np.ndarray, class_names: list[s
 
 def describe_failure(prediction: VideoPrediction) -> str:
     """Why a video could not be predicted, naming it once (decode errors usually start with the path already)."""
-    return prediction.error if prediction.error.startswith(prediction.path) else f"{prediction.path}: {prediction.error}"
+    return (
+        prediction.error if prediction.error.startswith(prediction.path) else f"{prediction.path}: {prediction.error}"
+    )
 
 
 def format_predictions(predictions: list[VideoPrediction]) -> str:

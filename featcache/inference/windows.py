@@ -21,10 +21,16 @@ import numpy as np
 
 from featcache.config import SamplingConfig, WindowConfig
 from featcache.errors import VideoDecodeError
+from featcache.inference.predict import (
+    FRAMES_PER_BATCH,
+    VIDEOS_PER_HEAD_CALL,
+    PreparedModel,
+    classify_padded,
+    prepare_model,
+)
 
 # One place decides how a frame is opened, read and resized, so windows see the pixels `embed` saw.
 from featcache.video.decode import _check_readable_file, _open_capture, _read_container_properties, _to_model_frame
-from featcache.inference.predict import FRAMES_PER_BATCH, VIDEOS_PER_HEAD_CALL, PreparedModel, classify_padded, prepare_model
 from featcache.video.sampling import sample_frame_indices
 
 WINDOWS_CSV = "windows.csv"
@@ -136,7 +142,9 @@ def _scan_video(path: Path, prepared: PreparedModel, window: WindowConfig) -> Vi
     try:
         video_fps, _ = _read_container_properties(capture)
         if video_fps <= 0:
-            raise VideoDecodeError(f"{path}: the video does not state its frame rate, which --window (window_seconds) needs: windows are in seconds")
+            raise VideoDecodeError(
+                f"{path}: the video does not state its frame rate, which --window (window_seconds) needs: windows are in seconds"
+            )
         scanner = _WindowScanner(prepared, window_layout(video_fps, window, prepared.sampling))
         image_size = prepared.extractor_config.image_size
         frame_index = 0
@@ -219,7 +227,9 @@ class _WindowScanner:
         while self.open_windows:
             start = self.open_windows[0]
             indices = start + self.layout.offsets
-            if start + self.layout.window_frames > self.frames_seen or any(int(index) not in self.features for index in indices):
+            if start + self.layout.window_frames > self.frames_seen or any(
+                int(index) not in self.features for index in indices
+            ):
                 if final:
                     self.open_windows.clear()  # the video ended inside these windows
                 break
@@ -230,7 +240,13 @@ class _WindowScanner:
                 del self.features[index]
         if len(self.waiting) >= VIDEOS_PER_HEAD_CALL or final:
             keyed = list(enumerate(features for _, features in self.waiting))
-            probabilities = classify_padded(self.prepared.model, keyed, self.prepared.num_frames, self.prepared.clip_frames, self.prepared.test_clips)
+            probabilities = classify_padded(
+                self.prepared.model,
+                keyed,
+                self.prepared.num_frames,
+                self.prepared.clip_frames,
+                self.prepared.test_clips,
+            )
             self.start_frames += [start for start, _ in self.waiting]
             self.probabilities += [probabilities[key] for key, _ in keyed]
             self.waiting.clear()
@@ -249,15 +265,21 @@ def write_window_reports(report: WindowsReport, out_dir: Path) -> list[Path]:
         writer = csv.writer(stream)
         writer.writerow(["path", "window", "start_seconds", "end_seconds", "top_class", *report.class_names])
         for video in report.videos:
-            for number, (start, end, probabilities) in enumerate(zip(video.start_seconds, video.end_seconds, video.probabilities)):
+            for number, (start, end, probabilities) in enumerate(
+                zip(video.start_seconds, video.end_seconds, video.probabilities)
+            ):
                 top_class = report.class_names[int(np.argmax(probabilities))]
-                writer.writerow([video.path, number, f"{start:.3f}", f"{end:.3f}", top_class, *(f"{p:.6f}" for p in probabilities)])
+                writer.writerow(
+                    [video.path, number, f"{start:.3f}", f"{end:.3f}", top_class, *(f"{p:.6f}" for p in probabilities)]
+                )
     json_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
     written = [csv_path, json_path]
     used_names: set[str] = set()
     for video in report.videos:
         if video.error is None:
-            written.append(plot_timeline(video, report.class_names, out_dir / _unique_name(Path(video.path).stem, used_names)))
+            written.append(
+                plot_timeline(video, report.class_names, out_dir / _unique_name(Path(video.path).stem, used_names))
+            )
     return written
 
 
@@ -304,7 +326,9 @@ def format_windows(report: WindowsReport) -> str:
         if video.error is not None:
             lines.append(f"ERROR {video.error}")
             continue
-        lines.append(f"{video.path}: {len(video.start_seconds)} windows of {report.window.window_seconds:g} s every {report.window.stride_seconds:g} s")
+        lines.append(
+            f"{video.path}: {len(video.start_seconds)} windows of {report.window.window_seconds:g} s every {report.window.stride_seconds:g} s"
+        )
         for start, end, probabilities in zip(video.start_seconds, video.end_seconds, video.probabilities):
             label = int(np.argmax(probabilities))
             span = f"{start:.2f}-{end:.2f} s"

@@ -34,7 +34,10 @@ def write_report(summary: PipelineSummary) -> Path:
     text = f"pipeline {summary.pipeline.name}: {summary.pipeline.description}\nscored on: {scored}\n\n{format_report_table(summary)}\n"
     report_path = summary.out_dir / "report.txt"
     report_path.write_text(text, encoding="utf-8")
-    rows = [{key: (str(value) if isinstance(value, Path) else value) for key, value in dataclasses.asdict(outcome).items()} for outcome in summary.heads]
+    rows = [
+        {key: (str(value) if isinstance(value, Path) else value) for key, value in dataclasses.asdict(outcome).items()}
+        for outcome in summary.heads
+    ]
     document = {
         "pipeline": summary.pipeline.name,
         "description": summary.pipeline.description,

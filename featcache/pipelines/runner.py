@@ -11,8 +11,9 @@ import json
 import os
 import shutil
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from featcache.cache.settings import describe_settings_difference
 from featcache.config import HeadConfig, TrainConfig
@@ -64,7 +65,9 @@ def run_pipeline(
     video_root = _prepare_videos(pipeline, data_source, out_dir, say)
     cache_path = out_dir / CACHE_FILE_NAME
     say(f"embed: {video_root} -> {cache_path}")
-    embed_summary = embed(video_root, cache_path, pipeline.embed, overwrite=overwrite, progress=embed_progress, verbose=verbose)
+    embed_summary = embed(
+        video_root, cache_path, pipeline.embed, overwrite=overwrite, progress=embed_progress, verbose=verbose
+    )
     say(
         f"embed: {embed_summary.num_embedded} embedded, {embed_summary.num_already_cached} already cached, "
         f"{len(embed_summary.failures)} failed ({embed_summary.num_videos_in_cache} videos in the cache)"
@@ -77,7 +80,9 @@ def run_pipeline(
     index = cache.index
     for spec in pipeline.heads:
         model_dir = out_dir / MODELS_FOLDER_NAME / spec.name
-        folder = open_finished_model_folder(model_dir)  # any problem with a finished one is an error, not a reason to retrain
+        folder = open_finished_model_folder(
+            model_dir
+        )  # any problem with a finished one is an error, not a reason to retrain
         reason = _reason_to_train(model_dir, folder, spec.config, pipeline.train, index, embed_summary.num_embedded)
         if reason:
             say(f"train {spec.name}: {reason}; training {pipeline.train.epochs} epochs ...")
@@ -104,7 +109,9 @@ def _check_data_source(pipeline: Pipeline) -> Path | None:
         )
     if data.classes is not None:
         if not root.is_dir():
-            raise InputError(f"{pipeline.path.name}: [data] classes needs video_root to be a folder of class folders, {root} is a file")
+            raise InputError(
+                f"{pipeline.path.name}: [data] classes needs video_root to be a folder of class folders, {root} is a file"
+            )
         missing = [name for name in data.classes if not (root / name).is_dir()]
         if missing:
             raise InputError(
@@ -143,7 +150,9 @@ def link_class_folders(video_root: Path, class_names: tuple[str, ...], view_dir:
         if entry.name in wanted and entry.is_symlink() and entry.resolve() == wanted[entry.name]:
             continue
         if not entry.is_symlink():
-            raise InputError(f"{view_dir} holds {entry.name}, which is not a link made by featcache run; use another --out / out_dir or remove it")
+            raise InputError(
+                f"{view_dir} holds {entry.name}, which is not a link made by featcache run; use another --out / out_dir or remove it"
+            )
         entry.unlink()  # a link to a class no longer chosen, or to another video root
     for name, target in wanted.items():
         link = view_dir / name
@@ -151,11 +160,20 @@ def link_class_folders(video_root: Path, class_names: tuple[str, ...], view_dir:
             try:
                 os.symlink(target, link, target_is_directory=True)
             except OSError as err:
-                raise InputError(f"cannot link {link} -> {target} ({err}); list the videos in a CSV path,label[,group] and use it as video_root") from err
+                raise InputError(
+                    f"cannot link {link} -> {target} ({err}); list the videos in a CSV path,label[,group] and use it as video_root"
+                ) from err
     return view_dir
 
 
-def _reason_to_train(model_dir: Path, folder: ModelFolder | None, head_config: HeadConfig, train_config: TrainConfig, index: Any, num_embedded_now: int) -> str:
+def _reason_to_train(
+    model_dir: Path,
+    folder: ModelFolder | None,
+    head_config: HeadConfig,
+    train_config: TrainConfig,
+    index: Any,
+    num_embedded_now: int,
+) -> str:
     """'' when `folder` (the one at model_dir, None if unfinished) holds this head trained on this cache; else why it
     must be (re)trained."""
     if folder is None:
@@ -171,7 +189,9 @@ def _reason_to_train(model_dir: Path, folder: ModelFolder | None, head_config: H
         "classes": (list(metadata.class_names), list(index.class_names)),
     }
     changed = [what for what, (stored, wanted) in expected.items() if _json_normal(stored) != _json_normal(wanted)]
-    if describe_settings_difference(metadata.training_cache_settings, index.settings):  # the one settings check embed/evaluate/predict use
+    if describe_settings_difference(
+        metadata.training_cache_settings, index.settings
+    ):  # the one settings check embed/evaluate/predict use
         changed.append("embedding settings")
     return f"{', '.join(changed)} changed" if changed else ""
 
@@ -181,11 +201,17 @@ def _json_normal(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=lambda item: item.item() if hasattr(item, "item") else str(item))
 
 
-def _train_head(cache_path: "Path | Cache", model_dir: Path, spec: HeadSpec, train_config: TrainConfig, say: Progress) -> None:
+def _train_head(
+    cache_path: Path | Cache, model_dir: Path, spec: HeadSpec, train_config: TrainConfig, say: Progress
+) -> None:
     from featcache.training.train import train
 
-    result = train(cache_path, model_dir, spec.config, train_config, overwrite=True)  # _reason_to_train decided to retrain
-    say(f"train {spec.name}: split {result.split.num_train} train / {result.split.num_val} val / {result.split.num_test} test videos")
+    result = train(
+        cache_path, model_dir, spec.config, train_config, overwrite=True
+    )  # _reason_to_train decided to retrain
+    say(
+        f"train {spec.name}: split {result.split.num_train} train / {result.split.num_val} val / {result.split.num_test} test videos"
+    )
     for warning in result.warnings:
         say(f"train {spec.name}: warning: {warning}")
     kept = (
@@ -196,7 +222,9 @@ def _train_head(cache_path: "Path | Cache", model_dir: Path, spec: HeadSpec, tra
     say(f"train {spec.name}: {kept} ({result.seconds_per_epoch:.2f} s/epoch) -> {model_dir}")
 
 
-def _evaluate_head(spec: HeadSpec, folder: ModelFolder, cache_path: "Path | Cache", evaluate_config: EvaluateConfig, trained: bool) -> HeadOutcome:
+def _evaluate_head(
+    spec: HeadSpec, folder: ModelFolder, cache_path: Path | Cache, evaluate_config: EvaluateConfig, trained: bool
+) -> HeadOutcome:
     from featcache.inference.evaluate import evaluate
 
     report = evaluate(folder, cache_path, subset=evaluate_config.subset, top_k=evaluate_config.top_k)

@@ -15,7 +15,14 @@ from typing import Any
 from featcache.errors import InputError
 
 
-def build_config(config_class: type, table: dict[str, Any], path: Path, where: str, option_fields: dict[str, str] | None = None, extra_keys: tuple[str, ...] = ()) -> Any:
+def build_config(
+    config_class: type,
+    table: dict[str, Any],
+    path: Path,
+    where: str,
+    option_fields: dict[str, str] | None = None,
+    extra_keys: tuple[str, ...] = (),
+) -> Any:
     """config_class(**table) with option names mapped to fields, unknown keys and wrong types as InputError."""
     option_fields = option_fields or {}
     option_of_field = {field_name: option for option, field_name in option_fields.items()}
@@ -28,9 +35,14 @@ def build_config(config_class: type, table: dict[str, Any], path: Path, where: s
         raise InputError(f"{path}: {where} {err}") from err
 
 
-def typed_options(config_class: type, table: dict[str, Any], path: Path, where: str, option_fields: dict[str, str]) -> dict[str, Any]:
+def typed_options(
+    config_class: type, table: dict[str, Any], path: Path, where: str, option_fields: dict[str, str]
+) -> dict[str, Any]:
     hints = typing.get_type_hints(config_class)
-    return {key: typed_value(value, hints[option_fields.get(key, key)], path, f"{where} {key}") for key, value in table.items()}
+    return {
+        key: typed_value(value, hints[option_fields.get(key, key)], path, f"{where} {key}")
+        for key, value in table.items()
+    }
 
 
 def reject_unknown_keys(table: dict[str, Any], known: Any, path: Path, where: str) -> None:
@@ -91,7 +103,9 @@ def _describe_type(hint: Any) -> str:
         return f"a list of {_describe_type(typing.get_args(hint)[0]).split(' ', 1)[1]}s"
     if origin is dict:
         return "a table { key = value, ... }"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string", Path: "a string"}.get(hint, str(hint))
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string", Path: "a string"}.get(
+        hint, str(hint)
+    )
 
 
 def resolve(path_text: str, base_dir: Path) -> Path:

@@ -141,12 +141,14 @@ def pipeline_from_dict(document: dict[str, Any], path: Path, base_dir: Path) -> 
     out = typed_value(document.get("out"), str | None, path, "out")
 
     if "data" not in document:
-        raise InputError(f"{path}: missing [data] table; give [data] video_root = \"DIR\" or [data] demo = {{}}")
+        raise InputError(f'{path}: missing [data] table; give [data] video_root = "DIR" or [data] demo = {{}}')
     data = _data_config(_table(document, "data", path), path, base_dir)
     embed = _embed_config(_table(document, "embed", path), path, base_dir)
     heads = _head_specs(document.get("heads"), path)
     train = _train_config(_table(document, "train", path), path, base_dir)
-    evaluate = build_config(EvaluateConfig, _evaluate_table(_table(document, "evaluate", path), path), path, "[evaluate]")
+    evaluate = build_config(
+        EvaluateConfig, _evaluate_table(_table(document, "evaluate", path), path), path, "[evaluate]"
+    )
     return Pipeline(
         path=path,
         name=path.stem,
@@ -171,7 +173,9 @@ def _table(document: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
 def _data_config(table: dict[str, Any], path: Path, base_dir: Path) -> DataConfig:
     data = build_config(DataConfig, table, path, "[data]")
     if (data.video_root is None) == (data.demo is None):
-        raise InputError(f"{path}: [data] needs exactly one of video_root = \"DIR\" (your videos) or demo = {{...}} (generated demo videos)")
+        raise InputError(
+            f'{path}: [data] needs exactly one of video_root = "DIR" (your videos) or demo = {{...}} (generated demo videos)'
+        )
     if data.demo is not None:
         if data.classes is not None:
             raise InputError(f"{path}: [data] classes only applies to a video_root folder, not to demo data")
@@ -196,7 +200,10 @@ def _check_demo_arguments(arguments: dict[str, Any], path: Path) -> None:
 def _embed_config(table: dict[str, Any], path: Path, base_dir: Path) -> EmbedConfig:
     """[embed] keys are `featcache embed`'s options; each goes to the config (extractor, sampling, embed) that has it."""
     nested = {"extractor", "sampling"}  # EmbedConfig's sub-configs, set through their own fields
-    owners = {config_class: {f.name for f in dataclasses.fields(config_class)} - nested for config_class in (ExtractorConfig, SamplingConfig, EmbedConfig)}
+    owners = {
+        config_class: {f.name for f in dataclasses.fields(config_class)} - nested
+        for config_class in (ExtractorConfig, SamplingConfig, EmbedConfig)
+    }
     option_of_field = {field_name: option for option, field_name in EMBED_OPTION_FIELDS.items()}
     known_options = sorted(option_of_field.get(name, name) for names in owners.values() for name in names)
     reject_unknown_keys(table, known_options, path, "[embed]")
@@ -210,21 +217,27 @@ def _embed_config(table: dict[str, Any], path: Path, base_dir: Path) -> EmbedCon
     from featcache.extractors.registry import available_extractors
 
     if extractor.name not in available_extractors():
-        raise InputError(f"{path}: [embed] extractor {extractor.name!r} is unknown; choose one of {', '.join(available_extractors())}")
+        raise InputError(
+            f"{path}: [embed] extractor {extractor.name!r} is unknown; choose one of {', '.join(available_extractors())}"
+        )
     if extractor.weights not in ("imagenet", "random"):
         extractor = dataclasses.replace(extractor, weights=str(resolve(extractor.weights, base_dir)))
     if extractor.handle is not None and "://" not in extractor.handle:
         extractor = dataclasses.replace(extractor, handle=str(resolve(extractor.handle, base_dir)))
     options = typed_options(EmbedConfig, per_class[EmbedConfig], path, "[embed]", EMBED_OPTION_FIELDS)
     try:
-        return EmbedConfig(extractor=extractor, sampling=sampling, **{EMBED_OPTION_FIELDS.get(key, key): value for key, value in options.items()})
+        return EmbedConfig(
+            extractor=extractor,
+            sampling=sampling,
+            **{EMBED_OPTION_FIELDS.get(key, key): value for key, value in options.items()},
+        )
     except InputError as err:
         raise InputError(f"{path}: [embed] {err}") from err
 
 
 def _head_specs(tables: Any, path: Path) -> tuple[HeadSpec, ...]:
     if tables is None:
-        raise InputError(f"{path}: no [[heads]] table; add at least one, e.g. [[heads]] head = \"lstm\"")
+        raise InputError(f'{path}: no [[heads]] table; add at least one, e.g. [[heads]] head = "lstm"')
     if not isinstance(tables, list) or not all(isinstance(table, dict) for table in tables) or not tables:
         raise InputError(f"{path}: heads must be one or more [[heads]] tables")
     specs = []
@@ -235,12 +248,16 @@ def _head_specs(tables: Any, path: Path) -> tuple[HeadSpec, ...]:
         config = build_config(HeadConfig, options, path, where, HEAD_OPTION_FIELDS, extra_keys=("name",))
         name = name or config.head
         if not name or name in (".", "..") or "/" in name or "\\" in name:
-            raise InputError(f"{path}: {where} name {name!r} is not a folder name; it names the model folder OUT/models/<name>")
+            raise InputError(
+                f"{path}: {where} name {name!r} is not a folder name; it names the model folder OUT/models/<name>"
+            )
         specs.append(HeadSpec(name, config))
     names = [spec.name for spec in specs]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise InputError(f"{path}: several [[heads]] are named {', '.join(repeated)}; give each a distinct name = \"...\" (its model folder)")
+        raise InputError(
+            f'{path}: several [[heads]] are named {", ".join(repeated)}; give each a distinct name = "..." (its model folder)'
+        )
     return tuple(specs)
 
 
@@ -253,12 +270,15 @@ def _train_config(table: dict[str, Any], path: Path, base_dir: Path) -> TrainCon
     return config
 
 
-
 def with_video_root(pipeline: Pipeline, video_root: Path) -> Pipeline:
     """The pipeline reading its videos from `video_root` instead (the CLI's --data)."""
     if pipeline.data.demo is not None:
-        raise InputError(f"{pipeline.path.name} generates its demo videos; --data only applies to a pipeline with [data] video_root")
-    return dataclasses.replace(pipeline, data=dataclasses.replace(pipeline.data, video_root=str(Path(video_root).expanduser().absolute())))
+        raise InputError(
+            f"{pipeline.path.name} generates its demo videos; --data only applies to a pipeline with [data] video_root"
+        )
+    return dataclasses.replace(
+        pipeline, data=dataclasses.replace(pipeline.data, video_root=str(Path(video_root).expanduser().absolute()))
+    )
 
 
 def _evaluate_table(table: dict[str, Any], path: Path) -> dict[str, Any]:

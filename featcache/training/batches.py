@@ -21,7 +21,9 @@ import numpy as np
 from featcache.cache import Cache, CacheIndex, CacheReader, FeatureReader
 from featcache.training.clips import clip_positions, gather_clips, read_clips
 
-Batch = tuple[tuple[np.ndarray, np.ndarray], np.ndarray]  # ((features float32 (B, T, D), lengths int32 (B,)), labels int32 (B,))
+Batch = tuple[
+    tuple[np.ndarray, np.ndarray], np.ndarray
+]  # ((features float32 (B, T, D), lengths int32 (B,)), labels int32 (B,))
 
 
 class EpochBatches:
@@ -36,7 +38,7 @@ class EpochBatches:
     """
 
     def __init__(
-        self, cache: "Path | Cache", index: CacheIndex, rows: np.ndarray, batch_size: int, shuffle: bool, seed: int,
+        self, cache: Path | Cache, index: CacheIndex, rows: np.ndarray, batch_size: int, shuffle: bool, seed: int,
         frames: int = 0, clip_sampling: str = "uniform", features: np.ndarray | None = None,
     ) -> None:  # fmt: skip
         self.cache = cache
@@ -64,7 +66,11 @@ class EpochBatches:
     def epoch_order(self, epoch: int) -> np.ndarray:
         """int64 (len(rows),): positions into `rows` in the order epoch `epoch` visits them."""
         if self._order is None or self._order[0] != epoch:
-            order = np.random.default_rng([self.seed, epoch]).permutation(len(self.rows)) if self.shuffle else np.arange(len(self.rows))
+            order = (
+                np.random.default_rng([self.seed, epoch]).permutation(len(self.rows))
+                if self.shuffle
+                else np.arange(len(self.rows))
+            )
             self._order = (epoch, order)
         return self._order[1]
 
@@ -107,7 +113,14 @@ class EpochBatches:
         self.close()
 
 
-def read_videos(reader: CacheReader, index: CacheIndex, rows: np.ndarray, frames: int, clip_sampling: str, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
+def read_videos(
+    reader: CacheReader,
+    index: CacheIndex,
+    rows: np.ndarray,
+    frames: int,
+    clip_sampling: str,
+    rng: np.random.Generator | None,
+) -> tuple[np.ndarray, np.ndarray]:
     """(features float32 (n, T, D), lengths int32 (n,)) of cache `rows`: as stored (frames 0; T the cache's) or as
     T-frame clips (frames T), for which only the chosen frames are read. rng: for "random" clips."""
     if not frames:

@@ -17,7 +17,13 @@ from featcache.config import CLIP_SAMPLINGS
 from featcache.errors import InputError
 
 
-def clip_positions(lengths: np.ndarray, num_frames: int, mode: str = "uniform", rng: np.random.Generator | None = None, offset: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def clip_positions(
+    lengths: np.ndarray,
+    num_frames: int,
+    mode: str = "uniform",
+    rng: np.random.Generator | None = None,
+    offset: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:
     """Stored-frame positions of one T-frame clip per video, and the clips' lengths.
 
     lengths: int (N,), each video's stored frames (at least 1). num_frames: T.
@@ -63,7 +69,9 @@ def gather_clips(features: np.ndarray, positions: np.ndarray, clip_lengths: np.n
     return clips
 
 
-def predict_over_clips(predict, features: np.ndarray, lengths: np.ndarray, frames: int, num_clips: int = 1) -> np.ndarray:
+def predict_over_clips(
+    predict, features: np.ndarray, lengths: np.ndarray, frames: int, num_clips: int = 1
+) -> np.ndarray:
     """Class probabilities of videos, averaged over `num_clips` evenly offset uniform T-frame clips of each.
 
     predict: (features float32 (n, T, D), lengths int32 (n,)) -> probabilities (n, num_classes).
@@ -76,12 +84,22 @@ def predict_over_clips(predict, features: np.ndarray, lengths: np.ndarray, frame
     total = None
     for offset in evenly_spaced_offsets(num_clips):
         positions, clip_lengths = clip_positions(lengths, frames, "uniform", offset=offset)
-        probabilities = np.asarray(predict(gather_clips(features, positions, clip_lengths), clip_lengths), dtype=np.float32)
+        probabilities = np.asarray(
+            predict(gather_clips(features, positions, clip_lengths), clip_lengths), dtype=np.float32
+        )
         total = probabilities if total is None else total + probabilities
     return total / num_clips
 
 
-def read_clips(reader, rows: np.ndarray, lengths: np.ndarray, num_frames: int, mode: str = "uniform", rng: np.random.Generator | None = None, offset: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def read_clips(
+    reader,
+    rows: np.ndarray,
+    lengths: np.ndarray,
+    num_frames: int,
+    mode: str = "uniform",
+    rng: np.random.Generator | None = None,
+    offset: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:
     """T-frame clips of cache `rows`, reading only the chosen frames (a featcache.cache reader's `read_frames`).
 
     lengths: the rows' stored lengths. Returns features float32 (n, T, D), zero beyond each clip length, and the

@@ -15,9 +15,9 @@ from typing import Any
 from featcache.cache import Cache
 from featcache.config import HeadConfig, TrainConfig, config_from_dict
 from featcache.errors import InputError
+from featcache.training.epochs import Progress
 from featcache.training.heads import available_heads
 from featcache.training.model_folder import check_model_dir_writable
-from featcache.training.epochs import Progress
 from featcache.training.scoring import score_accuracy
 from featcache.training.train import fit_head, save_trained_head
 from featcache.training.training_data import load_training_data
@@ -41,7 +41,7 @@ class ComparisonRow:
 
 
 def compare_heads(
-    cache_path: "Path | Cache",
+    cache_path: Path | Cache,
     head_names: list[str],
     head_overrides: dict[str, Any] | None = None,
     train_config: TrainConfig = TrainConfig(),
@@ -58,7 +58,9 @@ def compare_heads(
     """
     unknown = [name for name in head_names if name not in available_heads()]
     if unknown or not head_names:
-        raise InputError(f"--heads / head_names: unknown or no head(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(available_heads())}")
+        raise InputError(
+            f"--heads / head_names: unknown or no head(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(available_heads())}"
+        )
     base_config = config_from_dict(HeadConfig, dict(head_overrides or {}))
     head_configs = [replace(base_config, head=name) for name in head_names]
     if out_dir is not None:
@@ -98,7 +100,9 @@ def comparison_as_json(rows: list[ComparisonRow]) -> str:
 
 def format_comparison(rows: list[ComparisonRow]) -> str:
     """A plain-text table, one line per head: test accuracy first (the number to compare), then the kept epoch's validation accuracy."""
-    header = f"{'head':<10} {'test accuracy':>13} {'val accuracy':>12} {'best epoch':>10} {'s/epoch':>8} {'parameters':>11}"
+    header = (
+        f"{'head':<10} {'test accuracy':>13} {'val accuracy':>12} {'best epoch':>10} {'s/epoch':>8} {'parameters':>11}"
+    )
     lines = [header, "-" * len(header)]
     for row in rows:
         val_accuracy = "-" if row.best_val_accuracy is None else f"{row.best_val_accuracy:.3f}"

@@ -13,16 +13,17 @@ so a cache larger than memory works; nothing is decoded. Every format gives, per
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from featcache.cache import CacheIndex, read_cache_index
-from featcache.training.batches import Batch, EpochBatches
-from featcache.training.clips import clip_positions
 from featcache.config import SPLIT_NAMES, TrainConfig
 from featcache.errors import InputError
+from featcache.training.batches import Batch, EpochBatches
+from featcache.training.clips import clip_positions
 from featcache.training.model_folder import ModelMetadata
 from featcache.training.splits import SUBSETS, choose_split
 
@@ -39,7 +40,16 @@ class CacheBatches:
     rows: the cache rows in this subset (int64); class_names: what the labels index.
     """
 
-    def __init__(self, index: CacheIndex, rows: np.ndarray, batch_size: int, shuffle: bool, seed: int, frames: int | None, clip_sampling: str) -> None:
+    def __init__(
+        self,
+        index: CacheIndex,
+        rows: np.ndarray,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        frames: int | None,
+        clip_sampling: str,
+    ) -> None:
         self.index = index
         self.rows = np.asarray(rows, dtype=np.int64)
         self.batch_size = batch_size
@@ -64,7 +74,16 @@ class CacheBatches:
         epoch = self.epoch
         self.epoch += 1
         # Its own file handle per epoch: two iterations at once (zip, a tf.data prefetch) never share one.
-        with EpochBatches(self.index.path, self.index, self.rows, self.batch_size, self.shuffle, self.seed, self.frames or 0, self.clip_sampling) as batches:
+        with EpochBatches(
+            self.index.path,
+            self.index,
+            self.rows,
+            self.batch_size,
+            self.shuffle,
+            self.seed,
+            self.frames or 0,
+            self.clip_sampling,
+        ) as batches:
             for batch_number in range(len(batches)):
                 yield batches.batch(epoch, batch_number)
 
@@ -139,7 +158,9 @@ def split_config(split: TrainConfig | str | Path | None) -> TrainConfig:
         # The model's own training settings on its own cache give back its split exactly (choose_split is seeded).
         return ModelMetadata.read(path).train_config
     if not path.is_file():
-        raise InputError(f"split {split!r}: not a split name ({', '.join(SPLIT_NAMES)}), a split file or a model folder")
+        raise InputError(
+            f"split {split!r}: not a split name ({', '.join(SPLIT_NAMES)}), a split file or a model folder"
+        )
     return TrainConfig(split_file=str(path))
 
 

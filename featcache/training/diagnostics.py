@@ -12,7 +12,9 @@ from featcache.training.epochs import Progress
 from featcache.training.splits import Split
 
 
-def training_warnings(split: Split, labels: np.ndarray, history: list[dict[str, float | None]], best_epoch: int, num_classes: int) -> list[str]:
+def training_warnings(
+    split: Split, labels: np.ndarray, history: list[dict[str, float | None]], best_epoch: int, num_classes: int
+) -> list[str]:
     """What a user must hear about a finished training run: a head at chance level, a too-small split.
 
     labels: int32 (N,), every cached video's label; history: the run's rows (KeepBestEpoch.history).
@@ -20,12 +22,17 @@ def training_warnings(split: Split, labels: np.ndarray, history: list[dict[str, 
     messages = split_warnings(split, labels, num_classes)
     kept = next(row for row in history if row["epoch"] == best_epoch)
     chance = 1.0 / num_classes
+
     # Near chance: within a tenth of the way from chance to perfect, and the loss within 5% of ln(classes),
     # the loss of a uniform guess. Both together: a head that learned nothing, not a hard dataset.
     def near_chance(accuracy: float | None) -> bool:
         return accuracy is None or accuracy <= chance + 0.1 * (1.0 - chance)
 
-    if near_chance(kept["accuracy"]) and near_chance(kept["val_accuracy"]) and abs(kept["loss"] - math.log(num_classes)) <= 0.05 * math.log(num_classes):
+    if (
+        near_chance(kept["accuracy"])
+        and near_chance(kept["val_accuracy"])
+        and abs(kept["loss"] - math.log(num_classes)) <= 0.05 * math.log(num_classes)
+    ):
         messages.append(
             f"the head ended at chance level (training accuracy {kept['accuracy']:.3f}, chance {chance:.3f}; loss {kept['loss']:.3f} "
             f"≈ ln {num_classes} = {math.log(num_classes):.3f}): the features likely carry no information about the classes "
@@ -37,7 +44,10 @@ def training_warnings(split: Split, labels: np.ndarray, history: list[dict[str, 
 
 def split_warnings(split: Split, labels: np.ndarray, num_classes: int, minimum_per_class: int = 2) -> list[str]:
     """A warning per subset (val, test) holding fewer than `minimum_per_class` videos of some class: its accuracy means little."""
-    fixes = {"val": "raise --val-fraction / val_fraction or embed more videos", "test": "raise --test-fraction / test_fraction or embed more videos"}
+    fixes = {
+        "val": "raise --val-fraction / val_fraction or embed more videos",
+        "test": "raise --test-fraction / test_fraction or embed more videos",
+    }
     messages = []
     for subset, rows in (("val", split.val_indices), ("test", split.test_indices)):
         if len(rows) == 0:
@@ -58,7 +68,11 @@ def find_leaked_duplicates(index: CacheIndex, split: Split) -> list[tuple[str, s
     for path, fingerprint, subset in zip(index.paths, index.fingerprints, subsets):
         if fingerprint and subset in ("train", "val"):
             seen.setdefault(fingerprint, path)
-    return [(seen[fingerprint], path) for path, fingerprint, subset in zip(index.paths, index.fingerprints, subsets) if subset == "test" and fingerprint in seen]
+    return [
+        (seen[fingerprint], path)
+        for path, fingerprint, subset in zip(index.paths, index.fingerprints, subsets)
+        if subset == "test" and fingerprint in seen
+    ]
 
 
 def warn_about_leaks(leaks: list[tuple[str, str]], progress: Progress | None) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -56,7 +56,11 @@ class KeepBestEpoch(keras.callbacks.Callback):
         if self.validates:
             is_best = self._is_better(row["val_accuracy"], row["val_loss"])
             if is_best:
-                self.best_epoch, self.best_val_accuracy, self.best_val_loss = row["epoch"], row["val_accuracy"], row["val_loss"]
+                self.best_epoch, self.best_val_accuracy, self.best_val_loss = (
+                    row["epoch"],
+                    row["val_accuracy"],
+                    row["val_loss"],
+                )
                 self._best_weights = self.model.get_weights()
             validation = f"val loss {row['val_loss']:.4f}  val accuracy {row['val_accuracy']:.3f}  "
         else:
@@ -72,7 +76,9 @@ class KeepBestEpoch(keras.callbacks.Callback):
             self.stopped_early = True
             self.model.stop_training = True
             if self.progress is not None:
-                self.progress(f"stopped early: no better epoch in the last {self.patience} (--patience {self.patience})")
+                self.progress(
+                    f"stopped early: no better epoch in the last {self.patience} (--patience {self.patience})"
+                )
 
     def _is_better(self, val_accuracy: float, val_loss: float) -> bool:
         if self.best_val_accuracy is None or val_accuracy > self.best_val_accuracy:

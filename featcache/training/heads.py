@@ -9,7 +9,7 @@ Keras 3 public API only (keras.layers, keras.ops), so the heads run under any KE
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 from keras import layers, ops
@@ -83,7 +83,9 @@ class PositionEmbedding(layers.Layer):
     def build(self, input_shape) -> None:
         if self.kind == "learned":
             self.positions = self.add_weight(
-                shape=(self.num_frames, input_shape[-1]), initializer=keras.initializers.RandomNormal(stddev=0.02), name="positions"
+                shape=(self.num_frames, input_shape[-1]),
+                initializer=keras.initializers.RandomNormal(stddev=0.02),
+                name="positions",
             )
 
     def call(self, features):
@@ -209,7 +211,12 @@ def _tcn_head(features, mask, head_config: HeadConfig, num_classes: int):
     for level in range(head_config.num_layers):
         convolved = MaskFrames(name=f"level{level}_mask")([hidden, mask])
         convolved = layers.Conv1D(
-            head_config.units, head_config.kernel_size, dilation_rate=2**level, padding="same", activation="relu", name=f"level{level}_convolution"
+            head_config.units,
+            head_config.kernel_size,
+            dilation_rate=2**level,
+            padding="same",
+            activation="relu",
+            name=f"level{level}_convolution",
         )(convolved)
         hidden = layers.Add(name=f"level{level}_residual")([hidden, convolved])
     return _classifier_top(MaskedMean(name="masked_mean")([hidden, mask]), head_config, num_classes)
@@ -220,7 +227,10 @@ HEADS: dict[str, tuple[Callable, str]] = {
     "lstm": (_recurrent_head(layers.LSTM), "masked LSTM -> Dense(relu) -> Dropout -> softmax (the notebook's head)"),
     "gru": (_recurrent_head(layers.GRU), "masked GRU -> Dense(relu) -> Dropout -> softmax"),
     "meanpool": (_meanpool_head, "mean over real frames -> Dense(relu) -> Dropout -> softmax (order-blind baseline)"),
-    "transformer": (_transformer_head, "Transformer encoder over the real frames (positions, masked attention) -> mean or class token -> Dense -> softmax"),
+    "transformer": (
+        _transformer_head,
+        "Transformer encoder over the real frames (positions, masked attention) -> mean or class token -> Dense -> softmax",
+    ),
     "tcn": (_tcn_head, "dilated residual 1-D convolutions over the real frames -> masked mean -> Dense -> softmax"),
 }
 assert tuple(HEADS) == HEAD_NAMES, "featcache.config.HEAD_NAMES must list the heads registry"

@@ -98,7 +98,12 @@ class ModelMetadata:
             extractor=dict(index.extractor),
             sampling=dict(index.sampling),
             cache={"path": str(Path(index.path).resolve()), "num_videos": index.num_videos},
-            split={"description": split.description, "num_train": split.num_train, "num_val": split.num_val, "num_test": split.num_test},
+            split={
+                "description": split.description,
+                "num_train": split.num_train,
+                "num_val": split.num_val,
+                "num_test": split.num_test,
+            },
             best_epoch=int(best_epoch),
             best_val_accuracy=None if best_val_accuracy is None else float(best_val_accuracy),
             seconds_per_epoch=float(seconds_per_epoch),
@@ -110,10 +115,14 @@ class ModelMetadata:
         """featcache.json of a model folder; ModelDirError for a missing, foreign or incomplete folder."""
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
-            raise ModelDirError(f"{model_dir}: no such model folder; write one with `featcache train CACHE.h5 --out {model_dir}`")
+            raise ModelDirError(
+                f"{model_dir}: no such model folder; write one with `featcache train CACHE.h5 --out {model_dir}`"
+            )
         metadata_path = model_dir / METADATA_FILE
         if not metadata_path.is_file():
-            raise ModelDirError(f"{model_dir}: no {METADATA_FILE}, so not a (finished) featcache model folder; re-run `featcache train`")
+            raise ModelDirError(
+                f"{model_dir}: no {METADATA_FILE}, so not a (finished) featcache model folder; re-run `featcache train`"
+            )
         try:
             saved = json.loads(metadata_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -123,12 +132,18 @@ class ModelMetadata:
     @classmethod
     def from_dict(cls, saved: Any, source: Path) -> ModelMetadata:
         """Rebuild from featcache.json's content; `source` names the file in errors."""
-        newer = newer_writer_problem(str(saved.get("featcache_version", "")), str(source.parent)) if isinstance(saved, dict) else ""
+        newer = (
+            newer_writer_problem(str(saved.get("featcache_version", "")), str(source.parent))
+            if isinstance(saved, dict)
+            else ""
+        )
         if newer:
             raise ModelDirError(newer)
         if not isinstance(saved, dict) or saved.get("format_version") != FORMAT_VERSION:
             found = saved.get("format_version") if isinstance(saved, dict) else None
-            raise ModelDirError(f"{source}: model folder format {found!r}, this featcache reads format {FORMAT_VERSION}; re-run `featcache train`")
+            raise ModelDirError(
+                f"{source}: model folder format {found!r}, this featcache reads format {FORMAT_VERSION}; re-run `featcache train`"
+            )
         missing = [key for key in METADATA_KEYS if key not in saved]
         if missing:
             raise ModelDirError(f"{source}: missing {', '.join(missing)}; re-run `featcache train`")
@@ -156,7 +171,9 @@ class ModelMetadata:
     def write(self, model_dir: Path) -> None:
         """Replace MODEL_DIR/featcache.json atomically: a reader sees the old file, the new one, or none."""
         text = json.dumps(self.to_dict(), indent=2) + "\n"
-        write_atomically(Path(model_dir) / METADATA_FILE, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+        write_atomically(
+            Path(model_dir) / METADATA_FILE, lambda temporary: temporary.write_text(text, encoding="utf-8")
+        )
 
     @property
     def head_settings(self) -> dict[str, Any]:
@@ -235,9 +252,16 @@ class ModelFolder:
         metadata = ModelMetadata.read(model_dir)
         for name in (MODEL_FILE, SPLIT_FILE):
             if not (model_dir / name).is_file():
-                raise ModelDirError(f"{model_dir}: {name} is missing, the folder is incomplete; re-run `featcache train`")
+                raise ModelDirError(
+                    f"{model_dir}: {name} is missing, the folder is incomplete; re-run `featcache train`"
+                )
         rows = _split_rows(model_dir / SPLIT_FILE)
-        return cls(path=model_dir, metadata=metadata, split=split_subsets(rows), split_fingerprints=split_fingerprint_subsets(rows))
+        return cls(
+            path=model_dir,
+            metadata=metadata,
+            split=split_subsets(rows),
+            split_fingerprints=split_fingerprint_subsets(rows),
+        )
 
     @property
     def class_names(self) -> list[str]:
@@ -253,7 +277,9 @@ class ModelFolder:
         try:
             return keras.saving.load_model(self.path / MODEL_FILE, compile=False)
         except (OSError, ValueError, TypeError, KeyError) as err:
-            raise ModelDirError(f"{self.path / MODEL_FILE}: cannot be loaded ({err}); re-run `featcache train`") from err
+            raise ModelDirError(
+                f"{self.path / MODEL_FILE}: cannot be loaded ({err}); re-run `featcache train`"
+            ) from err
 
 
 def open_finished_model_folder(model_dir: Path) -> ModelFolder | None:
@@ -321,11 +347,19 @@ def check_model_dir_writable(model_dir: Path, overwrite: bool = False) -> None:
 
 def _is_model_folder_entry(name: str) -> bool:
     """A file or folder a model folder holds, or a featcache.json left half-written by an interrupted run."""
-    is_metadata_temporary = name.startswith(f".{METADATA_FILE}.") and name.endswith(".tmp")  # featcache.files.temporary_path_for
+    is_metadata_temporary = name.startswith(f".{METADATA_FILE}.") and name.endswith(
+        ".tmp"
+    )  # featcache.files.temporary_path_for
     return name in MODEL_DIR_FILES or name == EVALUATION_DIR or is_metadata_temporary
 
 
-def save_model_folder(model_dir: Path, model: Any, metadata: ModelMetadata, history: list[dict[str, float]], split_rows: list[tuple[str, str, str]]) -> None:
+def save_model_folder(
+    model_dir: Path,
+    model: Any,
+    metadata: ModelMetadata,
+    history: list[dict[str, float]],
+    split_rows: list[tuple[str, str, str]],
+) -> None:
     """Write a model folder (see the module docstring); featcache.json last, so an interrupted write reads as incomplete.
 
     Overwriting a model folder also removes its evaluation/ reports: they describe the previous model.

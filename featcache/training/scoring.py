@@ -22,7 +22,14 @@ FEATURE_BLOCK_BYTES = 256 * 2**20
 PREDICT_BATCH_SIZE = 64
 
 
-def predict_cached_features(model: Any, cache_path: "Path | Cache", index: CacheIndex, video_indices: np.ndarray, frames: int = 0, num_clips: int = 1) -> np.ndarray:
+def predict_cached_features(
+    model: Any,
+    cache_path: Path | Cache,
+    index: CacheIndex,
+    video_indices: np.ndarray,
+    frames: int = 0,
+    num_clips: int = 1,
+) -> np.ndarray:
     """Run a Keras model over the given cache rows, reading features block by block.
 
     frames, num_clips: a model trained on T-frame clips sees `num_clips` uniform clips per video, softmax averaged.
@@ -39,13 +46,19 @@ def predict_cached_features(model: Any, cache_path: "Path | Cache", index: Cache
             for batch_start in range(0, len(rows), PREDICT_BATCH_SIZE):
                 batch = slice(batch_start, batch_start + PREDICT_BATCH_SIZE)
                 output = predict_over_clips(
-                    lambda clips, clip_lengths: model.predict_on_batch([clips, clip_lengths]), features[batch], lengths[batch], frames, num_clips
+                    lambda clips, clip_lengths: model.predict_on_batch([clips, clip_lengths]),
+                    features[batch],
+                    lengths[batch],
+                    frames,
+                    num_clips,
                 )
                 blocks.append(output)
     return np.concatenate(blocks, axis=0)
 
 
-def score_accuracy(model: Any, data: TrainingData, subset: str = "test", train_config: TrainConfig | None = None) -> float:
+def score_accuracy(
+    model: Any, data: TrainingData, subset: str = "test", train_config: TrainConfig | None = None
+) -> float:
     """Accuracy of a finished Keras model on one subset ("train", "val" or "test") of `data`'s split.
 
     For scoring after training (compare's test column); reads the features from memory or, block by block,
@@ -57,11 +70,19 @@ def score_accuracy(model: Any, data: TrainingData, subset: str = "test", train_c
     if len(rows) == 0:
         raise InputError(f"the split has no {subset} videos to score")
     if data.in_memory:
-        (features, lengths), labels = {"train": data.train_inputs, "val": data.val_inputs, "test": data.test_inputs}[subset]
+        (features, lengths), labels = {"train": data.train_inputs, "val": data.val_inputs, "test": data.test_inputs}[
+            subset
+        ]
         probabilities = predict_over_clips(
-            lambda batch, batch_lengths: model.predict([batch, batch_lengths], batch_size=256, verbose=0), features, lengths, frames, num_clips
+            lambda batch, batch_lengths: model.predict([batch, batch_lengths], batch_size=256, verbose=0),
+            features,
+            lengths,
+            frames,
+            num_clips,
         )
     else:
         labels = data.index.labels[rows]
-        probabilities = predict_cached_features(model, data.cache or data.index.path, data.index, rows, frames, num_clips)
+        probabilities = predict_cached_features(
+            model, data.cache or data.index.path, data.index, rows, frames, num_clips
+        )
     return float(np.mean(np.argmax(probabilities, axis=1) == labels))

@@ -64,7 +64,7 @@ class Split:
         return len(self.test_indices)
 
     def subsets(self, num_videos: int) -> list[str]:
-        """"train", "val" or "test" for each of the cache's `num_videos` rows."""
+        """ "train", "val" or "test" for each of the cache's `num_videos` rows."""
         subsets = np.full(num_videos, "train", dtype=object)
         subsets[self.val_indices] = "val"
         subsets[self.test_indices] = "test"
@@ -98,12 +98,16 @@ def choose_split(index: CacheIndex, train_config: TrainConfig) -> Split:
         val_indices, validation = validation_split(index, training_side, train_config.val_fraction, train_config.seed)
     train_indices = np.setdiff1d(training_side, val_indices).astype(np.int64)
     if len(train_indices) == 0:
-        raise InputError(f"{index.path}: the split ({description}; {validation}) leaves no training videos; {NO_VALIDATION_FIX} or list some as train")
+        raise InputError(
+            f"{index.path}: the split ({description}; {validation}) leaves no training videos; {NO_VALIDATION_FIX} or list some as train"
+        )
     counts = f"{len(train_indices)} train / {len(val_indices)} val / {len(test_indices)} test videos"
     return Split(train_indices, val_indices, test_indices, f"{description}; {validation}: {counts}")
 
 
-def validation_split(index: CacheIndex, training_side: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, str]:
+def validation_split(
+    index: CacheIndex, training_side: np.ndarray, val_fraction: float, seed: int
+) -> tuple[np.ndarray, str]:
     """Validation rows (int64, sorted) held out of the training side's rows, and a description; no group on both sides."""
     labels = np.asarray(index.labels)[training_side]
     groups = [index.groups[row] for row in training_side]
@@ -128,7 +132,9 @@ def official_ucf101_split(index: CacheIndex, split_name: str) -> np.ndarray:
     try:
         groups = np.array([int(group) for group in index.groups])
     except ValueError as err:
-        raise InputError(f"--split / split {split_name} needs numeric UCF101 groups (1-25): {err}; use --split auto or a --split-file") from err
+        raise InputError(
+            f"--split / split {split_name} needs numeric UCF101 groups (1-25): {err}; use --split auto or a --split-file"
+        ) from err
     return np.isin(groups, list(UCF101_TEST_GROUPS[split_name]))
 
 
@@ -144,7 +150,14 @@ def group_stratified_split(index: CacheIndex, test_fraction: float, seed: int) -
 
 
 def _hold_out(
-    labels: np.ndarray, groups: list[str], fraction: float, seed: int, context: str, held_out: str, option: str, single_group_fix: str
+    labels: np.ndarray,
+    groups: list[str],
+    fraction: float,
+    seed: int,
+    context: str,
+    held_out: str,
+    option: str,
+    single_group_fix: str,
 ) -> tuple[np.ndarray, str]:
     """bool (n,) held-out mask over the n videos given (labels, groups; "" = no group), and how it was chosen.
 
@@ -156,16 +169,22 @@ def _hold_out(
     percent = f"{fraction:.0%}"
     if not any(groups):
         try:
-            _, held_out_rows = train_test_split(np.arange(num_videos), test_size=fraction, stratify=labels, random_state=seed)
+            _, held_out_rows = train_test_split(
+                np.arange(num_videos), test_size=fraction, stratify=labels, random_state=seed
+            )
         except ValueError as err:
-            raise InputError(f"{context}: cannot hold out {percent} stratified by class ({err}); embed more videos per class or change {option}") from err
+            raise InputError(
+                f"{context}: cannot hold out {percent} stratified by class ({err}); embed more videos per class or change {option}"
+            ) from err
         is_held_out = np.zeros(num_videos, dtype=bool)
         is_held_out[held_out_rows] = True
         return is_held_out, f"stratified random (no groups in the cache), {percent} held out {held_out}, seed {seed}"
     # An ungrouped video is a group of its own, so it never drags other videos along with it.
     groups = [group if group else f"\0video {row}" for row, group in enumerate(groups)]
     if len(set(groups)) < 2:
-        raise InputError(f"{context}: every video is in group {groups[0]!r}, so no group can be held out; {single_group_fix}")
+        raise InputError(
+            f"{context}: every video is in group {groups[0]!r}, so no group can be held out; {single_group_fix}"
+        )
     is_held_out = hold_out_whole_groups(labels, groups, fraction, seed)
     achieved = f"{is_held_out.mean():.0%}"
     share = f"{achieved} held out {held_out}" + ("" if achieved == percent else f" ({percent} asked; whole groups)")
@@ -208,7 +227,9 @@ def split_from_file(index: CacheIndex, split_path: Path) -> tuple[np.ndarray, np
     From a UCF101 list file (train or test only) or a path,subset CSV (train, val or test).
     """
     if not split_path.is_file():
-        raise InputError(f"--split-file / split_file {split_path}: no such file; pass a UCF101 trainlist/testlist .txt or a CSV path,subset")
+        raise InputError(
+            f"--split-file / split_file {split_path}: no such file; pass a UCF101 trainlist/testlist .txt or a CSV path,subset"
+        )
     if split_path.suffix.lower() == ".csv":
         is_test, is_val = _split_from_csv(index, split_path)
         return is_test, is_val, f"from {split_path} (path,subset CSV)"
@@ -228,7 +249,9 @@ def split_from_file(index: CacheIndex, split_path: Path) -> tuple[np.ndarray, np
     is_listed = np.zeros(index.num_videos, dtype=bool)
     is_listed[[row_of_path[path] for path in listed if path in row_of_path]] = True
     if not is_listed.any():
-        raise InputError(f"--split-file / split_file {split_path}: none of its {len(listed)} paths is in the cache (paths look like {index.paths[0]!r})")
+        raise InputError(
+            f"--split-file / split_file {split_path}: none of its {len(listed)} paths is in the cache (paths look like {index.paths[0]!r})"
+        )
     num_skipped = len(listed) - int(is_listed.sum())
     skipped = f", {num_skipped} listed video(s) not in the cache skipped" if num_skipped else ""
     side, other = ("test", "train") if listed_are_test else ("train", "test")
@@ -244,10 +267,14 @@ def _split_from_csv(index: CacheIndex, split_path: Path) -> tuple[np.ndarray, np
         subset_of_path = {_normalise(row["path"]): (row["subset"] or "").strip() for row in reader}
     bad = Counter(subset for subset in subset_of_path.values() if subset not in SUBSETS)
     if bad:
-        raise InputError(f"--split-file / split_file {split_path}: subset must be train, val or test, found {', '.join(map(repr, bad))}")
+        raise InputError(
+            f"--split-file / split_file {split_path}: subset must be train, val or test, found {', '.join(map(repr, bad))}"
+        )
     unlisted = [path for path in index.paths if _normalise(path) not in subset_of_path]
     if unlisted:
-        raise InputError(f"--split-file / split_file {split_path}: {len(unlisted)} cached video(s) are not listed (e.g. {unlisted[0]}); a CSV split must name every video")
+        raise InputError(
+            f"--split-file / split_file {split_path}: {len(unlisted)} cached video(s) are not listed (e.g. {unlisted[0]}); a CSV split must name every video"
+        )
     subsets = np.array([subset_of_path[_normalise(path)] for path in index.paths], dtype=object)
     return subsets == "test", subsets == "val"
 

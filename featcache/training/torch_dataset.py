@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from featcache.cache import CacheIndex, FeatureReader
-from featcache.training.batches import read_videos
 from featcache.errors import InputError
+from featcache.training.batches import read_videos
 
 try:
     import torch

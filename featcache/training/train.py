@@ -86,14 +86,18 @@ class TrainResult:
     seconds_per_epoch: float
     num_parameters: int
     split: Split
-    split_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))  # int32 (N,): every cached video's label
+    split_labels: np.ndarray = field(
+        default_factory=lambda: np.zeros(0, dtype=np.int32)
+    )  # int32 (N,): every cached video's label
     stopped_early: bool = False
     model_dir: Path | None = None
     metadata: ModelMetadata | None = None  # set once the model folder is written (its featcache.json)
     warnings: list[str] = field(default_factory=list)
 
 
-def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainConfig, progress: Progress | None = None) -> TrainResult:
+def fit_head(
+    data: TrainingData, head_config: HeadConfig, train_config: TrainConfig, progress: Progress | None = None
+) -> TrainResult:
     """Train one head on `data` from `train_config.seed`; the best epoch by validation accuracy is restored.
 
     Only the train and validation videos are read; with no validation set the last epoch is kept.
@@ -109,7 +113,9 @@ def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainCon
     callbacks: list[keras.callbacks.Callback] = [best_epoch]
     if train_config.tensorboard_dir is not None:
         callbacks.append(tensorboard_callback(train_config.tensorboard_dir))
-    class_weight = training_class_weights(index.labels[data.split.train_indices], len(index.class_names), train_config.class_weight)
+    class_weight = training_class_weights(
+        index.labels[data.split.train_indices], len(index.class_names), train_config.class_weight
+    )
     if data.in_memory and not train_config.frames:
         # Whole sequences in memory: Keras' own array path (its shuffling, seeded above) is the fastest; the one
         # way of training whose batch order is not EpochBatches'.
@@ -155,7 +161,9 @@ def fit_head(data: TrainingData, head_config: HeadConfig, train_config: TrainCon
         split_labels=index.labels,
         stopped_early=best_epoch.stopped_early,
     )
-    result.warnings = training_warnings(data.split, index.labels, result.history, result.best_epoch, len(index.class_names))
+    result.warnings = training_warnings(
+        data.split, index.labels, result.history, result.best_epoch, len(index.class_names)
+    )
     return result
 
 
@@ -176,12 +184,14 @@ def training_class_weights(train_labels: np.ndarray, num_classes: int, mode: str
 def tensorboard_callback(log_dir: str) -> keras.callbacks.TensorBoard:
     """Keras' TensorBoard logger; InputError when the `tensorboard` package it writes with is missing."""
     if importlib.util.find_spec("tensorboard") is None:
-        raise InputError(f"--tensorboard / tensorboard_dir {log_dir} needs the tensorboard package: `pip install tensorboard`, or leave --tensorboard out")
+        raise InputError(
+            f"--tensorboard / tensorboard_dir {log_dir} needs the tensorboard package: `pip install tensorboard`, or leave --tensorboard out"
+        )
     return keras.callbacks.TensorBoard(log_dir=log_dir)
 
 
 def train(
-    cache_path: "Path | Cache",
+    cache_path: Path | Cache,
     out_dir: Path,
     head_config: HeadConfig = HeadConfig(),
     train_config: TrainConfig = TrainConfig(),
@@ -199,35 +209,54 @@ def train(
     data = load_training_data(cache_path, train_config)
     index = data.index
     if progress is not None:
-        where = "in memory" if data.in_memory else f"streamed from disk (over the {train_config.memory_budget_mb} MB memory budget)"
+        where = (
+            "in memory"
+            if data.in_memory
+            else f"streamed from disk (over the {train_config.memory_budget_mb} MB memory budget)"
+        )
         progress(
             f"cache: {index.num_videos} videos, {len(index.class_names)} classes, {index.num_frames} frames x {index.feature_dim} dims, "
             f"{data.feature_megabytes:.1f} MB as float32, {where}"
         )
         progress(f"split: {data.split.description}")
         if train_config.class_weight != "none":
-            weights = training_class_weights(index.labels[data.split.train_indices], len(index.class_names), train_config.class_weight)
-            progress("class weights (balanced): " + ", ".join(f"{name} {weights[label]:.2f}" for label, name in enumerate(index.class_names)))
+            weights = training_class_weights(
+                index.labels[data.split.train_indices], len(index.class_names), train_config.class_weight
+            )
+            progress(
+                "class weights (balanced): "
+                + ", ".join(f"{name} {weights[label]:.2f}" for label, name in enumerate(index.class_names))
+            )
         if train_config.frames:
             progress(
                 f"clips: {train_config.frames} of each video's stored frames, {train_config.clip_sampling} positions for training "
                 f"(validation: uniform; scoring: {train_config.test_clips} uniform clip(s) averaged)"
             )
-        progress(f"head: {head_config.head} ({', '.join(f'{key}={value}' for key, value in head_config.used_settings().items())})")
+        progress(
+            f"head: {head_config.head} ({', '.join(f'{key}={value}' for key, value in head_config.used_settings().items())})"
+        )
     warn_about_leaks(find_leaked_duplicates(index, data.split), progress)
     result = fit_head(data, head_config, train_config, progress)
     save_trained_head(out_dir, data, head_config, train_config, result)
     return result
 
 
-def save_trained_head(out_dir: Path, data: TrainingData, head_config: HeadConfig, train_config: TrainConfig, result: TrainResult) -> None:
+def save_trained_head(
+    out_dir: Path, data: TrainingData, head_config: HeadConfig, train_config: TrainConfig, result: TrainResult
+) -> None:
     """Write `result` as a model folder (train, and compare --out); sets result.metadata and result.model_dir."""
     index = data.index
     result.metadata = ModelMetadata.of_training_run(
-        index, data.split, head_config, train_config, result.best_epoch, result.best_val_accuracy, result.seconds_per_epoch
+        index,
+        data.split,
+        head_config,
+        train_config,
+        result.best_epoch,
+        result.best_val_accuracy,
+        result.seconds_per_epoch,
     )
-    split_rows = list(zip(index.paths, data.split.subsets(index.num_videos), index.fingerprints or [""] * index.num_videos))
+    split_rows = list(
+        zip(index.paths, data.split.subsets(index.num_videos), index.fingerprints or [""] * index.num_videos)
+    )
     save_model_folder(out_dir, result.model, result.metadata, result.history, split_rows)
     result.model_dir = Path(out_dir)
-
-

@@ -38,7 +38,7 @@ class TrainingData:
         return self.index.num_videos * self.index.num_frames * self.index.feature_dim * FLOAT32_BYTES / BYTES_PER_MB
 
 
-def load_training_data(cache_path: "Path | Cache", train_config: TrainConfig) -> TrainingData:
+def load_training_data(cache_path: Path | Cache, train_config: TrainConfig) -> TrainingData:
     """Read a cache's index, choose the split and load the features (in memory when within the memory budget)."""
     cache = open_cache(cache_path)  # a path, or a Cache opened once by the caller
     index = cache.index
@@ -62,7 +62,9 @@ def check_trainable(index: CacheIndex) -> None:
         raise InputError(f"{index.path}: the cache holds no videos; embed some with `featcache embed`")
     counts = np.bincount(index.labels, minlength=len(index.class_names))
     if len(index.class_names) < 2:
-        raise InputError(f"{index.path}: a classifier needs at least 2 classes, the cache has {len(index.class_names)} ({', '.join(index.class_names)})")
+        raise InputError(
+            f"{index.path}: a classifier needs at least 2 classes, the cache has {len(index.class_names)} ({', '.join(index.class_names)})"
+        )
     empty = [name for name, count in zip(index.class_names, counts) if count == 0]
     if empty:
         raise InputError(
@@ -71,5 +73,7 @@ def check_trainable(index: CacheIndex) -> None:
         )
 
 
-def _arrays(reader: FeatureReader, index: CacheIndex, rows: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+def _arrays(
+    reader: FeatureReader, index: CacheIndex, rows: np.ndarray
+) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
     return (reader.read(rows), index.lengths[rows]), index.labels[rows]

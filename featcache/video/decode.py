@@ -69,8 +69,12 @@ def read_sampled_frames(path: Path, sampling: SamplingConfig, image_size: int) -
     try:
         video_fps, frame_count_hint = _read_container_properties(capture)
         if sampling.mode == "fps" and video_fps <= 0:
-            raise VideoDecodeError(f"{path}: the video does not state its frame rate, which --sampling fps needs; use --sampling uniform")
-        hinted_indices = sample_frame_indices(frame_count_hint, video_fps, sampling) if frame_count_hint > 0 else _NO_INDICES
+            raise VideoDecodeError(
+                f"{path}: the video does not state its frame rate, which --sampling fps needs; use --sampling uniform"
+            )
+        hinted_indices = (
+            sample_frame_indices(frame_count_hint, video_fps, sampling) if frame_count_hint > 0 else _NO_INDICES
+        )
         decode_pass = _decode_sequentially(capture, hinted_indices)
     finally:
         capture.release()
@@ -91,7 +95,9 @@ def read_sampled_frames(path: Path, sampling: SamplingConfig, image_size: int) -
             capture.release()
         if decode_pass.num_decoded != num_decoded:
             # The file changed between the passes, or decodes differently the second time.
-            raise VideoDecodeError(f"{path}: decoding stopped at frame {decode_pass.num_decoded} on the second pass, at frame {num_decoded} on the first")
+            raise VideoDecodeError(
+                f"{path}: decoding stopped at frame {decode_pass.num_decoded} on the second pass, at frame {num_decoded} on the first"
+            )
         frames_bgr = decode_pass.frames
 
     video_height, video_width = frames_bgr[0].shape[:2]
@@ -123,7 +129,9 @@ def _check_readable_file(path: Path) -> None:
         raise VideoDecodeError(f"{path}: cannot be examined ({err.strerror})") from None
     if not stat.S_ISREG(mode):
         # Never opened: reading a FIFO blocks until a writer comes, a device like /dev/zero never ends.
-        raise VideoDecodeError(f"{path}: not a regular file but {_describe_file_kind(mode)}; only video files can be embedded")
+        raise VideoDecodeError(
+            f"{path}: not a regular file but {_describe_file_kind(mode)}; only video files can be embedded"
+        )
     if not os.access(path, os.R_OK):
         raise VideoDecodeError(f"{path}: permission denied (the file is not readable by this user)")
     if path.stat().st_size == 0:
@@ -131,8 +139,13 @@ def _check_readable_file(path: Path) -> None:
 
 
 def _describe_file_kind(mode: int) -> str:
-    kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
+    kinds = [
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
     return next((name for is_kind, name in kinds if is_kind(mode)), "a special file")
 
 
@@ -142,7 +155,9 @@ def _open_capture(path: Path) -> cv2.VideoCapture:
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         capture.release()
-        raise VideoDecodeError(f"{path}: cannot be opened as a video (not a video file, truncated header, or a codec OpenCV lacks)")
+        raise VideoDecodeError(
+            f"{path}: cannot be opened as a video (not a video file, truncated header, or a codec OpenCV lacks)"
+        )
     return capture
 
 
@@ -167,7 +182,9 @@ def _open_capture_through_link(path: Path) -> cv2.VideoCapture:
         capture = cv2.VideoCapture(str(link))
     if not capture.isOpened():
         capture.release()
-        raise VideoDecodeError(f"{path}: cannot be opened as a video (not a video file, truncated header, or a codec OpenCV lacks)")
+        raise VideoDecodeError(
+            f"{path}: cannot be opened as a video (not a video file, truncated header, or a codec OpenCV lacks)"
+        )
     return capture
 
 
@@ -181,7 +198,9 @@ def _read_container_properties(capture: cv2.VideoCapture) -> tuple[float, int]:
     return video_fps, frame_count_hint
 
 
-def _decode_sequentially(capture: cv2.VideoCapture, frame_indices: np.ndarray, stop_after: int | None = None) -> _DecodePass:
+def _decode_sequentially(
+    capture: cv2.VideoCapture, frame_indices: np.ndarray, stop_after: int | None = None
+) -> _DecodePass:
     """Grab every frame to the end of the stream and retrieve (convert) only those at `frame_indices`.
 
     capture: freshly opened, positioned at the first frame; the caller releases it.

@@ -90,7 +90,9 @@ class DecodeWorker:
             self._results.recv()
         except (EOFError, OSError) as err:
             status = describe_exit_status(self.process.wait())
-            raise DecodeWorkerStartError(f"a decode worker process failed to start ({status}); its error is printed above") from err
+            raise DecodeWorkerStartError(
+                f"a decode worker process failed to start ({status}); its error is printed above"
+            ) from err
         self._ready = True
 
     def decode(self, path: Path) -> SampledFrames | VideoDecodeError:
@@ -159,7 +161,9 @@ class DecodeWorkerPool:
     def __enter__(self) -> DecodeWorkerPool:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.close()
 
 
@@ -189,5 +193,5 @@ def _decode_one(path: Path, sampling: SamplingConfig, image_size: int) -> Sample
         return read_sampled_frames(path, sampling, image_size)
     except VideoDecodeError as err:
         return err
-    except Exception as err:  # noqa: BLE001 - the process boundary: any error decoding a file is that file's failure
+    except Exception as err:
         return VideoDecodeError(f"{path}: decoder error {type(err).__name__}: {err}")

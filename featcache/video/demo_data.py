@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -114,7 +114,9 @@ def _is_finished_demo_folder(out_dir: Path, parameters: DemoParameters) -> bool:
         return False
     marker_path = out_dir / MARKER_FILE_NAME
     if not marker_path.is_file():
-        raise InputError(f"{out_dir} is not empty and holds no finished demo dataset; give a new or empty folder (or delete it)")
+        raise InputError(
+            f"{out_dir} is not empty and holds no finished demo dataset; give a new or empty folder (or delete it)"
+        )
     if _read_marker(marker_path) != _marker_content(parameters):
         raise InputError(f"{out_dir} holds demo data made with other settings; give another folder or delete it")
     return True
@@ -128,7 +130,9 @@ def _read_marker(marker_path: Path) -> dict:
     try:
         return json.loads(marker_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"{marker_path} is not a readable demo-data marker ({err}); delete the folder and run again") from err
+        raise InputError(
+            f"{marker_path} is not a readable demo-data marker ({err}); delete the folder and run again"
+        ) from err
 
 
 def _write_marker(out_dir: Path, parameters: DemoParameters) -> None:
@@ -152,7 +156,9 @@ def _write_avi(path: Path, frames_rgb: np.ndarray) -> None:
         writer.release()
 
 
-def _render_video(class_name: str, class_index: int, video_index: int, group: int, parameters: DemoParameters) -> np.ndarray:
+def _render_video(
+    class_name: str, class_index: int, video_index: int, group: int, parameters: DemoParameters
+) -> np.ndarray:
     """uint8 RGB, shape (num_frames, image_size, image_size, 3), deterministic for the arguments and seed."""
     video_rng = np.random.default_rng([parameters.seed, class_index, video_index])
     group_rng = np.random.default_rng([parameters.seed, 1_000_000 + group])
@@ -178,7 +184,9 @@ def _group_background(group_rng: np.random.Generator, image_size: int) -> np.nda
     rows, columns = np.meshgrid(coordinates, coordinates, indexing="ij")
     gradient = ((rows + columns) / 2)[..., None]
     background = corner_colours[0] * (1 - gradient) + corner_colours[1] * gradient
-    stripes = np.sin((columns * np.cos(stripe_angle) + rows * np.sin(stripe_angle)) * image_size * 2 * np.pi / stripe_period)
+    stripes = np.sin(
+        (columns * np.cos(stripe_angle) + rows * np.sin(stripe_angle)) * image_size * 2 * np.pi / stripe_period
+    )
     return background + 12.0 * stripes[..., None]
 
 
@@ -193,7 +201,9 @@ def _draw_disc(background: np.ndarray, motion: _Motion, time: float, tint: np.nd
     radius = motion.start_radius + (motion.end_radius - motion.start_radius) * time
     colour = motion.start_colour + (motion.end_colour - motion.start_colour) * time + tint
     coordinates = np.arange(image_size) + 0.5
-    distance = np.hypot(coordinates[None, :] - position[0] * image_size, coordinates[:, None] - position[1] * image_size)
+    distance = np.hypot(
+        coordinates[None, :] - position[0] * image_size, coordinates[:, None] - position[1] * image_size
+    )
     # A soft edge (one pixel wide) keeps the disc's size visible at 16 pixels and survives JPEG.
     coverage = np.clip(radius * image_size - distance + 0.5, 0.0, 1.0)[..., None]
     return background * (1 - coverage) + np.clip(colour, 0, 255) * coverage

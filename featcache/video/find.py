@@ -78,7 +78,9 @@ def find_videos(source: Path, allow_outside_root: bool = False) -> tuple[Path, l
     """
     source = Path(source).expanduser()
     if not source.exists():
-        raise InputError(f"{source} does not exist; pass a folder laid out as ROOT/<ClassName>/<video> or a CSV with columns path,label[,group]")
+        raise InputError(
+            f"{source} does not exist; pass a folder laid out as ROOT/<ClassName>/<video> or a CSV with columns path,label[,group]"
+        )
     if source.is_dir():
         root = source.resolve()
         entries = _find_videos_in_folder(root)
@@ -86,7 +88,9 @@ def find_videos(source: Path, allow_outside_root: bool = False) -> tuple[Path, l
         root = source.resolve().parent
         entries = _find_videos_in_csv(source.resolve(), allow_outside_root)
     else:
-        raise InputError(f"{source} is neither a folder nor a .csv file; pass a folder laid out as ROOT/<ClassName>/<video> or a CSV with columns path,label[,group]")
+        raise InputError(
+            f"{source} is neither a folder nor a .csv file; pass a folder laid out as ROOT/<ClassName>/<video> or a CSV with columns path,label[,group]"
+        )
     return root, sorted(entries, key=lambda entry: entry.relative_path)
 
 
@@ -120,7 +124,9 @@ def _find_videos_in_folder(root: Path) -> list[VideoEntry]:
     ]
     if not entries:
         extensions = " ".join(VIDEO_EXTENSIONS)
-        raise InputError(f"no videos ({extensions}) in the class folders of {root}; put videos in {root}/<ClassName>/<video>")
+        raise InputError(
+            f"no videos ({extensions}) in the class folders of {root}; put videos in {root}/<ClassName>/<video>"
+        )
     return entries
 
 
@@ -132,7 +138,9 @@ def _find_videos_in_csv(csv_path: Path, allow_outside_root: bool) -> list[VideoE
         columns = [column.strip() for column in reader.fieldnames or []]
         missing_columns = [column for column in _CSV_REQUIRED_COLUMNS if column not in columns]
         if missing_columns:
-            raise InputError(f"{csv_path}: missing column(s) {', '.join(missing_columns)}; the first line must be a header path,label[,group]")
+            raise InputError(
+                f"{csv_path}: missing column(s) {', '.join(missing_columns)}; the first line must be a header path,label[,group]"
+            )
         reader.fieldnames = columns
         entries = [_csv_row_to_entry(csv_path, root, row, reader.line_num) for row in reader]
     if not entries:
@@ -184,7 +192,9 @@ def _check_csv_entries(csv_path: Path, entries: list[VideoEntry]) -> None:
     # A listed FIFO, device or broken link exists: decoding reports what is wrong with it as a failure.
     missing = [entry.relative_path for entry in entries if not entry.path.exists() and not entry.path.is_symlink()]
     if missing:
-        raise InputError(f"{csv_path} lists {len(missing)} file(s) that do not exist: {_name_some(missing)}; relative paths are taken from {csv_path.parent}")
+        raise InputError(
+            f"{csv_path} lists {len(missing)} file(s) that do not exist: {_name_some(missing)}; relative paths are taken from {csv_path.parent}"
+        )
     seen: set[str] = set()
     for entry in entries:
         if entry.relative_path in seen:

@@ -36,7 +36,9 @@ def fps_frame_indices(num_video_frames: int, video_fps: float, target_fps: float
     Raises VideoDecodeError when `video_fps` is not positive (the container does not state its rate).
     """
     if video_fps <= 0:
-        raise VideoDecodeError("the video does not state its frame rate, which --sampling fps needs; use --sampling uniform")
+        raise VideoDecodeError(
+            "the video does not state its frame rate, which --sampling fps needs; use --sampling uniform"
+        )
     if num_frames == 0:  # every sampled frame of the whole video
         num_frames = int(np.ceil(max(num_video_frames, 0) * target_fps / video_fps)) + 1
     sample_numbers = np.arange(num_frames, dtype=np.float64)
