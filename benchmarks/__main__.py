@@ -23,7 +23,10 @@ def main(argv: list[str] | None = None) -> int:
         "--out",
         type=Path,
         default=None,
-        help="markdown file to write (default: BENCHMARKS.md for a full run; with --quick or --sections, one in the system temp dir)",
+        help=(
+            "markdown file to write (default: BENCHMARKS.md for a full run; with --quick or --sections, "
+            "one in the system temp dir)"
+        ),
     )
     parser.add_argument(
         "--plot",

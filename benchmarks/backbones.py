@@ -49,7 +49,8 @@ def run_backbones(workspace: Workspace) -> SectionResult:
             ]
         )
     notes = [
-        f"random weights, batches of {batch} uint8 frames through `embed_frames` ({timed_batches} timed after one warm-up), "
+        f"random weights, batches of {batch} uint8 frames through `embed_frames` "
+        f"({timed_batches} timed after one warm-up), "
         "TensorFlow backend on this CPU; the ratio is against the first row",
     ]
     table = Table("Frames per second per backbone", ["extractor", "input px", "dim", "speed", "vs first"], rows, notes)

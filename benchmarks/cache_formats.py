@@ -3,10 +3,10 @@
 The features are real extractor outputs (random-weight CNNs on the suite's videos, from the stage-one
 caches) tiled to more rows and scaled by one factor to peak at FEATURE_PEAK, written with featcache's own
 writer. The scaling matters: random-init MobileNetV2 outputs ~1e-11, which float16 stores as zeros (and
-zeros compress to nothing); trained CNN features are of order 1. Zeros (ReLU) stay zeros. Reads are what training does: an epoch
-of random batches (`FeatureReader.read`, as `EpochBatches` streams them) and the one-shot load of a cache
-that fits in memory (`read_all_features`). Files were just written, so reads come from the page cache:
-this measures HDF5 and decompression, not the disk.
+zeros compress to nothing); trained CNN features are of order 1. Zeros (ReLU) stay zeros. Reads are what
+training does: an epoch of random batches (`FeatureReader.read`, as `EpochBatches` streams them) and the
+one-shot load of a cache that fits in memory (`read_all_features`). Files were just written, so reads come
+from the page cache: this measures HDF5 and decompression, not the disk.
 """
 
 from __future__ import annotations
@@ -131,9 +131,16 @@ def run_cache_formats(workspace: Workspace) -> SectionResult:
                         cost.dtype,
                         cost.compression,
                         f"{cost.bytes_per_video:,.0f}",
-                        f"{cost.bytes_per_video / plain.bytes_per_video:.2f}× size, {cost.streamed_videos_per_second / plain.streamed_videos_per_second:.2f}× read speed",
+                        (
+                            f"{cost.bytes_per_video / plain.bytes_per_video:.2f}× size, "
+                            f"{cost.streamed_videos_per_second / plain.streamed_videos_per_second:.2f}× read speed"
+                        ),
                         seconds(cost.write_seconds),
-                        f"{rate(cost.streamed_videos_per_second, 'videos/s')} ({cost.streamed_videos_per_second * cost.bytes_per_video / BYTES_PER_MB:,.0f} MB/s stored)",
+                        (
+                            f"{rate(cost.streamed_videos_per_second, 'videos/s')} "
+                            f"({cost.streamed_videos_per_second * cost.bytes_per_video / BYTES_PER_MB:,.0f} "
+                            "MB/s stored)"
+                        ),
                         seconds(cost.load_seconds),
                     ]
                     for cost in costs
@@ -143,17 +150,22 @@ def run_cache_formats(workspace: Workspace) -> SectionResult:
         chosen = recommended_format(costs)
         targets.append(
             Target(
-                f"cache default ({default.dtype}, compression {default.compression}) is the one the numbers justify ({name})",
+                f"cache default ({default.dtype}, compression {default.compression}) "
+                f"is the one the numbers justify ({name})",
                 f"rule picks {chosen.dtype}/{chosen.compression}",
                 (chosen.dtype, chosen.compression) == (default.dtype, default.compression),
             )
         )
     tables[-1].notes += [
-        f"Streamed read: one epoch of random batches of {batch_size} whole videos (`FeatureReader.read`, sorted within a batch, as `EpochBatches` reads), warm page cache. "
+        f"Streamed read: one epoch of random batches of {batch_size} whole videos "
+        "(`FeatureReader.read`, sorted within a batch, as `EpochBatches` reads), warm page cache. "
         "Load all: `read_all_features`, what training does for a cache within its memory budget.",
-        f"Rule for the default: the smaller dtype, uncompressed, unless a compression saves ≥ {WORTHWHILE_SAVING:.0%} of its bytes while reading at ≥ {ACCEPTABLE_READ_SPEED:.0%} of its speed. "
-        "float16 keeps ~3 significant digits, well inside what a head trained on ReLU features needs; float32 doubles the bytes.",
-        f"Features: each extractor's outputs on the suite's videos, scaled to peak at {FEATURE_PEAK:g}. Random-weight CNN features compress differently from "
+        "Rule for the default: the smaller dtype, uncompressed, unless a compression saves "
+        f"≥ {WORTHWHILE_SAVING:.0%} of its bytes while reading at ≥ {ACCEPTABLE_READ_SPEED:.0%} of its speed. "
+        "float16 keeps ~3 significant digits, well inside what a head trained on ReLU features needs; "
+        "float32 doubles the bytes.",
+        f"Features: each extractor's outputs on the suite's videos, scaled to peak at {FEATURE_PEAK:g}. "
+        "Random-weight CNN features compress differently from "
         "ImageNet-weight ones (their sparsity after ReLU differs); rerun on real features before changing a default.",
     ]
     return SectionResult("3. Cache format: size and read speed", tables, targets)

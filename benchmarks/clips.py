@@ -63,7 +63,7 @@ def run_clips(workspace: Workspace) -> SectionResult:
     rows = []
     for variant, changes in VARIANTS.items():
         cells = [f"`{variant}`" if changes else variant]
-        for name, cache in sets.items():
+        for cache in sets.values():
             accuracies, epoch_seconds = [], []
             for seed in sizes.heads_seeds:
                 train_config = TrainConfig(epochs=sizes.clips_epochs, test_fraction=0.25, seed=seed, **changes)
@@ -82,13 +82,17 @@ def run_clips(workspace: Workspace) -> SectionResult:
         index = read_cache_index(cache)
         num_classes, per_class, num_video_frames = sizes.clips_video_sets[name]
         descriptions.append(
-            f"{name}: {index.num_videos} synthetic videos ({num_classes} classes, 8 groups, 2 held out for test), {num_video_frames} frames each, "
-            f"all stored (`--sampling fps --fps 12 --frames 0`; {index.feature_dim}-d scratch-CNN features, random weights)"
+            f"{name}: {index.num_videos} synthetic videos ({num_classes} classes, 8 groups, 2 held out for test), "
+            f"{num_video_frames} frames each, "
+            f"all stored (`--sampling fps --fps 12 --frames 0`; {index.feature_dim}-d scratch-CNN features, "
+            "random weights)"
         )
     notes = [
         *descriptions,
-        f"Head: LSTM(128) -> Dense(64), dropout 0.5, {sizes.clips_epochs} epochs for every row, best epoch by validation accuracy "
-        f"(validation on uniform clips); seeds {', '.join(map(str, sizes.heads_seeds))} (split and weights); mean (min–max) over seeds.",
+        f"Head: LSTM(128) -> Dense(64), dropout 0.5, {sizes.clips_epochs} epochs for every row, "
+        "best epoch by validation accuracy "
+        f"(validation on uniform clips); seeds {', '.join(map(str, sizes.heads_seeds))} (split and weights); "
+        "mean (min–max) over seeds.",
     ]
     return SectionResult(
         "7. Temporal augmentation",

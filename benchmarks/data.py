@@ -250,7 +250,8 @@ def permuted_segments(
     as long in every video and the mean over real frames is the same for every class (plus a random per-video
     offset and noise): an order-blind head sits at chance (1 / num_classes); telling the classes apart needs the
     order of the segments. The prototypes do not depend on `seed`, so sets drawn with different seeds share one task.
-    Returns features float32 (N, num_frames, feature_dim), zero beyond each length, lengths int32 (N,), labels int32 (N,).
+    Returns features float32 (N, num_frames, feature_dim), zero beyond each length, lengths int32 (N,), labels int32
+    (N,).
     """
     import itertools
 

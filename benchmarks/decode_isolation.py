@@ -106,7 +106,8 @@ def run_decode_isolation(workspace: Workspace) -> SectionResult:
             if stage_extractor is not None:
                 targets.append(
                     Target(
-                        f"issue 11, {name}: embed with decode worker processes ≥ {ISOLATION_TARGET:.0%} of the rate with threads",
+                        f"issue 11, {name}: embed with decode worker processes ≥ {ISOLATION_TARGET:.0%} "
+                        "of the rate with threads",
                         f"{best_processes / best_threads:.0%}",
                         best_processes / best_threads >= ISOLATION_TARGET,
                     )
@@ -115,7 +116,8 @@ def run_decode_isolation(workspace: Workspace) -> SectionResult:
             del extractor
     video = sizes.videos
     table = Table(
-        f"Decode isolation: {len(entries)} videos ({video.width}×{video.height}, {video.num_frames} frames, {sizes.num_frames} sampled at "
+        f"Decode isolation: {len(entries)} videos ({video.width}×{video.height}, {video.num_frames} frames, "
+        f"{sizes.num_frames} sampled at "
         f"{sizes.image_size}×{sizes.image_size}), {num_workers} decode workers",
         [
             "stage",
@@ -127,8 +129,8 @@ def run_decode_isolation(workspace: Workspace) -> SectionResult:
         ],
         rows,
         [
-            f"Best of {ROUNDS} alternating runs per side, model warmed; a run includes starting the worker processes (fresh interpreters "
-            "importing numpy and OpenCV, not TensorFlow).",
+            f"Best of {ROUNDS} alternating runs per side, model warmed; a run includes starting the worker processes "
+            "(fresh interpreters importing numpy and OpenCV, not TensorFlow).",
             "Frames come back from a worker through a pipe as one pickle per video (1.5 MB at 224×224×10).",
         ],
     )

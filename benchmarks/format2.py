@@ -1,4 +1,5 @@
-"""Section 8: cache format 2. Adding one video vs the cache's size, peak extra disk, reads and training epochs vs format 1, fingerprint cost.
+"""Section 8: cache format 2. Adding one video vs the cache's size, peak extra disk, reads and training epochs vs
+format 1, fingerprint cost.
 
 - add one video: `embed` of one new video into caches of 1x, 2x, 4x ~1,818 scratch_cnn-sized (25088-d, 10 frames,
   float16) videos (random features written as shards with the real embed settings), against embedding the same
@@ -20,6 +21,7 @@ import shutil
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +137,23 @@ def measure_add_one(workspace: Workspace) -> tuple[Table, list[Target]]:
         embed(listing, fresh_path, CONFIG)
         return time.perf_counter() - started
 
+    def add_to_cache(cache_path: Path, index_bytes: bytes, built_shards: set[str], num_built: int) -> tuple[float, int]:
+        """Add the new video to the cache as built (`num_built` videos).
+
+        Returns the add's seconds and the cache folder's peak bytes during it.
+        """
+        # Back to the cache as built: the index as it was, the added video's shard gone.
+        cache_path.write_bytes(index_bytes)
+        for shard in shard_folder_for(cache_path).iterdir():
+            if shard.name not in built_shards:
+                shard.unlink()
+        with DiskPeak(cache_path) as disk:
+            started = time.perf_counter()
+            summary = embed(listing, cache_path, CONFIG)
+            add_seconds = time.perf_counter() - started
+        assert summary.num_embedded == 1 and summary.num_videos_in_cache == num_built + 1
+        return add_seconds, disk.peak
+
     embed_into_new_cache()  # warm-up: first model build and decoder start in this process
     settings = read_index_state(fresh_path).settings
     new_video_bytes = folder_bytes(fresh_path, shard_folder_for(fresh_path))
@@ -145,27 +164,14 @@ def measure_add_one(workspace: Workspace) -> tuple[Table, list[Target]]:
         before = folder_bytes(cache_path, shard_folder_for(cache_path))
         index_bytes = cache_path.read_bytes()
         built_shards = {path.name for path in shard_folder_for(cache_path).iterdir()}
-
-        def add_to_cache() -> float:
-            # Back to the cache as built: the index as it was, the added video's shard gone.
-            cache_path.write_bytes(index_bytes)
-            for shard in shard_folder_for(cache_path).iterdir():
-                if shard.name not in built_shards:
-                    shard.unlink()
-            with DiskPeak(cache_path) as disk:
-                started = time.perf_counter()
-                summary = embed(listing, cache_path, CONFIG)
-                add_seconds = time.perf_counter() - started
-            assert summary.num_embedded == 1 and summary.num_videos_in_cache == base_videos * multiplier + 1
-            peaks.append(disk.peak)
-            return add_seconds
-
         # Interleaved repeats, medians compared: one embed of one video varies by ±0.1 s on 2 busy cores.
         peaks: list[int] = []
         fresh_times, add_times = [], []
         for _ in range(add_repeats):
             fresh_times.append(embed_into_new_cache())
-            add_times.append(add_to_cache())
+            add_time, peak = add_to_cache(cache_path, index_bytes, built_shards, base_videos * multiplier)
+            add_times.append(add_time)
+            peaks.append(peak)
         fresh_seconds, add_seconds = statistics.median(fresh_times), statistics.median(add_times)
         extra_mib = (max(peaks) - before) / 2**20
         add_ratios[multiplier] = add_seconds / fresh_seconds
@@ -199,7 +205,8 @@ def measure_add_one(workspace: Workspace) -> tuple[Table, list[Target]]:
         ],
         rows,
         [
-            "Both columns are whole `featcache.embed` calls (find, fingerprint, model load, decode, embed, shard, index commit), run alternately."
+            "Both columns are whole `featcache.embed` calls "
+            "(find, fingerprint, model load, decode, embed, shard, index commit), run alternately."
         ],
     )
     return table, targets
@@ -254,7 +261,8 @@ def measure_fresh_disk_and_fingerprints(workspace: Workspace) -> tuple[list[list
 
 
 def write_both_formats(workspace: Workspace, name: str, num_videos: int, seed: int) -> dict[int, Path]:
-    """The same random ReLU-like features, float16 (num_videos, NUM_FRAMES, READ_DIM), as a format-1 and a format-2 cache.
+    """The same random ReLU-like features, float16 (num_videos, NUM_FRAMES, READ_DIM), as a format-1 and a format-2
+    cache.
 
     Returns {format version: cache path}. Format 1 is written by tests/format1_writer.py (the writer featcache shipped
     before format 2), format 2 by `featcache.cache.write_cache`. Rows are made in path order (RANDOM_CLASSES classes in
@@ -355,6 +363,16 @@ def measure_reads(workspace: Workspace) -> tuple[Table, list[Target]]:
     return table, targets
 
 
+def epoch_end_recorder(epoch_ends: list[tuple[float, float]]) -> Callable[[str], None]:
+    """A `train` progress callback: at each epoch's end message, append (wall, CPU) clock seconds to `epoch_ends`."""
+
+    def mark_epoch_end(message: str) -> None:
+        if message.startswith("epoch "):
+            epoch_ends.append((time.perf_counter(), time.process_time()))
+
+    return mark_epoch_end
+
+
 def measure_training_epochs(workspace: Workspace) -> tuple[Table, list[Target]]:
     """Epoch time of featcache's default head on the same features as format 1 and as format 2, streamed and in memory.
 
@@ -379,13 +397,13 @@ def measure_training_epochs(workspace: Workspace) -> tuple[Table, list[Target]]:
             run_epochs, losses = {}, {}
             for version in (1, 2):
                 epoch_ends: list[tuple[float, float]] = []
-
-                def mark_epoch_end(message: str) -> None:
-                    if message.startswith("epoch "):
-                        epoch_ends.append((time.perf_counter(), time.process_time()))
-
                 result = train(
-                    paths[version], out_dir, HeadConfig(), train_config, progress=mark_epoch_end, overwrite=True
+                    paths[version],
+                    out_dir,
+                    HeadConfig(),
+                    train_config,
+                    progress=epoch_end_recorder(epoch_ends),
+                    overwrite=True,
                 )
                 wall, cpu = np.diff(np.array(epoch_ends), axis=0).T  # epochs 2..N: each from the previous epoch's end
                 run_epochs[version] = {"wall": wall, "cpu": cpu}
@@ -404,7 +422,8 @@ def measure_training_epochs(workspace: Workspace) -> tuple[Table, list[Target]]:
         table_rows.append([
             f"{where} (memory budget {memory_budget_mb} MB)", str(len(epochs["wall"][1])),
             *(f"{seconds(medians['wall'][version])} / {seconds(medians['cpu'][version])}" for version in (1, 2)),
-            *(f"{ratio(ratios[where][clock])} ({', '.join(f'{value:.2f}' for value in pair_ratios[clock])})" for clock in ("wall", "cpu")),
+            *(f"{ratio(ratios[where][clock])} ({', '.join(f'{value:.2f}' for value in pair_ratios[clock])})"
+              for clock in ("wall", "cpu")),
         ])  # fmt: skip
     read_seconds = {version: time_epoch_reads(path) for version, path in paths.items()}
     shutil.rmtree(out_dir)
@@ -420,7 +439,8 @@ def measure_training_epochs(workspace: Workspace) -> tuple[Table, list[Target]]:
         ratios["streamed"]["cpu"] <= 1.05 if abs(control - 1.0) <= 0.05 else None,
     )]  # fmt: skip
     table = Table(
-        f"Training epoch, format 2 vs format 1 ({num_videos:,} videos × {NUM_FRAMES} × {READ_DIM}, float16; default head, "
+        f"Training epoch, format 2 vs format 1 ({num_videos:,} videos × {NUM_FRAMES} × {READ_DIM}, float16; "
+        "default head, "
         f"{sizes.format2_train_repeats} runs of {sizes.format2_train_epochs} epochs per format, interleaved)",
         [
             "features",
@@ -432,14 +452,18 @@ def measure_training_epochs(workspace: Workspace) -> tuple[Table, list[Target]]:
         ],
         table_rows,
         [
-            "An epoch is a training pass plus a validation pass, from one epoch's end to the next (`train`'s progress messages); "
-            "epoch 1 of each run (it also traces the model) is left out. A pair's ratio is the format-2 run's median epoch over "
-            "that of the format-1 run just before it. CPU time is the process's, all threads.",
-            "In memory, the features are read once before training and the epochs read no cache: both formats run the same "
-            "epochs, so that row's distance from 1 is the measurement's noise on this machine. The target is judged on CPU "
-            "time (what the format can change), and only when that control is within 5% of 1.",
-            f"Both formats trained the same head: largest difference of any epoch's training loss {max(loss_gaps):.2g}.",
-            f"The streamed epoch's batch reads alone (`EpochBatches`, every training and validation batch, no model; best of 3): "
+            "An epoch is a training pass plus a validation pass, from one epoch's end to the next "
+            "(`train`'s progress messages); epoch 1 of each run (it also traces the model) is left out. "
+            "A pair's ratio is the format-2 run's median epoch over that of the format-1 run just before it. "
+            "CPU time is the process's, all threads.",
+            "In memory, the features are read once before training and the epochs read no cache: "
+            "both formats run the same epochs, so that row's distance from 1 is the measurement's noise on this "
+            "machine. The target is judged on CPU time (what the format can change), and only when that control is "
+            "within 5% of 1.",
+            "Both formats trained the same head: "
+            f"largest difference of any epoch's training loss {max(loss_gaps):.2g}.",
+            "The streamed epoch's batch reads alone "
+            "(`EpochBatches`, every training and validation batch, no model; best of 3): "
             f"format 1 {seconds(read_seconds[1])}, format 2 {seconds(read_seconds[2])}.",
         ],
     )

@@ -2,8 +2,8 @@
 
 Each size runs in its own child process (`python -m benchmarks.growth CHILD_JSON`), so its peak resident
 memory (VmHWM) is its own. Two kinds of child:
-- embed: embed the first N of the suite's videos (with the suite's first extractor, MobileNetV2), then train the default head on that cache;
-  peak memory is read after embedding, reset, and read again after training.
+- embed: embed the first N of the suite's videos (with the suite's first extractor, MobileNetV2), then train the
+  default head on that cache; peak memory is read after embedding, reset, and read again after training.
 - train: train the notebook's scratch-CNN head on a scratch_cnn-sized (25088-d) cache of random features,
   once streamed (memory budget set below the cache) and once loaded into memory, for contrast.
 """
@@ -149,7 +149,8 @@ def run_growth(workspace: Workspace) -> SectionResult:
     }
 
     embed_table = Table(
-        f"Embed + train, {sizes.extractors[0]}: {', '.join(f'{base_videos * multiplier}' for multiplier in multipliers)} videos",
+        f"Embed + train, {sizes.extractors[0]}: "
+        f"{', '.join(f'{base_videos * multiplier}' for multiplier in multipliers)} videos",
         [
             "size",
             "videos",
@@ -172,8 +173,9 @@ def run_growth(workspace: Workspace) -> SectionResult:
             for multiplier, result in embed_results.items()
         ],
         [
-            "One fresh process per size. Embed wall time is the whole `featcache.embed()` call (loading the model and writing the cache included), "
-            "so the fixed part shows at small sizes. Epochs on caches this small are dominated by Keras' per-epoch overhead, not by the videos: "
+            "One fresh process per size. Embed wall time is the whole `featcache.embed()` call "
+            "(loading the model and writing the cache included), so the fixed part shows at small sizes. "
+            "Epochs on caches this small are dominated by Keras' per-epoch overhead, not by the videos: "
             "the streamed table below shows how epoch time grows with data.",
         ],
     )
@@ -182,7 +184,8 @@ def run_growth(workspace: Workspace) -> SectionResult:
         for multiplier in multipliers
     }
     stream_table = Table(
-        f"Training on scratch_cnn-sized caches ({sizes.streaming_feature_dim}-d × {sizes.num_frames} frames, float16 on disk), notebook's scratch head (LSTM 128 → Dense 32)",
+        f"Training on scratch_cnn-sized caches ({sizes.streaming_feature_dim}-d × {sizes.num_frames} frames, "
+        "float16 on disk), notebook's scratch head (LSTM 128 → Dense 32)",
         [
             "size",
             "videos",
@@ -206,8 +209,10 @@ def run_growth(workspace: Workspace) -> SectionResult:
             for multiplier in multipliers
         ],
         [
-            f"Streamed: `TrainConfig(memory_budget_mb={sizes.streaming_budget_mb})`, below every cache here, so `train` reads batches from the file (`EpochBatches`). "
-            "In memory: a budget above the cache, so it is loaded once. Epoch: the fastest of epochs 2-3 (epoch 1 also traces), one pass over the training side "
+            f"Streamed: `TrainConfig(memory_budget_mb={sizes.streaming_budget_mb})`, below every cache here, "
+            "so `train` reads batches from the file (`EpochBatches`). "
+            "In memory: a budget above the cache, so it is loaded once. "
+            "Epoch: the fastest of epochs 2-3 (epoch 1 also traces), one pass over the training side "
             "of UCF101 split 1's group rule (3/4 of the videos), no validation pass.",
         ],
     )
@@ -222,8 +227,10 @@ def run_growth(workspace: Workspace) -> SectionResult:
             _is_linear(streamed_epochs),
         ),
         Target(
-            f"growth: streamed training memory stays flat ({sizes.streaming_feature_dim}-d cache above the memory budget)",
-            f"peak RSS {mebibytes(streamed_peaks[smallest])} at {smallest}× → {mebibytes(streamed_peaks[largest])} at {largest}× "
+            "growth: streamed training memory stays flat "
+            f"({sizes.streaming_feature_dim}-d cache above the memory budget)",
+            f"peak RSS {mebibytes(streamed_peaks[smallest])} at {smallest}× → "
+            f"{mebibytes(streamed_peaks[largest])} at {largest}× "
             f"(features {mebibytes(feature_megabytes[smallest])} → {mebibytes(feature_megabytes[largest])} as float32)",
             streamed_peaks[largest] <= FLAT_MEMORY_TOLERANCE * streamed_peaks[smallest],
         ),

@@ -69,13 +69,18 @@ def run_heads(workspace: Workspace) -> SectionResult:
         table_rows.append(cells)
     demo_videos = 3 * sizes.heads_demo_videos_per_class
     notes = [
-        f"demo: {demo_videos} videos (3 classes, 8 groups; 2 test groups), 12 frames x {read_cache_index(demo_cache).feature_dim}-d scratch-CNN "
-        f"features, {sizes.heads_demo_epochs} epochs; order-only: {num_classes} classes x {per_class} videos, 8-16 frames x 64 dims "
+        f"demo: {demo_videos} videos (3 classes, 8 groups; 2 test groups), "
+        f"12 frames x {read_cache_index(demo_cache).feature_dim}-d scratch-CNN "
+        f"features, {sizes.heads_demo_epochs} epochs; "
+        f"order-only: {num_classes} classes x {per_class} videos, 8-16 frames x 64 dims "
         f"({num_segments} segments, noise 1.5), 25% test, {sizes.heads_order_only_epochs} epochs.",
-        f"Every head: units 128, dense 64, other settings at their defaults (dropout 0.5 on the sequence inputs, 2 layers, 4 attention heads, "
-        f"sinusoidal positions, mean pooling, kernel 3); best epoch by validation accuracy; seeds {', '.join(map(str, sizes.heads_seeds))} "
+        "Every head: units 128, dense 64, other settings at their defaults "
+        "(dropout 0.5 on the sequence inputs, 2 layers, 4 attention heads, "
+        "sinusoidal positions, mean pooling, kernel 3); best epoch by validation accuracy; "
+        f"seeds {', '.join(map(str, sizes.heads_seeds))} "
         "(split and weights); accuracy: mean (min–max) over seeds.",
-        "s/epoch: mean epoch time leaving out the first (which compiles), training plus validation pass; parameters at the demo cache's feature size.",
+        "s/epoch: mean epoch time leaving out the first (which compiles), training plus validation pass; "
+        "parameters at the demo cache's feature size.",
     ]
     columns = [
         "head",

@@ -134,7 +134,9 @@ NOTEBOOK_EXPERIMENTS = {
 def build_notebook_model(
     experiment: NotebookExperiment, num_frames: int, image_size: int, num_classes: int, seed: int = 0
 ) -> keras.Model:
-    """TimeDistributed(CNN) -> Masking(0) -> LSTM(dropout 0.5, recurrent_dropout 0.5) -> Dense(relu) -> Dropout(0.3) -> softmax."""
+    """TimeDistributed(CNN) -> Masking(0) -> LSTM(dropout 0.5, recurrent_dropout 0.5) -> Dense(relu) -> Dropout(0.3)
+    -> softmax.
+    """
     keras.utils.set_random_seed(seed)
     videos = keras.Input((num_frames, image_size, image_size, 3), name="videos")
     features = layers.TimeDistributed(experiment.build_cnn(image_size), name="frame_cnn")(videos)
@@ -199,7 +201,8 @@ def time_notebook_epochs(
     train_steps, test_steps = len(train_frames) // batch_size, len(test_frames) // batch_size
     if train_steps == 0 or test_steps == 0:
         raise ValueError(
-            f"the notebook needs at least one full batch of {batch_size} on each side, got {len(train_frames)} / {len(test_frames)} videos"
+            f"the notebook needs at least one full batch of {batch_size} on each side, "
+            f"got {len(train_frames)} / {len(test_frames)} videos"
         )
     started = time.perf_counter()
     model.fit(generator(train_frames, train_labels, True), steps_per_epoch=1, epochs=1, verbose=0)

@@ -1,9 +1,9 @@
 """Section 1: the notebook's training cost against featcache's embed-once + epochs from the cache.
 
-Same videos, same split (train / validation; the test side is not used), same head settings. The notebook's epoch re-reads its JPEGs and re-runs the CNN
-on every frame; featcache's epoch reads features from memory. For the scratch CNN the two sides are
-different models (the notebook trains its CNN end to end, featcache trains a head on frozen features):
-that comparison is of cost only.
+Same videos, same split (train / validation; the test side is not used), same head settings. The notebook's
+epoch re-reads its JPEGs and re-runs the CNN on every frame; featcache's epoch reads features from memory. For
+the scratch CNN the two sides are different models (the notebook trains its CNN end to end, featcache trains a
+head on frozen features): that comparison is of cost only.
 
 Issue 3's targets: >= 25x faster per epoch at the notebook's head, and the cached epoch within 1.5x of the
 head's own compute floor: the same layers' forward+backward (`train_on_batch`) and validation pass
@@ -45,7 +45,9 @@ def steady_epoch_seconds(history: list[dict[str, float]]) -> float:
 
 
 def notebook_head(extractor_name: str) -> HeadConfig:
-    """The notebook's head for an extractor: LSTM(units, dropout 0.5, recurrent_dropout 0.5) -> Dense -> Dropout(0.3)."""
+    """The notebook's head for an extractor: LSTM(units, dropout 0.5, recurrent_dropout 0.5) -> Dense ->
+    Dropout(0.3).
+    """
     experiment = NOTEBOOK_EXPERIMENTS[extractor_name]
     return HeadConfig(
         units=experiment.lstm_units, dense=experiment.dense_units, dropout=0.5, recurrent_dropout=0.5, final_dropout=0.3
@@ -78,7 +80,8 @@ def head_floor_epoch_seconds(
     num_train: int,
     num_val: int,
 ) -> float:
-    """Seconds of one epoch's pure compute: train_on_batch over the training videos, test_on_batch over the validation ones.
+    """Seconds of one epoch's pure compute: train_on_batch over the training videos, test_on_batch over the
+    validation ones.
 
     Random float32 tensors already in memory, the epoch's batch shapes (full batches and the remainder), each
     shape warmed up once; at most TIMED_FLOOR_BATCHES full batches are timed and scaled to the epoch's count.
@@ -143,7 +146,8 @@ def _compare(workspace: Workspace, extractor_name: str) -> _Comparison:
         batch_size=sizes.notebook_batch_size,
         num_epochs=sizes.notebook_epochs,
     )
-    # The sweep's first setting is the notebook's head (its fit is the "10-epoch model"), the second featcache's default.
+    # The sweep's first setting is the notebook's head (its fit is the "10-epoch model"), the second featcache's
+    # default.
     fit_seconds, epoch_seconds = [], []
     for head in sweep_heads(extractor_name, sizes.sweep_size):
         started = time.perf_counter()
@@ -261,20 +265,30 @@ def run_notebook_vs_featcache(workspace: Workspace) -> SectionResult:
     rows = [row for comparison in comparisons for row in _comparison_rows(comparison, workspace)]
     video_count = first.num_train + first.num_val
     table = Table(
-        f"Notebook port vs featcache: {first.num_train} training + {first.num_val} validation videos per epoch (the same split on both sides)",
+        f"Notebook port vs featcache: {first.num_train} training + {first.num_val} validation videos per epoch "
+        "(the same split on both sides)",
         ["measure", "notebook port", "featcache", "notebook ÷ featcache"],
         rows,
         [
             "An epoch is one training pass plus one validation pass on both sides. Notebook: batches of "
-            f"{sizes.notebook_batch_size} videos from its JPEG generator; featcache: `fit_head` on the cache in memory, batches of {sizes.train_config().batch_size}.",
-            f"Every epoch figure is the fastest of those timed (other work on this shared machine only adds time): notebook, {sizes.notebook_epochs} epochs "
-            f"timed after one untimed step (graph tracing); featcache, epochs 2..{sizes.head_epochs} of `fit_head` (epoch 1 also traces); floor, the fastest of {FLOOR_ROUNDS} rounds. Its {sizes.head_epochs}-epoch and sweep "
-            f"times are estimates: frame dump once + per model (build + tracing + {sizes.head_epochs} × the measured epoch); every sweep setting is "
-            "charged the notebook head's epoch (the CNN pass dominates it). featcache's are measured end to end: the `embed()` call's wall time + the fits.",
-            "scratch_cnn: the notebook trains its CNN end to end with the head (LSTM 128 → Dense 32); featcache trains the same head on frozen "
+            f"{sizes.notebook_batch_size} videos from its JPEG generator; "
+            f"featcache: `fit_head` on the cache in memory, batches of {sizes.train_config().batch_size}.",
+            "Every epoch figure is the fastest of those timed (other work on this shared machine only adds time): "
+            f"notebook, {sizes.notebook_epochs} epochs "
+            f"timed after one untimed step (graph tracing); featcache, epochs 2..{sizes.head_epochs} of `fit_head` "
+            f"(epoch 1 also traces); floor, the fastest of {FLOOR_ROUNDS} rounds. "
+            f"Its {sizes.head_epochs}-epoch and sweep "
+            "times are estimates: frame dump once + per model "
+            f"(build + tracing + {sizes.head_epochs} × the measured epoch); every sweep setting is "
+            "charged the notebook head's epoch (the CNN pass dominates it). "
+            "featcache's are measured end to end: the `embed()` call's wall time + the fits.",
+            "scratch_cnn: the notebook trains its CNN end to end with the head (LSTM 128 → Dense 32); "
+            "featcache trains the same head on frozen "
             "scratch_cnn features. These are different models: the comparison is of cost only.",
-            "Sweep settings: the notebook's head, featcache's default, half the units without recurrent dropout, a GRU, mean-pooling "
-            f"(the first {sizes.sweep_size}). The notebook head's fit in the sweep is featcache's {sizes.head_epochs}-epoch model; the default head's gives its epoch.",
+            "Sweep settings: the notebook's head, featcache's default, half the units without recurrent dropout, "
+            "a GRU, mean-pooling "
+            f"(the first {sizes.sweep_size}). The notebook head's fit in the sweep is featcache's "
+            f"{sizes.head_epochs}-epoch model; the default head's gives its epoch.",
         ],
     )
     ucf_epochs, num_train, num_test = _ucf101_sized_epochs(workspace)
@@ -294,31 +308,41 @@ def run_notebook_vs_featcache(workspace: Workspace) -> SectionResult:
         ]
     )
     ucf_table = Table(
-        f"Epoch on a UCF101-split-1-sized cache: {num_train:,} training videos × {parameters.num_frames} × {parameters.feature_dim} {parameters.dtype} (random features)",
+        f"Epoch on a UCF101-split-1-sized cache: {num_train:,} training videos × {parameters.num_frames} × "
+        f"{parameters.feature_dim} {parameters.dtype} (random features)",
         ["head", "featcache `train` epoch", "compute floor", "epoch ÷ floor"],
         ucf_rows,
         [
-            f"Written with `featcache.cache.write_cache`: {parameters.num_videos:,} videos in UCF101's 25 groups, the {num_test:,} of test groups 1-7 unused. "
-            f"Trained with `featcache.training.train.train(..., split='ucf101-1', val_fraction=0, epochs={sizes.ucf101_epochs})`, so an epoch is one pass over the "
-            f"{num_train:,} training videos with no validation pass; the figure is its fastest epoch after the first (which also traces). Floor: the same batch shapes through `train_on_batch`, fastest of {FLOOR_ROUNDS} rounds.",
+            f"Written with `featcache.cache.write_cache`: {parameters.num_videos:,} videos in UCF101's 25 groups, "
+            f"the {num_test:,} of test groups 1-7 unused. "
+            "Trained with "
+            f"`featcache.training.train.train(..., split='ucf101-1', val_fraction=0, epochs={sizes.ucf101_epochs})`, "
+            "so an epoch is one pass over the "
+            f"{num_train:,} training videos with no validation pass; "
+            "the figure is its fastest epoch after the first (which also traces). "
+            f"Floor: the same batch shapes through `train_on_batch`, fastest of {FLOOR_ROUNDS} rounds.",
         ],
     )
     notebook_target = ucf_epochs[0]
     speedup = first.notebook.seconds_per_epoch / first.featcache_epoch
     targets = [
         Target(
-            f"{first.extractor}: featcache ≥ {EPOCH_SPEEDUP_TARGET:.0f}× faster per epoch than the notebook, at the notebook's head",
-            f"{ratio(speedup)} ({seconds(first.notebook.seconds_per_epoch)} vs {seconds(first.featcache_epoch)}, {video_count} videos)",
+            f"{first.extractor}: featcache ≥ {EPOCH_SPEEDUP_TARGET:.0f}× faster per epoch than the notebook, "
+            "at the notebook's head",
+            f"{ratio(speedup)} ({seconds(first.notebook.seconds_per_epoch)} vs {seconds(first.featcache_epoch)}, "
+            f"{video_count} videos)",
             speedup >= EPOCH_SPEEDUP_TARGET,
         ),
         Target(
             f"cached epoch ≤ {FLOOR_TARGET}× the head's compute floor (UCF101-split-1 size, notebook's head)",
-            f"{ratio(notebook_target.epoch / notebook_target.floor)} ({seconds(notebook_target.epoch)} vs {seconds(notebook_target.floor)})",
+            f"{ratio(notebook_target.epoch / notebook_target.floor)} "
+            f"({seconds(notebook_target.epoch)} vs {seconds(notebook_target.floor)})",
             notebook_target.epoch / notebook_target.floor <= FLOOR_TARGET,
         ),
         Target(
             f"cached epoch ≤ {FLOOR_TARGET}× the head's compute floor ({video_count} videos, notebook's head)",
-            f"{ratio(first.featcache_epoch / first.floor_epoch)} ({seconds(first.featcache_epoch)} vs {seconds(first.floor_epoch)})",
+            f"{ratio(first.featcache_epoch / first.floor_epoch)} "
+            f"({seconds(first.featcache_epoch)} vs {seconds(first.floor_epoch)})",
             first.featcache_epoch / first.floor_epoch <= FLOOR_TARGET,
         ),
     ]

@@ -140,7 +140,8 @@ def run_ray_scaling(workspace: Workspace) -> SectionResult:
                 f"{larger_local / larger_ray:.0%}",
             ],
             [
-                f"{num_videos}: `featcache.embed` calls in one process that has TensorFlow imported (faster of {repeats} alternated runs)",
+                f"{num_videos}: `featcache.embed` calls in one process that has TensorFlow imported "
+                f"(faster of {repeats} alternated runs)",
                 "local",
                 seconds(in_process_local),
                 rate(num_videos / in_process_local, "videos/s"),
@@ -155,13 +156,17 @@ def run_ray_scaling(workspace: Workspace) -> SectionResult:
             ],
         ],
         [
-            "Commands: `python -m featcache embed ...` in a new process each, as users run it, timed from start to exit, against the Ray instance "
-            "already up (not counted, as a cluster started once with `ray start --head`). The local engine's process imports TensorFlow (~4 s) "
-            "and builds the model; the ray engine's driver imports neither (it builds no model), and Ray Data starts its workers: the embed "
-            "worker imports TensorFlow and builds the model in a new process. This is the target's figure.",
-            "Calls in one process: the earlier way of measuring here. The local engine's share of start-up is then only building the model, "
-            "since this process imported TensorFlow before; the ray engine's workers still import it.",
-            f"The difference between the two sizes is each engine's fixed start-up against its per-video cost (commands): {_fixed_cost_note(num_videos, local_seconds, ray_seconds, larger, larger_local, larger_ray)}.",
+            "Commands: `python -m featcache embed ...` in a new process each, as users run it, timed from start to "
+            "exit, against the Ray instance already up (not counted, as a cluster started once with `ray start "
+            "--head`). The local engine's process imports TensorFlow (~4 s) and builds the model; the ray engine's "
+            "driver imports neither (it builds no model), and Ray Data starts its workers: the embed worker imports "
+            "TensorFlow and builds the model in a new process. This is the target's figure.",
+            "Calls in one process: the earlier way of measuring here. The local engine's share of start-up is then "
+            "only building the model, since this process imported TensorFlow before; the ray engine's workers still "
+            "import it.",
+            "The difference between the two sizes is each engine's fixed start-up against its per-video cost "
+            "(commands): "
+            f"{_fixed_cost_note(num_videos, local_seconds, ray_seconds, larger, larger_local, larger_ray)}.",
         ],
     )
     targets = [
@@ -194,14 +199,18 @@ def _whole_embed_seconds(video_root: Path, config: EmbedConfig, cache_path: Path
 def _embed_command_seconds(
     video_root: Path, config: EmbedConfig, cache_path: Path, ray_address: str | None = None
 ) -> float:
-    """Seconds of one `python -m featcache embed` command with `config`'s options, from start to exit, into a new cache."""
+    """Seconds of one `python -m featcache embed` command with `config`'s options, from start to exit, into a new
+    cache.
+    """
     shutil.rmtree(shard_folder_for(cache_path), ignore_errors=True)
     cache_path.unlink(missing_ok=True)
     extractor, sampling = config.extractor, config.sampling
     command = [
         sys.executable, "-m", "featcache", "embed", str(video_root), "--out", str(cache_path),
-        "--extractor", extractor.name, "--weights", extractor.weights, "--seed", str(extractor.seed), "--image-size", str(extractor.image_size),
-        "--frames", str(sampling.num_frames), "--sampling", sampling.mode, "--dtype", config.dtype, "--batch-size", str(config.batch_size),
+        "--extractor", extractor.name, "--weights", extractor.weights, "--seed", str(extractor.seed),
+        "--image-size", str(extractor.image_size),
+        "--frames", str(sampling.num_frames), "--sampling", sampling.mode, "--dtype", config.dtype,
+        "--batch-size", str(config.batch_size),
         "--workers", str(config.num_decode_workers),
     ]  # fmt: skip
     if config.engine == "ray":
@@ -294,7 +303,9 @@ def measure_parts(workspace: Workspace, config: EmbedConfig) -> MeasuredParts:
 def _measure_shard_path(
     cache_path: Path, num_shards: int = 200, videos_per_shard: int = 64
 ) -> tuple[float, float, float]:
-    """Write `num_shards` MobileNetV2-sized shards, adopt them all, commit: MB/s written, MB/s adopted, s per 1,000 shards committed."""
+    """Write `num_shards` MobileNetV2-sized shards, adopt them all, commit: MB/s written, MB/s adopted, s per 1,000
+    shards committed.
+    """
     shutil.rmtree(shard_folder_for(cache_path), ignore_errors=True)
     cache_path.unlink(missing_ok=True)
     settings = {
@@ -308,7 +319,8 @@ def _measure_shard_path(
     total_bytes = 0
     with CacheWriter.open(cache_path, settings, 1280) as writer:
         for shard in range(num_shards):
-            videos = [ShardVideo(f"c/v{shard}_{video}.avi", "c", "", f"0:{shard}-{video}", features, np.arange(10, dtype=np.int32), np.zeros(10, np.float32), 25.0, 250, 320, 240)
+            videos = [ShardVideo(f"c/v{shard}_{video}.avi", "c", "", f"0:{shard}-{video}", features,
+                                 np.arange(10, dtype=np.int32), np.zeros(10, np.float32), 25.0, 250, 320, 240)
                       for video in range(videos_per_shard)]  # fmt: skip
             started = time.perf_counter()
             info = write_shard(writer.shard_folder, videos, "float16", settings)
@@ -345,7 +357,8 @@ def paper_estimate(parts: MeasuredParts, assume: ClusterAssumptions) -> Table:
     limit_name = min(cluster, key=cluster.get)
     videos_per_second = cluster[limit_name]
     num_shards = assume.kinetics_videos / 64
-    # The driver commits every 10 s, or 10x a commit's duration once the index is that big (ray_engine.COMMIT_TIME_FACTOR).
+    # The driver commits every 10 s, or 10x a commit's duration once the index is that big
+    # (ray_engine.COMMIT_TIME_FACTOR).
     last_commit_seconds = parts.commit_seconds_per_thousand_shards * num_shards / 1000
     rows = [
         [part, rate(videos, "videos/s"), "**the limit**" if part == limit_name else ""]
@@ -354,27 +367,45 @@ def paper_estimate(parts: MeasuredParts, assume: ClusterAssumptions) -> Table:
     rows.append(
         [
             "Kinetics-700 at 10 frames/video",
-            f"{assume.kinetics_videos:,} videos / {rate(videos_per_second, 'videos/s')} = {seconds(assume.kinetics_videos / videos_per_second)}",
+            (
+                f"{assume.kinetics_videos:,} videos / {rate(videos_per_second, 'videos/s')} = "
+                f"{seconds(assume.kinetics_videos / videos_per_second)}"
+            ),
             "",
         ]
     )
     return Table(
-        f"On paper: {assume.num_nodes} nodes × {assume.gpus_per_node} H100, {assume.cpu_cores_per_node} cores each, {parts.extractor} at 10 frames per video",
+        f"On paper: {assume.num_nodes} nodes × {assume.gpus_per_node} H100, {assume.cpu_cores_per_node} cores each, "
+        f"{parts.extractor} at 10 frames per video",
         ["what could limit", "videos/s for the cluster", ""],
         rows,
         [
-            f"Decoding: {parts.decoded_frames_per_second_per_core:,.0f} frames/s per core measured here on 320×240; Kinetics assumed {assume.kinetics_pixels_vs_ours}× the pixels, "
-            f"{assume.kinetics_seconds_per_video:.0f} s at {assume.kinetics_fps:.0f} fps = {frames_to_decode:.0f} frames decoded per video (decoding is sequential: sampling 10 does not skip the rest); "
+            f"Decoding: {parts.decoded_frames_per_second_per_core:,.0f} frames/s per core measured here on 320×240; "
+            f"Kinetics assumed {assume.kinetics_pixels_vs_ours}× the pixels, "
+            f"{assume.kinetics_seconds_per_video:.0f} s at {assume.kinetics_fps:.0f} fps = "
+            f"{frames_to_decode:.0f} frames decoded per video "
+            "(decoding is sequential: sampling 10 does not skip the rest); "
             f"{decode_cores} decode cores per node (one core per embed worker kept).",
-            f"Extractor: **assumed** {assume.gpu_images_per_second:,.0f} images/s per H100 for MobileNetV2 at 224 px (not measured: no GPU has been lent; `benchmarks/gpu.sh` measures it). "
+            f"Extractor: **assumed** {assume.gpu_images_per_second:,.0f} images/s per H100 "
+            "for MobileNetV2 at 224 px "
+            "(not measured: no GPU has been lent; `benchmarks/gpu.sh` measures it). "
             f"This CPU does {parts.cpu_images_per_second:,.0f} images/s.",
-            f"Shared filesystem: **assumed** {assume.shared_filesystem_megabytes_per_second:,.0f} MB/s in total for all nodes, {assume.kinetics_megabytes_per_video} MB per Kinetics clip.",
-            f"Driver: one process adopts every shard (reads it back with its checksum, {parts.adopt_megabytes_per_second:,.0f} MB/s here) — {shard_megabytes_per_video * 1e3:.0f} kB of float16 features per video. "
-            f"Its index commits grow with the shards ({parts.commit_seconds_per_thousand_shards:.2f} s per 1,000 shards here): at Kinetics' {num_shards:,.0f} shards of 64 "
-            f"the last take {seconds(last_commit_seconds)}, so the driver commits every {seconds(max(10.0, 10 * last_commit_seconds))} by then (at most 10% of its time; "
+            f"Shared filesystem: **assumed** {assume.shared_filesystem_megabytes_per_second:,.0f} MB/s "
+            f"in total for all nodes, {assume.kinetics_megabytes_per_video} MB per Kinetics clip.",
+            "Driver: one process adopts every shard "
+            f"(reads it back with its checksum, {parts.adopt_megabytes_per_second:,.0f} MB/s here) — "
+            f"{shard_megabytes_per_video * 1e3:.0f} kB of float16 features per video. "
+            "Its index commits grow with the shards "
+            f"({parts.commit_seconds_per_thousand_shards:.2f} s per 1,000 shards here): "
+            f"at Kinetics' {num_shards:,.0f} shards of 64 "
+            f"the last take {seconds(last_commit_seconds)}, "
+            f"so the driver commits every {seconds(max(10.0, 10 * last_commit_seconds))} by then "
+            "(at most 10% of its time; "
             "a killed driver loses at most that much). `featcache compact` merges the shards afterwards.",
-            f"So with these assumptions a cluster of this size is limited by the {limit_name}; decoding alone needs about "
-            f"{assume.gpu_images_per_second / assume.frames_per_video / decode_per_core:.0f} cores per H100 to keep it busy at 10 frames per video "
+            f"So with these assumptions a cluster of this size is limited by the {limit_name}; "
+            "decoding alone needs about "
+            f"{assume.gpu_images_per_second / assume.frames_per_video / decode_per_core:.0f} cores per H100 "
+            "to keep it busy at 10 frames per video "
             "(decoding reads every frame of a video to sample 10).",
         ],
     )

@@ -203,9 +203,11 @@ def kill_drill(work: Path, num_kills: int, seed: int) -> list[str]:
     )
     return [
         f"{len(expected.paths)} videos, reference run {reference_seconds:.1f} s (process start included)",
-        f"{num_kills} runs killed with SIGKILL (process group: embed and its decode workers) at uniform random moments in "
-        f"[0.2 s, {reference_seconds:.1f} s]; {kills_landed} landed before the run finished; then one run to the end (exit {final_status})",
-        f"lost: {len(lost)}; duplicated: {duplicated}; changed (features not allclose to the reference, rtol 1e-4): {changed}",
+        f"{num_kills} runs killed with SIGKILL (process group: embed and its decode workers) "
+        f"at uniform random moments in [0.2 s, {reference_seconds:.1f} s]; "
+        f"{kills_landed} landed before the run finished; then one run to the end (exit {final_status})",
+        f"lost: {len(lost)}; duplicated: {duplicated}; "
+        f"changed (features not allclose to the reference, rtol 1e-4): {changed}",
     ]
 
 
@@ -228,10 +230,16 @@ def main(argv: list[str] | None = None) -> int:
         "# Reliability: bad input and kill -9",
         "",
         "What `featcache embed` promises for hostile input, and how it is checked. Produced by",
-        f"`python -m benchmarks.reliability --out RELIABILITY.md --kills {args.kills} --seed {args.seed}` (every row is a real",
+        (
+            f"`python -m benchmarks.reliability --out RELIABILITY.md --kills {args.kills} --seed {args.seed}` "
+            "(every row is a real"
+        ),
         "`featcache embed` process: scratch_cnn, random weights, tiny frames). The suite checks the same promises in",
         "`tests/test_decode_workers.py`, `tests/test_frames.py`, `tests/test_videos.py`, `tests/test_cli_stage_one.py`",
-        "and the hypothesis fuzz test `tests/test_fuzz_embed.py` (`benchmarks/fuzz_nightly.sh` runs it at 300 examples).",
+        (
+            "and the hypothesis fuzz test `tests/test_fuzz_embed.py` "
+            "(`benchmarks/fuzz_nightly.sh` runs it at 300 examples)."
+        ),
         "",
         f"## Bad videos beside good ones (one run; exit status {video_status})",
         "",

@@ -76,7 +76,10 @@ def render_markdown(
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `{command}` (the suite in `benchmarks/`; `make bench` runs the same). One run, one machine, the same",
+        (
+            f"Written by `{command}` (the suite in `benchmarks/`; `make bench` runs the same). "
+            "One run, one machine, the same"
+        ),
         "videos for every contender in a section. Figures are ratios measured side by side in this run; absolute",
         "seconds are context for this machine only. ImageNet weights and UCF101 cannot be downloaded here, so the",
         "CNNs carry random weights (the same compute) and the videos are synthetic UCF101-like clips",

@@ -43,10 +43,12 @@ class DecodeRate:
 def decode_all(
     entries: list[VideoEntry], config: EmbedConfig, image_size: int, num_workers: int
 ) -> tuple[np.ndarray, DecodeRate]:
-    """Decode every video's sampled frames with featcache's decoder; uint8 frames (total, size, size, 3) and the rate."""
+    """Decode every video's sampled frames with featcache's decoder; uint8 frames (total, size, size, 3) and the
+    rate.
+    """
     started = time.perf_counter()
     frames, num_decoded = [], 0
-    for entry, sampled in decode_videos(entries, config.sampling, image_size, num_workers):
+    for _, sampled in decode_videos(entries, config.sampling, image_size, num_workers):
         if isinstance(sampled, VideoDecodeError):
             raise sampled
         frames.append(sampled.frames)
@@ -138,7 +140,8 @@ def run_stage_one(workspace: Workspace) -> SectionResult:
 
     video = sizes.videos
     embed_table = Table(
-        f"Embedding {len(entries)} videos ({video.width}×{video.height}, {video.num_frames} frames, {frames_per_video} sampled at {sizes.image_size}×{sizes.image_size})",
+        f"Embedding {len(entries)} videos ({video.width}×{video.height}, {video.num_frames} frames, "
+        f"{frames_per_video} sampled at {sizes.image_size}×{sizes.image_size})",
         [
             "extractor",
             "bare batched inference",
@@ -149,9 +152,14 @@ def run_stage_one(workspace: Workspace) -> SectionResult:
         ],
         embed_rows,
         [
-            f"Bare: the extractor's Keras model (`build_keras_model`) on the same frames already in memory, {sizes.embed_config(sizes.extractors[0]).batch_size} frames per `predict_on_batch`, after one untimed call per batch shape.",
-            "Embed pipeline: featcache's `decode_videos` (decode worker processes) feeding `embed_decoded_videos` (batches across videos), model warmed the same way — the part of `embed` the 70% target is about. Percentages are of bare.",
-            "`featcache.embed()` call: videos/s over its `embedding_seconds` (includes the first batches' graph tracing); wall time adds loading the model and writing the cache.",
+            "Bare: the extractor's Keras model (`build_keras_model`) on the same frames already in memory, "
+            f"{sizes.embed_config(sizes.extractors[0]).batch_size} frames per `predict_on_batch`, "
+            "after one untimed call per batch shape.",
+            "Embed pipeline: featcache's `decode_videos` (decode worker processes) feeding `embed_decoded_videos` "
+            "(batches across videos), model warmed the same way — the part of `embed` the 70% target is about. "
+            "Percentages are of bare.",
+            "`featcache.embed()` call: videos/s over its `embedding_seconds` (includes the first batches' graph "
+            "tracing); wall time adds loading the model and writing the cache.",
         ],
     )
     decode_table = Table(
@@ -168,9 +176,12 @@ def run_stage_one(workspace: Workspace) -> SectionResult:
             for decode in decode_rates
         ],
         [
-            "Decoding is sequential (every frame of a video is decoded, a sampled one is also converted and resized), so decoded frames/s is the codec's rate.",
-            f"The notebook's frame dump (seek to each of {frames_per_video} frames with CAP_PROP_POS_FRAMES, write full-size JPEGs) ran at "
-            f"{rate(dump_rate, 'videos/s')} on one core ({seconds(workspace.notebook_dump_seconds)} for {len(entries)} videos); "
+            "Decoding is sequential (every frame of a video is decoded, a sampled one is also converted and "
+            "resized), so decoded frames/s is the codec's rate.",
+            f"The notebook's frame dump (seek to each of {frames_per_video} frames with CAP_PROP_POS_FRAMES, "
+            "write full-size JPEGs) ran at "
+            f"{rate(dump_rate, 'videos/s')} on one core "
+            f"({seconds(workspace.notebook_dump_seconds)} for {len(entries)} videos); "
             "featcache's embed replaces it and the notebook's per-epoch CNN pass together.",
         ],
     )

@@ -41,9 +41,9 @@ SECTIONS: dict[str, Callable[[Workspace], SectionResult]] = {
 }
 SECTIONS_NEEDING_STAGE_ONE = {"notebook", "cache_formats"}
 GPU_NOTE = (
-    "`benchmarks/gpu.sh` runs the embed and train benchmarks under `KERAS_BACKEND=jax` on one NVIDIA GPU without TensorFlow "
-    "(targets: embed ≥ 500 UCF-like videos/s, head epoch on a 9,537-video split ≤ 0.5 s). This task had no GPU lent, so it has "
-    "not been run: no GPU figures are recorded here."
+    "`benchmarks/gpu.sh` runs the embed and train benchmarks under `KERAS_BACKEND=jax` on one NVIDIA GPU "
+    "without TensorFlow (targets: embed ≥ 500 UCF-like videos/s, head epoch on a 9,537-video split ≤ 0.5 s). "
+    "This task had no GPU lent, so it has not been run: no GPU figures are recorded here."
 )
 
 

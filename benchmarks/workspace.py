@@ -36,7 +36,8 @@ def benchmark_weights(extractor_name: str, image_size: int) -> str:
 class SuiteSizes:
     """How big each section's inputs are. FULL fits ~15 minutes on a 2-core CPU; QUICK a smoke test.
 
-    extractors: the extractors stage one embeds with and sections 1 and 3 compare (the first one's figures are the targets').
+    extractors: the extractors stage one embeds with and sections 1 and 3 compare (the first one's figures are the
+      targets').
     videos: the one video set every section uses (growth takes its first 1/4, 1/2 and all).
     image_size, num_frames: the notebook's 224x224 and 10 frames per video.
     test_fraction, val_fraction: the group-aware split (TrainConfig's): one group is the test set, never
@@ -44,20 +45,24 @@ class SuiteSizes:
       validation pass, on both the notebook's side and featcache's.
     notebook_batch_size: videos per notebook batch; the train and validation sides are multiples of it,
       so the notebook's `len // batch_size` steps see every video.
-    notebook_epochs: notebook epochs timed (the fastest counts); its 10-epoch and sweep figures are that epoch time multiplied.
+    notebook_epochs: notebook epochs timed (the fastest counts); its 10-epoch and sweep figures are that epoch time
+      multiplied.
     head_epochs: epochs of every featcache fit (the notebook's 10).
-    sweep_size: head settings in the sweep (issue 4: 5); the first is the notebook's head, the second featcache's default.
+    sweep_size: head settings in the sweep (issue 4: 5); the first is the notebook's head, the second featcache's
+      default.
     ucf101_cache: the random-feature cache sized like UCF101 split 1, trained for `ucf101_epochs` with the
       first `ucf101_heads` of (the notebook's MobileNetV2 head, featcache's default head).
     format_rows: videos per cache in the format benchmark, per extractor (rows of real features, tiled).
     growth_multipliers: sizes of the growth benchmark, as multiples of its smallest.
-    growth_parallel_children: growth child processes run at once; 1 for figures (more only to make the smoke test quick).
+    growth_parallel_children: growth child processes run at once; 1 for figures (more only to make the smoke test
+      quick).
     streaming_rows: rows of the smallest scratch_cnn-sized cache that is streamed (memory budget below it).
     heads_*: the heads section (benchmarks/heads.py): demo videos per class and epochs, the order-only set
       (classes, videos per class, segments) and epochs, and the seeds each head trains from.
-    format2_add_*, format2_read_videos: section 8's add-one-video caches (base size, x1/x2/x4) and repeats, and its read benchmark's videos.
-    format2_train_*: section 8's training-epoch comparison (benchmarks/format2.py): videos per cache (10 frames x 1280-d,
-      float16, written as format 1 and as format 2), epochs per `train` call and calls per format.
+    format2_add_*, format2_read_videos: section 8's add-one-video caches (base size, x1/x2/x4) and repeats, and its
+      read benchmark's videos.
+    format2_train_*: section 8's training-epoch comparison (benchmarks/format2.py): videos per cache (10 frames x
+      1280-d, float16, written as format 1 and as format 2), epochs per `train` call and calls per format.
     clips_*: the temporal augmentation section (benchmarks/clips.py): its video sets, name -> (classes, videos
       per class, frames per video), embedded densely, and the epochs of every row (seeds: heads_seeds).
     """
