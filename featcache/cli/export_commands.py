@@ -21,13 +21,16 @@ def export_command(
     format: ExportFormat | None = typer.Option(
         None,
         "--format",
-        help="npy: one .npy per video (real frames only) + index.csv; parquet: a row per frame (needs pyarrow). Default: from OUT's suffix (.parquet, .h5), else npy.",
+        help="npy: one .npy per video (real frames only) + index.csv; parquet: a row per frame (needs pyarrow). "
+        "Default: from OUT's suffix (.parquet, .h5), else npy.",
     ),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace OUT if it exists (only once the new export is complete)."
     ),
 ) -> None:
-    """Export a cache's features: one .npy per video plus index.csv, or one Parquet file of (path, label, frame, vector)."""
+    # `\` joins the two lines: typer would show a line break of the docstring in `featcache --help`'s command list.
+    """Export a cache's features: one .npy per video plus index.csv, or one Parquet file of \
+(path, label, frame, vector)."""
     from featcache.cache.export import export_cache
 
     with errors_as_exit_codes():

@@ -37,8 +37,14 @@ PositionsChoice = enum.Enum("PositionsChoice", {name: name for name in POSITION_
 PoolingChoice = enum.Enum("PoolingChoice", {name: name for name in POOLINGS}, type=str)
 ClipSamplingChoice = enum.Enum("ClipSamplingChoice", {name: name for name in CLIP_SAMPLINGS}, type=str)
 ClassWeightChoice = enum.Enum("ClassWeightChoice", {name: name for name in CLASS_WEIGHTS}, type=str)
-TEST_FRACTION_HELP = "Share of the videos held out as the test set by --split auto (whole groups); never seen in training or epoch selection."
-VAL_FRACTION_HELP = "Share of the training videos held out (whole groups) as the validation set that picks the best epoch; 0: no validation, the last epoch is kept."
+TEST_FRACTION_HELP = (
+    "Share of the videos held out as the test set by --split auto (whole groups); "
+    "never seen in training or epoch selection."
+)
+VAL_FRACTION_HELP = (
+    "Share of the training videos held out (whole groups) as the validation set that picks the best epoch; "
+    "0: no validation, the last epoch is kept."
+)
 
 
 # Options that train and compare share, declared once so their defaults and help cannot drift apart.
@@ -57,11 +63,13 @@ KERNEL_SIZE_OPTION = typer.Option(HeadConfig.kernel_size, help="Frames per convo
 FRAMES_OPTION = typer.Option(
     TrainConfig.frames,
     "--frames",
-    help="0: the stored frames as they are; T: a T-frame clip of each video from its stored frames (one per segment), e.g. from a dense cache.",
+    help="0: the stored frames as they are; T: a T-frame clip of each video from its stored frames (one per segment), "
+    "e.g. from a dense cache.",
 )
 CLIP_SAMPLING_OPTION = typer.Option(
     TrainConfig.clip_sampling,
-    help="With --frames T: uniform (each segment's centre) or random (a random frame per segment, new every epoch: augmentation).",
+    help="With --frames T: uniform (each segment's centre) or random (a random frame per segment, "
+    "new every epoch: augmentation).",
 )
 TEST_CLIPS_OPTION = typer.Option(
     TrainConfig.test_clips,
@@ -79,7 +87,10 @@ RECURRENT_DROPOUT_OPTION = typer.Option(
 PATIENCE_OPTION = typer.Option(
     TrainConfig.patience, help="Stop after this many epochs without a better validation epoch; 0: train every epoch."
 )
-EPOCHS_HELP = "Training epochs; the kept epoch has the best validation accuracy, ties broken by validation loss (the last epoch with --val-fraction 0)."
+EPOCHS_HELP = (
+    "Training epochs; the kept epoch has the best validation accuracy, ties broken by validation loss "
+    "(the last epoch with --val-fraction 0)."
+)
 BATCH_SIZE_OPTION = typer.Option(TrainConfig.batch_size, help="Videos per training step.")
 LEARNING_RATE_OPTION = typer.Option(TrainConfig.learning_rate, help="Adam learning rate.")
 SPLIT_OPTION = typer.Option(
@@ -126,9 +137,7 @@ def train_command(
     clip_sampling: ClipSamplingChoice = CLIP_SAMPLING_OPTION,
     test_clips: int = TEST_CLIPS_OPTION,
     class_weight: ClassWeightChoice = CLASS_WEIGHT_OPTION,
-    tensorboard: Path | None = typer.Option(
-        None, "--tensorboard", help="Also write TensorBoard logs to this folder."
-    ),
+    tensorboard: Path | None = typer.Option(None, "--tensorboard", help="Also write TensorBoard logs to this folder."),
 ) -> None:
     """Train a sequence head on a cache and write MODEL_DIR: model.keras, featcache.json, history, curves, split."""
     import_keras_quietly()  # before the model modules import it
@@ -170,7 +179,8 @@ def train_command(
         )
     else:
         typer.echo(
-            f"best epoch {result.best_epoch}: validation accuracy {result.best_val_accuracy:.3f} ({result.seconds_per_epoch:.2f} s/epoch); its weights are kept"
+            f"best epoch {result.best_epoch}: validation accuracy {result.best_val_accuracy:.3f} "
+            f"({result.seconds_per_epoch:.2f} s/epoch); its weights are kept"
         )
     say(f"model folder: {out} (model.keras, featcache.json, history.csv, learning_curves.png, split.csv)")
     say(f"test accuracy (the {result.split.num_test} test videos): featcache evaluate {out} {cache}")
@@ -217,7 +227,9 @@ def compare_command(
     test_clips: int = TEST_CLIPS_OPTION,
     class_weight: ClassWeightChoice = CLASS_WEIGHT_OPTION,
 ) -> None:
-    """Train several heads on the same cache and split; print test accuracy, validation accuracy, seconds per epoch and size."""
+    # `\` joins the two lines: typer would show a line break of the docstring in `featcache --help`'s command list.
+    """Train several heads on the same cache and split; print test accuracy, validation accuracy, seconds per epoch \
+and size."""
     import_keras_quietly()  # before the model modules import it
     from featcache.training.compare import compare_heads, comparison_as_json, format_comparison
 
@@ -239,7 +251,8 @@ def compare_command(
         )
         head_names = [name.strip() for name in heads.split(",") if name.strip()]
         head_overrides = {
-            "units": units, "dense": dense, "dropout": dropout, "recurrent_dropout": recurrent_dropout, "num_layers": layers, "num_heads": attention_heads,
+            "units": units, "dense": dense, "dropout": dropout, "recurrent_dropout": recurrent_dropout,
+            "num_layers": layers, "num_heads": attention_heads,
             "positions": positions.value, "pooling": pooling.value, "kernel_size": kernel_size,
         }  # fmt: skip
         rows = compare_heads(
@@ -264,7 +277,8 @@ def evaluate_command(
     subset: str = typer.Option(
         "default",
         "--subset",
-        help="default: the test videos on the model's own training cache, on any other cache all videos but those the model trained or validated on; test; all.",
+        help="default: the test videos on the model's own training cache, "
+        "on any other cache all videos but those the model trained or validated on; test; all.",
     ),
     old_split: str | None = typer.Option(None, "--split", hidden=True, help="The old name of --subset."),
     top_k: int | None = typer.Option(
@@ -307,7 +321,8 @@ def predict_command(
     as_json: bool = typer.Option(
         False,
         "--json",
-        help="Print one JSON object {model_dir, predictions} (with --window: the windows.json object) and nothing else.",
+        help="Print one JSON object {model_dir, predictions} (with --window: the windows.json object) "
+        "and nothing else.",
     ),
     window: float | None = typer.Option(
         None,

@@ -35,7 +35,8 @@ VERBOSITY = Verbosity()
 
 
 def set_verbosity(quiet: bool, verbose: bool) -> None:
-    """Set the process's output level; quiets third-party loggers unless verbose (before they load, where it matters)."""
+    """Set the process's output level; quiets third-party loggers unless verbose
+    (before they load, where it matters)."""
     if quiet and verbose:
         raise typer.BadParameter("--quiet and --verbose contradict each other; pass one")
     VERBOSITY.quiet, VERBOSITY.verbose = quiet, verbose
@@ -105,7 +106,8 @@ class CountProgress:
 
 @contextlib.contextmanager
 def count_progress(what: str, unit: str = "videos") -> Iterator[Callable[[int, int, int], None]]:
-    """report(done, total, failed): a live bar on a terminal, a line every PROGRESS_SECONDS otherwise; nothing with --quiet."""
+    """report(done, total, failed): a live bar on a terminal, a line every PROGRESS_SECONDS otherwise;
+    nothing with --quiet."""
     if VERBOSITY.quiet:
         yield lambda done, total, failed: None
         return

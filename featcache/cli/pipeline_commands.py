@@ -109,7 +109,8 @@ def _print_pipeline_summary(summary: PipelineSummary) -> None:
     typer.echo(format_report_table(summary))
     typer.echo("")
     typer.echo(
-        f"files in {summary.out_dir}: videos {summary.video_root}, cache {summary.cache_path}, report {summary.report_path}"
+        f"files in {summary.out_dir}: videos {summary.video_root}, cache {summary.cache_path}, "
+        f"report {summary.report_path}"
     )
     failures = summary.embed.failures
     if failures:

@@ -54,8 +54,8 @@ def embed_command(
     ),
     weights: str | None = typer.Option(
         None,
-        help="'imagenet' (downloaded by Keras), 'random' (seeded by --seed), a weights file, or the model file for keras_file. "
-        + FROM_CACHE.format("imagenet"),
+        help="'imagenet' (downloaded by Keras), 'random' (seeded by --seed), a weights file, "
+        "or the model file for keras_file. " + FROM_CACHE.format("imagenet"),
     ),
     handle: str | None = typer.Option(None, help="TF-Hub URL or local SavedModel folder (with --extractor tfhub)."),
     frames: int | None = typer.Option(
@@ -76,13 +76,12 @@ def embed_command(
         + FROM_CACHE.format("the extractor's own, 224 for mobilenet_v2"),
     ),
     batch_size: int = typer.Option(64, help="Frames per model call, gathered across videos."),
-    dtype: DtypeChoice | None = typer.Option(
-        None, help="Feature dtype in the cache. " + FROM_CACHE.format("float16")
-    ),
+    dtype: DtypeChoice | None = typer.Option(None, help="Feature dtype in the cache. " + FROM_CACHE.format("float16")),
     compression: CompressionChoice = typer.Option("none", help="HDF5 compression of features."),
     workers: int = typer.Option(
         0,
-        help="Decode worker processes; 0 = one per CPU core (with --engine ray: per CPU the cluster has left after the embed workers).",
+        help="Decode worker processes; 0 = one per CPU core "
+        "(with --engine ray: per CPU the cluster has left after the embed workers).",
     ),
     seed: int | None = typer.Option(None, help="Seed of 'random' weights. " + FROM_CACHE.format("0")),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a cache written with other settings."),
@@ -93,15 +92,18 @@ def embed_command(
     ),
     engine: EngineChoice = typer.Option(
         "local",
-        help="local: this machine; ray: a Ray cluster (pip install 'featcache[ray]'; videos and --out on a filesystem every node sees).",
+        help="local: this machine; ray: a Ray cluster "
+        "(pip install 'featcache[ray]'; videos and --out on a filesystem every node sees).",
     ),
     ray_address: str | None = typer.Option(
         None,
-        help="[ray] The cluster: 'auto' (the one `ray start` joined here), HOST:PORT. Default: RAY_ADDRESS, else a new local Ray instance.",
+        help="[ray] The cluster: 'auto' (the one `ray start` joined here), HOST:PORT. "
+        "Default: RAY_ADDRESS, else a new local Ray instance.",
     ),
     embed_workers: int = typer.Option(
         0,
-        help="[ray] Workers running the extractor, each loading it once; 0 = one per GPU of the cluster, or 1 without GPUs.",
+        help="[ray] Workers running the extractor, each loading it once; "
+        "0 = one per GPU of the cluster, or 1 without GPUs.",
     ),
     gpus_per_worker: float | None = typer.Option(
         None, help="[ray] GPUs per embed worker (default: 1 when the cluster has GPUs, else 0)."
@@ -120,8 +122,9 @@ def embed_command(
 
     with errors_as_exit_codes():
         given = {
-            "extractor": extractor, "weights": weights, "handle": handle, "image_size": image_size, "seed": seed, "frames": frames,
-            "sampling": None if sampling is None else sampling.value, "fps": fps, "dtype": None if dtype is None else dtype.value,
+            "extractor": extractor, "weights": weights, "handle": handle, "image_size": image_size, "seed": seed,
+            "frames": frames, "sampling": None if sampling is None else sampling.value, "fps": fps,
+            "dtype": None if dtype is None else dtype.value,
         }  # fmt: skip
         settings = resolve_embed_settings(out, given, overwrite)
         if settings.from_cache:
@@ -167,7 +170,8 @@ def embed_command(
         typer.echo(f"on Ray: {summary.engine_workers}")
     if summary.num_outside_root:
         typer.echo(
-            f"{summary.num_outside_root} video(s) lie outside the CSV's folder and are stored by the paths as written (--allow-outside-root)"
+            f"{summary.num_outside_root} video(s) lie outside the CSV's folder and are stored by the paths as written "
+            "(--allow-outside-root)"
         )
     for part in summary.unreadable_parts:
         typer.secho(
@@ -176,7 +180,8 @@ def embed_command(
         )
     if summary.suggests_compact:
         typer.secho(
-            f"{summary.num_dead_rows} rows in the shards are dead (removed or re-embedded videos); `featcache compact {out}` reclaims their space",
+            f"{summary.num_dead_rows} rows in the shards are dead (removed or re-embedded videos); "
+            f"`featcache compact {out}` reclaims their space",
             err=True,
         )
     if summary.failures:
@@ -196,7 +201,8 @@ def _embed_summary_line(summary: EmbedSummary) -> str:
     changes += f", {summary.num_changed} changed on disk (embedded again)" if summary.num_changed else ""
     changes += f", {summary.num_resumed} taken from an interrupted run" if summary.num_resumed else ""
     return (
-        f"{summary.num_embedded} embedded, {summary.num_already_cached} already cached, {len(summary.failures)} failed{changes} "
+        f"{summary.num_embedded} embedded, {summary.num_already_cached} already cached, "
+        f"{len(summary.failures)} failed{changes} "
         f"of {summary.num_videos_found} videos in {summary.seconds:.1f} s "
         f"(embedding {summary.videos_per_second:.1f} videos/s, {summary.frames_per_second:.0f} frames/s) -> "
         f"{summary.cache_path} ({summary.num_videos_in_cache} videos, {summary.cache_size_bytes / 1e6:.1f} MB)"
@@ -230,7 +236,8 @@ def verify_command(
         typer.secho(f"  {problem}", err=True)
     if not report.ok:
         typer.secho(
-            f"{cache}: {len(report.problems)} problem(s); re-embed the affected videos with `featcache embed --overwrite`",
+            f"{cache}: {len(report.problems)} problem(s); "
+            "re-embed the affected videos with `featcache embed --overwrite`",
             fg=typer.colors.RED,
             err=True,
         )
@@ -300,12 +307,15 @@ def weights_fetch_command(
         None, help="The input size the weights are for [default: the extractor's own]."
     ),
 ) -> None:
-    """Download an extractor's ImageNet weights (Keras' own download, cached) into a file for `embed --weights FILE` offline."""
+    # `\` joins the two lines: typer would show a line break of the docstring in `featcache --help`'s command list.
+    """Download an extractor's ImageNet weights (Keras' own download, cached) into a file for \
+`embed --weights FILE` offline."""
     import_keras_quietly()
     from featcache.extractors.weights_fetch import fetch_imagenet_weights
 
     with errors_as_exit_codes():
         written = fetch_imagenet_weights(extractor, out, image_size)
     typer.echo(
-        f"wrote {written}; offline: featcache embed VIDEO_ROOT --out CACHE.h5 --extractor {extractor} --weights {written}"
+        f"wrote {written}; offline: featcache embed VIDEO_ROOT --out CACHE.h5 "
+        f"--extractor {extractor} --weights {written}"
     )

@@ -165,8 +165,8 @@ def evaluate(
 def check_cache_matches_model(metadata: ModelMetadata, index: CacheIndex) -> None:
     """Raise CacheMismatchError unless the cache's features were made like the model's training features.
 
-    One rule for every stage (`featcache.cache.settings.describe_settings_difference`): extractor identity, weights, feature_dim
-    and sampling; the dtype may differ (a float32 cache feeds a float16-trained head). A head trained on
+    One rule for every stage (`featcache.cache.settings.describe_settings_difference`): extractor identity, weights,
+    feature_dim and sampling; the dtype may differ (a float32 cache feeds a float16-trained head). A head trained on
     whole stored sequences also needs the cache's T; one trained on clips takes its frames from any length.
     """
     cache_settings = settings_record(
@@ -178,7 +178,8 @@ def check_cache_matches_model(metadata: ModelMetadata, index: CacheIndex) -> Non
     difference = "; ".join(problem for problem in problems if problem)
     if difference:
         raise CacheMismatchError(
-            f"{index.path}: its features were made differently from the model's training cache (model vs cache: {difference}). "
+            f"{index.path}: its features were made differently from the model's training cache "
+            f"(model vs cache: {difference}). "
             "Re-embed the videos with the model's extractor and sampling (see featcache.json) to evaluate it."
         )
 
@@ -230,15 +231,17 @@ def select_videos(
         unseen = np.flatnonzero(~seen).astype(np.int64)
         if len(unseen) == 0:
             raise InputError(
-                f"every one of the {index.num_videos} videos of {index.path} is a video the model trained or validated on "
-                "(see its split.csv), so none is left to evaluate fairly; evaluate another cache, or use --subset all (subset='all') to score them anyway"
+                f"every one of the {index.num_videos} videos of {index.path} is a video the model trained or "
+                "validated on (see its split.csv), so none is left to evaluate fairly; evaluate another cache, "
+                "or use --subset all (subset='all') to score them anyway"
             )
         return (
             unseen,
             "all",
             (
                 f"all {index.num_videos} videos of the cache except {num_seen} the model trained or validated on "
-                f"({len(unseen)} scored; the model was not trained on this cache, but it shares videos with the training cache)"
+                f"({len(unseen)} scored; the model was not trained on this cache, "
+                "but it shares videos with the training cache)"
             ),
         )
     if not is_training_cache:
@@ -358,7 +361,8 @@ def format_report(report: EvaluationReport, max_misclassified: int = 20) -> str:
             lines.append(f"{name:<{name_width}}  {_metric(metrics.precision, 9)}  absent from these videos")
             continue
         lines.append(
-            f"{name:<{name_width}}  {_metric(metrics.precision, 9)}  {metrics.recall:6.3f}  {metrics.f1:6.3f}  {metrics.support:7d}"
+            f"{name:<{name_width}}  {_metric(metrics.precision, 9)}  "
+            f"{metrics.recall:6.3f}  {metrics.f1:6.3f}  {metrics.support:7d}"
         )
     cell_width = max(5, *(len(str(count)) for row in report.confusion_matrix for count in row))
     lines += ["", "Confusion matrix (rows: true class, columns: predicted, in this order):"]

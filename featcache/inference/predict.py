@@ -61,7 +61,8 @@ def check_extractor_matches(extractor: Extractor, metadata: ModelMetadata) -> No
     difference = describe_settings_difference(metadata.training_cache_settings, loaded)
     if difference:
         raise CacheMismatchError(
-            f"the extractor built from featcache.json differs from the one the model was trained on (trained vs now: {difference}); "
+            f"the extractor built from featcache.json differs from the one the model was trained on "
+            f"(trained vs now: {difference}); "
             "restore the original weights file or retrain on a cache embedded with the current one"
         )
 
@@ -257,7 +258,8 @@ def describe_failure(prediction: VideoPrediction) -> str:
 
 
 def format_predictions(predictions: list[VideoPrediction]) -> str:
-    """One block per predicted video for a terminal: its top-k classes with probabilities (failures: describe_failure)."""
+    """One block per predicted video for a terminal: its top-k classes with probabilities
+    (failures: describe_failure)."""
     lines = []
     for prediction in predictions:
         if prediction.error is not None:

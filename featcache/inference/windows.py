@@ -64,7 +64,8 @@ def window_layout(video_fps: float, window: WindowConfig, sampling: SamplingConf
     stride_frames = window.stride_seconds * video_fps
     if window_frames < 1 or stride_frames < 1 - _FLOOR_TOLERANCE:
         raise VideoDecodeError(
-            f"at {video_fps:g} fps, --window / window_seconds {window.window_seconds:g} s and --stride / stride_seconds {window.stride_seconds:g} s "
+            f"at {video_fps:g} fps, --window / window_seconds {window.window_seconds:g} s "
+            f"and --stride / stride_seconds {window.stride_seconds:g} s "
             "must each span at least one frame"
         )
     offsets = sample_frame_indices(window_frames, video_fps, sampling)
@@ -143,7 +144,8 @@ def _scan_video(path: Path, prepared: PreparedModel, window: WindowConfig) -> Vi
         video_fps, _ = _read_container_properties(capture)
         if video_fps <= 0:
             raise VideoDecodeError(
-                f"{path}: the video does not state its frame rate, which --window (window_seconds) needs: windows are in seconds"
+                f"{path}: the video does not state its frame rate, which --window (window_seconds) needs: "
+                "windows are in seconds"
             )
         scanner = _WindowScanner(prepared, window_layout(video_fps, window, prepared.sampling))
         image_size = prepared.extractor_config.image_size
@@ -327,7 +329,8 @@ def format_windows(report: WindowsReport) -> str:
             lines.append(f"ERROR {video.error}")
             continue
         lines.append(
-            f"{video.path}: {len(video.start_seconds)} windows of {report.window.window_seconds:g} s every {report.window.stride_seconds:g} s"
+            f"{video.path}: {len(video.start_seconds)} windows of {report.window.window_seconds:g} s "
+            f"every {report.window.stride_seconds:g} s"
         )
         for start, end, probabilities in zip(video.start_seconds, video.end_seconds, video.probabilities):
             label = int(np.argmax(probabilities))

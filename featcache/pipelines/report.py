@@ -13,12 +13,16 @@ def format_report_table(summary: PipelineSummary) -> str:
     """One line per head: accuracy on the evaluated videos (the test videos by default), top-k, videos scored,
     best epoch, seconds per epoch, model folder."""
     top_k = summary.heads[0].top_k if summary.heads else 1
-    header = f"{'head':<16} {'accuracy':>8} {f'top-{top_k}':>6} {'videos':>6} {'best epoch':>10} {'s/epoch':>8}  model folder"
+    header = (
+        f"{'head':<16} {'accuracy':>8} {f'top-{top_k}':>6} {'videos':>6} "
+        f"{'best epoch':>10} {'s/epoch':>8}  model folder"
+    )
     lines = [header, "-" * len(header)]
     for outcome in summary.heads:
         state = "trained now" if outcome.trained else "up to date"
         lines.append(
-            f"{outcome.name:<16} {outcome.accuracy:>8.3f} {_top_k_cell(outcome.top_k_accuracy)} {outcome.num_videos:>6d} "
+            f"{outcome.name:<16} {outcome.accuracy:>8.3f} {_top_k_cell(outcome.top_k_accuracy)} "
+            f"{outcome.num_videos:>6d} "
             f"{outcome.best_epoch:>10d} {outcome.seconds_per_epoch:>8.3f}  {outcome.model_dir} ({state})"
         )
     return "\n".join(lines)
@@ -31,7 +35,10 @@ def _top_k_cell(top_k_accuracy: float | None) -> str:
 def write_report(summary: PipelineSummary) -> Path:
     """Write OUT/report.txt (the table, with what was scored) and OUT/report.json (the same rows); return report.txt."""
     scored = summary.heads[0].subset_description if summary.heads else ""
-    text = f"pipeline {summary.pipeline.name}: {summary.pipeline.description}\nscored on: {scored}\n\n{format_report_table(summary)}\n"
+    text = (
+        f"pipeline {summary.pipeline.name}: {summary.pipeline.description}\nscored on: {scored}\n\n"
+        f"{format_report_table(summary)}\n"
+    )
     report_path = summary.out_dir / "report.txt"
     report_path.write_text(text, encoding="utf-8")
     rows = [

@@ -32,7 +32,8 @@ Progress = Callable[[str], None]
 UCF101_URL = "https://www.crcv.ucf.edu/data/UCF101.php"
 UCF101_HELP = (
     f"UCF101 comes from {UCF101_URL} (UCF101.rar, 6.5 GB): unpack it and move its UCF-101 folder to "
-    "data/UCF101 so that the videos are data/UCF101/<ClassName>/v_<ClassName>_gNN_cNN.avi; then `featcache run PIPELINE --data data/UCF101`"
+    "data/UCF101 so that the videos are data/UCF101/<ClassName>/v_<ClassName>_gNN_cNN.avi; "
+    "then `featcache run PIPELINE --data data/UCF101`"
 )
 
 CACHE_FILE_NAME = "features.h5"
@@ -110,12 +111,14 @@ def _check_data_source(pipeline: Pipeline) -> Path | None:
     if data.classes is not None:
         if not root.is_dir():
             raise InputError(
-                f"{pipeline.path.name}: [data] classes needs video_root to be a folder of class folders, {root} is a file"
+                f"{pipeline.path.name}: [data] classes needs video_root to be a folder of class folders, "
+                f"{root} is a file"
             )
         missing = [name for name in data.classes if not (root / name).is_dir()]
         if missing:
             raise InputError(
-                f"{pipeline.path.name}: no class folder(s) {', '.join(missing)} in {root}; expected {root}/<ClassName>/<video>. {UCF101_HELP}"
+                f"{pipeline.path.name}: no class folder(s) {', '.join(missing)} in {root}; "
+                f"expected {root}/<ClassName>/<video>. {UCF101_HELP}"
             )
     return root
 
@@ -151,7 +154,8 @@ def link_class_folders(video_root: Path, class_names: tuple[str, ...], view_dir:
             continue
         if not entry.is_symlink():
             raise InputError(
-                f"{view_dir} holds {entry.name}, which is not a link made by featcache run; use another --out / out_dir or remove it"
+                f"{view_dir} holds {entry.name}, which is not a link made by featcache run; "
+                "use another --out / out_dir or remove it"
             )
         entry.unlink()  # a link to a class no longer chosen, or to another video root
     for name, target in wanted.items():
@@ -161,7 +165,8 @@ def link_class_folders(video_root: Path, class_names: tuple[str, ...], view_dir:
                 os.symlink(target, link, target_is_directory=True)
             except OSError as err:
                 raise InputError(
-                    f"cannot link {link} -> {target} ({err}); list the videos in a CSV path,label[,group] and use it as video_root"
+                    f"cannot link {link} -> {target} ({err}); "
+                    "list the videos in a CSV path,label[,group] and use it as video_root"
                 ) from err
     return view_dir
 
@@ -210,7 +215,8 @@ def _train_head(
         cache_path, model_dir, spec.config, train_config, overwrite=True
     )  # _reason_to_train decided to retrain
     say(
-        f"train {spec.name}: split {result.split.num_train} train / {result.split.num_val} val / {result.split.num_test} test videos"
+        f"train {spec.name}: split {result.split.num_train} train / {result.split.num_val} val / "
+        f"{result.split.num_test} test videos"
     )
     for warning in result.warnings:
         say(f"train {spec.name}: warning: {warning}")

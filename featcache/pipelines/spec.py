@@ -118,7 +118,8 @@ def load_pipeline(name_or_path: str | Path) -> Pipeline:
     if str(name_or_path) in shipped:
         return read_pipeline_file(shipped[str(name_or_path)], base_dir=Path.cwd())
     raise InputError(
-        f"no pipeline file {name_or_path}; pass a {PIPELINE_SUFFIX} file or a shipped pipeline name: {', '.join(shipped) or '(none installed)'}"
+        f"no pipeline file {name_or_path}; pass a {PIPELINE_SUFFIX} file or a shipped pipeline name: "
+        f"{', '.join(shipped) or '(none installed)'}"
     )
 
 
@@ -174,7 +175,8 @@ def _data_config(table: dict[str, Any], path: Path, base_dir: Path) -> DataConfi
     data = build_config(DataConfig, table, path, "[data]")
     if (data.video_root is None) == (data.demo is None):
         raise InputError(
-            f'{path}: [data] needs exactly one of video_root = "DIR" (your videos) or demo = {{...}} (generated demo videos)'
+            f'{path}: [data] needs exactly one of video_root = "DIR" (your videos) '
+            "or demo = {...} (generated demo videos)"
         )
     if data.demo is not None:
         if data.classes is not None:
@@ -198,7 +200,8 @@ def _check_demo_arguments(arguments: dict[str, Any], path: Path) -> None:
 
 
 def _embed_config(table: dict[str, Any], path: Path, base_dir: Path) -> EmbedConfig:
-    """[embed] keys are `featcache embed`'s options; each goes to the config (extractor, sampling, embed) that has it."""
+    """[embed] keys are `featcache embed`'s options; each goes to the config (extractor, sampling, embed)
+    that has it."""
     nested = {"extractor", "sampling"}  # EmbedConfig's sub-configs, set through their own fields
     owners = {
         config_class: {f.name for f in dataclasses.fields(config_class)} - nested
@@ -218,7 +221,8 @@ def _embed_config(table: dict[str, Any], path: Path, base_dir: Path) -> EmbedCon
 
     if extractor.name not in available_extractors():
         raise InputError(
-            f"{path}: [embed] extractor {extractor.name!r} is unknown; choose one of {', '.join(available_extractors())}"
+            f"{path}: [embed] extractor {extractor.name!r} is unknown; "
+            f"choose one of {', '.join(available_extractors())}"
         )
     if extractor.weights not in ("imagenet", "random"):
         extractor = dataclasses.replace(extractor, weights=str(resolve(extractor.weights, base_dir)))
@@ -256,7 +260,8 @@ def _head_specs(tables: Any, path: Path) -> tuple[HeadSpec, ...]:
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise InputError(
-            f'{path}: several [[heads]] are named {", ".join(repeated)}; give each a distinct name = "..." (its model folder)'
+            f"{path}: several [[heads]] are named {', '.join(repeated)}; "
+            'give each a distinct name = "..." (its model folder)'
         )
     return tuple(specs)
 

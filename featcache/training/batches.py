@@ -27,7 +27,8 @@ Batch = tuple[
 
 
 class EpochBatches:
-    """Any batch of any epoch of one subset of a cache: ((features float32 (B, T, D), lengths int32 (B,)), labels int32 (B,)).
+    """Any batch of any epoch of one subset of a cache: ((features float32 (B, T, D), lengths int32 (B,)),
+    labels int32 (B,)).
 
     cache: the cache's path or an opened Cache; index: its CacheIndex; rows: int64, the subset's cache rows.
     frames: 0 for the stored frames as they are (T the cache's), T > 0 for T-frame clips taken by clip_sampling

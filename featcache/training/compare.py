@@ -59,7 +59,8 @@ def compare_heads(
     unknown = [name for name in head_names if name not in available_heads()]
     if unknown or not head_names:
         raise InputError(
-            f"--heads / head_names: unknown or no head(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(available_heads())}"
+            f"--heads / head_names: unknown or no head(s) {', '.join(unknown) or '(none)'}; "
+            f"choose from {', '.join(available_heads())}"
         )
     base_config = config_from_dict(HeadConfig, dict(head_overrides or {}))
     head_configs = [replace(base_config, head=name) for name in head_names]
@@ -99,7 +100,8 @@ def comparison_as_json(rows: list[ComparisonRow]) -> str:
 
 
 def format_comparison(rows: list[ComparisonRow]) -> str:
-    """A plain-text table, one line per head: test accuracy first (the number to compare), then the kept epoch's validation accuracy."""
+    """A plain-text table, one line per head: test accuracy first (the number to compare),
+    then the kept epoch's validation accuracy."""
     header = (
         f"{'head':<10} {'test accuracy':>13} {'val accuracy':>12} {'best epoch':>10} {'s/epoch':>8} {'parameters':>11}"
     )
@@ -107,6 +109,7 @@ def format_comparison(rows: list[ComparisonRow]) -> str:
     for row in rows:
         val_accuracy = "-" if row.best_val_accuracy is None else f"{row.best_val_accuracy:.3f}"
         lines.append(
-            f"{row.head:<10} {row.test_accuracy:>13.3f} {val_accuracy:>12} {row.best_epoch:>10d} {row.seconds_per_epoch:>8.3f} {row.num_parameters:>11,d}"
+            f"{row.head:<10} {row.test_accuracy:>13.3f} {val_accuracy:>12} {row.best_epoch:>10d} "
+            f"{row.seconds_per_epoch:>8.3f} {row.num_parameters:>11,d}"
         )
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""What a user must hear about a training run: test videos duplicating training ones, a head at chance, a too-small split."""
+"""What a user must hear about a training run: test videos duplicating training ones, a head at chance,
+a too-small split."""
 
 from __future__ import annotations
 
@@ -34,16 +35,19 @@ def training_warnings(
         and abs(kept["loss"] - math.log(num_classes)) <= 0.05 * math.log(num_classes)
     ):
         messages.append(
-            f"the head ended at chance level (training accuracy {kept['accuracy']:.3f}, chance {chance:.3f}; loss {kept['loss']:.3f} "
-            f"≈ ln {num_classes} = {math.log(num_classes):.3f}): the features likely carry no information about the classes "
+            f"the head ended at chance level (training accuracy {kept['accuracy']:.3f}, chance {chance:.3f}; "
+            f"loss {kept['loss']:.3f} ≈ ln {num_classes} = {math.log(num_classes):.3f}): "
+            "the features likely carry no information about the classes "
             "(random-init MobileNetV2 weights do that). Embed with real weights (--weights imagenet, or a file from "
-            "`featcache weights fetch mobilenet_v2 --out FILE`), or try `--extractor scratch_cnn --weights random` without network"
+            "`featcache weights fetch mobilenet_v2 --out FILE`), "
+            "or try `--extractor scratch_cnn --weights random` without network"
         )
     return messages
 
 
 def split_warnings(split: Split, labels: np.ndarray, num_classes: int, minimum_per_class: int = 2) -> list[str]:
-    """A warning per subset (val, test) holding fewer than `minimum_per_class` videos of some class: its accuracy means little."""
+    """A warning per subset (val, test) holding fewer than `minimum_per_class` videos of some class:
+    its accuracy means little."""
     fixes = {
         "val": "raise --val-fraction / val_fraction or embed more videos",
         "test": "raise --test-fraction / test_fraction or embed more videos",
@@ -55,8 +59,9 @@ def split_warnings(split: Split, labels: np.ndarray, num_classes: int, minimum_p
         counts = np.bincount(labels[rows], minlength=num_classes)
         if counts.min() < minimum_per_class:
             messages.append(
-                f"the {'validation' if subset == 'val' else 'test'} set has {len(rows)} videos, and {int(np.sum(counts < minimum_per_class))} of the "
-                f"{num_classes} classes have fewer than {minimum_per_class} videos in it: its accuracy means little; {fixes[subset]}"
+                f"the {'validation' if subset == 'val' else 'test'} set has {len(rows)} videos, "
+                f"and {int(np.sum(counts < minimum_per_class))} of the {num_classes} classes "
+                f"have fewer than {minimum_per_class} videos in it: its accuracy means little; {fixes[subset]}"
             )
     return messages
 

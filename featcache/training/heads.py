@@ -229,7 +229,8 @@ HEADS: dict[str, tuple[Callable, str]] = {
     "meanpool": (_meanpool_head, "mean over real frames -> Dense(relu) -> Dropout -> softmax (order-blind baseline)"),
     "transformer": (
         _transformer_head,
-        "Transformer encoder over the real frames (positions, masked attention) -> mean or class token -> Dense -> softmax",
+        "Transformer encoder over the real frames (positions, masked attention) "
+        "-> mean or class token -> Dense -> softmax",
     ),
     "tcn": (_tcn_head, "dilated residual 1-D convolutions over the real frames -> masked mean -> Dense -> softmax"),
 }

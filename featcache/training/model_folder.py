@@ -9,7 +9,8 @@ MODEL_DIR/
   history.csv           epoch,loss,accuracy,val_loss,val_accuracy,seconds (val_* = the validation videos that
                         pick the best epoch, empty without a validation set; never the test videos)
   learning_curves.png   loss and accuracy per epoch
-  split.csv             path,subset (train|val|test),fingerprint (content "size:blake2b", "" from a format-1 cache) per video
+  split.csv             path,subset (train|val|test),fingerprint (content "size:blake2b", "" from a format-1
+                        cache) per video
   evaluation/           reports `featcache evaluate` writes by default; removed when the folder is overwritten
 
 featcache.json is written last (atomically: featcache.files.write_atomically), so a folder interrupted while being
@@ -142,7 +143,8 @@ class ModelMetadata:
         if not isinstance(saved, dict) or saved.get("format_version") != FORMAT_VERSION:
             found = saved.get("format_version") if isinstance(saved, dict) else None
             raise ModelDirError(
-                f"{source}: model folder format {found!r}, this featcache reads format {FORMAT_VERSION}; re-run `featcache train`"
+                f"{source}: model folder format {found!r}, this featcache reads format {FORMAT_VERSION}; "
+                "re-run `featcache train`"
             )
         missing = [key for key in METADATA_KEYS if key not in saved]
         if missing:
@@ -196,7 +198,8 @@ class ModelMetadata:
 
     @property
     def clip_frames(self) -> int:
-        """T > 0: the head was trained on T-frame clips of the stored frames (train --frames T); 0: on them as stored."""
+        """T > 0: the head was trained on T-frame clips of the stored frames (train --frames T);
+        0: on them as stored."""
         return int(self.training.get("frames") or 0)
 
     @property
@@ -335,7 +338,8 @@ def check_model_dir_writable(model_dir: Path, overwrite: bool = False) -> None:
     foreign = sorted(entry.name for entry in model_dir.iterdir() if not _is_model_folder_entry(entry.name))
     if not (model_dir / METADATA_FILE).is_file() and foreign:
         raise ModelDirError(
-            f"--out / out_dir {model_dir} is a folder with other files ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}) "
+            f"--out / out_dir {model_dir} is a folder with other files "
+            f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}) "
             "and no featcache.json; pass a new or empty folder"
         )
     if not overwrite:
@@ -360,7 +364,8 @@ def save_model_folder(
     history: list[dict[str, float]],
     split_rows: list[tuple[str, str, str]],
 ) -> None:
-    """Write a model folder (see the module docstring); featcache.json last, so an interrupted write reads as incomplete.
+    """Write a model folder (see the module docstring); featcache.json last,
+    so an interrupted write reads as incomplete.
 
     Overwriting a model folder also removes its evaluation/ reports: they describe the previous model.
     history: one dict per epoch with HISTORY_COLUMNS (val_* None without validation);

@@ -3,8 +3,8 @@
 The split is three-way. First the test set is chosen, in one of three ways:
 - "auto": group-aware stratified split. UCF101 groups are clips of one performer/scene; a group on both
   sides would leak near-duplicate clips into the test set, so whole groups are held out
-  (`hold_out_whole_groups`: the groups whose videos come closest to test_fraction of every class). Videos without a group count as their own group; when no video has a group it is a
-  plain stratified random split.
+  (`hold_out_whole_groups`: the groups whose videos come closest to test_fraction of every class). Videos without
+  a group count as their own group; when no video has a group it is a plain stratified random split.
 - "ucf101-1|2|3": the official UCF101 splits: test groups 1-7, 8-14 or 15-21, the rest train.
 - a split file: a UCF101 list file, or a CSV with header `path,subset` (subset train|val|test) naming every
   cached video (the split.csv of a model folder is one). A list file whose name contains "test"
@@ -86,7 +86,8 @@ def choose_split(index: CacheIndex, train_config: TrainConfig) -> Split:
     test_indices = np.flatnonzero(is_test).astype(np.int64)
     if len(training_side) == 0 or len(test_indices) == 0:
         raise InputError(
-            f"{index.path}: the split ({description}) leaves {len(training_side)} training and {len(test_indices)} test videos; both sides need videos"
+            f"{index.path}: the split ({description}) leaves {len(training_side)} training and "
+            f"{len(test_indices)} test videos; both sides need videos"
         )
     if train_config.val_fraction == 0:
         val_indices = np.zeros(0, dtype=np.int64)
@@ -99,7 +100,8 @@ def choose_split(index: CacheIndex, train_config: TrainConfig) -> Split:
     train_indices = np.setdiff1d(training_side, val_indices).astype(np.int64)
     if len(train_indices) == 0:
         raise InputError(
-            f"{index.path}: the split ({description}; {validation}) leaves no training videos; {NO_VALIDATION_FIX} or list some as train"
+            f"{index.path}: the split ({description}; {validation}) leaves no training videos; "
+            f"{NO_VALIDATION_FIX} or list some as train"
         )
     counts = f"{len(train_indices)} train / {len(val_indices)} val / {len(test_indices)} test videos"
     return Split(train_indices, val_indices, test_indices, f"{description}; {validation}: {counts}")
@@ -108,7 +110,8 @@ def choose_split(index: CacheIndex, train_config: TrainConfig) -> Split:
 def validation_split(
     index: CacheIndex, training_side: np.ndarray, val_fraction: float, seed: int
 ) -> tuple[np.ndarray, str]:
-    """Validation rows (int64, sorted) held out of the training side's rows, and a description; no group on both sides."""
+    """Validation rows (int64, sorted) held out of the training side's rows, and a description;
+    no group on both sides."""
     labels = np.asarray(index.labels)[training_side]
     groups = [index.groups[row] for row in training_side]
     is_val, how = _hold_out(
@@ -126,14 +129,16 @@ def official_ucf101_split(index: CacheIndex, split_name: str) -> np.ndarray:
     ungrouped = [path for path, group in zip(index.paths, index.groups) if not group]
     if ungrouped:
         raise InputError(
-            f"--split / split {split_name} needs UCF101 group ids, but {len(ungrouped)} video(s) have none (e.g. {ungrouped[0]}); "
+            f"--split / split {split_name} needs UCF101 group ids, "
+            f"but {len(ungrouped)} video(s) have none (e.g. {ungrouped[0]}); "
             "use the default --split auto or a --split-file"
         )
     try:
         groups = np.array([int(group) for group in index.groups])
     except ValueError as err:
         raise InputError(
-            f"--split / split {split_name} needs numeric UCF101 groups (1-25): {err}; use --split auto or a --split-file"
+            f"--split / split {split_name} needs numeric UCF101 groups (1-25): {err}; "
+            "use --split auto or a --split-file"
         ) from err
     return np.isin(groups, list(UCF101_TEST_GROUPS[split_name]))
 
@@ -174,7 +179,8 @@ def _hold_out(
             )
         except ValueError as err:
             raise InputError(
-                f"{context}: cannot hold out {percent} stratified by class ({err}); embed more videos per class or change {option}"
+                f"{context}: cannot hold out {percent} stratified by class ({err}); "
+                f"embed more videos per class or change {option}"
             ) from err
         is_held_out = np.zeros(num_videos, dtype=bool)
         is_held_out[held_out_rows] = True
@@ -228,7 +234,8 @@ def split_from_file(index: CacheIndex, split_path: Path) -> tuple[np.ndarray, np
     """
     if not split_path.is_file():
         raise InputError(
-            f"--split-file / split_file {split_path}: no such file; pass a UCF101 trainlist/testlist .txt or a CSV path,subset"
+            f"--split-file / split_file {split_path}: no such file; "
+            "pass a UCF101 trainlist/testlist .txt or a CSV path,subset"
         )
     if split_path.suffix.lower() == ".csv":
         is_test, is_val = _split_from_csv(index, split_path)
@@ -241,7 +248,8 @@ def split_from_file(index: CacheIndex, split_path: Path) -> tuple[np.ndarray, np
     else:
         raise InputError(
             f"--split-file / split_file {split_path}: cannot tell whether it lists training or test videos; "
-            "its name must contain 'train' or 'test' (UCF101's trainlist01.txt, testlist01.txt), or pass a CSV path,subset"
+            "its name must contain 'train' or 'test' (UCF101's trainlist01.txt, testlist01.txt), "
+            "or pass a CSV path,subset"
         )
     with open(split_path, encoding="utf-8") as stream:
         listed = {_normalise(line.split()[0]) for line in stream if line.strip()}
@@ -250,7 +258,8 @@ def split_from_file(index: CacheIndex, split_path: Path) -> tuple[np.ndarray, np
     is_listed[[row_of_path[path] for path in listed if path in row_of_path]] = True
     if not is_listed.any():
         raise InputError(
-            f"--split-file / split_file {split_path}: none of its {len(listed)} paths is in the cache (paths look like {index.paths[0]!r})"
+            f"--split-file / split_file {split_path}: none of its {len(listed)} paths is in the cache "
+            f"(paths look like {index.paths[0]!r})"
         )
     num_skipped = len(listed) - int(is_listed.sum())
     skipped = f", {num_skipped} listed video(s) not in the cache skipped" if num_skipped else ""
@@ -268,12 +277,14 @@ def _split_from_csv(index: CacheIndex, split_path: Path) -> tuple[np.ndarray, np
     bad = Counter(subset for subset in subset_of_path.values() if subset not in SUBSETS)
     if bad:
         raise InputError(
-            f"--split-file / split_file {split_path}: subset must be train, val or test, found {', '.join(map(repr, bad))}"
+            f"--split-file / split_file {split_path}: subset must be train, val or test, "
+            f"found {', '.join(map(repr, bad))}"
         )
     unlisted = [path for path in index.paths if _normalise(path) not in subset_of_path]
     if unlisted:
         raise InputError(
-            f"--split-file / split_file {split_path}: {len(unlisted)} cached video(s) are not listed (e.g. {unlisted[0]}); a CSV split must name every video"
+            f"--split-file / split_file {split_path}: {len(unlisted)} cached video(s) are not listed "
+            f"(e.g. {unlisted[0]}); a CSV split must name every video"
         )
     subsets = np.array([subset_of_path[_normalise(path)] for path in index.paths], dtype=object)
     return subsets == "test", subsets == "val"

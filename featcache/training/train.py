@@ -65,7 +65,8 @@ def training_batches(data: TrainingData, train_config: TrainConfig) -> list[Kera
         KerasBatches(
             EpochBatches(
                 data.cache or data.index.path, data.index, rows, train_config.batch_size, shuffle, train_config.seed,
-                frames=train_config.frames, clip_sampling=clip_sampling, features=None if in_memory is None else in_memory[0][0],
+                frames=train_config.frames, clip_sampling=clip_sampling,
+                features=None if in_memory is None else in_memory[0][0],
             )
         )
         for rows, shuffle, in_memory, clip_sampling in sides
@@ -185,7 +186,8 @@ def tensorboard_callback(log_dir: str) -> keras.callbacks.TensorBoard:
     """Keras' TensorBoard logger; InputError when the `tensorboard` package it writes with is missing."""
     if importlib.util.find_spec("tensorboard") is None:
         raise InputError(
-            f"--tensorboard / tensorboard_dir {log_dir} needs the tensorboard package: `pip install tensorboard`, or leave --tensorboard out"
+            f"--tensorboard / tensorboard_dir {log_dir} needs the tensorboard package: `pip install tensorboard`, "
+            "or leave --tensorboard out"
         )
     return keras.callbacks.TensorBoard(log_dir=log_dir)
 
@@ -215,7 +217,8 @@ def train(
             else f"streamed from disk (over the {train_config.memory_budget_mb} MB memory budget)"
         )
         progress(
-            f"cache: {index.num_videos} videos, {len(index.class_names)} classes, {index.num_frames} frames x {index.feature_dim} dims, "
+            f"cache: {index.num_videos} videos, {len(index.class_names)} classes, "
+            f"{index.num_frames} frames x {index.feature_dim} dims, "
             f"{data.feature_megabytes:.1f} MB as float32, {where}"
         )
         progress(f"split: {data.split.description}")
@@ -229,12 +232,12 @@ def train(
             )
         if train_config.frames:
             progress(
-                f"clips: {train_config.frames} of each video's stored frames, {train_config.clip_sampling} positions for training "
+                f"clips: {train_config.frames} of each video's stored frames, "
+                f"{train_config.clip_sampling} positions for training "
                 f"(validation: uniform; scoring: {train_config.test_clips} uniform clip(s) averaged)"
             )
-        progress(
-            f"head: {head_config.head} ({', '.join(f'{key}={value}' for key, value in head_config.used_settings().items())})"
-        )
+        head_settings = ", ".join(f"{key}={value}" for key, value in head_config.used_settings().items())
+        progress(f"head: {head_config.head} ({head_settings})")
     warn_about_leaks(find_leaked_duplicates(index, data.split), progress)
     result = fit_head(data, head_config, train_config, progress)
     save_trained_head(out_dir, data, head_config, train_config, result)

@@ -63,7 +63,8 @@ def check_trainable(index: CacheIndex) -> None:
     counts = np.bincount(index.labels, minlength=len(index.class_names))
     if len(index.class_names) < 2:
         raise InputError(
-            f"{index.path}: a classifier needs at least 2 classes, the cache has {len(index.class_names)} ({', '.join(index.class_names)})"
+            f"{index.path}: a classifier needs at least 2 classes, "
+            f"the cache has {len(index.class_names)} ({', '.join(index.class_names)})"
         )
     empty = [name for name, count in zip(index.class_names, counts) if count == 0]
     if empty:
