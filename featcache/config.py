@@ -203,7 +203,8 @@ SPLIT_NAMES = ("auto", "ucf101-1", "ucf101-2", "ucf101-3")
 class HeadConfig:
     """A sequence classifier on cached features (see featcache.training.heads).
 
-    units: size of the recurrent state (lstm, gru), the model width (transformer), the filters (tcn); unused by meanpool.
+    units: size of the recurrent state (lstm, gru), the model width (transformer), the filters (tcn);
+      unused by meanpool.
     dense: width of the ReLU layer before the softmax.
     dropout: dropout on the sequence layer's inputs (the notebook's 0.5; every head but meanpool).
     recurrent_dropout: dropout on the recurrent state (the notebook's 0.5; lstm, gru).
@@ -316,7 +317,8 @@ class TrainConfig:
             raise InputError(f"--learning-rate / learning_rate must be above 0, got {self.learning_rate}")
         if self.split not in SPLIT_NAMES:
             raise InputError(
-                f"unknown --split / split {self.split!r}; choose one of {', '.join(SPLIT_NAMES)} (or pass --split-file FILE)"
+                f"unknown --split / split {self.split!r}; choose one of {', '.join(SPLIT_NAMES)} "
+                "(or pass --split-file FILE)"
             )
         if self.split_file is not None and self.split != "auto":
             raise InputError(
@@ -327,7 +329,8 @@ class TrainConfig:
             raise InputError(f"--test-fraction / test_fraction must be in (0, 0.5], got {self.test_fraction}")
         if not 0.0 <= self.val_fraction <= 0.5:
             raise InputError(
-                f"--val-fraction / val_fraction must be in [0, 0.5] (0: no validation, keep the last epoch), got {self.val_fraction}"
+                "--val-fraction / val_fraction must be in [0, 0.5] (0: no validation, keep the last epoch), "
+                f"got {self.val_fraction}"
             )
         if self.memory_budget_mb < 0:
             raise InputError(f"memory_budget_mb must be 0 (always stream) or more, got {self.memory_budget_mb}")
@@ -339,13 +342,15 @@ class TrainConfig:
             raise InputError(f"--frames / frames must be 0 (the stored frames) or more, got {self.frames}")
         if self.clip_sampling not in CLIP_SAMPLINGS:
             raise InputError(
-                f"unknown --clip-sampling / clip_sampling {self.clip_sampling!r}; choose one of {', '.join(CLIP_SAMPLINGS)}"
+                f"unknown --clip-sampling / clip_sampling {self.clip_sampling!r}; "
+                f"choose one of {', '.join(CLIP_SAMPLINGS)}"
             )
         if self.test_clips < 1:
             raise InputError(f"--test-clips / test_clips must be at least 1, got {self.test_clips}")
         if self.frames == 0 and (self.clip_sampling != "uniform" or self.test_clips != 1):
             raise InputError(
-                "--clip-sampling / clip_sampling and --test-clips / test_clips take clips of T frames; pass --frames T too (frames=T)"
+                "--clip-sampling / clip_sampling and --test-clips / test_clips take clips of T frames; "
+                "pass --frames T too (frames=T)"
             )
 
 

@@ -38,4 +38,5 @@ class CacheLockedError(InputError):
 
 
 class RayEngineError(InputError):
-    """`--engine ray` cannot run: Ray missing, the cluster unreachable or too small, a node that cannot see the files."""
+    """`--engine ray` cannot run: Ray missing, the cluster unreachable or too small,
+    a node that cannot see the files."""

@@ -20,10 +20,11 @@ def release(version: str) -> tuple[int, int]:
 
 
 def newer_writer_problem(written_by: str, what: str) -> str:
-    """'' when this featcache reads what `written_by` wrote; else a one-line reason (for the caller's own error type)."""
+    """'' when this featcache reads what `written_by` wrote;
+    else a one-line reason (for the caller's own error type)."""
     if written_by and release(written_by) > release(__version__):
         return (
-            f"{what} was written by featcache {written_by}, newer than this featcache {__version__}, and its format may have "
-            "changed; upgrade featcache (`pip install -U featcache`) to read it"
+            f"{what} was written by featcache {written_by}, newer than this featcache {__version__}, "
+            "and its format may have changed; upgrade featcache (`pip install -U featcache`) to read it"
         )
     return ""

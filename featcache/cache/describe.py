@@ -75,7 +75,8 @@ def format_cache_description(description: dict[str, Any]) -> str:
         + ("every sampled frame" if description["variable_length"] else f"{sampling.get('num_frames')} frames")
         + (f" at {sampling['fps']} fps" if sampling.get("fps") else "")
         + f"; mean length {description['mean_length']:.1f}, {description['num_padded_videos']} videos padded",
-        f"created {description['created']} by featcache {description['featcache_version']}, format {description['format_version']}"
+        f"created {description['created']} by featcache {description['featcache_version']}, "
+        f"format {description['format_version']}"
         + (
             f", {description['num_shards']} shard(s), {description['num_dead_rows']} dead row(s)"
             if description["format_version"] == 2

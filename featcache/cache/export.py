@@ -9,7 +9,8 @@ parquet: one row per real frame: path (string), label (string), group (string), 
   vector (fixed-size list of D floats, the cache's dtype). Written in row groups of a few hundred videos, so
   a cache larger than memory exports in bounded memory. Needs pyarrow (`pip install 'featcache[export]'`).
 h5: the cache as one self-contained HDF5 file of format 2 (`write_self_contained`).
-Every format is built under a temporary name, fsynced and renamed into place (featcache.files): OUT exists only when complete.
+Every format is built under a temporary name, fsynced and renamed into place (featcache.files):
+OUT exists only when complete.
 """
 
 from __future__ import annotations
@@ -109,10 +110,15 @@ def write_parquet(cache: Cache, out_file: Path) -> int:
     index = cache.index
     schema = pa.schema(
         [
-            ("path", pa.string()), ("label", pa.string()), ("group", pa.string()), ("frame", pa.int32()), ("frame_index", pa.int32()),
-            ("timestamp_ms", pa.float32()), ("vector", pa.list_(pa.from_numpy_dtype(np.dtype(index.dtype)), index.feature_dim)),
+            ("path", pa.string()),
+            ("label", pa.string()),
+            ("group", pa.string()),
+            ("frame", pa.int32()),
+            ("frame_index", pa.int32()),
+            ("timestamp_ms", pa.float32()),
+            ("vector", pa.list_(pa.from_numpy_dtype(np.dtype(index.dtype)), index.feature_dim)),
         ]
-    )  # fmt: skip
+    )
     with pq.ParquetWriter(out_file, schema) as writer, cache.reader() as reader:
         for start in range(0, index.num_videos, PARQUET_VIDEOS_PER_ROW_GROUP):
             rows = range(start, min(start + PARQUET_VIDEOS_PER_ROW_GROUP, index.num_videos))

@@ -53,7 +53,8 @@ COMPACT_SUGGESTION_DEAD_SHARE = 0.25
 
 
 def refuse_newer_writer(attributes: Any, cache_path: Path) -> None:
-    """CacheFormatError when the file's `featcache_version` attribute names a newer featcache (featcache.version's rule)."""
+    """CacheFormatError when the file's `featcache_version` attribute names a newer featcache
+    (featcache.version's rule)."""
     written_by = attributes.get("featcache_version", "")
     problem = newer_writer_problem(
         written_by.decode() if isinstance(written_by, bytes) else str(written_by), str(cache_path)

@@ -90,8 +90,9 @@ def read_index_state(cache_path: Path) -> IndexState:
             raise CacheFormatError(f"{cache_path}: not a featcache cache of format {FORMAT_VERSION}")
         if handle.attrs.get("self_contained", False):
             raise CacheFormatError(
-                f"{cache_path} is a self-contained export (`featcache export`): train, evaluate, predict and info read it, "
-                "but it is not added to, compacted or verified; embed into the cache it was exported from"
+                f"{cache_path} is a self-contained export (`featcache export`): "
+                "train, evaluate, predict and info read it, but it is not added to, compacted or verified; "
+                "embed into the cache it was exported from"
             )
         shard_table = handle["shards"][()]
         shard_names = decode_strings(shard_table["name"])

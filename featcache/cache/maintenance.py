@@ -95,7 +95,10 @@ def _batched_by_bytes(videos: Iterable[ShardVideo], feature_dim: int, dtype: str
 
 
 def upgrade_cache(cache_path: Path) -> int:
-    """Convert a format-1 cache to format 2 in place; returns the number of videos. Atomic: the index replaces the file last."""
+    """Convert a format-1 cache to format 2 in place; returns the number of videos.
+
+    Atomic: the index replaces the file last.
+    """
     cache_path = Path(cache_path)
     index = format1.read_cache_index(cache_path)
     write_cache(
@@ -143,7 +146,8 @@ def verify_cache(cache_path: Path) -> VerifyReport:
             report.problems.append(f"{shard_path}: missing")
         elif shard_path.stat().st_size != info.size:
             report.problems.append(
-                f"{shard_path}: {shard_path.stat().st_size} bytes, the index recorded {info.size} (truncated or replaced)"
+                f"{shard_path}: {shard_path.stat().st_size} bytes, "
+                f"the index recorded {info.size} (truncated or replaced)"
             )
         elif blake2b_file(shard_path) != info.checksum:
             report.problems.append(f"{shard_path}: contents changed (BLAKE2b differs from the index)")
@@ -151,7 +155,8 @@ def verify_cache(cache_path: Path) -> VerifyReport:
 
 
 def compact_cache(cache_path: Path) -> tuple[int, int]:
-    """Rewrite the live rows into as few shards as needed and delete the old ones; returns (dead rows dropped, shards now).
+    """Rewrite the live rows into as few shards as needed and delete the old ones;
+    returns (dead rows dropped, shards now).
 
     Atomic: new shards first, then one index replace; the old shards are deleted only after it.
     """

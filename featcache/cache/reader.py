@@ -85,7 +85,8 @@ def _is_self_contained(path: Path) -> bool:
 
 
 def _open_self_contained(path: Path) -> Cache:
-    """A `featcache export` file: the documented layout with real datasets, read as a cache whose one "shard" is itself."""
+    """A `featcache export` file: the documented layout with real datasets,
+    read as a cache whose one "shard" is itself."""
     with h5py.File(path, "r") as handle:
         settings = json.loads(handle.attrs["settings"])
         offsets = handle["offsets"][()]
@@ -142,13 +143,15 @@ def check_shards_present(cache_path: Path, state: IndexState) -> None:
         shard_path = folder / info.name
         if not shard_path.exists():
             raise CacheFormatError(
-                f"{cache_path}: shard {shard_path} is missing; a cache is {cache_path.name} plus the folder {folder.name}/ "
-                "(copy or move them together), or re-embed with `featcache embed --overwrite`"
+                f"{cache_path}: shard {shard_path} is missing; "
+                f"a cache is {cache_path.name} plus the folder {folder.name}/ (copy or move them together), "
+                "or re-embed with `featcache embed --overwrite`"
             )
         size = shard_path.stat().st_size
         if size != info.size:
             raise CacheFormatError(
-                f"{cache_path}: shard {shard_path} has {size} bytes, the index recorded {info.size} (truncated or replaced); "
+                f"{cache_path}: shard {shard_path} has {size} bytes, "
+                f"the index recorded {info.size} (truncated or replaced); "
                 "run `featcache verify` and re-embed with `featcache embed --overwrite`"
             )
 
@@ -213,7 +216,8 @@ class CacheReader:
                 self._handles[file_path] = h5py.File(file_path, "r")
             except OSError as err:
                 raise CacheFormatError(
-                    f"{self.cache.path}: cannot read shard {file_path} ({err}); run `featcache verify {self.cache.path}`"
+                    f"{self.cache.path}: cannot read shard {file_path} ({err}); "
+                    f"run `featcache verify {self.cache.path}`"
                 ) from err
         return self._handles[file_path]
 
@@ -229,7 +233,8 @@ class CacheReader:
         return self._features_of(self.cache.shard_paths[row])[start : start + length].astype(np.float32)
 
     def read_frame_arrays(self, row: int) -> dict[str, np.ndarray]:
-        """Where video `row`'s stored frames come from: frame_indices int32 (length,) and timestamps_ms float32 (length,)."""
+        """Where video `row`'s stored frames come from:
+        frame_indices int32 (length,) and timestamps_ms float32 (length,)."""
         length = int(self.cache.index.lengths[row])
         if self.cache.format_version == 1:
             handle = self._file(self.cache.path)

@@ -82,7 +82,10 @@ def describe_settings_difference(stored: dict[str, Any], wanted: dict[str, Any])
 
 def _weights_difference(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     stored_sha, wanted_sha = stored.get("weights_sha256"), wanted.get("weights_sha256")
-    file_difference = f"weights file {wanted.get('weights')} (sha256 {str(wanted_sha)[:12]}) differs from the one used ({stored.get('weights')}, sha256 {str(stored_sha)[:12]})"
+    file_difference = (
+        f"weights file {wanted.get('weights')} (sha256 {str(wanted_sha)[:12]}) differs from the one used "
+        f"({stored.get('weights')}, sha256 {str(stored_sha)[:12]})"
+    )
     if stored_sha and wanted_sha:
         # The same weights match, whether named imagenet or by a file (`featcache weights fetch`), at any path.
         return [] if stored_sha == wanted_sha else [file_difference]

@@ -138,7 +138,8 @@ def _index_on_disk(cache_path: Path, overwrite: bool) -> IndexState | None:
         if overwrite:
             return None  # a format-1 cache is one file: the new index replaces it whole
         raise CacheFormatError(
-            f"{cache_path}: a format-1 cache; convert it with `featcache upgrade {cache_path}` to add videos (or re-embed with --overwrite)"
+            f"{cache_path}: a format-1 cache; convert it with `featcache upgrade {cache_path}` to add videos "
+            "(or re-embed with --overwrite)"
         )
     return read_index_state(cache_path)
 
@@ -168,7 +169,8 @@ class CacheWriter:
         compression: str = "none",
         overwrite: bool = False,
     ) -> CacheWriter:
-        """Open the cache for writing (`WritableCache.open`) and its writer with `settings`; leaving the `with` releases it.
+        """Open the cache for writing (`WritableCache.open`) and its writer with `settings`;
+        leaving the `with` releases it.
 
         Raises CacheLockedError when another process writes it, CacheFormatError for a format-1 file (unless
         `overwrite`), CacheMismatchError when an existing cache has another settings record.
@@ -222,7 +224,8 @@ class CacheWriter:
         )
         if contents.settings != self.state.settings:
             raise CacheMismatchError(
-                f"{self.shard_folder / name}: written with other settings than {self.cache_path}; it cannot join this cache"
+                f"{self.shard_folder / name}: written with other settings than {self.cache_path}; "
+                "it cannot join this cache"
             )
         rows = [
             row for row, path in enumerate(contents.paths) if keep is None or keep(path, contents.fingerprints[row])

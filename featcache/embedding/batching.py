@@ -2,8 +2,8 @@
 
 Each decode thread hands one video at a time to a worker process (`decode_workers.py`: a decoder crash
 costs that video only) and waits for its frames with the GIL released, so the threads fill a bounded
-queue of videos while the main thread embeds: neither waits for the other. Batches always hold exactly `batch_size` frames (the
-last one excepted), whatever the videos' lengths, so a compiled model sees one input shape.
+queue of videos while the main thread embeds: neither waits for the other. Batches always hold exactly
+`batch_size` frames (the last one excepted), whatever the videos' lengths, so a compiled model sees one input shape.
 """
 
 from __future__ import annotations

@@ -32,7 +32,8 @@ class ShardBatch:
         features_or_error: np.ndarray | VideoDecodeError,
         fingerprint: FileFingerprint,
     ) -> None:
-        """Take one result of `batching.embed_decoded_videos`; raises InputError (and drops the batch) for useless features."""
+        """Take one result of `batching.embed_decoded_videos`;
+        raises InputError (and drops the batch) for useless features."""
         if isinstance(features_or_error, VideoDecodeError):
             # The cache names videos by relative path; the absolute path in the message is noise there.
             self.failures[entry.relative_path] = str(features_or_error).removeprefix(f"{entry.path}: ")
@@ -107,15 +108,17 @@ class FeatureInformationCheck:
         self.checked = True
         stacked = np.concatenate(self.seen)
         advice = (
-            f"the extractor ({self.extractor_name}) gives features without information, and every head trained on them "
-            "would sit at chance. Use real weights (--weights imagenet, or a file from `featcache weights fetch mobilenet_v2 "
-            "--out FILE` on a machine with network), or --extractor scratch_cnn --weights random for a network-free try-out; "
+            f"the extractor ({self.extractor_name}) gives features without information, "
+            "and every head trained on them would sit at chance. "
+            "Use real weights (--weights imagenet, or a file from `featcache weights fetch mobilenet_v2 --out FILE` "
+            "on a machine with network), or --extractor scratch_cnn --weights random for a network-free try-out; "
             "re-run with --overwrite (or another --out)"
         )
         peak = float(np.abs(stacked).max())
         if peak < self.SMALLEST_USEFUL:
             raise InputError(
-                f"the first {len(self.seen)} videos' features all lie below {self.SMALLEST_USEFUL:.2g} (peak {peak:.3g}): {advice}"
+                f"the first {len(self.seen)} videos' features all lie below {self.SMALLEST_USEFUL:.2g} "
+                f"(peak {peak:.3g}): {advice}"
             )
         if len(self.seen) >= 2 and float(np.ptp(stacked, axis=0).max()) == 0.0:
             raise InputError(f"every frame of the first {len(self.seen)} videos has the same feature vector: {advice}")
@@ -130,5 +133,6 @@ def check_features_fit_dtype(features: np.ndarray, dtype: str, video_path: str) 
     limits = np.finfo(np.float16)
     if peak > limits.max:
         raise InputError(
-            f"{video_path}: features reach {peak:.3g}, beyond float16's range ({limits.max:.0f}); use --dtype float32 (with --overwrite if videos are already embedded)"
+            f"{video_path}: features reach {peak:.3g}, beyond float16's range ({limits.max:.0f}); "
+            "use --dtype float32 (with --overwrite if videos are already embedded)"
         )

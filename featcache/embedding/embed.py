@@ -199,7 +199,8 @@ def _refuse_other_settings(stored: dict, wanted: dict, source_name: str) -> None
     difference = describe_settings_difference(stored, wanted)
     if difference:
         raise CacheMismatchError(
-            f"{source_name} was embedded with other settings ({difference}); re-run with --overwrite to replace it, or choose another --out"
+            f"{source_name} was embedded with other settings ({difference}); "
+            "re-run with --overwrite to replace it, or choose another --out"
         )
 
 

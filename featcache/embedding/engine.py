@@ -50,7 +50,10 @@ class EngineOutcome:
 
 
 class Engine(Protocol):
-    """A started engine. settings_record: its model's record when known before embedding (the local engine), else None."""
+    """A started engine.
+
+    settings_record: its model's record when known before embedding (the local engine), else None.
+    """
 
     settings_record: dict[str, Any] | None
 

@@ -85,7 +85,8 @@ class ClusterPlan:
 
     @classmethod
     def from_nodes(cls, config: EmbedConfig, nodes: list[dict[str, float]]) -> ClusterPlan:
-        """Raises RayEngineError for a plan no placement of workers on these nodes can hold (Ray would wait for ever)."""
+        """Raises RayEngineError for a plan no placement of workers on these nodes can hold
+        (Ray would wait for ever)."""
         total_gpus = sum(node.get("GPU", 0.0) for node in nodes)
         gpus_per_worker = config.gpus_per_worker if config.gpus_per_worker is not None else (1.0 if total_gpus else 0.0)
         # Embed workers per node: each needs its CPU and its GPU share on one node.
@@ -93,7 +94,8 @@ class ClusterPlan:
         if gpus_per_worker and not any(embed_slots):
             largest = max((node.get("GPU", 0.0) for node in nodes), default=0.0)
             raise RayEngineError(
-                f"--gpus-per-worker {gpus_per_worker:g}: no Ray node has that many GPUs (the most on one node: {largest:g}); use 0 for CPU workers"
+                f"--gpus-per-worker {gpus_per_worker:g}: no Ray node has that many GPUs "
+                f"(the most on one node: {largest:g}); use 0 for CPU workers"
             )
         if config.embed_workers:
             num_embed_workers = config.embed_workers
@@ -103,7 +105,8 @@ class ClusterPlan:
             num_embed_workers = 1
         if num_embed_workers > sum(embed_slots):
             raise RayEngineError(
-                f"the Ray cluster can hold {sum(embed_slots)} embed worker(s) of {EMBED_WORKER_CPUS:g} CPU and {gpus_per_worker:g} GPU, not {num_embed_workers}; "
+                f"the Ray cluster can hold {sum(embed_slots)} embed worker(s) of {EMBED_WORKER_CPUS:g} CPU "
+                f"and {gpus_per_worker:g} GPU, not {num_embed_workers}; "
                 "lower --embed-workers or --gpus-per-worker"
             )
         decode_slots = [
@@ -112,7 +115,8 @@ class ClusterPlan:
         ]
         if not any(decode_slots):
             raise RayEngineError(
-                f"no Ray node has {config.decode_cpus:g} CPU(s) left for a decode worker beside {num_embed_workers} embed worker(s); "
+                f"no Ray node has {config.decode_cpus:g} CPU(s) left for a decode worker "
+                f"beside {num_embed_workers} embed worker(s); "
                 "lower --decode-cpus or --embed-workers, or add CPU nodes"
             )
         num_decode_workers = config.num_decode_workers or sum(decode_slots)
@@ -120,7 +124,10 @@ class ClusterPlan:
 
     def describe(self) -> str:
         gpus = f", {self.gpus_per_embed_worker:g} GPU each" if self.gpus_per_embed_worker else " on CPU"
-        return f"{self.num_embed_workers} embed worker(s){gpus}, up to {self.num_decode_workers} decode worker(s) of {self.decode_cpus:g} CPU"
+        return (
+            f"{self.num_embed_workers} embed worker(s){gpus}, "
+            f"up to {self.num_decode_workers} decode worker(s) of {self.decode_cpus:g} CPU"
+        )
 
 
 def _fits(node: dict[str, float], cpus: float, gpus: float) -> int:
@@ -142,28 +149,33 @@ def _cpus_left_after_embed_workers(
 
 
 def check_every_node_sees(ray: Any, video_root: Path, shard_folder: Path) -> None:
-    """Raise RayEngineError naming the node when one cannot read `video_root`, write `shard_folder`, or run this featcache."""
+    """Raise RayEngineError naming the node when one cannot read `video_root`, write `shard_folder`,
+    or run this featcache."""
     shard_folder.mkdir(parents=True, exist_ok=True)
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     check = ray.remote(num_cpus=0, max_retries=0)(_node_view)
     nodes = [node for node in ray.nodes() if node.get("Alive")]
     pending = [
-        check.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)).remote(str(video_root), str(shard_folder))
+        check.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)).remote(
+            str(video_root), str(shard_folder)
+        )
         for node in nodes
-    ]  # fmt: skip
+    ]
     for node, answer_ref in zip(nodes, pending):
         name = node.get("NodeManagerAddress", node["NodeID"])
         try:
             answer = ray.get(answer_ref, timeout=NODE_CHECK_TIMEOUT_SECONDS)
         except ray.exceptions.GetTimeoutError as err:
             raise RayEngineError(
-                f"Ray node {name} did not answer within {NODE_CHECK_TIMEOUT_SECONDS:.0f} s; check it (`ray status`) or remove it"
+                f"Ray node {name} did not answer within {NODE_CHECK_TIMEOUT_SECONDS:.0f} s; "
+                "check it (`ray status`) or remove it"
             ) from err
         except ray.exceptions.RayError as err:
             # Typically featcache missing there: the check itself cannot be unpickled.
             raise RayEngineError(
-                f"Ray node {name} cannot run featcache ({_first_line(err)}); install featcache {__version__} on every node"
+                f"Ray node {name} cannot run featcache ({_first_line(err)}); "
+                f"install featcache {__version__} on every node"
             ) from err
         problem = describe_node_problem(answer, str(video_root), str(shard_folder))
         if problem:

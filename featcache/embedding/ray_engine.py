@@ -1,4 +1,5 @@
-"""Stage one on a Ray cluster (`embed --engine ray`): the local engine's decode, extractor and shards, spread over nodes.
+"""Stage one on a Ray cluster (`embed --engine ray`): the local engine's decode, extractor and shards,
+spread over nodes.
 
 Ray Data runs the pipeline; everything else is the local engine's code:
 
@@ -163,7 +164,11 @@ def _other_extractor_than_first(cache: WritableCache, result: dict[str, Any]) ->
         for name in sorted(set(cache.settings["extractor"]) | set(written_with["extractor"]))
         if cache.settings["extractor"].get(name) != written_with["extractor"].get(name)
     )
-    return f"a Ray worker on {result['node']} builds another extractor than the first worker ({difference or 'another settings record'}); every node needs the same weights and libraries"
+    what_differs = difference or "another settings record"
+    return (
+        f"a Ray worker on {result['node']} builds another extractor than the first worker ({what_differs}); "
+        "every node needs the same weights and libraries"
+    )
 
 
 def _build_pipeline(ray: Any, job: EmbedJob, cache: WritableCache, plan: ClusterPlan) -> Any:
@@ -178,10 +183,16 @@ def _build_pipeline(ray: Any, job: EmbedJob, cache: WritableCache, plan: Cluster
     # looping for ever (Ray Data's default for actors); one crash, as from a lost node, is retried.
     retries = {"max_restarts": WORKER_RETRIES, "max_task_retries": WORKER_RETRIES}
     rows = [
-        {"path": os.fsdecode(entry.path), "relative_path": entry.relative_path, "label": entry.label, "group": entry.group,
-         "fingerprint": fingerprints[entry.relative_path].fingerprint, "mtime_ns": fingerprints[entry.relative_path].mtime_ns}
+        {
+            "path": os.fsdecode(entry.path),
+            "relative_path": entry.relative_path,
+            "label": entry.label,
+            "group": entry.group,
+            "fingerprint": fingerprints[entry.relative_path].fingerprint,
+            "mtime_ns": fingerprints[entry.relative_path].mtime_ns,
+        }
         for entry in job.videos
-    ]  # fmt: skip
+    ]
     # In order, so that a cache's rows come out in the local engine's order whatever engine wrote them
     # (row order decides the order a seeded shuffle starts from: the same training run on either).
     ray.data.DataContext.get_current().execution_options.preserve_order = True
@@ -328,7 +339,10 @@ class _EmbedVideos:
         difference = describe_settings_difference(settings or requested, own)
         if difference:
             # Another weights file on this node would write features the cache's settings do not describe.
-            self.refusal = f"a Ray worker on {self.node} builds another extractor than {'the cache' if settings else 'asked for'} ({difference})"
+            self.refusal = (
+                f"a Ray worker on {self.node} builds another extractor than "
+                f"{'the cache' if settings else 'asked for'} ({difference})"
+            )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         if not self.refusal:
@@ -343,8 +357,12 @@ class _EmbedVideos:
         from featcache.embedding.checks import ShardBatch
 
         shard_batch = ShardBatch(self.information_check, self.config.dtype)
-        entries = [VideoEntry(Path(str(path)), str(relative), str(label), str(group)) for path, relative, label, group in
-                   zip(batch["path"], batch["relative_path"], batch["label"], batch["group"])]  # fmt: skip
+        entries = [
+            VideoEntry(Path(str(path)), str(relative), str(label), str(group))
+            for path, relative, label, group in zip(
+                batch["path"], batch["relative_path"], batch["label"], batch["group"]
+            )
+        ]
         fingerprints = {
             entry.relative_path: FileFingerprint(str(fingerprint), int(mtime))
             for entry, fingerprint, mtime in zip(entries, batch["fingerprint"], batch["mtime_ns"])

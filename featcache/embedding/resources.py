@@ -47,6 +47,7 @@ def check_embed_memory(config: EmbedConfig, num_workers: int) -> None:
     if available is not None and needed > available:
         raise InputError(
             f"--frames {config.sampling.num_frames} at --image-size {config.extractor.image_size} with --batch-size "
-            f"{config.batch_size} and {num_workers} decode workers needs at least {needed / _GIB:.1f} GiB for frames in flight, "
-            f"but {available / _GIB:.1f} GiB of memory is available; lower --frames, --image-size, --batch-size or --workers"
+            f"{config.batch_size} and {num_workers} decode workers needs at least {needed / _GIB:.1f} GiB "
+            f"for frames in flight, but {available / _GIB:.1f} GiB of memory is available; "
+            "lower --frames, --image-size, --batch-size or --workers"
         )

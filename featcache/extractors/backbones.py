@@ -54,7 +54,8 @@ def build_keras_application(config: ExtractorConfig) -> BuiltModel:
 
 
 def _build_application_backbone(config: ExtractorConfig, model_name: str, weights: str | None) -> keras.Model:
-    """keras.applications.<model_name> without its classifier, average-pooled; weights "imagenet" (Keras downloads) or None."""
+    """keras.applications.<model_name> without its classifier, average-pooled;
+    weights "imagenet" (Keras downloads) or None."""
     size = config.image_size
     try:
         return getattr(keras.applications, model_name)(
@@ -67,14 +68,16 @@ def _build_application_backbone(config: ExtractorConfig, model_name: str, weight
     # keras.utils.get_file raises a bare Exception for HTTP and URL errors, so nothing narrower catches them.
     except Exception as err:
         raise ExtractorError(
-            f"could not download the ImageNet weights of {model_name}: {error_summary(err)}; on a machine with network run "
-            f"`featcache weights fetch {config.name} --out {model_name}.weights.h5` and pass --weights / weights {model_name}.weights.h5 here, "
+            f"could not download the ImageNet weights of {model_name}: {error_summary(err)}; "
+            f"on a machine with network run `featcache weights fetch {config.name} --out {model_name}.weights.h5` "
+            f"and pass --weights / weights {model_name}.weights.h5 here, "
             "or use --extractor scratch_cnn --weights random for a network-free try-out"
         ) from err
 
 
 def build_keras_file_model(config: ExtractorConfig) -> BuiltModel:
-    """`keras_file`: the user's own .keras model (images -> vectors), given as --weights, fed RGB 0-255 in its input dtype."""
+    """`keras_file`: the user's own .keras model (images -> vectors), given as --weights,
+    fed RGB 0-255 in its input dtype."""
     if config.weights in ("imagenet", "random"):
         raise ExtractorError(
             "--extractor keras_file needs --weights / weights MODEL.keras (your model, saved with model.save)"
@@ -86,8 +89,9 @@ def build_keras_file_model(config: ExtractorConfig) -> BuiltModel:
         user_model = keras.saving.load_model(model_path, compile=False)
     except (ValueError, TypeError, KeyError, OSError, AttributeError) as err:
         raise ExtractorError(
-            f"{model_path} cannot be loaded as a Keras model ({error_summary(err)}); custom layers must be registered with "
-            "keras.saving.register_keras_serializable in a module imported before featcache runs"
+            f"{model_path} cannot be loaded as a Keras model ({error_summary(err)}); "
+            "custom layers must be registered with keras.saving.register_keras_serializable "
+            "in a module imported before featcache runs"
         ) from err
     if len(user_model.inputs) != 1:
         raise ExtractorError(
@@ -97,7 +101,8 @@ def build_keras_file_model(config: ExtractorConfig) -> BuiltModel:
     size = config.image_size
     if len(input_shape) != 4 or input_shape[3] != 3 or any(side not in (None, size) for side in input_shape[1:3]):
         raise ExtractorError(
-            f"{model_path}: the model takes input shape {input_shape}, but featcache feeds ({size}, {size}, 3) RGB frames; "
+            f"{model_path}: the model takes input shape {input_shape}, "
+            f"but featcache feeds ({size}, {size}, 3) RGB frames; "
             "leave --image-size / image_size unset (None) to use the model's own size"
         )
     frames = keras.Input((size, size, 3), dtype="uint8", name="frames")
@@ -127,7 +132,8 @@ def build_keras_hub_model(config: ExtractorConfig) -> BuiltModel:
         import keras_hub
     except ImportError as err:
         raise ExtractorError(
-            f"--extractor {config.name} needs KerasHub: pip install 'featcache[hub]' (or keras-hub); {error_summary(err)}"
+            f"--extractor {config.name} needs KerasHub: pip install 'featcache[hub]' (or keras-hub); "
+            f"{error_summary(err)}"
         ) from err
     if config.weights != "imagenet":
         raise ExtractorError(
@@ -151,7 +157,8 @@ def build_keras_hub_model(config: ExtractorConfig) -> BuiltModel:
     size = config.image_size
     if image_shape is not None and image_shape[0] not in (None, size):
         raise ExtractorError(
-            f"KerasHub preset {preset} takes {image_shape[0]} px images; pass --image-size / image_size {image_shape[0]}"
+            f"KerasHub preset {preset} takes {image_shape[0]} px images; "
+            f"pass --image-size / image_size {image_shape[0]}"
         )
     frames = keras.Input((size, size, 3), dtype="uint8", name="frames")
     pixels = converter(keras.ops.cast(frames, "float32"))
@@ -161,7 +168,8 @@ def build_keras_hub_model(config: ExtractorConfig) -> BuiltModel:
         features = backbone(pixels)
         if isinstance(features, dict):
             raise ExtractorError(
-                f"KerasHub preset {preset} returns several outputs ({', '.join(features)}); featcache needs an image backbone"
+                f"KerasHub preset {preset} returns several outputs ({', '.join(features)}); "
+                "featcache needs an image backbone"
             )
         # Average over tokens (ViT) or positions (CNN feature maps) to one vector per image.
         features = (

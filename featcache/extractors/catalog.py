@@ -49,7 +49,8 @@ class KerasApplication:
         return f"keras.applications.{self.module}.preprocess_input: {PREPROCESSING_MODES[self.mode]}"
 
 
-# Default sizes from the keras.applications docs; dims measured (weights=None, pooling="avg"), one per mode re-checked by the tests.
+# Default sizes from the keras.applications docs; dims measured (weights=None, pooling="avg"),
+# one per mode re-checked by the tests.
 KERAS_APPLICATIONS = {
     "ConvNeXtTiny": KerasApplication(224, 768, "convnext", "inside"),
     "ConvNeXtSmall": KerasApplication(224, 768, "convnext", "inside"),
@@ -97,8 +98,13 @@ _FIXED_EXTRACTORS = {
     "mobilenet_v2": "MobileNetV2 (keras.applications), ImageNet or file weights, average-pooled: 1280-d",
     "scratch_cnn": "the notebook's 8-conv CNN, file or random weights, flattened: (size/16)^2*128 = 25088-d at 224",
     "tfhub": "any TF-Hub image feature-vector SavedModel by --handle (URL or folder), inputs in [0, 1]: dim discovered",
-    KERAS_FILE: "your own Keras model by --weights FILE.keras (images -> vectors; scales pixels itself): input size and dim read from it",
-    f"{KERAS_HUB_PREFIX}PRESET": "a KerasHub CLIP/SigLIP/ViT image encoder by preset name or local preset folder (pip install 'featcache[hub]')",
+    KERAS_FILE: (
+        "your own Keras model by --weights FILE.keras (images -> vectors; scales pixels itself): "
+        "input size and dim read from it"
+    ),
+    f"{KERAS_HUB_PREFIX}PRESET": (
+        "a KerasHub CLIP/SigLIP/ViT image encoder by preset name or local preset folder (pip install 'featcache[hub]')"
+    ),
 }
 
 
@@ -108,7 +114,8 @@ def available_extractors() -> dict[str, str]:
     for name, application in KERAS_APPLICATIONS.items():
         described[KERAS_APPLICATION_PREFIX + name] = (
             f"keras.applications.{name}, imagenet/file/random weights, average-pooled: "
-            f"{application.feature_dim}-d at {application.default_image_size} px ({PREPROCESSING_MODES[application.mode]})"
+            f"{application.feature_dim}-d at {application.default_image_size} px "
+            f"({PREPROCESSING_MODES[application.mode]})"
         )
     return described
 
@@ -146,7 +153,8 @@ def keras_file_image_size(model_path: Path) -> int:
     """
     if model_path.suffix != ".keras":
         raise ExtractorError(
-            f"--extractor keras_file needs --weights / weights MODEL.keras (a model saved with model.save), got {str(model_path)!r}"
+            "--extractor keras_file needs --weights / weights MODEL.keras (a model saved with model.save), "
+            f"got {str(model_path)!r}"
         )
     try:
         with zipfile.ZipFile(model_path) as archive:
@@ -157,7 +165,8 @@ def keras_file_image_size(model_path: Path) -> int:
         ) from err
     except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as err:
         raise ExtractorError(
-            f"--weights / weights {model_path}: not a Keras 3 .keras file ({err}); save the model with model.save('model.keras')"
+            f"--weights / weights {model_path}: not a Keras 3 .keras file ({err}); "
+            "save the model with model.save('model.keras')"
         ) from err
     shape = _input_shape_from_config(config)
     if shape is None or len(shape) != 4 or shape[1] is None:
@@ -166,7 +175,8 @@ def keras_file_image_size(model_path: Path) -> int:
         )
     if shape[1] != shape[2] or shape[3] != 3:
         raise ExtractorError(
-            f"{model_path}: featcache feeds square RGB frames, but the model takes input shape {tuple(shape)}; use (N, N, 3)"
+            f"{model_path}: featcache feeds square RGB frames, "
+            f"but the model takes input shape {tuple(shape)}; use (N, N, 3)"
         )
     return int(shape[1])
 

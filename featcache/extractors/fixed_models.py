@@ -57,10 +57,12 @@ def build_mobilenet_v2(config: ExtractorConfig) -> BuiltModel:
 
 
 def build_scratch_cnn(config: ExtractorConfig) -> BuiltModel:
-    """`scratch_cnn`: the notebook's CNN, four conv blocks ('same' padding, ReLU) each ending in a 2x2 max-pool, then Flatten."""
+    """`scratch_cnn`: the notebook's CNN, four conv blocks ('same' padding, ReLU) each ending in a 2x2 max-pool,
+    then Flatten."""
     if config.weights == "imagenet":
         raise ExtractorError(
-            "scratch_cnn has no ImageNet weights; pass --weights / weights PATH (a .weights.h5 file) or --weights / weights random"
+            "scratch_cnn has no ImageNet weights; "
+            "pass --weights / weights PATH (a .weights.h5 file) or --weights / weights random"
         )
     size = config.image_size
     if size < SCRATCH_CNN_DOWNSAMPLING:

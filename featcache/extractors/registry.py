@@ -83,7 +83,8 @@ def extractor_builder(name: str) -> Callable[[ExtractorConfig], BuiltModel]:
 
 
 def build_model(config: ExtractorConfig) -> BuiltModel:
-    """Build the model of `config.name` by its registry builder; ExtractorError (one line, says what to do) when it cannot."""
+    """Build the model of `config.name` by its registry builder;
+    ExtractorError (one line, says what to do) when it cannot."""
     builder = extractor_builder(config.name)
     if config.handle is not None and config.name != TFHUB:
         raise ExtractorError(f"--handle / handle only applies to --extractor tfhub, not {config.name}")
@@ -106,13 +107,15 @@ def build_keras_model(config: ExtractorConfig) -> keras.Model:
     keras_model = build_model(config).keras_model
     if keras_model is None:
         raise ExtractorError(
-            f"{config.name} is a TensorFlow SavedModel, not a Keras model; choose a Keras extractor (`featcache extractors`)"
+            f"{config.name} is a TensorFlow SavedModel, not a Keras model; "
+            "choose a Keras extractor (`featcache extractors`)"
         )
     return keras_model
 
 
 def build_imagenet_backbone(extractor_name: str, image_size: int | None = None) -> keras.Model:
-    """The backbone of `extractor_name` with its ImageNet weights, built exactly as `embed --weights imagenet` builds it.
+    """The backbone of `extractor_name` with its ImageNet weights,
+    built exactly as `embed --weights imagenet` builds it.
 
     Its model.save_weights file is what `--weights FILE` loads for the same extractor and image size.
     image_size: None for the extractor's own. Raises ExtractorError for an extractor without such a backbone.

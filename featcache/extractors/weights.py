@@ -30,8 +30,9 @@ def download_mobilenet_v2_imagenet(image_size: int) -> str:
     except Exception as err:
         raise ExtractorError(
             f"could not download the MobileNetV2 ImageNet weights ({file_name}): {error_summary(err)}; "
-            "on a machine with network run `featcache weights fetch mobilenet_v2 --out mobilenet_v2.weights.h5` and pass "
-            "--weights / weights mobilenet_v2.weights.h5 here; for a network-free try-out use --extractor scratch_cnn --weights random "
+            "on a machine with network run `featcache weights fetch mobilenet_v2 --out mobilenet_v2.weights.h5` "
+            "and pass --weights / weights mobilenet_v2.weights.h5 here; "
+            "for a network-free try-out use --extractor scratch_cnn --weights random "
             "(random MobileNetV2 weights give features without information)"
         ) from err
 
@@ -73,7 +74,8 @@ def load_weights_file(backbone: keras.Model, weights_path: str, config: Extracto
     ]
     if partial:
         raise ExtractorError(
-            f"--weights / weights {weights_path} does not fit {config.name}: only partly loaded ({partial[0][:160]}); {fix}"
+            f"--weights / weights {weights_path} does not fit {config.name}: "
+            f"only partly loaded ({partial[0][:160]}); {fix}"
         )
     for warning in caught:
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)

@@ -28,11 +28,13 @@ def fetch_imagenet_weights(extractor_name: str, out: Path, image_size: int | Non
     out = Path(out)
     if not out.name.endswith(WEIGHTS_FILE_SUFFIX):
         raise InputError(
-            f"--out / out {out}: name the file *{WEIGHTS_FILE_SUFFIX} (Keras saves and loads weights files by that suffix)"
+            f"--out / out {out}: name the file *{WEIGHTS_FILE_SUFFIX} "
+            "(Keras saves and loads weights files by that suffix)"
         )
     if not has_imagenet_weights_file(extractor_name):
         raise InputError(
-            f"{extractor_name} has no ImageNet weights to fetch; choose {' or '.join(FETCHABLE)} (`featcache extractors` lists them)"
+            f"{extractor_name} has no ImageNet weights to fetch; "
+            f"choose {' or '.join(FETCHABLE)} (`featcache extractors` lists them)"
         )
     # Imported here: the registry imports Keras, which `featcache weights fetch --help` must not pay for.
     from featcache.extractors.registry import build_imagenet_backbone

@@ -96,7 +96,8 @@ def read_sampled_frames(path: Path, sampling: SamplingConfig, image_size: int) -
         if decode_pass.num_decoded != num_decoded:
             # The file changed between the passes, or decodes differently the second time.
             raise VideoDecodeError(
-                f"{path}: decoding stopped at frame {decode_pass.num_decoded} on the second pass, at frame {num_decoded} on the first"
+                f"{path}: decoding stopped at frame {decode_pass.num_decoded} on the second pass, "
+                f"at frame {num_decoded} on the first"
             )
         frames_bgr = decode_pass.frames
 

@@ -79,7 +79,8 @@ def find_videos(source: Path, allow_outside_root: bool = False) -> tuple[Path, l
     source = Path(source).expanduser()
     if not source.exists():
         raise InputError(
-            f"{source} does not exist; pass a folder laid out as ROOT/<ClassName>/<video> or a CSV with columns path,label[,group]"
+            f"{source} does not exist; "
+            "pass a folder laid out as ROOT/<ClassName>/<video> or a CSV with columns path,label[,group]"
         )
     if source.is_dir():
         root = source.resolve()
@@ -89,7 +90,8 @@ def find_videos(source: Path, allow_outside_root: bool = False) -> tuple[Path, l
         entries = _find_videos_in_csv(source.resolve(), allow_outside_root)
     else:
         raise InputError(
-            f"{source} is neither a folder nor a .csv file; pass a folder laid out as ROOT/<ClassName>/<video> or a CSV with columns path,label[,group]"
+            f"{source} is neither a folder nor a .csv file; "
+            "pass a folder laid out as ROOT/<ClassName>/<video> or a CSV with columns path,label[,group]"
         )
     return root, sorted(entries, key=lambda entry: entry.relative_path)
 
@@ -139,7 +141,8 @@ def _find_videos_in_csv(csv_path: Path, allow_outside_root: bool) -> list[VideoE
         missing_columns = [column for column in _CSV_REQUIRED_COLUMNS if column not in columns]
         if missing_columns:
             raise InputError(
-                f"{csv_path}: missing column(s) {', '.join(missing_columns)}; the first line must be a header path,label[,group]"
+                f"{csv_path}: missing column(s) {', '.join(missing_columns)}; "
+                "the first line must be a header path,label[,group]"
             )
         reader.fieldnames = columns
         entries = [_csv_row_to_entry(csv_path, root, row, reader.line_num) for row in reader]
@@ -148,9 +151,9 @@ def _find_videos_in_csv(csv_path: Path, allow_outside_root: bool) -> list[VideoE
     outside = [entry.relative_path for entry in entries if entry.is_outside_root]
     if outside and not allow_outside_root:
         raise InputError(
-            f"{csv_path} names {len(outside)} file(s) by an absolute path or outside its folder ({_name_some(outside)}); "
-            "write paths relative to the CSV's folder (move the CSV above every video), or pass --allow-outside-root "
-            "to store these paths as written"
+            f"{csv_path} names {len(outside)} file(s) by an absolute path or outside its folder "
+            f"({_name_some(outside)}); write paths relative to the CSV's folder (move the CSV above every video), "
+            "or pass --allow-outside-root to store these paths as written"
         )
     _check_csv_entries(csv_path, entries)
     return entries
@@ -164,8 +167,8 @@ def _read_utf8_text(csv_path: Path) -> str:
     except UnicodeDecodeError as err:
         line_number = data[: err.start].count(b"\n") + 1
         raise InputError(
-            f"{csv_path}, line {line_number}: byte 0x{data[err.start]:02X} is not UTF-8 (the file looks like Latin-1 or "
-            "another legacy encoding); save it as UTF-8, e.g. `iconv -f latin1 -t utf-8`"
+            f"{csv_path}, line {line_number}: byte 0x{data[err.start]:02X} is not UTF-8 (the file looks like Latin-1 "
+            "or another legacy encoding); save it as UTF-8, e.g. `iconv -f latin1 -t utf-8`"
         ) from None
 
 
@@ -193,7 +196,8 @@ def _check_csv_entries(csv_path: Path, entries: list[VideoEntry]) -> None:
     missing = [entry.relative_path for entry in entries if not entry.path.exists() and not entry.path.is_symlink()]
     if missing:
         raise InputError(
-            f"{csv_path} lists {len(missing)} file(s) that do not exist: {_name_some(missing)}; relative paths are taken from {csv_path.parent}"
+            f"{csv_path} lists {len(missing)} file(s) that do not exist: {_name_some(missing)}; "
+            f"relative paths are taken from {csv_path.parent}"
         )
     seen: set[str] = set()
     for entry in entries:
