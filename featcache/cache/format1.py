@@ -24,10 +24,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-# Shared with format 2. The dtypes are re-exported (redundant aliases) for format 1's writer, tests/format1_writer.py.
-from featcache.cache.format import FAILURE_DTYPE as FAILURE_DTYPE
-from featcache.cache.format import STRING_DTYPE as STRING_DTYPE
-from featcache.cache.format import VIDEO_DATASETS, CacheIndex
+from featcache.cache.format import VIDEO_DATASETS, CacheIndex  # shared with format 2
 from featcache.errors import CacheFormatError
 
 FORMAT_VERSION = 1
