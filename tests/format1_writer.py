@@ -17,14 +17,8 @@ import h5py
 import numpy as np
 
 from featcache import __version__
-from featcache.cache.format1 import (
-    FAILURE_DTYPE,
-    FORMAT_VERSION,
-    FRAME_DATASETS,
-    STRING_DTYPE,
-    VIDEO_DATASETS,
-    VideoRows,
-)
+from featcache.cache.format import FAILURE_DTYPE, STRING_DTYPE
+from featcache.cache.format1 import FORMAT_VERSION, FRAME_DATASETS, VIDEO_DATASETS, VideoRows
 
 
 def write_cache(
