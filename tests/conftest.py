@@ -6,7 +6,6 @@ so a test can read back which frame it got even through lossy MJPG compression (
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
 
@@ -16,9 +15,8 @@ import cv2
 import numpy as np
 import pytest
 
-extractors_module = importlib.import_module(
-    "featcache.extractors.registry"
-)  # embed takes load_extractor from here when it builds a model
+# embed takes load_extractor from here when it builds a model
+import featcache.extractors.registry as extractors_module
 from featcache.config import ExtractorConfig
 from featcache.extractors.registry import Extractor
 

@@ -45,7 +45,8 @@ def imported_modules(path: Path, modules: set[str]) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            # `from featcache.cache import format1` imports the submodule; `from featcache.cache import Cache` the package.
+            # `from featcache.cache import format1` imports the submodule;
+            # `from featcache.cache import Cache` the package.
             candidates = [
                 f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules else node.module
                 for alias in node.names

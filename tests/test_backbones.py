@@ -1,4 +1,5 @@
-"""Tests for featcache.extractors.backbones and featcache.extractors.catalog: keras:NAME, keras_file and keras_hub extractors.
+"""Tests for featcache.extractors.backbones and featcache.extractors.catalog:
+keras:NAME, keras_file and keras_hub extractors.
 
 Offline and small: 32 px, random or tmp-file weights, a tiny .keras model, a fake or tiny local KerasHub preset.
 """
@@ -104,7 +105,8 @@ def test_catalog_and_config_import_no_keras():
     """`featcache extractors` and the config checks must start without TensorFlow (featcache/__init__.py aside)."""
     package_dir = Path(featcache.__file__).parent
     code = (
-        "import sys, types; package = types.ModuleType('featcache'); package.__path__ = [sys.argv[1]]; sys.modules['featcache'] = package; "
+        "import sys, types; package = types.ModuleType('featcache'); package.__path__ = [sys.argv[1]]; "
+        "sys.modules['featcache'] = package; "
         "import featcache.extractors.catalog, featcache.config; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('keras', 'tensorflow')))"
     )
@@ -232,7 +234,8 @@ def test_imagenet_weights_are_hashed_by_their_arrays(
 def test_fetched_imagenet_weights_are_what_the_file_loads(
     monkeypatch, tmp_path: Path, vgg16_legacy_no_top_file: Path, vgg16_backbone: keras.Model
 ):
-    """`featcache weights fetch keras:VGG16` saves Keras' ImageNet download so that --weights FILE gives the same features."""
+    """`featcache weights fetch keras:VGG16` saves Keras' ImageNet download
+    so that --weights FILE gives the same features."""
     from keras.src.utils import file_utils
 
     from featcache.extractors.weights_fetch import fetch_imagenet_weights
@@ -306,7 +309,8 @@ class FakeCLIPBackbone:
 
 @pytest.fixture
 def fake_keras_hub(monkeypatch) -> list[str]:
-    """A keras_hub module whose presets are FakeCLIPBackbone at 32 px behind Rescaling(1/255); lists the presets asked for."""
+    """A keras_hub module whose presets are FakeCLIPBackbone at 32 px behind Rescaling(1/255);
+    lists the presets asked for."""
     asked: list[str] = []
 
     def backbone_from_preset(preset: str):
@@ -380,11 +384,14 @@ def test_keras_hub_tiny_local_clip_preset(tmp_path: Path):
 def test_provenance_is_the_stored_record_key_for_key(
     fake_keras_hub: list[str], vgg16_weights_file: Path, tiny_keras_file: Path
 ):
-    """Each backbone's provenance, as JSON text, is the record featcache 0.2 stored (tests/test_extractors.py pins the key order)."""
+    """Each backbone's provenance, as JSON text, is the record featcache 0.2 stored
+    (tests/test_extractors.py pins the key order)."""
     vgg16_preprocessing = "keras.applications.vgg16.preprocess_input: BGR, minus ImageNet mean"
     cases = [
-        (ExtractorConfig(name="keras:VGG16", weights="random", image_size=SIZE, seed=4), None, vgg16_preprocessing, 512),
-        (ExtractorConfig(name="keras:VGG16", weights=str(vgg16_weights_file), image_size=SIZE), sha256_of(vgg16_weights_file), vgg16_preprocessing, 512),
+        (ExtractorConfig(name="keras:VGG16", weights="random", image_size=SIZE, seed=4), None,
+         vgg16_preprocessing, 512),
+        (ExtractorConfig(name="keras:VGG16", weights=str(vgg16_weights_file), image_size=SIZE),
+         sha256_of(vgg16_weights_file), vgg16_preprocessing, 512),
         (ExtractorConfig(name="keras:EfficientNetV2B0", weights="random", image_size=SIZE), None,
          "keras.applications.efficientnet_v2.preprocess_input: 0-255 in, scaled by the model's own first layers", 1280),
         (ExtractorConfig(name="keras_file", weights=str(tiny_keras_file), image_size=None), sha256_of(tiny_keras_file),

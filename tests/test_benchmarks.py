@@ -31,7 +31,8 @@ def test_quick_suite_writes_the_report_and_plot(tmp_path):
         cwd=REPOSITORY_ROOT,
         capture_output=True,
         text=True,
-        timeout=900,  # every section at tiny sizes: ~4 minutes on the 2-core CI machine (11 sections, several start TensorFlow)
+        # every section at tiny sizes: ~4 minutes on the 2-core CI machine (11 sections, several start TensorFlow)
+        timeout=900,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
     text = report.read_text()

@@ -49,7 +49,8 @@ def write(path: Path, sources: list[VideoRows], failures=()) -> None:
 
 
 def test_rows_keep_the_order_written(tmp_path: Path) -> None:
-    """Format 2 keeps rows in the order they were added (shard by shard), so its virtual datasets stay a few mappings."""
+    """Format 2 keeps rows in the order they were added (shard by shard),
+    so its virtual datasets stay a few mappings."""
     first, second = video_rows(["b/2.avi", "a/1.avi"], ["b", "a"], seed=1), video_rows(["a/0.avi"], ["a"], seed=2)
     write(tmp_path / "cache.h5", [first, second], failures=[("c/bad.avi", "empty file")])
     index = read_cache_index(tmp_path / "cache.h5")

@@ -1,4 +1,5 @@
-"""Cache format 2: shards + index, the plain-h5py layout, never silent zeros, verify/compact/export/upgrade, the lock."""
+"""Cache format 2: shards + index, the plain-h5py layout, never silent zeros, verify/compact/export/upgrade,
+the lock."""
 
 from __future__ import annotations
 

@@ -61,7 +61,8 @@ def test_embed_with_bad_videos_exits_1_and_names_them(
         (["--dtype", "int8"], "Invalid value for '--dtype'"),
         (
             ["--frames", "100000000"],
-            "--frames / num_frames must be in [1, 100000] (or 0 with --sampling fps: every sampled frame), got 100000000",
+            "--frames / num_frames must be in [1, 100000] (or 0 with --sampling fps: every sampled frame), "
+            "got 100000000",
         ),
         (["--sampling", "fps", "--fps", "nan"], "--fps / fps must be in (0, 1000] frames per second, got nan"),
         (["--sampling", "fps", "--fps", "inf"], "--fps / fps must be in (0, 1000] frames per second, got inf"),

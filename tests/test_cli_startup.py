@@ -97,6 +97,9 @@ def test_python_dash_m_featcache_is_the_cli() -> None:
 
 
 def test_public_api_names_load_on_first_use() -> None:
-    probe = "import sys, featcache; before = 'tensorflow' in sys.modules; featcache.train; print(before, 'keras' in sys.modules)"
+    probe = (
+        "import sys, featcache; before = 'tensorflow' in sys.modules; featcache.train; "
+        "print(before, 'keras' in sys.modules)"
+    )
     completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert completed.stdout.split() == ["False", "True"]

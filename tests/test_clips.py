@@ -137,8 +137,8 @@ def test_predict_feeds_a_clip_model_its_test_clips() -> None:
 
 def test_train_command_with_clips(dense_cache: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        app, ["train", str(dense_cache), "--out", str(tmp_path / "m"), "--head", "tcn", "--units", "4", "--dense", "4", "--epochs", "1",
-              "--frames", "6", "--clip-sampling", "random", "--test-clips", "2"],
+        app, ["train", str(dense_cache), "--out", str(tmp_path / "m"), "--head", "tcn", "--units", "4", "--dense", "4",
+              "--epochs", "1", "--frames", "6", "--clip-sampling", "random", "--test-clips", "2"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "clips: 6 of each video's stored frames, random positions for training" in result.output

@@ -157,7 +157,8 @@ def test_train_and_dataset_give_the_same_batches_for_the_same_seed(
 
 
 def test_a_shuffled_batch_is_in_the_epochs_order(cache_of_numbered_frames: Path) -> None:
-    """Read in cache order (one pass through the file), returned in the epoch's order: shuffling reaches inside a batch."""
+    """Read in cache order (one pass through the file), returned in the epoch's order:
+    shuffling reaches inside a batch."""
     batches = featcache.dataset(cache_of_numbered_frames, None, batch_size=6, seed=1, shuffle=True)
     (features, _), labels = next(iter(batches))
     order = np.random.default_rng([1, 0]).permutation(6)

@@ -103,7 +103,10 @@ def test_a_decode_worker_loads_no_model_library() -> None:
     from featcache.video import decode_workers
 
     package_parent = str(Path(decode_workers.__file__).resolve().parents[2])
-    probe = f"import sys; sys.path.insert(0, {package_parent!r}); import featcache.video.decode_workers; print(sorted(m for m in ('keras', 'tensorflow', 'h5py') if m in sys.modules))"
+    probe = (
+        f"import sys; sys.path.insert(0, {package_parent!r}); import featcache.video.decode_workers; "
+        "print(sorted(m for m in ('keras', 'tensorflow', 'h5py') if m in sys.modules))"
+    )
     assert (
         subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "[]"
     )

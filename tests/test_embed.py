@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
 from pathlib import Path
@@ -16,9 +15,8 @@ from conftest import (
     write_video,
 )
 
-extractors_module = importlib.import_module(
-    "featcache.extractors.registry"
-)  # embed takes load_extractor from here when it builds a model
+# embed takes load_extractor from here when it builds a model
+import featcache.extractors.registry as extractors_module
 from featcache.cache import ShardVideo, read_all_features, read_cache_index, shard_folder_for, write_shard
 from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
 from featcache.embedding import local_engine

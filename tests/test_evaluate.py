@@ -102,7 +102,8 @@ def write_model_folder(
     feature_dim: int = FEATURE_DIM,
     fingerprints: dict[str, str] | None = None,
 ) -> Path:
-    """A model folder laid out as `featcache train` writes it (see featcache.training.model_folder); fingerprints: path -> contents."""
+    """A model folder laid out as `featcache train` writes it (see featcache.training.model_folder); fingerprints:
+    path -> contents."""
     model_dir.mkdir(parents=True)
     model = model or first_frame_softmax_model(num_frames, feature_dim, len(class_names))
     model.save(model_dir / "model.keras")
@@ -208,7 +209,8 @@ def test_metrics_match_sklearn_on_known_predictions(tmp_path: Path, trained_mode
 
 
 def test_top_k_is_clamped_and_hidden_when_it_covers_every_class(trained_model: Path, random_logits_cache) -> None:
-    """3 classes: the default k is 2 (top-3 of 3 would count every video); k > 3 is clamped to 3, whose accuracy is None."""
+    """3 classes: the default k is 2 (top-3 of 3 would count every video); k > 3 is clamped to 3,
+    whose accuracy is None."""
     cache, _, _ = random_logits_cache
     assert evaluate(trained_model, cache).top_k == 2
     clamped = evaluate(trained_model, cache, top_k=4)
@@ -367,8 +369,8 @@ def test_a_class_the_model_does_not_know_is_an_error(tmp_path: Path, trained_mod
 def test_features_made_differently_are_refused(tmp_path: Path, trained_model: Path, change: dict, message: str) -> None:
     feature_dim = change.get("feature_dim", FEATURE_DIM)
     cache = write_test_cache(
-        tmp_path / "different.h5", np.zeros((2, NUM_FRAMES, feature_dim), dtype=np.float32), ["Alpha", "Beta"], CLASS_NAMES,
-        extractor=change.get("extractor"), sampling=change.get("sampling"),
+        tmp_path / "different.h5", np.zeros((2, NUM_FRAMES, feature_dim), dtype=np.float32), ["Alpha", "Beta"],
+        CLASS_NAMES, extractor=change.get("extractor"), sampling=change.get("sampling"),
     )  # fmt: skip
     with pytest.raises(CacheMismatchError, match=message):
         evaluate(trained_model, cache)
@@ -483,8 +485,8 @@ def test_on_a_model_from_train_the_default_is_its_held_out_split(tmp_path: Path)
     ]
     order = np.argsort(paths)
     cache = write_test_cache(
-        tmp_path / "train.h5", one_hot_first_frames(list(labels[order]), 3), [CLASS_NAMES[label] for label in labels[order]],
-        CLASS_NAMES, paths=[paths[row] for row in order],
+        tmp_path / "train.h5", one_hot_first_frames(list(labels[order]), 3),
+        [CLASS_NAMES[label] for label in labels[order]], CLASS_NAMES, paths=[paths[row] for row in order],
     )  # fmt: skip
     # 12 ungrouped videos: 3 test, then 4 of the other 9 validate (a smaller share cannot hold out every class).
     result = train(

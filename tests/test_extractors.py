@@ -1,4 +1,5 @@
-"""Tests for featcache.extractors: the registry, mobilenet_v2, scratch_cnn and tfhub, weights files and fetch, provenance.
+"""Tests for featcache.extractors:
+the registry, mobilenet_v2, scratch_cnn and tfhub, weights files and fetch, provenance.
 
 Small images (32 px) and `random` or tmp-file weights keep this fast and offline.
 """
@@ -121,7 +122,8 @@ def test_unknown_extractor_lists_the_valid_names():
 
 
 def test_every_catalog_name_has_a_builder_and_every_builder_a_name():
-    """The names `featcache extractors` lists are the registry's: its own entries, or a family prefix (keras:, keras_hub:)."""
+    """The names `featcache extractors` lists are the registry's:
+    its own entries, or a family prefix (keras:, keras_hub:)."""
     served = {name: extractor_builder(name) for name in available_extractors()}
     assert set(served.values()) == set(EXTRACTOR_BUILDERS.values())
     assert (
@@ -421,7 +423,8 @@ def test_provenance_is_the_stored_record_key_for_key(mobilenet_v2_weights_file: 
 
     mobilenet_v2_preprocessing = "x / 127.5 - 1 (keras.applications.mobilenet_v2.preprocess_input), RGB"
     cases = [
-        (ExtractorConfig(name="mobilenet_v2", weights="random", image_size=SIZE, seed=3), None, mobilenet_v2_preprocessing, 1280),
+        (ExtractorConfig(name="mobilenet_v2", weights="random", image_size=SIZE, seed=3), None,
+         mobilenet_v2_preprocessing, 1280),
         (ExtractorConfig(name="mobilenet_v2", weights=str(mobilenet_v2_weights_file), image_size=SIZE),
          sha256_of(mobilenet_v2_weights_file), mobilenet_v2_preprocessing, 1280),
         (ExtractorConfig(name="scratch_cnn", weights="random", image_size=48, seed=7), None, "x / 255, RGB", 9 * 128),
@@ -467,7 +470,8 @@ def reference_scratch_cnn_features(frames: np.ndarray, seed: int) -> np.ndarray:
 )
 @pytest.mark.parametrize(("size", "seed"), [(SIZE, 0), (48, 5)])
 def test_random_weights_are_the_seeded_reference_model(name: str, reference, size: int, seed: int):
-    """`random` weights are Keras' initialisation after keras.utils.set_random_seed(seed): caches made with them stay valid."""
+    """`random` weights are Keras' initialisation after keras.utils.set_random_seed(seed):
+    caches made with them stay valid."""
     frames = random_frames(3, size=size)
     extractor = load_extractor(ExtractorConfig(name=name, weights="random", image_size=size, seed=seed))
     expected = reference(frames, seed)

@@ -75,7 +75,8 @@ MINIMAL = '[data]\nvideo_root = "videos"\n\n[[heads]]\nhead = "lstm"\n'
         (MINIMAL + "\n[embed]\nimage_size = 1.5\n", r"\[embed\] image_size must be an integer"),
         (
             MINIMAL + "\n[embed]\nframes = 0\n",
-            r"tiny\.toml: \[embed\] --frames / num_frames must be in \[1, 100000\] \(or 0 with --sampling fps: every sampled frame\), got 0",
+            r"tiny\.toml: \[embed\] --frames / num_frames must be in \[1, 100000\] "
+            r"\(or 0 with --sampling fps: every sampled frame\), got 0",
         ),
         (
             MINIMAL + '\n[embed]\nextractor = "resnet"\n',
@@ -122,10 +123,12 @@ def test_bad_pipeline_is_refused_before_anything_runs(tmp_path: Path, text: str,
 # conflict with extractor and split, so they go in a second pipeline.
 _EXAMPLE_VALUES = {
     "extractor": '"mobilenet_v2"', "weights": '"random"', "frames": "7", "sampling": '"fps"', "fps": "2.0",
-    "image_size": "32", "batch_size": "4", "dtype": '"float32"', "compression": '"lzf"', "workers": "1", "seed": "3", "allow_outside_root": "true",
+    "image_size": "32", "batch_size": "4", "dtype": '"float32"', "compression": '"lzf"', "workers": "1",
+    "seed": "3", "allow_outside_root": "true",
     "engine": '"ray"', "ray_address": '"auto"', "embed_workers": "2", "gpus_per_worker": "0.5", "decode_cpus": "0.5",
     "head": '"gru"', "units": "8", "dense": "8", "dropout": "0.1", "recurrent_dropout": "0.1", "epochs": "2",
-    "learning_rate": "0.01", "split": '"ucf101-1"', "test_fraction": "0.25", "val_fraction": "0.3", "tensorboard": '"logs"', "patience": "3",
+    "learning_rate": "0.01", "split": '"ucf101-1"', "test_fraction": "0.25", "val_fraction": "0.3",
+    "tensorboard": '"logs"', "patience": "3",
     "layers": "1", "attention_heads": "2", "positions": '"learned"', "pooling": '"cls"', "kernel_size": "5",
     "class_weight": '"balanced"', "clip_sampling": '"random"', "test_clips": "2",
 }  # fmt: skip
@@ -149,7 +152,8 @@ def _tables(embed_options: set[str], train_options: set[str], values: dict[str, 
         return "\n".join(f"{option} = {values[option]}" for option in sorted(options) if option in values)
 
     return (
-        f'[data]\nvideo_root = "v"\n\n[embed]\n{table(embed_options)}\n\n[[heads]]\n{table(train_options & HEAD_OPTIONS)}\n\n'
+        f'[data]\nvideo_root = "v"\n\n[embed]\n{table(embed_options)}\n\n'
+        f"[[heads]]\n{table(train_options & HEAD_OPTIONS)}\n\n"
         f"[train]\n{table(train_options - HEAD_OPTIONS)}\n"
     )
 

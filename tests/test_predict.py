@@ -33,7 +33,8 @@ COLOUR_CLASSES = ["Red", "Green", "Blue"]
 # so a predict that used defaults or passed the whole dict to ExtractorConfig would be caught.
 STORED_EXTRACTOR = {
     "name": "scratch_cnn", "weights": "/models/colour.weights.h5", "handle": None, "image_size": 16, "seed": 5,
-    "weights_sha256": "c0ffee", "preprocessing": "x / 255", "feature_dim": 3, "keras_version": "3", "backend": "tensorflow",
+    "weights_sha256": "c0ffee", "preprocessing": "x / 255", "feature_dim": 3, "keras_version": "3",
+    "backend": "tensorflow",
 }  # fmt: skip
 STORED_SAMPLING = {"num_frames": 4, "mode": "fps", "fps": 5.0}
 

@@ -126,10 +126,12 @@ def test_a_rerun_after_the_driver_dies_adopts_its_shards(
     # A driver in its own process that commits after every 2-video shard and dies at its first commit. It cannot
     # import Keras or TensorFlow (None in sys.modules): the driver never builds a model, its workers do.
     driver = (
-        "import sys; sys.modules.update(keras=None, tensorflow=None); from pathlib import Path; import featcache.embedding.ray_engine as engine; "
+        "import sys; sys.modules.update(keras=None, tensorflow=None); from pathlib import Path; "
+        "import featcache.embedding.ray_engine as engine; "
         "engine.VIDEOS_PER_SHARD = 2; engine.SECONDS_BETWEEN_COMMITS = 0.0; "
         "from featcache.embedding.embed import embed; from featcache.config import *; "
-        f"embed(Path(sys.argv[1]), Path(sys.argv[2]), EmbedConfig(**{{**{LOCAL.__dict__!r}, 'engine': 'ray', 'ray_address': sys.argv[3]}}))"
+        "embed(Path(sys.argv[1]), Path(sys.argv[2]), "
+        f"EmbedConfig(**{{**{LOCAL.__dict__!r}, 'engine': 'ray', 'ray_address': sys.argv[3]}}))"
     )
     environment = {**os.environ, "FEATCACHE_FAILPOINT": "index-replaced"}
     finished = subprocess.run(
@@ -319,7 +321,8 @@ def test_a_worker_with_another_settings_record_than_the_first_is_refused(tmp_pat
         }
         refusal = ray_engine._other_extractor_than_first(cache, other)
         assert refusal.startswith(
-            "a Ray worker on node-b builds another extractor than the first worker (extractor keras_version '3.10.0' vs '3.11.1')"
+            "a Ray worker on node-b builds another extractor than the first worker "
+            "(extractor keras_version '3.10.0' vs '3.11.1')"
         )
 
 
@@ -371,7 +374,8 @@ def test_a_writer_opened_at_the_first_shard_leaves_other_workers_half_written_sh
 
 
 def test_shards_of_other_settings_are_left_alone_at_the_end_of_a_run(tmp_path: Path) -> None:
-    # An interrupted run's shard that this cache cannot take (another Keras version) does not fail the run; as locally, it stays.
+    # An interrupted run's shard that this cache cannot take (another Keras version) does not fail the run;
+    # as locally, it stays.
     cache_path = tmp_path / "cache.h5"
     with CacheWriter.open(cache_path, RECORD, 3) as writer:
         other = shard_of(
@@ -383,7 +387,8 @@ def test_shards_of_other_settings_are_left_alone_at_the_end_of_a_run(tmp_path: P
 
 
 def test_before_the_writer_opens_the_shards_an_old_index_lists_are_not_unlisted(tmp_path: Path) -> None:
-    # --overwrite on the Ray engine: until the new index replaces the old one, a refusal must not delete the old cache's shards.
+    # --overwrite on the Ray engine: until the new index replaces the old one,
+    # a refusal must not delete the old cache's shards.
     cache_path = tmp_path / "cache.h5"
     with CacheWriter.open(cache_path, RECORD, 3) as writer:
         listed = shard_of(["c/a.avi"], RECORD, writer.shard_folder)

@@ -256,7 +256,8 @@ def test_inline_command_spans_name_real_commands_and_options() -> None:
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Tiny data under the names the pages use: `my_videos/` (the README tree, real videos) and a format-2 `cache.h5`."""
+    """Tiny data under the names the pages use:
+    `my_videos/` (the README tree, real videos) and a format-2 `cache.h5`."""
     folder = tmp_path_factory.mktemp("workspace")
     write_walkthrough_videos(folder)
     ucf101_like_cache(folder / "cache.h5", num_classes=2, num_groups=10, clips_per_group=1, num_frames=10)
@@ -271,7 +272,8 @@ def walkthrough_tree() -> list[str]:
 
 
 def write_walkthrough_videos(folder: Path) -> list[Path]:
-    """The README tree's videos, and more in each class folder up to VIDEOS_PER_CLASS: 12 frames of 32x32, a colour per class."""
+    """The README tree's videos, and more in each class folder up to VIDEOS_PER_CLASS: 12 frames of 32x32,
+    a colour per class."""
     listed = [folder / path for path in walkthrough_tree()]
     class_folders = sorted({path.parent for path in listed})
     rng = np.random.default_rng(0)
@@ -310,7 +312,8 @@ def featcache_names(code: str) -> list[str]:
 
 
 def resolve(dotted_name: str) -> object:
-    """The object a dotted name names, importing modules on the way; AttributeError or ImportError when there is none."""
+    """The object a dotted name names, importing modules on the way;
+    AttributeError or ImportError when there is none."""
     parts = dotted_name.split(".")
     value = importlib.import_module(parts[0])
     for position, part in enumerate(parts[1:], start=2):
@@ -380,7 +383,8 @@ def test_not_run_blocks_say_why_and_some_blocks_run() -> None:
 
 
 def test_the_readme_walkthrough_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The "Your own videos" commands, in order, on the tree's videos; embed uses WALKTHROUGH_EMBED_OPTIONS (no ImageNet here)."""
+    """The "Your own videos" commands, in order, on the tree's videos;
+    embed uses WALKTHROUGH_EMBED_OPTIONS (no ImageNet here)."""
     commands_block = re.findall(r"```\n(.*?)```", section(ROOT / "README.md", "## Your own videos"), flags=re.DOTALL)[1]
     commands = featcache_command_lines(CodeBlock(ROOT / "README.md", 0, "", commands_block, None))
     assert [arguments[0] for arguments in commands] == ["embed", "info", "train", "evaluate", "predict"]
@@ -498,7 +502,8 @@ def test_cli_reference_documents_every_command_and_option() -> None:
 
 
 def test_architecture_lists_every_module() -> None:
-    """docs/architecture.md has a line for every module (a package's __init__.py may be left out) and none that is gone."""
+    """docs/architecture.md has a line for every module (a package's __init__.py may be left out)
+    and none that is gone."""
     page = ROOT / "docs" / "architecture.md"
     listed = {
         heading: set(re.findall(r"^- `([\w.]+(?:\.py|/))`", section(page, f"### `{heading}`"), flags=re.MULTILINE))
@@ -530,7 +535,8 @@ def test_architecture_lists_every_module() -> None:
             f"docs/architecture.md, {heading}: no line for {sorted(required - listed[heading])}"
         )
         assert listed[heading] <= required | modules, (
-            f"docs/architecture.md, {heading}: lines for modules that are gone: {sorted(listed[heading] - required - modules)}"
+            f"docs/architecture.md, {heading}: lines for modules that are gone: "
+            f"{sorted(listed[heading] - required - modules)}"
         )
 
 

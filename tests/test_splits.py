@@ -216,7 +216,8 @@ def test_split_and_split_file_together_are_refused() -> None:
 
 
 def test_few_groups_hold_out_one_group(tmp_path: Path) -> None:
-    """The demo data has 4 groups: the nearest to 20% in whole groups is one group (25%), and the description says so."""
+    """The demo data has 4 groups: the nearest to 20% in whole groups is one group (25%),
+    and the description says so."""
     cache_path = ucf101_like_cache(tmp_path / "four.h5", num_classes=3, num_groups=4, clips_per_group=3)
     index = read_cache_index(cache_path)
     split = choose_split(index, TrainConfig(test_fraction=0.2, val_fraction=0.2))
@@ -229,7 +230,8 @@ def test_few_groups_hold_out_one_group(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("fraction", [0.1, 0.2, 0.3, 0.4, 0.5])
 def test_the_share_asked_is_the_share_held_out(tmp_path: Path, fraction: float) -> None:
-    """Whole groups still give the share asked (k-fold gave 1/round(1/f): 0.40 asked held out 50%, 0.30 held out 33%)."""
+    """Whole groups still give the share asked (k-fold gave 1/round(1/f): 0.40 asked held out 50%,
+    0.30 held out 33%)."""
     cache_path = ucf101_like_cache(tmp_path / "many.h5", num_classes=3, num_groups=25, clips_per_group=4)
     index = read_cache_index(cache_path)
     for seed in range(3):

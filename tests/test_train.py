@@ -215,7 +215,8 @@ def test_keep_best_epoch_restores_an_earlier_epoch() -> None:
 
 
 def run_keeper(keeper: KeepBestEpoch, model, val_rows: list[tuple[float, float]]) -> list:
-    """Feed (val_accuracy, val_loss) epochs to `keeper`, each epoch's weights filled with its number; the weights by epoch."""
+    """Feed (val_accuracy, val_loss) epochs to `keeper`, each epoch's weights filled with its number;
+    the weights by epoch."""
     keeper.set_model(model)
     weights_by_epoch = []
     for epoch, (val_accuracy, val_loss) in enumerate(val_rows):
@@ -358,8 +359,8 @@ def test_loading_an_incomplete_folder_is_a_clear_error(trained, tmp_path: Path) 
 def test_train_command(small_cache: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
-        ["train", str(small_cache), "--out", str(tmp_path / "cli_model"), "--head", "meanpool", "--dense", "8", "--epochs", "2", "--seed", "3",
-         "--test-fraction", "0.3", "--val-fraction", "0.25"],
+        ["train", str(small_cache), "--out", str(tmp_path / "cli_model"), "--head", "meanpool", "--dense", "8",
+         "--epochs", "2", "--seed", "3", "--test-fraction", "0.3", "--val-fraction", "0.25"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert (
@@ -485,7 +486,6 @@ def test_train_command_prints_the_class_weights(imbalanced_cache: Path, tmp_path
 
 def test_a_head_at_chance_level_is_warned_about(tmp_path: Path) -> None:
     """Features without information (as random-init MobileNetV2 gives): the head ends at chance and says so."""
-    rng = np.random.default_rng(0)
     labels = np.repeat([0, 1, 2], 20)
     cache_path = ucf101_like_cache(tmp_path / "noise.h5", num_classes=3, num_groups=20, clips_per_group=1)
     with h5py.File(cache_path, "r+") as handle:

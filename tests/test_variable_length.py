@@ -1,4 +1,5 @@
-"""Variable-length caches (`--frames 0`), the head's T, content duplicates (info, train's leak warning), one opened Cache."""
+"""Variable-length caches (`--frames 0`), the head's T, content duplicates (info, train's leak warning),
+one opened Cache."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ SETTINGS = {
 
 @pytest.fixture
 def variable_length_cache(tmp_path: Path) -> Path:
-    """3 classes x 8 videos of 1..15 frames; class c lights dimension c; Alpha's clips 000 and 001 have the same contents."""
+    """3 classes x 8 videos of 1..15 frames; class c lights dimension c;
+    Alpha's clips 000 and 001 have the same contents."""
     rng = np.random.default_rng(0)
     videos = []
     for class_number, class_name in enumerate(CLASSES):
@@ -45,7 +47,8 @@ def variable_length_cache(tmp_path: Path) -> Path:
             contents = f"{class_number}-{number}"
             videos.append(ShardVideo(
                 f"{class_name}/clip_{number:03d}.mp4", class_name, f"{class_name}{number}", f"999:{contents}", features,
-                np.arange(length, dtype=np.int32) * 25, np.arange(length, dtype=np.float32) * 1000, 25.0, 25 * length, 32, 32,
+                np.arange(length, dtype=np.int32) * 25, np.arange(length, dtype=np.float32) * 1000,
+                25.0, 25 * length, 32, 32,
             ))  # fmt: skip
     videos[1] = ShardVideo(**{**videos[1].__dict__, "fingerprint": videos[0].fingerprint})  # a copy under another name
     cache_path = tmp_path / "dense.h5"

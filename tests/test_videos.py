@@ -187,7 +187,10 @@ def csv_pointing_outside(tmp_path: Path) -> Path:
 def test_csv_rows_outside_the_csv_folder_are_refused(csv_pointing_outside, tmp_path):
     with pytest.raises(
         FeatcacheError,
-        match=r"names 1 file\(s\) by an absolute path or outside its folder \(\.\./outside\.avi\).*--allow-outside-root",
+        match=(
+            r"names 1 file\(s\) by an absolute path or outside its folder "
+            r"\(\.\./outside\.avi\).*--allow-outside-root"
+        ),
     ):
         find_videos(csv_pointing_outside)
     csv_pointing_outside.write_text(f"path,label\ninside.avi,A\n{tmp_path / 'outside.avi'},B\n")

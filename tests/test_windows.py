@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_predict
 from conftest import frame_number_from_level, numbered_frames, write_video
 from test_evaluate import first_frame_softmax_model, write_model_folder
-from test_predict import COLOUR_CLASSES, colour_model, fake_extractor  # noqa: F401  (fixtures)
+from test_predict import COLOUR_CLASSES
 from typer.testing import CliRunner
 
 import featcache.inference.predict as predict_module
@@ -21,6 +22,10 @@ from featcache.errors import InputError, VideoDecodeError
 from featcache.extractors.registry import Extractor
 from featcache.inference.windows import predict_windows, window_layout, write_window_reports
 from featcache.video.sampling import uniform_frame_indices
+
+# test_predict's fixtures, under the same names here: pytest finds a fixture by the module attribute that holds it.
+colour_model = test_predict.colour_model
+fake_extractor = test_predict.fake_extractor
 
 VIDEO_FPS = 10.0
 
@@ -80,8 +85,9 @@ def test_each_window_gets_its_sampled_frames_from_one_pass(tmp_path: Path, monke
         "weights_sha256": None,
     }
     model_dir = write_model_folder(
-        tmp_path / "model", ["Dark", "Light"], {"x.avi": "test"}, model=first_frame_softmax_model(3, 1, 2, kernel=np.array([[-1.0, 1.0]])),
-        extractor=extractor_record, sampling={"num_frames": 3, "mode": "uniform", "fps": None}, num_frames=3, feature_dim=1,
+        tmp_path / "model", ["Dark", "Light"], {"x.avi": "test"},
+        model=first_frame_softmax_model(3, 1, 2, kernel=np.array([[-1.0, 1.0]])), extractor=extractor_record,
+        sampling={"num_frames": 3, "mode": "uniform", "fps": None}, num_frames=3, feature_dim=1,
     )  # fmt: skip
     embedded_rows: list[int] = []
 
@@ -214,7 +220,8 @@ def test_timelines_of_videos_with_the_same_name_do_not_overwrite(
 
 
 def test_a_trained_model_follows_the_class_change(tmp_path: Path, red_then_blue_video: Path):
-    """No stand-ins: embed colour videos with a real .keras extractor (mean RGB), train a head, window the long video."""
+    """No stand-ins: embed colour videos with a real .keras extractor (mean RGB), train a head,
+    window the long video."""
     import keras
 
     from featcache.config import EmbedConfig, ExtractorConfig, HeadConfig, TrainConfig
