@@ -419,25 +419,32 @@ def measure_training_epochs(workspace: Workspace) -> tuple[Table, list[Target]]:
             clock: {version: float(np.median(values)) for version, values in by_version.items()}
             for clock, by_version in epochs.items()
         }
-        table_rows.append([
-            f"{where} (memory budget {memory_budget_mb} MB)", str(len(epochs["wall"][1])),
-            *(f"{seconds(medians['wall'][version])} / {seconds(medians['cpu'][version])}" for version in (1, 2)),
-            *(f"{ratio(ratios[where][clock])} ({', '.join(f'{value:.2f}' for value in pair_ratios[clock])})"
-              for clock in ("wall", "cpu")),
-        ])  # fmt: skip
+        table_rows.append(
+            [
+                f"{where} (memory budget {memory_budget_mb} MB)",
+                str(len(epochs["wall"][1])),
+                *(f"{seconds(medians['wall'][version])} / {seconds(medians['cpu'][version])}" for version in (1, 2)),
+                *(
+                    f"{ratio(ratios[where][clock])} ({', '.join(f'{value:.2f}' for value in pair_ratios[clock])})"
+                    for clock in ("wall", "cpu")
+                ),
+            ]
+        )
     read_seconds = {version: time_epoch_reads(path) for version, path in paths.items()}
     shutil.rmtree(out_dir)
     remove_caches(paths)
     # In memory both formats run the very same epochs: when that control is off by more than the 5% tolerance, the
     # noise hides the effect being measured, and the verdict is "not measured" rather than a coin toss.
     control = ratios["in memory"]["cpu"]
-    targets = [Target(
-        "training epoch on a format-2 cache within 1.05× of format 1 on the same features",
-        f"streamed: {ratios['streamed']['cpu']:.3f}× CPU time, {ratios['streamed']['wall']:.3f}× wall "
-        f"(in memory, the same epochs for both: {control:.3f}× CPU, {ratios['in memory']['wall']:.3f}× wall); "
-        f"the streamed epoch's reads alone: format 2 {(read_seconds[2] - read_seconds[1]) * 1000:+.0f} ms",
-        ratios["streamed"]["cpu"] <= 1.05 if abs(control - 1.0) <= 0.05 else None,
-    )]  # fmt: skip
+    targets = [
+        Target(
+            "training epoch on a format-2 cache within 1.05× of format 1 on the same features",
+            f"streamed: {ratios['streamed']['cpu']:.3f}× CPU time, {ratios['streamed']['wall']:.3f}× wall "
+            f"(in memory, the same epochs for both: {control:.3f}× CPU, {ratios['in memory']['wall']:.3f}× wall); "
+            f"the streamed epoch's reads alone: format 2 {(read_seconds[2] - read_seconds[1]) * 1000:+.0f} ms",
+            ratios["streamed"]["cpu"] <= 1.05 if abs(control - 1.0) <= 0.05 else None,
+        )
+    ]
     table = Table(
         f"Training epoch, format 2 vs format 1 ({num_videos:,} videos × {NUM_FRAMES} × {READ_DIM}, float16; "
         "default head, "

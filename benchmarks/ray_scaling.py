@@ -206,13 +206,32 @@ def _embed_command_seconds(
     cache_path.unlink(missing_ok=True)
     extractor, sampling = config.extractor, config.sampling
     command = [
-        sys.executable, "-m", "featcache", "embed", str(video_root), "--out", str(cache_path),
-        "--extractor", extractor.name, "--weights", extractor.weights, "--seed", str(extractor.seed),
-        "--image-size", str(extractor.image_size),
-        "--frames", str(sampling.num_frames), "--sampling", sampling.mode, "--dtype", config.dtype,
-        "--batch-size", str(config.batch_size),
-        "--workers", str(config.num_decode_workers),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "featcache",
+        "embed",
+        str(video_root),
+        "--out",
+        str(cache_path),
+        "--extractor",
+        extractor.name,
+        "--weights",
+        extractor.weights,
+        "--seed",
+        str(extractor.seed),
+        "--image-size",
+        str(extractor.image_size),
+        "--frames",
+        str(sampling.num_frames),
+        "--sampling",
+        sampling.mode,
+        "--dtype",
+        config.dtype,
+        "--batch-size",
+        str(config.batch_size),
+        "--workers",
+        str(config.num_decode_workers),
+    ]
     if config.engine == "ray":
         command += ["--engine", "ray", "--ray-address", ray_address, "--decode-cpus", str(config.decode_cpus)]
     started = time.perf_counter()
@@ -319,9 +338,22 @@ def _measure_shard_path(
     total_bytes = 0
     with CacheWriter.open(cache_path, settings, 1280) as writer:
         for shard in range(num_shards):
-            videos = [ShardVideo(f"c/v{shard}_{video}.avi", "c", "", f"0:{shard}-{video}", features,
-                                 np.arange(10, dtype=np.int32), np.zeros(10, np.float32), 25.0, 250, 320, 240)
-                      for video in range(videos_per_shard)]  # fmt: skip
+            videos = [
+                ShardVideo(
+                    f"c/v{shard}_{video}.avi",
+                    "c",
+                    "",
+                    f"0:{shard}-{video}",
+                    features,
+                    np.arange(10, dtype=np.int32),
+                    np.zeros(10, np.float32),
+                    25.0,
+                    250,
+                    320,
+                    240,
+                )
+                for video in range(videos_per_shard)
+            ]
             started = time.perf_counter()
             info = write_shard(writer.shard_folder, videos, "float16", settings)
             write_seconds += time.perf_counter() - started

@@ -388,15 +388,31 @@ def test_provenance_is_the_stored_record_key_for_key(
     (tests/test_extractors.py pins the key order)."""
     vgg16_preprocessing = "keras.applications.vgg16.preprocess_input: BGR, minus ImageNet mean"
     cases = [
-        (ExtractorConfig(name="keras:VGG16", weights="random", image_size=SIZE, seed=4), None,
-         vgg16_preprocessing, 512),
-        (ExtractorConfig(name="keras:VGG16", weights=str(vgg16_weights_file), image_size=SIZE),
-         sha256_of(vgg16_weights_file), vgg16_preprocessing, 512),
-        (ExtractorConfig(name="keras:EfficientNetV2B0", weights="random", image_size=SIZE), None,
-         "keras.applications.efficientnet_v2.preprocess_input: 0-255 in, scaled by the model's own first layers", 1280),
-        (ExtractorConfig(name="keras_file", weights=str(tiny_keras_file), image_size=None), sha256_of(tiny_keras_file),
-         "none outside the model: RGB 0-255 as float32, scaled by the model's own layers", 6),
-    ]  # fmt: skip
+        (
+            ExtractorConfig(name="keras:VGG16", weights="random", image_size=SIZE, seed=4),
+            None,
+            vgg16_preprocessing,
+            512,
+        ),
+        (
+            ExtractorConfig(name="keras:VGG16", weights=str(vgg16_weights_file), image_size=SIZE),
+            sha256_of(vgg16_weights_file),
+            vgg16_preprocessing,
+            512,
+        ),
+        (
+            ExtractorConfig(name="keras:EfficientNetV2B0", weights="random", image_size=SIZE),
+            None,
+            "keras.applications.efficientnet_v2.preprocess_input: 0-255 in, scaled by the model's own first layers",
+            1280,
+        ),
+        (
+            ExtractorConfig(name="keras_file", weights=str(tiny_keras_file), image_size=None),
+            sha256_of(tiny_keras_file),
+            "none outside the model: RGB 0-255 as float32, scaled by the model's own layers",
+            6,
+        ),
+    ]
     for config, weights_sha256, preprocessing, feature_dim in cases:
         provenance = load_extractor(config).provenance
         assert json.dumps(provenance) == json.dumps(

@@ -58,6 +58,11 @@ def test_embed_train_predict_under_jax(tiny_dataset: Path, tmp_path: Path) -> No
     assert completed.returncode == 0, completed.stderr[-3000:]
     results = json.loads(completed.stdout.strip().splitlines()[-1])
     assert results == {
-        "backend": "jax", "mobilenet_v2": [6, 1280], "scratch_cnn": 6, "keras:VGG16": 6, "epochs": 2,
-        "predicted": [2, 2], "windows": [None, True],
-    }  # fmt: skip
+        "backend": "jax",
+        "mobilenet_v2": [6, 1280],
+        "scratch_cnn": 6,
+        "keras:VGG16": 6,
+        "epochs": 2,
+        "predicted": [2, 2],
+        "windows": [None, True],
+    }

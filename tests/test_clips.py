@@ -77,9 +77,15 @@ def dense_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     paths = [f"{'AB'[label]}/v_{'AB'[label]}_g{row % 6 + 1:02d}_c{row:02d}.avi" for row, label in enumerate(labels)]
     order = np.argsort(paths)
     return write_cache(
-        tmp_path_factory.mktemp("cache") / "dense.h5", features[order], lengths[order], labels[order], ["A", "B"],
-        paths=[paths[row] for row in order], groups=[str(row % 6 + 1) for row in order], dtype="float32",
-    )  # fmt: skip
+        tmp_path_factory.mktemp("cache") / "dense.h5",
+        features[order],
+        lengths[order],
+        labels[order],
+        ["A", "B"],
+        paths=[paths[row] for row in order],
+        groups=[str(row % 6 + 1) for row in order],
+        dtype="float32",
+    )
 
 
 def test_training_batches_take_new_random_clips_every_epoch_validation_uniform(dense_cache: Path) -> None:
@@ -137,9 +143,28 @@ def test_predict_feeds_a_clip_model_its_test_clips() -> None:
 
 def test_train_command_with_clips(dense_cache: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        app, ["train", str(dense_cache), "--out", str(tmp_path / "m"), "--head", "tcn", "--units", "4", "--dense", "4",
-              "--epochs", "1", "--frames", "6", "--clip-sampling", "random", "--test-clips", "2"],
-    )  # fmt: skip
+        app,
+        [
+            "train",
+            str(dense_cache),
+            "--out",
+            str(tmp_path / "m"),
+            "--head",
+            "tcn",
+            "--units",
+            "4",
+            "--dense",
+            "4",
+            "--epochs",
+            "1",
+            "--frames",
+            "6",
+            "--clip-sampling",
+            "random",
+            "--test-clips",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "clips: 6 of each video's stored frames, random positions for training" in result.output
     result = CliRunner().invoke(app, ["train", str(dense_cache), "--out", str(tmp_path / "m2"), "--test-clips", "3"])

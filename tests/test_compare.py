@@ -72,9 +72,25 @@ def test_compare_refuses_an_unknown_head(small_cache: Path) -> None:
 def test_compare_command(small_cache: Path) -> None:
     result = CliRunner().invoke(
         app,
-        ["compare", str(small_cache), "--heads", "gru,meanpool,transformer,tcn", "--units", "8", "--dense", "8",
-         "--attention-heads", "2", "--layers", "1", "--epochs", "1", "--test-fraction", "0.3"],
-    )  # fmt: skip
+        [
+            "compare",
+            str(small_cache),
+            "--heads",
+            "gru,meanpool,transformer,tcn",
+            "--units",
+            "8",
+            "--dense",
+            "8",
+            "--attention-heads",
+            "2",
+            "--layers",
+            "1",
+            "--epochs",
+            "1",
+            "--test-fraction",
+            "0.3",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "30% held out for test" in result.output
     lines = result.output.splitlines()

@@ -27,9 +27,15 @@ CLASS_NAMES = ["Alpha", "Beta", "Gamma"]
 NUM_FRAMES = 4
 FEATURE_DIM = 3
 EXTRACTOR = {
-    "name": "scratch_cnn", "weights": "random", "weights_sha256": None, "handle": None, "image_size": 32,
-    "seed": 0, "preprocessing": "x / 255", "feature_dim": FEATURE_DIM,
-}  # fmt: skip
+    "name": "scratch_cnn",
+    "weights": "random",
+    "weights_sha256": None,
+    "handle": None,
+    "image_size": 32,
+    "seed": 0,
+    "preprocessing": "x / 255",
+    "feature_dim": FEATURE_DIM,
+}
 SAMPLING = {"num_frames": NUM_FRAMES, "mode": "uniform", "fps": None}
 
 
@@ -115,16 +121,26 @@ def write_model_folder(
     (model_dir / "learning_curves.png").write_bytes(b"")
     subsets = list(split.values())
     metadata = {
-        "format_version": 1, "featcache_version": __version__, "head": {"head": "first-frame test model"},
-        "training": {}, "class_names": class_names, "num_frames": num_frames, "feature_dim": feature_dim,
-        "extractor": extractor or EXTRACTOR, "sampling": sampling or SAMPLING,
+        "format_version": 1,
+        "featcache_version": __version__,
+        "head": {"head": "first-frame test model"},
+        "training": {},
+        "class_names": class_names,
+        "num_frames": num_frames,
+        "feature_dim": feature_dim,
+        "extractor": extractor or EXTRACTOR,
+        "sampling": sampling or SAMPLING,
         "cache": {"path": "train.h5", "num_videos": len(split)},
         "split": {
-            "description": "written by the test", "num_train": subsets.count("train"), "num_val": subsets.count("val"),
+            "description": "written by the test",
+            "num_train": subsets.count("train"),
+            "num_val": subsets.count("val"),
             "num_test": subsets.count("test"),
         },
-        "best_epoch": 1, "best_val_accuracy": 0.0, "seconds_per_epoch": 0.0,
-    }  # fmt: skip
+        "best_epoch": 1,
+        "best_val_accuracy": 0.0,
+        "seconds_per_epoch": 0.0,
+    }
     (model_dir / "featcache.json").write_text(json.dumps(metadata))
     return model_dir
 
@@ -260,9 +276,12 @@ def test_default_subset_on_the_training_cache_is_its_held_out_videos(trained_mod
 def test_default_subset_on_another_cache_is_all_its_videos(tmp_path: Path, trained_model: Path) -> None:
     labels = [0, 1, 2, 2]
     other = write_test_cache(
-        tmp_path / "other.h5", one_hot_first_frames(labels, 3), [CLASS_NAMES[label] for label in labels], CLASS_NAMES,
+        tmp_path / "other.h5",
+        one_hot_first_frames(labels, 3),
+        [CLASS_NAMES[label] for label in labels],
+        CLASS_NAMES,
         paths=[f"w{row}.avi" for row in range(4)],
-    )  # fmt: skip
+    )
     report = evaluate(trained_model, other)
     assert (report.subset, report.num_videos, report.accuracy) == ("all", 4, 1.0)
     assert report.subset_description == "all 4 videos of the cache (the model was not trained on this cache)"
@@ -369,9 +388,13 @@ def test_a_class_the_model_does_not_know_is_an_error(tmp_path: Path, trained_mod
 def test_features_made_differently_are_refused(tmp_path: Path, trained_model: Path, change: dict, message: str) -> None:
     feature_dim = change.get("feature_dim", FEATURE_DIM)
     cache = write_test_cache(
-        tmp_path / "different.h5", np.zeros((2, NUM_FRAMES, feature_dim), dtype=np.float32), ["Alpha", "Beta"],
-        CLASS_NAMES, extractor=change.get("extractor"), sampling=change.get("sampling"),
-    )  # fmt: skip
+        tmp_path / "different.h5",
+        np.zeros((2, NUM_FRAMES, feature_dim), dtype=np.float32),
+        ["Alpha", "Beta"],
+        CLASS_NAMES,
+        extractor=change.get("extractor"),
+        sampling=change.get("sampling"),
+    )
     with pytest.raises(CacheMismatchError, match=message):
         evaluate(trained_model, cache)
 
@@ -380,9 +403,12 @@ def test_same_weights_file_under_another_path_is_accepted(tmp_path: Path) -> Non
     extractor = {**EXTRACTOR, "weights": "/old/place/w.h5", "weights_sha256": "ab12"}
     model_dir = write_model_folder(tmp_path / "model", CLASS_NAMES, {"x.avi": "test"}, extractor=extractor)
     cache = write_test_cache(
-        tmp_path / "moved.h5", one_hot_first_frames([0, 1], 3), ["Alpha", "Beta"], CLASS_NAMES,
+        tmp_path / "moved.h5",
+        one_hot_first_frames([0, 1], 3),
+        ["Alpha", "Beta"],
+        CLASS_NAMES,
         extractor={**extractor, "weights": "/new/place/w.h5"},
-    )  # fmt: skip
+    )
     assert evaluate(model_dir, cache).accuracy == 1.0
 
 
@@ -485,9 +511,12 @@ def test_on_a_model_from_train_the_default_is_its_held_out_split(tmp_path: Path)
     ]
     order = np.argsort(paths)
     cache = write_test_cache(
-        tmp_path / "train.h5", one_hot_first_frames(list(labels[order]), 3),
-        [CLASS_NAMES[label] for label in labels[order]], CLASS_NAMES, paths=[paths[row] for row in order],
-    )  # fmt: skip
+        tmp_path / "train.h5",
+        one_hot_first_frames(list(labels[order]), 3),
+        [CLASS_NAMES[label] for label in labels[order]],
+        CLASS_NAMES,
+        paths=[paths[row] for row in order],
+    )
     # 12 ungrouped videos: 3 test, then 4 of the other 9 validate (a smaller share cannot hold out every class).
     result = train(
         cache,

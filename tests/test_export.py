@@ -25,9 +25,14 @@ def cache_with_short_videos(request: pytest.FixtureRequest, tmp_path_factory: py
     features = np.arange(4 * 5 * 3, dtype=np.float32).reshape(4, 5, 3)
     paths = ["Jump/a.avi", "Jump/a.mp4", "Run/b.avi", "Run/c.avi"]
     cache = write_cache(
-        tmp_path_factory.mktemp("cache") / "short.h5", features, np.array([2, 5, 3, 4]), np.array([0, 0, 1, 1]),
-        ["Jump", "Run"], paths=paths, groups=["1", "1", "2", ""],
-    )  # fmt: skip
+        tmp_path_factory.mktemp("cache") / "short.h5",
+        features,
+        np.array([2, 5, 3, 4]),
+        np.array([0, 0, 1, 1]),
+        ["Jump", "Run"],
+        paths=paths,
+        groups=["1", "1", "2", ""],
+    )
     if request.param == 2:
         upgrade_cache(cache)
     return cache

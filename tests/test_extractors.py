@@ -413,8 +413,18 @@ def expected_provenance(
     config: ExtractorConfig, weights_sha256: str | None, preprocessing: str, feature_dim: int
 ) -> dict:
     """The record featcache 0.2 stored for `config`, key by key."""
-    values = [config.name, config.weights, config.handle, config.image_size, config.seed, weights_sha256, preprocessing,
-              feature_dim, keras.__version__, keras.backend.backend()]  # fmt: skip
+    values = [
+        config.name,
+        config.weights,
+        config.handle,
+        config.image_size,
+        config.seed,
+        weights_sha256,
+        preprocessing,
+        feature_dim,
+        keras.__version__,
+        keras.backend.backend(),
+    ]
     return dict(zip(PROVENANCE_KEYS, values))
 
 
@@ -423,14 +433,26 @@ def test_provenance_is_the_stored_record_key_for_key(mobilenet_v2_weights_file: 
 
     mobilenet_v2_preprocessing = "x / 127.5 - 1 (keras.applications.mobilenet_v2.preprocess_input), RGB"
     cases = [
-        (ExtractorConfig(name="mobilenet_v2", weights="random", image_size=SIZE, seed=3), None,
-         mobilenet_v2_preprocessing, 1280),
-        (ExtractorConfig(name="mobilenet_v2", weights=str(mobilenet_v2_weights_file), image_size=SIZE),
-         sha256_of(mobilenet_v2_weights_file), mobilenet_v2_preprocessing, 1280),
+        (
+            ExtractorConfig(name="mobilenet_v2", weights="random", image_size=SIZE, seed=3),
+            None,
+            mobilenet_v2_preprocessing,
+            1280,
+        ),
+        (
+            ExtractorConfig(name="mobilenet_v2", weights=str(mobilenet_v2_weights_file), image_size=SIZE),
+            sha256_of(mobilenet_v2_weights_file),
+            mobilenet_v2_preprocessing,
+            1280,
+        ),
         (ExtractorConfig(name="scratch_cnn", weights="random", image_size=48, seed=7), None, "x / 255, RGB", 9 * 128),
-        (ExtractorConfig(name="tfhub", handle=str(mean_pixel_savedmodel), image_size=SIZE),
-         sha256_folder(mean_pixel_savedmodel), "x / 255 (float32 in [0, 1]), RGB", 7),
-    ]  # fmt: skip
+        (
+            ExtractorConfig(name="tfhub", handle=str(mean_pixel_savedmodel), image_size=SIZE),
+            sha256_folder(mean_pixel_savedmodel),
+            "x / 255 (float32 in [0, 1]), RGB",
+            7,
+        ),
+    ]
     for config, weights_sha256, preprocessing, feature_dim in cases:
         provenance = load_extractor(config).provenance
         # Compared as JSON text: the same keys, in the same order, with the same values.

@@ -25,9 +25,22 @@ from featcache.training.splits import choose_split
 
 # The keys train wrote to featcache.json before ModelMetadata existed (format 1), in that order.
 FORMAT_1_KEYS = (
-    "format_version", "featcache_version", "head", "training", "class_names", "num_frames", "feature_dim",
-    "cache_dtype", "extractor", "sampling", "cache", "split", "best_epoch", "best_val_accuracy", "seconds_per_epoch",
-)  # fmt: skip
+    "format_version",
+    "featcache_version",
+    "head",
+    "training",
+    "class_names",
+    "num_frames",
+    "feature_dim",
+    "cache_dtype",
+    "extractor",
+    "sampling",
+    "cache",
+    "split",
+    "best_epoch",
+    "best_val_accuracy",
+    "seconds_per_epoch",
+)
 
 
 @pytest.fixture

@@ -32,10 +32,17 @@ COLOUR_CLASSES = ["Red", "Green", "Blue"]
 # What the fake extractor's model was "trained" with; fps sampling and extra provenance keys on purpose,
 # so a predict that used defaults or passed the whole dict to ExtractorConfig would be caught.
 STORED_EXTRACTOR = {
-    "name": "scratch_cnn", "weights": "/models/colour.weights.h5", "handle": None, "image_size": 16, "seed": 5,
-    "weights_sha256": "c0ffee", "preprocessing": "x / 255", "feature_dim": 3, "keras_version": "3",
+    "name": "scratch_cnn",
+    "weights": "/models/colour.weights.h5",
+    "handle": None,
+    "image_size": 16,
+    "seed": 5,
+    "weights_sha256": "c0ffee",
+    "preprocessing": "x / 255",
+    "feature_dim": 3,
+    "keras_version": "3",
     "backend": "tensorflow",
-}  # fmt: skip
+}
 STORED_SAMPLING = {"num_frames": 4, "mode": "fps", "fps": 5.0}
 
 
@@ -66,9 +73,15 @@ def colour_model(tmp_path: Path) -> Path:
     """A model over the first frame's mean RGB (scaled to [0, 1], x10): red -> Red, green -> Green, blue -> Blue."""
     model = first_frame_softmax_model(4, 3, 3, kernel=10 * np.eye(3))
     return write_model_folder(
-        tmp_path / "colour_model", COLOUR_CLASSES, {"x.avi": "test"}, model=model,
-        extractor=STORED_EXTRACTOR, sampling=STORED_SAMPLING, num_frames=4, feature_dim=3,
-    )  # fmt: skip
+        tmp_path / "colour_model",
+        COLOUR_CLASSES,
+        {"x.avi": "test"},
+        model=model,
+        extractor=STORED_EXTRACTOR,
+        sampling=STORED_SAMPLING,
+        num_frames=4,
+        feature_dim=3,
+    )
 
 
 @pytest.fixture
@@ -233,10 +246,14 @@ def test_end_to_end_with_a_trained_model_matches_the_cached_features(tmp_path: P
         frames = read_sampled_frames(path, sampling, 32).frames
         features[row, : len(frames)] = extractor.embed_frames(frames)
     cache = write_test_cache(
-        tmp_path / "tiny.h5", features, [path.parent.name for path in video_paths], ["Alpha", "Beta"],
+        tmp_path / "tiny.h5",
+        features,
+        [path.parent.name for path in video_paths],
+        ["Alpha", "Beta"],
         paths=[str(path.relative_to(tiny_dataset)) for path in video_paths],
-        extractor=extractor.provenance, sampling={"num_frames": 4, "mode": "uniform", "fps": None},
-    )  # fmt: skip
+        extractor=extractor.provenance,
+        sampling={"num_frames": 4, "mode": "uniform", "fps": None},
+    )
     # Too few videos to hold out a stratified validation set as well: keep the (only) last epoch.
     train(
         cache,

@@ -60,9 +60,18 @@ def test_model_folder_holds_every_file(trained, small_cache: Path) -> None:
     assert set(METADATA_KEYS) <= set(metadata)
     assert metadata["format_version"] == 1
     assert metadata["head"] == {
-        "head": "lstm", "units": 8, "dense": 8, "dropout": 0.5, "recurrent_dropout": 0.0, "final_dropout": 0.3,
-        "num_layers": 2, "num_heads": 4, "positions": "sinusoidal", "pooling": "mean", "kernel_size": 3,
-    }  # fmt: skip
+        "head": "lstm",
+        "units": 8,
+        "dense": 8,
+        "dropout": 0.5,
+        "recurrent_dropout": 0.0,
+        "final_dropout": 0.3,
+        "num_layers": 2,
+        "num_heads": 4,
+        "positions": "sinusoidal",
+        "pooling": "mean",
+        "kernel_size": 3,
+    }
     assert metadata["training"]["epochs"] == 3 and metadata["training"]["seed"] == 0
     assert metadata["class_names"] == ["ActionA", "ActionB", "ActionC"]
     assert (metadata["num_frames"], metadata["feature_dim"]) == (6, 8)
@@ -359,9 +368,25 @@ def test_loading_an_incomplete_folder_is_a_clear_error(trained, tmp_path: Path) 
 def test_train_command(small_cache: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
-        ["train", str(small_cache), "--out", str(tmp_path / "cli_model"), "--head", "meanpool", "--dense", "8",
-         "--epochs", "2", "--seed", "3", "--test-fraction", "0.3", "--val-fraction", "0.25"],
-    )  # fmt: skip
+        [
+            "train",
+            str(small_cache),
+            "--out",
+            str(tmp_path / "cli_model"),
+            "--head",
+            "meanpool",
+            "--dense",
+            "8",
+            "--epochs",
+            "2",
+            "--seed",
+            "3",
+            "--test-fraction",
+            "0.3",
+            "--val-fraction",
+            "0.25",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert (
         "split: group-stratified" in result.output

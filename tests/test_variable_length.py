@@ -45,11 +45,21 @@ def variable_length_cache(tmp_path: Path) -> Path:
             features = rng.normal(0, 0.1, (length, FEATURE_DIM)).astype(np.float32)
             features[:, class_number] += 1.0
             contents = f"{class_number}-{number}"
-            videos.append(ShardVideo(
-                f"{class_name}/clip_{number:03d}.mp4", class_name, f"{class_name}{number}", f"999:{contents}", features,
-                np.arange(length, dtype=np.int32) * 25, np.arange(length, dtype=np.float32) * 1000,
-                25.0, 25 * length, 32, 32,
-            ))  # fmt: skip
+            videos.append(
+                ShardVideo(
+                    f"{class_name}/clip_{number:03d}.mp4",
+                    class_name,
+                    f"{class_name}{number}",
+                    f"999:{contents}",
+                    features,
+                    np.arange(length, dtype=np.int32) * 25,
+                    np.arange(length, dtype=np.float32) * 1000,
+                    25.0,
+                    25 * length,
+                    32,
+                    32,
+                )
+            )
     videos[1] = ShardVideo(**{**videos[1].__dict__, "fingerprint": videos[0].fingerprint})  # a copy under another name
     cache_path = tmp_path / "dense.h5"
     with CacheWriter.open(cache_path, SETTINGS, FEATURE_DIM) as writer:

@@ -85,10 +85,15 @@ def test_each_window_gets_its_sampled_frames_from_one_pass(tmp_path: Path, monke
         "weights_sha256": None,
     }
     model_dir = write_model_folder(
-        tmp_path / "model", ["Dark", "Light"], {"x.avi": "test"},
-        model=first_frame_softmax_model(3, 1, 2, kernel=np.array([[-1.0, 1.0]])), extractor=extractor_record,
-        sampling={"num_frames": 3, "mode": "uniform", "fps": None}, num_frames=3, feature_dim=1,
-    )  # fmt: skip
+        tmp_path / "model",
+        ["Dark", "Light"],
+        {"x.avi": "test"},
+        model=first_frame_softmax_model(3, 1, 2, kernel=np.array([[-1.0, 1.0]])),
+        extractor=extractor_record,
+        sampling={"num_frames": 3, "mode": "uniform", "fps": None},
+        num_frames=3,
+        feature_dim=1,
+    )
     embedded_rows: list[int] = []
 
     def grey_level_extractor(config):
@@ -248,9 +253,11 @@ def test_a_trained_model_follows_the_class_change(tmp_path: Path, red_then_blue_
     )
     keras.utils.set_random_seed(0)
     train(
-        tmp_path / "cache.h5", tmp_path / "model", HeadConfig(head="meanpool", dense=16, final_dropout=0.0),
+        tmp_path / "cache.h5",
+        tmp_path / "model",
+        HeadConfig(head="meanpool", dense=16, final_dropout=0.0),
         TrainConfig(epochs=15, batch_size=4, learning_rate=0.05, val_fraction=0, test_fraction=0.25),
-    )  # fmt: skip
+    )
 
     (video,) = predict_windows(tmp_path / "model", [red_then_blue_video], WindowConfig(1.0, 0.5)).videos
 

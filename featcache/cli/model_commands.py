@@ -251,10 +251,16 @@ and size."""
         )
         head_names = [name.strip() for name in heads.split(",") if name.strip()]
         head_overrides = {
-            "units": units, "dense": dense, "dropout": dropout, "recurrent_dropout": recurrent_dropout,
-            "num_layers": layers, "num_heads": attention_heads,
-            "positions": positions.value, "pooling": pooling.value, "kernel_size": kernel_size,
-        }  # fmt: skip
+            "units": units,
+            "dense": dense,
+            "dropout": dropout,
+            "recurrent_dropout": recurrent_dropout,
+            "num_layers": layers,
+            "num_heads": attention_heads,
+            "positions": positions.value,
+            "pooling": pooling.value,
+            "kernel_size": kernel_size,
+        }
         rows = compare_heads(
             cache,
             head_names,

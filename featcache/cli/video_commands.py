@@ -122,10 +122,16 @@ def embed_command(
 
     with errors_as_exit_codes():
         given = {
-            "extractor": extractor, "weights": weights, "handle": handle, "image_size": image_size, "seed": seed,
-            "frames": frames, "sampling": None if sampling is None else sampling.value, "fps": fps,
+            "extractor": extractor,
+            "weights": weights,
+            "handle": handle,
+            "image_size": image_size,
+            "seed": seed,
+            "frames": frames,
+            "sampling": None if sampling is None else sampling.value,
+            "fps": fps,
             "dtype": None if dtype is None else dtype.value,
-        }  # fmt: skip
+        }
         settings = resolve_embed_settings(out, given, overwrite)
         if settings.from_cache:
             say(f"{out} exists: embedding with its settings ({settings.describe()})")

@@ -213,7 +213,7 @@ def _build_pipeline(ray: Any, job: EmbedJob, cache: WritableCache, plan: Cluster
             "requested": job.requested,
             "compression": cache.compression,
             "shard_folder": str(cache.shard_folder),
-        },  # fmt: skip
+        },
         batch_size=VIDEOS_PER_SHARD,
         compute=ray.data.ActorPoolStrategy(size=plan.num_embed_workers),
         num_cpus=EMBED_WORKER_CPUS,

@@ -39,9 +39,17 @@ class EpochBatches:
     """
 
     def __init__(
-        self, cache: Path | Cache, index: CacheIndex, rows: np.ndarray, batch_size: int, shuffle: bool, seed: int,
-        frames: int = 0, clip_sampling: str = "uniform", features: np.ndarray | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        cache: Path | Cache,
+        index: CacheIndex,
+        rows: np.ndarray,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        frames: int = 0,
+        clip_sampling: str = "uniform",
+        features: np.ndarray | None = None,
+    ) -> None:
         self.cache = cache
         self.index = index
         self.rows = np.asarray(rows, dtype=np.int64)

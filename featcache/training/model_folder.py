@@ -84,9 +84,15 @@ class ModelMetadata:
 
     @classmethod
     def of_training_run(
-        cls, index: CacheIndex, split: Split, head_config: HeadConfig, train_config: TrainConfig,
-        best_epoch: int, best_val_accuracy: float | None, seconds_per_epoch: float,
-    ) -> ModelMetadata:  # fmt: skip
+        cls,
+        index: CacheIndex,
+        split: Split,
+        head_config: HeadConfig,
+        train_config: TrainConfig,
+        best_epoch: int,
+        best_val_accuracy: float | None,
+        seconds_per_epoch: float,
+    ) -> ModelMetadata:
         """The metadata of a head just trained on `index`'s cache with these settings and this split."""
         return cls(
             format_version=FORMAT_VERSION,

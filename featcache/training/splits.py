@@ -115,12 +115,15 @@ def validation_split(
     labels = np.asarray(index.labels)[training_side]
     groups = [index.groups[row] for row in training_side]
     is_val, how = _hold_out(
-        labels, groups, val_fraction, seed,
+        labels,
+        groups,
+        val_fraction,
+        seed,
         context=f"{index.path}: the training side of the split ({len(training_side)} videos)",
         held_out="of the training videos",
         option=f"--val-fraction, or {NO_VALIDATION_FIX}",
         single_group_fix=f"{NO_VALIDATION_FIX}, or choose a split that leaves more groups for training",
-    )  # fmt: skip
+    )
     return training_side[is_val], f"validation: {how}"
 
 
@@ -146,12 +149,15 @@ def official_ucf101_split(index: CacheIndex, split_name: str) -> np.ndarray:
 def group_stratified_split(index: CacheIndex, test_fraction: float, seed: int) -> tuple[np.ndarray, str]:
     """bool (N,) test mask and a description; no group is on both sides."""
     return _hold_out(
-        np.asarray(index.labels), list(index.groups), test_fraction, seed,
+        np.asarray(index.labels),
+        list(index.groups),
+        test_fraction,
+        seed,
         context=str(index.path),
         held_out="for test",
         option="--test-fraction",
         single_group_fix="use a --split-file",
-    )  # fmt: skip
+    )
 
 
 def _hold_out(

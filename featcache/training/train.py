@@ -64,13 +64,19 @@ def training_batches(data: TrainingData, train_config: TrainConfig) -> list[Kera
     return [
         KerasBatches(
             EpochBatches(
-                data.cache or data.index.path, data.index, rows, train_config.batch_size, shuffle, train_config.seed,
-                frames=train_config.frames, clip_sampling=clip_sampling,
+                data.cache or data.index.path,
+                data.index,
+                rows,
+                train_config.batch_size,
+                shuffle,
+                train_config.seed,
+                frames=train_config.frames,
+                clip_sampling=clip_sampling,
                 features=None if in_memory is None else in_memory[0][0],
             )
         )
         for rows, shuffle, in_memory, clip_sampling in sides
-    ]  # fmt: skip
+    ]
 
 
 @dataclass
@@ -141,9 +147,13 @@ def fit_head(
         batches = training_batches(data, train_config)
         try:
             model.fit(
-                batches[0], epochs=train_config.epochs, validation_data=batches[1] if validates else None,
-                callbacks=callbacks, class_weight=class_weight, verbose=0,
-            )  # fmt: skip
+                batches[0],
+                epochs=train_config.epochs,
+                validation_data=batches[1] if validates else None,
+                callbacks=callbacks,
+                class_weight=class_weight,
+                verbose=0,
+            )
         finally:
             for batch_source in batches:
                 batch_source.close()
