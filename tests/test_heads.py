@@ -41,7 +41,7 @@ def test_unknown_head_lists_the_valid_ones() -> None:
     [
         ({"positions": "rotary"}, "choose one of learned, sinusoidal"),
         ({"pooling": "max"}, "choose one of mean, cls"),
-        ({"num_layers": 0}, "--layers must be at least 1"),
+        ({"num_layers": 0}, "--layers / num_layers must be at least 1"),
     ],
 )
 def test_bad_transformer_options_are_refused(changes: dict, message: str) -> None:
