@@ -15,6 +15,7 @@ from typing import Any
 from featcache.cache import Cache
 from featcache.config import HeadConfig, TrainConfig, config_from_dict
 from featcache.errors import InputError
+from featcache.files import write_atomically
 from featcache.training.epochs import Progress
 from featcache.training.heads import available_heads
 from featcache.training.model_folder import check_model_dir_writable
@@ -90,7 +91,8 @@ def compare_heads(
             )
         )
     if out_dir is not None:
-        (Path(out_dir) / COMPARISON_FILE).write_text(comparison_as_json(rows) + "\n", encoding="utf-8")
+        table = comparison_as_json(rows) + "\n"
+        write_atomically(Path(out_dir) / COMPARISON_FILE, lambda path: path.write_text(table, encoding="utf-8"))
     return rows
 
 
