@@ -22,6 +22,7 @@ from featcache.training.batches import Batch, EpochBatches
 from featcache.training.diagnostics import find_leaked_duplicates, training_warnings, warn_about_leaks
 from featcache.training.epochs import KeepBestEpoch, Progress, seconds_per_epoch
 from featcache.training.heads import build_head, compile_head
+from featcache.training.leakage import audit_training_data, near_duplicate_warning
 from featcache.training.model_folder import ModelMetadata, check_model_dir_writable, save_model_folder
 from featcache.training.splits import Split
 from featcache.training.training_data import TrainingData, load_training_data
@@ -249,8 +250,12 @@ def train(
         head_settings = ", ".join(f"{key}={value}" for key, value in head_config.used_settings().items())
         progress(f"head: {head_config.head} ({head_settings})")
     warn_about_leaks(find_leaked_duplicates(index, data.split), progress)
+    near_duplicates = audit_training_data(data)
     result = fit_head(data, head_config, train_config, progress)
     save_trained_head(out_dir, data, head_config, train_config, result)
+    warning = near_duplicate_warning(near_duplicates, index.path, out_dir)
+    if warning:
+        result.warnings.append(warning)
     return result
 
 
