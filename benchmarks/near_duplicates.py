@@ -7,7 +7,9 @@ Videos: the demo data generator's (featcache/video/demo_data.py: 3 classes, grou
 noise). Each original gets three copies written with OpenCV: re-encoded (MJPG .avi -> mp4v .mp4), resized (3/4 of
 the side, mp4v) and cropped (the central 80 % of each side, MJPG). Weights: scratch_cnn with random weights, or
 mobilenet_v2 with calibrated random weights (benchmarks/calibrated_weights.py: features that vary with the input;
-no ImageNet weights offline). Everything is embedded into one cache, then every pair is compared.
+no ImageNet weights offline). Everything is embedded into one cache, then every pair is compared twice: plain cosine
+of the L2-normalized mean-pooled vectors (what `neighbors` ranks by) and the audit's centered cosine
+(featcache.search.audit.centered_vectors).
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ def measure(work_dir: Path, extractor: str, videos_per_class: int, image_size: i
     and other class pairs."""
     from featcache.config import EmbedConfig, SamplingConfig
     from featcache.embedding.embed import embed
+    from featcache.search.audit import centered_vectors
     from featcache.search.pooled import pooled_features
     from featcache.video.demo_data import make_demo_data
 
@@ -97,11 +100,18 @@ def measure(work_dir: Path, extractor: str, videos_per_class: int, image_size: i
     )
     embed(videos, cache_path, config, overwrite=True)
     pooled = pooled_features(cache_path)
-    vector_of = dict(zip(pooled.paths, pooled.vectors))
+    return {
+        "plain": compare_pairs(pooled.paths, pooled.vectors),
+        "centered": compare_pairs(pooled.paths, centered_vectors(pooled.vectors)),
+    }
+
+
+def compare_pairs(paths: list[str], vectors: np.ndarray) -> dict:
+    vector_of = dict(zip(paths, vectors))
     similarities: dict[str, list[float]] = {
         kind: [] for kind in (*ALTERATIONS, "same group", "other group", "other class")
     }
-    original_paths = [path for path in pooled.paths if not Path(path).stem.endswith(ALTERATIONS)]
+    original_paths = [path for path in paths if not Path(path).stem.endswith(ALTERATIONS)]
     for path in original_paths:
         stem, suffix = path.rsplit(".", 1)[0], {"reencoded": ".mp4", "resized": ".mp4", "cropped": ".avi"}
         for alteration in ALTERATIONS:
@@ -120,9 +130,9 @@ def measure(work_dir: Path, extractor: str, videos_per_class: int, image_size: i
     return {kind: np.array(values) for kind, values in similarities.items()}
 
 
-def format_table(similarities: dict, extractor: str) -> str:
+def format_table(similarities: dict, title: str) -> str:
     lines = [
-        f"| {extractor}: pairs | n | min | median | max |",
+        f"| {title}: pairs | n | min | median | max |",
         "|---|---:|---:|---:|---:|",
     ]
     names = {
@@ -157,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="featcache-near-duplicates-"))
     similarities = measure(work_dir, args.extractor, args.videos_per_class, args.image_size, args.frames)
-    print(format_table(similarities, args.extractor))
+    for kind, table in similarities.items():
+        print(format_table(table, f"{args.extractor}, {kind} cosine"))
+        print()
     return 0
 
 
