@@ -211,3 +211,24 @@ def test_pooled_features_reads_in_blocks(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(pooled_module, "FEATURE_BLOCK_BYTES", 1)  # one video per block
     np.testing.assert_allclose(pooled_features(cache).vectors, whole.vectors, rtol=1e-6)
     assert len(whole) == 36 and whole.paths[0] == "Left/v_Left_g01_c01.avi"
+
+
+def test_train_warns_of_near_duplicates_with_the_command_to_list_them(tmp_path) -> None:
+    from featcache.config import HeadConfig, TrainConfig
+    from featcache.training.train import train
+
+    cache = grouped_cache(tmp_path / "grouped.h5")
+    split_file = tmp_path / "split.csv"
+    paths = pooled_features(cache).paths
+    with open(split_file, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["path", "subset"])
+        # Clip 1 of every group is test, the others train: each test video has its group's clips in training.
+        writer.writerows((path, "test" if path.endswith("_c01.avi") else "train") for path in paths)
+    result = train(cache, tmp_path / "model", HeadConfig(head="linear"), TrainConfig(split_file=str(split_file)))
+    warning = next(warning for warning in result.warnings if "near-duplicate" in warning)
+    assert warning.startswith("12 of 12 test videos have a near-duplicate in training")
+    assert f"featcache audit {cache} --model {tmp_path / 'model'}" in warning
+    listed = CliRunner().invoke(app, ["audit", str(cache), "--model", str(tmp_path / "model"), "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert json.loads(listed.stdout)["num_test_with_duplicate"] == 12
