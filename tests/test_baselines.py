@@ -116,3 +116,11 @@ def test_linear_and_knn_through_train_evaluate_predict_and_compare(
     rows = json.loads(compared.stdout)["heads"]
     assert [row["head"] for row in rows] == ["meanpool", "linear", "knn"]
     assert all(0.0 <= row["test_accuracy"] <= 1.0 for row in rows)
+
+
+def test_a_baseline_fits_the_same_from_memory_and_from_disk(tmp_path: Path) -> None:
+    cache = ucf101_like_cache(tmp_path / "ucf.h5", num_classes=3, num_groups=12)
+    in_memory = train(cache, tmp_path / "memory", HeadConfig(head="linear"))
+    streamed = train(cache, tmp_path / "disk", HeadConfig(head="linear"), TrainConfig(memory_budget_mb=0))
+    np.testing.assert_allclose(streamed.model.weights, in_memory.model.weights, rtol=1e-4, atol=1e-6)
+    assert streamed.baseline == in_memory.baseline

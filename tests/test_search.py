@@ -232,3 +232,16 @@ def test_train_warns_of_near_duplicates_with_the_command_to_list_them(tmp_path) 
     listed = CliRunner().invoke(app, ["audit", str(cache), "--model", str(tmp_path / "model"), "--json"])
     assert listed.exit_code == 0, listed.output
     assert json.loads(listed.stdout)["num_test_with_duplicate"] == 12
+
+
+def test_the_training_audit_reads_the_same_from_memory_and_from_disk(tmp_path) -> None:
+    from featcache.config import TrainConfig
+    from featcache.training.leakage import audit_training_data
+    from featcache.training.training_data import load_training_data
+
+    cache = grouped_cache(tmp_path / "grouped.h5")
+    in_memory = load_training_data(cache, TrainConfig())
+    streamed = load_training_data(cache, TrainConfig(memory_budget_mb=0))  # 0: always stream
+    assert in_memory.in_memory and not streamed.in_memory
+    assert audit_training_data(in_memory, threshold=0.5) == audit_training_data(streamed, threshold=0.5)
+    assert audit_training_data(in_memory, threshold=0.5).num_test > 0
