@@ -1,6 +1,7 @@
 """Exact cosine search in numpy (featcache.search.neighbors.nearest) against faiss, to decide whether faiss pays.
 
     python3 -m benchmarks.search_speed [--videos 20000 100000] [--dim 1280] [--queries 200]
+    python3 -m benchmarks.search_speed --audit-only   # the audit `train` runs, at UCF101 split 1's size
 
 Random unit vectors stand for a cache's pooled features (search time does not depend on their values). One query
 (`featcache neighbors`) and a batch of queries (what `featcache audit` does: every test video against every
@@ -32,6 +33,18 @@ def batch_top_k(vectors: np.ndarray, queries: np.ndarray, k: int) -> list[np.nda
     ]
 
 
+def time_audit(num_train: int, num_test: int, dim: int) -> str:
+    """Seconds of `audit_vectors` (what `train` adds to a run) on random unit vectors, best of 2."""
+    from featcache.search.audit import audit_vectors
+    from featcache.search.pooled import normalize_rows
+
+    vectors = normalize_rows(np.random.default_rng(0).standard_normal((num_train + num_test, dim), dtype=np.float32))
+    subsets = ["train"] * num_train + ["test"] * num_test
+    paths = [f"video{row}" for row in range(len(subsets))]
+    seconds = best_of(2, lambda: audit_vectors(paths, vectors, subsets, None))
+    return f"audit of {num_train:,} train/val x {num_test:,} test videos x {dim} dims: {seconds:.2f} s (best of 2)"
+
+
 def main(argv: list[str] | None = None) -> int:
     from featcache.search.neighbors import nearest
     from featcache.search.pooled import normalize_rows
@@ -40,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--videos", type=int, nargs="+", default=[20000, 100000])
     parser.add_argument("--dim", type=int, default=1280)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--audit-only", action="store_true", help="time only the audit of a UCF101-sized split")
     args = parser.parse_args(argv)
+    if args.audit_only:
+        print(time_audit(9537, 3783, args.dim))
+        return 0
     try:
         import faiss
     except ImportError:

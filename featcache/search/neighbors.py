@@ -6,7 +6,7 @@
 
 Exact search: on a cache of N videos a query costs one (N x D) matrix-vector product, read in blocks; no index to
 build or keep in step with the cache. (An approximate index such as faiss pays only when many queries hit one
-large cache; BENCHMARKS.md "Search" has the measurement.)
+large cache; BENCHMARKS.md section 11, "Exact search in numpy vs faiss", has the measurement.)
 """
 
 from __future__ import annotations
