@@ -10,6 +10,8 @@ The public surface (the CLI is a thin layer over these):
     featcache.dataset("cache.h5", subset="train", format="tf")             # your own training loop
     featcache.predict_windows("model_dir", ["long.mp4"], WindowConfig(window_seconds=4, stride_seconds=2))
     featcache.run_pipeline(featcache.load_pipeline("demo"))
+    featcache.find_neighbors("cache.h5", video="Class/v_Class_g01_c01.avi", k=10)   # nearest videos
+    featcache.audit_cache("cache.h5", split="ucf101-1")                           # near-duplicate leakage
 
 Names are loaded on first use (PEP 562), so `import featcache` and the commands that run no model do
 not import TensorFlow. A new public name goes into _PUBLIC_NAMES; one that needs Keras into
@@ -50,6 +52,9 @@ _PUBLIC_NAMES = {
     "train": "featcache.training.train",
     "predict_windows": "featcache.inference.windows",
     "write_window_reports": "featcache.inference.windows",
+    "find_neighbors": "featcache.search.neighbors",
+    "pooled_features": "featcache.search.pooled",
+    "audit_cache": "featcache.training.leakage",
 }
 # Not featcache.embed: it imports Keras itself, and only when it builds a model (the Ray engine's driver never does).
 _NEEDS_KERAS = {

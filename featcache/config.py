@@ -177,13 +177,16 @@ def config_from_dict(config_class: type[ConfigT], saved: dict[str, Any]) -> Conf
     return config_class(**saved)
 
 
-HEAD_NAMES = (
+SEQUENCE_HEAD_NAMES = (
     "lstm",
     "gru",
     "meanpool",
     "transformer",
     "tcn",
 )  # mirrors featcache.training.heads.HEADS (kept here so configs import no Keras)
+# Baselines on mean-pooled features, no sequence model (featcache.training.baselines.BASELINE_KINDS).
+BASELINE_NAMES = ("linear", "knn")
+HEAD_NAMES = SEQUENCE_HEAD_NAMES + BASELINE_NAMES  # what `train --head` and `compare --heads` accept
 POSITION_ENCODINGS = ("learned", "sinusoidal")
 POOLINGS = ("mean", "cls")
 CLASS_WEIGHTS = ("none", "balanced")
@@ -194,6 +197,8 @@ HEAD_SETTINGS_USED = {
     "meanpool": _TOP,
     "transformer": ("units", "num_layers", "num_heads", "positions", "pooling", "dropout", *_TOP),
     "tcn": ("units", "num_layers", "kernel_size", "dropout", *_TOP),
+    "linear": (),  # its C is chosen on the validation set (featcache.training.baselines)
+    "knn": (),  # its k is chosen on the validation set
 }
 CLIP_SAMPLINGS = ("uniform", "random")  # featcache.training.clips (kept here so configs import nothing else)
 SPLIT_NAMES = ("auto", "ucf101-1", "ucf101-2", "ucf101-3")

@@ -23,6 +23,7 @@ LAYERS = (
     ("featcache.extractors",),
     ("featcache.cache",),
     ("featcache.embedding",),
+    ("featcache.search",),  # pooled vectors, nearest videos, leakage audit: below training, which warns with it
     ("featcache.training",),
     ("featcache.inference",),
     ("featcache.pipelines",),

@@ -11,14 +11,14 @@ import pytest
 from cache_fixtures import ordered_sequences
 
 from benchmarks.data import permuted_segments
-from featcache.config import HEAD_NAMES, HEAD_SETTINGS_USED, HeadConfig
+from featcache.config import HEAD_NAMES, HEAD_SETTINGS_USED, SEQUENCE_HEAD_NAMES, HeadConfig
 from featcache.errors import FeatcacheError
 from featcache.training.heads import available_heads, build_head, compile_head
 
 SMALL = {"units": 8, "dense": 8}
 ORDER_AWARE_HEADS = ("lstm", "gru", "transformer", "tcn")
 # Every head, plus the transformer's other position and pooling choices.
-HEAD_VARIANTS = [HeadConfig(head=head, **SMALL) for head in HEAD_NAMES] + [
+HEAD_VARIANTS = [HeadConfig(head=head, **SMALL) for head in SEQUENCE_HEAD_NAMES] + [
     HeadConfig(head="transformer", positions="learned", pooling="cls", num_heads=2, **SMALL),
     HeadConfig(head="tcn", num_layers=3, kernel_size=2, **SMALL),
 ]
@@ -26,7 +26,8 @@ VARIANT_IDS = [f"{config.head}-{config.positions}-{config.pooling}-{config.num_l
 
 
 def test_registry_matches_config_names() -> None:
-    assert tuple(available_heads()) == HEAD_NAMES == ("lstm", "gru", "meanpool", "transformer", "tcn")
+    assert tuple(available_heads()) == SEQUENCE_HEAD_NAMES == ("lstm", "gru", "meanpool", "transformer", "tcn")
+    assert HEAD_NAMES == SEQUENCE_HEAD_NAMES + ("linear", "knn")  # the baselines (featcache.training.baselines)
     assert tuple(HEAD_SETTINGS_USED) == HEAD_NAMES
     assert HeadConfig(head="meanpool").used_settings() == {"dense": 128, "final_dropout": 0.3}
 

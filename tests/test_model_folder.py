@@ -33,6 +33,7 @@ FORMAT_1_KEYS = (
     "num_frames",
     "feature_dim",
     "cache_dtype",
+    "model_kind",  # additive: "sequence_head" here; absent in older folders (read as a sequence head)
     "extractor",
     "sampling",
     "cache",

@@ -16,6 +16,7 @@ from test_evaluate import (
 )
 from typer.testing import CliRunner
 
+import featcache.embedding.new_videos as new_videos_module
 import featcache.inference.predict as predict_module
 from featcache.cache import read_all_features, read_cache_index
 from featcache.cli import app
@@ -112,7 +113,7 @@ def test_predict_uses_the_stored_extractor_and_sampling(
         samplings.extend([(sampling, image_size)] * len(entries))
         return decode_videos(entries, sampling, image_size, num_workers)
 
-    monkeypatch.setattr(predict_module, "decode_videos", recording_decode_videos)
+    monkeypatch.setattr(new_videos_module, "decode_videos", recording_decode_videos)
 
     predictions = predict_videos(colour_model, colour_videos, top_k=2)
 

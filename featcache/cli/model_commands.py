@@ -114,7 +114,11 @@ def train_command(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace the model folder at --out (and its evaluation reports)."
     ),
-    head: HeadChoice = typer.Option("lstm", help="Sequence head."),
+    head: HeadChoice = typer.Option(
+        "lstm",
+        help="Sequence head, or a baseline on mean-pooled features: linear (logistic regression, C chosen on "
+        "validation) or knn (cosine k-nearest neighbours, k chosen on validation).",
+    ),
     units: int = UNITS_OPTION,
     dense: int = DENSE_OPTION,
     dropout: float = DROPOUT_OPTION,
@@ -173,7 +177,14 @@ def train_command(
             patience=patience,
         )
         result = train(cache, out, head_config, train_config, progress=say, overwrite=overwrite)
-    if result.best_val_accuracy is None:
+    if result.baseline is not None:
+        choice = result.baseline
+        accuracy = "" if result.best_val_accuracy is None else f": validation accuracy {result.best_val_accuracy:.3f}"
+        typer.echo(
+            f"{head.value}: {choice['setting']} {choice['value']:g} kept{accuracy} "
+            f"({choice['chosen_on']}; {result.seconds_per_epoch:.2f} s per candidate)"
+        )
+    elif result.best_val_accuracy is None:
         typer.echo(
             f"no validation set: the last epoch ({result.best_epoch}) is kept ({result.seconds_per_epoch:.2f} s/epoch)"
         )
@@ -182,7 +193,8 @@ def train_command(
             f"best epoch {result.best_epoch}: validation accuracy {result.best_val_accuracy:.3f} "
             f"({result.seconds_per_epoch:.2f} s/epoch); its weights are kept"
         )
-    say(f"model folder: {out} (model.keras, featcache.json, history.csv, learning_curves.png, split.csv)")
+    model_file = result.metadata.model_file if result.metadata is not None else "model.keras"
+    say(f"model folder: {out} ({model_file}, featcache.json, history.csv, learning_curves.png, split.csv)")
     say(f"test accuracy (the {result.split.num_test} test videos): featcache evaluate {out} {cache}")
     print_warnings(result.warnings)
 

@@ -6,7 +6,6 @@ resized, preprocessed and embedded the same way as the videos the head was train
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -17,16 +16,15 @@ import numpy as np
 from featcache.cache.reader import uniform_positions
 from featcache.cache.settings import describe_settings_difference, settings_record
 from featcache.config import ExtractorConfig, SamplingConfig
-from featcache.embedding.batching import decode_videos, embed_decoded_videos
+from featcache.embedding.new_videos import embed_new_videos
 from featcache.errors import CacheMismatchError, InputError, VideoDecodeError
 from featcache.extractors.registry import Extractor, load_extractor
 from featcache.training.clips import predict_over_clips
 from featcache.training.model_folder import ModelFolder, ModelMetadata
-from featcache.video.find import VIDEO_EXTENSIONS, VideoEntry, find_videos
+from featcache.video.find import VIDEO_EXTENSIONS, find_videos
 
 DEFAULT_TOP_K = 3
 VIDEOS_PER_HEAD_CALL = 64  # features waiting for the head: 64 x T x D float32, small
-FRAMES_PER_BATCH = 64  # frames per extractor call, gathered across videos as `embed` does
 
 
 @dataclass(frozen=True)
@@ -177,25 +175,15 @@ def predict_videos(
     labelled = collect_videos(video_paths)
     video_paths = [path for path, _ in labelled]
     prepared = prepare_model(folder)
-    entries = [VideoEntry(path=Path(path), relative_path=str(path), label="", group="") for path in video_paths]
-    decoded = decode_videos(
-        entries, prepared.sampling, prepared.extractor_config.image_size, num_workers=os.cpu_count() or 1
-    )
-    # Failures come back before the videos still waiting for a full batch: match outcomes by entry.
-    position_of = {id(entry): position for position, entry in enumerate(entries)}
     outcomes: dict[int, VideoPrediction | np.ndarray] = {}
     waiting: list[tuple[int, np.ndarray]] = []  # (position, features) not yet through the head
-    num_done = num_failed = 0
-    for entry, _, features in embed_decoded_videos(decoded, prepared.extractor, FRAMES_PER_BATCH):
-        position = position_of[id(entry)]
-        num_done += 1
-        num_failed += isinstance(features, VideoDecodeError)
-        if progress is not None:
-            progress(num_done, len(entries), num_failed)
+    for position, features in embed_new_videos(
+        video_paths, prepared.extractor, prepared.extractor_config, prepared.sampling, prepared.cache_dtype, progress
+    ):
         if isinstance(features, VideoDecodeError):
-            outcomes[position] = VideoPrediction(path=str(entry.path), error=str(features))
+            outcomes[position] = VideoPrediction(path=str(video_paths[position]), error=str(features))
             continue
-        waiting.append((position, features.astype(prepared.cache_dtype).astype(np.float32)))
+        waiting.append((position, features))
         if len(waiting) == VIDEOS_PER_HEAD_CALL:
             outcomes.update(
                 classify_padded(prepared.model, waiting, prepared.num_frames, prepared.clip_frames, prepared.test_clips)

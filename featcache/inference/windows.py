@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from featcache.config import SamplingConfig, WindowConfig
+from featcache.embedding.new_videos import FRAMES_PER_BATCH
 from featcache.errors import VideoDecodeError
 from featcache.inference.predict import (
-    FRAMES_PER_BATCH,
     VIDEOS_PER_HEAD_CALL,
     PreparedModel,
     classify_padded,

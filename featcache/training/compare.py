@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from featcache.cache import Cache
-from featcache.config import HeadConfig, TrainConfig, config_from_dict
+from featcache.config import HEAD_NAMES, HeadConfig, TrainConfig, config_from_dict
 from featcache.errors import InputError
 from featcache.files import write_atomically
 from featcache.training.epochs import Progress
-from featcache.training.heads import available_heads
 from featcache.training.model_folder import check_model_dir_writable
 from featcache.training.scoring import score_accuracy
 from featcache.training.train import fit_head, save_trained_head
@@ -57,11 +56,11 @@ def compare_heads(
     `overwrite`) and the rows as out_dir/comparison.json.
     Returns one ComparisonRow per head, in the order asked.
     """
-    unknown = [name for name in head_names if name not in available_heads()]
+    unknown = [name for name in head_names if name not in HEAD_NAMES]
     if unknown or not head_names:
         raise InputError(
             f"--heads / head_names: unknown or no head(s) {', '.join(unknown) or '(none)'}; "
-            f"choose from {', '.join(available_heads())}"
+            f"choose from {', '.join(HEAD_NAMES)}"
         )
     base_config = config_from_dict(HeadConfig, dict(head_overrides or {}))
     head_configs = [replace(base_config, head=name) for name in head_names]

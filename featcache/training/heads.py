@@ -14,7 +14,7 @@ from collections.abc import Callable
 import keras
 from keras import layers, ops
 
-from featcache.config import HEAD_NAMES, HeadConfig
+from featcache.config import SEQUENCE_HEAD_NAMES, HeadConfig
 from featcache.errors import InputError
 
 
@@ -222,7 +222,7 @@ def _tcn_head(features, mask, head_config: HeadConfig, num_classes: int):
     return _classifier_top(MaskedMean(name="masked_mean")([hidden, mask]), head_config, num_classes)
 
 
-# name -> (builder, one-line description). The names are also config.HEAD_NAMES (checked at import).
+# name -> (builder, one-line description). The names are also config.SEQUENCE_HEAD_NAMES (checked at import).
 HEADS: dict[str, tuple[Callable, str]] = {
     "lstm": (_recurrent_head(layers.LSTM), "masked LSTM -> Dense(relu) -> Dropout -> softmax (the notebook's head)"),
     "gru": (_recurrent_head(layers.GRU), "masked GRU -> Dense(relu) -> Dropout -> softmax"),
@@ -234,7 +234,7 @@ HEADS: dict[str, tuple[Callable, str]] = {
     ),
     "tcn": (_tcn_head, "dilated residual 1-D convolutions over the real frames -> masked mean -> Dense -> softmax"),
 }
-assert tuple(HEADS) == HEAD_NAMES, "featcache.config.HEAD_NAMES must list the heads registry"
+assert tuple(HEADS) == SEQUENCE_HEAD_NAMES, "featcache.config.SEQUENCE_HEAD_NAMES must list the heads registry"
 
 
 def available_heads() -> dict[str, str]:
@@ -249,7 +249,10 @@ def build_head(head_config: HeadConfig, num_frames: int, feature_dim: int, num_c
     Output: softmax float32 (batch, num_classes).
     """
     if head_config.head not in HEADS:
-        raise InputError(f"unknown head {head_config.head!r}; choose one of {', '.join(HEADS)}")
+        raise InputError(
+            f"{head_config.head!r} is not a sequence head (Keras); choose one of {', '.join(HEADS)} "
+            "(linear and knn are fitted by featcache.training.baselines)"
+        )
     if num_classes < 2:
         raise InputError(f"a classifier needs at least 2 classes, got {num_classes}")
     builder, _ = HEADS[head_config.head]

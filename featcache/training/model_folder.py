@@ -1,7 +1,9 @@
 """The model folder `featcache train` writes and `evaluate`/`predict` read back.
 
 MODEL_DIR/
-  model.keras           the trained head (Keras 3 format; custom layers from featcache.training.heads)
+  model.keras           the trained head (Keras 3 format; custom layers from featcache.training.heads), or
+  model.npz             for a baseline (model_kind "linear" / "knn": featcache.training.baselines), its arrays
+                        (numbers only, read without pickle)
   featcache.json        metadata, format 1 (ModelMetadata): head and training configs, class names, num_frames,
                         feature_dim, the cache's extractor, sampling and dtype, cache path and size, split summary
                         (description, num_train, num_val, num_test), best epoch, best validation accuracy
@@ -40,12 +42,14 @@ from featcache.version import __version__, newer_writer_problem
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
+BASELINE_MODEL_FILE = "model.npz"
+SEQUENCE_HEAD_KIND = "sequence_head"
 METADATA_FILE = "featcache.json"
 HISTORY_FILE = "history.csv"
 CURVES_FILE = "learning_curves.png"
 SPLIT_FILE = "split.csv"
 EVALUATION_DIR = "evaluation"  # `featcache evaluate` writes its reports here by default
-MODEL_DIR_FILES = (MODEL_FILE, METADATA_FILE, HISTORY_FILE, CURVES_FILE, SPLIT_FILE)
+MODEL_DIR_FILES = (MODEL_FILE, BASELINE_MODEL_FILE, METADATA_FILE, HISTORY_FILE, CURVES_FILE, SPLIT_FILE)
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 
 
@@ -81,6 +85,11 @@ class ModelMetadata:
     seconds_per_epoch: float
     # Added after format 1 was first written; None: the head saw its features unrounded (float32).
     cache_dtype: str | None = None
+    # What model.* holds: None (folders from before it was recorded) or "sequence_head" = a Keras head in
+    # model.keras; "linear" / "knn" = a baseline on mean-pooled features in model.npz.
+    model_kind: str | None = None
+    # A baseline's choice: {"setting": "C" | "k", "value", "candidates", "chosen_on"} (None for sequence heads).
+    baseline: dict[str, Any] | None = None
 
     @classmethod
     def of_training_run(
@@ -92,8 +101,10 @@ class ModelMetadata:
         best_epoch: int,
         best_val_accuracy: float | None,
         seconds_per_epoch: float,
+        baseline: dict[str, Any] | None = None,
     ) -> ModelMetadata:
-        """The metadata of a head just trained on `index`'s cache with these settings and this split."""
+        """The metadata of a head just trained on `index`'s cache with these settings and this split
+        (`baseline`: a linear / knn baseline's choice, see featcache.training.baselines)."""
         return cls(
             format_version=FORMAT_VERSION,
             featcache_version=__version__,
@@ -115,6 +126,8 @@ class ModelMetadata:
             best_val_accuracy=None if best_val_accuracy is None else float(best_val_accuracy),
             seconds_per_epoch=float(seconds_per_epoch),
             cache_dtype=index.dtype,  # predict rounds new features the same way the head saw them
+            model_kind=head_config.head if baseline is not None else SEQUENCE_HEAD_KIND,
+            baseline=baseline,
         )
 
     @classmethod
@@ -182,6 +195,16 @@ class ModelMetadata:
         write_atomically(
             Path(model_dir) / METADATA_FILE, lambda temporary: temporary.write_text(text, encoding="utf-8")
         )
+
+    @property
+    def kind(self) -> str:
+        """ "sequence_head" (also for folders written before the kind was recorded), "linear" or "knn"."""
+        return self.model_kind or SEQUENCE_HEAD_KIND
+
+    @property
+    def model_file(self) -> str:
+        """The file in the folder that holds the model: model.keras, or model.npz for a baseline."""
+        return MODEL_FILE if self.kind == SEQUENCE_HEAD_KIND else BASELINE_MODEL_FILE
 
     @property
     def head_settings(self) -> dict[str, Any]:
@@ -259,7 +282,7 @@ class ModelFolder:
         """Read featcache.json and split.csv; ModelDirError when the folder is missing, incomplete or foreign."""
         model_dir = Path(model_dir)
         metadata = ModelMetadata.read(model_dir)
-        for name in (MODEL_FILE, SPLIT_FILE):
+        for name in (metadata.model_file, SPLIT_FILE):
             if not (model_dir / name).is_file():
                 raise ModelDirError(
                     f"{model_dir}: {name} is missing, the folder is incomplete; re-run `featcache train`"
@@ -277,8 +300,18 @@ class ModelFolder:
         return list(self.metadata.class_names)
 
     def load_model(self) -> Any:
-        """The Keras model (imports Keras; each call reads model.keras again): inputs [features float32
-        (batch, num_frames, feature_dim), lengths int32 (batch,)], output softmax float32 (batch, len(class_names))."""
+        """The model (each call reads its file again): inputs [features float32 (batch, num_frames, feature_dim),
+        lengths int32 (batch,)], output softmax float32 (batch, len(class_names)), through `predict_on_batch` and
+        `predict`. A Keras model for a sequence head (imports Keras), a numpy one for a baseline."""
+        if self.metadata.kind != SEQUENCE_HEAD_KIND:
+            from featcache.training.baselines import BASELINE_KINDS, load_baseline_model
+
+            if self.metadata.kind not in BASELINE_KINDS:
+                raise ModelDirError(
+                    f"{self.path / METADATA_FILE}: model_kind {self.metadata.kind!r} is unknown to this featcache "
+                    f"(it knows {SEQUENCE_HEAD_KIND}, {', '.join(BASELINE_KINDS)}); upgrade featcache"
+                )
+            return load_baseline_model(self.path / BASELINE_MODEL_FILE, self.metadata.kind)
         import keras
 
         import featcache.training.heads  # noqa: F401  (registers the custom layers the saved model refers to)
@@ -385,7 +418,11 @@ def save_model_folder(
         evaluation_dir.unlink()
     elif evaluation_dir.is_dir():
         shutil.rmtree(evaluation_dir)
-    model.save(model_dir / MODEL_FILE)
+    # A folder overwritten with another kind of model must not keep the old kind's file beside the new one.
+    for stale in (MODEL_FILE, BASELINE_MODEL_FILE):
+        if stale != metadata.model_file:
+            (model_dir / stale).unlink(missing_ok=True)
+    model.save(model_dir / metadata.model_file)  # Keras' save, or featcache.training.baselines' arrays
     with open(model_dir / HISTORY_FILE, "w", newline="", encoding="utf-8") as stream:
         writer = csv.DictWriter(stream, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
         writer.writeheader()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -18,10 +19,13 @@ import numpy as np
 from featcache.cache import Cache
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import InputError
+from featcache.search.pooled import pool_sequences, pooled_features
+from featcache.training.baselines import BASELINE_KINDS, fit_baseline
 from featcache.training.batches import Batch, EpochBatches
 from featcache.training.diagnostics import find_leaked_duplicates, training_warnings, warn_about_leaks
 from featcache.training.epochs import KeepBestEpoch, Progress, seconds_per_epoch
 from featcache.training.heads import build_head, compile_head
+from featcache.training.leakage import audit_training_data, near_duplicate_warning
 from featcache.training.model_folder import ModelMetadata, check_model_dir_writable, save_model_folder
 from featcache.training.splits import Split
 from featcache.training.training_data import TrainingData, load_training_data
@@ -100,6 +104,7 @@ class TrainResult:
     model_dir: Path | None = None
     metadata: ModelMetadata | None = None  # set once the model folder is written (its featcache.json)
     warnings: list[str] = field(default_factory=list)
+    baseline: dict[str, Any] | None = None  # a linear / knn baseline's choice (BaselineFit.choice)
 
 
 def fit_head(
@@ -108,7 +113,10 @@ def fit_head(
     """Train one head on `data` from `train_config.seed`; the best epoch by validation accuracy is restored.
 
     Only the train and validation videos are read; with no validation set the last epoch is kept.
+    A baseline (head "linear" or "knn") is fitted instead, its candidates standing for epochs (fit_baseline_head).
     """
+    if head_config.head in BASELINE_KINDS:
+        return fit_baseline_head(data, head_config, train_config)
     keras.utils.set_random_seed(train_config.seed)
     index = data.index
     validates = data.split.num_val > 0
@@ -176,6 +184,56 @@ def fit_head(
         data.split, index.labels, result.history, result.best_epoch, len(index.class_names)
     )
     return result
+
+
+def fit_baseline_head(data: TrainingData, head_config: HeadConfig, train_config: TrainConfig) -> TrainResult:
+    """Fit a linear / knn baseline on the mean-pooled train videos, its C or k chosen on the validation videos."""
+    if train_config.frames:
+        raise InputError(
+            f"--head {head_config.head} pools every stored frame of a video; --frames / frames "
+            f"{train_config.frames} (clips) applies to the sequence heads: leave it at 0"
+        )
+    if train_config.class_weight != "none":
+        raise InputError(f"--class-weight / class_weight applies to the sequence heads, not --head {head_config.head}")
+    index = data.index
+    train_vectors, train_labels = pooled_subset(data, "train")
+    val_vectors, val_labels = pooled_subset(data, "val") if data.split.num_val else (None, None)
+    fitted = fit_baseline(
+        head_config.head,
+        train_vectors,
+        train_labels,
+        val_vectors,
+        val_labels,
+        len(index.class_names),
+        train_config.seed,
+    )
+    result = TrainResult(
+        model=fitted.model,
+        history=fitted.history,
+        best_epoch=fitted.best_candidate,
+        best_val_accuracy=fitted.best_val_accuracy,
+        seconds_per_epoch=fitted.seconds_per_candidate,
+        num_parameters=fitted.model.count_params(),
+        split=data.split,
+        split_labels=index.labels,
+        baseline=fitted.choice,
+    )
+    result.warnings = training_warnings(
+        data.split, index.labels, result.history, result.best_epoch, len(index.class_names)
+    )
+    return result
+
+
+def pooled_subset(data: TrainingData, subset: str) -> tuple[np.ndarray, np.ndarray]:
+    """(unit vectors float32 (n, D), labels int32 (n,)) of one subset: pooled from memory when the features are
+    there, else read from the cache block by block."""
+    rows = {"train": data.split.train_indices, "val": data.split.val_indices, "test": data.split.test_indices}[subset]
+    if data.in_memory:
+        (features, lengths), labels = {"train": data.train_inputs, "val": data.val_inputs, "test": data.test_inputs}[
+            subset
+        ]
+        return pool_sequences(features, lengths), labels
+    return pooled_features(data.cache or data.index.path, rows).vectors, data.index.labels[rows]
 
 
 def training_class_weights(train_labels: np.ndarray, num_classes: int, mode: str) -> dict[int, float] | None:
@@ -247,10 +305,16 @@ def train(
                 f"(validation: uniform; scoring: {train_config.test_clips} uniform clip(s) averaged)"
             )
         head_settings = ", ".join(f"{key}={value}" for key, value in head_config.used_settings().items())
+        if head_config.head in BASELINE_KINDS:
+            head_settings = "on mean-pooled features; its setting is chosen on the validation videos"
         progress(f"head: {head_config.head} ({head_settings})")
     warn_about_leaks(find_leaked_duplicates(index, data.split), progress)
+    near_duplicates = audit_training_data(data)
     result = fit_head(data, head_config, train_config, progress)
     save_trained_head(out_dir, data, head_config, train_config, result)
+    warning = near_duplicate_warning(near_duplicates, index.path, out_dir)
+    if warning:
+        result.warnings.append(warning)
     return result
 
 
@@ -267,6 +331,7 @@ def save_trained_head(
         result.best_epoch,
         result.best_val_accuracy,
         result.seconds_per_epoch,
+        baseline=result.baseline,
     )
     split_rows = list(
         zip(index.paths, data.split.subsets(index.num_videos), index.fingerprints or [""] * index.num_videos)
