@@ -10,6 +10,7 @@ The public surface (the CLI is a thin layer over these):
     featcache.dataset("cache.h5", subset="train", format="tf")             # your own training loop
     featcache.predict_windows("model_dir", ["long.mp4"], WindowConfig(window_seconds=4, stride_seconds=2))
     featcache.run_pipeline(featcache.load_pipeline("demo"))
+    featcache.write_model_report("model_dir", "cache.h5", video_root="videos")  # the HTML page (featcache.report)
 
 Names are loaded on first use (PEP 562), so `import featcache` and the commands that run no model do
 not import TensorFlow. A new public name goes into _PUBLIC_NAMES; one that needs Keras into
@@ -50,6 +51,8 @@ _PUBLIC_NAMES = {
     "train": "featcache.training.train",
     "predict_windows": "featcache.inference.windows",
     "write_window_reports": "featcache.inference.windows",
+    "write_model_report": "featcache.report.model_page",
+    "write_cache_report": "featcache.report.cache_page",
 }
 # Not featcache.embed: it imports Keras itself, and only when it builds a model (the Ray engine's driver never does).
 _NEEDS_KERAS = {
@@ -59,6 +62,7 @@ _NEEDS_KERAS = {
     "featcache.inference.predict",
     "featcache.training.train",
     "featcache.inference.windows",
+    "featcache.report.model_page",
 }
 
 __all__ = ["__version__", *sorted(_PUBLIC_NAMES)]

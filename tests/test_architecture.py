@@ -25,6 +25,7 @@ LAYERS = (
     ("featcache.embedding",),
     ("featcache.training",),
     ("featcache.inference",),
+    ("featcache.report",),  # HTML pages over what evaluate, compare, info and predict compute
     ("featcache.pipelines",),
     ("featcache.cli",),
     ("featcache", "featcache.__main__"),
