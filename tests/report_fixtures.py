@@ -51,17 +51,36 @@ def video_paths() -> tuple[list[str], list[str]]:
     return [path for path, _ in labelled], [label for _, label in labelled]
 
 
-def write_source_videos(video_root: Path, paths: list[str], frames: np.ndarray | None = None) -> None:
-    """Each path as a 12-frame video; default numbered frames (frame i has grey level 20 * i + 10)."""
-    for path in paths:
-        write_video(video_root / path, numbered_frames(12) if frames is None else frames, fps=VIDEO_FPS)
+def write_source_videos(video_root: Path, paths: list[str], discs: bool = False) -> None:
+    """Each path as a 12-frame video: numbered frames (frame i has grey level 20 * i + 10), or with `discs` a
+    coloured disc moving over a background (what a person can tell apart on a screenshot)."""
+    for row, path in enumerate(paths):
+        write_video(video_root / path, disc_frames(row) if discs else numbered_frames(12), fps=VIDEO_FPS)
 
 
-def build_report_world(tmp_path: Path, frames: np.ndarray | None = None, fingerprints: list[str] | None = None):
-    """Write the videos, the cache (with `fingerprints`, default all distinct) and the model folder."""
+def disc_frames(seed: int, num_frames: int = 12, size: int = 64) -> np.ndarray:
+    """uint8 (num_frames, size, size, 3): a disc of a colour of its own crossing a tinted gradient."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0.4, 1.0, size)[:, None, None] * rng.integers(30, 110, size=3)[None, None, :]
+    background = np.broadcast_to(ramp, (size, size, 3)).astype(np.uint8)
+    colour = tuple(int(value) for value in rng.integers(120, 256, size=3))
+    frames = []
+    for index in range(num_frames):
+        frame = background.copy()
+        centre = (int(8 + (size - 16) * index / (num_frames - 1)), int(size / 2 + 12 * np.sin(index + seed)))
+        cv2.circle(frame, centre, 9, colour, thickness=-1)
+        frames.append(frame)
+    return np.stack(frames)
+
+
+def build_report_world(tmp_path: Path, discs: bool = False, fingerprints: list[str] | None = None):
+    """Write the videos (numbered, or with `discs` moving discs), the cache (with `fingerprints`, default all
+    distinct) and the model folder."""
     paths, labels = video_paths()
     video_root = tmp_path / "videos"
-    write_source_videos(video_root, paths, frames)
+    write_source_videos(video_root, paths, discs)
     num_frames, num_classes = len(FRAME_INDICES), len(CLASS_NAMES)
     features = np.zeros((NUM_VIDEOS, num_frames, num_classes), dtype=np.float32)
     for row, (path, label) in enumerate(zip(paths, labels)):

@@ -102,7 +102,7 @@ def gather_model_page(
         provenance=model_provenance(folder),
         left_out=left_out_videos(cache.index, evaluation),
         learning_curves_uri=(
-            figure_to_data_uri(learning_curves_figure(history, folder.metadata.best_epoch, width=9.0))
+            figure_to_data_uri(learning_curves_figure(history, folder.metadata.best_epoch, width=7.5))
             if history
             else None
         ),
