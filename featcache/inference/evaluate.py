@@ -87,11 +87,13 @@ class VideoScores:
 
     video_indices: int64 (n,), cache rows in scoring order; true_labels: int64 (n,), model class indices;
     probabilities: float32 (n, num_classes), the model's softmax (averaged over clips for a clip-trained head).
+    num_parameters: the head's weights, trainable or not (Keras count_params).
     """
 
     video_indices: np.ndarray
     true_labels: np.ndarray
     probabilities: np.ndarray
+    num_parameters: int
 
 
 def evaluate(
@@ -183,7 +185,10 @@ def evaluate_with_scores(
         np.array(report.confusion_matrix), class_names, png_path, title=f"{cache_path.name} ({used_subset})"
     )
     json_path.write_text(report.to_json() + "\n")
-    return report, VideoScores(np.asarray(video_indices, np.int64), np.asarray(true_labels, np.int64), probabilities)
+    scores = VideoScores(
+        np.asarray(video_indices, np.int64), np.asarray(true_labels, np.int64), probabilities, int(model.count_params())
+    )
+    return report, scores
 
 
 def check_cache_matches_model(metadata: ModelMetadata, index: CacheIndex) -> None:

@@ -261,5 +261,5 @@ def _evaluate_head(
         seconds_per_epoch=folder.metadata.seconds_per_epoch,
         report_json=Path(report.report_json),
         report_html=html_path,
-        num_parameters=int(folder.load_model().count_params()),
+        num_parameters=data.num_parameters,
     )

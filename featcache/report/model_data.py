@@ -63,6 +63,7 @@ class ModelPageData:
     confident_correct: list[VideoExample]
     split: SplitSummary
     confusion_shades: list[list[float]]
+    num_parameters: int
 
 
 def gather_model_page(
@@ -99,7 +100,7 @@ def gather_model_page(
     row_totals = np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     return ModelPageData(
         evaluation=evaluation,
-        provenance=model_provenance(folder),
+        provenance=model_provenance(folder) + [("parameters", f"{scores.num_parameters:,}")],
         left_out=left_out_videos(cache.index, evaluation),
         learning_curves_uri=(
             figure_to_data_uri(learning_curves_figure(history, folder.metadata.best_epoch, width=7.5))
@@ -113,6 +114,7 @@ def gather_model_page(
         confident_correct=examples[len(wrong_rows) :],
         split=summarise_split(folder, cache.index),
         confusion_shades=(matrix / row_totals).round(3).tolist(),  # each row's share: readable with skewed classes
+        num_parameters=scores.num_parameters,
     )
 
 
