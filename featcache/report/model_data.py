@@ -18,6 +18,9 @@ from featcache.training.model_folder import ModelFolder, learning_curves_figure,
 
 # Misclassified videos shown with thumbnails; the rest are counted (report.json lists them all).
 DEFAULT_MAX_MISCLASSIFIED = 50
+# A head on a `--frames 0` cache reads every stored frame (hundreds in a dense cache): a strip shows this many of
+# them, evenly spread; a head on T sampled frames (T <= this) shows all T.
+MAX_STRIP_FRAMES = 16
 TOP_PROBABILITIES = 3
 SPLIT_SUBSETS = ("train", "val", "test")
 
@@ -134,10 +137,12 @@ def _pick_examples(scores: VideoScores, max_misclassified: int) -> tuple[list[in
 
 
 def _strip_request(cache: Cache, num_frames: int, video: int) -> StripRequest:
-    """The frames the head saw of cache row `video`: `num_frames` of its stored frames, uniform (as the reader)."""
+    """The frames the head saw of cache row `video`: `num_frames` of its stored frames, uniform (as the reader
+    takes them), at most MAX_STRIP_FRAMES of those."""
     with cache.reader() as reader:
         arrays = reader.read_frame_arrays(video)
     positions = uniform_positions(int(cache.index.lengths[video]), num_frames)
+    positions = positions[uniform_positions(len(positions), MAX_STRIP_FRAMES)]
     return StripRequest(
         cache.index.paths[video], arrays["frame_indices"][positions], arrays["timestamps_ms"][positions]
     )
