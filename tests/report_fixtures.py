@@ -81,26 +81,8 @@ def build_report_world(tmp_path: Path, discs: bool = False, fingerprints: list[s
     paths, labels = video_paths()
     video_root = tmp_path / "videos"
     write_source_videos(video_root, paths, discs)
+    rows = report_video_rows(paths, labels)
     num_frames, num_classes = len(FRAME_INDICES), len(CLASS_NAMES)
-    features = np.zeros((NUM_VIDEOS, num_frames, num_classes), dtype=np.float32)
-    for row, (path, label) in enumerate(zip(paths, labels)):
-        # The first-frame model predicts the class whose feature is high; a second, lower one gives a top-2.
-        predicted = CLASS_NAMES.index(WRONG.get(path, label))
-        features[row, 0, predicted] = 3.0 + 0.1 * row
-        features[row, 0, (predicted + 1) % num_classes] = 1.0
-    rows = VideoRows(
-        features=features,
-        frame_indices=np.tile(FRAME_INDICES, (NUM_VIDEOS, 1)),
-        timestamps_ms=np.tile(FRAME_INDICES / VIDEO_FPS * 1000.0, (NUM_VIDEOS, 1)).astype(np.float32),
-        lengths=np.full(NUM_VIDEOS, num_frames, dtype=np.int32),
-        video_fps=np.full(NUM_VIDEOS, VIDEO_FPS, dtype=np.float32),
-        video_num_frames=np.full(NUM_VIDEOS, 12, dtype=np.int32),
-        video_width=np.full(NUM_VIDEOS, 32, dtype=np.int32),
-        video_height=np.full(NUM_VIDEOS, 32, dtype=np.int32),
-        labels=labels,
-        paths=paths,
-        groups=[f"g{row % 4}" for row in range(NUM_VIDEOS)],
-    )
     fingerprints = fingerprints or [f"{row}:contents{row}" for row in range(NUM_VIDEOS)]
     cache = tmp_path / "cache.h5"
     write_cache(
@@ -122,3 +104,27 @@ def build_report_world(tmp_path: Path, discs: bool = False, fingerprints: list[s
     metadata.update(best_epoch=BEST_EPOCH, best_val_accuracy=0.66, cache={"path": str(cache), "num_videos": 9})
     (model_dir / "featcache.json").write_text(json.dumps(metadata))
     return ReportWorld(video_root, cache, model_dir, paths, labels)
+
+
+def report_video_rows(paths: list[str], labels: list[str]) -> VideoRows:
+    """The cache rows of the world: first-frame features that make the model predict WRONG's classes."""
+    num_frames, num_classes = len(FRAME_INDICES), len(CLASS_NAMES)
+    features = np.zeros((NUM_VIDEOS, num_frames, num_classes), dtype=np.float32)
+    for row, (path, label) in enumerate(zip(paths, labels)):
+        # The first-frame model predicts the class whose feature is high; a second, lower one gives a top-2.
+        predicted = CLASS_NAMES.index(WRONG.get(path, label))
+        features[row, 0, predicted] = 3.0 + 0.1 * row
+        features[row, 0, (predicted + 1) % num_classes] = 1.0
+    return VideoRows(
+        features=features,
+        frame_indices=np.tile(FRAME_INDICES, (NUM_VIDEOS, 1)),
+        timestamps_ms=np.tile(FRAME_INDICES / VIDEO_FPS * 1000.0, (NUM_VIDEOS, 1)).astype(np.float32),
+        lengths=np.full(NUM_VIDEOS, num_frames, dtype=np.int32),
+        video_fps=np.full(NUM_VIDEOS, VIDEO_FPS, dtype=np.float32),
+        video_num_frames=np.full(NUM_VIDEOS, 12, dtype=np.int32),
+        video_width=np.full(NUM_VIDEOS, 32, dtype=np.int32),
+        video_height=np.full(NUM_VIDEOS, 32, dtype=np.int32),
+        labels=labels,
+        paths=paths,
+        groups=[f"g{row % 4}" for row in range(NUM_VIDEOS)],
+    )

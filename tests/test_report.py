@@ -16,19 +16,29 @@ import cv2
 import numpy as np
 import pytest
 from conftest import frame_number_from_level, numbered_frames, write_video
+from format1_writer import write_cache as write_format1_cache
 from markupsafe import escape
-from report_fixtures import BEST_EPOCH, FRAME_INDICES, VIDEO_FPS, WRONG, build_report_world, write_source_videos
-from test_evaluate import CLASS_NAMES
+from report_fixtures import (
+    BEST_EPOCH,
+    FRAME_INDICES,
+    VIDEO_FPS,
+    WRONG,
+    build_report_world,
+    report_video_rows,
+    video_paths,
+    write_source_videos,
+)
+from test_evaluate import CLASS_NAMES, EXTRACTOR, SAMPLING
 from typer.testing import CliRunner
 
-from featcache.cache import open_cache
+from featcache.cache import VideoRows, open_cache, write_cache
 from featcache.cli import app
 from featcache.config import SamplingConfig, WindowConfig
 from featcache.errors import VideoDecodeError
 from featcache.inference.windows import VideoWindows, WindowsReport
 from featcache.report import write_cache_report, write_comparison_report, write_model_report, write_windows_report
 from featcache.report.comparison_page import ComparedHead
-from featcache.report.model_data import gather_model_page, summarise_split
+from featcache.report.model_data import MAX_STRIP_FRAMES, _strip_request, gather_model_page, summarise_split
 from featcache.report.model_page import render_model_page
 from featcache.report.render import CONTENT_SECURITY_POLICY
 from featcache.report.thumbnails import (
@@ -237,3 +247,46 @@ def test_decode_workers_decode_chosen_frames_and_a_crash_costs_one_request(
     assert isinstance(frames, FramesAt) and frames.frame_indices.tolist() == [3, 9]
     assert [frame_number_from_level(frame.mean()) for frame in frames.frames] == [3, 9]
     assert frames.frames.shape == (2, 16, 16, 3) and frames.video_fps == pytest.approx(10.0)
+
+
+def test_cache_page_of_a_format_1_cache(tmp_path: Path) -> None:
+    paths, labels = video_paths()
+    cache = tmp_path / "old.h5"
+    write_format1_cache(
+        cache,
+        [report_video_rows(paths, labels)],
+        paths,
+        CLASS_NAMES,
+        [],
+        {"extractor": EXTRACTOR, "sampling": SAMPLING},
+        len(FRAME_INDICES),
+        len(CLASS_NAMES),
+        "float32",
+    )
+    html = write_cache_report(cache, tmp_path / "old.html").read_text()
+    assert re.search(r'id="num-videos">9<', html) and "featcache upgrade" in html and 'id="shards"' not in html
+
+
+def test_a_strip_shows_at_most_16_of_a_dense_videos_frames(tmp_path: Path) -> None:
+    """A head on every stored frame of a dense cache reads 40 frames here; its strip shows 16, evenly spread."""
+    num_frames = 40
+    rows = VideoRows(
+        features=np.zeros((1, num_frames, 3), np.float32),
+        frame_indices=(np.arange(num_frames, dtype=np.int32) * 2)[None],
+        timestamps_ms=(np.arange(num_frames, dtype=np.float32) * 200)[None],
+        lengths=np.array([num_frames], np.int32),
+        video_fps=np.array([10.0], np.float32),
+        video_num_frames=np.array([80], np.int32),
+        video_width=np.array([32], np.int32),
+        video_height=np.array([32], np.int32),
+        labels=["Alpha"],
+        paths=["Alpha/dense.avi"],
+        groups=[""],
+    )
+    cache_path = tmp_path / "dense.h5"
+    attributes = {"extractor": EXTRACTOR, "sampling": {**SAMPLING, "num_frames": 0}}
+    write_cache(cache_path, [rows], ["Alpha/dense.avi"], ["Alpha"], [], attributes, num_frames, 3, "float32")
+    request = _strip_request(open_cache(cache_path), num_frames, 0)
+    assert len(request.frame_indices) == MAX_STRIP_FRAMES == 16
+    assert request.frame_indices[0] == 0 and request.frame_indices[-1] == 78
+    assert np.all(np.diff(request.frame_indices) > 0)
