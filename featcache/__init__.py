@@ -12,6 +12,7 @@ The public surface (the CLI is a thin layer over these):
     featcache.run_pipeline(featcache.load_pipeline("demo"))
     featcache.find_neighbors("cache.h5", video="Class/v_Class_g01_c01.avi", k=10)   # nearest videos
     featcache.audit_cache("cache.h5", split="ucf101-1")                           # near-duplicate leakage
+    featcache.write_model_report("model_dir", "cache.h5", video_root="videos")  # the HTML page (featcache.report)
 
 Names are loaded on first use (PEP 562), so `import featcache` and the commands that run no model do
 not import TensorFlow. A new public name goes into _PUBLIC_NAMES; one that needs Keras into
@@ -55,6 +56,8 @@ _PUBLIC_NAMES = {
     "find_neighbors": "featcache.search.neighbors",
     "pooled_features": "featcache.search.pooled",
     "audit_cache": "featcache.training.leakage",
+    "write_model_report": "featcache.report.model_page",
+    "write_cache_report": "featcache.report.cache_page",
 }
 # Not featcache.embed: it imports Keras itself, and only when it builds a model (the Ray engine's driver never does).
 _NEEDS_KERAS = {
@@ -64,6 +67,7 @@ _NEEDS_KERAS = {
     "featcache.inference.predict",
     "featcache.training.train",
     "featcache.inference.windows",
+    "featcache.report.model_page",
 }
 
 __all__ = ["__version__", *sorted(_PUBLIC_NAMES)]

@@ -109,3 +109,15 @@ def dataset_with_bad_files(tiny_dataset: Path) -> Path:
     good = (tiny_dataset / "Beta" / "v_Beta_g01_c01.avi").read_bytes()
     (tiny_dataset / "Beta" / "v_Beta_g09_c03.avi").write_bytes(good[:200])
     return tiny_dataset
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Headless Chromium's path (installed with apt-get where missing and we are root); skips with the reason
+    only where it cannot be had. See tests/browser.py."""
+    from browser import find_chromium
+
+    path, reason = find_chromium()
+    if path is None:
+        pytest.skip(f"headless Chromium unavailable: {reason}")
+    return path

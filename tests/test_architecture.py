@@ -26,6 +26,7 @@ LAYERS = (
     ("featcache.search",),  # pooled vectors, nearest videos, leakage audit: below training, which warns with it
     ("featcache.training",),
     ("featcache.inference",),
+    ("featcache.report",),  # HTML pages over what evaluate, compare, info and predict compute
     ("featcache.pipelines",),
     ("featcache.cli",),
     ("featcache", "featcache.__main__"),

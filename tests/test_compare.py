@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +102,19 @@ def test_compare_command(small_cache: Path) -> None:
         "tcn",
     ]
     assert "test accuracy" in result.output
+
+
+def test_compare_html_page_links_each_heads_model_page(small_cache: Path, tmp_path: Path) -> None:
+    out = tmp_path / "compared"
+    arguments = ["compare", str(small_cache), "--heads", "meanpool", "--dense", "4"]
+    result = CliRunner().invoke(app, [*arguments, "--epochs", "1", "--out", str(out), "--html"])
+    assert result.exit_code == 0, result.output
+    assert f"comparison page: {out / 'comparison.html'}" in result.output
+    page = (out / "comparison.html").read_text()
+    link = f"meanpool/evaluation/{small_cache.stem}/report.html"
+    assert re.findall(r'class="model-link" href="([^"]+)"', page) == [link] and (out / link).is_file()
+    refused = CliRunner().invoke(app, [*arguments, "--html"])
+    assert refused.exit_code == 2 and "--html needs --out DIR" in refused.output
 
 
 def test_compare_command_rejects_zero_epochs(small_cache: Path) -> None:

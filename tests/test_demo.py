@@ -64,13 +64,22 @@ def test_demo_command_runs_end_to_end(tiny_shipped_demo: Path, tmp_path: Path) -
     assert "random frozen weights, for a network-free demo" in result.output
     assert "held-out (test) videos" in result.output and "trained now" in result.output
     assert f"featcache predict {out / 'models' / 'lstm'}" in result.output
+    assert f"open the report in a browser: {out / 'report.html'}" in result.output
     assert (
         "train lstm: split " in result.output and " test videos" in result.output
     )  # the split sizes, as train prints them
     suggested = result.output.split(f"featcache predict {out / 'models' / 'lstm'} ")[1].split()[0]
     split_rows = read_split_file(out / "models" / "lstm" / "split.csv")
     assert split_rows[str(Path(suggested).relative_to(out / "videos"))] == "test"  # the predict example is a test video
-    for written in ("videos", "features.h5", "models/lstm/model.keras", "report.txt", "report.json"):
+    for written in (
+        "videos",
+        "features.h5",
+        "models/lstm/model.keras",
+        "models/lstm/evaluation/features/report.html",
+        "report.txt",
+        "report.json",
+        "report.html",
+    ):
         assert (out / written).exists(), written
 
     again = runner.invoke(app, ["demo", "--out", str(out)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -327,6 +328,11 @@ def test_run_twice_embeds_and_trains_nothing_the_second_time(tiny_pipeline: Path
     assert [outcome.name for outcome in first.heads] == ["lstm", "small"]
     assert all(0.0 <= outcome.accuracy <= 1.0 and outcome.num_videos > 0 for outcome in first.heads)
     assert (out / "report.txt").is_file() and (out / "report.json").is_file() and (out / "pipeline.toml").is_file()
+    # report.html: the heads side by side, each linking its model page (with the run's videos as thumbnails).
+    assert first.html_report_path == out / "report.html"
+    links = re.findall(r'class="model-link" href="([^"]+)"', first.html_report_path.read_text())
+    assert [Path(link).parts[:2] for link in links] == [("models", "lstm"), ("models", "small")]
+    assert all('data-status="not located"' not in (out / link).read_text() for link in links)
 
     second = run_pipeline(load_pipeline(tiny_pipeline), out)
     assert (second.num_embedded, second.num_trained) == (0, 0)

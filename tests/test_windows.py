@@ -171,10 +171,13 @@ def test_cli_writes_csv_json_and_a_timeline(
             "0.5",
             "--window-dir",
             str(out_dir),
+            "--html",
         ],
     )
     assert result.exit_code == 0, result.output
     assert "11 windows of 1 s every 0.5 s" in result.stdout and "Blue" in result.stdout
+    page = (out_dir / "windows.html").read_text()  # the timeline and the frames at the window centres
+    assert page.count('class="plot timeline"') == 1 and page.count('<img src="data:image/jpeg') == 11
 
     with open(out_dir / "windows.csv", newline="") as stream:
         rows = list(csv.DictReader(stream))

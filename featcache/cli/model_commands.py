@@ -214,6 +214,12 @@ def compare_command(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace model folders already in --out."),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as one JSON object and nothing else."),
+    html: bool = typer.Option(
+        False, "--html", help="With --out: also write OUT/comparison.html and each head's model page."
+    ),
+    videos: Path | None = typer.Option(
+        None, "--videos", help="With --html: the folder (or CSV) the cache was embedded from, for thumbnails."
+    ),
     units: int = UNITS_OPTION,
     dense: int = DENSE_OPTION,
     dropout: float = DROPOUT_OPTION,
@@ -261,6 +267,10 @@ and size."""
             test_clips=test_clips,
             patience=patience,
         )
+        if html and out is None:
+            raise InputError("--html needs --out DIR: the page links each head's model folder")
+        if videos is not None and not html:
+            raise InputError("--videos only applies with --html")
         head_names = [name.strip() for name in heads.split(",") if name.strip()]
         head_overrides = {
             "units": units,
@@ -282,7 +292,13 @@ and size."""
             out_dir=out,
             overwrite=overwrite,
         )
+        if html:
+            from featcache.report.comparison_page import write_compared_heads_report
+
+            comparison_page = write_compared_heads_report(rows, cache, out, video_root=videos)
     typer.echo(comparison_as_json(rows) if as_json else format_comparison(rows))
+    if html and not as_json:
+        say(f"comparison page: {comparison_page}")
     for row in rows:
         print_warnings([f"{row.head}: {warning}" for warning in row.warnings])
 
@@ -308,6 +324,12 @@ def evaluate_command(
         None, "--report-dir", help="Where report.json and the PNG go (default: MODEL_DIR/evaluation/<cache stem>)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object and nothing else."),
+    html: bool = typer.Option(
+        False, "--html", help="Also write report.html beside report.json (what `featcache report` writes)."
+    ),
+    videos: Path | None = typer.Option(
+        None, "--videos", help="With --html: the folder (or CSV) the cache was embedded from, for thumbnails."
+    ),
 ) -> None:
     """Score a trained model on a cache: accuracy, top-k, per-class metrics, confusion matrix, misclassified videos."""
     import_keras_quietly()  # before the model modules import it
@@ -318,8 +340,20 @@ def evaluate_command(
         typer.secho("Note: evaluate --split is now --subset (the old name still works for now).", err=True)
         subset = old_split
     with errors_as_exit_codes():
-        report = evaluate(model_dir, cache, subset=subset, top_k=top_k, report_dir=report_dir)
+        if videos is not None and not html:
+            raise InputError("--videos only applies with --html")
+        if html:
+            from featcache.report import write_model_report
+
+            html_path, data = write_model_report(
+                model_dir, cache, video_root=videos, subset=subset, top_k=top_k, report_dir=report_dir
+            )
+            report = data.evaluation
+        else:
+            report = evaluate(model_dir, cache, subset=subset, top_k=top_k, report_dir=report_dir)
     typer.echo(report.to_json() if as_json else format_report(report))
+    if html and not as_json:
+        typer.echo(f"Report HTML: {html_path}")
 
 
 @app.command("predict")
@@ -355,6 +389,9 @@ def predict_command(
         "--window-dir",
         help="Where windows.csv, windows.json and a timeline PNG per video go (default: MODEL_DIR/windows).",
     ),
+    html: bool = typer.Option(
+        False, "--html", help="With --window: also write windows.html (timelines, frames at the window centres)."
+    ),
 ) -> None:
     """Classify videos with a trained model, embedded with the extractor and sampling stored with it.
 
@@ -363,13 +400,13 @@ def predict_command(
     """
     import_keras_quietly()  # before the model modules import it
     if window is not None:
-        _predict_windows(model_dir, videos, window, stride, window_dir, as_json)
+        _predict_windows(model_dir, videos, window, stride, window_dir, as_json, html)
         return
     from featcache.inference.predict import describe_failure, format_predictions, predict_videos, write_predictions_csv
 
     with errors_as_exit_codes():
-        if stride is not None or window_dir is not None:
-            raise InputError("--stride and --window-dir only apply with --window SECONDS")
+        if stride is not None or window_dir is not None or html:
+            raise InputError("--stride, --window-dir and --html only apply with --window SECONDS")
         with count_progress("predicting") as report_progress:
             predictions = predict_videos(model_dir, videos, top_k=top_k, progress=report_progress)
         if out is not None:
@@ -397,6 +434,7 @@ def _predict_windows(
     stride: float | None,
     window_dir: Path | None,
     as_json: bool,
+    html: bool,
 ) -> None:
     from featcache.config import WindowConfig
     from featcache.inference.windows import format_windows, predict_windows, write_window_reports
@@ -405,6 +443,11 @@ def _predict_windows(
         window_config = WindowConfig(window_seconds=window, stride_seconds=stride)
         report = predict_windows(model_dir, videos, window_config)
         written = write_window_reports(report, window_dir if window_dir is not None else Path(model_dir) / "windows")
+        if html:
+            from featcache.report import write_windows_report
+            from featcache.report.windows_page import WINDOWS_REPORT_FILE
+
+            written.append(write_windows_report(report, written[0].parent / WINDOWS_REPORT_FILE))
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:

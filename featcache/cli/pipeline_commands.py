@@ -76,6 +76,7 @@ def demo_command(
         summary = _run_pipeline_with_progress(pipeline, out, overwrite=False)
     _print_pipeline_summary(summary)
     model_dir = summary.heads[0].model_dir
+    typer.echo(f"open the report in a browser: {summary.html_report_path}")
     say("next:")
     say(f"  featcache info {summary.cache_path}")
     say(f"  featcache evaluate {model_dir} {summary.cache_path}")
@@ -110,7 +111,7 @@ def _print_pipeline_summary(summary: PipelineSummary) -> None:
     typer.echo("")
     typer.echo(
         f"files in {summary.out_dir}: videos {summary.video_root}, cache {summary.cache_path}, "
-        f"report {summary.report_path}"
+        f"report {summary.report_path} (and {summary.html_report_path})"
     )
     failures = summary.embed.failures
     if failures:

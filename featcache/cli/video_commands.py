@@ -220,13 +220,22 @@ def _embed_summary_line(summary: EmbedSummary) -> str:
 def info_command(
     cache: Path = typer.Argument(..., help="An HDF5 cache written by `featcache embed`."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    html: Path | None = typer.Option(
+        None, "--html", help="Also write an HTML page (charts, failures, duplicates, shards) to this file."
+    ),
 ) -> None:
     """Videos per class, dims, extractor, sampling, failures and size of a cache."""
     from featcache.cache.describe import describe_cache, format_cache_description
 
     with errors_as_exit_codes():
         description = describe_cache(cache)
+        if html is not None:
+            from featcache.report.cache_page import write_cache_report
+
+            write_cache_report(cache, html)
     typer.echo(json.dumps(description, indent=2) if as_json else format_cache_description(description))
+    if html is not None and not as_json:
+        say(f"cache page: {html}")
 
 
 @app.command("verify")

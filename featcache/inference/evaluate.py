@@ -81,6 +81,21 @@ class EvaluationReport:
         return json.dumps(self.to_dict(), indent=2)
 
 
+@dataclass(frozen=True)
+class VideoScores:
+    """What the model said about each scored video, for a report that shows more than the metrics.
+
+    video_indices: int64 (n,), cache rows in scoring order; true_labels: int64 (n,), model class indices;
+    probabilities: float32 (n, num_classes), the model's softmax (averaged over clips for a clip-trained head).
+    num_parameters: the head's weights, trainable or not (Keras count_params).
+    """
+
+    video_indices: np.ndarray
+    true_labels: np.ndarray
+    probabilities: np.ndarray
+    num_parameters: int
+
+
 def evaluate(
     model_dir: Path | ModelFolder,
     cache_path: Path,
@@ -97,6 +112,17 @@ def evaluate(
     Raises ModelDirError / CacheFormatError for unreadable inputs, CacheMismatchError when the cache was
     embedded differently from the model's training cache, InputError for a cache class the model does not know.
     """
+    return evaluate_with_scores(model_dir, cache_path, subset, top_k, report_dir)[0]
+
+
+def evaluate_with_scores(
+    model_dir: Path | ModelFolder,
+    cache_path: Path,
+    subset: str = "default",
+    top_k: int | None = None,
+    report_dir: Path | None = None,
+) -> tuple[EvaluationReport, VideoScores]:
+    """`evaluate`, also returning every scored video's probabilities (what the HTML report shows)."""
     if subset not in SUBSETS:
         raise InputError(f"unknown --subset / subset {subset!r}; choose one of {', '.join(SUBSETS)}")
     folder = model_dir if isinstance(model_dir, ModelFolder) else ModelFolder.open(Path(model_dir))
@@ -159,7 +185,10 @@ def evaluate(
         np.array(report.confusion_matrix), class_names, png_path, title=f"{cache_path.name} ({used_subset})"
     )
     json_path.write_text(report.to_json() + "\n")
-    return report
+    scores = VideoScores(
+        np.asarray(video_indices, np.int64), np.asarray(true_labels, np.int64), probabilities, int(model.count_params())
+    )
+    return report, scores
 
 
 def check_cache_matches_model(metadata: ModelMetadata, index: CacheIndex) -> None:

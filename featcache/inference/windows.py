@@ -84,6 +84,7 @@ class VideoWindows:
     end_seconds: np.ndarray
     probabilities: np.ndarray
     error: str | None = None
+    video_fps: float = 0.0  # the container's rate, to find the frame at a time (0.0 for a video that failed)
 
     def to_dict(self, class_names: list[str]) -> dict[str, Any]:
         windows = [
@@ -170,7 +171,9 @@ def _scan_video(path: Path, prepared: PreparedModel, window: WindowConfig) -> Vi
     layout = scanner.layout
     starts = np.array(scanner.start_frames, dtype=np.float64)
     probabilities = np.stack(scanner.probabilities).astype(np.float32)
-    return VideoWindows(str(path), starts / video_fps, (starts + layout.window_frames) / video_fps, probabilities)
+    return VideoWindows(
+        str(path), starts / video_fps, (starts + layout.window_frames) / video_fps, probabilities, video_fps=video_fps
+    )
 
 
 class _WindowScanner:

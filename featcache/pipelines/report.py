@@ -1,4 +1,5 @@
-"""The report of a pipeline run: one table row per head, written to OUT/report.txt and OUT/report.json."""
+"""The report of a pipeline run: one table row per head, written to OUT/report.txt, OUT/report.json and
+OUT/report.html (the heads side by side, linking each model's page)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 from pathlib import Path
 
 from featcache.pipelines.summary import PipelineSummary
+
+HTML_REPORT_FILE = "report.html"
 
 
 def format_report_table(summary: PipelineSummary) -> str:
@@ -57,3 +60,33 @@ def write_report(summary: PipelineSummary) -> Path:
     }
     (summary.out_dir / "report.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return report_path
+
+
+def write_html_report(summary: PipelineSummary) -> Path:
+    """Write OUT/report.html: every head side by side (accuracy, s/epoch, parameters, curves), linking the model
+    pages the evaluate step wrote; return its path."""
+    from featcache.report.comparison_page import ComparedHead, write_comparison_report
+
+    heads = [
+        ComparedHead(
+            name=outcome.name,
+            head=outcome.head,
+            accuracy=outcome.accuracy,
+            best_val_accuracy=_best_val_accuracy(outcome.model_dir),
+            best_epoch=outcome.best_epoch,
+            seconds_per_epoch=outcome.seconds_per_epoch,
+            num_parameters=outcome.num_parameters,
+            model_dir=outcome.model_dir,
+            model_page=outcome.report_html,
+        )
+        for outcome in summary.heads
+    ]
+    scored = summary.heads[0].subset_description if summary.heads else ""
+    title = f"pipeline {summary.pipeline.name}: {summary.pipeline.description}"
+    return write_comparison_report(heads, summary.out_dir / HTML_REPORT_FILE, title, scored)
+
+
+def _best_val_accuracy(model_dir: Path) -> float | None:
+    from featcache.training.model_folder import ModelMetadata
+
+    return ModelMetadata.read(model_dir).best_val_accuracy

@@ -18,7 +18,7 @@ from typing import Any
 from featcache.cache.settings import describe_settings_difference
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import InputError
-from featcache.pipelines.report import write_report
+from featcache.pipelines.report import write_html_report, write_report
 from featcache.pipelines.spec import EvaluateConfig, HeadSpec, Pipeline
 from featcache.pipelines.summary import HeadOutcome, PipelineSummary
 from featcache.training.model_folder import MODEL_FILE, ModelFolder, open_finished_model_folder
@@ -91,8 +91,12 @@ def run_pipeline(
             folder = ModelFolder.open(model_dir)
         else:
             say(f"train {spec.name}: {model_dir} is up to date (same settings and cache), not retrained")
-        summary.heads.append(_evaluate_head(spec, folder, cache, pipeline.evaluate, trained=bool(reason)))
+        summary.heads.append(
+            _evaluate_head(spec, folder, cache, pipeline.evaluate, trained=bool(reason), video_root=video_root)
+        )
     summary.report_path = write_report(summary)
+    summary.html_report_path = write_html_report(summary)
+    say(f"report: {summary.html_report_path}")
     return summary
 
 
@@ -229,11 +233,20 @@ def _train_head(
 
 
 def _evaluate_head(
-    spec: HeadSpec, folder: ModelFolder, cache_path: Path | Cache, evaluate_config: EvaluateConfig, trained: bool
+    spec: HeadSpec,
+    folder: ModelFolder,
+    cache_path: Path | Cache,
+    evaluate_config: EvaluateConfig,
+    trained: bool,
+    video_root: Path,
 ) -> HeadOutcome:
-    from featcache.inference.evaluate import evaluate
+    """Evaluate the head and write its model page (with thumbnails from the videos the run embedded)."""
+    from featcache.report.model_page import write_model_report
 
-    report = evaluate(folder, cache_path, subset=evaluate_config.subset, top_k=evaluate_config.top_k)
+    html_path, data = write_model_report(
+        folder, cache_path, video_root=video_root, subset=evaluate_config.subset, top_k=evaluate_config.top_k
+    )
+    report = data.evaluation
     return HeadOutcome(
         name=spec.name,
         head=spec.config.head,
@@ -247,4 +260,6 @@ def _evaluate_head(
         best_epoch=folder.metadata.best_epoch,
         seconds_per_epoch=folder.metadata.seconds_per_epoch,
         report_json=Path(report.report_json),
+        report_html=html_path,
+        num_parameters=data.num_parameters,
     )

@@ -29,6 +29,8 @@ class HeadOutcome:
     best_epoch: int
     seconds_per_epoch: float
     report_json: Path
+    report_html: Path | None = None  # the model page (featcache.report)
+    num_parameters: int | None = None
 
 
 @dataclass
@@ -42,6 +44,7 @@ class PipelineSummary:
     embed: EmbedSummary
     heads: list[HeadOutcome] = field(default_factory=list)
     report_path: Path | None = None
+    html_report_path: Path | None = None  # OUT/report.html: the heads side by side, linking their model pages
 
     @property
     def num_embedded(self) -> int:

@@ -437,11 +437,16 @@ def save_model_folder(
 
 def plot_learning_curves(history: list[dict[str, float]], png_path: Path, best_epoch: int) -> None:
     """Loss and accuracy per epoch, training and validation (when there is one), with the kept epoch marked."""
+    learning_curves_figure(history, best_epoch).savefig(png_path, dpi=100)
+
+
+def learning_curves_figure(history: list[dict[str, float | None]], best_epoch: int, width: float = 10.0) -> Any:
+    """The matplotlib Figure of `plot_learning_curves` (the HTML report embeds it as SVG)."""
     # The object-oriented API with the Agg canvas: no pyplot global state, no display needed.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(10, 4), layout="constrained")
+    figure = Figure(figsize=(width, width * 0.4), layout="constrained")
     FigureCanvasAgg(figure)
     epochs = [row["epoch"] for row in history]
     for axes, metric in zip(figure.subplots(1, 2), ("loss", "accuracy")):
@@ -452,4 +457,26 @@ def plot_learning_curves(history: list[dict[str, float]], png_path: Path, best_e
         axes.set_xlabel("epoch")
         axes.set_ylabel(metric)
         axes.legend()
-    figure.savefig(png_path, dpi=100)
+    return figure
+
+
+def read_history(model_dir: Path) -> list[dict[str, float | None]]:
+    """history.csv as written by `save_model_folder`: one dict per epoch (HISTORY_COLUMNS; empty val_* -> None).
+
+    Raises ModelDirError when the file is missing or unreadable.
+    """
+    history_path = Path(model_dir) / HISTORY_FILE
+    try:
+        with open(history_path, newline="", encoding="utf-8") as stream:
+            rows = list(csv.DictReader(stream))
+        return [
+            {
+                column: (int(row[column]) if column == "epoch" else float(row[column]))
+                if row.get(column) not in (None, "")
+                else None
+                for column in HISTORY_COLUMNS
+            }
+            for row in rows
+        ]
+    except (OSError, ValueError, KeyError) as err:
+        raise ModelDirError(f"{history_path}: unreadable ({err}); re-run `featcache train`") from err

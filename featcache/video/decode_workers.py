@@ -28,6 +28,7 @@ from types import TracebackType
 from featcache.config import SamplingConfig
 from featcache.errors import DecodeWorkerStartError, VideoDecodeError
 from featcache.video.decode import SampledFrames, read_sampled_frames
+from featcache.video.frame_lookup import FrameRequest, FramesAt, read_frames_at
 
 # Failpoint for tests and drills: a worker asked to decode a file with this name kills itself with
 # SIGSEGV, as a decoder crashing on a hostile file would.
@@ -95,11 +96,12 @@ class DecodeWorker:
             ) from err
         self._ready = True
 
-    def decode(self, path: Path) -> SampledFrames | VideoDecodeError:
-        """The sampled frames of `path`, or the reason they cannot be had; raises _DecoderCrashed."""
+    def decode(self, path: Path | FrameRequest) -> SampledFrames | FramesAt | VideoDecodeError:
+        """The sampled frames of `path` (or the frames a FrameRequest names), or the reason they cannot be had;
+        raises _DecoderCrashed."""
         self.wait_until_ready()
         try:
-            self._requests.send(os.fsencode(path))
+            self._requests.send(path if isinstance(path, FrameRequest) else os.fsencode(path))
             return self._results.recv()
         except (EOFError, OSError) as err:
             raise _DecoderCrashed(f"decoder crashed: {describe_exit_status(self.process.wait())}") from err
@@ -140,9 +142,17 @@ class DecodeWorkerPool:
 
     def decode(self, path: Path) -> SampledFrames | VideoDecodeError:
         """Decode `path` in a free worker; a worker that dies makes this video a failure and is replaced."""
+        return self._decode_in_worker(path)
+
+    def decode_frames_at(self, request: FrameRequest) -> FramesAt | VideoDecodeError:
+        """The frames `request` names (e.g. a cache's recorded frame_indices), decoded in a free worker alike."""
+        return self._decode_in_worker(request)
+
+    def _decode_in_worker(self, request: Path | FrameRequest) -> SampledFrames | FramesAt | VideoDecodeError:
+        path = request.path if isinstance(request, FrameRequest) else request
         worker = self._idle.get()
         try:
-            return worker.decode(path)
+            return worker.decode(request)
         except _DecoderCrashed as crash:
             self._workers.remove(worker)
             worker.close()
@@ -168,7 +178,8 @@ class DecodeWorkerPool:
 
 
 def serve_decode_requests(request_fd: int, result_fd: int) -> None:
-    """The worker's loop: settings once, then one path (bytes) in, one result out, until end-of-file."""
+    """The worker's loop: settings once, then one request (a path as bytes, or a FrameRequest) in, one result out,
+    until end-of-file."""
     # Ctrl-C reaches the whole process group; the parent decides what an interrupt ends.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     requests = Connection(request_fd, writable=False)
@@ -177,13 +188,18 @@ def serve_decode_requests(request_fd: int, result_fd: int) -> None:
     results.send("ready")
     while True:
         try:
-            path = Path(os.fsdecode(requests.recv()))
+            request = requests.recv()
         except EOFError:
             return
+        path = request.path if isinstance(request, FrameRequest) else Path(os.fsdecode(request))
         if crash_file_name is not None and path.name == crash_file_name:
             os.kill(os.getpid(), signal.SIGSEGV)
         try:
-            results.send(_decode_one(path, sampling, image_size))
+            results.send(
+                _decode_frames_at(request)
+                if isinstance(request, FrameRequest)
+                else _decode_one(path, sampling, image_size)
+            )
         except BrokenPipeError:
             return  # the main process is gone (killed): nobody waits for this video
 
@@ -195,3 +211,12 @@ def _decode_one(path: Path, sampling: SamplingConfig, image_size: int) -> Sample
         return err
     except Exception as err:
         return VideoDecodeError(f"{path}: decoder error {type(err).__name__}: {err}")
+
+
+def _decode_frames_at(request: FrameRequest) -> FramesAt | VideoDecodeError:
+    try:
+        return read_frames_at(request)
+    except VideoDecodeError as err:
+        return err
+    except Exception as err:
+        return VideoDecodeError(f"{request.path}: decoder error {type(err).__name__}: {err}")
