@@ -29,6 +29,14 @@ class CacheFormatError(InputError):
     """A file is not a complete featcache cache (missing, foreign or interrupted)."""
 
 
+class ShardDamagedError(CacheFormatError):
+    """A shard's bytes fail their checksum, or the shard is not the one the index lists (another cache's)."""
+
+
+class DiskWriteError(InputError):
+    """The operating system refused a write (disk full, quota, I/O error, read-only file system)."""
+
+
 class ModelDirError(InputError):
     """A model folder is missing, incomplete or from another featcache."""
 
