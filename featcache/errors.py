@@ -36,6 +36,10 @@ class ShardDamagedError(CacheFormatError):
 class DiskWriteError(InputError):
     """The operating system refused a write (disk full, quota, I/O error, read-only file system)."""
 
+    def __init__(self, message: str, remedy: str = "free space") -> None:
+        super().__init__(message)
+        self.remedy = remedy  # what the user does before re-running: "free space", "make it writable", ...
+
 
 class ModelDirError(InputError):
     """A model folder is missing, incomplete or from another featcache."""

@@ -16,18 +16,21 @@ from featcache.errors import DiskWriteError
 
 CHECKSUM_CHUNK_BYTES = 1 << 20
 # The write failures that are the machine's, not featcache's: the user frees space or fixes the disk and re-runs.
+# errno -> (what happened, what the user does about it).
 DISK_ERRORS = {
-    errno.ENOSPC: "no space left on device",
-    errno.EDQUOT: "disk quota exceeded",
-    errno.EIO: "input/output error (a failing disk?)",
-    errno.EROFS: "read-only file system",
+    errno.ENOSPC: ("no space left on device", "free space"),
+    errno.EDQUOT: ("disk quota exceeded", "free space (or raise the quota)"),
+    errno.EIO: ("input/output error (a failing disk?)", "check the disk"),
+    errno.EROFS: ("read-only file system", "make it writable (or write elsewhere)"),
 }
 
 
 def disk_write_error(err: OSError, path: Path) -> DiskWriteError | None:
     """DiskWriteError "no space left on device writing PATH" for the OSErrors of DISK_ERRORS, else None."""
-    reason = DISK_ERRORS.get(err.errno or 0)
-    return DiskWriteError(f"{reason} writing {path}") if reason else None
+    if (err.errno or 0) not in DISK_ERRORS:
+        return None
+    reason, remedy = DISK_ERRORS[err.errno or 0]
+    return DiskWriteError(f"{reason} writing {path}", remedy)
 
 
 def temporary_path_for(path: Path, suffix: str = "") -> Path:
