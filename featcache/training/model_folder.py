@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,9 @@ from featcache.cache import CacheIndex
 from featcache.cache.settings import settings_record
 from featcache.config import ExtractorConfig, HeadConfig, SamplingConfig, TrainConfig, config_from_dict
 from featcache.errors import ModelDirError
-from featcache.files import write_atomically
+from featcache.files import sha256_file, write_atomically, write_folder_atomically
+from featcache.training.curves import plot_learning_curves
+from featcache.training.model_integrity import check_class_names, class_names_digest, output_width_of
 from featcache.training.splits import Split
 from featcache.version import __version__, newer_writer_problem
 
@@ -81,6 +82,12 @@ class ModelMetadata:
     seconds_per_epoch: float
     # Added after format 1 was first written; None: the head saw its features unrounded (float32).
     cache_dtype: str | None = None
+    # Integrity (added later still; None in older folders, which are checked against the model's width only):
+    # sha256 of model.keras; the model's output width (= len(class_names)); sha256 of model_sha256 and the class
+    # names in order, so a class renamed or reordered by hand in featcache.json no longer matches its model.
+    model_sha256: str | None = None
+    output_width: int | None = None
+    class_names_sha256: str | None = None
 
     @classmethod
     def of_training_run(
@@ -160,6 +167,8 @@ class ModelMetadata:
             values["class_names"] = tuple(str(name) for name in values["class_names"])
             for name in ("num_frames", "feature_dim", "best_epoch"):
                 values[name] = int(values[name])
+            if values.get("output_width") is not None:
+                values["output_width"] = int(values["output_width"])
             values["seconds_per_epoch"] = float(values["seconds_per_epoch"])
             if values["best_val_accuracy"] is not None:
                 values["best_val_accuracy"] = float(values["best_val_accuracy"])
@@ -264,6 +273,7 @@ class ModelFolder:
                 raise ModelDirError(
                     f"{model_dir}: {name} is missing, the folder is incomplete; re-run `featcache train`"
                 )
+        check_class_names(model_dir, metadata)
         rows = _split_rows(model_dir / SPLIT_FILE)
         return cls(
             path=model_dir,
@@ -283,12 +293,24 @@ class ModelFolder:
 
         import featcache.training.heads  # noqa: F401  (registers the custom layers the saved model refers to)
 
-        try:
-            return keras.saving.load_model(self.path / MODEL_FILE, compile=False)
-        except (OSError, ValueError, TypeError, KeyError) as err:
+        model_path = self.path / MODEL_FILE
+        recorded = self.metadata.model_sha256
+        if recorded is not None and sha256_file(model_path) != recorded:
             raise ModelDirError(
-                f"{self.path / MODEL_FILE}: cannot be loaded ({err}); re-run `featcache train`"
-            ) from err
+                f"{model_path} is not the model {METADATA_FILE} describes (its sha256 differs: replaced or damaged); "
+                f"re-run `featcache train`"
+            )
+        try:
+            model = keras.saving.load_model(model_path, compile=False)
+        except (OSError, ValueError, TypeError, KeyError, EOFError) as err:
+            raise ModelDirError(f"{model_path}: cannot be loaded ({err}); re-run `featcache train`") from err
+        width = output_width_of(model)
+        if width != len(self.class_names):
+            raise ModelDirError(
+                f"{model_path} gives {width} outputs, {METADATA_FILE} names {len(self.class_names)} classes "
+                "(a model.keras of another head?); re-run `featcache train`"
+            )
+        return model
 
 
 def open_finished_model_folder(model_dir: Path) -> ModelFolder | None:
@@ -369,50 +391,39 @@ def save_model_folder(
     metadata: ModelMetadata,
     history: list[dict[str, float]],
     split_rows: list[tuple[str, str, str]],
-) -> None:
-    """Write a model folder (see the module docstring); featcache.json last,
-    so an interrupted write reads as incomplete.
+) -> ModelMetadata:
+    """Write a model folder (see the module docstring) into a temporary folder and rename it into place, so a failed
+    write (a full disk) leaves the previous folder or none, nothing that blocks a rerun. Returns the metadata as
+    written (with model.keras' sha256 and output width).
 
     Overwriting a model folder also removes its evaluation/ reports: they describe the previous model.
     history: one dict per epoch with HISTORY_COLUMNS (val_* None without validation);
     split_rows: (cache path, "train" | "val" | "test", fingerprint) for every video.
     """
-    model_dir = Path(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    (model_dir / METADATA_FILE).unlink(missing_ok=True)
-    evaluation_dir = model_dir / EVALUATION_DIR
-    if evaluation_dir.is_symlink():
-        evaluation_dir.unlink()
-    elif evaluation_dir.is_dir():
-        shutil.rmtree(evaluation_dir)
-    model.save(model_dir / MODEL_FILE)
-    with open(model_dir / HISTORY_FILE, "w", newline="", encoding="utf-8") as stream:
-        writer = csv.DictWriter(stream, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(history)
-    with open(model_dir / SPLIT_FILE, "w", newline="", encoding="utf-8") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(("path", "subset", "fingerprint"))
-        writer.writerows(split_rows)
-    plot_learning_curves(history, model_dir / CURVES_FILE, best_epoch=metadata.best_epoch)
-    metadata.write(model_dir)
+    written: list[ModelMetadata] = []
 
+    def write(folder: Path) -> None:
+        folder.mkdir(parents=True)
+        model.save(folder / MODEL_FILE)
+        model_sha256 = sha256_file(folder / MODEL_FILE)
+        final = dataclasses.replace(
+            metadata,
+            model_sha256=model_sha256,
+            output_width=output_width_of(model),
+            class_names_sha256=class_names_digest(model_sha256, metadata.class_names),
+        )
+        with open(folder / HISTORY_FILE, "w", newline="", encoding="utf-8") as stream:
+            writer = csv.DictWriter(stream, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(history)
+        with open(folder / SPLIT_FILE, "w", newline="", encoding="utf-8") as stream:
+            writer = csv.writer(stream)
+            writer.writerow(("path", "subset", "fingerprint"))
+            writer.writerows(split_rows)
+        plot_learning_curves(history, folder / CURVES_FILE, best_epoch=metadata.best_epoch)
+        final.write(folder)
+        written.append(final)
 
-def plot_learning_curves(history: list[dict[str, float]], png_path: Path, best_epoch: int) -> None:
-    """Loss and accuracy per epoch, training and validation (when there is one), with the kept epoch marked."""
-    # The object-oriented API with the Agg canvas: no pyplot global state, no display needed.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(10, 4), layout="constrained")
-    FigureCanvasAgg(figure)
-    epochs = [row["epoch"] for row in history]
-    for axes, metric in zip(figure.subplots(1, 2), ("loss", "accuracy")):
-        axes.plot(epochs, [row[metric] for row in history], marker="o", label="train")
-        if any(row[f"val_{metric}"] is not None for row in history):
-            axes.plot(epochs, [row[f"val_{metric}"] for row in history], marker="o", label="validation")
-        axes.axvline(best_epoch, color="grey", linestyle="--", label=f"kept epoch {best_epoch}")
-        axes.set_xlabel("epoch")
-        axes.set_ylabel(metric)
-        axes.legend()
-    figure.savefig(png_path, dpi=100)
+    Path(model_dir).parent.mkdir(parents=True, exist_ok=True)
+    write_folder_atomically(Path(model_dir), write)
+    return written[0]
