@@ -10,6 +10,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from shard_format1_writer import old_style_shards
 from test_cache_format2 import FEATURE_DIM, SETTINGS, shard_video
 from typer.testing import CliRunner
@@ -27,7 +29,7 @@ from featcache.cache import (
     write_shard,
 )
 from featcache.cli import app
-from featcache.errors import ShardDamagedError
+from featcache.errors import FeatcacheError, ShardDamagedError
 
 RUNNER = CliRunner()
 
@@ -206,3 +208,29 @@ def test_an_old_style_shard_is_read_when_sound(old_style_cache: Path) -> None:
         for row, path in enumerate(cache.index.paths):
             np.testing.assert_array_equal(reader.read_sequence(row), expected[path])
     assert json.loads(json.dumps(cache.settings)) == SETTINGS
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzz_a_damaged_shard_gives_a_clear_error_or_the_right_numbers(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    """Bytes flipped anywhere in a shard (data, HDF5 metadata, attributes): every read either raises our error or
+    returns exactly the features written, never other numbers."""
+    folder = tmp_path_factory.mktemp("fuzz-shard")
+    path = write_two_shard_cache(folder / "cache.h5", six_videos())
+    shard = shard_of(path, 0)
+    damaged = bytearray(shard.read_bytes())
+    for position in data.draw(st.lists(st.integers(0, len(damaged) - 1), min_size=1, max_size=6)):
+        damaged[position] ^= 1 << data.draw(st.integers(0, 7))
+    shard.write_bytes(bytes(damaged))
+    expected = {video.path: video for video in six_videos()}
+    try:
+        cache = open_cache(path)
+        with cache.reader() as reader:
+            for row, video_path in enumerate(cache.index.paths):
+                np.testing.assert_array_equal(reader.read_sequence(row), expected[video_path].features)
+                frames = reader.read_frame_arrays(row)
+                np.testing.assert_array_equal(frames["frame_indices"], expected[video_path].frame_indices)
+    except FeatcacheError as err:
+        assert "\n" not in str(err)

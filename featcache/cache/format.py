@@ -60,6 +60,10 @@ SHARD_FORMAT = 2
 # Shards from this format on carry fletcher32 checksums on every chunk; older ones are verified whole.
 FIRST_CHECKSUMMED_SHARD_FORMAT = 2
 SHARD_SUFFIX = ".h5"
+# Shards use HDF5 1.10's file structures: their object headers and chunk indexes carry checksums too, so a damaged
+# byte of HDF5's own bookkeeping (where a chunk is, a dataset's shape or type) is an error, not another chunk's data.
+# Any h5py 3 reads them.
+SHARD_LIBVER = ("v110", "latest")
 # `embed` suggests `featcache compact` once this share of the rows in live shards is dead.
 COMPACT_SUGGESTION_DEAD_SHARE = 0.25
 
@@ -89,15 +93,16 @@ def resolve_cache_path(cache_path: Path) -> Path:
     return Path(os.path.realpath(cache_path)) if cache_path.is_symlink() else cache_path
 
 
-def write_hdf5_file(path: Path, fill: Callable[[h5py.File], None]) -> None:
+def write_hdf5_file(path: Path, fill: Callable[[h5py.File], None], libver: Any = None) -> None:
     """Build an HDF5 file in memory with `fill(handle)`, then write its bytes to `path` with plain file I/O.
 
     Why: when the disk fills up under HDF5 itself, its close fails, the file stays half-open inside the library
     and the process crashes at exit (segfault); written this way a full disk is an ordinary OSError (ENOSPC).
     Costs the file's size in memory while it is written (a shard: at most a few hundred MB).
+    libver: h5py's bounds on the file-format structures (shards: SHARD_LIBVER).
     """
     buffer = io.BytesIO()
-    with h5py.File(buffer, "w") as handle:
+    with h5py.File(buffer, "w", **({"libver": libver} if libver else {})) as handle:
         fill(handle)
     with open(path, "wb") as stream:
         stream.write(buffer.getbuffer())

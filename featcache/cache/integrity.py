@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import numpy as np
 
-from featcache.cache.format import FIRST_CHECKSUMMED_SHARD_FORMAT, SHARD_SUFFIX
+from featcache.cache.format import FIRST_CHECKSUMMED_SHARD_FORMAT, FRAME_DATASETS, SHARD_SUFFIX
 from featcache.cache.shards import ShardInfo
 from featcache.files import blake2b_file
 
@@ -31,8 +32,8 @@ def shard_format_of(handle: h5py.File) -> int:
 def identity_problem(handle: h5py.File, info: ShardInfo, settings: dict[str, Any]) -> str | None:
     """Why the open shard `handle` is not the shard `info` of a cache with `settings` (None: it is).
 
-    Attributes and shapes only (no data read): the settings record, the shard's id (shard_format 2) and its frame
-    count, so a same-size shard of another cache (another seed, another extractor) is refused.
+    Attributes, shapes and dtypes only (no data read): the settings record, the shard's id (shard_format 2), the
+    per-frame datasets' shapes and dtypes, so a same-size shard of another cache (another seed) is refused.
     """
     try:
         recorded = json.loads(handle.attrs["settings"])
@@ -45,8 +46,14 @@ def identity_problem(handle: h5py.File, info: ShardInfo, settings: dict[str, Any
         shard_id = shard_id.decode() if isinstance(shard_id, bytes) else str(shard_id)
         if shard_id + SHARD_SUFFIX != info.name:
             return f"is shard {shard_id}{SHARD_SUFFIX}, not {info.name} (a shard of another cache?)"
-    if "features" not in handle or handle["features"].shape[0] != info.num_frames:
-        return f"does not hold the {info.num_frames} frames the index recorded"
+    expected = {
+        "features": ((info.num_frames, int(settings["extractor"]["feature_dim"])), np.dtype(settings["dtype"])),
+        **{name: ((info.num_frames,), np.dtype(dtype)) for name, dtype in FRAME_DATASETS.items()},
+    }
+    for name, (shape, dtype) in expected.items():
+        dataset = handle.get(name)
+        if not isinstance(dataset, h5py.Dataset) or dataset.shape != shape or dataset.dtype != dtype:
+            return f"does not hold the {name} {shape} {dtype} the index recorded"
     return None
 
 

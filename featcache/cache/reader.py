@@ -32,6 +32,9 @@ from featcache.cache.integrity import identity_problem, needs_whole_verification
 from featcache.errors import CacheFormatError, ShardDamagedError
 
 CachePath = str | Path
+# What h5py raises reading a damaged file: OSError for a failed checksum or read, KeyError/ValueError/RuntimeError
+# when its metadata (object headers, chunk indexes) is damaged.
+HDF5_READ_ERRORS = (OSError, KeyError, ValueError, RuntimeError)
 
 
 def uniform_positions(length: int, num_frames: int) -> np.ndarray:
@@ -237,7 +240,7 @@ class CacheReader:
         if file_path not in self._handles:
             try:
                 handle = h5py.File(file_path, "r")
-            except OSError as err:
+            except HDF5_READ_ERRORS as err:
                 raise CacheFormatError(
                     f"{self.cache.path}: cannot read shard {file_path} ({err}); "
                     f"run `featcache verify {self.cache.path}`"
@@ -255,9 +258,12 @@ class CacheReader:
         if self._shard_infos is None:
             return  # format 1, or a self-contained export: no shard table to compare with
         info = self._shard_infos[file_path.name]
-        problem = identity_problem(handle, info, self.cache.settings)
-        if problem is None and needs_whole_verification(handle):
-            problem = whole_checksum_problem(file_path, info)
+        try:
+            problem = identity_problem(handle, info, self.cache.settings)
+            if problem is None and needs_whole_verification(handle):
+                problem = whole_checksum_problem(file_path, info)
+        except HDF5_READ_ERRORS as err:  # HDF5's own bookkeeping in the file is damaged
+            raise ShardDamagedError(self._damage_message(file_path, row, f"is unreadable ({err})")) from err
         if problem is not None:
             raise ShardDamagedError(self._damage_message(file_path, row, problem))
 
@@ -308,7 +314,7 @@ class CacheReader:
         handle, start = self._shard_of(row)
         try:
             return handle[dataset][start + first : start + stop]
-        except OSError as err:  # HDF5's fletcher32 check (or another read failure) on a chunk of this video
+        except HDF5_READ_ERRORS as err:  # HDF5's fletcher32 check (or another read failure) on a chunk of this video
             raise ShardDamagedError(
                 self._damage_message(self._shard_paths[row], row, f"fails its checksum reading {dataset}")
             ) from err

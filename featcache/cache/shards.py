@@ -19,6 +19,7 @@ import numpy as np
 from featcache.cache.format import (
     FRAME_DATASETS,
     SHARD_FORMAT,
+    SHARD_LIBVER,
     SHARD_STRING_DATASETS,
     SHARD_SUFFIX,
     SHARD_VIDEO_DATASETS,
@@ -106,7 +107,9 @@ def feature_chunk_rows(lengths: np.ndarray, bytes_per_frame: int) -> int:
 def _write_shard_file(
     path: Path, shard_id: str, videos: list[ShardVideo], dtype: str, settings: dict[str, Any], compression: str
 ) -> None:
-    write_hdf5_file(path, lambda handle: _fill_shard(handle, shard_id, videos, dtype, settings, compression))
+    write_hdf5_file(
+        path, lambda handle: _fill_shard(handle, shard_id, videos, dtype, settings, compression), SHARD_LIBVER
+    )
 
 
 def _fill_shard(
