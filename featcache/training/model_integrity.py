@@ -11,13 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from featcache.cache.lock import ExclusiveLock
 from featcache.errors import ModelDirError
-
-if TYPE_CHECKING:
-    from featcache.training.model_folder import ModelMetadata
 
 METADATA_FILE_NAME = "featcache.json"  # model_folder.METADATA_FILE (imported from there would be a cycle)
 
@@ -32,7 +29,7 @@ def class_names_digest(model_sha256: str, class_names: tuple[str, ...]) -> str:
     return hashlib.sha256((model_sha256 + "\n" + json.dumps(list(class_names))).encode()).hexdigest()
 
 
-def check_class_names(model_dir: Path, metadata: ModelMetadata) -> None:
+def check_class_names(model_dir: Path, metadata: Any) -> None:
     """ModelDirError when featcache.json's class names are not those its model was saved with (where recorded)."""
     if metadata.output_width is not None and metadata.output_width != len(metadata.class_names):
         raise ModelDirError(
