@@ -217,10 +217,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/featcache-reliability"))
+    parser.add_argument(
+        "--damage-only", action="store_true", help="only the section on damaged caches and model folders (issue 21)"
+    )
     args = parser.parse_args(argv)
     if args.work_dir.exists():
         shutil.rmtree(args.work_dir)
     args.work_dir.mkdir(parents=True)
+    if args.damage_only:
+        return write_damage_section(args.out, args.work_dir)
     load_before = load_average()
     video_rows, video_status = bad_video_rows(args.work_dir)
     command_rows = bad_command_rows(args.work_dir)
@@ -262,6 +267,26 @@ def main(argv: list[str] | None = None) -> int:
     ]
     args.out.write_text("\n".join(lines))
     print("\n".join(lines))
+    return write_damage_section(args.out, args.work_dir)
+
+
+def write_damage_section(out: Path, work: Path) -> int:
+    """Run issue 21's rows (benchmarks/reliability_damage.py) and put their section at the end of `out`, replacing
+    the one there."""
+    from benchmarks.reliability_damage import damage_section
+
+    videos = work / "damage-videos"
+    for number in range(8):
+        write_video(videos / f"Class{number % 2}" / f"v_Class{number % 2}_g{number:02d}_c01.avi", seed=number)
+    load_before = load_average()
+    section = damage_section(work / "damage", videos)
+    load_after = load_average()
+    section += [f"Load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (2-core machine shared).", ""]
+    heading = section[0]
+    text = out.read_text() if out.exists() else ""
+    kept = text.split("\n" + heading)[0].rstrip("\n") if heading in text else text.rstrip("\n")
+    out.write_text(kept + "\n\n" + "\n".join(section))
+    print("\n".join(section))
     return 0
 
 

@@ -29,6 +29,18 @@ class CacheFormatError(InputError):
     """A file is not a complete featcache cache (missing, foreign or interrupted)."""
 
 
+class ShardDamagedError(CacheFormatError):
+    """A shard's bytes fail their checksum, or the shard is not the one the index lists (another cache's)."""
+
+
+class DiskWriteError(InputError):
+    """The operating system refused a write (disk full, quota, I/O error, read-only file system)."""
+
+    def __init__(self, message: str, remedy: str = "free space") -> None:
+        super().__init__(message)
+        self.remedy = remedy  # what the user does before re-running: "free space", "make it writable", ...
+
+
 class ModelDirError(InputError):
     """A model folder is missing, incomplete or from another featcache."""
 

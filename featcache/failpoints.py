@@ -1,5 +1,8 @@
 """Named crash points for fault-injection tests: `FEATCACHE_FAILPOINT=name` makes the process die there.
 
+With `FEATCACHE_FAILPOINT_ERRNO=ENOSPC` (or EDQUOT, EIO, EROFS) as well, the point raises that OSError instead, as
+the operating system would on a full disk: tests check that every writer turns it into one line and cleans up.
+
 The process ends with `os._exit` (no cleanup, no `finally`, no flush), the closest a test gets to a
 power cut or `kill -9` at an exact step. Each name is one step of a write that must be crash-safe;
 tests/test_failpoints.py runs an embed that dies at each and checks that the rerun repairs everything.
@@ -7,9 +10,11 @@ tests/test_failpoints.py runs an embed that dies at each and checks that the rer
 
 from __future__ import annotations
 
+import errno
 import os
 
 ENVIRONMENT_VARIABLE = "FEATCACHE_FAILPOINT"
+ERRNO_ENVIRONMENT_VARIABLE = "FEATCACHE_FAILPOINT_ERRNO"
 # With this set to a file path, a failpoint fires only in the first process to reach it (which creates the
 # file): a process restarted to redo the work (a Ray worker) then passes, as after a real one-off crash.
 ONCE_ENVIRONMENT_VARIABLE = "FEATCACHE_FAILPOINT_ONCE"
@@ -27,9 +32,13 @@ def available_failpoints() -> list[str]:
 
 
 def failpoint(name: str) -> None:
-    """Die here, at once, when FEATCACHE_FAILPOINT names this point."""
+    """Die here, at once, when FEATCACHE_FAILPOINT names this point (or raise FEATCACHE_FAILPOINT_ERRNO's OSError)."""
     assert name in FAILPOINTS, name  # internal invariant: every call site is listed above
     if os.environ.get(ENVIRONMENT_VARIABLE) == name and _first_time_here():
+        error_name = os.environ.get(ERRNO_ENVIRONMENT_VARIABLE)
+        if error_name:
+            number = getattr(errno, error_name)
+            raise OSError(number, f"{os.strerror(number)} (failpoint {name})")
         os._exit(EXIT_CODE)
 
 

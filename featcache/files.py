@@ -5,13 +5,32 @@ The hashes live here, free of Keras, so that the settings check (weights files b
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from featcache.errors import DiskWriteError
+
 CHECKSUM_CHUNK_BYTES = 1 << 20
+# The write failures that are the machine's, not featcache's: the user frees space or fixes the disk and re-runs.
+# errno -> (what happened, what the user does about it).
+DISK_ERRORS = {
+    errno.ENOSPC: ("no space left on device", "free space"),
+    errno.EDQUOT: ("disk quota exceeded", "free space (or raise the quota)"),
+    errno.EIO: ("input/output error (a failing disk?)", "check the disk"),
+    errno.EROFS: ("read-only file system", "make it writable (or write elsewhere)"),
+}
+
+
+def disk_write_error(err: OSError, path: Path) -> DiskWriteError | None:
+    """DiskWriteError "no space left on device writing PATH" for the OSErrors of DISK_ERRORS, else None."""
+    if (err.errno or 0) not in DISK_ERRORS:
+        return None
+    reason, remedy = DISK_ERRORS[err.errno or 0]
+    return DiskWriteError(f"{reason} writing {path}", remedy)
 
 
 def temporary_path_for(path: Path, suffix: str = "") -> Path:
@@ -42,6 +61,11 @@ def write_atomically(
             before_replace(temporary)
         os.replace(temporary, path)
         fsync_directory(path.parent)
+    except OSError as err:
+        problem = disk_write_error(err, path)
+        if problem is None:
+            raise
+        raise problem from err
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -64,6 +88,11 @@ def write_folder_atomically(path: Path, write: Callable[[Path], None]) -> None:
             path.unlink(missing_ok=True)
         os.replace(temporary, path)
         fsync_directory(path.parent)
+    except OSError as err:
+        problem = disk_write_error(err, path)
+        if problem is None:
+            raise
+        raise problem from err
     finally:
         if temporary.is_dir():
             shutil.rmtree(temporary)

@@ -15,7 +15,7 @@ from featcache.cache import open_cache, read_all_features, read_index_state
 from featcache.cache.export import export_cache
 from featcache.cache.maintenance import upgrade_cache
 from featcache.cli import app
-from featcache.errors import FeatcacheError
+from featcache.errors import DiskWriteError, FeatcacheError
 
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["format1", "format2"])
@@ -93,7 +93,7 @@ def test_a_failed_export_leaves_no_output(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(np, "save", disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(DiskWriteError, match="no space left on device writing .*out"):
         export_cache(cache_with_short_videos, tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from featcache.cache.format import FRAME_DATASETS
 from featcache.cache.reader import Cache, open_cache
+from featcache.cache.shards import feature_chunk_rows
 from featcache.errors import CacheFormatError, InputError
 from featcache.files import write_atomically, write_folder_atomically
 
@@ -158,9 +159,22 @@ def write_self_contained(cache: Cache, file_path: Path) -> None:
                 continue
             source.copy(source[name], target, name=name)
         total = int(source["offsets"][-1])
-        features = target.create_dataset("features", shape=(total, cache.index.feature_dim), dtype=cache.index.dtype)
+        # Chunked with fletcher32, as shards are: a damaged byte of the export is a read error, never a number.
+        chunk_rows = feature_chunk_rows(
+            cache.index.lengths, cache.index.feature_dim * np.dtype(cache.index.dtype).itemsize
+        )
+        checked = {"chunks": True, "fletcher32": True} if total else {}
+        features = target.create_dataset(
+            "features",
+            shape=(total, cache.index.feature_dim),
+            dtype=cache.index.dtype,
+            **({**checked, "chunks": (chunk_rows, cache.index.feature_dim)} if total else {}),
+        )
         frame_arrays = {
-            name: target.create_dataset(name, shape=(total,), dtype=dtype) for name, dtype in FRAME_DATASETS.items()
+            name: target.create_dataset(
+                name, shape=(total,), dtype=dtype, **({**checked, "chunks": (chunk_rows,)} if total else {})
+            )
+            for name, dtype in FRAME_DATASETS.items()
         }
         offsets = source["offsets"][()]
         with cache.reader() as reader:

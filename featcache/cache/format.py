@@ -8,7 +8,10 @@ Shard (`CACHE.h5.shards/<hex>.h5`, written once, never modified):
   frame_indices (F,) int32; timestamps_ms (F,) float32
   offsets (n+1,) int64              video j is rows offsets[j]:offsets[j+1]
   paths, labels, groups, fingerprints (n,) UTF-8; VIDEO_DATASETS (n,)
-  attributes: settings (JSON of the settings record), shard_format 1
+  attributes: settings (JSON of the settings record), shard_id (its file name's stem), shard_format 2
+  shard_format 2: every numeric dataset chunked with HDF5's fletcher32 checksum, so a damaged byte is a read
+  error, never a number; shard_format 1 (older shards): contiguous, verified whole against the index's BLAKE2b
+  the first time a process opens it (`featcache upgrade` rewrites them checksummed).
 Index (`CACHE.h5`): the same per-video and per-frame names over the live videos only (per-frame ones
 as HDF5 virtual datasets over the shards), plus `shards` (the live shard table), `shard_ids` and
 `shard_rows` (where each video lives), `failures`, and attributes with format_version 2.
@@ -16,6 +19,9 @@ as HDF5 virtual datasets over the shards), plus `shards` (the live shard table),
 
 from __future__ import annotations
 
+import io
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,8 +52,18 @@ VIDEO_DATASETS = {
     "video_width": np.int32,
     "video_height": np.int32,
 }
-SHARD_FORMAT = 1
+# The per-video numeric datasets of a shard beyond VIDEO_DATASETS' (name -> dtype): add one here and both the
+# writer and the readers of shard facts pick it up; readers must tolerate its absence in older shards.
+SHARD_VIDEO_DATASETS = {**VIDEO_DATASETS, "file_mtime_ns": np.int64}
+SHARD_STRING_DATASETS = ("paths", "labels", "groups", "fingerprints")  # (n,) UTF-8 each
+SHARD_FORMAT = 2
+# Shards from this format on carry fletcher32 checksums on every chunk; older ones are verified whole.
+FIRST_CHECKSUMMED_SHARD_FORMAT = 2
 SHARD_SUFFIX = ".h5"
+# Shards use HDF5 1.10's file structures: their object headers and chunk indexes carry checksums too, so a damaged
+# byte of HDF5's own bookkeeping (where a chunk is, a dataset's shape or type) is an error, not another chunk's data.
+# Any h5py 3 reads them.
+SHARD_LIBVER = ("v110", "latest")
 # `embed` suggests `featcache compact` once this share of the rows in live shards is dead.
 COMPACT_SUGGESTION_DEAD_SHARE = 0.25
 
@@ -64,9 +80,32 @@ def refuse_newer_writer(attributes: Any, cache_path: Path) -> None:
 
 
 def shard_folder_for(cache_path: Path) -> Path:
-    """`CACHE.h5` -> `CACHE.h5.shards/`, next to the index (the index names shards relative to it)."""
-    cache_path = Path(cache_path)
+    """`CACHE.h5` -> `CACHE.h5.shards/`, next to the index (the index names shards relative to it); for a symbolic
+    link to the index, next to the real file."""
+    cache_path = resolve_cache_path(cache_path)
     return cache_path.with_name(cache_path.name + ".shards")
+
+
+def resolve_cache_path(cache_path: Path) -> Path:
+    """The cache file's real location when `cache_path` is a symbolic link to it (its shard folder lies beside the
+    real file, and a writer replaces the real file, not the link); any other path as given."""
+    cache_path = Path(cache_path)
+    return Path(os.path.realpath(cache_path)) if cache_path.is_symlink() else cache_path
+
+
+def write_hdf5_file(path: Path, fill: Callable[[h5py.File], None], libver: Any = None) -> None:
+    """Build an HDF5 file in memory with `fill(handle)`, then write its bytes to `path` with plain file I/O.
+
+    Why: when the disk fills up under HDF5 itself, its close fails, the file stays half-open inside the library
+    and the process crashes at exit (segfault); written this way a full disk is an ordinary OSError (ENOSPC).
+    Costs the file's size in memory while it is written (a shard: at most a few hundred MB).
+    libver: h5py's bounds on the file-format structures (shards: SHARD_LIBVER).
+    """
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w", **({"libver": libver} if libver else {})) as handle:
+        fill(handle)
+    with open(path, "wb") as stream:
+        stream.write(buffer.getbuffer())
 
 
 def decode_strings(values: np.ndarray) -> list[str]:

@@ -27,6 +27,7 @@ from featcache.cache.format import (
     VIDEO_DATASETS,
     decode_strings,
     shard_folder_for,
+    write_hdf5_file,
 )
 from featcache.cache.shards import ShardInfo
 from featcache.errors import CacheFormatError
@@ -154,55 +155,56 @@ def write_index_file(cache_path: Path, state: IndexState, before_replace: Callab
 
 def _write_index(file_path: Path, cache_path: Path, state: IndexState) -> None:
     records = state.sorted_records()
+    lengths = np.array([record.length for record in records], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    dtype = state.settings["dtype"]
+    # Built in memory (write_hdf5_file): a full disk is then an OSError, not a crash inside HDF5.
+    write_hdf5_file(file_path, lambda handle: _fill_index(handle, cache_path, state, records, offsets, dtype))
+
+
+def _fill_index(
+    handle: h5py.File, cache_path: Path, state: IndexState, records: list[VideoRecord], offsets: np.ndarray, dtype: str
+) -> None:
     used = {record.shard for record in records}
     live_shards = [name for name in state.shards if name in used]  # adoption order, as the rows
     shard_id = {name: position for position, name in enumerate(live_shards)}
     class_names = sorted({record.label for record in records})
     lengths = np.array([record.length for record in records], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    dtype = state.settings["dtype"]
-    with h5py.File(file_path, "w") as handle:
-        _write_frame_datasets(handle, cache_path, state, records, offsets, dtype)
-        handle.create_dataset("offsets", data=offsets)
-        class_number = {name: number for number, name in enumerate(class_names)}
+    _write_frame_datasets(handle, cache_path, state, records, offsets, dtype)
+    handle.create_dataset("offsets", data=offsets)
+    class_number = {name: number for number, name in enumerate(class_names)}
+    handle.create_dataset("labels", data=np.array([class_number[record.label] for record in records], dtype=np.int32))
+    for name in ("path", "group", "fingerprint"):
         handle.create_dataset(
-            "labels", data=np.array([class_number[record.label] for record in records], dtype=np.int32)
+            name + "s",
+            data=np.array([getattr(record, name) for record in records], dtype=object),
+            dtype=STRING_DTYPE,
         )
-        for name in ("path", "group", "fingerprint"):
-            handle.create_dataset(
-                name + "s",
-                data=np.array([getattr(record, name) for record in records], dtype=object),
-                dtype=STRING_DTYPE,
-            )
-        handle.create_dataset("lengths", data=lengths.astype(np.int32))
-        for name in ("video_fps", "video_num_frames", "video_width", "video_height"):
-            handle.create_dataset(
-                name, data=np.array([getattr(record, name) for record in records], dtype=VIDEO_DATASETS[name])
-            )
+    handle.create_dataset("lengths", data=lengths.astype(np.int32))
+    for name in ("video_fps", "video_num_frames", "video_width", "video_height"):
         handle.create_dataset(
-            "shard_ids", data=np.array([shard_id[record.shard] for record in records], dtype=np.int32)
+            name, data=np.array([getattr(record, name) for record in records], dtype=VIDEO_DATASETS[name])
         )
-        handle.create_dataset("shard_rows", data=np.array([record.shard_row for record in records], dtype=np.int32))
-        handle.create_dataset("shard_starts", data=np.array([record.shard_start for record in records], dtype=np.int64))
-        handle.create_dataset(
-            "file_mtime_ns", data=np.array([record.file_mtime_ns for record in records], dtype=np.int64)
-        )
-        table = [dataclasses.astuple(state.shards[name]) for name in live_shards]
-        handle.create_dataset("shards", data=np.array(table, dtype=SHARD_TABLE_DTYPE))
-        handle.create_dataset("failures", data=np.array(sorted(state.failures.items()), dtype=FAILURE_DTYPE))
-        handle.attrs["class_names"] = json.dumps(class_names)
-        handle.attrs["settings"] = json.dumps(state.settings, sort_keys=True)
-        # Also as separate attributes, as in format 1, for plain-h5py readers.
-        handle.attrs["extractor"] = json.dumps(state.settings["extractor"], sort_keys=True)
-        handle.attrs["sampling"] = json.dumps(state.settings["sampling"], sort_keys=True)
-        handle.attrs["dtype"] = dtype
-        handle.attrs["feature_dim"] = state.feature_dim
-        handle.attrs["compression"] = state.compression
-        handle.attrs["featcache_version"] = __version__
-        handle.attrs["created"] = state.created or datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec="seconds"
-        )
-        handle.attrs["format_version"] = FORMAT_VERSION
+    handle.create_dataset("shard_ids", data=np.array([shard_id[record.shard] for record in records], dtype=np.int32))
+    handle.create_dataset("shard_rows", data=np.array([record.shard_row for record in records], dtype=np.int32))
+    handle.create_dataset("shard_starts", data=np.array([record.shard_start for record in records], dtype=np.int64))
+    handle.create_dataset("file_mtime_ns", data=np.array([record.file_mtime_ns for record in records], dtype=np.int64))
+    table = [dataclasses.astuple(state.shards[name]) for name in live_shards]
+    handle.create_dataset("shards", data=np.array(table, dtype=SHARD_TABLE_DTYPE))
+    handle.create_dataset("failures", data=np.array(sorted(state.failures.items()), dtype=FAILURE_DTYPE))
+    handle.attrs["class_names"] = json.dumps(class_names)
+    handle.attrs["settings"] = json.dumps(state.settings, sort_keys=True)
+    # Also as separate attributes, as in format 1, for plain-h5py readers.
+    handle.attrs["extractor"] = json.dumps(state.settings["extractor"], sort_keys=True)
+    handle.attrs["sampling"] = json.dumps(state.settings["sampling"], sort_keys=True)
+    handle.attrs["dtype"] = dtype
+    handle.attrs["feature_dim"] = state.feature_dim
+    handle.attrs["compression"] = state.compression
+    handle.attrs["featcache_version"] = __version__
+    handle.attrs["created"] = state.created or datetime.datetime.now(datetime.timezone.utc).isoformat(
+        timespec="seconds"
+    )
+    handle.attrs["format_version"] = FORMAT_VERSION
 
 
 def _write_frame_datasets(

@@ -28,9 +28,13 @@ from featcache.cache.format import (
     shard_folder_for,
 )
 from featcache.cache.index import IndexState, read_index_state
-from featcache.errors import CacheFormatError
+from featcache.cache.integrity import identity_problem, needs_whole_verification, whole_checksum_problem
+from featcache.errors import CacheFormatError, ShardDamagedError
 
 CachePath = str | Path
+# What h5py raises reading a damaged file: OSError for a failed checksum or read, KeyError/ValueError/RuntimeError
+# when its metadata (object headers, chunk indexes) is damaged.
+HDF5_READ_ERRORS = (OSError, KeyError, ValueError, RuntimeError)
 
 
 def uniform_positions(length: int, num_frames: int) -> np.ndarray:
@@ -76,7 +80,13 @@ def open_cache(cache: CachePath | Cache) -> Cache:
         return Cache(path=path, index=format1.read_cache_index(path), format_version=1)
     if _is_self_contained(path):
         return _open_self_contained(path)
-    return cache_from_index_state(path, read_index_state(path))
+    state = read_index_state(path)
+    if missing_shards(path, state):
+        # A `compact` (or embed) may have replaced the index and deleted its old shards between our reading the
+        # index and looking for its shards: the index read again lists the new ones. Only a shard still missing
+        # then is really gone.
+        state = read_index_state(path)
+    return cache_from_index_state(path, state)
 
 
 def _is_self_contained(path: Path) -> bool:
@@ -134,6 +144,12 @@ def _format_version(path: Path) -> int:
             f"{path}: not a featcache cache (format_version {version!r}); write one with `featcache embed`"
         )
     return int(version)
+
+
+def missing_shards(cache_path: Path, state: IndexState) -> list[str]:
+    """The live shards of `state` whose file is not in the shard folder."""
+    folder = shard_folder_for(cache_path)
+    return [name for name in state.shards if not (folder / name).exists()]
 
 
 def check_shards_present(cache_path: Path, state: IndexState) -> None:
@@ -196,11 +212,21 @@ def read_cache_index(cache: CachePath | Cache) -> CacheIndex:
 
 
 class CacheReader:
-    """Reads features of one cache (either format); use it as a context manager."""
+    """Reads features of one cache (either format); use it as a context manager.
+
+    Every read is verified: a shard is checked against the index when first opened (`integrity.identity_problem`;
+    an unchecksummed shard_format-1 shard also hashed whole once per process), and its chunks' fletcher32
+    checksums as they are read; a failure is a ShardDamagedError naming the shard and the video, never a number.
+    A shard gone since the index was read (a `compact` beside this reader) sends the reader to the index once more.
+    """
 
     def __init__(self, cache: CachePath | Cache) -> None:
         self.cache = open_cache(cache)
         self._handles: dict[Path, h5py.File] = {}
+        # Where each row's frames are, per this reader (moved when a compact replaced the shards).
+        self._shard_paths = list(self.cache.shard_paths)
+        self._shard_starts = np.array(self.cache.shard_starts, dtype=np.int64)
+        self._shard_infos = dict(self.cache.state.shards) if self.cache.state is not None else None
 
     def __enter__(self) -> CacheReader:
         return self
@@ -210,16 +236,88 @@ class CacheReader:
             handle.close()
         self._handles.clear()
 
-    def _file(self, file_path: Path) -> h5py.File:
+    def _file(self, file_path: Path, row: int | None = None) -> h5py.File:
         if file_path not in self._handles:
             try:
-                self._handles[file_path] = h5py.File(file_path, "r")
-            except OSError as err:
+                handle = h5py.File(file_path, "r")
+            except HDF5_READ_ERRORS as err:
                 raise CacheFormatError(
                     f"{self.cache.path}: cannot read shard {file_path} ({err}); "
                     f"run `featcache verify {self.cache.path}`"
                 ) from err
+            try:
+                self._check_shard(handle, file_path, row)
+            except BaseException:
+                handle.close()
+                raise
+            self._handles[file_path] = handle
         return self._handles[file_path]
+
+    def _check_shard(self, handle: h5py.File, file_path: Path, row: int | None) -> None:
+        """ShardDamagedError unless the shard just opened is the index's, with its recorded bytes."""
+        if self._shard_infos is None:
+            return  # format 1, or a self-contained export: no shard table to compare with
+        info = self._shard_infos[file_path.name]
+        try:
+            problem = identity_problem(handle, info, self.cache.settings)
+            if problem is None and needs_whole_verification(handle):
+                problem = whole_checksum_problem(file_path, info)
+        except HDF5_READ_ERRORS as err:  # HDF5's own bookkeeping in the file is damaged
+            raise ShardDamagedError(self._damage_message(file_path, row, f"is unreadable ({err})")) from err
+        if problem is not None:
+            raise ShardDamagedError(self._damage_message(file_path, row, problem))
+
+    def _damage_message(self, file_path: Path, row: int | None, problem: str) -> str:
+        video = f" (video {self.cache.index.paths[row]})" if row is not None else ""
+        return (
+            f"{self.cache.path}: shard {file_path} {problem}{video}; run `featcache verify {self.cache.path}`, "
+            f"then `featcache compact --drop-damaged {self.cache.path}` and `featcache embed` to re-embed it"
+        )
+
+    def _shard_of(self, row: int) -> tuple[h5py.File, int]:
+        """Format 2: the open shard holding video `row`, and the row's first frame in it."""
+        file_path = self._shard_paths[row]
+        if file_path not in self._handles and self._shard_infos is not None and not file_path.exists():
+            self._follow_the_index_again()
+        try:
+            handle = self._file(self._shard_paths[row], row)
+        except CacheFormatError:
+            if self._shard_infos is None or self._shard_paths[row].exists():
+                raise
+            self._follow_the_index_again()  # deleted between the check above and the open
+            handle = self._file(self._shard_paths[row], row)
+        return handle, int(self._shard_starts[row])
+
+    def _follow_the_index_again(self) -> None:
+        """Read the index again and find every row's video in its shards (by path, same contents and length).
+
+        Why: `compact` replaces the index and then deletes the old shards; a reader that opened the cache before
+        finds the same videos, with the same frames, in the new shards.
+        """
+        state = read_index_state(self.cache.path)
+        folder = shard_folder_for(self.cache.path)
+        index = self.cache.index
+        for row, path in enumerate(index.paths):
+            record = state.videos.get(path)
+            fingerprint = index.fingerprints[row] if index.fingerprints else ""
+            if record is None or record.length != int(index.lengths[row]) or record.fingerprint != fingerprint:
+                raise CacheFormatError(
+                    f"{self.cache.path}: video {path} changed or left the cache while it was being read "
+                    "(another featcache process rewrote it); run the command again"
+                )
+            self._shard_paths[row] = folder / record.shard
+            self._shard_starts[row] = record.shard_start
+        self._shard_infos = dict(state.shards)
+
+    def _read_rows(self, row: int, dataset: str, first: int, stop: int) -> np.ndarray:
+        """Frames first:stop of video `row` from `dataset` (format 2, or the export's own file), checksums checked."""
+        handle, start = self._shard_of(row)
+        try:
+            return handle[dataset][start + first : start + stop]
+        except HDF5_READ_ERRORS as err:  # HDF5's fletcher32 check (or another read failure) on a chunk of this video
+            raise ShardDamagedError(
+                self._damage_message(self._shard_paths[row], row, f"fails its checksum reading {dataset}")
+            ) from err
 
     def _features_of(self, file_path: Path) -> h5py.Dataset:
         return self._file(file_path)["features"]
@@ -229,8 +327,7 @@ class CacheReader:
         length = int(self.cache.index.lengths[row])
         if self.cache.format_version == 1:
             return self._features_of(self.cache.path)[row, :length].astype(np.float32)
-        start = int(self.cache.shard_starts[row])
-        return self._features_of(self.cache.shard_paths[row])[start : start + length].astype(np.float32)
+        return self._read_rows(row, "features", 0, length).astype(np.float32)
 
     def read_frame_arrays(self, row: int) -> dict[str, np.ndarray]:
         """Where video `row`'s stored frames come from:
@@ -239,9 +336,7 @@ class CacheReader:
         if self.cache.format_version == 1:
             handle = self._file(self.cache.path)
             return {name: handle[name][row, :length] for name in FRAME_DATASETS}
-        start = int(self.cache.shard_starts[row])
-        handle = self._file(self.cache.shard_paths[row])
-        return {name: handle[name][start : start + length] for name in FRAME_DATASETS}
+        return {name: self._read_rows(row, name, 0, length) for name in FRAME_DATASETS}
 
     def read_sequences(self, rows: Sequence[int]) -> list[np.ndarray]:
         """float32 (length_i, D) per row, in the order asked."""
@@ -275,8 +370,7 @@ class CacheReader:
         # One contiguous read per video: far faster than an HDF5 point selection on 25088-d rows.
         if self.cache.format_version == 1:
             return self._features_of(self.cache.path)[row, first:stop].astype(np.float32)
-        start = int(self.cache.shard_starts[row])
-        return self._features_of(self.cache.shard_paths[row])[start + first : start + stop].astype(np.float32)
+        return self._read_rows(row, "features", first, stop).astype(np.float32)
 
     def read(self, rows: Sequence[int], num_frames: int | None = None) -> np.ndarray:
         """float32 (n, T, D), T = num_frames or the cache's; uniform over longer videos, zeros after shorter ones.

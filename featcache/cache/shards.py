@@ -19,10 +19,13 @@ import numpy as np
 from featcache.cache.format import (
     FRAME_DATASETS,
     SHARD_FORMAT,
+    SHARD_LIBVER,
+    SHARD_STRING_DATASETS,
     SHARD_SUFFIX,
+    SHARD_VIDEO_DATASETS,
     STRING_DTYPE,
-    VIDEO_DATASETS,
     decode_strings,
+    write_hdf5_file,
 )
 from featcache.errors import CacheFormatError
 from featcache.failpoints import failpoint
@@ -80,7 +83,7 @@ def write_shard(
 
     write_atomically(
         shard_folder / name,
-        lambda temporary: _write_shard_file(temporary, videos, dtype, settings, compression),
+        lambda temporary: _write_shard_file(temporary, shard_id_of(name), videos, dtype, settings, compression),
         checksum_before_rename,
     )
     failpoint("shard-renamed")
@@ -89,36 +92,66 @@ def write_shard(
     )
 
 
+# A feature chunk holds at most this many bytes (25088-d float16: 20 frames), so a read never checksums much more
+# than it asked for.
+MAX_CHUNK_BYTES = 1 << 20
+
+
+def feature_chunk_rows(lengths: np.ndarray, bytes_per_frame: int) -> int:
+    """Rows per chunk of a shard's per-frame datasets: about one video (its median length), so reading a video
+    touches at most two chunks; within MAX_CHUNK_BYTES."""
+    typical_length = int(np.median(lengths)) if len(lengths) else 1
+    return int(max(1, min(typical_length, MAX_CHUNK_BYTES // max(1, bytes_per_frame), int(lengths.sum()) or 1)))
+
+
 def _write_shard_file(
-    path: Path, videos: list[ShardVideo], dtype: str, settings: dict[str, Any], compression: str
+    path: Path, shard_id: str, videos: list[ShardVideo], dtype: str, settings: dict[str, Any], compression: str
+) -> None:
+    write_hdf5_file(
+        path, lambda handle: _fill_shard(handle, shard_id, videos, dtype, settings, compression), SHARD_LIBVER
+    )
+
+
+def _fill_shard(
+    handle: h5py.File, shard_id: str, videos: list[ShardVideo], dtype: str, settings: dict[str, Any], compression: str
 ) -> None:
     lengths = np.array([len(video.features) for video in videos], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     feature_dim = videos[0].features.shape[1]
-    with h5py.File(path, "w") as handle:
-        # Chunks of up to 16 frames: a video's frames are read together, and a chunk stays small (25088-d: 0.8 MB).
-        chunks = (int(min(16, max(1, offsets[-1]))), feature_dim) if compression != "none" else None
-        filters = {} if compression == "none" else {"compression": compression, "chunks": chunks}
-        features = handle.create_dataset("features", shape=(int(offsets[-1]), feature_dim), dtype=dtype, **filters)
-        for video, start in zip(videos, offsets[:-1]):
-            features[start : start + len(video.features)] = video.features.astype(dtype, copy=False)
-        for name, frame_dtype in FRAME_DATASETS.items():
-            handle.create_dataset(
-                name, data=np.concatenate([getattr(video, name) for video in videos]).astype(frame_dtype)
-            )
-        handle.create_dataset("offsets", data=offsets)
-        handle.create_dataset("lengths", data=lengths.astype(np.int32))
-        for name in ("video_fps", "video_num_frames", "video_width", "video_height"):
-            handle.create_dataset(
-                name, data=np.array([getattr(video, name) for video in videos], dtype=VIDEO_DATASETS[name])
-            )
-        handle.create_dataset("file_mtime_ns", data=np.array([video.file_mtime_ns for video in videos], dtype=np.int64))
-        for name in ("path", "label", "group", "fingerprint"):
-            handle.create_dataset(
-                name + "s", data=np.array([getattr(video, name) for video in videos], dtype=object), dtype=STRING_DTYPE
-            )
-        handle.attrs["settings"] = json.dumps(settings, sort_keys=True)
-        handle.attrs["shard_format"] = SHARD_FORMAT
+    num_rows = int(offsets[-1])
+    chunk_rows = feature_chunk_rows(lengths, feature_dim * np.dtype(dtype).itemsize)
+    # fletcher32 on every numeric dataset: HDF5 checks each chunk as it reads it (shard_format 2).
+    checked = {"fletcher32": True, **({} if compression == "none" else {"compression": compression})}
+    features = handle.create_dataset(
+        "features", shape=(num_rows, feature_dim), dtype=dtype, chunks=(chunk_rows, feature_dim), **checked
+    )
+    for video, start in zip(videos, offsets[:-1]):
+        features[start : start + len(video.features)] = video.features.astype(dtype, copy=False)
+    for name, frame_dtype in FRAME_DATASETS.items():
+        values = np.concatenate([getattr(video, name) for video in videos]).astype(frame_dtype)
+        handle.create_dataset(name, data=values, chunks=(chunk_rows,), fletcher32=True)
+    per_video = {
+        "offsets": offsets,
+        "lengths": lengths.astype(np.int32),
+        **{
+            name: np.array([getattr(video, name) for video in videos], dtype=video_dtype)
+            for name, video_dtype in SHARD_VIDEO_DATASETS.items()
+            if name != "lengths"
+        },
+    }
+    for name, values in per_video.items():
+        handle.create_dataset(name, data=values, chunks=True, fletcher32=True)
+    for name in SHARD_STRING_DATASETS:
+        values = np.array([getattr(video, name[:-1]) for video in videos], dtype=object)
+        handle.create_dataset(name, data=values, dtype=STRING_DTYPE)
+    handle.attrs["settings"] = json.dumps(settings, sort_keys=True)
+    handle.attrs["shard_id"] = shard_id
+    handle.attrs["shard_format"] = SHARD_FORMAT
+
+
+def shard_id_of(name: str) -> str:
+    """A shard's id, recorded in it (attribute `shard_id`): its file name's stem, a uuid."""
+    return Path(name).name.removesuffix(SHARD_SUFFIX)
 
 
 def unlisted_shard_names(shard_folder: Path, listed: Collection[str]) -> list[str]:
@@ -164,7 +197,7 @@ def read_shard_contents(shard_path: Path, checksum: str | None = None) -> ShardC
                 groups=decode_strings(handle["groups"][()]),
                 fingerprints=decode_strings(handle["fingerprints"][()]),
                 offsets=offsets,
-                video_arrays={name: handle[name][()] for name in [*VIDEO_DATASETS, "file_mtime_ns"]},
+                video_arrays={name: handle[name][()] for name in SHARD_VIDEO_DATASETS if name in handle},
             )
     except (OSError, KeyError) as err:
         raise CacheFormatError(f"{shard_path}: not a readable featcache shard ({err})") from err

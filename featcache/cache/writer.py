@@ -21,7 +21,7 @@ from typing import Any
 
 import h5py
 
-from featcache.cache.format import FORMAT_VERSION, refuse_newer_writer, shard_folder_for
+from featcache.cache.format import FORMAT_VERSION, refuse_newer_writer, resolve_cache_path, shard_folder_for
 from featcache.cache.index import IndexState, VideoRecord, read_index_state, write_index_file
 from featcache.cache.lock import CacheLock
 from featcache.cache.shards import ShardInfo, read_shard_contents, unlisted_shard_names
@@ -54,7 +54,7 @@ class WritableCache:
         Raises CacheFormatError for a file that is not a format-2 cache, unless `overwrite` (it is replaced).
         compression: for a new cache; an existing cache keeps its own.
         """
-        cache_path = Path(cache_path)
+        cache_path = resolve_cache_path(Path(cache_path))  # a symbolic link: write the real file, beside its shards
         lock = CacheLock(cache_path).__enter__()
         try:
             # Right after taking the lock, before any shard writer of this run starts: no writer is mid-file now.

@@ -4,7 +4,15 @@ No logic lives only here. One module per group of commands registers them on the
 """
 
 # Imported for their side effect, in the order `featcache --help` lists them: each registers its commands.
-from featcache.cli import video_commands, model_commands, search_commands, report_commands, export_commands, pipeline_commands  # noqa: F401  # isort: skip
+# isort: off
+from featcache.cli import video_commands  # noqa: F401
+from featcache.cli import model_commands  # noqa: F401
+from featcache.cli import search_commands  # noqa: F401
+from featcache.cli import report_commands  # noqa: F401
+from featcache.cli import export_commands  # noqa: F401
+from featcache.cli import pipeline_commands  # noqa: F401
+
+# isort: on
 from featcache.cli.common import app
 
 __all__ = ["app"]

@@ -242,17 +242,23 @@ def info_command(
 def verify_command(
     cache: Path = typer.Argument(..., help="A featcache cache (CACHE.h5 and its CACHE.h5.shards/)."),
 ) -> None:
-    """Check every shard of a cache against its index (present, size, BLAKE2b); exit 1 on any problem."""
+    """Check every shard of a cache against its index (present, size, BLAKE2b, identity); exit 1 on any problem."""
     from featcache.cache.maintenance import verify_cache
 
     with errors_as_exit_codes():
         report = verify_cache(cache)
     for problem in report.problems:
         typer.secho(f"  {problem}", err=True)
+    if report.unlisted_shards:
+        typer.echo(
+            f"{cache}: {len(report.unlisted_shards)} shard file(s) the index does not list "
+            f"({', '.join(report.unlisted_shards)}): left by a killed run; `featcache embed` adopts an embed's, "
+            f"`featcache compact {cache}` removes them"
+        )
     if not report.ok:
         typer.secho(
-            f"{cache}: {len(report.problems)} problem(s); "
-            "re-embed the affected videos with `featcache embed --overwrite`",
+            f"{cache}: {len(report.problems)} problem(s), {len(report.damaged_videos)} video(s) affected; "
+            f"`featcache compact --drop-damaged {cache}` drops them, then `featcache embed` re-embeds them",
             fg=typer.colors.RED,
             err=True,
         )
@@ -261,25 +267,43 @@ def verify_command(
 
 
 @app.command("compact")
-def compact_command(cache: Path = typer.Argument(..., help="A format-2 featcache cache.")) -> None:
-    """Rewrite the live rows into fewer shards and delete dead rows' shards (atomic)."""
+def compact_command(
+    cache: Path = typer.Argument(..., help="A format-2 featcache cache."),
+    drop_damaged: bool = typer.Option(
+        False, "--drop-damaged", help="Drop the videos of damaged shards (the next `embed` embeds them again)."
+    ),
+) -> None:
+    """Rewrite the live rows into fewer shards, verified, and delete dead rows' shards and unlisted ones (atomic)."""
     from featcache.cache.maintenance import compact_cache
 
     with errors_as_exit_codes():
-        num_dead, num_shards = compact_cache(cache)
-    typer.echo(f"{cache}: compacted, {num_dead} dead row(s) dropped, {num_shards} shard(s) now")
+        summary = compact_cache(cache, drop_damaged=drop_damaged)
+    typer.echo(f"{cache}: compacted, {summary.num_dead} dead row(s) dropped, {summary.num_shards} shard(s) now")
+    if summary.dropped_videos:
+        typer.echo(
+            f"{cache}: {len(summary.dropped_videos)} video(s) of damaged shards dropped "
+            f"({', '.join(summary.dropped_videos[:5])}{', ...' if len(summary.dropped_videos) > 5 else ''}); "
+            "`featcache embed` with the same videos and options embeds them again"
+        )
+    if summary.removed_unlisted:
+        typer.echo(f"{cache}: {len(summary.removed_unlisted)} unlisted shard file(s) removed")
 
 
 @app.command("upgrade")
 def upgrade_command(
-    cache: Path = typer.Argument(..., help="A format-1 cache (written by featcache before format 2)."),
+    cache: Path = typer.Argument(..., help="A format-1 cache, or a format-2 cache with unchecksummed shards."),
 ) -> None:
-    """Convert a format-1 cache to format 2 in place (atomic: the old file stays until the new index replaces it)."""
+    """Bring a cache to the current format in place: format 1 -> 2, old shards rewritten checksummed (atomic)."""
     from featcache.cache.maintenance import upgrade_cache
 
     with errors_as_exit_codes():
-        num_videos = upgrade_cache(cache)
-    typer.echo(f"{cache}: upgraded to format 2 ({num_videos} videos)")
+        summary = upgrade_cache(cache)
+    if summary.done == "already upgraded":
+        typer.echo(f"{cache}: already upgraded (format 2, every shard checksummed; {summary.num_videos} videos)")
+    elif summary.done == "shards rewritten checksummed":
+        typer.echo(f"{cache}: shards rewritten with chunk checksums ({summary.num_videos} videos)")
+    else:
+        typer.echo(f"{cache}: upgraded to format 2 ({summary.num_videos} videos)")
 
 
 @app.command("extractors")

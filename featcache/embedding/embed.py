@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from featcache.cache.format import COMPACT_SUGGESTION_DEAD_SHARE
-from featcache.cache.index import IndexState
+from featcache.cache.format import COMPACT_SUGGESTION_DEAD_SHARE, resolve_cache_path
+from featcache.cache.index import IndexState, read_index_state
 from featcache.cache.settings import describe_settings_difference, requested_settings
 from featcache.cache.shards import read_shard_contents
 from featcache.cache.writer import CacheWriter, WritableCache
@@ -26,7 +26,7 @@ from featcache.config import ENGINES, EmbedConfig
 from featcache.embedding.engine import EmbedJob, Engine
 from featcache.embedding.local_engine import LocalEngine
 from featcache.embedding.ray_engine import RayEngine
-from featcache.errors import CacheFormatError, CacheMismatchError
+from featcache.errors import CacheFormatError, CacheMismatchError, DiskWriteError
 from featcache.video.find import VideoEntry, find_videos, storable_relative_path
 from featcache.video.fingerprints import FileFingerprint, current_fingerprint
 
@@ -94,8 +94,35 @@ def embed(
     drops videos whose file is gone. Settings that differ from the cache's raise CacheMismatchError unless
     `overwrite`; a second embed on the same cache raises CacheLockedError. Videos that cannot be decoded
     are listed in the summary and the cache's `failures`, and never stop the run.
+    A disk that fills up (or another OS write failure) is a DiskWriteError saying how many videos are kept.
     verbose: let the engine show its own logs (with the Ray engine: Ray's and its workers' output).
     """
+    try:
+        return _embed_under_lock(video_source, cache_path, config, overwrite, progress, verbose)
+    except DiskWriteError as err:
+        raise DiskWriteError(
+            f"{err}: {_num_videos_kept(Path(cache_path))} videos embedded so far are kept; "
+            f"{err.remedy} and re-run the same command",
+            err.remedy,
+        ) from err
+
+
+def _num_videos_kept(cache_path: Path) -> int:
+    """Videos the cache's index on disk lists (0 when there is none yet): what a failed run leaves."""
+    try:
+        return len(read_index_state(resolve_cache_path(cache_path)).videos)
+    except (OSError, CacheFormatError):
+        return 0
+
+
+def _embed_under_lock(
+    video_source: Path,
+    cache_path: Path,
+    config: EmbedConfig,
+    overwrite: bool,
+    progress: Callable[[EmbedProgress], None] | None,
+    verbose: bool,
+) -> EmbedSummary:
     started = time.perf_counter()
     cache_path = Path(cache_path)
     root, entries = find_videos(Path(video_source), allow_outside_root=config.allow_outside_root)

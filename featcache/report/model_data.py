@@ -14,7 +14,8 @@ from featcache.cache.reader import uniform_positions
 from featcache.inference.evaluate import EvaluationReport, VideoScores, evaluate_with_scores
 from featcache.report.images import figure_to_data_uri
 from featcache.report.thumbnails import DEFAULT_THUMBNAIL_SIZE, StripRequest, ThumbnailStrip, decode_thumbnail_strips
-from featcache.training.model_folder import ModelFolder, learning_curves_figure, read_history
+from featcache.training.curves import learning_curves_figure
+from featcache.training.model_folder import ModelFolder, read_history
 
 # Misclassified videos shown with thumbnails; the rest are counted (report.json lists them all).
 DEFAULT_MAX_MISCLASSIFIED = 50

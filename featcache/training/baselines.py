@@ -49,6 +49,10 @@ class PooledLinearModel:
         self.bias = np.asarray(bias, dtype=np.float32)
         self.inverse_regularization = float(inverse_regularization)
 
+    @property
+    def num_classes(self) -> int:
+        return int(self.weights.shape[0])
+
     def probabilities(self, vectors: np.ndarray) -> np.ndarray:
         """float32 (n, num_classes) for unit vectors float32 (n, D)."""
         logits = vectors @ self.weights.T + self.bias

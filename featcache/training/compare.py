@@ -7,6 +7,7 @@ training or in picking its epoch.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -18,6 +19,7 @@ from featcache.errors import InputError
 from featcache.files import write_atomically
 from featcache.training.epochs import Progress
 from featcache.training.model_folder import check_model_dir_writable
+from featcache.training.model_integrity import model_folder_lock
 from featcache.training.scoring import score_accuracy
 from featcache.training.train import fit_head, save_trained_head
 from featcache.training.training_data import load_training_data
@@ -64,9 +66,22 @@ def compare_heads(
         )
     base_config = config_from_dict(HeadConfig, dict(head_overrides or {}))
     head_configs = [replace(base_config, head=name) for name in head_names]
-    if out_dir is not None:
-        for name in head_names:  # before hours of training, not after
-            check_model_dir_writable(Path(out_dir) / name, overwrite)
+    with contextlib.ExitStack() as locks:
+        if out_dir is not None:
+            locks.enter_context(model_folder_lock(Path(out_dir)))  # one writer per --out folder
+            for name in head_names:  # before hours of training, not after
+                locks.enter_context(model_folder_lock(Path(out_dir) / name))
+                check_model_dir_writable(Path(out_dir) / name, overwrite)
+        return _compare_into(cache_path, head_configs, train_config, progress, out_dir)
+
+
+def _compare_into(
+    cache_path: Path | Cache,
+    head_configs: list[HeadConfig],
+    train_config: TrainConfig,
+    progress: Progress | None,
+    out_dir: Path | None,
+) -> list[ComparisonRow]:
     data = load_training_data(cache_path, train_config)  # a path or an opened Cache
     if progress is not None:
         progress(f"split: {data.split.description}")

@@ -25,7 +25,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,9 @@ from featcache.cache import CacheIndex
 from featcache.cache.settings import settings_record
 from featcache.config import ExtractorConfig, HeadConfig, SamplingConfig, TrainConfig, config_from_dict
 from featcache.errors import ModelDirError
-from featcache.files import write_atomically
+from featcache.files import sha256_file, write_atomically, write_folder_atomically
+from featcache.training.curves import plot_learning_curves
+from featcache.training.model_integrity import check_class_names, class_names_digest, output_width_of
 from featcache.training.splits import Split
 from featcache.version import __version__, newer_writer_problem
 
@@ -90,6 +91,12 @@ class ModelMetadata:
     model_kind: str | None = None
     # A baseline's choice: {"setting": "C" | "k", "value", "candidates", "chosen_on"} (None for sequence heads).
     baseline: dict[str, Any] | None = None
+    # Integrity (added later still; None in older folders, which are checked against the model's width only):
+    # sha256 of model.keras; the model's output width (= len(class_names)); sha256 of model_sha256 and the class
+    # names in order, so a class renamed or reordered by hand in featcache.json no longer matches its model.
+    model_sha256: str | None = None
+    output_width: int | None = None
+    class_names_sha256: str | None = None
 
     @classmethod
     def of_training_run(
@@ -173,6 +180,8 @@ class ModelMetadata:
             values["class_names"] = tuple(str(name) for name in values["class_names"])
             for name in ("num_frames", "feature_dim", "best_epoch"):
                 values[name] = int(values[name])
+            if values.get("output_width") is not None:
+                values["output_width"] = int(values["output_width"])
             values["seconds_per_epoch"] = float(values["seconds_per_epoch"])
             if values["best_val_accuracy"] is not None:
                 values["best_val_accuracy"] = float(values["best_val_accuracy"])
@@ -287,6 +296,7 @@ class ModelFolder:
                 raise ModelDirError(
                     f"{model_dir}: {name} is missing, the folder is incomplete; re-run `featcache train`"
                 )
+        check_class_names(model_dir, metadata)
         rows = _split_rows(model_dir / SPLIT_FILE)
         return cls(
             path=model_dir,
@@ -302,26 +312,45 @@ class ModelFolder:
     def load_model(self) -> Any:
         """The model (each call reads its file again): inputs [features float32 (batch, num_frames, feature_dim),
         lengths int32 (batch,)], output softmax float32 (batch, len(class_names)), through `predict_on_batch` and
-        `predict`. A Keras model for a sequence head (imports Keras), a numpy one for a baseline."""
-        if self.metadata.kind != SEQUENCE_HEAD_KIND:
-            from featcache.training.baselines import BASELINE_KINDS, load_baseline_model
-
-            if self.metadata.kind not in BASELINE_KINDS:
-                raise ModelDirError(
-                    f"{self.path / METADATA_FILE}: model_kind {self.metadata.kind!r} is unknown to this featcache "
-                    f"(it knows {SEQUENCE_HEAD_KIND}, {', '.join(BASELINE_KINDS)}); upgrade featcache"
-                )
-            return load_baseline_model(self.path / BASELINE_MODEL_FILE, self.metadata.kind)
-        import keras
-
-        import featcache.training.heads  # noqa: F401  (registers the custom layers the saved model refers to)
-
-        try:
-            return keras.saving.load_model(self.path / MODEL_FILE, compile=False)
-        except (OSError, ValueError, TypeError, KeyError) as err:
+        `predict`. A Keras model for a sequence head (imports Keras), a numpy one for a baseline. ModelDirError when
+        the file is not the one featcache.json recorded (sha256) or scores another number of classes."""
+        model_path = self.path / self.metadata.model_file
+        recorded = self.metadata.model_sha256
+        if recorded is not None and sha256_file(model_path) != recorded:
             raise ModelDirError(
-                f"{self.path / MODEL_FILE}: cannot be loaded ({err}); re-run `featcache train`"
-            ) from err
+                f"{model_path} is not the model {METADATA_FILE} describes (its sha256 differs: replaced or damaged); "
+                f"re-run `featcache train`"
+            )
+        model = self._load_baseline(model_path) if self.metadata.kind != SEQUENCE_HEAD_KIND else _load_head(model_path)
+        width = output_width_of(model)
+        if width != len(self.class_names):
+            raise ModelDirError(
+                f"{model_path} gives {width} outputs, {METADATA_FILE} names {len(self.class_names)} classes "
+                "(a model file of another head?); re-run `featcache train`"
+            )
+        return model
+
+    def _load_baseline(self, model_path: Path) -> Any:
+        from featcache.training.baselines import BASELINE_KINDS, load_baseline_model
+
+        if self.metadata.kind not in BASELINE_KINDS:
+            raise ModelDirError(
+                f"{self.path / METADATA_FILE}: model_kind {self.metadata.kind!r} is unknown to this featcache "
+                f"(it knows {SEQUENCE_HEAD_KIND}, {', '.join(BASELINE_KINDS)}); upgrade featcache"
+            )
+        return load_baseline_model(model_path, self.metadata.kind)
+
+
+def _load_head(model_path: Path) -> Any:
+    """A sequence head's model.keras (imports Keras)."""
+    import keras
+
+    import featcache.training.heads  # noqa: F401  (registers the custom layers the saved model refers to)
+
+    try:
+        return keras.saving.load_model(model_path, compile=False)
+    except (OSError, ValueError, TypeError, KeyError, EOFError) as err:
+        raise ModelDirError(f"{model_path}: cannot be loaded ({err}); re-run `featcache train`") from err
 
 
 def open_finished_model_folder(model_dir: Path) -> ModelFolder | None:
@@ -402,62 +431,42 @@ def save_model_folder(
     metadata: ModelMetadata,
     history: list[dict[str, float]],
     split_rows: list[tuple[str, str, str]],
-) -> None:
-    """Write a model folder (see the module docstring); featcache.json last,
-    so an interrupted write reads as incomplete.
+) -> ModelMetadata:
+    """Write a model folder (see the module docstring) into a temporary folder and rename it into place, so a failed
+    write (a full disk) leaves the previous folder or none, nothing that blocks a rerun. Returns the metadata as
+    written (with model.keras' sha256 and output width).
 
     Overwriting a model folder also removes its evaluation/ reports: they describe the previous model.
     history: one dict per epoch with HISTORY_COLUMNS (val_* None without validation);
     split_rows: (cache path, "train" | "val" | "test", fingerprint) for every video.
     """
-    model_dir = Path(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    (model_dir / METADATA_FILE).unlink(missing_ok=True)
-    evaluation_dir = model_dir / EVALUATION_DIR
-    if evaluation_dir.is_symlink():
-        evaluation_dir.unlink()
-    elif evaluation_dir.is_dir():
-        shutil.rmtree(evaluation_dir)
-    # A folder overwritten with another kind of model must not keep the old kind's file beside the new one.
-    for stale in (MODEL_FILE, BASELINE_MODEL_FILE):
-        if stale != metadata.model_file:
-            (model_dir / stale).unlink(missing_ok=True)
-    model.save(model_dir / metadata.model_file)  # Keras' save, or featcache.training.baselines' arrays
-    with open(model_dir / HISTORY_FILE, "w", newline="", encoding="utf-8") as stream:
-        writer = csv.DictWriter(stream, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(history)
-    with open(model_dir / SPLIT_FILE, "w", newline="", encoding="utf-8") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(("path", "subset", "fingerprint"))
-        writer.writerows(split_rows)
-    plot_learning_curves(history, model_dir / CURVES_FILE, best_epoch=metadata.best_epoch)
-    metadata.write(model_dir)
+    written: list[ModelMetadata] = []
 
+    def write(folder: Path) -> None:
+        folder.mkdir(parents=True)
+        model.save(folder / metadata.model_file)  # Keras' save, or featcache.training.baselines' arrays
+        model_sha256 = sha256_file(folder / metadata.model_file)
+        final = dataclasses.replace(
+            metadata,
+            model_sha256=model_sha256,
+            output_width=output_width_of(model),
+            class_names_sha256=class_names_digest(model_sha256, metadata.class_names),
+        )
+        with open(folder / HISTORY_FILE, "w", newline="", encoding="utf-8") as stream:
+            writer = csv.DictWriter(stream, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(history)
+        with open(folder / SPLIT_FILE, "w", newline="", encoding="utf-8") as stream:
+            writer = csv.writer(stream)
+            writer.writerow(("path", "subset", "fingerprint"))
+            writer.writerows(split_rows)
+        plot_learning_curves(history, folder / CURVES_FILE, best_epoch=metadata.best_epoch)
+        final.write(folder)
+        written.append(final)
 
-def plot_learning_curves(history: list[dict[str, float]], png_path: Path, best_epoch: int) -> None:
-    """Loss and accuracy per epoch, training and validation (when there is one), with the kept epoch marked."""
-    learning_curves_figure(history, best_epoch).savefig(png_path, dpi=100)
-
-
-def learning_curves_figure(history: list[dict[str, float | None]], best_epoch: int, width: float = 10.0) -> Any:
-    """The matplotlib Figure of `plot_learning_curves` (the HTML report embeds it as SVG)."""
-    # The object-oriented API with the Agg canvas: no pyplot global state, no display needed.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, width * 0.4), layout="constrained")
-    FigureCanvasAgg(figure)
-    epochs = [row["epoch"] for row in history]
-    for axes, metric in zip(figure.subplots(1, 2), ("loss", "accuracy")):
-        axes.plot(epochs, [row[metric] for row in history], marker="o", label="train")
-        if any(row[f"val_{metric}"] is not None for row in history):
-            axes.plot(epochs, [row[f"val_{metric}"] for row in history], marker="o", label="validation")
-        axes.axvline(best_epoch, color="grey", linestyle="--", label=f"kept epoch {best_epoch}")
-        axes.set_xlabel("epoch")
-        axes.set_ylabel(metric)
-        axes.legend()
-    return figure
+    Path(model_dir).parent.mkdir(parents=True, exist_ok=True)
+    write_folder_atomically(Path(model_dir), write)
+    return written[0]
 
 
 def read_history(model_dir: Path) -> list[dict[str, float | None]]:

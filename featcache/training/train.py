@@ -27,6 +27,7 @@ from featcache.training.epochs import KeepBestEpoch, Progress, seconds_per_epoch
 from featcache.training.heads import build_head, compile_head
 from featcache.training.leakage import audit_training_data, near_duplicate_warning
 from featcache.training.model_folder import ModelMetadata, check_model_dir_writable, save_model_folder
+from featcache.training.model_integrity import model_folder_lock
 from featcache.training.splits import Split
 from featcache.training.training_data import TrainingData, load_training_data
 
@@ -275,7 +276,18 @@ def train(
     Warnings a user must see (a head at chance, a too-small validation or test set) are in result.warnings.
     """
     out_dir = Path(out_dir)
-    check_model_dir_writable(out_dir, overwrite)
+    with model_folder_lock(out_dir):  # one writer per model folder: a second `train --out` is refused at once
+        check_model_dir_writable(out_dir, overwrite)
+        return _train_into(cache_path, out_dir, head_config, train_config, progress)
+
+
+def _train_into(
+    cache_path: Path | Cache,
+    out_dir: Path,
+    head_config: HeadConfig,
+    train_config: TrainConfig,
+    progress: Progress | None,
+) -> TrainResult:
     data = load_training_data(cache_path, train_config)
     index = data.index
     if progress is not None:
@@ -323,7 +335,7 @@ def save_trained_head(
 ) -> None:
     """Write `result` as a model folder (train, and compare --out); sets result.metadata and result.model_dir."""
     index = data.index
-    result.metadata = ModelMetadata.of_training_run(
+    metadata = ModelMetadata.of_training_run(
         index,
         data.split,
         head_config,
@@ -336,5 +348,5 @@ def save_trained_head(
     split_rows = list(
         zip(index.paths, data.split.subsets(index.num_videos), index.fingerprints or [""] * index.num_videos)
     )
-    save_model_folder(out_dir, result.model, result.metadata, result.history, split_rows)
+    result.metadata = save_model_folder(out_dir, result.model, metadata, result.history, split_rows)
     result.model_dir = Path(out_dir)
