@@ -12,6 +12,8 @@ from featcache.errors import InputError
 from featcache.extractors.catalog import KERAS_HUB_PREFIX, default_image_size
 
 SAMPLING_MODES = ("uniform", "fps")
+# How the sampled frames are decoded (featcache.video.decode): they are the same frames whichever runs.
+DECODERS = ("auto", "seek", "sequential")
 
 # Accepted ranges of the embed options (inclusive). The upper bounds only catch typos and absurd values
 # (a machine's memory is checked separately, see `resources.check_embed_memory`): 100,000 frames is

@@ -1,7 +1,15 @@
-"""Decoding the sampled frames of one video with OpenCV, sequentially, in order, as RGB."""
+"""Decoding the sampled frames of one video, as RGB: by exact seeking (PyAV) or with OpenCV, sequentially, in order.
+
+`read_sampled_frames` is the one entry point. Its `decoder`: "sequential" decodes every frame to the end with
+OpenCV; "seek" indexes the stream by demuxing (`stream_index.py`) and decodes from the keyframe before each
+sampled frame (`seek_decode.py`), giving the same frames, pixel for pixel, or falls back to the sequential
+decode with the reason; "auto" seeks when the index is trustworthy and decodes fewer frames that way
+(SEEK_WORTH_IT_SHARE). The container's frame rate always comes from OpenCV, so both paths sample alike.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import tempfile
@@ -11,9 +19,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from featcache.config import SamplingConfig
+from featcache.config import DECODERS, SamplingConfig
 from featcache.errors import VideoDecodeError
 from featcache.video.sampling import sample_frame_indices
+
+# Seeking pays for a second open of the file, a demux pass over all of it and a seek per run, so "auto" seeks
+# only when it decodes at most this share of the frames a sequential decode would (BENCHMARKS.md, "Seeking").
+SEEK_WORTH_IT_SHARE = 0.5
 
 # OpenCV logs a WARN line for every file it cannot open; featcache reports those as VideoDecodeError
 # with the path and reason instead, so only OpenCV's own errors stay on the console.
@@ -30,6 +42,8 @@ class SampledFrames:
     video_fps: the container's frame rate (0.0 when it does not say).
     video_num_frames: frames actually decoded (not CAP_PROP_FRAME_COUNT, which can lie).
     video_width, video_height: the decoded frame size before resizing.
+    decoder: "seek" or "sequential", the path that decoded them.
+    decoder_note: why "sequential" where seeking was allowed (a fallback or auto's choice), else "".
     """
 
     frames: np.ndarray
@@ -39,6 +53,12 @@ class SampledFrames:
     video_num_frames: int
     video_width: int
     video_height: int
+    decoder: str = "sequential"
+    decoder_note: str = ""
+
+    def describe_decoder(self) -> str:
+        """'seek', 'sequential', or 'sequential: <why>': what the cache records per video."""
+        return f"{self.decoder}: {self.decoder_note}" if self.decoder_note else self.decoder
 
 
 @dataclass(frozen=True)
@@ -53,11 +73,13 @@ class _DecodePass:
     num_decoded: int
 
 
-def read_sampled_frames(path: Path, sampling: SamplingConfig, image_size: int) -> SampledFrames:
-    """Decode `path` sequentially (no seeking) and return the sampled frames resized to a square.
+def read_sampled_frames(path: Path, sampling: SamplingConfig, image_size: int, decoder: str = "auto") -> SampledFrames:
+    """Decode the sampled frames of `path` and return them resized to a square.
 
+    decoder: "auto", "seek" or "sequential" (module docstring); the frames are the same whichever runs.
     Raises VideoDecodeError (with the path and the reason) when the file cannot be opened or yields no frame.
     """
+    assert decoder in DECODERS, f"EmbedConfig validates the decoder, got {decoder!r}"
     path = Path(path)
     _check_readable_file(path)
     # CAP_PROP_FRAME_COUNT comes from the container header and can be wrong (truncated or re-muxed
@@ -72,6 +94,12 @@ def read_sampled_frames(path: Path, sampling: SamplingConfig, image_size: int) -
             raise VideoDecodeError(
                 f"{path}: the video does not state its frame rate, which --sampling fps needs; use --sampling uniform"
             )
+        decoder_note = ""
+        if decoder != "sequential":
+            seeked = _try_seeking(path, capture, video_fps, sampling, decoder)
+            if isinstance(seeked, SampledFrames):
+                return _resized(seeked, image_size)
+            decoder_note = seeked
         hinted_indices = (
             sample_frame_indices(frame_count_hint, video_fps, sampling) if frame_count_hint > 0 else _NO_INDICES
         )
@@ -101,18 +129,69 @@ def read_sampled_frames(path: Path, sampling: SamplingConfig, image_size: int) -
             )
         frames_bgr = decode_pass.frames
 
+    sampled = _full_size_frames(frames_bgr, frame_indices, video_fps, num_decoded, "sequential", decoder_note)
+    return _resized(sampled, image_size)
+
+
+def _full_size_frames(
+    frames_bgr: list[np.ndarray],
+    frame_indices: np.ndarray,
+    video_fps: float,
+    num_frames: int,
+    decoder: str,
+    decoder_note: str,
+) -> SampledFrames:
+    """SampledFrames holding the decoded BGR frames as they are (a list until `_resized`)."""
     video_height, video_width = frames_bgr[0].shape[:2]
-    frames = np.stack([_to_model_frame(frame, image_size) for frame in frames_bgr])
     timestamps_ms = frame_indices / video_fps * 1000.0 if video_fps > 0 else np.zeros(len(frame_indices))
     return SampledFrames(
-        frames=frames,
+        frames=frames_bgr,  # type: ignore[arg-type]  # replaced by `_resized`
         frame_indices=frame_indices.astype(np.int32),
         timestamps_ms=timestamps_ms.astype(np.float32),
         video_fps=video_fps,
-        video_num_frames=num_decoded,
+        video_num_frames=num_frames,
         video_width=int(video_width),
         video_height=int(video_height),
+        decoder=decoder,
+        decoder_note=decoder_note,
     )
+
+
+def _resized(sampled: SampledFrames, image_size: int) -> SampledFrames:
+    frames = np.stack([_to_model_frame(frame, image_size) for frame in sampled.frames])
+    return dataclasses.replace(sampled, frames=frames)
+
+
+def _try_seeking(
+    path: Path, capture: cv2.VideoCapture, video_fps: float, sampling: SamplingConfig, decoder: str
+) -> SampledFrames | str:
+    """The sampled frames (full size, BGR) decoded by seeking, or why the sequential decode must take them."""
+    # PyAV is imported here: the sequential path, and processes that never decode, do without it.
+    import av
+
+    from featcache.video.seek_decode import SeekMismatch, decode_planned_frames, plan_seek_decode
+    from featcache.video.stream_index import IndexUntrustworthy, index_stream, the_video_stream
+
+    if capture.get(cv2.CAP_PROP_ORIENTATION_META) not in (0.0, -1.0):
+        return "the stream has rotation metadata (OpenCV turns its frames)"
+    if not _is_utf8(str(path)):
+        return "the file name is not UTF-8 (PyAV opens files by name)"
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError as err:
+        return f"PyAV cannot open it ({err})"
+    try:
+        with container:
+            stream = the_video_stream(container)
+            index = index_stream(container, stream)
+            frame_indices = sample_frame_indices(index.num_frames, video_fps, sampling)
+            plan = plan_seek_decode(index, frame_indices)
+            if decoder == "auto" and plan.frames_to_decode > SEEK_WORTH_IT_SHARE * index.num_frames:
+                return f"auto: seeking would decode {plan.frames_to_decode} of {index.num_frames} frames"
+            frames_bgr = decode_planned_frames(container, stream, index, plan, frame_indices)
+    except (IndexUntrustworthy, SeekMismatch) as err:
+        return f"seeking fell back: {err}"
+    return _full_size_frames(frames_bgr, frame_indices, video_fps, index.num_frames, "seek", "")
 
 
 _NO_INDICES = np.zeros(0, dtype=np.int64)
