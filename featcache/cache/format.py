@@ -8,6 +8,7 @@ Shard (`CACHE.h5.shards/<hex>.h5`, written once, never modified):
   frame_indices (F,) int32; timestamps_ms (F,) float32
   offsets (n+1,) int64              video j is rows offsets[j]:offsets[j+1]
   paths, labels, groups, fingerprints (n,) UTF-8; VIDEO_DATASETS (n,)
+  decoders (n,) UTF-8, optional (absent in shards written before 0.3.0): how each video was decoded
   attributes: settings (JSON of the settings record), shard_format 1
 Index (`CACHE.h5`): the same per-video and per-frame names over the live videos only (per-frame ones
 as HDF5 virtual datasets over the shards), plus `shards` (the live shard table), `shard_ids` and

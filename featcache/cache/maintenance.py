@@ -18,7 +18,7 @@ from featcache.cache.format import shard_folder_for
 from featcache.cache.format1 import VideoRows
 from featcache.cache.index import read_index_state
 from featcache.cache.reader import cache_from_index_state, read_attributes
-from featcache.cache.shards import ShardVideo, write_shard
+from featcache.cache.shards import ShardVideo, read_video_decoders, write_shard
 from featcache.cache.writer import CacheWriter, WritableCache
 from featcache.files import blake2b_file
 
@@ -166,8 +166,12 @@ def compact_cache(cache_path: Path) -> tuple[int, int]:
         num_dead = state.num_dead_rows
         writer = writable.writer_for(state.settings)
         old_videos = dict(state.videos)  # adopting the new shards replaces these records
+        decoders = read_video_decoders(writer.shard_folder, old_videos.values())
         with cache.reader() as reader:
-            videos = (_shard_video(reader, row, old_videos[path]) for row, path in enumerate(cache.index.paths))
+            videos = (
+                _shard_video(reader, row, old_videos[path], decoders[path])
+                for row, path in enumerate(cache.index.paths)
+            )
             for batch in _batched_by_bytes(videos, state.feature_dim, state.settings["dtype"]):
                 writer.adopt_shard(
                     write_shard(writer.shard_folder, batch, state.settings["dtype"], state.settings, state.compression)
@@ -176,7 +180,7 @@ def compact_cache(cache_path: Path) -> tuple[int, int]:
         return num_dead, len(state.shards)
 
 
-def _shard_video(reader: Any, row: int, record: Any) -> ShardVideo:
+def _shard_video(reader: Any, row: int, record: Any, decoder: str) -> ShardVideo:
     frames = reader.read_frame_arrays(row)
     return ShardVideo(
         path=record.path,
@@ -190,4 +194,5 @@ def _shard_video(reader: Any, row: int, record: Any) -> ShardVideo:
         video_width=record.video_width,
         video_height=record.video_height,
         file_mtime_ns=record.file_mtime_ns,
+        decoder=decoder,
     )

@@ -61,7 +61,9 @@ class LocalEngine:
             _commit_shard_batch(writer, batch, config)
             last_shard_time = time.perf_counter()
 
-        decoded = decode_videos(job.videos, config.sampling, self.extractor.image_size, self.num_decode_workers)
+        decoded = decode_videos(
+            job.videos, config.sampling, self.extractor.image_size, self.num_decode_workers, config.decoder
+        )
         try:
             for entry, sampled, features_or_error in embed_decoded_videos(decoded, self.extractor, config.batch_size):
                 batch.add(entry, sampled, features_or_error, job.fingerprints[entry.relative_path])

@@ -81,15 +81,15 @@ def read_sampled_frames(path: Path, sampling: SamplingConfig, image_size: int, d
     """
     assert decoder in DECODERS, f"EmbedConfig validates the decoder, got {decoder!r}"
     path = Path(path)
-    _check_readable_file(path)
+    check_readable_file(path)
     # CAP_PROP_FRAME_COUNT comes from the container header and can be wrong (truncated or re-muxed
     # files) or 0, so it is only a hint: it lets us choose the indices before the first pass, which is
     # then usually the only pass. That pass decodes to the end, so afterwards we know the true count.
     # When the true count gives other indices than the hint did, a second sequential pass takes the
     # right ones. A missing hint (<= 0) makes the first pass a pure counting pass.
-    capture = _open_capture(path)
+    capture = open_capture(path)
     try:
-        video_fps, frame_count_hint = _read_container_properties(capture)
+        video_fps, frame_count_hint = read_container_properties(capture)
         if sampling.mode == "fps" and video_fps <= 0:
             raise VideoDecodeError(
                 f"{path}: the video does not state its frame rate, which --sampling fps needs; use --sampling uniform"
@@ -114,7 +114,7 @@ def read_sampled_frames(path: Path, sampling: SamplingConfig, image_size: int, d
         # Same indices, or (fps sampling of a video shorter than its header says) a subset of them.
         frames_bgr = [decode_pass.frames[position] for position in np.searchsorted(hinted_indices, frame_indices)]
     else:
-        capture = _open_capture(path)
+        capture = open_capture(path)
         try:
             # Stop where the first pass stopped: when a frame there failed to retrieve, the stream goes on, but
             # the usable part of the video ended and the new indices were chosen from that count.
@@ -158,7 +158,7 @@ def _full_size_frames(
 
 
 def _resized(sampled: SampledFrames, image_size: int) -> SampledFrames:
-    frames = np.stack([_to_model_frame(frame, image_size) for frame in sampled.frames])
+    frames = np.stack([to_model_frame(frame, image_size) for frame in sampled.frames])
     return dataclasses.replace(sampled, frames=frames)
 
 
@@ -197,7 +197,7 @@ def _try_seeking(
 _NO_INDICES = np.zeros(0, dtype=np.int64)
 
 
-def _check_readable_file(path: Path) -> None:
+def check_readable_file(path: Path) -> None:
     """Name the reason OpenCV would only report as "cannot open": missing, not a file, unreadable, empty."""
     try:
         mode = path.stat().st_mode  # follows links: a link is judged by what it points to
@@ -229,7 +229,7 @@ def _describe_file_kind(mode: int) -> str:
     return next((name for is_kind, name in kinds if is_kind(mode)), "a special file")
 
 
-def _open_capture(path: Path) -> cv2.VideoCapture:
+def open_capture(path: Path) -> cv2.VideoCapture:
     if not _is_utf8(str(path)):
         return _open_capture_through_link(path)
     capture = cv2.VideoCapture(str(path))
@@ -268,7 +268,7 @@ def _open_capture_through_link(path: Path) -> cv2.VideoCapture:
     return capture
 
 
-def _read_container_properties(capture: cv2.VideoCapture) -> tuple[float, int]:
+def read_container_properties(capture: cv2.VideoCapture) -> tuple[float, int]:
     """(video_fps, frame_count_hint) from the container header; 0 where it does not say."""
     video_fps = capture.get(cv2.CAP_PROP_FPS)
     frame_count_hint = capture.get(cv2.CAP_PROP_FRAME_COUNT)
@@ -302,7 +302,7 @@ def _decode_sequentially(
     return _DecodePass(frames=frames, num_decoded=frame_index)
 
 
-def _to_model_frame(frame_bgr: np.ndarray, image_size: int) -> np.ndarray:
+def to_model_frame(frame_bgr: np.ndarray, image_size: int) -> np.ndarray:
     """uint8 BGR (height, width, 3) -> uint8 RGB (image_size, image_size, 3), the whole frame squeezed.
 
     INTER_AREA averages the pixels a shrunk output pixel covers (no aliasing); it blurs when enlarging,

@@ -21,17 +21,22 @@ import queue
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from types import TracebackType
 
-from featcache.config import SamplingConfig
+from featcache.config import SamplingConfig, WindowConfig
 from featcache.errors import DecodeWorkerStartError, VideoDecodeError
 from featcache.video.decode import SampledFrames, read_sampled_frames
+from featcache.video.window_frames import WindowFrameChunk, read_window_frames
 
 # Failpoint for tests and drills: a worker asked to decode a file with this name kills itself with
 # SIGSEGV, as a decoder crashing on a hostile file would.
 CRASH_DECODER_ENV = "FEATCACHE_CRASH_DECODER"
+
+# A request for the frames of `predict --window` (a tuple starting with it); any other request is a path (bytes).
+WINDOWS_REQUEST = "window-frames"
 
 # Seconds a closing worker gets to exit after its request pipe closes, before it is killed.
 _EXIT_GRACE_SECONDS = 5.0
@@ -64,7 +69,7 @@ def describe_exit_status(returncode: int) -> str:
 class DecodeWorker:
     """One worker process decoding one video at a time."""
 
-    def __init__(self, sampling: SamplingConfig, image_size: int, crash_file_name: str | None) -> None:
+    def __init__(self, sampling: SamplingConfig, image_size: int, decoder: str, crash_file_name: str | None) -> None:
         request_read, request_write = os.pipe()
         result_read, result_write = os.pipe()
         package_parent = str(Path(__file__).resolve().parents[2])  # the folder holding featcache/
@@ -79,7 +84,7 @@ class DecodeWorker:
             os.close(result_write)
         self._requests = Connection(request_write, readable=False)
         self._results = Connection(result_read, writable=False)
-        self._requests.send((sampling, image_size, crash_file_name))
+        self._requests.send((sampling, image_size, decoder, crash_file_name))
         self._ready = False
 
     def wait_until_ready(self) -> None:
@@ -104,6 +109,22 @@ class DecodeWorker:
         except (EOFError, OSError) as err:
             raise _DecoderCrashed(f"decoder crashed: {describe_exit_status(self.process.wait())}") from err
 
+    def read_window_frames(
+        self, path: Path, window: WindowConfig, chunk_frames: int
+    ) -> Iterator[WindowFrameChunk | VideoDecodeError]:
+        """The chunks of `window_frames.read_window_frames` as the worker sends them, ending with a `done` chunk
+        or the reason; raises _DecoderCrashed. Consume it to the end before the next request."""
+        self.wait_until_ready()
+        try:
+            self._requests.send((WINDOWS_REQUEST, os.fsencode(path), window, chunk_frames))
+            while True:
+                result = self._results.recv()
+                yield result
+                if isinstance(result, VideoDecodeError) or result.done:
+                    return
+        except (EOFError, OSError) as err:
+            raise _DecoderCrashed(f"decoder crashed: {describe_exit_status(self.process.wait())}") from err
+
     def close(self) -> None:
         """Let the worker exit (it reads end-of-file), killing it if it does not in time."""
         self._requests.close()
@@ -121,8 +142,8 @@ class DecodeWorkerPool:
     Use as a context manager: leaving it ends every worker.
     """
 
-    def __init__(self, num_workers: int, sampling: SamplingConfig, image_size: int) -> None:
-        self._sampling, self._image_size = sampling, image_size
+    def __init__(self, num_workers: int, sampling: SamplingConfig, image_size: int, decoder: str = "auto") -> None:
+        self._sampling, self._image_size, self._decoder = sampling, image_size, decoder
         self._crash_file_name = os.environ.get(CRASH_DECODER_ENV) or None
         self._idle: queue.Queue[DecodeWorker] = queue.Queue()
         self._workers: list[DecodeWorker] = []
@@ -136,7 +157,7 @@ class DecodeWorkerPool:
             raise
 
     def _start_worker(self) -> DecodeWorker:
-        return DecodeWorker(self._sampling, self._image_size, self._crash_file_name)
+        return DecodeWorker(self._sampling, self._image_size, self._decoder, self._crash_file_name)
 
     def decode(self, path: Path) -> SampledFrames | VideoDecodeError:
         """Decode `path` in a free worker; a worker that dies makes this video a failure and is replaced."""
@@ -144,14 +165,38 @@ class DecodeWorkerPool:
         try:
             return worker.decode(path)
         except _DecoderCrashed as crash:
-            self._workers.remove(worker)
-            worker.close()
-            worker = self._start_worker()
-            self._workers.append(worker)
-            # Not waited for here: its first decode does, and raises DecodeWorkerStartError if it cannot start.
+            worker = self._replace(worker)
             return VideoDecodeError(f"{path}: {crash}")
         finally:
             self._idle.put(worker)
+
+    def read_window_frames(
+        self, path: Path, window: WindowConfig, chunk_frames: int
+    ) -> Iterator[WindowFrameChunk | VideoDecodeError]:
+        """The frames `predict --window` needs from `path`, decoded in a free worker, chunk by chunk, ending with a
+        `done` chunk or a VideoDecodeError (a worker that dies mid-video makes it one, and is replaced)."""
+        worker = self._idle.get()
+        finished = False
+        try:
+            for result in worker.read_window_frames(path, window, chunk_frames):
+                finished = isinstance(result, VideoDecodeError) or result.done
+                yield result
+        except _DecoderCrashed as crash:
+            finished = True
+            worker = self._replace(worker)
+            yield VideoDecodeError(f"{path}: {crash}")
+        finally:
+            if not finished:
+                worker = self._replace(worker)  # left mid-video (the caller stopped): its pipe holds unread chunks
+            self._idle.put(worker)
+
+    def _replace(self, worker: DecodeWorker) -> DecodeWorker:
+        self._workers.remove(worker)
+        worker.close()
+        worker = self._start_worker()
+        self._workers.append(worker)
+        # Not waited for here: its first request does, and raises DecodeWorkerStartError if it cannot start.
+        return worker
 
     def close(self) -> None:
         for worker in self._workers:
@@ -173,24 +218,43 @@ def serve_decode_requests(request_fd: int, result_fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     requests = Connection(request_fd, writable=False)
     results = Connection(result_fd, readable=False)
-    sampling, image_size, crash_file_name = requests.recv()
+    sampling, image_size, decoder, crash_file_name = requests.recv()
     results.send("ready")
     while True:
         try:
-            path = Path(os.fsdecode(requests.recv()))
+            request = requests.recv()
         except EOFError:
             return
+        windows = isinstance(request, tuple) and request[0] == WINDOWS_REQUEST
+        path = Path(os.fsdecode(request[1] if windows else request))
         if crash_file_name is not None and path.name == crash_file_name:
             os.kill(os.getpid(), signal.SIGSEGV)
         try:
-            results.send(_decode_one(path, sampling, image_size))
+            if windows:
+                for result in _window_frames_of_one(path, request[2], sampling, image_size, request[3]):
+                    results.send(result)
+            else:
+                results.send(_decode_one(path, sampling, image_size, decoder))
         except BrokenPipeError:
             return  # the main process is gone (killed): nobody waits for this video
 
 
-def _decode_one(path: Path, sampling: SamplingConfig, image_size: int) -> SampledFrames | VideoDecodeError:
+def _window_frames_of_one(
+    path: Path, window: WindowConfig, sampling: SamplingConfig, image_size: int, chunk_frames: int
+) -> Iterator[WindowFrameChunk | VideoDecodeError]:
     try:
-        return read_sampled_frames(path, sampling, image_size)
+        yield from read_window_frames(path, window, sampling, image_size, chunk_frames)
+    except VideoDecodeError as err:
+        yield err
+    except Exception as err:
+        yield VideoDecodeError(f"{path}: decoder error {type(err).__name__}: {err}")
+
+
+def _decode_one(
+    path: Path, sampling: SamplingConfig, image_size: int, decoder: str
+) -> SampledFrames | VideoDecodeError:
+    try:
+        return read_sampled_frames(path, sampling, image_size, decoder)
     except VideoDecodeError as err:
         return err
     except Exception as err:
