@@ -19,8 +19,13 @@ import av
 import av.container
 import av.video.stream
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from featcache.video.stream_index import StreamIndex
+
+# FFmpeg's decoder threading for the seek path: "AUTO" (frame and slice threads, what OpenCV's capture uses) or
+# "SLICE" (PyAV's default). Frame threads delay the first frame after every seek by a frame per thread.
+DECODER_THREADS = "AUTO"
 
 
 class SeekMismatch(Exception):
@@ -79,8 +84,15 @@ def decode_planned_frames(
 
     Raises SeekMismatch when a decoded frame is not the one the index says, or PyAV fails.
     """
+    # Frame and slice threads, as OpenCV's capture decodes (PyAV's default is slice threads only); settable
+    # only before the first decode opens the codec (indexing only demuxed).
+    stream.thread_type = DECODER_THREADS
     wanted_set = set(np.asarray(wanted).tolist())
     frames: dict[int, np.ndarray] = {}
+    # One reformatter keeps one swscale context for the video. Bicubic is OpenCV's flag (at an unchanged size
+    # it does not change a pixel); one thread because swscale's default starts threads for every frame,
+    # which cost 10x the conversion itself on 320x240 (and the worker processes already fill the cores).
+    reformatter = VideoReformatter()
     try:
         for run_number, run in enumerate(plan.runs):
             is_last_run = run_number == len(plan.runs) - 1
@@ -88,7 +100,8 @@ def decode_planned_frames(
             try:
                 for position, frame in run_frames:
                     if position in wanted_set:
-                        frames[position] = frame.to_ndarray(format="bgr24")
+                        converted = reformatter.reformat(frame, format="bgr24", interpolation="BICUBIC", threads=1)
+                        frames[position] = converted.to_ndarray()
                     if position == run.end and not is_last_run:
                         break
             finally:
