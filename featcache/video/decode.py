@@ -9,7 +9,6 @@ decode with the reason; "auto" seeks when the index is trustworthy and decodes f
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import stat
 import tempfile
@@ -97,8 +96,10 @@ def read_sampled_frames(path: Path, sampling: SamplingConfig, image_size: int, d
         decoder_note = ""
         if decoder != "sequential":
             seeked = _try_seeking(path, capture, video_fps, sampling, decoder)
-            if isinstance(seeked, SampledFrames):
-                return _resized(seeked, image_size)
+            if isinstance(seeked, _SeekedFrames):
+                return _sampled_frames(
+                    seeked.frames_bgr, seeked.frame_indices, video_fps, seeked.num_frames, image_size, "seek", ""
+                )
             decoder_note = seeked
         hinted_indices = (
             sample_frame_indices(frame_count_hint, video_fps, sampling) if frame_count_hint > 0 else _NO_INDICES
@@ -129,23 +130,23 @@ def read_sampled_frames(path: Path, sampling: SamplingConfig, image_size: int, d
             )
         frames_bgr = decode_pass.frames
 
-    sampled = _full_size_frames(frames_bgr, frame_indices, video_fps, num_decoded, "sequential", decoder_note)
-    return _resized(sampled, image_size)
+    return _sampled_frames(frames_bgr, frame_indices, video_fps, num_decoded, image_size, "sequential", decoder_note)
 
 
-def _full_size_frames(
+def _sampled_frames(
     frames_bgr: list[np.ndarray],
     frame_indices: np.ndarray,
     video_fps: float,
     num_frames: int,
+    image_size: int,
     decoder: str,
     decoder_note: str,
 ) -> SampledFrames:
-    """SampledFrames holding the decoded BGR frames as they are (a list until `_resized`)."""
+    """The decoded full-size BGR frames, resized and converted for the model, with what is known of them."""
     video_height, video_width = frames_bgr[0].shape[:2]
     timestamps_ms = frame_indices / video_fps * 1000.0 if video_fps > 0 else np.zeros(len(frame_indices))
     return SampledFrames(
-        frames=frames_bgr,  # type: ignore[arg-type]  # replaced by `_resized`
+        frames=np.stack([to_model_frame(frame, image_size) for frame in frames_bgr]),
         frame_indices=frame_indices.astype(np.int32),
         timestamps_ms=timestamps_ms.astype(np.float32),
         video_fps=video_fps,
@@ -157,15 +158,19 @@ def _full_size_frames(
     )
 
 
-def _resized(sampled: SampledFrames, image_size: int) -> SampledFrames:
-    frames = np.stack([to_model_frame(frame, image_size) for frame in sampled.frames])
-    return dataclasses.replace(sampled, frames=frames)
+@dataclass(frozen=True)
+class _SeekedFrames:
+    """What the seek path decoded: full-size BGR frames at `frame_indices` of a `num_frames`-frame video."""
+
+    frames_bgr: list[np.ndarray]
+    frame_indices: np.ndarray
+    num_frames: int
 
 
 def _try_seeking(
     path: Path, capture: cv2.VideoCapture, video_fps: float, sampling: SamplingConfig, decoder: str
-) -> SampledFrames | str:
-    """The sampled frames (full size, BGR) decoded by seeking, or why the sequential decode must take them."""
+) -> _SeekedFrames | str:
+    """The sampled frames decoded by seeking, or why the sequential decode must take them."""
     # PyAV is imported here: the sequential path, and processes that never decode, do without it.
     import av
 
@@ -191,7 +196,7 @@ def _try_seeking(
             frames_bgr = decode_planned_frames(container, stream, index, plan, frame_indices)
     except (IndexUntrustworthy, SeekMismatch) as err:
         return f"seeking fell back: {err}"
-    return _full_size_frames(frames_bgr, frame_indices, video_fps, index.num_frames, "seek", "")
+    return _SeekedFrames(frames_bgr, frame_indices, index.num_frames)
 
 
 _NO_INDICES = np.zeros(0, dtype=np.int64)
