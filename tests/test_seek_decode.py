@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+import av
 import numpy as np
 import pytest
 
 from featcache.config import SamplingConfig
-from featcache.video.decode import read_sampled_frames
-from featcache.video.seek_decode import DecodeRun, plan_seek_decode
-from featcache.video.stream_index import IndexUntrustworthy, StreamIndex, _check_packet
+from featcache.video.decode import read_sampled_frames, to_model_frame
+from featcache.video.seek_decode import DecodeRun, SeekMismatch, decode_planned_frames, plan_seek_decode
+from featcache.video.stream_index import IndexUntrustworthy, StreamIndex, _check_packet, index_stream, the_video_stream
 from tests.decode_corpus import write_decode_corpus
 
 # Where seeking must hold (a test that only ever fell back would prove nothing), and where it must not.
@@ -126,3 +127,34 @@ def _packet(pts: int | None, dts: int | None = None, keyframe: bool = False, siz
 def test_an_untrustworthy_packet_makes_the_video_decode_sequentially(packet, last_dts, keyframe_pts, reason) -> None:
     with pytest.raises(IndexUntrustworthy, match=reason):
         _check_packet(packet, last_dts, keyframe_pts)
+
+
+def _real_index(path: Path) -> tuple[object, object, StreamIndex]:
+    container = av.open(str(path))
+    stream = the_video_stream(container)
+    return container, stream, index_stream(container, stream)
+
+
+def test_an_index_counting_more_frames_than_decode_raises_instead_of_returning_a_frame(
+    decode_corpus: dict[str, Path],
+) -> None:
+    container, stream, index = _real_index(decode_corpus["h264.mkv"])
+    with container:
+        longer = StreamIndex(np.append(index.pts, index.pts[-1] + 1), index.keyframe_positions, index.time_base)
+        wanted = np.array([0, longer.num_frames - 1])
+        with pytest.raises(SeekMismatch, match=f"the stream ended after frame {index.num_frames}, the index counts"):
+            decode_planned_frames(container, stream, longer, plan_seek_decode(longer, wanted), wanted)
+
+
+def test_a_keyframe_the_stream_does_not_have_still_gives_the_sequential_frame(decode_corpus: dict[str, Path]) -> None:
+    """An index claiming a keyframe at frame 50 (the real ones: 0, 96, 192): the seek lands on the real keyframe
+    before it (frame 0), which the landing check accepts, and decoding on from there gives the sequential frame."""
+    container, stream, index = _real_index(decode_corpus["h264_long_gop_bframes.mp4"])
+    with container:
+        assert index.keyframe_positions.tolist() == [0, 96, 192]
+        claimed = StreamIndex(index.pts, np.array([0, 50, 96, 192]), index.time_base)
+        wanted = np.array([60])
+        frames = decode_planned_frames(container, stream, claimed, plan_seek_decode(claimed, wanted), wanted)
+    # Decoding landed on the real keyframe before 50 and went forward: frame 60 is still the sequential one.
+    sequential = read_sampled_frames(decode_corpus["h264_long_gop_bframes.mp4"], SamplingConfig(num_frames=240), 64)
+    np.testing.assert_array_equal(to_model_frame(frames[0], 64), sequential.frames[60])
