@@ -55,10 +55,6 @@ class SeekPlan:
     def frames_to_decode(self) -> int:
         return sum(run.num_frames for run in self.runs)
 
-    @property
-    def num_seeks(self) -> int:
-        return len(self.runs)
-
 
 def plan_seek_decode(index: StreamIndex, frame_indices: np.ndarray) -> SeekPlan:
     """The runs for the sampled `frame_indices` plus the last frame (the run that proves the frame count)."""
@@ -137,10 +133,7 @@ def _frames_of_run(
             yield position, frame
             expected = position + 1
     if expected is None or expected != index.num_frames:
-        raise SeekMismatch(
-            f"the stream ended after frame {expected if expected is not None else 'none'}, "
-            f"the index counts {index.num_frames}"
-        )
+        raise SeekMismatch(f"the stream ended after {expected or 0} frames, the index counts {index.num_frames}")
 
 
 def _check_landing(index: StreamIndex, run: DecodeRun, position: int | None, pts: int | None) -> None:
