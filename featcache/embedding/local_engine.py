@@ -71,9 +71,10 @@ class LocalEngine:
                     job.on_video_done(entry.relative_path, 0, batch.failures[entry.relative_path])
                 else:
                     job.on_video_done(entry.relative_path, len(sampled.frame_indices), None)
-                if (
-                    len(batch.videos) >= MAX_VIDEOS_PER_SHARD
-                    or time.perf_counter() - last_shard_time > SECONDS_BETWEEN_SHARDS
+                # The time trigger waits for the information check: on a slow (or loaded) machine the first
+                # videos can take longer than SECONDS_BETWEEN_SHARDS, and useless features must not become a cache.
+                if len(batch.videos) >= MAX_VIDEOS_PER_SHARD or (
+                    batch.information_check.checked and time.perf_counter() - last_shard_time > SECONDS_BETWEEN_SHARDS
                 ):
                     save_shard()
             batch.finish_checks()

@@ -7,8 +7,10 @@ next video.
 
 Workers are fresh interpreters (`subprocess` + `python -c`), not forks: forking after TensorFlow started
 its threads is unsafe, and multiprocessing's spawn would re-run the user's main module in each worker. A worker
-imports only `featcache.video.decode` and its dependencies (numpy, OpenCV), never Keras (`import featcache`
+imports only `featcache.video` and its dependencies (numpy, OpenCV, PyAV when it seeks), never Keras (`import featcache`
 loads its public names on first use).
+A worker serves two kinds of request: the sampled frames of one video (`embed`, `predict`), and the frames every
+window of one video needs (`predict --window`, sent back in chunks so memory does not grow with the video).
 Requests and results travel over two pipes per worker as pickles (`multiprocessing.connection`): one
 video's frames at 224x224x10 are 1.5 MB, a few milliseconds next to the tens of milliseconds of decoding
 (see BENCHMARKS.md, "Decode isolation").
