@@ -12,6 +12,8 @@ from featcache.errors import InputError
 from featcache.extractors.catalog import KERAS_HUB_PREFIX, default_image_size
 
 SAMPLING_MODES = ("uniform", "fps")
+# How the sampled frames are decoded (featcache.video.decode): they are the same frames whichever runs.
+DECODERS = ("auto", "seek", "sequential")
 
 # Accepted ranges of the embed options (inclusive). The upper bounds only catch typos and absurd values
 # (a machine's memory is checked separately, see `resources.check_embed_memory`): 100,000 frames is
@@ -125,6 +127,9 @@ class EmbedConfig:
     compression: str = "none"
     batch_size: int = 64
     num_decode_workers: int = 0  # 0: one per CPU core
+    # How frames are decoded (DECODERS, featcache.video.decode): not a setting features depend on, since every
+    # decoder gives the same frames (tests/test_seek_decode.py), so it is not in the settings record.
+    decoder: str = "auto"
     allow_outside_root: bool = False  # CSV rows may name files outside the CSV's folder (see videos.find_videos)
     # Where stage one runs (featcache.embedding.ray_engine): "local", or "ray" with the cluster options below.
     engine: str = "local"
@@ -151,6 +156,8 @@ class EmbedConfig:
             )
         if not 0 < self.decode_cpus <= MAX_DECODE_CPUS:
             raise InputError(f"--decode-cpus / decode_cpus must be in (0, {MAX_DECODE_CPUS}], got {self.decode_cpus}")
+        if self.decoder not in DECODERS:
+            raise InputError(f"unknown --decoder / decoder {self.decoder!r}; choose one of {', '.join(DECODERS)}")
         if self.dtype not in FEATURE_DTYPES:
             raise InputError(f"unknown --dtype / dtype {self.dtype!r}; choose one of {', '.join(FEATURE_DTYPES)}")
         if self.compression not in COMPRESSIONS:

@@ -158,7 +158,7 @@ def test_whole_frame_resized_to_a_square(wide_video, image_size):
 @pytest.mark.parametrize("claimed_frame_count", [0, -1, 5, 100])
 def test_a_wrong_header_frame_count_is_not_trusted(numbered_video, capture_with_header, claimed_frame_count):
     capture_with_header.frame_count = claimed_frame_count
-    sampled = read_sampled_frames(numbered_video, SamplingConfig(num_frames=4), image_size=32)
+    sampled = read_sampled_frames(numbered_video, SamplingConfig(num_frames=4), image_size=32, decoder="sequential")
     np.testing.assert_array_equal(sampled.frame_indices, [0, 4, 7, 11])
     assert frame_numbers(sampled.frames) == [0, 4, 7, 11]
     assert sampled.video_num_frames == 12
@@ -284,7 +284,7 @@ def test_a_frame_that_fails_to_retrieve_ends_the_video_on_both_passes(numbered_v
     # The header's 12 frames give indices [0, 4, 7, 11]; frame 7 fails, so 7 frames are usable, which give other
     # indices: the second pass must stop after those 7 frames too, not decode on to the end.
     capture_failing_to_retrieve.failing_index = 7
-    sampled = read_sampled_frames(numbered_video, SamplingConfig(num_frames=4), image_size=32)
+    sampled = read_sampled_frames(numbered_video, SamplingConfig(num_frames=4), image_size=32, decoder="sequential")
     assert sampled.video_num_frames == 7
     np.testing.assert_array_equal(sampled.frame_indices, [0, 2, 4, 6])
     assert frame_numbers(sampled.frames) == [0, 2, 4, 6]
@@ -306,7 +306,7 @@ def test_a_video_that_changes_between_passes_is_an_error(numbered_video, capture
     with pytest.raises(
         FeatcacheError, match="numbered.avi: decoding stopped at frame 5 on the second pass, at frame 7 on the first"
     ):
-        read_sampled_frames(numbered_video, SamplingConfig(num_frames=4), image_size=32)
+        read_sampled_frames(numbered_video, SamplingConfig(num_frames=4), image_size=32, decoder="sequential")
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from featcache.config import SamplingConfig, WindowConfig
 from featcache.errors import InputError, VideoDecodeError
 from featcache.extractors.registry import Extractor
 from featcache.inference.windows import predict_windows, window_layout, write_window_reports
+from featcache.video.decode_workers import CRASH_DECODER_ENV, DecodeWorkerPool
 from featcache.video.sampling import uniform_frame_indices
 
 # test_predict's fixtures, under the same names here: pytest finds a fixture by the module attribute that holds it.
@@ -41,10 +42,15 @@ def red_then_blue_video(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def counting_captures(monkeypatch) -> list[Path]:
-    """Record every video the windows module opens."""
+    """Record every video the windows module has a decode worker decode (each request is one sequential pass)."""
     opened: list[Path] = []
-    original = windows_module._open_capture
-    monkeypatch.setattr(windows_module, "_open_capture", lambda path: opened.append(path) or original(path))
+    original = DecodeWorkerPool.read_window_frames
+
+    def counting(pool: DecodeWorkerPool, path: Path, *arguments):
+        opened.append(path)
+        return original(pool, path, *arguments)
+
+    monkeypatch.setattr(DecodeWorkerPool, "read_window_frames", counting)
     return opened
 
 
@@ -268,3 +274,16 @@ def test_a_trained_model_follows_the_class_change(tmp_path: Path, red_then_blue_
     top_classes = [classes[label] for label in video.probabilities.argmax(axis=1)]
     # Windows wholly before 3 s are red, wholly after are blue; the one across (2.5-3.5 s) may go either way.
     assert top_classes[:5] == ["Red"] * 5 and top_classes[6:] == ["Blue"] * 5
+
+
+def test_a_crashing_decoder_costs_one_video_of_predict_windows(
+    colour_model: Path, red_then_blue_video: Path, fake_extractor, tmp_path: Path, monkeypatch
+):
+    """The decoding runs in a worker process: a decoder that dies (SIGSEGV) fails its video, the next is predicted."""
+    crashing = tmp_path / "hostile.avi"
+    crashing.write_bytes(red_then_blue_video.read_bytes())
+    monkeypatch.setenv(CRASH_DECODER_ENV, crashing.name)
+    report = predict_windows(colour_model, [crashing, red_then_blue_video, crashing], WindowConfig(1.0))
+    first, good, again = report.videos
+    assert first.error == f"{crashing}: decoder crashed: signal 11 (SIGSEGV)" and again.error == first.error
+    assert good.error is None and len(good.start_seconds) == 6

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections
+import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,9 @@ import numpy as np
 
 from featcache.cache.format import shard_folder_for
 from featcache.cache.reader import open_cache, read_attributes
-from featcache.cache.shards import unlisted_shard_names
+from featcache.cache.shards import read_video_decoders, unlisted_shard_names
+
+MAX_DECODER_REASONS = 8  # reasons for sequential decoding that `info` lists, the most frequent first
 
 
 def describe_cache(path: Path) -> dict[str, Any]:
@@ -42,9 +46,38 @@ def describe_cache(path: Path) -> dict[str, Any]:
         "num_shards": len(cache.state.shards) if cache.state else 0,
         "num_dead_rows": cache.state.num_dead_rows if cache.state else 0,
         "duplicates": find_duplicate_videos(index.paths, index.fingerprints),
+        "decoders": count_decoders(
+            read_video_decoders(shard_folder_for(path), cache.state.videos.values()).values() if cache.state else []
+        ),
         "unfinished_run": _has_unlisted_shards(path, cache),
         **{name: attributes.get(name) for name in ("featcache_version", "format_version", "created", "compression")},
     }
+
+
+def count_decoders(decoders: Iterable[str]) -> dict[str, int]:
+    """How many videos each decoder took, by what the cache records per video ("seek", "sequential",
+    "sequential: <why>"), most frequent first; "unrecorded" for videos embedded before featcache recorded it."""
+    counts = collections.Counter(decoder or "unrecorded" for decoder in decoders)
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def format_decoder_counts(counts: dict[str, int]) -> list[str]:
+    """'decoded: 5 seek, 2 sequential' and one indented line per reason a video was decoded sequentially."""
+    if not counts:
+        return []
+    kinds: collections.Counter[str] = collections.Counter()
+    for decoder, count in counts.items():
+        kinds[decoder.partition(": ")[0]] += count
+    # Reasons name frame counts and pts: grouped with the numbers left out, so a dataset gives a few lines.
+    reasons: collections.Counter[str] = collections.Counter()
+    for decoder, count in counts.items():
+        if ": " in decoder:
+            reasons[re.sub(r"\d+", "N", decoder)] += count
+    lines = ["decoded: " + ", ".join(f"{count} {kind}" for kind, count in kinds.most_common())]
+    lines += [f"  {count} {reason}" for reason, count in reasons.most_common(MAX_DECODER_REASONS)]
+    if len(reasons) > MAX_DECODER_REASONS:
+        lines.append(f"  ... {len(reasons) - MAX_DECODER_REASONS} more reasons (`featcache info --json` lists them)")
+    return lines
 
 
 def find_duplicate_videos(paths: list[str], fingerprints: list[str]) -> list[list[str]]:
@@ -85,6 +118,7 @@ def format_cache_description(description: dict[str, Any]) -> str:
         "videos per class:",
         *(f"  {name}: {count}" for name, count in description["videos_per_class"].items()),
     ]
+    lines += format_decoder_counts(description.get("decoders", {}))
     if description["failures"]:
         lines.append(f"failures ({len(description['failures'])}):")
         lines.extend(f"  {failure['path']}: {failure['reason']}" for failure in description["failures"])

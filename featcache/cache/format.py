@@ -8,6 +8,7 @@ Shard (`CACHE.h5.shards/<hex>.h5`, written once, never modified):
   frame_indices (F,) int32; timestamps_ms (F,) float32
   offsets (n+1,) int64              video j is rows offsets[j]:offsets[j+1]
   paths, labels, groups, fingerprints (n,) UTF-8; VIDEO_DATASETS (n,)
+  decoders (n,) UTF-8, optional (absent in shards written before 0.3.0): how each video was decoded
   attributes: settings (JSON of the settings record), shard_id (its file name's stem), shard_format 2
   shard_format 2: every numeric dataset chunked with HDF5's fletcher32 checksum, so a damaged byte is a read
   error, never a number; shard_format 1 (older shards): contiguous, verified whole against the index's BLAKE2b
@@ -55,7 +56,8 @@ VIDEO_DATASETS = {
 # The per-video numeric datasets of a shard beyond VIDEO_DATASETS' (name -> dtype): add one here and both the
 # writer and the readers of shard facts pick it up; readers must tolerate its absence in older shards.
 SHARD_VIDEO_DATASETS = {**VIDEO_DATASETS, "file_mtime_ns": np.int64}
-SHARD_STRING_DATASETS = ("paths", "labels", "groups", "fingerprints")  # (n,) UTF-8 each
+# (n,) UTF-8 each; "decoders" is absent in shards written before featcache recorded it (read_shard_decoders).
+SHARD_STRING_DATASETS = ("paths", "labels", "groups", "fingerprints", "decoders")
 SHARD_FORMAT = 2
 # Shards from this format on carry fletcher32 checksums on every chunk; older ones are verified whole.
 FIRST_CHECKSUMMED_SHARD_FORMAT = 2

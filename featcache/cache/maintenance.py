@@ -20,7 +20,7 @@ from featcache.cache.format1 import VideoRows
 from featcache.cache.index import IndexState, read_index_state
 from featcache.cache.integrity import identity_problem, needs_whole_verification
 from featcache.cache.reader import cache_from_index_state, read_attributes
-from featcache.cache.shards import ShardInfo, ShardVideo, unlisted_shard_names, write_shard
+from featcache.cache.shards import ShardInfo, ShardVideo, read_video_decoders, unlisted_shard_names, write_shard
 from featcache.cache.writer import CacheWriter, WritableCache
 from featcache.errors import CacheFormatError, ShardDamagedError
 from featcache.files import blake2b_file
@@ -253,8 +253,12 @@ def compact_cache(cache_path: Path, drop_damaged: bool = False) -> CompactSummar
         num_dead = state.num_dead_rows
         cache = cache_from_index_state(writable.path, state)
         old_videos = dict(state.videos)  # adopting the new shards replaces these records
+        decoders = read_video_decoders(writer.shard_folder, old_videos.values())
         with cache.reader() as reader:
-            videos = (_shard_video(reader, row, old_videos[path]) for row, path in enumerate(cache.index.paths))
+            videos = (
+                _shard_video(reader, row, old_videos[path], decoders[path])
+                for row, path in enumerate(cache.index.paths)
+            )
             for batch in _batched_by_bytes(videos, state.feature_dim, state.settings["dtype"]):
                 writer.adopt_shard(
                     write_shard(writer.shard_folder, batch, state.settings["dtype"], state.settings, state.compression)
@@ -269,7 +273,7 @@ def _first_few(paths: list[str], count: int = 5) -> str:
     return ", ".join(paths[:count]) + (f" and {len(paths) - count} more" if len(paths) > count else "")
 
 
-def _shard_video(reader: Any, row: int, record: Any) -> ShardVideo:
+def _shard_video(reader: Any, row: int, record: Any, decoder: str) -> ShardVideo:
     frames = reader.read_frame_arrays(row)
     return ShardVideo(
         path=record.path,
@@ -283,4 +287,5 @@ def _shard_video(reader: Any, row: int, record: Any) -> ShardVideo:
         video_width=record.video_width,
         video_height=record.video_height,
         file_mtime_ns=record.file_mtime_ns,
+        decoder=decoder,
     )

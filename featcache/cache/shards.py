@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,9 @@ class ShardVideo:
     video_width: int
     video_height: int
     file_mtime_ns: int = 0  # when the fingerprint was taken (lets the next run skip rehashing the file)
+    # How its frames were decoded: "seek", "sequential" or "sequential: <why>" (SampledFrames.describe_decoder);
+    # "" where unknown (rows compacted from shards written before featcache recorded it).
+    decoder: str = ""
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,30 @@ def unlisted_shard_names(shard_folder: Path, listed: Collection[str]) -> list[st
     if not shard_folder.is_dir():
         return []
     return sorted(path.name for path in shard_folder.glob("*" + SHARD_SUFFIX) if path.name not in listed)
+
+
+def read_shard_decoders(shard_path: Path) -> list[str]:
+    """Each video's decoder ("seek", "sequential", "sequential: <why>"), "" for every video of a shard written
+    before featcache recorded it (the `decoders` dataset is optional: older shards read as they are)."""
+    try:
+        with h5py.File(shard_path, "r") as handle:
+            if "decoders" not in handle:
+                return [""] * (len(handle["offsets"]) - 1)
+            return decode_strings(handle["decoders"][()])
+    except (OSError, KeyError) as err:
+        raise CacheFormatError(f"{shard_path}: not a readable featcache shard ({err})") from err
+
+
+def read_video_decoders(shard_folder: Path, records: Iterable[Any]) -> dict[str, str]:
+    """path -> decoder of each record (an index.VideoRecord: path, shard, shard_row), one open per shard."""
+    by_shard: dict[str, list[Any]] = {}
+    for record in records:
+        by_shard.setdefault(record.shard, []).append(record)
+    decoders = {}
+    for shard, shard_records in by_shard.items():
+        shard_decoders = read_shard_decoders(Path(shard_folder) / shard)
+        decoders.update((record.path, shard_decoders[record.shard_row]) for record in shard_records)
+    return decoders
 
 
 @dataclass(frozen=True)

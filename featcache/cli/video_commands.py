@@ -19,7 +19,7 @@ from featcache.cli.common import (
     with_output_options,
 )
 from featcache.cli.output import VERBOSITY
-from featcache.config import COMPRESSIONS, ENGINES, FEATURE_DTYPES, SAMPLING_MODES
+from featcache.config import COMPRESSIONS, DECODERS, ENGINES, FEATURE_DTYPES, SAMPLING_MODES
 from featcache.extractors.catalog import KERAS_APPLICATION_PREFIX, available_extractors
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ SamplingChoice = enum.Enum("SamplingChoice", {name: name for name in SAMPLING_MO
 DtypeChoice = enum.Enum("DtypeChoice", {name: name for name in FEATURE_DTYPES}, type=str)
 CompressionChoice = enum.Enum("CompressionChoice", {name: name for name in COMPRESSIONS}, type=str)
 EngineChoice = enum.Enum("EngineChoice", {name: name for name in ENGINES}, type=str)
+DecoderChoice = enum.Enum("DecoderChoice", {name: name for name in DECODERS}, type=str)
 FROM_CACHE = "(default: an existing --out cache's own, else {})"
 # The registry's names, with the ~40 keras.applications models folded into one pattern for --help.
 EXTRACTOR_NAMES = [name for name in available_extractors() if not name.startswith(KERAS_APPLICATION_PREFIX)] + [
@@ -109,6 +110,12 @@ def embed_command(
         None, help="[ray] GPUs per embed worker (default: 1 when the cluster has GPUs, else 0)."
     ),
     decode_cpus: float = typer.Option(1.0, help="[ray] CPUs per decode worker."),
+    decoder: DecoderChoice = typer.Option(
+        "auto",
+        help="auto: seek where the stream index is trustworthy and seeking decodes fewer frames, else sequential; "
+        "seek: exact keyframe seeking (falls back to sequential, with the reason); sequential: every frame. "
+        "The frames are the same whichever decodes them.",
+    ),
 ) -> None:
     """Decode sampled frames of every video once, embed them with a frozen CNN, store them in one HDF5 cache.
 
@@ -155,6 +162,7 @@ def embed_command(
             embed_workers=embed_workers,
             gpus_per_worker=gpus_per_worker,
             decode_cpus=decode_cpus,
+            decoder=decoder.value,
         )
     from featcache.embedding.embed import (
         embed,
@@ -174,6 +182,10 @@ def embed_command(
     typer.echo(_embed_summary_line(summary))
     if summary.engine_workers:
         typer.echo(f"on Ray: {summary.engine_workers}")
+    from featcache.cache.describe import format_decoder_counts
+
+    for line in format_decoder_counts(summary.decoders):
+        typer.echo(line)
     if summary.num_outside_root:
         typer.echo(
             f"{summary.num_outside_root} video(s) lie outside the CSV's folder and are stored by the paths as written "

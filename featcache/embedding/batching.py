@@ -27,9 +27,11 @@ if TYPE_CHECKING:  # Keras comes with the extractor; the Ray engine's driver dec
 
 
 def decode_videos(
-    entries: list[VideoEntry], sampling: SamplingConfig, image_size: int, num_workers: int
+    entries: list[VideoEntry], sampling: SamplingConfig, image_size: int, num_workers: int, decoder: str = "auto"
 ) -> Iterator[tuple[VideoEntry, SampledFrames | VideoDecodeError]]:
     """Decode videos in `num_workers` worker processes, yielding them in order; a few videos per worker in flight.
+
+    decoder: "auto", "seek" or "sequential" (featcache.video.decode); the frames are the same.
 
     A video whose decoder crashes (the worker process dies) is yielded as a VideoDecodeError saying how.
     """
@@ -37,7 +39,7 @@ def decode_videos(
         return
     max_in_flight = 4 * num_workers
     with (
-        DecodeWorkerPool(min(num_workers, len(entries)), sampling, image_size) as workers,
+        DecodeWorkerPool(min(num_workers, len(entries)), sampling, image_size, decoder) as workers,
         ThreadPoolExecutor(max_workers=num_workers, thread_name_prefix="decode") as pool,
     ):
         in_flight: deque[tuple[VideoEntry, Future[SampledFrames | VideoDecodeError]]] = deque()

@@ -75,6 +75,7 @@ def shard_video(
         video_width=int(sampled.video_width),
         video_height=int(sampled.video_height),
         file_mtime_ns=fingerprint.mtime_ns,
+        decoder=sampled.describe_decoder(),
     )
 
 

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from featcache.cache.describe import count_decoders
 from featcache.cache.format import COMPACT_SUGGESTION_DEAD_SHARE, resolve_cache_path
 from featcache.cache.index import IndexState, read_index_state
 from featcache.cache.settings import describe_settings_difference, requested_settings
-from featcache.cache.shards import read_shard_contents
+from featcache.cache.shards import read_shard_contents, read_video_decoders
 from featcache.cache.writer import CacheWriter, WritableCache
 from featcache.config import ENGINES, EmbedConfig
 from featcache.embedding.engine import EmbedJob, Engine
@@ -64,6 +65,9 @@ class EmbedSummary:
     unreadable_parts: list[str] = field(default_factory=list)  # shards of an interrupted run that could not be read
     num_outside_root: int = 0  # CSV rows naming files outside the CSV's folder (--allow-outside-root)
     engine_workers: str = ""  # with --engine ray: the workers it ran (ray_cluster.ClusterPlan.describe)
+    decoders: dict[str, int] = field(
+        default_factory=dict
+    )  # decoder -> videos embedded this run (describe.count_decoders)
 
     @property
     def videos_per_second(self) -> float:
@@ -165,6 +169,8 @@ def _embed_under_lock(
             summary.unreadable_parts += [
                 problem for problem in outcome.problems if problem not in summary.unreadable_parts
             ]
+            if cache.writer is not None:
+                summary.decoders = _decoders_used(cache, plan.to_embed, summary)
         return _finish_summary(summary, started, cache.writer.state if cache.writer else None)
 
 
@@ -375,6 +381,14 @@ class _VideoCounter:
                     self.summary.num_frames_embedded,
                 )
             )
+
+
+def _decoders_used(cache: WritableCache, embedded: list[VideoEntry], summary: EmbedSummary) -> dict[str, int]:
+    """How the videos this run embedded were decoded, as their shards record it."""
+    assert cache.writer is not None
+    videos = cache.writer.state.videos
+    records = [videos[entry.relative_path] for entry in embedded if entry.relative_path in videos]
+    return count_decoders(read_video_decoders(cache.shard_folder, records).values())
 
 
 def _finish_summary(summary: EmbedSummary, started: float, state: IndexState | None) -> EmbedSummary:

@@ -61,7 +61,9 @@ class LocalEngine:
             _commit_shard_batch(writer, batch, config)
             last_shard_time = time.perf_counter()
 
-        decoded = decode_videos(job.videos, config.sampling, self.extractor.image_size, self.num_decode_workers)
+        decoded = decode_videos(
+            job.videos, config.sampling, self.extractor.image_size, self.num_decode_workers, config.decoder
+        )
         try:
             for entry, sampled, features_or_error in embed_decoded_videos(decoded, self.extractor, config.batch_size):
                 batch.add(entry, sampled, features_or_error, job.fingerprints[entry.relative_path])
@@ -69,9 +71,10 @@ class LocalEngine:
                     job.on_video_done(entry.relative_path, 0, batch.failures[entry.relative_path])
                 else:
                     job.on_video_done(entry.relative_path, len(sampled.frame_indices), None)
-                if (
-                    len(batch.videos) >= MAX_VIDEOS_PER_SHARD
-                    or time.perf_counter() - last_shard_time > SECONDS_BETWEEN_SHARDS
+                # The time trigger waits for the information check: on a slow (or loaded) machine the first
+                # videos can take longer than SECONDS_BETWEEN_SHARDS, and useless features must not become a cache.
+                if len(batch.videos) >= MAX_VIDEOS_PER_SHARD or (
+                    batch.information_check.checked and time.perf_counter() - last_shard_time > SECONDS_BETWEEN_SHARDS
                 ):
                     save_shard()
             batch.finish_checks()

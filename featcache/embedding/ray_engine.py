@@ -198,7 +198,11 @@ def _build_pipeline(ray: Any, job: EmbedJob, cache: WritableCache, plan: Cluster
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     decoded = ray.data.from_items(rows).map_batches(
         _DecodeVideos,
-        fn_constructor_kwargs={"sampling": config.sampling, "image_size": config.extractor.image_size},
+        fn_constructor_kwargs={
+            "sampling": config.sampling,
+            "image_size": config.extractor.image_size,
+            "decoder": config.decoder,
+        },
         batch_size=1,
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=plan.num_decode_workers),
         num_cpus=plan.decode_cpus,
@@ -264,16 +268,16 @@ class _DecodeVideos:
     """A decode worker: one `decode_workers` process, kept for the actor's life (an actor has no `with` around
     its life: the process is closed in `__del__`, and it exits by itself when the actor dies and its pipe closes)."""
 
-    def __init__(self, sampling: SamplingConfig, image_size: int) -> None:
+    def __init__(self, sampling: SamplingConfig, image_size: int, decoder: str) -> None:
         from featcache.video.decode_workers import DecodeWorkerPool
 
         self.pool = None
         self.image_size = image_size
-        self.pool = DecodeWorkerPool(1, sampling, image_size).__enter__()
+        self.pool = DecodeWorkerPool(1, sampling, image_size, decoder).__enter__()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         out: dict[str, list[Any]] = {
-            name: [] for name in (*batch, "frames", "frame_indices", "timestamps_ms", "video_facts", "error")
+            name: [] for name in (*batch, "frames", "frame_indices", "timestamps_ms", "video_facts", "decoder", "error")
         }
         for row in range(len(batch["path"])):
             for name in batch:
@@ -291,6 +295,7 @@ class _DecodeVideos:
                     [sampled.video_fps, sampled.video_num_frames, sampled.video_width, sampled.video_height], np.float64
                 )
             )
+            out["decoder"].append(sampled.describe_decoder())
             out["error"].append(error)
         return out
 
@@ -396,8 +401,15 @@ class _EmbedVideos:
                     int(num_frames),
                     int(width),
                     int(height),
+                    *_decoder_fields(str(batch["decoder"][row])),
                 ),
             )
+
+
+def _decoder_fields(description: str) -> tuple[str, str]:
+    """SampledFrames.describe_decoder() back into (decoder, decoder_note)."""
+    decoder, _, note = description.partition(": ")
+    return decoder, note
 
 
 def _result(

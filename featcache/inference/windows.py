@@ -1,11 +1,10 @@
 """Classifying every window of a long video (`predict --window W --stride S`) from one decode pass.
 
-Window k covers the frames [start_k, start_k + window_frames) with start_k = frame shown at k * S seconds
-and window_frames = frames in W seconds. Inside it, featcache takes the frames the model's own sampling
-would take from a W-second video (uniform: T spread over the window; fps: one every 1/F s from its start),
-so each window is classified exactly as a clip cut at those frames would be by `predict`.
-The video is decoded once, sequentially; a frame several windows share is converted and embedded once,
-and only the features of windows not yet classified are kept, so memory does not grow with the video.
+Where windows lie and which frames they sample is `featcache.video.window_frames` (window k covers
+[start_k, start_k + window_frames), sampled as the model samples a W-second video, so each window is classified
+exactly as a clip cut at those frames would be by `predict`). A decode worker process decodes each video once
+and sends those frames (a decoder crash costs that video, not the run); here a frame several windows share is
+embedded once, and only the features of windows not yet classified are kept, so memory does not grow with the video.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from featcache.config import SamplingConfig, WindowConfig
+from featcache.config import WindowConfig
 from featcache.embedding.new_videos import FRAMES_PER_BATCH
 from featcache.errors import VideoDecodeError
 from featcache.inference.predict import (
@@ -28,48 +27,15 @@ from featcache.inference.predict import (
     classify_padded,
     prepare_model,
 )
+from featcache.video.decode_workers import DecodeWorkerPool
+from featcache.video.window_frames import WindowLayout, window_layout
 
-# One place decides how a frame is opened, read and resized, so windows see the pixels `embed` saw.
-from featcache.video.decode import _check_readable_file, _open_capture, _read_container_properties, _to_model_frame
-from featcache.video.sampling import sample_frame_indices
+__all__ = ["WindowLayout", "window_layout"]  # where windows lie: featcache.video.window_frames, re-exported
 
 WINDOWS_CSV = "windows.csv"
 WINDOWS_JSON = "windows.json"
 TIMELINE_SUFFIX = ".timeline.png"
 TIMELINE_MAX_CLASSES = 6  # a timeline of 101 classes is unreadable: plot the ones that peak highest
-# As featcache.video.sampling: the frame shown at time t is floor(t * fps), nudged so exact products stay exact.
-_FLOOR_TOLERANCE = 1e-6
-
-
-@dataclass(frozen=True)
-class WindowLayout:
-    """Where the windows of one video lie, in frames of that video.
-
-    window_frames: frames per window; stride_frames: float, frames from one window start to the next;
-    offsets: int64 (length <= T,), the sampled frames of a window relative to its start.
-    """
-
-    video_fps: float
-    window_frames: int
-    stride_frames: float
-    offsets: np.ndarray
-
-    def start_frame(self, window_index: int) -> int:
-        return int(np.floor(window_index * self.stride_frames + _FLOOR_TOLERANCE))
-
-
-def window_layout(video_fps: float, window: WindowConfig, sampling: SamplingConfig) -> WindowLayout:
-    """The layout for a video at `video_fps`; VideoDecodeError when the window or stride is under one frame."""
-    window_frames = int(np.floor(window.window_seconds * video_fps + _FLOOR_TOLERANCE))
-    stride_frames = window.stride_seconds * video_fps
-    if window_frames < 1 or stride_frames < 1 - _FLOOR_TOLERANCE:
-        raise VideoDecodeError(
-            f"at {video_fps:g} fps, --window / window_seconds {window.window_seconds:g} s "
-            f"and --stride / stride_seconds {window.stride_seconds:g} s "
-            "must each span at least one frame"
-        )
-    offsets = sample_frame_indices(window_frames, video_fps, sampling)
-    return WindowLayout(video_fps, window_frames, stride_frames, offsets)
 
 
 @dataclass(frozen=True)
@@ -119,54 +85,51 @@ class WindowsReport:
 
 
 def predict_windows(model_dir: Path, video_paths: list[Path], window: WindowConfig) -> WindowsReport:
-    """Class probabilities for every window of each video, one sequential decode per video.
+    """Class probabilities for every window of each video, one sequential decode per video (in a worker process).
 
-    A video that cannot be read, states no frame rate, or is shorter than one window gets an `error`;
-    the others are still predicted. Raises what `predict.prepare_model` raises for the model folder.
+    A video that cannot be read, states no frame rate, is shorter than one window, or crashes its decoder gets an
+    `error`; the others are still predicted. Raises what `predict.prepare_model` raises for the model folder.
     """
     prepared = prepare_model(Path(model_dir))
-    videos = [_predict_video_windows(Path(path), prepared, window) for path in video_paths]
+    with DecodeWorkerPool(1, prepared.sampling, prepared.extractor_config.image_size) as workers:
+        videos = [_predict_video_windows(Path(path), prepared, window, workers) for path in video_paths]
     return WindowsReport(str(model_dir), prepared.class_names, window, videos)
 
 
-def _predict_video_windows(path: Path, prepared: PreparedModel, window: WindowConfig) -> VideoWindows:
+def _predict_video_windows(
+    path: Path, prepared: PreparedModel, window: WindowConfig, workers: DecodeWorkerPool
+) -> VideoWindows:
     try:
-        return _scan_video(path, prepared, window)
+        return _scan_video(path, prepared, window, workers)
     except VideoDecodeError as err:
         reason = str(err) if str(err).startswith(str(path)) else f"{path}: {err}"
         empty = np.zeros(0)
         return VideoWindows(str(path), empty, empty, np.zeros((0, len(prepared.class_names)), np.float32), error=reason)
 
 
-def _scan_video(path: Path, prepared: PreparedModel, window: WindowConfig) -> VideoWindows:
-    _check_readable_file(path)
-    capture = _open_capture(path)
-    try:
-        video_fps, _ = _read_container_properties(capture)
-        if video_fps <= 0:
-            raise VideoDecodeError(
-                f"{path}: the video does not state its frame rate, which --window (window_seconds) needs: "
-                "windows are in seconds"
-            )
-        scanner = _WindowScanner(prepared, window_layout(video_fps, window, prepared.sampling))
-        image_size = prepared.extractor_config.image_size
-        frame_index = 0
-        while capture.grab():
+def _scan_video(path: Path, prepared: PreparedModel, window: WindowConfig, workers: DecodeWorkerPool) -> VideoWindows:
+    scanner: _WindowScanner | None = None
+    for chunk in workers.read_window_frames(path, window, FRAMES_PER_BATCH):
+        if isinstance(chunk, VideoDecodeError):
+            raise chunk
+        if scanner is None:
+            scanner = _WindowScanner(prepared, window_layout(chunk.video_fps, window, prepared.sampling))
+        # As the worker saw them: when frame f is embedded, frames 0..f-1 were decoded.
+        for frame_index, frame in zip(chunk.frame_indices.tolist(), chunk.frames):
             scanner.open_windows_through(frame_index)
-            if scanner.needs(frame_index):
-                retrieved, frame = capture.retrieve()
-                if not retrieved:
-                    break  # as in featcache.video.decode: a frame that does not decode ends the usable video
-                scanner.add_frame(frame_index, _to_model_frame(frame, image_size))
-            frame_index += 1
             scanner.frames_seen = frame_index
-    finally:
-        capture.release()
+            scanner.add_frame(frame_index, frame)
+        if chunk.done:
+            if chunk.frames_seen:
+                scanner.open_windows_through(chunk.frames_seen - 1)
+            scanner.frames_seen = chunk.frames_seen
+    assert scanner is not None, "the worker ends every video with a done chunk or an error"
     scanner.finish()
+    video_fps = scanner.layout.video_fps
     if not scanner.start_frames:
         raise VideoDecodeError(
-            f"{path}: {frame_index / video_fps:.2f} s long, shorter than one {window.window_seconds:g} s window; "
-            "pass a shorter --window (window_seconds), or predict the whole video without --window"
+            f"{path}: {scanner.frames_seen / video_fps:.2f} s long, shorter than one {window.window_seconds:g} s "
+            "window; pass a shorter --window (window_seconds), or predict the whole video without --window"
         )
     layout = scanner.layout
     starts = np.array(scanner.start_frames, dtype=np.float64)
@@ -177,7 +140,7 @@ def _scan_video(path: Path, prepared: PreparedModel, window: WindowConfig) -> Vi
 
 
 class _WindowScanner:
-    """Follows one sequential decode: which frames windows need, their features, the windows done so far.
+    """Follows one sequential decode: the windows open, the features of their frames, the windows done so far.
 
     Frames are embedded FRAMES_PER_BATCH at a time; a window is classified once every frame it samples is
     embedded and the video has reached its end (so a window the video stops inside is dropped).
@@ -189,7 +152,6 @@ class _WindowScanner:
         self.frames_seen = 0
         self.next_window = 0
         self.open_windows: deque[int] = deque()  # start frames of windows not yet classified
-        self.needed: set[int] = set()  # frame indices some open window samples, not yet retrieved
         self.pending: list[tuple[int, np.ndarray]] = []  # retrieved frames waiting for the extractor
         self.features: dict[int, np.ndarray] = {}  # frame index -> feature row, for open windows only
         self.waiting: list[tuple[int, np.ndarray]] = []  # (start frame, window features) waiting for the head
@@ -201,14 +163,9 @@ class _WindowScanner:
         while self.layout.start_frame(self.next_window) <= frame_index:
             start = self.layout.start_frame(self.next_window)
             self.open_windows.append(start)
-            self.needed.update(int(index) for index in start + self.layout.offsets if index not in self.features)
             self.next_window += 1
 
-    def needs(self, frame_index: int) -> bool:
-        return frame_index in self.needed
-
     def add_frame(self, frame_index: int, frame: np.ndarray) -> None:
-        self.needed.discard(frame_index)
         self.pending.append((frame_index, frame))
         if len(self.pending) == FRAMES_PER_BATCH:
             self._embed_pending()

@@ -1,4 +1,11 @@
-"""Decoding the sampled frames of one video with OpenCV, sequentially, in order, as RGB."""
+"""Decoding the sampled frames of one video, as RGB: by exact seeking (PyAV) or with OpenCV, sequentially, in order.
+
+`read_sampled_frames` is the one entry point. Its `decoder`: "sequential" decodes every frame to the end with
+OpenCV; "seek" indexes the stream by demuxing (`stream_index.py`) and decodes from the keyframe before each
+sampled frame (`seek_decode.py`), giving the same frames, pixel for pixel, or falls back to the sequential
+decode with the reason; "auto" seeks when the index is trustworthy and decodes fewer frames that way
+(SEEK_WORTH_IT_SHARE). The container's frame rate always comes from OpenCV, so both paths sample alike.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +18,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from featcache.config import SamplingConfig
+from featcache.config import DECODERS, SamplingConfig
 from featcache.errors import VideoDecodeError
 from featcache.video.sampling import sample_frame_indices
+
+# Seeking pays for a second open of the file, a demux pass over all of it and a seek per run, so "auto" seeks
+# only when it decodes at most this share of the frames a sequential decode would (BENCHMARKS.md, "Seeking").
+SEEK_WORTH_IT_SHARE = 0.5
 
 # OpenCV logs a WARN line for every file it cannot open; featcache reports those as VideoDecodeError
 # with the path and reason instead, so only OpenCV's own errors stay on the console.
@@ -30,6 +41,8 @@ class SampledFrames:
     video_fps: the container's frame rate (0.0 when it does not say).
     video_num_frames: frames actually decoded (not CAP_PROP_FRAME_COUNT, which can lie).
     video_width, video_height: the decoded frame size before resizing.
+    decoder: "seek" or "sequential", the path that decoded them.
+    decoder_note: why "sequential" where seeking was allowed (a fallback or auto's choice), else "".
     """
 
     frames: np.ndarray
@@ -39,6 +52,12 @@ class SampledFrames:
     video_num_frames: int
     video_width: int
     video_height: int
+    decoder: str = "sequential"
+    decoder_note: str = ""
+
+    def describe_decoder(self) -> str:
+        """'seek', 'sequential', or 'sequential: <why>': what the cache records per video."""
+        return f"{self.decoder}: {self.decoder_note}" if self.decoder_note else self.decoder
 
 
 @dataclass(frozen=True)
@@ -53,25 +72,35 @@ class _DecodePass:
     num_decoded: int
 
 
-def read_sampled_frames(path: Path, sampling: SamplingConfig, image_size: int) -> SampledFrames:
-    """Decode `path` sequentially (no seeking) and return the sampled frames resized to a square.
+def read_sampled_frames(path: Path, sampling: SamplingConfig, image_size: int, decoder: str = "auto") -> SampledFrames:
+    """Decode the sampled frames of `path` and return them resized to a square.
 
+    decoder: "auto", "seek" or "sequential" (module docstring); the frames are the same whichever runs.
     Raises VideoDecodeError (with the path and the reason) when the file cannot be opened or yields no frame.
     """
+    assert decoder in DECODERS, f"EmbedConfig validates the decoder, got {decoder!r}"
     path = Path(path)
-    _check_readable_file(path)
+    check_readable_file(path)
     # CAP_PROP_FRAME_COUNT comes from the container header and can be wrong (truncated or re-muxed
     # files) or 0, so it is only a hint: it lets us choose the indices before the first pass, which is
     # then usually the only pass. That pass decodes to the end, so afterwards we know the true count.
     # When the true count gives other indices than the hint did, a second sequential pass takes the
     # right ones. A missing hint (<= 0) makes the first pass a pure counting pass.
-    capture = _open_capture(path)
+    capture = open_capture(path)
     try:
-        video_fps, frame_count_hint = _read_container_properties(capture)
+        video_fps, frame_count_hint = read_container_properties(capture)
         if sampling.mode == "fps" and video_fps <= 0:
             raise VideoDecodeError(
                 f"{path}: the video does not state its frame rate, which --sampling fps needs; use --sampling uniform"
             )
+        decoder_note = ""
+        if decoder != "sequential":
+            seeked = _try_seeking(path, capture, video_fps, sampling, decoder)
+            if isinstance(seeked, _SeekedFrames):
+                return _sampled_frames(
+                    seeked.frames_bgr, seeked.frame_indices, video_fps, seeked.num_frames, image_size, "seek", ""
+                )
+            decoder_note = seeked
         hinted_indices = (
             sample_frame_indices(frame_count_hint, video_fps, sampling) if frame_count_hint > 0 else _NO_INDICES
         )
@@ -86,7 +115,7 @@ def read_sampled_frames(path: Path, sampling: SamplingConfig, image_size: int) -
         # Same indices, or (fps sampling of a video shorter than its header says) a subset of them.
         frames_bgr = [decode_pass.frames[position] for position in np.searchsorted(hinted_indices, frame_indices)]
     else:
-        capture = _open_capture(path)
+        capture = open_capture(path)
         try:
             # Stop where the first pass stopped: when a frame there failed to retrieve, the stream goes on, but
             # the usable part of the video ended and the new indices were chosen from that count.
@@ -101,24 +130,79 @@ def read_sampled_frames(path: Path, sampling: SamplingConfig, image_size: int) -
             )
         frames_bgr = decode_pass.frames
 
+    return _sampled_frames(frames_bgr, frame_indices, video_fps, num_decoded, image_size, "sequential", decoder_note)
+
+
+def _sampled_frames(
+    frames_bgr: list[np.ndarray],
+    frame_indices: np.ndarray,
+    video_fps: float,
+    num_frames: int,
+    image_size: int,
+    decoder: str,
+    decoder_note: str,
+) -> SampledFrames:
+    """The decoded full-size BGR frames, resized and converted for the model, with what is known of them."""
     video_height, video_width = frames_bgr[0].shape[:2]
-    frames = np.stack([_to_model_frame(frame, image_size) for frame in frames_bgr])
     timestamps_ms = frame_indices / video_fps * 1000.0 if video_fps > 0 else np.zeros(len(frame_indices))
     return SampledFrames(
-        frames=frames,
+        frames=np.stack([to_model_frame(frame, image_size) for frame in frames_bgr]),
         frame_indices=frame_indices.astype(np.int32),
         timestamps_ms=timestamps_ms.astype(np.float32),
         video_fps=video_fps,
-        video_num_frames=num_decoded,
+        video_num_frames=num_frames,
         video_width=int(video_width),
         video_height=int(video_height),
+        decoder=decoder,
+        decoder_note=decoder_note,
     )
+
+
+@dataclass(frozen=True)
+class _SeekedFrames:
+    """What the seek path decoded: full-size BGR frames at `frame_indices` of a `num_frames`-frame video."""
+
+    frames_bgr: list[np.ndarray]
+    frame_indices: np.ndarray
+    num_frames: int
+
+
+def _try_seeking(
+    path: Path, capture: cv2.VideoCapture, video_fps: float, sampling: SamplingConfig, decoder: str
+) -> _SeekedFrames | str:
+    """The sampled frames decoded by seeking, or why the sequential decode must take them."""
+    # PyAV is imported here: the sequential path, and processes that never decode, do without it.
+    import av
+
+    from featcache.video.seek_decode import SeekMismatch, decode_planned_frames, plan_seek_decode
+    from featcache.video.stream_index import IndexUntrustworthy, index_stream, the_video_stream
+
+    if capture.get(cv2.CAP_PROP_ORIENTATION_META) not in (0.0, -1.0):
+        return "the stream has rotation metadata (OpenCV turns its frames)"
+    if not _is_utf8(str(path)):
+        return "the file name is not UTF-8 (PyAV opens files by name)"
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError as err:
+        return f"PyAV cannot open it ({err})"
+    try:
+        with container:
+            stream = the_video_stream(container)
+            index = index_stream(container, stream)
+            frame_indices = sample_frame_indices(index.num_frames, video_fps, sampling)
+            plan = plan_seek_decode(index, frame_indices)
+            if decoder == "auto" and plan.frames_to_decode > SEEK_WORTH_IT_SHARE * index.num_frames:
+                return f"auto: seeking would decode {plan.frames_to_decode} of {index.num_frames} frames"
+            frames_bgr = decode_planned_frames(container, stream, index, plan, frame_indices)
+    except (IndexUntrustworthy, SeekMismatch) as err:
+        return f"seeking fell back: {err}"
+    return _SeekedFrames(frames_bgr, frame_indices, index.num_frames)
 
 
 _NO_INDICES = np.zeros(0, dtype=np.int64)
 
 
-def _check_readable_file(path: Path) -> None:
+def check_readable_file(path: Path) -> None:
     """Name the reason OpenCV would only report as "cannot open": missing, not a file, unreadable, empty."""
     try:
         mode = path.stat().st_mode  # follows links: a link is judged by what it points to
@@ -150,7 +234,7 @@ def _describe_file_kind(mode: int) -> str:
     return next((name for is_kind, name in kinds if is_kind(mode)), "a special file")
 
 
-def _open_capture(path: Path) -> cv2.VideoCapture:
+def open_capture(path: Path) -> cv2.VideoCapture:
     if not _is_utf8(str(path)):
         return _open_capture_through_link(path)
     capture = cv2.VideoCapture(str(path))
@@ -189,7 +273,7 @@ def _open_capture_through_link(path: Path) -> cv2.VideoCapture:
     return capture
 
 
-def _read_container_properties(capture: cv2.VideoCapture) -> tuple[float, int]:
+def read_container_properties(capture: cv2.VideoCapture) -> tuple[float, int]:
     """(video_fps, frame_count_hint) from the container header; 0 where it does not say."""
     video_fps = capture.get(cv2.CAP_PROP_FPS)
     frame_count_hint = capture.get(cv2.CAP_PROP_FRAME_COUNT)
@@ -223,7 +307,7 @@ def _decode_sequentially(
     return _DecodePass(frames=frames, num_decoded=frame_index)
 
 
-def _to_model_frame(frame_bgr: np.ndarray, image_size: int) -> np.ndarray:
+def to_model_frame(frame_bgr: np.ndarray, image_size: int) -> np.ndarray:
     """uint8 BGR (height, width, 3) -> uint8 RGB (image_size, image_size, 3), the whole frame squeezed.
 
     INTER_AREA averages the pixels a shrunk output pixel covers (no aliasing); it blurs when enlarging,

@@ -7,8 +7,10 @@ next video.
 
 Workers are fresh interpreters (`subprocess` + `python -c`), not forks: forking after TensorFlow started
 its threads is unsafe, and multiprocessing's spawn would re-run the user's main module in each worker. A worker
-imports only `featcache.video.decode` and its dependencies (numpy, OpenCV), never Keras (`import featcache`
+imports only `featcache.video` and its dependencies (numpy, OpenCV, PyAV when it seeks), never Keras (`import featcache`
 loads its public names on first use).
+A worker serves two kinds of request: the sampled frames of one video (`embed`, `predict`), and the frames every
+window of one video needs (`predict --window`, sent back in chunks so memory does not grow with the video).
 Requests and results travel over two pipes per worker as pickles (`multiprocessing.connection`): one
 video's frames at 224x224x10 are 1.5 MB, a few milliseconds next to the tens of milliseconds of decoding
 (see BENCHMARKS.md, "Decode isolation").
@@ -21,18 +23,23 @@ import queue
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from types import TracebackType
 
-from featcache.config import SamplingConfig
+from featcache.config import SamplingConfig, WindowConfig
 from featcache.errors import DecodeWorkerStartError, VideoDecodeError
 from featcache.video.decode import SampledFrames, read_sampled_frames
 from featcache.video.frame_lookup import FrameRequest, FramesAt, read_frames_at
+from featcache.video.window_frames import WindowFrameChunk, read_window_frames
 
 # Failpoint for tests and drills: a worker asked to decode a file with this name kills itself with
 # SIGSEGV, as a decoder crashing on a hostile file would.
 CRASH_DECODER_ENV = "FEATCACHE_CRASH_DECODER"
+
+# A request for the frames of `predict --window` (a tuple starting with it); any other request is a path (bytes).
+WINDOWS_REQUEST = "window-frames"
 
 # Seconds a closing worker gets to exit after its request pipe closes, before it is killed.
 _EXIT_GRACE_SECONDS = 5.0
@@ -65,7 +72,7 @@ def describe_exit_status(returncode: int) -> str:
 class DecodeWorker:
     """One worker process decoding one video at a time."""
 
-    def __init__(self, sampling: SamplingConfig, image_size: int, crash_file_name: str | None) -> None:
+    def __init__(self, sampling: SamplingConfig, image_size: int, decoder: str, crash_file_name: str | None) -> None:
         request_read, request_write = os.pipe()
         result_read, result_write = os.pipe()
         package_parent = str(Path(__file__).resolve().parents[2])  # the folder holding featcache/
@@ -80,7 +87,7 @@ class DecodeWorker:
             os.close(result_write)
         self._requests = Connection(request_write, readable=False)
         self._results = Connection(result_read, writable=False)
-        self._requests.send((sampling, image_size, crash_file_name))
+        self._requests.send((sampling, image_size, decoder, crash_file_name))
         self._ready = False
 
     def wait_until_ready(self) -> None:
@@ -106,6 +113,22 @@ class DecodeWorker:
         except (EOFError, OSError) as err:
             raise _DecoderCrashed(f"decoder crashed: {describe_exit_status(self.process.wait())}") from err
 
+    def read_window_frames(
+        self, path: Path, window: WindowConfig, chunk_frames: int
+    ) -> Iterator[WindowFrameChunk | VideoDecodeError]:
+        """The chunks of `window_frames.read_window_frames` as the worker sends them, ending with a `done` chunk
+        or the reason; raises _DecoderCrashed. Consume it to the end before the next request."""
+        self.wait_until_ready()
+        try:
+            self._requests.send((WINDOWS_REQUEST, os.fsencode(path), window, chunk_frames))
+            while True:
+                result = self._results.recv()
+                yield result
+                if isinstance(result, VideoDecodeError) or result.done:
+                    return
+        except (EOFError, OSError) as err:
+            raise _DecoderCrashed(f"decoder crashed: {describe_exit_status(self.process.wait())}") from err
+
     def close(self) -> None:
         """Let the worker exit (it reads end-of-file), killing it if it does not in time."""
         self._requests.close()
@@ -123,8 +146,8 @@ class DecodeWorkerPool:
     Use as a context manager: leaving it ends every worker.
     """
 
-    def __init__(self, num_workers: int, sampling: SamplingConfig, image_size: int) -> None:
-        self._sampling, self._image_size = sampling, image_size
+    def __init__(self, num_workers: int, sampling: SamplingConfig, image_size: int, decoder: str = "auto") -> None:
+        self._sampling, self._image_size, self._decoder = sampling, image_size, decoder
         self._crash_file_name = os.environ.get(CRASH_DECODER_ENV) or None
         self._idle: queue.Queue[DecodeWorker] = queue.Queue()
         self._workers: list[DecodeWorker] = []
@@ -138,7 +161,7 @@ class DecodeWorkerPool:
             raise
 
     def _start_worker(self) -> DecodeWorker:
-        return DecodeWorker(self._sampling, self._image_size, self._crash_file_name)
+        return DecodeWorker(self._sampling, self._image_size, self._decoder, self._crash_file_name)
 
     def decode(self, path: Path) -> SampledFrames | VideoDecodeError:
         """Decode `path` in a free worker; a worker that dies makes this video a failure and is replaced."""
@@ -154,14 +177,38 @@ class DecodeWorkerPool:
         try:
             return worker.decode(request)
         except _DecoderCrashed as crash:
-            self._workers.remove(worker)
-            worker.close()
-            worker = self._start_worker()
-            self._workers.append(worker)
-            # Not waited for here: its first decode does, and raises DecodeWorkerStartError if it cannot start.
+            worker = self._replace(worker)
             return VideoDecodeError(f"{path}: {crash}")
         finally:
             self._idle.put(worker)
+
+    def read_window_frames(
+        self, path: Path, window: WindowConfig, chunk_frames: int
+    ) -> Iterator[WindowFrameChunk | VideoDecodeError]:
+        """The frames `predict --window` needs from `path`, decoded in a free worker, chunk by chunk, ending with a
+        `done` chunk or a VideoDecodeError (a worker that dies mid-video makes it one, and is replaced)."""
+        worker = self._idle.get()
+        finished = False
+        try:
+            for result in worker.read_window_frames(path, window, chunk_frames):
+                finished = isinstance(result, VideoDecodeError) or result.done
+                yield result
+        except _DecoderCrashed as crash:
+            finished = True
+            worker = self._replace(worker)
+            yield VideoDecodeError(f"{path}: {crash}")
+        finally:
+            if not finished:
+                worker = self._replace(worker)  # left mid-video (the caller stopped): its pipe holds unread chunks
+            self._idle.put(worker)
+
+    def _replace(self, worker: DecodeWorker) -> DecodeWorker:
+        self._workers.remove(worker)
+        worker.close()
+        worker = self._start_worker()
+        self._workers.append(worker)
+        # Not waited for here: its first request does, and raises DecodeWorkerStartError if it cannot start.
+        return worker
 
     def close(self) -> None:
         for worker in self._workers:
@@ -184,29 +231,48 @@ def serve_decode_requests(request_fd: int, result_fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     requests = Connection(request_fd, writable=False)
     results = Connection(result_fd, readable=False)
-    sampling, image_size, crash_file_name = requests.recv()
+    sampling, image_size, decoder, crash_file_name = requests.recv()
     results.send("ready")
     while True:
         try:
             request = requests.recv()
         except EOFError:
             return
-        path = request.path if isinstance(request, FrameRequest) else Path(os.fsdecode(request))
+        windows = isinstance(request, tuple) and request[0] == WINDOWS_REQUEST
+        if isinstance(request, FrameRequest):
+            path = request.path
+        else:
+            path = Path(os.fsdecode(request[1] if windows else request))
         if crash_file_name is not None and path.name == crash_file_name:
             os.kill(os.getpid(), signal.SIGSEGV)
         try:
-            results.send(
-                _decode_frames_at(request)
-                if isinstance(request, FrameRequest)
-                else _decode_one(path, sampling, image_size)
-            )
+            if windows:
+                for result in _window_frames_of_one(path, request[2], sampling, image_size, request[3]):
+                    results.send(result)
+            elif isinstance(request, FrameRequest):
+                results.send(_decode_frames_at(request))
+            else:
+                results.send(_decode_one(path, sampling, image_size, decoder))
         except BrokenPipeError:
             return  # the main process is gone (killed): nobody waits for this video
 
 
-def _decode_one(path: Path, sampling: SamplingConfig, image_size: int) -> SampledFrames | VideoDecodeError:
+def _window_frames_of_one(
+    path: Path, window: WindowConfig, sampling: SamplingConfig, image_size: int, chunk_frames: int
+) -> Iterator[WindowFrameChunk | VideoDecodeError]:
     try:
-        return read_sampled_frames(path, sampling, image_size)
+        yield from read_window_frames(path, window, sampling, image_size, chunk_frames)
+    except VideoDecodeError as err:
+        yield err
+    except Exception as err:
+        yield VideoDecodeError(f"{path}: decoder error {type(err).__name__}: {err}")
+
+
+def _decode_one(
+    path: Path, sampling: SamplingConfig, image_size: int, decoder: str
+) -> SampledFrames | VideoDecodeError:
+    try:
+        return read_sampled_frames(path, sampling, image_size, decoder)
     except VideoDecodeError as err:
         return err
     except Exception as err:

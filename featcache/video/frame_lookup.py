@@ -15,7 +15,7 @@ import numpy as np
 from featcache.errors import VideoDecodeError
 
 # One place decides how a frame is opened, read and resized, so a thumbnail is the picture `embed` saw.
-from featcache.video.decode import _check_readable_file, _open_capture, _read_container_properties, _to_model_frame
+from featcache.video.decode import check_readable_file, open_capture, read_container_properties, to_model_frame
 
 
 @dataclass(frozen=True)
@@ -46,12 +46,12 @@ class FramesAt:
 def read_frames_at(request: FrameRequest) -> FramesAt:
     """Decode `request.path` sequentially up to its last wanted frame; VideoDecodeError when it cannot be opened."""
     path = Path(request.path)
-    _check_readable_file(path)
+    check_readable_file(path)
     wanted = sorted(set(int(index) for index in request.frame_indices))
-    capture = _open_capture(path)
+    capture = open_capture(path)
     found: list[tuple[int, np.ndarray]] = []
     try:
-        video_fps, _ = _read_container_properties(capture)
+        video_fps, _ = read_container_properties(capture)
         frame_index = 0
         last_wanted = wanted[-1] if wanted else -1
         while frame_index <= last_wanted and capture.grab():
@@ -59,7 +59,7 @@ def read_frames_at(request: FrameRequest) -> FramesAt:
                 retrieved, frame = capture.retrieve()
                 if not retrieved:
                     break  # as in featcache.video.decode: a frame that does not decode ends the usable video
-                found.append((frame_index, _to_model_frame(frame, request.image_size)))
+                found.append((frame_index, to_model_frame(frame, request.image_size)))
             frame_index += 1
     finally:
         capture.release()

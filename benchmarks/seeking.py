@@ -1,0 +1,252 @@
+"""Issue 17: exact seeking vs sequential decoding vs auto, side by side, on short clips and on long videos.
+
+Each set is generated into the run's folder (kept between runs): UCF101-like clips (320x240 XVID, 7 s, written
+with cv2.VideoWriter as UCF101 was), 10-s long-GOP H.264 clips (keyframe every 250 frames, B-frames, as
+Kinetics-style downloads), and 2-minute and 10-minute videos of both codecs (160x120: decoding cost grows with
+length, and a small frame keeps the generation short). Every decoder decodes every video of a set in this
+process (decode alone, one core: `read_sampled_frames` at T = 10 uniform, 224 px), rounds alternating between
+decoders so that the load of other jobs falls on all of them; the best round of each counts. Frames decoded per
+video come from the stream index (`plan_seek_decode`): the minimum is the frames from each target's keyframe to
+it (runs shared), seeking adds the run to the last frame that proves the frame count, sequential decodes all.
+
+`python -m benchmarks --sections seeking` runs it in the suite; `python -m benchmarks.seeking [--quick] FOLDER`
+alone (what BENCHMARKS.md's figures come from).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from benchmarks.report import SectionResult, Table, Target
+from benchmarks.workspace import QUICK, Workspace
+from featcache.config import SamplingConfig
+from featcache.video.decode import read_sampled_frames
+from featcache.video.sampling import sample_frame_indices
+from featcache.video.seek_decode import plan_seek_decode
+from featcache.video.stream_index import index_stream, the_video_stream
+
+DECODERS = ("sequential", "seek", "auto")
+SAMPLING = SamplingConfig(num_frames=10)
+IMAGE_SIZE = 224
+ROUNDS = 5
+FPS = 25
+
+
+@dataclass(frozen=True)
+class VideoSet:
+    """`count` videos of `seconds` s at `width`x`height`, written by `codec` ("xvid" or "h264")."""
+
+    name: str
+    codec: str
+    seconds: float
+    width: int
+    height: int
+    count: int
+
+
+FULL_SETS = [
+    VideoSet("UCF101-like (320x240 XVID, 7 s)", "xvid", 7.0, 320, 240, 8),
+    VideoSet("10-s long-GOP H.264 (320x240)", "h264", 10.0, 320, 240, 4),
+    VideoSet("2-min H.264 (160x120)", "h264", 120.0, 160, 120, 2),
+    VideoSet("2-min XVID (160x120)", "xvid", 120.0, 160, 120, 2),
+    VideoSet("10-min H.264 (160x120)", "h264", 600.0, 160, 120, 1),
+    VideoSet("10-min XVID (160x120)", "xvid", 600.0, 160, 120, 1),
+]
+QUICK_SETS = [
+    VideoSet("UCF101-like (320x240 XVID, 2 s)", "xvid", 2.0, 320, 240, 2),
+    VideoSet("long-GOP H.264 (160x120, 12 s)", "h264", 12.0, 160, 120, 1),
+]
+
+
+def _frame(number: int, width: int, height: int) -> np.ndarray:
+    """uint8 RGB: a gradient that drifts and a bar that walks down, so every frame differs (real motion)."""
+    rows, columns = np.mgrid[0:height, 0:width]
+    frame = np.stack(
+        [(columns + number * 2) % 256, (rows + number * 3) % 256, (columns // 2 + rows // 2 + number) % 256], -1
+    ).astype(np.uint8)
+    bar = (number * 2) % height
+    frame[bar : bar + 6] = 255
+    return frame
+
+
+def write_video(path: Path, video_set: VideoSet, seed: int) -> Path:
+    num_frames = int(video_set.seconds * FPS)
+    width, height = video_set.width, video_set.height
+    if video_set.codec == "xvid":
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"XVID"), FPS, (width, height))
+        try:
+            for number in range(num_frames):
+                writer.write(cv2.cvtColor(_frame(number + seed, width, height), cv2.COLOR_RGB2BGR))
+        finally:
+            writer.release()
+        return path
+    with av.open(str(path), "w") as container:
+        # A keyframe every 250 frames exactly (x264's default interval, no scene-cut keyframes), B-frames.
+        options = {"g": "250", "keyint_min": "250", "sc_threshold": "0", "bf": "3", "preset": "veryfast"}
+        stream = container.add_stream("libx264", rate=FPS, options=options)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for number in range(num_frames):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(_frame(number + seed, width, height), "rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def make_set(folder: Path, video_set: VideoSet) -> list[Path]:
+    """The set's videos under `folder` (reused when a run already wrote them)."""
+    set_folder = folder / f"{video_set.codec}-{int(video_set.seconds)}s-{video_set.width}x{video_set.height}"
+    set_folder.mkdir(parents=True, exist_ok=True)
+    suffix = ".avi" if video_set.codec == "xvid" else ".mp4"
+    paths = []
+    for number in range(video_set.count):
+        path = set_folder / f"video{number:02d}{suffix}"
+        if not path.exists():
+            temporary = path.with_name("partial-" + path.name)
+            write_video(temporary, video_set, seed=number * 17)
+            temporary.rename(path)
+        paths.append(path)
+    return paths
+
+
+def frames_to_decode(path: Path) -> tuple[int, int, int]:
+    """(minimum, seeking's, sequential's) frames decoded for SAMPLING, from the stream index."""
+    with av.open(str(path)) as container:
+        stream = the_video_stream(container)
+        index = index_stream(container, stream)
+    capture = cv2.VideoCapture(str(path))
+    try:
+        video_fps = capture.get(cv2.CAP_PROP_FPS)
+    finally:
+        capture.release()
+    frame_indices = sample_frame_indices(index.num_frames, video_fps, SAMPLING)
+    plan = plan_seek_decode(index, frame_indices)
+    minimum = plan_seek_decode(index, frame_indices[:-1]).frames_to_decode if len(frame_indices) > 1 else 1
+    # The uniform sample's last target is the last frame: the plan's proof run is then part of the minimum.
+    minimum = plan.frames_to_decode if frame_indices[-1] == index.num_frames - 1 else minimum
+    return minimum, plan.frames_to_decode, index.num_frames
+
+
+def time_round(paths: list[Path], round_number: int) -> tuple[dict[str, list[float]], dict[str, dict[str, int]]]:
+    """Seconds each decoder takes on each of `paths`, video by video with the decoders taking turns (the order
+    rotates every video and round), so that a burst of load from other jobs falls on all of them; and which path
+    each decoder took."""
+    seconds: dict[str, list[float]] = {decoder: [] for decoder in DECODERS}
+    taken: dict[str, dict[str, int]] = {decoder: {} for decoder in DECODERS}
+    for number, path in enumerate(paths):
+        shift = (number + round_number) % len(DECODERS)
+        for decoder in DECODERS[shift:] + DECODERS[:shift]:
+            started = time.perf_counter()
+            sampled = read_sampled_frames(path, SAMPLING, IMAGE_SIZE, decoder)
+            seconds[decoder].append(time.perf_counter() - started)
+            taken[decoder][sampled.decoder] = taken[decoder].get(sampled.decoder, 0) + 1
+    return seconds, taken
+
+
+def measure_set(folder: Path, video_set: VideoSet, log) -> tuple[list[str], dict[str, float]]:
+    log(f"{video_set.name}: writing or reusing {video_set.count} videos")
+    paths = make_set(folder, video_set)
+    counts = np.array([frames_to_decode(path) for path in paths], dtype=np.float64).mean(axis=0)
+    # Each video's fastest round per decoder, summed: the machine is shared, and a burst of other work in one
+    # round should not count against whichever decoder it fell on.
+    read_sampled_frames(paths[0], SAMPLING, IMAGE_SIZE, "seek")  # imports PyAV once, outside the timings
+    fastest = {decoder: np.full(len(paths), np.inf) for decoder in DECODERS}
+    for round_number in range(ROUNDS):
+        seconds, taken = time_round(paths, round_number)
+        fastest = {decoder: np.minimum(fastest[decoder], seconds[decoder]) for decoder in DECODERS}
+    best = {decoder: float(fastest[decoder].sum()) for decoder in DECODERS}
+    rates = {decoder: len(paths) / best[decoder] for decoder in DECODERS}
+    auto_frames = counts[1] if taken["auto"].get("seek", 0) == len(paths) else counts[2]
+    log(f"{video_set.name}: " + ", ".join(f"{decoder} {rate:.2f} videos/s" for decoder, rate in rates.items()))
+    row = [
+        video_set.name,
+        str(len(paths)),
+        f"{counts[2]:,.0f}",
+        f"{counts[0]:,.0f}",
+        f"{counts[1]:,.0f} ({counts[1] / counts[0]:.2f}× min)",
+        f"{auto_frames:,.0f}",
+        f"{rates['sequential']:.2f}",
+        f"{rates['seek']:.2f} ({rates['seek'] / rates['sequential']:.2f}×)",
+        f"{rates['auto']:.2f} ({rates['auto'] / rates['sequential']:.2f}×)",
+        ", ".join(f"{count} {name}" for name, count in sorted(taken["auto"].items())),
+    ]
+    ratios = {
+        "seek": rates["seek"] / rates["sequential"],
+        "auto": rates["auto"] / rates["sequential"],
+        "frames_vs_min": counts[1] / counts[0],
+    }
+    return row, ratios
+
+
+def run_seeking_sets(folder: Path, sets: list[VideoSet], log) -> SectionResult:
+    rows, targets = [], []
+    for video_set in sets:
+        row, ratios = measure_set(folder, video_set, log)
+        rows.append(row)
+        targets.append(
+            Target(
+                f"{video_set.name}: auto never below 0.95× sequential",
+                f"{ratios['auto']:.2f}× (seek {ratios['seek']:.2f}×)",
+                ratios["auto"] >= 0.95,
+            )
+        )
+    table = Table(
+        f"Decode alone, T = {SAMPLING.num_frames} uniform at {IMAGE_SIZE} px, one process, "
+        f"each video's fastest of {ROUNDS} rounds",
+        [
+            "set",
+            "videos",
+            "frames/video (sequential)",
+            "minimum",
+            "seek",
+            "auto",
+            "sequential videos/s",
+            "seek videos/s",
+            "auto videos/s",
+            "auto chose",
+        ],
+        rows,
+        notes=[
+            "Frames per video from the stream index: minimum = from each target's keyframe to it (shared runs "
+            "once); seek adds the run that decodes the last frame (it proves the frame count).",
+            "Ratios are against sequential in the same run; the machine is shared (other jobs ran).",
+        ],
+    )
+    return SectionResult("11. Seeking (issue 17): decode what you sample", [table], targets)
+
+
+def run_seeking(workspace: Workspace) -> SectionResult:
+    """The suite's section: the full sets (or the quick ones) under the run's folder."""
+    sets = QUICK_SETS if workspace.sizes is QUICK else FULL_SETS
+    return run_seeking_sets(workspace.folder / "seeking", sets, _log)
+
+
+def _log(message: str) -> None:
+    print(f"[bench] {time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.seeking", description=__doc__)
+    parser.add_argument("folder", type=Path, help="where the videos are written (and reused)")
+    parser.add_argument("--quick", action="store_true", help="two tiny sets (a smoke test, not figures)")
+    parser.add_argument("--without-10-min", action="store_true", help="leave out the 10-minute videos")
+    args = parser.parse_args(argv)
+    sets = QUICK_SETS if args.quick else FULL_SETS
+    if args.without_10_min:
+        sets = [video_set for video_set in sets if video_set.seconds < 600]
+    result = run_seeking_sets(args.folder, sets, _log)
+    for table in result.tables:
+        print(table.to_markdown())
+    for target in result.targets:
+        print(f"- {target.goal}: {target.measured} ({'met' if target.met else 'NOT met'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Decoding only the frames sampled, by seeking to the keyframe before each (PyAV), with the sequential path's pixels.
+
+Given a `StreamIndex`, the frames wanted are grouped into runs: a run starts at a keyframe and decodes forward
+to its last frame; the next wanted frame joins the run when its keyframe is not past the run's end (decoding
+on is then no dearer than seeking), else a new run seeks. Every decoded frame is checked against the index:
+after a seek the first frame must be a keyframe at or before the run's start, then the frames must come in
+the index's order, one per position; the run holding the last frame decodes to the end of the stream, which
+proves the index's count. Any disagreement raises `SeekMismatch`, and the caller decodes the video
+sequentially: a wrong frame is never returned. Only wanted frames are converted, to BGR24 through FFmpeg's
+swscale with the settings OpenCV's capture uses (tests/test_seek_decode.py proves the pixels equal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import av
+import av.container
+import av.video.stream
+import numpy as np
+from av.video.reformatter import VideoReformatter
+
+from featcache.video.stream_index import StreamIndex
+
+# FFmpeg's decoder threading for the seek path: "AUTO" (frame and slice threads, what OpenCV's capture uses) or
+# "SLICE" (PyAV's default). Frame threads delay the first frame after every seek by a frame per thread.
+DECODER_THREADS = "AUTO"
+
+
+class SeekMismatch(Exception):
+    """Decoding disagreed with the index (or failed); the message is the reason, recorded with the video."""
+
+
+@dataclass(frozen=True)
+class DecodeRun:
+    """Decode from the keyframe at `start` to the frame at `end` (positions in the index, inclusive)."""
+
+    start: int
+    end: int
+
+    @property
+    def num_frames(self) -> int:
+        return self.end - self.start + 1
+
+
+@dataclass(frozen=True)
+class SeekPlan:
+    """The runs that decode `positions` (int64, strictly increasing), and what they cost."""
+
+    positions: np.ndarray
+    runs: list[DecodeRun]
+
+    @property
+    def frames_to_decode(self) -> int:
+        return sum(run.num_frames for run in self.runs)
+
+
+def plan_seek_decode(index: StreamIndex, frame_indices: np.ndarray) -> SeekPlan:
+    """The runs for the sampled `frame_indices` plus the last frame (the run that proves the frame count)."""
+    positions = np.union1d(np.asarray(frame_indices, dtype=np.int64), [index.num_frames - 1])
+    runs: list[DecodeRun] = []
+    for position in positions.tolist():
+        keyframe = index.keyframe_at_or_before(position)
+        if runs and keyframe <= runs[-1].end + 1:
+            runs[-1] = DecodeRun(runs[-1].start, position)
+        else:
+            runs.append(DecodeRun(keyframe, position))
+    return SeekPlan(positions, runs)
+
+
+def decode_planned_frames(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    index: StreamIndex,
+    plan: SeekPlan,
+    wanted: np.ndarray,
+) -> list[np.ndarray]:
+    """The frames at `wanted` (positions, strictly increasing, all in the plan), uint8 BGR, full size, in order.
+
+    Raises SeekMismatch when a decoded frame is not the one the index says, or PyAV fails.
+    """
+    # Frame and slice threads, as OpenCV's capture decodes (PyAV's default is slice threads only); settable
+    # only before the first decode opens the codec (indexing only demuxed).
+    stream.thread_type = DECODER_THREADS
+    wanted_set = set(np.asarray(wanted).tolist())
+    frames: dict[int, np.ndarray] = {}
+    # One reformatter keeps one swscale context for the video. Bicubic is OpenCV's flag (at an unchanged size
+    # it does not change a pixel); one thread because swscale's default starts threads for every frame,
+    # which cost 10x the conversion itself on 320x240 (and the worker processes already fill the cores).
+    reformatter = VideoReformatter()
+    try:
+        for run_number, run in enumerate(plan.runs):
+            is_last_run = run_number == len(plan.runs) - 1
+            run_frames = _frames_of_run(container, stream, index, run)
+            try:
+                for position, frame in run_frames:
+                    if position in wanted_set:
+                        converted = reformatter.reformat(frame, format="bgr24", interpolation="BICUBIC", threads=1)
+                        frames[position] = converted.to_ndarray()
+                    if position == run.end and not is_last_run:
+                        break
+            finally:
+                run_frames.close()
+    except av.error.FFmpegError as err:
+        raise SeekMismatch(f"decoding failed ({err})") from err
+    return [frames[position] for position in np.asarray(wanted).tolist()]
+
+
+def _frames_of_run(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    index: StreamIndex,
+    run: DecodeRun,
+) -> Iterator[tuple[int, av.VideoFrame]]:
+    """(position, frame) from where decoding lands for `run` on, each checked against the index, to the end.
+
+    Every run seeks, the first one too: indexing left the container at the end of the file.
+    """
+    container.seek(int(index.pts[run.start]), stream=stream, backward=True, any_frame=False)
+    stream.codec_context.flush_buffers()  # no frame of the previous run may come out after the seek
+    expected: int | None = None
+    for packet in container.demux(stream):
+        for frame in packet.decode():
+            position = index.position_of(frame.pts)
+            if expected is None:
+                _check_landing(index, run, position, frame.pts)
+            elif position != expected:
+                raise SeekMismatch(
+                    f"decoded a frame at pts {frame.pts} where the index expects frame {expected} "
+                    f"(pts {int(index.pts[expected]) if expected < index.num_frames else 'none: past the end'})"
+                )
+            yield position, frame
+            expected = position + 1
+    if expected is None or expected != index.num_frames:
+        raise SeekMismatch(f"the stream ended after {expected or 0} frames, the index counts {index.num_frames}")
+
+
+def _check_landing(index: StreamIndex, run: DecodeRun, position: int | None, pts: int | None) -> None:
+    """The first frame after a seek must be a keyframe at or before the run's start."""
+    if position is None:
+        raise SeekMismatch(f"the first frame decoded after a seek has pts {pts}, not in the index")
+    is_keyframe = position in index.keyframe_positions
+    if position > run.start or not is_keyframe:
+        raise SeekMismatch(
+            f"decoding for frame {run.start} started at frame {position}"
+            f"{'' if is_keyframe else ' (not a keyframe)'}, not at a keyframe at or before it"
+        )

@@ -1,0 +1,107 @@
+"""Indexing a video stream by demuxing it, without decoding: every frame's pts and which frames are keyframes.
+
+The index is what makes exact seeking possible (`seek_decode.py`): frame k of the sequential decode is the frame
+with the k-th smallest pts, and a frame decodes exactly when decoding starts at a keyframe at or before it, as
+long as every GOP is closed (no frame after a keyframe in decode order shows before it). Anything that would
+make "one packet = one decoded frame, at its pts" untrue makes the index untrustworthy, and the video is decoded
+sequentially instead (`IndexUntrustworthy` carries the reason). Costs one read of the file; no frame is decoded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import av.container
+import av.video.stream
+import numpy as np
+
+
+class IndexUntrustworthy(Exception):
+    """This stream cannot be seeked exactly; the message is the reason, recorded with the video."""
+
+
+@dataclass(frozen=True)
+class StreamIndex:
+    """One video stream's frames, in presentation order.
+
+    pts: int64, shape (num_frames,), strictly increasing, in units of `time_base`.
+    keyframe_positions: int64, shape (num_keyframes,), strictly increasing positions into `pts` (the first is 0).
+    """
+
+    pts: np.ndarray
+    keyframe_positions: np.ndarray
+    time_base: Fraction
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.pts)
+
+    def keyframe_at_or_before(self, position: int) -> int:
+        """The position of the last keyframe at or before frame `position`: where decoding it must start."""
+        return int(self.keyframe_positions[np.searchsorted(self.keyframe_positions, position, side="right") - 1])
+
+    def position_of(self, pts: int | None) -> int | None:
+        """The position of the frame shown at `pts`, None when no frame of the index has it."""
+        if pts is None:
+            return None
+        position = int(np.searchsorted(self.pts, pts))
+        return position if position < len(self.pts) and int(self.pts[position]) == pts else None
+
+
+def the_video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
+    """The file's only video stream (OpenCV takes the first; with several, which one it takes is its business)."""
+    streams = container.streams.video
+    if len(streams) != 1:
+        raise IndexUntrustworthy(f"{len(streams)} video streams (seeking handles files with exactly one)")
+    return streams[0]
+
+
+def index_stream(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> StreamIndex:
+    """Demux `stream` from the start to the end (no decoding) and index its frames.
+
+    The container is left at its end; a caller that decodes next seeks first. Raises IndexUntrustworthy for
+    a packet without pts, an empty, corrupt or discarded packet (dropped frames, damage, edit lists), duplicate
+    pts, a stream that does not start at a keyframe, an open GOP, decreasing dts, or a demuxer error.
+    """
+    pts_in_decode_order: list[int] = []
+    keyframe_pts: list[int] = []
+    last_dts: int | None = None
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0 and packet.pts is None:
+                continue  # PyAV's end-of-stream packet, which flushes the decoder
+            _check_packet(packet, last_dts, keyframe_pts)
+            last_dts = packet.dts if packet.dts is not None else last_dts
+            if packet.is_keyframe:
+                keyframe_pts.append(packet.pts)
+            pts_in_decode_order.append(packet.pts)
+    except av.error.FFmpegError as err:
+        raise IndexUntrustworthy(f"demuxing failed ({err})") from err
+    if not pts_in_decode_order:
+        raise IndexUntrustworthy("no video packet")
+    pts = np.array(sorted(pts_in_decode_order), dtype=np.int64)
+    if np.any(np.diff(pts) == 0):
+        raise IndexUntrustworthy("two packets share a pts")
+    keyframe_positions = np.searchsorted(pts, np.array(sorted(keyframe_pts), dtype=np.int64))
+    return StreamIndex(pts, keyframe_positions.astype(np.int64), Fraction(stream.time_base))
+
+
+def _check_packet(packet: av.Packet, last_dts: int | None, keyframe_pts: list[int]) -> None:
+    if packet.pts is None:
+        raise IndexUntrustworthy("a packet without pts")
+    if packet.size == 0:
+        raise IndexUntrustworthy(f"an empty packet at pts {packet.pts} (a dropped frame that decodes to nothing)")
+    if packet.is_corrupt:
+        raise IndexUntrustworthy(f"a packet flagged corrupt at pts {packet.pts}")
+    if packet.is_discard:
+        raise IndexUntrustworthy(f"a packet flagged discard at pts {packet.pts} (an edit list)")
+    if packet.dts is not None and last_dts is not None and packet.dts <= last_dts:
+        raise IndexUntrustworthy(f"dts not increasing ({last_dts} then {packet.dts})")
+    if not keyframe_pts and not packet.is_keyframe:
+        raise IndexUntrustworthy("the stream does not start at a keyframe")
+    if keyframe_pts and packet.pts < keyframe_pts[-1]:
+        # Decoded after the keyframe but shown before it: it may reference the previous GOP, so decoding from
+        # this keyframe would give it wrong (or not at all), unlike a decode from the start.
+        raise IndexUntrustworthy(f"an open GOP (pts {packet.pts} follows keyframe pts {keyframe_pts[-1]})")

@@ -1,0 +1,163 @@
+"""Exact seeking (PyAV) gives the frames of the sequential decode (OpenCV), index for index, pixel for pixel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import av
+import numpy as np
+import pytest
+
+from featcache.config import SamplingConfig
+from featcache.video.decode import read_sampled_frames, to_model_frame
+from featcache.video.seek_decode import DecodeRun, SeekMismatch, decode_planned_frames, plan_seek_decode
+from featcache.video.stream_index import IndexUntrustworthy, StreamIndex, _check_packet, index_stream, the_video_stream
+from tests.decode_corpus import write_decode_corpus
+
+# Where seeking must hold (a test that only ever fell back would prove nothing), and where it must not.
+SEEKABLE = [
+    "h264_long_gop_bframes.mp4",
+    "h264.mkv",
+    "h264_open_gop.mp4",
+    "xvid.avi",
+    "mp4v.avi",
+    "mjpg.avi",
+    "vp8.webm",
+    "vp9.webm",
+    "variable_frame_rate.mkv",
+    "nonzero_start.mkv",
+    "truncated.mkv",
+]
+FALLS_BACK = {
+    # MPEG-TS has no index: FFmpeg's seek lands past the first frame, which the landing check catches.
+    "nonzero_start.ts": "not at a keyframe at or before it",
+    "truncated.avi": "a packet flagged corrupt",
+}
+SAMPLINGS = {
+    "uniform-1": SamplingConfig(num_frames=1),
+    "uniform-10": SamplingConfig(num_frames=10),
+    "uniform-48": SamplingConfig(num_frames=48),
+    "fps-5-all": SamplingConfig(num_frames=0, mode="fps", fps=5.0),
+    "fps-7-10": SamplingConfig(num_frames=10, mode="fps", fps=7.0),
+}
+
+
+@pytest.fixture(scope="module")
+def decode_corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return write_decode_corpus(tmp_path_factory.mktemp("decode_corpus"))
+
+
+@pytest.mark.parametrize("sampling_name", SAMPLINGS)
+@pytest.mark.parametrize("video_name", SEEKABLE + list(FALLS_BACK))
+def test_seeking_gives_the_sequential_frames(decode_corpus: dict[str, Path], video_name: str, sampling_name: str):
+    path, sampling = decode_corpus[video_name], SAMPLINGS[sampling_name]
+    sequential = read_sampled_frames(path, sampling, 32, decoder="sequential")
+    seeked = read_sampled_frames(path, sampling, 32, decoder="seek")
+    assert sequential.decoder == "sequential" and sequential.decoder_note == ""
+    if video_name in FALLS_BACK:
+        assert seeked.decoder == "sequential"
+        assert FALLS_BACK[video_name] in seeked.decoder_note
+    else:
+        assert seeked.decoder == "seek", seeked.decoder_note
+    np.testing.assert_array_equal(seeked.frame_indices, sequential.frame_indices)
+    np.testing.assert_array_equal(seeked.frames, sequential.frames)
+    assert (seeked.video_num_frames, seeked.video_fps) == (sequential.video_num_frames, sequential.video_fps)
+    assert (seeked.video_width, seeked.video_height) == (sequential.video_width, sequential.video_height)
+    np.testing.assert_array_equal(seeked.timestamps_ms, sequential.timestamps_ms)
+
+
+def test_seeking_decodes_full_size_frames_identically(decode_corpus: dict[str, Path]) -> None:
+    """At the video's own size (no resize to hide a colour difference), both paths give the same pixels."""
+    path = decode_corpus["h264_long_gop_bframes.mp4"]
+    sampling = SamplingConfig(num_frames=10)
+    sequential = read_sampled_frames(path, sampling, 64, decoder="sequential")
+    seeked = read_sampled_frames(path, sampling, 64, decoder="seek")
+    assert seeked.decoder == "seek"
+    np.testing.assert_array_equal(seeked.frames, sequential.frames)
+
+
+def test_auto_seeks_a_long_gop_video_sparsely_sampled_and_not_a_densely_sampled_one(
+    decode_corpus: dict[str, Path],
+) -> None:
+    path = decode_corpus["h264_long_gop_bframes.mp4"]  # 240 frames, keyframes at 0, 96, 192
+    sparse = read_sampled_frames(path, SamplingConfig(num_frames=1), 32, decoder="auto")
+    assert sparse.decoder == "seek"  # frame 0 and the last GOP: 97 of 240 frames
+    dense = read_sampled_frames(path, SamplingConfig(num_frames=48), 32, decoder="auto")
+    assert dense.decoder == "sequential" and dense.decoder_note.startswith("auto: seeking would decode")
+
+
+def _index(num_frames: int, keyframes: list[int]) -> StreamIndex:
+    return StreamIndex(np.arange(num_frames, dtype=np.int64) * 10, np.array(keyframes, dtype=np.int64), 1)
+
+
+def test_a_plan_seeks_only_when_the_next_keyframe_is_past_what_is_decoded() -> None:
+    index = _index(300, [0, 100, 200])
+    plan = plan_seek_decode(index, np.array([5, 50, 150, 160, 250]))
+    # 5 and 50 share the first GOP; 150 and 160 the second; 250 and the last frame (299) the third.
+    assert plan.runs == [DecodeRun(0, 50), DecodeRun(100, 160), DecodeRun(200, 299)]
+    assert plan.frames_to_decode == 51 + 61 + 100
+    # A target whose keyframe is the frame right after the run: decoding on costs what seeking does.
+    assert plan_seek_decode(index, np.array([99, 100])).runs == [DecodeRun(0, 100), DecodeRun(200, 299)]
+
+
+def _packet(pts: int | None, dts: int | None = None, keyframe: bool = False, size: int = 100, **flags: bool):
+    return SimpleNamespace(
+        pts=pts,
+        dts=dts,
+        is_keyframe=keyframe,
+        size=size,
+        is_corrupt=flags.get("corrupt", False),
+        is_discard=flags.get("discard", False),
+    )
+
+
+@pytest.mark.parametrize(
+    ("packet", "last_dts", "keyframe_pts", "reason"),
+    [
+        (_packet(None), None, [0], "a packet without pts"),
+        (_packet(40, size=0), None, [0], "an empty packet"),
+        (_packet(40, corrupt=True), None, [0], "flagged corrupt"),
+        (_packet(40, discard=True), None, [0], "an edit list"),
+        (_packet(40, dts=30), 30, [0], "dts not increasing"),
+        (_packet(0), None, [], "does not start at a keyframe"),
+        (_packet(90), None, [0, 100], "an open GOP"),
+    ],
+)
+def test_an_untrustworthy_packet_makes_the_video_decode_sequentially(packet, last_dts, keyframe_pts, reason) -> None:
+    with pytest.raises(IndexUntrustworthy, match=reason):
+        _check_packet(packet, last_dts, keyframe_pts)
+
+
+def _real_index(path: Path) -> tuple[object, object, StreamIndex]:
+    container = av.open(str(path))
+    stream = the_video_stream(container)
+    return container, stream, index_stream(container, stream)
+
+
+def test_an_index_counting_more_frames_than_decode_raises_instead_of_returning_a_frame(
+    decode_corpus: dict[str, Path],
+) -> None:
+    container, stream, index = _real_index(decode_corpus["h264.mkv"])
+    with container:
+        longer = StreamIndex(np.append(index.pts, index.pts[-1] + 1), index.keyframe_positions, index.time_base)
+        wanted = np.array([0, longer.num_frames - 1])
+        with pytest.raises(
+            SeekMismatch,
+            match=f"the stream ended after {index.num_frames} frames, the index counts {index.num_frames + 1}",
+        ):
+            decode_planned_frames(container, stream, longer, plan_seek_decode(longer, wanted), wanted)
+
+
+def test_a_keyframe_the_stream_does_not_have_still_gives_the_sequential_frame(decode_corpus: dict[str, Path]) -> None:
+    """An index claiming a keyframe at frame 50 (the real ones: 0, 96, 192): the seek lands on the real keyframe
+    before it (frame 0), which the landing check accepts, and decoding on from there gives the sequential frame."""
+    container, stream, index = _real_index(decode_corpus["h264_long_gop_bframes.mp4"])
+    with container:
+        assert index.keyframe_positions.tolist() == [0, 96, 192]
+        claimed = StreamIndex(index.pts, np.array([0, 50, 96, 192]), index.time_base)
+        wanted = np.array([60])
+        frames = decode_planned_frames(container, stream, claimed, plan_seek_decode(claimed, wanted), wanted)
+    # Decoding landed on the real keyframe before 50 and went forward: frame 60 is still the sequential one.
+    sequential = read_sampled_frames(decode_corpus["h264_long_gop_bframes.mp4"], SamplingConfig(num_frames=240), 64)
+    np.testing.assert_array_equal(to_model_frame(frames[0], 64), sequential.frames[60])
