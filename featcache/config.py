@@ -104,6 +104,8 @@ class ExtractorConfig:
 
 
 ENGINES = ("local", "ray")
+# What runs the extractor on frames (featcache.extractors.runtimes): same features, so not a stored setting.
+RUNTIMES = ("auto", "keras", "openvino")
 # (option, EmbedConfig field, default) of the options only the Ray engine reads.
 RAY_ONLY_OPTIONS = (
     ("--ray-address", "ray_address", None),
@@ -134,8 +136,11 @@ class EmbedConfig:
     decode_cpus: float = (
         1.0  # CPUs per Ray decode worker (their number: num_decode_workers, 0: the cluster's CPUs left)
     )
+    runtime: str = "auto"  # RUNTIMES: auto = OpenVINO on a CPU when installed, else Keras
 
     def __post_init__(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise InputError(f"unknown --runtime / runtime {self.runtime!r}; choose one of {', '.join(RUNTIMES)}")
         if self.engine not in ENGINES:
             raise InputError(f"unknown --engine / engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
         if self.engine == "local":

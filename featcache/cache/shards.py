@@ -59,12 +59,20 @@ class ShardInfo:
 
 
 def write_shard(
-    shard_folder: Path, videos: list[ShardVideo], dtype: str, settings: dict[str, Any], compression: str = "none"
+    shard_folder: Path,
+    videos: list[ShardVideo],
+    dtype: str,
+    settings: dict[str, Any],
+    compression: str = "none",
+    *,
+    runtime: str | None = None,
 ) -> ShardInfo:
     """Write these videos as one new shard file: temporary name, fsync, rename. Safe from any process.
 
     settings: the cache's settings record (stored in the shard so an orphan can be checked before adoption).
     compression: HDF5 filter of the features ("none", "gzip", "lzf"), as `embed --compression`.
+    runtime: what ran the extractor ("keras", "openvino"), stored as the shard's `runtime` attribute
+      (provenance only: both give the same features); None writes none (read back as DEFAULT_SHARD_RUNTIME).
     Returns the ShardInfo to hand to the cache's writer (`CacheWriter.adopt_shard`).
     """
     if not videos:
@@ -80,7 +88,7 @@ def write_shard(
 
     write_atomically(
         shard_folder / name,
-        lambda temporary: _write_shard_file(temporary, videos, dtype, settings, compression),
+        lambda temporary: _write_shard_file(temporary, videos, dtype, settings, compression, runtime),
         checksum_before_rename,
     )
     failpoint("shard-renamed")
@@ -90,7 +98,7 @@ def write_shard(
 
 
 def _write_shard_file(
-    path: Path, videos: list[ShardVideo], dtype: str, settings: dict[str, Any], compression: str
+    path: Path, videos: list[ShardVideo], dtype: str, settings: dict[str, Any], compression: str, runtime: str | None
 ) -> None:
     lengths = np.array([len(video.features) for video in videos], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -119,6 +127,21 @@ def _write_shard_file(
             )
         handle.attrs["settings"] = json.dumps(settings, sort_keys=True)
         handle.attrs["shard_format"] = SHARD_FORMAT
+        if runtime is not None:
+            handle.attrs["runtime"] = runtime
+
+
+# What ran the extractor for a shard written before shards recorded it (featcache 0.2 ran Keras only).
+DEFAULT_SHARD_RUNTIME = "keras"
+
+
+def shard_runtime(shard_path: Path) -> str:
+    """The runtime that embedded a shard's features (its `runtime` attribute; DEFAULT_SHARD_RUNTIME when absent)."""
+    try:
+        with h5py.File(shard_path, "r") as handle:
+            return str(handle.attrs.get("runtime", DEFAULT_SHARD_RUNTIME))
+    except OSError as err:
+        raise CacheFormatError(f"{shard_path}: not a readable featcache shard ({err})") from err
 
 
 def unlisted_shard_names(shard_folder: Path, listed: Collection[str]) -> list[str]:

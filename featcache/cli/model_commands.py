@@ -10,6 +10,8 @@ import typer
 
 from featcache.cli.common import (
     EXIT_SOME_VIDEOS_FAILED,
+    RUNTIME_HELP,
+    RuntimeChoice,
     app,
     count_progress,
     errors_as_exit_codes,
@@ -343,6 +345,7 @@ def predict_command(
         "--window-dir",
         help="Where windows.csv, windows.json and a timeline PNG per video go (default: MODEL_DIR/windows).",
     ),
+    runtime: RuntimeChoice = typer.Option("auto", help=RUNTIME_HELP),
 ) -> None:
     """Classify videos with a trained model, embedded with the extractor and sampling stored with it.
 
@@ -351,7 +354,7 @@ def predict_command(
     """
     import_keras_quietly()  # before the model modules import it
     if window is not None:
-        _predict_windows(model_dir, videos, window, stride, window_dir, as_json)
+        _predict_windows(model_dir, videos, window, stride, window_dir, as_json, runtime.value)
         return
     from featcache.inference.predict import describe_failure, format_predictions, predict_videos, write_predictions_csv
 
@@ -359,7 +362,9 @@ def predict_command(
         if stride is not None or window_dir is not None:
             raise InputError("--stride and --window-dir only apply with --window SECONDS")
         with count_progress("predicting") as report_progress:
-            predictions = predict_videos(model_dir, videos, top_k=top_k, progress=report_progress)
+            predictions = predict_videos(
+                model_dir, videos, top_k=top_k, progress=report_progress, runtime=runtime.value
+            )
         if out is not None:
             write_predictions_csv(predictions, out)
     if as_json:
@@ -385,13 +390,14 @@ def _predict_windows(
     stride: float | None,
     window_dir: Path | None,
     as_json: bool,
+    runtime: str,
 ) -> None:
     from featcache.config import WindowConfig
     from featcache.inference.windows import format_windows, predict_windows, write_window_reports
 
     with errors_as_exit_codes():
         window_config = WindowConfig(window_seconds=window, stride_seconds=stride)
-        report = predict_windows(model_dir, videos, window_config)
+        report = predict_windows(model_dir, videos, window_config, runtime)
         written = write_window_reports(report, window_dir if window_dir is not None else Path(model_dir) / "windows")
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))

@@ -11,6 +11,8 @@ import typer
 
 from featcache.cli.common import (
     EXIT_SOME_VIDEOS_FAILED,
+    RUNTIME_HELP,
+    RuntimeChoice,
     app,
     embed_progress_bar,
     errors_as_exit_codes,
@@ -109,6 +111,7 @@ def embed_command(
         None, help="[ray] GPUs per embed worker (default: 1 when the cluster has GPUs, else 0)."
     ),
     decode_cpus: float = typer.Option(1.0, help="[ray] CPUs per decode worker."),
+    runtime: RuntimeChoice = typer.Option("auto", help=RUNTIME_HELP),
 ) -> None:
     """Decode sampled frames of every video once, embed them with a frozen CNN, store them in one HDF5 cache.
 
@@ -155,6 +158,7 @@ def embed_command(
             embed_workers=embed_workers,
             gpus_per_worker=gpus_per_worker,
             decode_cpus=decode_cpus,
+            runtime=runtime.value,
         )
     from featcache.embedding.embed import (
         embed,
@@ -172,6 +176,8 @@ def embed_command(
             )
             raise typer.Exit(130) from None
     typer.echo(_embed_summary_line(summary))
+    if summary.runtime:
+        typer.echo(f"extractor runtime: {summary.runtime}")
     if summary.engine_workers:
         typer.echo(f"on Ray: {summary.engine_workers}")
     if summary.num_outside_root:

@@ -64,6 +64,7 @@ class EmbedSummary:
     unreadable_parts: list[str] = field(default_factory=list)  # shards of an interrupted run that could not be read
     num_outside_root: int = 0  # CSV rows naming files outside the CSV's folder (--allow-outside-root)
     engine_workers: str = ""  # with --engine ray: the workers it ran (ray_cluster.ClusterPlan.describe)
+    runtime: str = ""  # what ran the extractor (runtimes.py): "openvino", "keras (why)"; '' when nothing embedded
 
     @property
     def videos_per_second(self) -> float:
@@ -134,6 +135,7 @@ def embed(
             finally:
                 summary.embedding_seconds = time.perf_counter() - embedding_started
             summary.engine_workers = outcome.workers
+            summary.runtime = outcome.runtimes
             # A problem found at the start too, when the shard was there before the run, is said once.
             summary.unreadable_parts += [
                 problem for problem in outcome.problems if problem not in summary.unreadable_parts

@@ -36,7 +36,7 @@ def build_extractor(config: EmbedConfig) -> Extractor:
     import_keras_quietly()
     from featcache.extractors.registry import load_extractor
 
-    return load_extractor(config.extractor)
+    return load_extractor(config.extractor, config.runtime)
 
 
 class LocalEngine:
@@ -47,6 +47,8 @@ class LocalEngine:
         check_embed_memory(config, self.num_decode_workers)
         self.extractor = build_extractor(config)
         self.settings_record = settings_record(self.extractor.provenance, config.sampling, config.dtype)
+        self.runtime = self.extractor.runtime
+        self.runtime_note = self.extractor.runtime_note
 
     def embed(self, job: EmbedJob, cache: WritableCache) -> EngineOutcome:
         """Decode + model over the job's videos, writing a shard and committing the index every few seconds."""
@@ -58,7 +60,7 @@ class LocalEngine:
 
         def save_shard() -> None:
             nonlocal last_shard_time
-            _commit_shard_batch(writer, batch, config)
+            _commit_shard_batch(writer, batch, config, self.extractor.runtime)
             last_shard_time = time.perf_counter()
 
         decoded = decode_videos(job.videos, config.sampling, self.extractor.image_size, self.num_decode_workers)
@@ -78,15 +80,24 @@ class LocalEngine:
         finally:
             # Also on Ctrl-C or an unexpected error: what is finished is kept for the next run.
             save_shard()
-        return EngineOutcome()
+        return EngineOutcome(runtimes=self._runtime_description())
+
+    def _runtime_description(self) -> str:
+        note = f" ({self.runtime_note})" if self.runtime_note else ""
+        return f"{self.runtime}{note}"
 
 
-def _commit_shard_batch(writer: CacheWriter, batch: ShardBatch, config: EmbedConfig) -> None:
+def _commit_shard_batch(writer: CacheWriter, batch: ShardBatch, config: EmbedConfig, runtime: str) -> None:
     """Write the batch's videos as one shard, list it and its failures in the index, commit; empty the batch."""
     if batch.videos:
         writer.adopt_shard(
             write_shard(
-                writer.shard_folder, batch.videos, config.dtype, writer.state.settings, writer.state.compression
+                writer.shard_folder,
+                batch.videos,
+                config.dtype,
+                writer.state.settings,
+                writer.state.compression,
+                runtime=runtime,
             )
         )
     writer.state.failures.update(batch.failures)

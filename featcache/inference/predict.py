@@ -85,12 +85,13 @@ class PreparedModel:
     test_clips: int = 1  # clips averaged per video for such a head (train --test-clips)
 
 
-def prepare_model(model_dir: Path | ModelFolder) -> PreparedModel:
-    """Load a model folder and rebuild its extractor; raises ModelDirError, ExtractorError or CacheMismatchError."""
+def prepare_model(model_dir: Path | ModelFolder, runtime: str = "auto") -> PreparedModel:
+    """Load a model folder and rebuild its extractor on `runtime` (featcache.extractors.runtimes: either gives the
+    training cache's features); raises ModelDirError, ExtractorError or CacheMismatchError."""
     folder = model_dir if isinstance(model_dir, ModelFolder) else ModelFolder.open(Path(model_dir))
     metadata = folder.metadata
     extractor_config = metadata.extractor_config
-    extractor = load_extractor(extractor_config)
+    extractor = load_extractor(extractor_config, runtime)
     check_extractor_matches(extractor, metadata)
     return PreparedModel(
         model=folder.load_model(),
@@ -159,11 +160,13 @@ def predict_videos(
     video_paths: list[Path],
     top_k: int = DEFAULT_TOP_K,
     progress: Callable[[int, int, int], None] | None = None,
+    runtime: str = "auto",
 ) -> list[VideoPrediction]:
     """Top-k classes of each video, embedded with the extractor and sampling stored with the model.
 
     video_paths: files, folders (every video below them) or CSV lists (see collect_videos).
     progress(done, total, failed) is called as videos finish embedding.
+    runtime: what runs the extractor, "auto", "keras" or "openvino" (featcache.extractors.runtimes).
     Returns one VideoPrediction per path, in the order given; a video that cannot be decoded gets an
     `error` (path and reason) and the others are still predicted.
     Raises ModelDirError for a missing or foreign model folder, InputError for a bad top_k, ExtractorError
@@ -176,7 +179,7 @@ def predict_videos(
     top_k = min(top_k, len(class_names))  # as evaluate does: k beyond the classes lists all of them
     labelled = collect_videos(video_paths)
     video_paths = [path for path, _ in labelled]
-    prepared = prepare_model(folder)
+    prepared = prepare_model(folder, runtime)
     entries = [VideoEntry(path=Path(path), relative_path=str(path), label="", group="") for path in video_paths]
     decoded = decode_videos(
         entries, prepared.sampling, prepared.extractor_config.image_size, num_workers=os.cpu_count() or 1

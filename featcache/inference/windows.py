@@ -117,13 +117,15 @@ class WindowsReport:
         }
 
 
-def predict_windows(model_dir: Path, video_paths: list[Path], window: WindowConfig) -> WindowsReport:
+def predict_windows(
+    model_dir: Path, video_paths: list[Path], window: WindowConfig, runtime: str = "auto"
+) -> WindowsReport:
     """Class probabilities for every window of each video, one sequential decode per video.
 
     A video that cannot be read, states no frame rate, or is shorter than one window gets an `error`;
     the others are still predicted. Raises what `predict.prepare_model` raises for the model folder.
     """
-    prepared = prepare_model(Path(model_dir))
+    prepared = prepare_model(Path(model_dir), runtime)
     videos = [_predict_video_windows(Path(path), prepared, window) for path in video_paths]
     return WindowsReport(str(model_dir), prepared.class_names, window, videos)
 
