@@ -136,6 +136,7 @@ class OpenVINOExtractor:
     compiled: Any
     image_size: int
     feature_dim: int
+    ir_path: Path  # the IR it was compiled from, in the compile cache (int8 quantizes that file)
 
     def __post_init__(self) -> None:
         import openvino
@@ -166,7 +167,7 @@ def compile_ir(ir_path: Path, image_size: int, feature_dim: int) -> OpenVINOExtr
     import openvino
 
     compiled = openvino.Core().compile_model(str(ir_path), "CPU", COMPILE_PROPERTIES)
-    return OpenVINOExtractor(compiled, image_size, feature_dim)
+    return OpenVINOExtractor(compiled, image_size, feature_dim, Path(ir_path))
 
 
 def feature_agreement(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, float, float]:

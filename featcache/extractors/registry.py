@@ -60,6 +60,7 @@ class Extractor:
     runtime: what runs the model, "keras" or "openvino" (featcache.extractors.runtimes): not part of the
       provenance, since both give the same features; each shard records its own.
     runtime_note: with --runtime auto, why it runs on Keras ('' when it did not fall back).
+    openvino_model: on OpenVINO, the compiled model (openvino_runtime.OpenVINOExtractor), else None.
     """
 
     name: str
@@ -69,6 +70,7 @@ class Extractor:
     provenance: dict[str, Any] = field(default_factory=dict)
     runtime: str = KERAS
     runtime_note: str = ""
+    openvino_model: Any = None
 
 
 def extractor_builder(name: str) -> Callable[[ExtractorConfig], BuiltModel]:
@@ -106,7 +108,14 @@ def load_extractor(config: ExtractorConfig, runtime: str = KERAS) -> Extractor:
     provenance = _provenance(config, built.weights_sha256, built.preprocessing, built.feature_dim)
     choice = choose_runtime(runtime, config, built, provenance)
     return Extractor(
-        config.name, config.image_size, built.feature_dim, choice.embed_frames, provenance, choice.runtime, choice.note
+        config.name,
+        config.image_size,
+        built.feature_dim,
+        choice.embed_frames,
+        provenance,
+        choice.runtime,
+        choice.note,
+        choice.openvino_model,
     )
 
 

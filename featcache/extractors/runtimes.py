@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import keras
 import numpy as np
@@ -27,11 +28,15 @@ AUTO_RUNTIME_VARIABLE = "FEATCACHE_RUNTIME"
 
 @dataclass(frozen=True)
 class RuntimeChoice:
-    """The runtime that embeds, its embed_frames, and (for `auto` falling back to Keras) why not OpenVINO."""
+    """The runtime that embeds, its embed_frames, and (for `auto` falling back to Keras) why not OpenVINO.
+
+    openvino_model: the compiled openvino_runtime.OpenVINOExtractor when the runtime is OpenVINO (int8 quantizes it).
+    """
 
     runtime: str
     embed_frames: Callable[[np.ndarray], np.ndarray]
     note: str = ""
+    openvino_model: Any = None
 
 
 def keras_sees_gpu() -> bool:
@@ -91,4 +96,4 @@ def choose_runtime(requested: str, config: ExtractorConfig, built: BuiltModel, p
         if requested == OPENVINO:
             raise
         return RuntimeChoice(KERAS, built.embed_frames, str(err).removesuffix("; use --runtime keras"))
-    return RuntimeChoice(OPENVINO, compiled.embed_frames)
+    return RuntimeChoice(OPENVINO, compiled.embed_frames, openvino_model=compiled)

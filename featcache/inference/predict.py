@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from featcache.cache.reader import uniform_positions
-from featcache.cache.settings import describe_settings_difference, settings_record
+from featcache.cache.settings import DEFAULT_PRECISION, describe_settings_difference, record_precision, settings_record
 from featcache.config import ExtractorConfig, SamplingConfig
 from featcache.embedding.batching import decode_videos, embed_decoded_videos
-from featcache.errors import CacheMismatchError, InputError, VideoDecodeError
+from featcache.errors import CacheMismatchError, ExtractorError, InputError, VideoDecodeError
 from featcache.extractors.registry import Extractor, load_extractor
 from featcache.training.clips import predict_over_clips
 from featcache.training.model_folder import ModelFolder, ModelMetadata
@@ -91,6 +91,12 @@ def prepare_model(model_dir: Path | ModelFolder, runtime: str = "auto") -> Prepa
     folder = model_dir if isinstance(model_dir, ModelFolder) else ModelFolder.open(Path(model_dir))
     metadata = folder.metadata
     extractor_config = metadata.extractor_config
+    if record_precision(metadata.extractor) != DEFAULT_PRECISION:
+        # Its features came from a model quantized on the training videos' frames, which predict cannot rebuild.
+        raise ExtractorError(
+            f"{folder.path} was trained on {record_precision(metadata.extractor)} features; predict embeds with the "
+            "f32 extractor only: train on a cache embedded with --precision f32"
+        )
     extractor = load_extractor(extractor_config, runtime)
     check_extractor_matches(extractor, metadata)
     return PreparedModel(
