@@ -22,7 +22,10 @@ SAMPLING = SamplingConfig(num_frames=4)
 
 @pytest.fixture(scope="module")
 def compile_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("featcache-compile-cache")
+    """One folder for the session: test_openvino_runtime.py and test_openvino_int8.py convert the same models."""
+    folder = tmp_path_factory.getbasetemp() / "featcache-compile-cache"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 @pytest.fixture(autouse=True)

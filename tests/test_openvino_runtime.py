@@ -17,6 +17,7 @@ import pytest
 pytest.importorskip("openvino", reason="the featcache[openvino] extra is not installed")
 
 import featcache.extractors.openvino_runtime as openvino_runtime
+import featcache.extractors.runtimes as runtimes
 from featcache.cache.shards import DEFAULT_SHARD_RUNTIME, shard_runtime
 from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
 from featcache.embedding.embed import embed
@@ -31,7 +32,10 @@ SIZE = 32
 
 @pytest.fixture(scope="module")
 def compile_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("featcache-compile-cache")
+    """One folder for the session: test_openvino_runtime.py and test_openvino_int8.py convert the same models."""
+    folder = tmp_path_factory.getbasetemp() / "featcache-compile-cache"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 @pytest.fixture(autouse=True)
@@ -141,6 +145,7 @@ def test_a_conversion_that_changes_the_features_is_refused_and_auto_says_so(monk
     monkeypatch.setattr(openvino_runtime, "MIN_COSINE", 1.0 + 1e-9)
     with pytest.raises(ExtractorError, match="OpenVINO does not give scratch_cnn's Keras features.*--runtime keras"):
         load_extractor(config, "openvino")
+    monkeypatch.setattr(runtimes, "keras_sees_gpu", lambda: False)
     fallback = load_extractor(config, "auto")
     assert fallback.runtime == "keras" and "does not give scratch_cnn's Keras features" in fallback.runtime_note
 
@@ -155,6 +160,7 @@ def test_a_savedmodel_extractor_is_refused_for_openvino_and_auto_uses_keras():
 
 
 def test_auto_prefers_openvino_on_a_cpu_and_the_variable_pins_it(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(runtimes, "keras_sees_gpu", lambda: False)  # on a CPU, wherever the suite runs
     config = ExtractorConfig(name="scratch_cnn", weights="random", image_size=SIZE, seed=2)
     assert load_extractor(config, "auto").runtime == "openvino"
     monkeypatch.setenv(AUTO_RUNTIME_VARIABLE, "keras")
@@ -218,3 +224,18 @@ def test_a_shard_written_without_a_runtime_reads_as_keras(tmp_path: Path):
         assert json.loads(handle.attrs["settings"])["dtype"] == "float16"
     assert shard_runtime(tmp_path / old.name) == DEFAULT_SHARD_RUNTIME == "keras"
     assert shard_runtime(tmp_path / new.name) == "openvino"
+
+
+def test_embed_command_says_which_runtime_embedded(tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(runtimes, "keras_sees_gpu", lambda: False)  # on a CPU, wherever the suite runs
+    from typer.testing import CliRunner
+
+    from featcache.cli import app
+
+    options = ["--extractor", "scratch_cnn", "--weights", "random", "--seed", "2", "--image-size", str(SIZE)]
+    out = tmp_path / "cli.h5"
+    result = CliRunner().invoke(app, ["embed", str(tiny_dataset), "--out", str(out), *options, "--frames", "4"])
+    assert result.exit_code == 0, result.output
+    assert "extractor runtime: openvino" in result.output  # auto on this CPU, with the extra installed
+    refused = CliRunner().invoke(app, ["embed", str(tiny_dataset), "--out", str(tmp_path / "k.h5"), "--runtime", "x"])
+    assert refused.exit_code == 2
