@@ -106,6 +106,14 @@ class ExtractorConfig:
 
 
 ENGINES = ("local", "ray")
+# What runs the extractor on frames (featcache.extractors.runtimes): same features, so not a stored setting.
+RUNTIMES = ("auto", "keras", "openvino")
+# Inference precision of the extractor (featcache.extractors.openvino_int8): int8 features are other features,
+# so precision is stored with the cache (its extractor record's `precision`, absent = "f32").
+PRECISIONS = ("f32", "int8")
+# Frames NNCF calibrates int8 on (as many again are held out for the gate); see openvino_int8.py for the default.
+DEFAULT_CALIBRATION_FRAMES = 128
+DEFAULT_INT8_MIN_COSINE = 0.99  # the int8 gate: mean cosine of int8 vs f32 features on held-out frames
 # (option, EmbedConfig field, default) of the options only the Ray engine reads.
 RAY_ONLY_OPTIONS = (
     ("--ray-address", "ray_address", None),
@@ -139,8 +147,24 @@ class EmbedConfig:
     decode_cpus: float = (
         1.0  # CPUs per Ray decode worker (their number: num_decode_workers, 0: the cluster's CPUs left)
     )
+    runtime: str = "auto"  # RUNTIMES: auto = OpenVINO on a CPU when installed, else Keras
+    precision: str = "f32"  # PRECISIONS; int8 runs on OpenVINO, quantized on the run's first frames
+    calibration_frames: int = DEFAULT_CALIBRATION_FRAMES
+    int8_min_cosine: float = DEFAULT_INT8_MIN_COSINE
 
     def __post_init__(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise InputError(f"unknown --runtime / runtime {self.runtime!r}; choose one of {', '.join(RUNTIMES)}")
+        if self.precision not in PRECISIONS:
+            raise InputError(
+                f"unknown --precision / precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}"
+            )
+        if self.precision == "int8" and (self.runtime == "keras" or self.engine != "local"):
+            raise InputError(
+                "--precision int8 runs on OpenVINO with the local engine: drop --runtime keras / --engine ray"
+            )
+        check_in_range("--calibration-frames / calibration_frames", self.calibration_frames, 8, MAX_BATCH_SIZE)
+        check_in_range("--int8-min-cosine / int8_min_cosine", self.int8_min_cosine, -1.0, 1.0)
         if self.engine not in ENGINES:
             raise InputError(f"unknown --engine / engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
         if self.engine == "local":

@@ -10,6 +10,9 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The suite runs the CLI on Keras (`--runtime`'s default from FEATCACHE_RUNTIME): converting each model to
+# OpenVINO would cost ~10 s a model on the shared CI budget. tests/test_openvino_runtime.py tests OpenVINO and auto.
+os.environ.setdefault("FEATCACHE_RUNTIME", "keras")
 
 import cv2
 import numpy as np
@@ -93,7 +96,7 @@ def fake_extractor(monkeypatch: pytest.MonkeyPatch) -> list[Extractor]:
     """Replace the model with mean_colour_extractor; the list collects each extractor loaded."""
     loaded: list[Extractor] = []
 
-    def load(config: ExtractorConfig) -> Extractor:
+    def load(config: ExtractorConfig, runtime: str = "keras") -> Extractor:
         loaded.append(mean_colour_extractor(config))
         return loaded[-1]
 

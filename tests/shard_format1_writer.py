@@ -21,9 +21,16 @@ from featcache.cache.format import FRAME_DATASETS, STRING_DTYPE, VIDEO_DATASETS
 
 
 def write_shard_format1_file(
-    path: Path, shard_id: str, videos: list, dtype: str, settings: dict[str, Any], compression: str
+    path: Path,
+    shard_id: str,
+    videos: list,
+    dtype: str,
+    settings: dict[str, Any],
+    compression: str,
+    runtime: str | None = None,
 ) -> None:
-    """The shard writer of featcache 0.2 (shard_format 1), unchanged but for the unused shard_id argument."""
+    """The shard writer of featcache 0.2 (shard_format 1), unchanged but for the unused shard_id and runtime
+    arguments (0.2 recorded neither)."""
     lengths = np.array([len(video.features) for video in videos], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     feature_dim = videos[0].features.shape[1]

@@ -38,6 +38,8 @@ def mean_colour(config):  # no Keras: this process is about the disk, and Keras 
         feature_dim=3,
         embed_frames=lambda frames: frames.astype(np.float32).mean(axis=(1, 2)),
         provenance=provenance,
+        runtime="keras",
+        runtime_note="",
     )
 
 

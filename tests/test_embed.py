@@ -145,7 +145,7 @@ def test_constant_features_are_refused(
 ) -> None:
     real_load = extractors_module.load_extractor
 
-    def constant_extractor(config: ExtractorConfig) -> Extractor:
+    def constant_extractor(config: ExtractorConfig, runtime: str = "keras") -> Extractor:
         extractor = real_load(config)
         extractor.embed_frames = lambda frames: np.ones((len(frames), extractor.feature_dim), np.float32)
         return extractor
@@ -164,7 +164,7 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(
     monkeypatch.setattr(local_engine, "MAX_VIDEOS_PER_SHARD", 1)  # a part after every video
     real_load = extractors_module.load_extractor
 
-    def interrupted_after_two_batches(config: ExtractorConfig) -> Extractor:
+    def interrupted_after_two_batches(config: ExtractorConfig, runtime: str = "keras") -> Extractor:
         extractor = real_load(config)
         embed_frames = extractor.embed_frames
 
@@ -282,7 +282,7 @@ def test_changed_weights_file_is_refused(
     )
     stand_in_load = extractors_module.load_extractor
 
-    def load_recording_sha256(extractor_config: ExtractorConfig) -> Extractor:
+    def load_recording_sha256(extractor_config: ExtractorConfig, runtime: str = "keras") -> Extractor:
         extractor = stand_in_load(extractor_config)  # records the file's hash as the real extractors do
         extractor.provenance["weights_sha256"] = sha256_file(weights_path)
         return extractor
@@ -307,7 +307,7 @@ def test_a_cache_of_imagenet_weights_takes_more_videos_and_refuses_another_downl
     stand_in_load = extractors_module.load_extractor
     downloaded_sha256 = ["a" * 64]
 
-    def load_as_if_downloaded(extractor_config: ExtractorConfig) -> Extractor:
+    def load_as_if_downloaded(extractor_config: ExtractorConfig, runtime: str = "keras") -> Extractor:
         extractor = stand_in_load(extractor_config)
         extractor.provenance["weights_sha256"] = downloaded_sha256[0]
         return extractor
@@ -368,7 +368,7 @@ from featcache.embedding import local_engine
 from conftest import mean_colour_extractor
 from test_embed import FAKE_CONFIG
 
-def load_then_die(config):
+def load_then_die(config, runtime="keras"):
     extractor = mean_colour_extractor(config)
     embed_frames = extractor.embed_frames
     def embed_or_die(frames):
@@ -440,7 +440,7 @@ def test_overwrite_that_fails_keeps_the_old_cache(
     embed(tiny_dataset, cache_path, FAKE_CONFIG)
     before = cache_path.read_bytes()
 
-    def unavailable(config: ExtractorConfig) -> Extractor:
+    def unavailable(config: ExtractorConfig, runtime: str = "keras") -> Extractor:
         raise InputError("weights unavailable")
 
     monkeypatch.setattr(extractors_module, "load_extractor", unavailable)

@@ -140,6 +140,10 @@ _EXAMPLE_VALUES = {
     "embed_workers": "2",
     "gpus_per_worker": "0.5",
     "decode_cpus": "0.5",
+    "runtime": '"keras"',
+    "precision": '"f32"',  # int8 runs on the local engine only, and this example asks for ray
+    "calibration_frames": "16",
+    "int8_min_cosine": "0.95",
     "head": '"gru"',
     "units": "8",
     "dense": "8",

@@ -90,7 +90,7 @@ def fake_extractor(monkeypatch) -> list[ExtractorConfig]:
     """Replace load_extractor by a mean-RGB extractor; returns the list of configs it was called with."""
     calls: list[ExtractorConfig] = []
 
-    def load_mean_rgb_extractor(config: ExtractorConfig) -> Extractor:
+    def load_mean_rgb_extractor(config: ExtractorConfig, runtime: str = "keras") -> Extractor:
         calls.append(config)
 
         def embed_frames(frames: np.ndarray) -> np.ndarray:
@@ -150,7 +150,7 @@ def test_changed_weights_file_is_refused(monkeypatch, colour_model: Path, colour
     changed = Extractor(
         "scratch_cnn", 16, 3, lambda frames: np.zeros((len(frames), 3), np.float32), {"weights_sha256": "0ther"}
     )
-    monkeypatch.setattr(predict_module, "load_extractor", lambda config: changed)
+    monkeypatch.setattr(predict_module, "load_extractor", lambda config, runtime="keras": changed)
     with pytest.raises(CacheMismatchError, match="sha256 0ther\\) differs from the one used.*sha256 c0ffee"):
         predict_videos(colour_model, colour_videos)
 
@@ -325,7 +325,7 @@ def test_new_features_are_rounded_like_the_training_cache(
         lambda frames: np.full((len(frames), 3), [feature, 0, 0], np.float32),
         {"weights_sha256": "c0ffee"},
     )
-    monkeypatch.setattr(predict_module, "load_extractor", lambda config: constant)
+    monkeypatch.setattr(predict_module, "load_extractor", lambda config, runtime="keras": constant)
 
     (prediction,) = predict_videos(colour_model, colour_videos[:1], top_k=3)
 

@@ -102,7 +102,7 @@ def test_each_window_gets_its_sampled_frames_from_one_pass(tmp_path: Path, monke
     )
     embedded_rows: list[int] = []
 
-    def grey_level_extractor(config):
+    def grey_level_extractor(config, runtime="keras"):
         def embed_frames(frames: np.ndarray) -> np.ndarray:
             embedded_rows.append(len(frames))
             return frames.mean(axis=(1, 2, 3))[:, None].astype(np.float32)

@@ -19,6 +19,13 @@ from featcache.files import sha256_file
 
 # What names an extractor's function; weights are compared separately (by sha256 when known).
 EXTRACTOR_IDENTITY_FIELDS = ("name", "handle", "image_size")
+# The extractor record's `precision` when it has none: every cache before `--precision int8` (issue 20) is f32.
+DEFAULT_PRECISION = "f32"
+
+
+def record_precision(extractor_record: dict[str, Any]) -> str:
+    """The inference precision an extractor record describes ("f32" or "int8")."""
+    return extractor_record.get("precision") or DEFAULT_PRECISION
 
 
 def settings_record(
@@ -38,6 +45,8 @@ def requested_settings(config: EmbedConfig) -> dict[str, Any]:
         "image_size": extractor.image_size,
         "weights": extractor.weights,
     }
+    if config.precision != DEFAULT_PRECISION:
+        record["precision"] = config.precision
     if extractor.weights == "random":
         record["seed"] = extractor.seed
     elif extractor.weights != "imagenet":
@@ -53,8 +62,9 @@ def requested_settings(config: EmbedConfig) -> dict[str, Any]:
 def describe_settings_difference(stored: dict[str, Any], wanted: dict[str, Any]) -> str:
     """'' when two settings records give interchangeable features, else 'stored X vs wanted Y; ...'.
 
-    Compares the extractor's identity (name, handle, image size), its weights (by sha256 when both records
-    know it, else by source and, for random weights, seed), feature_dim when both know it, every sampling
+    Compares the extractor's identity (name, handle, image size), precision (absent: f32), its weights (by
+    sha256 when both records know it, else by source and, for random weights, seed), feature_dim when both
+    know it, every sampling
     field, and dtype when both know it. A requested record (`requested_settings`) knows no sha256 for
     `imagenet`, which only loading the model fetches: it matches a cache made from `imagenet`, and the
     loaded model's full record is compared again before it embeds (embed.py, ray_engine.py's workers).
@@ -65,6 +75,11 @@ def describe_settings_difference(stored: dict[str, Any], wanted: dict[str, Any])
         if stored_extractor.get(name) != wanted_extractor.get(name):
             differences.append(f"extractor {name} {stored_extractor.get(name)!r} vs {wanted_extractor.get(name)!r}")
     differences += _weights_difference(stored_extractor, wanted_extractor)
+    if record_precision(stored_extractor) != record_precision(wanted_extractor):
+        differences.append(
+            f"precision {record_precision(stored_extractor)} vs {record_precision(wanted_extractor)} "
+            "(int8 features are other features)"
+        )
     if (
         "feature_dim" in stored_extractor
         and "feature_dim" in wanted_extractor

@@ -65,12 +65,20 @@ class ShardInfo:
 
 
 def write_shard(
-    shard_folder: Path, videos: list[ShardVideo], dtype: str, settings: dict[str, Any], compression: str = "none"
+    shard_folder: Path,
+    videos: list[ShardVideo],
+    dtype: str,
+    settings: dict[str, Any],
+    compression: str = "none",
+    *,
+    runtime: str | None = None,
 ) -> ShardInfo:
     """Write these videos as one new shard file: temporary name, fsync, rename. Safe from any process.
 
     settings: the cache's settings record (stored in the shard so an orphan can be checked before adoption).
     compression: HDF5 filter of the features ("none", "gzip", "lzf"), as `embed --compression`.
+    runtime: what ran the extractor ("keras", "openvino"), stored as the shard's `runtime` attribute
+      (provenance only: both give the same features); None writes none (read back as DEFAULT_SHARD_RUNTIME).
     Returns the ShardInfo to hand to the cache's writer (`CacheWriter.adopt_shard`).
     """
     if not videos:
@@ -86,7 +94,9 @@ def write_shard(
 
     write_atomically(
         shard_folder / name,
-        lambda temporary: _write_shard_file(temporary, shard_id_of(name), videos, dtype, settings, compression),
+        lambda temporary: _write_shard_file(
+            temporary, shard_id_of(name), videos, dtype, settings, compression, runtime
+        ),
         checksum_before_rename,
     )
     failpoint("shard-renamed")
@@ -108,15 +118,27 @@ def feature_chunk_rows(lengths: np.ndarray, bytes_per_frame: int) -> int:
 
 
 def _write_shard_file(
-    path: Path, shard_id: str, videos: list[ShardVideo], dtype: str, settings: dict[str, Any], compression: str
+    path: Path,
+    shard_id: str,
+    videos: list[ShardVideo],
+    dtype: str,
+    settings: dict[str, Any],
+    compression: str,
+    runtime: str | None,
 ) -> None:
     write_hdf5_file(
-        path, lambda handle: _fill_shard(handle, shard_id, videos, dtype, settings, compression), SHARD_LIBVER
+        path, lambda handle: _fill_shard(handle, shard_id, videos, dtype, settings, compression, runtime), SHARD_LIBVER
     )
 
 
 def _fill_shard(
-    handle: h5py.File, shard_id: str, videos: list[ShardVideo], dtype: str, settings: dict[str, Any], compression: str
+    handle: h5py.File,
+    shard_id: str,
+    videos: list[ShardVideo],
+    dtype: str,
+    settings: dict[str, Any],
+    compression: str,
+    runtime: str | None,
 ) -> None:
     lengths = np.array([len(video.features) for video in videos], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -150,11 +172,26 @@ def _fill_shard(
     handle.attrs["settings"] = json.dumps(settings, sort_keys=True)
     handle.attrs["shard_id"] = shard_id
     handle.attrs["shard_format"] = SHARD_FORMAT
+    if runtime is not None:
+        handle.attrs["runtime"] = runtime
 
 
 def shard_id_of(name: str) -> str:
     """A shard's id, recorded in it (attribute `shard_id`): its file name's stem, a uuid."""
     return Path(name).name.removesuffix(SHARD_SUFFIX)
+
+
+# What ran the extractor for a shard written before shards recorded it (featcache 0.2 ran Keras only).
+DEFAULT_SHARD_RUNTIME = "keras"
+
+
+def shard_runtime(shard_path: Path) -> str:
+    """The runtime that embedded a shard's features (its `runtime` attribute; DEFAULT_SHARD_RUNTIME when absent)."""
+    try:
+        with h5py.File(shard_path, "r") as handle:
+            return str(handle.attrs.get("runtime", DEFAULT_SHARD_RUNTIME))
+    except OSError as err:
+        raise CacheFormatError(f"{shard_path}: not a readable featcache shard ({err})") from err
 
 
 def unlisted_shard_names(shard_folder: Path, listed: Collection[str]) -> list[str]:

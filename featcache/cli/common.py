@@ -7,12 +7,14 @@ line, no traceback); 130 interrupted (finished work is kept).
 from __future__ import annotations
 
 import contextlib
+import enum
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import typer
 
 from featcache.cli.output import VERBOSITY, count_progress, say, warn, with_output_options
+from featcache.config import RUNTIMES
 from featcache.errors import FeatcacheError, InputError
 from featcache.extractors.keras_loader import import_keras_quietly
 from featcache.version import __version__
@@ -23,6 +25,13 @@ if TYPE_CHECKING:
 EXIT_SOME_VIDEOS_FAILED = 1
 EXIT_USAGE = 2  # typer's own code for a usage error
 EXIT_INTERRUPTED = 130  # the shell's code for a SIGINT death
+# `--runtime` of every command that runs the extractor on frames (embed, predict).
+RuntimeChoice = enum.Enum("RuntimeChoice", {name: name for name in RUNTIMES}, type=str)
+RUNTIME_HELP = (
+    "What runs the extractor: openvino (CPU; pip install 'featcache[openvino]'), keras (its backend), "
+    "auto (OpenVINO on a CPU when installed, else Keras; $FEATCACHE_RUNTIME pins it). "
+    "Same features either way (docs/runtimes.md)."
+)
 
 app = typer.Typer(
     no_args_is_help=True,

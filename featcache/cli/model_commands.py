@@ -10,6 +10,8 @@ import typer
 
 from featcache.cli.common import (
     EXIT_SOME_VIDEOS_FAILED,
+    RUNTIME_HELP,
+    RuntimeChoice,
     app,
     count_progress,
     errors_as_exit_codes,
@@ -392,6 +394,7 @@ def predict_command(
     html: bool = typer.Option(
         False, "--html", help="With --window: also write windows.html (timelines, frames at the window centres)."
     ),
+    runtime: RuntimeChoice = typer.Option("auto", help=RUNTIME_HELP),
 ) -> None:
     """Classify videos with a trained model, embedded with the extractor and sampling stored with it.
 
@@ -400,7 +403,7 @@ def predict_command(
     """
     import_keras_quietly()  # before the model modules import it
     if window is not None:
-        _predict_windows(model_dir, videos, window, stride, window_dir, as_json, html)
+        _predict_windows(model_dir, videos, window, stride, window_dir, as_json, html, runtime.value)
         return
     from featcache.inference.predict import describe_failure, format_predictions, predict_videos, write_predictions_csv
 
@@ -408,7 +411,9 @@ def predict_command(
         if stride is not None or window_dir is not None or html:
             raise InputError("--stride, --window-dir and --html only apply with --window SECONDS")
         with count_progress("predicting") as report_progress:
-            predictions = predict_videos(model_dir, videos, top_k=top_k, progress=report_progress)
+            predictions = predict_videos(
+                model_dir, videos, top_k=top_k, progress=report_progress, runtime=runtime.value
+            )
         if out is not None:
             write_predictions_csv(predictions, out)
     if as_json:
@@ -435,13 +440,14 @@ def _predict_windows(
     window_dir: Path | None,
     as_json: bool,
     html: bool,
+    runtime: str,
 ) -> None:
     from featcache.config import WindowConfig
     from featcache.inference.windows import format_windows, predict_windows, write_window_reports
 
     with errors_as_exit_codes():
         window_config = WindowConfig(window_seconds=window, stride_seconds=stride)
-        report = predict_windows(model_dir, videos, window_config)
+        report = predict_windows(model_dir, videos, window_config, runtime)
         written = write_window_reports(report, window_dir if window_dir is not None else Path(model_dir) / "windows")
         if html:
             from featcache.report import write_windows_report

@@ -11,6 +11,8 @@ import typer
 
 from featcache.cli.common import (
     EXIT_SOME_VIDEOS_FAILED,
+    RUNTIME_HELP,
+    RuntimeChoice,
     app,
     embed_progress_bar,
     errors_as_exit_codes,
@@ -19,7 +21,16 @@ from featcache.cli.common import (
     with_output_options,
 )
 from featcache.cli.output import VERBOSITY
-from featcache.config import COMPRESSIONS, DECODERS, ENGINES, FEATURE_DTYPES, SAMPLING_MODES
+from featcache.config import (
+    COMPRESSIONS,
+    DECODERS,
+    DEFAULT_CALIBRATION_FRAMES,
+    DEFAULT_INT8_MIN_COSINE,
+    ENGINES,
+    FEATURE_DTYPES,
+    PRECISIONS,
+    SAMPLING_MODES,
+)
 from featcache.extractors.catalog import KERAS_APPLICATION_PREFIX, available_extractors
 
 if TYPE_CHECKING:
@@ -30,6 +41,7 @@ DtypeChoice = enum.Enum("DtypeChoice", {name: name for name in FEATURE_DTYPES}, 
 CompressionChoice = enum.Enum("CompressionChoice", {name: name for name in COMPRESSIONS}, type=str)
 EngineChoice = enum.Enum("EngineChoice", {name: name for name in ENGINES}, type=str)
 DecoderChoice = enum.Enum("DecoderChoice", {name: name for name in DECODERS}, type=str)
+PrecisionChoice = enum.Enum("PrecisionChoice", {name: name for name in PRECISIONS}, type=str)
 FROM_CACHE = "(default: an existing --out cache's own, else {})"
 # The registry's names, with the ~40 keras.applications models folded into one pattern for --help.
 EXTRACTOR_NAMES = [name for name in available_extractors() if not name.startswith(KERAS_APPLICATION_PREFIX)] + [
@@ -116,6 +128,18 @@ def embed_command(
         "seek: exact keyframe seeking (falls back to sequential, with the reason); sequential: every frame. "
         "The frames are the same whichever decodes them.",
     ),
+    runtime: RuntimeChoice = typer.Option("auto", help=RUNTIME_HELP),
+    precision: PrecisionChoice | None = typer.Option(
+        None,
+        help="int8: OpenVINO with NNCF quantization, calibrated on the run's first frames and refused below "
+        "--int8-min-cosine to f32 (other features: stored with the cache). " + FROM_CACHE.format("f32"),
+    ),
+    calibration_frames: int = typer.Option(
+        DEFAULT_CALIBRATION_FRAMES, help="[int8] Frames to calibrate on (as many again held out for the gate)."
+    ),
+    int8_min_cosine: float = typer.Option(
+        DEFAULT_INT8_MIN_COSINE, help="[int8] Refuse int8 below this mean cosine to f32 on held-out frames."
+    ),
 ) -> None:
     """Decode sampled frames of every video once, embed them with a frozen CNN, store them in one HDF5 cache.
 
@@ -138,6 +162,7 @@ def embed_command(
             "sampling": None if sampling is None else sampling.value,
             "fps": fps,
             "dtype": None if dtype is None else dtype.value,
+            "precision": None if precision is None else precision.value,
         }
         settings = resolve_embed_settings(out, given, overwrite)
         if settings.from_cache:
@@ -163,6 +188,10 @@ def embed_command(
             gpus_per_worker=gpus_per_worker,
             decode_cpus=decode_cpus,
             decoder=decoder.value,
+            runtime=runtime.value,
+            precision=values["precision"],
+            calibration_frames=calibration_frames,
+            int8_min_cosine=int8_min_cosine,
         )
     from featcache.embedding.embed import (
         embed,
@@ -180,6 +209,8 @@ def embed_command(
             )
             raise typer.Exit(130) from None
     typer.echo(_embed_summary_line(summary))
+    if summary.runtime:
+        typer.echo(f"extractor runtime: {summary.runtime}")
     if summary.engine_workers:
         typer.echo(f"on Ray: {summary.engine_workers}")
     from featcache.cache.describe import format_decoder_counts

@@ -68,6 +68,7 @@ class EmbedSummary:
     decoders: dict[str, int] = field(
         default_factory=dict
     )  # decoder -> videos embedded this run (describe.count_decoders)
+    runtime: str = ""  # what ran the extractor (runtimes.py): "openvino", "keras (why)"; '' when nothing embedded
 
     @property
     def videos_per_second(self) -> float:
@@ -165,6 +166,7 @@ def _embed_under_lock(
             finally:
                 summary.embedding_seconds = time.perf_counter() - embedding_started
             summary.engine_workers = outcome.workers
+            summary.runtime = outcome.runtimes
             # A problem found at the start too, when the shard was there before the run, is said once.
             summary.unreadable_parts += [
                 problem for problem in outcome.problems if problem not in summary.unreadable_parts

@@ -43,10 +43,14 @@ class EmbedJob:
 
 @dataclass
 class EngineOutcome:
-    """What an engine reports besides the videos: the workers it ran, and shards it found unreadable and left alone."""
+    """What an engine reports besides the videos: the workers it ran, and shards it found unreadable and left alone.
+
+    runtimes: what ran the extractor ("openvino", "keras (why not OpenVINO)"; several, comma-separated, on Ray).
+    """
 
     workers: str = ""
     problems: list[str] = field(default_factory=list)
+    runtimes: str = ""
 
 
 class Engine(Protocol):

@@ -16,10 +16,11 @@ from featcache.cache.shards import write_shard
 from featcache.cache.writer import CacheWriter, WritableCache
 from featcache.config import EmbedConfig
 from featcache.embedding.batching import decode_videos, embed_decoded_videos
+from featcache.embedding.calibration import CALIBRATION_RECORD, Decoded, calibrate_int8
 from featcache.embedding.checks import FeatureInformationCheck, ShardBatch
 from featcache.embedding.engine import EmbedJob, EngineOutcome
 from featcache.embedding.resources import check_embed_memory
-from featcache.errors import VideoDecodeError
+from featcache.errors import ExtractorError, VideoDecodeError
 
 if TYPE_CHECKING:  # featcache.extractors.registry imports Keras: only build_extractor brings it in
     from featcache.extractors.registry import Extractor
@@ -36,7 +37,7 @@ def build_extractor(config: EmbedConfig) -> Extractor:
     import_keras_quietly()
     from featcache.extractors.registry import load_extractor
 
-    return load_extractor(config.extractor)
+    return load_extractor(config.extractor, config.runtime)
 
 
 class LocalEngine:
@@ -46,7 +47,18 @@ class LocalEngine:
         self.num_decode_workers = config.num_decode_workers or os.cpu_count() or 1
         check_embed_memory(config, self.num_decode_workers)
         self.extractor = build_extractor(config)
-        self.settings_record = settings_record(self.extractor.provenance, config.sampling, config.dtype)
+        provenance = self.extractor.provenance
+        if config.precision != "f32":
+            if self.extractor.openvino_model is None:
+                raise ExtractorError(
+                    f"--precision {config.precision} runs on OpenVINO, and it cannot run {config.extractor.name} "
+                    f"here: {self.extractor.runtime_note or 'Keras was asked for'}"
+                )
+            provenance = {**provenance, "precision": config.precision}
+        self.settings_record = settings_record(provenance, config.sampling, config.dtype)
+        self.runtime = self.extractor.runtime
+        self.runtime_note = self.extractor.runtime_note
+        self.precision_note = ""
 
     def embed(self, job: EmbedJob, cache: WritableCache) -> EngineOutcome:
         """Decode + model over the job's videos, writing a shard and committing the index every few seconds."""
@@ -58,12 +70,14 @@ class LocalEngine:
 
         def save_shard() -> None:
             nonlocal last_shard_time
-            _commit_shard_batch(writer, batch, config)
+            _commit_shard_batch(writer, batch, config, self.extractor.runtime)
             last_shard_time = time.perf_counter()
 
         decoded = decode_videos(
             job.videos, config.sampling, self.extractor.image_size, self.num_decode_workers, config.decoder
         )
+        if config.precision == "int8":
+            decoded = self._quantize(decoded, job, writer)
         try:
             for entry, sampled, features_or_error in embed_decoded_videos(decoded, self.extractor, config.batch_size):
                 batch.add(entry, sampled, features_or_error, job.fingerprints[entry.relative_path])
@@ -81,15 +95,37 @@ class LocalEngine:
         finally:
             # Also on Ctrl-C or an unexpected error: what is finished is kept for the next run.
             save_shard()
-        return EngineOutcome()
+        return EngineOutcome(runtimes=self._runtime_description())
+
+    def _runtime_description(self) -> str:
+        note = f" ({self.runtime_note})" if self.runtime_note else ""
+        return f"{self.runtime}{note}" + (f", {self.precision_note}" if self.precision_note else "")
+
+    def _quantize(self, decoded: Decoded, job: EmbedJob, writer: CacheWriter) -> Decoded:
+        """Quantize the extractor on the run's first frames (calibration.py); a new cache records them."""
+        decoded, record = calibrate_int8(
+            self.extractor, decoded, job.config, writer.state.settings, job.video_root, self.num_decode_workers
+        )
+        # Before the first shard: the cache's record names the calibration every shard is embedded with.
+        writer.state.settings["extractor"].setdefault(CALIBRATION_RECORD, record)
+        self.precision_note = (
+            f"int8, calibrated on {record['num_calibration_frames']} frames of {len(record['videos'])} videos, "
+            f"mean cosine {record['held_out_mean_cosine']:.4f} to f32 on {record['num_held_out_frames']} held out"
+        )
+        return decoded
 
 
-def _commit_shard_batch(writer: CacheWriter, batch: ShardBatch, config: EmbedConfig) -> None:
+def _commit_shard_batch(writer: CacheWriter, batch: ShardBatch, config: EmbedConfig, runtime: str) -> None:
     """Write the batch's videos as one shard, list it and its failures in the index, commit; empty the batch."""
     if batch.videos:
         writer.adopt_shard(
             write_shard(
-                writer.shard_folder, batch.videos, config.dtype, writer.state.settings, writer.state.compression
+                writer.shard_folder,
+                batch.videos,
+                config.dtype,
+                writer.state.settings,
+                writer.state.compression,
+                runtime=runtime,
             )
         )
     writer.state.failures.update(batch.failures)

@@ -26,6 +26,7 @@ STORED_SETTINGS = {
     "sampling": ("sampling", "mode"),
     "fps": ("sampling", "fps"),
     "dtype": ("dtype", None),
+    "precision": ("extractor", "precision"),
 }
 DEFAULTS = {
     "extractor": ExtractorConfig.name,
@@ -37,6 +38,7 @@ DEFAULTS = {
     "sampling": SamplingConfig.mode,
     "fps": None,
     "dtype": EmbedConfig.dtype,
+    "precision": EmbedConfig.precision,
 }
 
 
@@ -56,7 +58,8 @@ class ResolvedSettings:
         sampling = f"{values['frames']} frames {values['sampling']}" + (
             f" at {values['fps']} fps" if values["sampling"] == "fps" else ""
         )
-        return f"{values['extractor']}, {weights}, {values['image_size']} px, {sampling}, {values['dtype']}"
+        precision = "" if values["precision"] in (None, EmbedConfig.precision) else f", {values['precision']}"
+        return f"{values['extractor']}, {weights}, {values['image_size']} px, {sampling}, {values['dtype']}{precision}"
 
 
 def stored_settings(cache_path: Path) -> dict[str, Any]:
@@ -65,10 +68,11 @@ def stored_settings(cache_path: Path) -> dict[str, Any]:
 
     index = read_cache_index(Path(cache_path))
     records = {"extractor": index.extractor, "sampling": index.sampling}
-    return {
+    stored = {
         option: index.dtype if record == "dtype" else records[record].get(key)
         for option, (record, key) in STORED_SETTINGS.items()
     }
+    return {**stored, "precision": _normal("precision", stored["precision"])}
 
 
 def resolve_embed_settings(cache_path: Path, given: dict[str, Any], overwrite: bool) -> ResolvedSettings:
@@ -104,4 +108,6 @@ def _normal(option: str, value: Any) -> Any:
         return str(Path(value).expanduser().absolute())
     if option == "fps" and value is not None:
         return float(value)
+    if option == "precision":
+        return value or EmbedConfig.precision  # caches before --precision int8 record none: f32
     return value

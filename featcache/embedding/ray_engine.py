@@ -90,11 +90,13 @@ class RayEngine:
         not be read (left alone, as locally). Raises RayEngineError for a cluster that cannot run the plan or a job
         that fails, InputError when a worker refuses its features or cannot build the extractor.
         """
-        workers, problems = _embed_on_cluster(job, cache)
-        return EngineOutcome(workers, problems)
+        runtimes: set[str] = set()
+        workers, problems = _embed_on_cluster(job, cache, runtimes)
+        return EngineOutcome(workers, problems, ", ".join(sorted(runtimes)))
 
 
-def _embed_on_cluster(job: EmbedJob, cache: WritableCache) -> tuple[str, list[str]]:
+def _embed_on_cluster(job: EmbedJob, cache: WritableCache, runtimes: set[str]) -> tuple[str, list[str]]:
+    """Run the pipeline into `cache`: (workers, unreadable shards); the workers' runtimes go into `runtimes`."""
     config, on_video_done = job.config, job.on_video_done
     ray = connect(config.ray_address, verbose=job.verbose)  # verbose: Ray's own logs and the workers' output
     check_every_node_sees(ray, job.video_root, cache.shard_folder)
@@ -115,6 +117,7 @@ def _embed_on_cluster(job: EmbedJob, cache: WritableCache) -> tuple[str, list[st
                 raise InputError(refusal)
             writer = cache.writer_for(json.loads(result["settings"]))  # on a new cache: the first worker's record
             failures = json.loads(result["failures"])
+            runtimes.add(result["runtime"])
             if result["shard"]:
                 writer.adopt_shard(
                     ShardInfo(
@@ -335,7 +338,7 @@ class _EmbedVideos:
         self.information_check = FeatureInformationCheck(config.extractor.name)
         self.refusal = ""
         try:
-            self.extractor = load_extractor(config.extractor)
+            self.extractor = load_extractor(config.extractor, config.runtime)
         except (FeatcacheError, OSError) as err:
             self.refusal = f"a Ray worker on {self.node} cannot build the extractor: {err}"
             return
@@ -377,11 +380,19 @@ class _EmbedVideos:
         ):
             shard_batch.add(entry, sampled, features_or_error, fingerprints[entry.relative_path])
         shard_batch.finish_checks()  # on what this worker has seen, if fewer videos than the check waits for
+        runtime = self.extractor.runtime + (f" ({self.extractor.runtime_note})" if self.extractor.runtime_note else "")
         if not shard_batch.videos:
-            return _result(failures=shard_batch.failures, settings=self.settings, node=self.node)
-        info = write_shard(self.shard_folder, shard_batch.videos, self.config.dtype, self.settings, self.compression)
+            return _result(failures=shard_batch.failures, settings=self.settings, node=self.node, runtime=runtime)
+        info = write_shard(
+            self.shard_folder,
+            shard_batch.videos,
+            self.config.dtype,
+            self.settings,
+            self.compression,
+            runtime=self.extractor.runtime,
+        )
         lengths = {video.path: len(video.features) for video in shard_batch.videos}
-        return _result(info, shard_batch.failures, lengths, settings=self.settings, node=self.node)
+        return _result(info, shard_batch.failures, lengths, settings=self.settings, node=self.node, runtime=runtime)
 
     def _decoded(
         self, entries: list[VideoEntry], batch: dict[str, np.ndarray]
@@ -419,10 +430,12 @@ def _result(
     refusal: str = "",
     settings: dict[str, Any] | None = None,
     node: str = "",
+    runtime: str = "",
 ) -> dict[str, list[Any]]:
     """One output row per embed batch: the shard written (if any), its failures, each video's frame count, the
-    settings record its worker writes and that worker's node; or a refusal."""
+    settings record its worker writes, that worker's node and runtime; or a refusal."""
     return {
+        "runtime": [runtime],
         "settings": [json.dumps(settings) if settings else ""],
         "node": [node],
         "shard": [info.name if info else ""],

@@ -21,6 +21,7 @@ from featcache.extractors.backbones import build_keras_application, build_keras_
 from featcache.extractors.built_model import BuiltModel
 from featcache.extractors.catalog import KERAS_APPLICATION_PREFIX, KERAS_FILE, KERAS_HUB_PREFIX, available_extractors
 from featcache.extractors.fixed_models import build_mobilenet_v2, build_scratch_cnn
+from featcache.extractors.runtimes import KERAS, choose_runtime
 from featcache.extractors.tfhub import build_tfhub_model
 
 __all__ = [
@@ -56,6 +57,10 @@ class Extractor:
     provenance: JSON-able dict stored as the cache's `extractor` attribute: every ExtractorConfig field (name,
       weights as given, handle, image_size, seed), then weights_sha256 (None for random), preprocessing (text),
       feature_dim, keras_version, backend.
+    runtime: what runs the model, "keras" or "openvino" (featcache.extractors.runtimes): not part of the
+      provenance, since both give the same features; each shard records its own.
+    runtime_note: with --runtime auto, why it runs on Keras ('' when it did not fall back).
+    openvino_model: on OpenVINO, the compiled model (openvino_runtime.OpenVINOExtractor), else None.
     """
 
     name: str
@@ -63,6 +68,9 @@ class Extractor:
     feature_dim: int
     embed_frames: Callable[[np.ndarray], np.ndarray]
     provenance: dict[str, Any] = field(default_factory=dict)
+    runtime: str = KERAS
+    runtime_note: str = ""
+    openvino_model: Any = None
 
 
 def extractor_builder(name: str) -> Callable[[ExtractorConfig], BuiltModel]:
@@ -91,11 +99,24 @@ def build_model(config: ExtractorConfig) -> BuiltModel:
     return builder(config)
 
 
-def load_extractor(config: ExtractorConfig) -> Extractor:
-    """Build the extractor; raises ExtractorError (one line, says what to do) when it cannot."""
+def load_extractor(config: ExtractorConfig, runtime: str = KERAS) -> Extractor:
+    """Build the extractor to run on `runtime` ("keras", "openvino" or "auto": featcache.extractors.runtimes).
+
+    Raises ExtractorError (one line, says what to do) when it cannot.
+    """
     built = build_model(config)
     provenance = _provenance(config, built.weights_sha256, built.preprocessing, built.feature_dim)
-    return Extractor(config.name, config.image_size, built.feature_dim, built.embed_frames, provenance)
+    choice = choose_runtime(runtime, config, built, provenance)
+    return Extractor(
+        config.name,
+        config.image_size,
+        built.feature_dim,
+        choice.embed_frames,
+        provenance,
+        choice.runtime,
+        choice.note,
+        choice.openvino_model,
+    )
 
 
 def build_keras_model(config: ExtractorConfig) -> keras.Model:

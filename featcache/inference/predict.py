@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from featcache.cache.reader import uniform_positions
-from featcache.cache.settings import describe_settings_difference, settings_record
+from featcache.cache.settings import DEFAULT_PRECISION, describe_settings_difference, record_precision, settings_record
 from featcache.config import ExtractorConfig, SamplingConfig
 from featcache.embedding.new_videos import embed_new_videos
-from featcache.errors import CacheMismatchError, InputError, VideoDecodeError
+from featcache.errors import CacheMismatchError, ExtractorError, InputError, VideoDecodeError
 from featcache.extractors.registry import Extractor, load_extractor
 from featcache.training.clips import predict_over_clips
 from featcache.training.model_folder import ModelFolder, ModelMetadata
@@ -83,12 +83,19 @@ class PreparedModel:
     test_clips: int = 1  # clips averaged per video for such a head (train --test-clips)
 
 
-def prepare_model(model_dir: Path | ModelFolder) -> PreparedModel:
-    """Load a model folder and rebuild its extractor; raises ModelDirError, ExtractorError or CacheMismatchError."""
+def prepare_model(model_dir: Path | ModelFolder, runtime: str = "auto") -> PreparedModel:
+    """Load a model folder and rebuild its extractor on `runtime` (featcache.extractors.runtimes: either gives the
+    training cache's features); raises ModelDirError, ExtractorError or CacheMismatchError."""
     folder = model_dir if isinstance(model_dir, ModelFolder) else ModelFolder.open(Path(model_dir))
     metadata = folder.metadata
     extractor_config = metadata.extractor_config
-    extractor = load_extractor(extractor_config)
+    if record_precision(metadata.extractor) != DEFAULT_PRECISION:
+        # Its features came from a model quantized on the training videos' frames, which predict cannot rebuild.
+        raise ExtractorError(
+            f"{folder.path} was trained on {record_precision(metadata.extractor)} features; predict embeds with the "
+            "f32 extractor only: train on a cache embedded with --precision f32"
+        )
+    extractor = load_extractor(extractor_config, runtime)
     check_extractor_matches(extractor, metadata)
     return PreparedModel(
         model=folder.load_model(),
@@ -157,11 +164,13 @@ def predict_videos(
     video_paths: list[Path],
     top_k: int = DEFAULT_TOP_K,
     progress: Callable[[int, int, int], None] | None = None,
+    runtime: str = "auto",
 ) -> list[VideoPrediction]:
     """Top-k classes of each video, embedded with the extractor and sampling stored with the model.
 
     video_paths: files, folders (every video below them) or CSV lists (see collect_videos).
     progress(done, total, failed) is called as videos finish embedding.
+    runtime: what runs the extractor, "auto", "keras" or "openvino" (featcache.extractors.runtimes).
     Returns one VideoPrediction per path, in the order given; a video that cannot be decoded gets an
     `error` (path and reason) and the others are still predicted.
     Raises ModelDirError for a missing or foreign model folder, InputError for a bad top_k, ExtractorError
@@ -174,7 +183,7 @@ def predict_videos(
     top_k = min(top_k, len(class_names))  # as evaluate does: k beyond the classes lists all of them
     labelled = collect_videos(video_paths)
     video_paths = [path for path, _ in labelled]
-    prepared = prepare_model(folder)
+    prepared = prepare_model(folder, runtime)
     outcomes: dict[int, VideoPrediction | np.ndarray] = {}
     waiting: list[tuple[int, np.ndarray]] = []  # (position, features) not yet through the head
     for position, features in embed_new_videos(

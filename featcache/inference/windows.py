@@ -84,13 +84,15 @@ class WindowsReport:
         }
 
 
-def predict_windows(model_dir: Path, video_paths: list[Path], window: WindowConfig) -> WindowsReport:
+def predict_windows(
+    model_dir: Path, video_paths: list[Path], window: WindowConfig, runtime: str = "auto"
+) -> WindowsReport:
     """Class probabilities for every window of each video, one sequential decode per video (in a worker process).
 
     A video that cannot be read, states no frame rate, is shorter than one window, or crashes its decoder gets an
     `error`; the others are still predicted. Raises what `predict.prepare_model` raises for the model folder.
     """
-    prepared = prepare_model(Path(model_dir))
+    prepared = prepare_model(Path(model_dir), runtime)
     with DecodeWorkerPool(1, prepared.sampling, prepared.extractor_config.image_size) as workers:
         videos = [_predict_video_windows(Path(path), prepared, window, workers) for path in video_paths]
     return WindowsReport(str(model_dir), prepared.class_names, window, videos)

@@ -1,0 +1,223 @@
+"""Running a built Keras extractor on Intel's OpenVINO runtime (`--runtime openvino`, and `auto` on a CPU).
+
+The frozen Keras model (uint8 frames -> float32 features, scaling inside) is converted once with
+`openvino.convert_model` on a traced tf.function, saved as OpenVINO IR into a small compile cache
+(`compile_cache_folder`, keyed by `compile_key`: the extractor record, a hash of the weight arrays and the
+Keras/TensorFlow/OpenVINO versions), and compiled for the CPU with the throughput hint and f32 inference
+precision: OpenVINO's default precision on CPUs with bf16 support gives other features (issue 20 measured a min
+cosine of 0.998). Each batch is split over the compiled model's infer requests (an AsyncInferQueue), which run
+in parallel with the GIL released, so the decode threads keep feeding frames meanwhile.
+
+Right after compiling, a probe batch runs through both Keras and OpenVINO (`check_same_features`): a
+conversion that does not give the Keras features is refused, never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from featcache.errors import ExtractorError
+from featcache.extractors.built_model import check_frames
+from featcache.extractors.weights import error_summary, sha256_model_weights
+from featcache.files import write_folder_atomically
+
+CACHE_DIR_VARIABLE = "FEATCACHE_CACHE_DIR"
+IR_FILE = "model.xml"  # its weights are model.bin beside it
+# What "the same features" means (issue 20): within float16 storage precision of the Keras features.
+MAX_ABS_DIFF_PER_SCALE = 1e-3
+MIN_COSINE = 0.99999
+PROBE_FRAMES = 4  # frames of seeded noise the conversion is checked on before use
+OUTPUT_NAME = "features"
+# The compiled model's settings: f32 so its features are the Keras ones; throughput so requests run in parallel.
+COMPILE_PROPERTIES = {"PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_PRECISION_HINT": "f32"}
+
+
+def openvino_version() -> str | None:
+    """The installed OpenVINO's version, None when `featcache[openvino]` is not installed."""
+    try:
+        import openvino
+    except ImportError:
+        return None
+    return openvino.__version__
+
+
+def compile_cache_folder() -> Path:
+    """Where converted models are kept: $FEATCACHE_CACHE_DIR/openvino,
+    else $XDG_CACHE_HOME (default ~/.cache)/featcache/openvino."""
+    if os.environ.get(CACHE_DIR_VARIABLE):
+        return Path(os.environ[CACHE_DIR_VARIABLE]).expanduser() / "openvino"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "featcache" / "openvino"
+
+
+def compile_key(provenance: dict[str, Any], keras_model: keras.Model, precision: str, extra: str = "") -> str:
+    """The compile cache's key: what the converted model is a function of.
+
+    The extractor record (name, image size, preprocessing, weights), the weight arrays themselves (so random
+    weights and files are told apart exactly), the precision and the versions of every converter involved.
+    extra: anything else the model depends on (int8: the calibration frames' hash).
+    """
+    import openvino
+    import tensorflow as tf
+
+    record = {
+        "extractor": provenance,
+        "weights_arrays_sha256": sha256_model_weights(keras_model),
+        "precision": precision,
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+        "openvino": openvino.__version__,
+        "extra": extra,
+    }
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def convert_keras_model(keras_model: keras.Model, image_size: int) -> Any:
+    """The Keras model as an openvino.Model: uint8 (batch, image_size, image_size, 3) -> float32 "features".
+
+    Traced as a tf.function returning a dict, so the converted model has that one output (traced from the bare
+    tensor, OpenVINO also lists intermediate activations as outputs). ExtractorError when it cannot convert.
+    """
+    import openvino
+    import tensorflow as tf
+
+    if keras.backend.backend() != "tensorflow":
+        raise ExtractorError(
+            f"--runtime openvino converts through TensorFlow: it needs KERAS_BACKEND=tensorflow "
+            f"(the Keras backend is {keras.backend.backend()!r}); use --runtime keras"
+        )
+    signature = [tf.TensorSpec([None, image_size, image_size, 3], tf.uint8, name="frames")]
+    traced = tf.function(
+        lambda frames: {OUTPUT_NAME: keras_model(frames, training=False)}, input_signature=signature, autograph=False
+    )
+    try:
+        return openvino.convert_model(traced.get_concrete_function())
+    # The converter raises its own OpConversionFailure, RuntimeError or others, depending on the frontend.
+    except Exception as err:
+        raise ExtractorError(
+            f"OpenVINO cannot convert {keras_model.name}: {error_summary(err)}; use --runtime keras"
+        ) from err
+
+
+def cached_ir(key: str, convert: Callable[[], Any]) -> Path:
+    """The IR file of `key` in the compile cache, converted by `convert()` and saved (atomically) when absent."""
+    import openvino
+
+    folder = compile_cache_folder() / key
+    if not (folder / IR_FILE).is_file():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        model = convert()
+        # compress_to_fp16=False: the default stores weights as float16, which are not the Keras weights.
+        write_folder_atomically(
+            folder,
+            lambda temporary: (
+                temporary.mkdir(),
+                openvino.save_model(model, str(temporary / IR_FILE), compress_to_fp16=False),
+            ),
+        )
+    return folder / IR_FILE
+
+
+@dataclass
+class OpenVINOExtractor:
+    """A compiled OpenVINO model with the extractor's embed_frames contract.
+
+    embed_frames: uint8 (batch, image_size, image_size, 3) -> float32 (batch, feature_dim).
+    """
+
+    compiled: Any
+    image_size: int
+    feature_dim: int
+    ir_path: Path  # the IR it was compiled from, in the compile cache (int8 quantizes that file)
+
+    def __post_init__(self) -> None:
+        import openvino
+
+        self.queue = openvino.AsyncInferQueue(self.compiled)
+        self.num_requests = len(self.queue)
+
+    def embed_frames(self, frames: np.ndarray) -> np.ndarray:
+        check_frames(frames, self.image_size)
+        features = np.empty((len(frames), self.feature_dim), dtype=np.float32)
+        if len(frames) == 0:
+            return features
+        # One slice per infer request: they run in parallel on the CPU's streams, each writes its own rows.
+        bounds = np.linspace(0, len(frames), min(self.num_requests, len(frames)) + 1).astype(int)
+
+        def keep_rows(request: Any, rows: slice) -> None:
+            features[rows] = request.get_output_tensor(0).data
+
+        self.queue.set_callback(keep_rows)
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            self.queue.start_async({0: np.ascontiguousarray(frames[start:stop])}, slice(start, stop))
+        self.queue.wait_all()
+        return features
+
+
+def compile_ir(ir_path: Path, image_size: int, feature_dim: int) -> OpenVINOExtractor:
+    """The IR compiled for this machine's CPU with COMPILE_PROPERTIES."""
+    import openvino
+
+    compiled = openvino.Core().compile_model(str(ir_path), "CPU", COMPILE_PROPERTIES)
+    return OpenVINOExtractor(compiled, image_size, feature_dim, Path(ir_path))
+
+
+def feature_agreement(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, float, float]:
+    """(max abs difference / feature scale, min cosine, mean cosine) of two (num_frames, feature_dim) arrays.
+
+    Feature scale: the reference's largest absolute value. A frame whose two vectors are both zero counts as
+    cosine 1.
+    """
+    reference, candidate = reference.astype(np.float64), candidate.astype(np.float64)
+    scale = float(np.abs(reference).max()) or 1.0
+    norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1)
+    both_zero = (np.linalg.norm(reference, axis=1) == 0) & (np.linalg.norm(candidate, axis=1) == 0)
+    cosines = np.where(both_zero, 1.0, (reference * candidate).sum(axis=1) / np.where(norms > 0, norms, 1.0))
+    return float(np.abs(reference - candidate).max() / scale), float(cosines.min()), float(cosines.mean())
+
+
+def probe_frames(image_size: int, num_frames: int = PROBE_FRAMES) -> np.ndarray:
+    """Seeded noise frames, uint8 (num_frames, image_size, image_size, 3): the same on every run."""
+    return np.random.default_rng(0).integers(0, 256, (num_frames, image_size, image_size, 3), dtype=np.uint8)
+
+
+def check_same_features(
+    name: str, keras_embed: Callable[[np.ndarray], np.ndarray], candidate: OpenVINOExtractor
+) -> None:
+    """Raise ExtractorError unless OpenVINO gives the Keras features on the probe frames
+    (within MAX_ABS_DIFF_PER_SCALE and MIN_COSINE)."""
+    frames = probe_frames(candidate.image_size)
+    relative_difference, min_cosine, _ = feature_agreement(keras_embed(frames), candidate.embed_frames(frames))
+    if relative_difference > MAX_ABS_DIFF_PER_SCALE or min_cosine < MIN_COSINE:
+        raise ExtractorError(
+            f"OpenVINO does not give {name}'s Keras features (max abs difference {relative_difference:.2g} of the "
+            f"feature scale, min cosine {min_cosine:.6f}); use --runtime keras"
+        )
+
+
+def openvino_extractor(
+    name: str,
+    provenance: dict[str, Any],
+    keras_model: keras.Model,
+    keras_embed: Callable[[np.ndarray], np.ndarray],
+) -> OpenVINOExtractor:
+    """The extractor's Keras model on OpenVINO f32: converted (or taken from the compile cache), compiled, checked.
+
+    Raises ExtractorError (one line) when OpenVINO is missing, cannot convert it, or gives other features.
+    """
+    if openvino_version() is None:
+        raise ExtractorError("--runtime openvino needs OpenVINO: pip install 'featcache[openvino]'")
+    image_size, feature_dim = int(provenance["image_size"]), int(provenance["feature_dim"])
+    key = compile_key(provenance, keras_model, "f32")
+    ir_path = cached_ir(key, lambda: convert_keras_model(keras_model, image_size))
+    candidate = compile_ir(ir_path, image_size, feature_dim)
+    check_same_features(name, keras_embed, candidate)
+    return candidate

@@ -1,0 +1,83 @@
+"""`embed --precision int8`: quantized on the run's frames, behind the gate; precision is a stored setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("nncf", reason="the featcache[openvino] extra (openvino, nncf) is not installed")
+
+import featcache.extractors.openvino_runtime as openvino_runtime
+from featcache.cache import read_cache_index
+from featcache.cache.settings import describe_settings_difference, requested_settings
+from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
+from featcache.embedding.embed import embed
+from featcache.errors import CacheMismatchError, ExtractorError, InputError
+from featcache.extractors.runtimes import AUTO_RUNTIME_VARIABLE
+
+EXTRACTOR = ExtractorConfig(name="scratch_cnn", weights="random", image_size=32, seed=2)
+SAMPLING = SamplingConfig(num_frames=4)
+
+
+@pytest.fixture(scope="module")
+def compile_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder for the session: test_openvino_runtime.py and test_openvino_int8.py convert the same models."""
+    folder = tmp_path_factory.getbasetemp() / "featcache-compile-cache"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def shared_compile_cache(compile_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv(openvino_runtime.CACHE_DIR_VARIABLE, str(compile_cache))
+    monkeypatch.delenv(AUTO_RUNTIME_VARIABLE, raising=False)
+    return compile_cache
+
+
+def int8_config(min_cosine: float = 0.99) -> EmbedConfig:
+    # 6 videos x 4 frames: 8 calibration + 8 held-out frames, every other frame of the first 4 videos.
+    return EmbedConfig(
+        extractor=EXTRACTOR,
+        sampling=SAMPLING,
+        precision="int8",
+        calibration_frames=8,
+        int8_min_cosine=min_cosine,
+        num_decode_workers=1,
+    )
+
+
+def test_int8_passes_its_gate_records_its_calibration_and_is_another_setting(tiny_dataset: Path, tmp_path: Path):
+    cache_path = tmp_path / "int8.h5"
+    summary = embed(tiny_dataset, cache_path, int8_config())
+    assert summary.num_embedded == 6
+    assert summary.runtime.startswith("openvino, int8, calibrated on 8 frames of 4 videos")
+    extractor_record = read_cache_index(cache_path).extractor
+    assert extractor_record["precision"] == "int8"
+    calibration = extractor_record["int8_calibration"]
+    assert len(calibration["videos"]) == 4 and all(path.endswith(".avi") for path in calibration["videos"])
+    assert calibration["num_held_out_frames"] == 8 and calibration["held_out_mean_cosine"] >= 0.99
+    with pytest.raises(CacheMismatchError, match="precision int8 vs f32"):
+        embed(tiny_dataset, cache_path, EmbedConfig(extractor=EXTRACTOR, sampling=SAMPLING, runtime="openvino"))
+
+
+def test_int8_below_its_gate_is_refused_with_the_measured_cosine(tiny_dataset: Path, tmp_path: Path):
+    # No quantization keeps a cosine of 1 - 1e-9 to f32: a threshold that forces the refusing side of the gate.
+    with pytest.raises(ExtractorError, match=r"mean cosine 0\.\d+ on 8 held-out frames \(the gate is 1\); use"):
+        embed(tiny_dataset, tmp_path / "refused.h5", int8_config(min_cosine=1.0))
+    assert not list((tmp_path).glob("refused.h5.shards/*.h5"))
+
+
+def test_int8_needs_openvino_and_the_local_engine():
+    with pytest.raises(InputError, match="--precision int8 runs on OpenVINO"):
+        EmbedConfig(extractor=EXTRACTOR, precision="int8", runtime="keras")
+    with pytest.raises(InputError, match="unknown --precision"):
+        EmbedConfig(extractor=EXTRACTOR, precision="int4")
+
+
+def test_a_record_without_precision_is_f32():
+    old = requested_settings(EmbedConfig(extractor=EXTRACTOR, sampling=SAMPLING))
+    assert "precision" not in old["extractor"]  # f32 caches keep the record featcache 0.2 wrote
+    int8 = requested_settings(int8_config())
+    assert describe_settings_difference(old, {**old, "extractor": {**old["extractor"], "precision": "f32"}}) == ""
+    assert "precision f32 vs int8" in describe_settings_difference(old, int8)
