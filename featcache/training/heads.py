@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from featcache.config import HEAD_NAMES, HeadConfig
@@ -150,6 +151,23 @@ class FirstFrame(layers.Layer):
         return (input_shape[0], input_shape[2])
 
 
+@keras.saving.register_keras_serializable(package="featcache")
+class NormalizedMaskedMean(layers.Layer):
+    """[features (batch, T, D), mask bool (batch, T)] -> (batch, D), unit rows: the mean over the real frames of the
+    L2-normalized frames, normalized again (a zero-shot video embedding, featcache.text.zeroshot)."""
+
+    def call(self, inputs):
+        features, mask = inputs
+        frames = features / ops.maximum(ops.norm(features, axis=-1, keepdims=True), 1e-12)
+        weights = ops.cast(mask, features.dtype)[:, :, None]
+        mean = ops.sum(frames * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
+        return mean / ops.maximum(ops.norm(mean, axis=-1, keepdims=True), 1e-12)
+
+    def compute_output_shape(self, input_shape):
+        features_shape = input_shape[0]
+        return (features_shape[0], features_shape[2])
+
+
 def _classifier_top(sequence_summary, head_config: HeadConfig, num_classes: int):
     """Dense(relu) -> Dropout -> softmax, shared by every head (the notebook's top)."""
     hidden = layers.Dense(head_config.dense, activation="relu", name="dense")(sequence_summary)
@@ -258,6 +276,36 @@ def build_head(head_config: HeadConfig, num_frames: int, feature_dim: int, num_c
     mask = LengthMask(num_frames, name="length_mask")(lengths)
     probabilities = builder(features, mask, head_config, num_classes)
     return keras.Model(inputs=[features, lengths], outputs=probabilities, name=f"featcache_{head_config.head}")
+
+
+def with_text_initialised_output(model: keras.Model, text_embeddings, logit_scale: float) -> keras.Model:
+    """The head with its final layer starting from class text embeddings (train --init-from-text).
+
+    The softmax layer reads [the head's last hidden layer, the zero-shot video embedding of its input frames
+    (NormalizedMaskedMean)]; its kernel starts at 0 for the hidden units and at logit_scale x the (unit) text
+    embeddings for the video embedding, its bias at 0. So the untrained head outputs exactly the zero-shot
+    softmax (logit_scale x cosine with each class text), and training moves both parts from there.
+    text_embeddings: float32 (num_classes, feature_dim), unit rows, in the model's class order.
+    """
+    text_embeddings = ops.convert_to_numpy(text_embeddings).astype("float32")
+    features, lengths = model.inputs
+    mask = model.get_layer("length_mask").output
+    hidden = model.get_layer("final_dropout").output
+    num_classes, feature_dim = text_embeddings.shape
+    if feature_dim != features.shape[-1]:
+        raise InputError(
+            f"the class text embeddings are {feature_dim}-d but the features {features.shape[-1]}-d; "
+            "--init-from-text needs a cache of the same preset's image embeddings"
+        )
+    video_embedding = NormalizedMaskedMean(name="zero_shot_video_embedding")([features, mask])
+    joined = layers.Concatenate(name="hidden_and_video_embedding")([hidden, video_embedding])
+    output_layer = layers.Dense(num_classes, activation="softmax", name="text_initialised_probabilities")
+    probabilities = output_layer(joined)
+    hidden_width = hidden.shape[-1]
+    kernel = np.zeros((hidden_width + feature_dim, num_classes), dtype="float32")
+    kernel[hidden_width:] = logit_scale * text_embeddings.T
+    output_layer.set_weights([kernel, np.zeros(num_classes, dtype="float32")])
+    return keras.Model(inputs=[features, lengths], outputs=probabilities, name=f"{model.name}_text_initialised")
 
 
 def compile_head(model: keras.Model, learning_rate: float) -> keras.Model:
