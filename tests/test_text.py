@@ -226,9 +226,13 @@ def test_a_preset_that_cannot_be_loaded_says_what_to_pass(stand_in_keras_hub, mo
 CLASS_NAMES = ["PlayingCello", "ApplyEyeMakeup", "JumpingJack", "YoYo", "Surfing"]
 
 
-def planted_cache(tmp_path: Path, stand_in_keras_hub, shuffled: bool = False) -> tuple[Path, np.ndarray]:
+def planted_cache(
+    tmp_path: Path, stand_in_keras_hub, shuffled: bool = False, prompts: tuple[str, ...] = ()
+) -> tuple[Path, np.ndarray]:
+    """8 videos per class whose frames lie near their class's text embedding (for `prompts`), or, shuffled,
+    near a random class's."""
     record = hub_record(stand_in_keras_hub.folder)
-    texts = class_text_embeddings(load_text_tower(record), CLASS_NAMES)
+    texts = class_text_embeddings(load_text_tower(record), CLASS_NAMES, prompts)
     labels = np.repeat(np.arange(len(CLASS_NAMES)), 8)
     planted = np.random.default_rng(3).permutation(labels) if shuffled else labels
     features = planted_features(texts.embeddings, planted)

@@ -4,7 +4,7 @@ No logic lives only here. One module per group of commands registers them on the
 """
 
 # Imported for their side effect, in the order `featcache --help` lists them: each registers its commands.
-from featcache.cli import video_commands, model_commands, export_commands, pipeline_commands  # noqa: F401  # isort: skip
+from featcache.cli import video_commands, model_commands, text_commands, export_commands, pipeline_commands  # noqa: F401  # isort: skip
 from featcache.cli.common import app
 
 __all__ = ["app"]

@@ -202,6 +202,9 @@ def compare_command(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace model folders already in --out."),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as one JSON object and nothing else."),
+    zero_shot: bool = typer.Option(
+        False, "--zero-shot", help="Also a zero-shot row: class names through the cache's text tower (CLIP, SigLIP)."
+    ),
     units: int = UNITS_OPTION,
     dense: int = DENSE_OPTION,
     dropout: float = DROPOUT_OPTION,
@@ -269,6 +272,7 @@ and size."""
             progress=None if as_json else say,
             out_dir=out,
             overwrite=overwrite,
+            zero_shot=zero_shot,
         )
     typer.echo(comparison_as_json(rows) if as_json else format_comparison(rows))
     for row in rows:
