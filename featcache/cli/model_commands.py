@@ -29,6 +29,7 @@ from featcache.config import (
     TrainConfig,
 )
 from featcache.errors import InputError
+from featcache.text.wording import read_class_texts
 
 # Choices come from the registries (config.HEAD_NAMES mirrors featcache.training.heads.HEADS without importing Keras).
 HeadChoice = enum.Enum("HeadChoice", {name: name for name in HEAD_NAMES}, type=str)
@@ -138,6 +139,18 @@ def train_command(
     test_clips: int = TEST_CLIPS_OPTION,
     class_weight: ClassWeightChoice = CLASS_WEIGHT_OPTION,
     tensorboard: Path | None = typer.Option(None, "--tensorboard", help="Also write TensorBoard logs to this folder."),
+    init_from_text: bool = typer.Option(
+        False,
+        "--init-from-text",
+        help="Start the final layer from the class text embeddings of the cache's preset (CLIP, SigLIP): "
+        "training starts at zero-shot accuracy.",
+    ),
+    prompt: list[str] = typer.Option(
+        [], "--prompt", help="With --init-from-text: a prompt template with one {}; repeat to ensemble."
+    ),
+    class_texts: Path | None = typer.Option(
+        None, "--class-texts", help="With --init-from-text: a CSV class,text giving the words of some classes."
+    ),
 ) -> None:
     """Train a sequence head on a cache and write MODEL_DIR: model.keras, featcache.json, history, curves, split."""
     import_keras_quietly()  # before the model modules import it
@@ -172,7 +185,19 @@ def train_command(
             test_clips=test_clips,
             patience=patience,
         )
-        result = train(cache, out, head_config, train_config, progress=say, overwrite=overwrite)
+        if (prompt or class_texts) and not init_from_text:
+            raise InputError("--prompt and --class-texts only apply with --init-from-text")
+        result = train(
+            cache,
+            out,
+            head_config,
+            train_config,
+            progress=say,
+            overwrite=overwrite,
+            init_from_text=init_from_text,
+            prompts=prompt,
+            class_texts=None if class_texts is None else read_class_texts(class_texts),
+        )
     if result.best_val_accuracy is None:
         typer.echo(
             f"no validation set: the last epoch ({result.best_epoch}) is kept ({result.seconds_per_epoch:.2f} s/epoch)"

@@ -81,6 +81,8 @@ class ModelMetadata:
     seconds_per_epoch: float
     # Added after format 1 was first written; None: the head saw its features unrounded (float32).
     cache_dtype: str | None = None
+    # train --init-from-text: {"preset", "prompts", "class_words", "logit_scale"} the final layer started from.
+    text_init: dict[str, Any] | None = None
 
     @classmethod
     def of_training_run(
@@ -92,6 +94,7 @@ class ModelMetadata:
         best_epoch: int,
         best_val_accuracy: float | None,
         seconds_per_epoch: float,
+        text_init: dict[str, Any] | None = None,
     ) -> ModelMetadata:
         """The metadata of a head just trained on `index`'s cache with these settings and this split."""
         return cls(
@@ -115,6 +118,7 @@ class ModelMetadata:
             best_val_accuracy=None if best_val_accuracy is None else float(best_val_accuracy),
             seconds_per_epoch=float(seconds_per_epoch),
             cache_dtype=index.dtype,  # predict rounds new features the same way the head saw them
+            text_init=text_init,
         )
 
     @classmethod
