@@ -77,18 +77,30 @@ def planted_frames(text_embeddings: np.ndarray, per_class: int, noise: float, se
     return features.astype(np.float32), np.full(len(labels), NUM_FRAMES, np.int32), labels
 
 
-def few_shot_split(cache_path: Path, shots: int, out: Path) -> Path:
-    """split.csv: the first `shots` videos of each class train, the last TEST_VIDEOS_PER_CLASS test."""
-    index = open_cache(cache_path).index
-    rows = []
-    for label in range(len(index.class_names)):
-        videos = [path for path, video_label in zip(index.paths, index.labels) if video_label == label]
-        rows += [(path, "train") for path in videos[:shots]] + [
-            (path, "test") for path in videos[-TEST_VIDEOS_PER_CLASS:]
-        ]
-    with out.open("w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows([("path", "subset"), *rows])
-    return out
+def few_shot_cache(
+    work: Path, pool: tuple[np.ndarray, np.ndarray, np.ndarray], shots: int, record: dict
+) -> tuple[Path, Path]:
+    """A cache of the first `shots` videos of each class of the pool (train) and its last TEST_VIDEOS_PER_CLASS
+    (test, the same videos for every `shots`), and its split.csv (a CSV split lists every video)."""
+    features, lengths, labels = pool
+    keep = []
+    for label in range(len(CLASS_NAMES)):
+        rows = np.flatnonzero(labels == label)
+        keep += [(row, "train") for row in rows[:shots]] + [(row, "test") for row in rows[-TEST_VIDEOS_PER_CLASS:]]
+    rows = np.array([row for row, _ in keep])
+    cache_path = write_feature_cache(
+        work / f"few_shot_{shots}.h5", features[rows], lengths[rows], labels[rows], CLASS_NAMES, extractor=record
+    )
+    # write_feature_cache names row i `<class>/v_<class>_g08_c<i>.avi` (benchmarks.data.rows_from_features).
+    subsets = {}
+    for position, (row, subset) in enumerate(keep):
+        name = CLASS_NAMES[labels[row]]
+        subsets[f"{name}/v_{name}_g08_c{position:05d}.avi"] = subset
+    assert set(subsets) == set(open_cache(cache_path).index.paths)
+    split_file = work / f"split_{shots}.csv"
+    with split_file.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([("path", "subset"), *subsets.items()])
+    return cache_path, split_file
 
 
 def spread(accuracies: list[float]) -> str:
@@ -106,12 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     folder = tiny_clip_preset(work / "tiny_clip")
     record = load_extractor(ExtractorConfig(name=f"keras_hub:{folder}", image_size=None)).provenance
     texts = class_text_embeddings(load_text_tower(record), CLASS_NAMES)
-    features, lengths, labels = planted_frames(texts.embeddings, TEST_VIDEOS_PER_CLASS + max(args.shots), 0.3, 0)
-    cache_path = write_feature_cache(work / "few_shot.h5", features, lengths, labels, CLASS_NAMES, extractor=record)
+    pool = planted_frames(texts.embeddings, TEST_VIDEOS_PER_CLASS + max(args.shots), 0.3, 0)
     print("| videos per class | head | zero-shot | from scratch | --init-from-text |")
     print("|---|---|---|---|---|")
     for shots in args.shots:
-        split_file = few_shot_split(cache_path, shots, work / f"split_{shots}.csv")
+        cache_path, split_file = few_shot_cache(work, pool, shots, record)
         for head in args.heads:
             scratch, text_init = [], []
             for seed in args.seeds:

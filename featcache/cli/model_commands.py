@@ -55,7 +55,8 @@ UNITS_OPTION = typer.Option(
 LAYERS_OPTION = typer.Option(
     HeadConfig.num_layers,
     "--layers",
-    help="Encoder blocks (transformer) or dilated convolution levels, dilations 1, 2, 4, ... (tcn).",
+    help="Encoder blocks (transformer) or dilated convolution levels, dilations 1, 2, 4, ... "
+    "(tcn: at least this many, more for the receptive field to span the frames).",
 )
 ATTENTION_HEADS_OPTION = typer.Option(HeadConfig.num_heads, "--attention-heads", help="Attention heads (transformer).")
 POSITIONS_OPTION = typer.Option(HeadConfig.positions, help="Frame positions: fixed sinusoids or learned (transformer).")

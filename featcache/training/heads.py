@@ -221,12 +221,17 @@ def _transformer_head(features, mask, head_config: HeadConfig, num_classes: int)
 
 
 def _tcn_head(features, mask, head_config: HeadConfig, num_classes: int):
-    """Temporal convolutional network: project to `units` channels, then `num_layers` residual ReLU convolutions
-    with dilations 1, 2, 4, ... over the real frames (padding zeroed before each), then the mean over real frames.
-    Receptive field: 1 + (kernel_size - 1) x (2^num_layers - 1) frames."""
+    """Temporal convolutional network: project to `units` channels, then residual ReLU convolutions with dilations
+    1, 2, 4, ... over the real frames (padding zeroed before each), then the mean over real frames.
+    Levels: `num_layers`, or more where needed for the receptive field, 1 + (kernel_size - 1) x (2^levels - 1)
+    frames, centred ("same" padding), to span the head's num_frames (tcn_levels_to_cover)."""
     hidden = layers.Dropout(head_config.dropout, name="input_dropout")(features)
     hidden = layers.Dense(head_config.units, name="projection")(hidden)
-    for level in range(head_config.num_layers):
+    # Enough levels for the (centred) receptive field to span the clip: with 2 levels (7 frames at kernel 3) a
+    # 90-frame video's order shows only in the few windows at segment boundaries, which the mean over frames drowns
+    # (BENCHMARKS.md section 6, long order-only set: test 0.20 -> 1.00 with the receptive field spanning T).
+    num_levels = max(head_config.num_layers, tcn_levels_to_cover(features.shape[1], head_config.kernel_size))
+    for level in range(num_levels):
         convolved = MaskFrames(name=f"level{level}_mask")([hidden, mask])
         convolved = layers.Conv1D(
             head_config.units,
@@ -238,6 +243,16 @@ def _tcn_head(features, mask, head_config: HeadConfig, num_classes: int):
         )(convolved)
         hidden = layers.Add(name=f"level{level}_residual")([hidden, convolved])
     return _classifier_top(MaskedMean(name="masked_mean")([hidden, mask]), head_config, num_classes)
+
+
+def tcn_levels_to_cover(num_frames: int, kernel_size: int) -> int:
+    """The fewest dilation levels (1, 2, 4, ...) whose receptive field 1 + (k - 1)(2^L - 1) spans num_frames."""
+    if kernel_size < 2:  # a 1-frame kernel sees one frame at any dilation
+        return 1
+    levels = 1
+    while 1 + (kernel_size - 1) * (2**levels - 1) < num_frames:
+        levels += 1
+    return levels
 
 
 # name -> (builder, one-line description). The names are also config.HEAD_NAMES (checked at import).
