@@ -278,8 +278,12 @@ def write_feature_cache(
     labels: np.ndarray,
     class_names: list[str],
     dtype: str = "float32",
+    extractor: dict | None = None,
 ) -> Path:
-    """A cache of given feature sequences (N, T, D), real up to each length, no groups (a stratified random split)."""
+    """A cache of given feature sequences (N, T, D), real up to each length, no groups (a stratified random split).
+
+    extractor: the extractor record to store (default: a "synthetic" one), e.g. a KerasHub preset's for zero-shot.
+    """
     rows = rows_from_features(np.asarray(features, dtype=dtype), [class_names[label] for label in labels])
     is_padding = np.arange(features.shape[1])[None, :] >= np.asarray(lengths)[:, None]
     rows = dataclasses.replace(
@@ -290,7 +294,7 @@ def write_feature_cache(
         groups=[""] * len(labels),
     )
     attributes = {
-        "extractor": {"name": "synthetic", "weights": "none", "feature_dim": int(features.shape[2])},
+        "extractor": extractor or {"name": "synthetic", "weights": "none", "feature_dim": int(features.shape[2])},
         "sampling": {"num_frames": int(features.shape[1]), "mode": "uniform", "fps": None},
     }
     write_cache(

@@ -58,7 +58,8 @@ class SuiteSizes:
       quick).
     streaming_rows: rows of the smallest scratch_cnn-sized cache that is streamed (memory budget below it).
     heads_*: the heads section (benchmarks/heads.py): demo videos per class and epochs, the order-only set
-      (classes, videos per class, segments) and epochs, and the seeds each head trains from.
+      (classes, videos per class, segments) and epochs, the long order-only set (classes, videos per class,
+      frames), and the seeds each head trains from.
     format2_add_*, format2_read_videos: section 8's add-one-video caches (base size, x1/x2/x4) and repeats, and its
       read benchmark's videos.
     format2_train_*: section 8's training-epoch comparison (benchmarks/format2.py): videos per cache (10 frames x
@@ -91,6 +92,7 @@ class SuiteSizes:
     heads_order_only: tuple[int, int, int] = (12, 50, 4)  # classes, videos per class, segments
     heads_order_only_epochs: int = 30
     heads_seeds: tuple[int, ...] = (0, 1, 2)
+    heads_long_order_only: tuple[int, int, int] = (6, 20, 90)  # classes, videos per class, frames (45-90 each)
     clips_video_sets: dict = field(default_factory=lambda: {"demo": (3, 32, 24), "harder": (5, 16, 48)})
     clips_epochs: int = 40
     format2_add_videos: int = 1818  # the issue's scratch_cnn cache: 1,818 videos, 0.9 GB (x1, x2, x4)
@@ -173,6 +175,7 @@ QUICK = SuiteSizes(
     heads_order_only=(3, 8, 3),
     heads_order_only_epochs=2,
     heads_seeds=(0,),
+    heads_long_order_only=(3, 8, 24),
     clips_video_sets={"demo": (3, 8, 12)},
     clips_epochs=2,
     format2_add_videos=20,

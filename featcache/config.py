@@ -245,7 +245,9 @@ class HeadConfig:
     dropout: dropout on the sequence layer's inputs (the notebook's 0.5; every head but meanpool).
     recurrent_dropout: dropout on the recurrent state (the notebook's 0.5; lstm, gru).
     final_dropout: dropout after the dense layer (the notebook's 0.3).
-    num_layers: encoder blocks (transformer) or dilated convolution levels, dilations 1, 2, 4, ... (tcn).
+    num_layers: encoder blocks (transformer) or dilated convolution levels, dilations 1, 2, 4, ... (tcn: at least
+      this many, more where needed for the receptive field to span the head's frames; with 2 levels, 7 frames, the
+      tcn was at chance on 45-90-frame order-only videos, BENCHMARKS.md section 6).
     num_heads: attention heads (transformer); each attends with units // num_heads dims.
     positions: "sinusoidal" (fixed) or "learned" (one trained vector per frame position) (transformer). Sinusoidal by
       measurement: on a 12-class permuted-segments set (benchmarks/heads.py, lr 1e-3, 30 epochs) learned positions

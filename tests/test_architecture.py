@@ -22,6 +22,7 @@ LAYERS = (
     ("featcache.video",),
     ("featcache.extractors",),
     ("featcache.cache",),
+    ("featcache.text",),  # text towers and zero-shot scores: above the cache, below training (--init-from-text)
     ("featcache.embedding",),
     ("featcache.search",),  # pooled vectors, nearest videos, leakage audit: below training, which warns with it
     ("featcache.training",),

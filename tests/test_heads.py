@@ -128,3 +128,29 @@ def test_saved_head_loads_with_the_same_predictions(head_config: HeadConfig, tmp
 def test_a_single_class_is_refused() -> None:
     with pytest.raises(FeatcacheError, match="at least 2 classes"):
         build_head(HeadConfig(), num_frames=4, feature_dim=2, num_classes=1)
+
+
+@pytest.mark.parametrize(("num_frames", "kernel_size", "levels"), [(7, 3, 2), (8, 3, 3), (90, 3, 6), (16, 2, 4)])
+def test_tcn_levels_give_a_receptive_field_spanning_the_frames(num_frames: int, kernel_size: int, levels: int) -> None:
+    from featcache.training.heads import tcn_levels_to_cover
+
+    assert tcn_levels_to_cover(num_frames, kernel_size) == levels
+    assert 1 + (kernel_size - 1) * (2**levels - 1) >= num_frames > 1 + (kernel_size - 1) * (2 ** (levels - 1) - 1)
+
+
+def test_tcn_middle_output_sees_the_first_and_last_frames() -> None:
+    """With 2 levels (7 frames) a 90-frame clip's order showed only in boundary windows (test 0.20 on BENCHMARKS.md
+    section 6's long order-only set); the levels now grow until the (centred) receptive field spans the clip."""
+    num_frames = 40
+    model = build_head(HeadConfig(head="tcn", units=8, dense=4, dropout=0.0), num_frames, 2, num_classes=2)
+    convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv1D)]
+    assert len(convolutions) == 5  # 1 + 2 x (2^5 - 1) = 63 >= 40 > 31
+    last_level = keras.Model(model.inputs, model.get_layer("level4_residual").output)
+    features = np.random.default_rng(0).normal(size=(1, num_frames, 2)).astype(np.float32)
+    lengths = np.array([num_frames], dtype=np.int32)
+    before = last_level.predict([features, lengths], verbose=0)[0, num_frames // 2]
+    for frame in (0, num_frames - 1):
+        changed = features.copy()
+        changed[0, frame] += 10.0
+        after = last_level.predict([changed, lengths], verbose=0)[0, num_frames // 2]
+        assert np.abs(after - before).max() > 1e-6, f"the middle output does not see frame {frame}"

@@ -7,6 +7,7 @@ No logic lives only here. One module per group of commands registers them on the
 # isort: off
 from featcache.cli import video_commands  # noqa: F401
 from featcache.cli import model_commands  # noqa: F401
+from featcache.cli import text_commands  # noqa: F401
 from featcache.cli import search_commands  # noqa: F401
 from featcache.cli import report_commands  # noqa: F401
 from featcache.cli import export_commands  # noqa: F401

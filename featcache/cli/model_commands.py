@@ -31,6 +31,7 @@ from featcache.config import (
     TrainConfig,
 )
 from featcache.errors import InputError
+from featcache.text.wording import read_class_texts
 
 # Choices come from the registries (config.HEAD_NAMES mirrors featcache.training.heads.HEADS without importing Keras).
 HeadChoice = enum.Enum("HeadChoice", {name: name for name in HEAD_NAMES}, type=str)
@@ -56,7 +57,8 @@ UNITS_OPTION = typer.Option(
 LAYERS_OPTION = typer.Option(
     HeadConfig.num_layers,
     "--layers",
-    help="Encoder blocks (transformer) or dilated convolution levels, dilations 1, 2, 4, ... (tcn).",
+    help="Encoder blocks (transformer) or dilated convolution levels, dilations 1, 2, 4, ... "
+    "(tcn: at least this many, more for the receptive field to span the frames).",
 )
 ATTENTION_HEADS_OPTION = typer.Option(HeadConfig.num_heads, "--attention-heads", help="Attention heads (transformer).")
 POSITIONS_OPTION = typer.Option(HeadConfig.positions, help="Frame positions: fixed sinusoids or learned (transformer).")
@@ -144,6 +146,18 @@ def train_command(
     test_clips: int = TEST_CLIPS_OPTION,
     class_weight: ClassWeightChoice = CLASS_WEIGHT_OPTION,
     tensorboard: Path | None = typer.Option(None, "--tensorboard", help="Also write TensorBoard logs to this folder."),
+    init_from_text: bool = typer.Option(
+        False,
+        "--init-from-text",
+        help="Start the final layer from the class text embeddings of the cache's preset (CLIP, SigLIP): "
+        "training starts at zero-shot accuracy.",
+    ),
+    prompt: list[str] = typer.Option(
+        [], "--prompt", help="With --init-from-text: a prompt template with one {}; repeat to ensemble."
+    ),
+    class_texts: Path | None = typer.Option(
+        None, "--class-texts", help="With --init-from-text: a CSV class,text giving the words of some classes."
+    ),
 ) -> None:
     """Train a sequence head on a cache and write MODEL_DIR: model.keras, featcache.json, history, curves, split."""
     import_keras_quietly()  # before the model modules import it
@@ -178,7 +192,19 @@ def train_command(
             test_clips=test_clips,
             patience=patience,
         )
-        result = train(cache, out, head_config, train_config, progress=say, overwrite=overwrite)
+        if (prompt or class_texts) and not init_from_text:
+            raise InputError("--prompt and --class-texts only apply with --init-from-text")
+        result = train(
+            cache,
+            out,
+            head_config,
+            train_config,
+            progress=say,
+            overwrite=overwrite,
+            init_from_text=init_from_text,
+            prompts=prompt,
+            class_texts=None if class_texts is None else read_class_texts(class_texts),
+        )
     if result.baseline is not None:
         choice = result.baseline
         accuracy = "" if result.best_val_accuracy is None else f": validation accuracy {result.best_val_accuracy:.3f}"
@@ -221,6 +247,9 @@ def compare_command(
     ),
     videos: Path | None = typer.Option(
         None, "--videos", help="With --html: the folder (or CSV) the cache was embedded from, for thumbnails."
+    ),
+    zero_shot: bool = typer.Option(
+        False, "--zero-shot", help="Also a zero-shot row: class names through the cache's text tower (CLIP, SigLIP)."
     ),
     units: int = UNITS_OPTION,
     dense: int = DENSE_OPTION,
@@ -293,6 +322,7 @@ and size."""
             progress=None if as_json else say,
             out_dir=out,
             overwrite=overwrite,
+            zero_shot=zero_shot,
         )
         if html:
             from featcache.report.comparison_page import write_compared_heads_report

@@ -25,18 +25,20 @@ def neighbors_command(
     file: Path | None = typer.Option(
         None, "--file", help="Query: a new video file, embedded the way the cache was (its extractor and sampling)."
     ),
+    text: str | None = typer.Option(
+        None, "--text", help="Query: a sentence, through the text tower of the cache's CLIP / SigLIP preset."
+    ),
     k: int = typer.Option(10, "--k", help="How many neighbours to list."),
     as_json: bool = typer.Option(False, "--json", help="Print the neighbours as one JSON object and nothing else."),
 ) -> None:
     """The cache's videos nearest to a query video: cosine of L2-normalized mean-pooled features, exact search."""
     from featcache.search.neighbors import find_neighbors, format_neighbors
 
-    # The query options are one mutually exclusive group: find_neighbors refuses none or several. A text query
-    # (`--text`) joins the group by computing its vector and passing query_vector= and query_description=.
+    # The query options are one mutually exclusive group: find_neighbors refuses none or several.
     with errors_as_exit_codes():
-        if file is not None:
-            import_keras_quietly()  # the stored extractor is built to embed the file
-        result = find_neighbors(cache, video=video, file=file, k=k)
+        if file is not None or text is not None:
+            import_keras_quietly()  # the stored extractor (or the preset's text tower) is built
+        result = find_neighbors(cache, video=video, file=file, text=text, k=k)
     typer.echo(result.to_json() if as_json else format_neighbors(result))
 
 

@@ -146,12 +146,7 @@ def build_keras_hub_model(config: ExtractorConfig) -> BuiltModel:
         converter = keras_hub.layers.ImageConverter.from_preset(preset)
     # Presets load through kagglehub / huggingface_hub / file reads, each with its own error types.
     except Exception as err:
-        where = (
-            "a KerasHub preset folder (saved with save_to_preset)"
-            if local_folder
-            else "a preset name (needs network once) or, offline, a local preset folder"
-        )
-        raise ExtractorError(f"could not load KerasHub preset {preset}: {error_summary(err)}; pass {where}") from err
+        raise keras_hub_preset_error(preset, err) from err
     vision_encoder = getattr(backbone, "vision_encoder", backbone)
     image_shape = getattr(vision_encoder, "image_shape", None)
     size = config.image_size
@@ -183,3 +178,16 @@ def build_keras_hub_model(config: ExtractorConfig) -> BuiltModel:
         f"the preset's {type(converter).__name__} (resize to {size} px, its scale and offset), inside the model"
     )
     return BuiltModel.from_keras_model(model, weights_sha256, preprocessing)
+
+
+def keras_hub_preset_error(preset: str, err: BaseException, part: str = "") -> ExtractorError:
+    """The one-line error for a KerasHub preset that cannot be loaded (no network, not a preset folder).
+
+    part: what of the preset failed (" text tower"), for loaders other than the image tower's.
+    """
+    where = (
+        "a KerasHub preset folder (saved with save_to_preset)"
+        if Path(preset).is_dir()
+        else "a preset name (needs network once) or, offline, a local preset folder"
+    )
+    return ExtractorError(f"could not load KerasHub preset {preset}{part}: {error_summary(err)}; pass {where}")

@@ -73,9 +73,14 @@ class EvaluationReport:
     report_json: str
     confusion_matrix_png: str
     model_written_by: str = ""  # the featcache version that trained the model (featcache.json)
+    # `featcache zeroshot` only: the preset, prompts and class words that classified (absent from evaluate's JSON).
+    zero_shot: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        saved = asdict(self)
+        if saved["zero_shot"] is None:
+            del saved["zero_shot"]
+        return saved
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -129,11 +134,7 @@ def evaluate_with_scores(
     model_dir = folder.path
     class_names = folder.class_names
     num_classes = len(class_names)
-    if top_k is not None and top_k < 1:
-        raise InputError(f"--top-k / top_k must be at least 1, got {top_k}")
-    if top_k is None:
-        top_k = min(DEFAULT_TOP_K, max(1, num_classes - 1))  # top-k of all the classes would say nothing
-    top_k = min(top_k, num_classes)  # k beyond the classes means all of them
+    top_k = resolve_top_k(top_k, num_classes)
 
     cache = open_cache(cache_path)  # a path, or a Cache opened once by the caller
     cache_path, index = cache.path, cache.index
@@ -146,9 +147,48 @@ def evaluate_with_scores(
     probabilities = predict_cached_features(
         model, cache, index, video_indices, folder.metadata.clip_frames, folder.metadata.test_clips
     )
-    metrics = compute_metrics(true_labels, probabilities, class_names, top_k)
 
     report_dir = Path(report_dir) if report_dir is not None else model_dir / "evaluation" / cache_path.stem
+    report = write_report(
+        str(model_dir),
+        index,
+        video_indices,
+        (used_subset, description),
+        class_names,
+        true_labels,
+        probabilities,
+        top_k,
+        report_dir,
+        model_written_by=folder.metadata.featcache_version,
+    )
+    scores = VideoScores(
+        np.asarray(video_indices, np.int64), np.asarray(true_labels, np.int64), probabilities, int(model.count_params())
+    )
+    return report, scores
+
+
+def write_report(
+    model_description: str,
+    index: CacheIndex,
+    video_indices: np.ndarray,
+    subset: tuple[str, str],
+    class_names: list[str],
+    true_labels: np.ndarray,
+    probabilities: np.ndarray,
+    top_k: int,
+    report_dir: Path,
+    model_written_by: str = "",
+    zero_shot: dict[str, Any] | None = None,
+) -> EvaluationReport:
+    """Compute the metrics of `probabilities` and write report.json and confusion_matrix.png to `report_dir`.
+
+    Shared by `evaluate` (a trained model) and `zeroshot` (text embeddings as the classifier).
+    subset: (the subset scored, the sentence describing it). true_labels: int (n,) model class indices;
+    probabilities: float (n, num_classes), rows in the order of `video_indices`.
+    """
+    cache_path = Path(index.path)
+    used_subset, description = subset
+    metrics = compute_metrics(true_labels, probabilities, class_names, top_k)
     report_dir.mkdir(parents=True, exist_ok=True)
     png_path = report_dir / "confusion_matrix.png"
     json_path = report_dir / "report.json"
@@ -164,7 +204,7 @@ def evaluate_with_scores(
         if true_label != predicted_label
     ]
     report = EvaluationReport(
-        model_dir=str(model_dir),
+        model_dir=model_description,
         cache=str(cache_path),
         subset=used_subset,
         subset_description=description,
@@ -179,16 +219,23 @@ def evaluate_with_scores(
         report_dir=str(report_dir),
         report_json=str(json_path),
         confusion_matrix_png=str(png_path),
-        model_written_by=folder.metadata.featcache_version,
+        model_written_by=model_written_by,
+        zero_shot=zero_shot,
     )
     plot_confusion_matrix(
         np.array(report.confusion_matrix), class_names, png_path, title=f"{cache_path.name} ({used_subset})"
     )
     json_path.write_text(report.to_json() + "\n")
-    scores = VideoScores(
-        np.asarray(video_indices, np.int64), np.asarray(true_labels, np.int64), probabilities, int(model.count_params())
-    )
-    return report, scores
+    return report
+
+
+def resolve_top_k(top_k: int | None, num_classes: int) -> int:
+    """k of the top-k accuracy: the one asked for (at most the classes), default min(3, num_classes - 1)."""
+    if top_k is not None and top_k < 1:
+        raise InputError(f"--top-k / top_k must be at least 1, got {top_k}")
+    if top_k is None:
+        top_k = min(DEFAULT_TOP_K, max(1, num_classes - 1))  # top-k of all the classes would say nothing
+    return min(top_k, num_classes)  # k beyond the classes means all of them
 
 
 def check_cache_matches_model(metadata: ModelMetadata, index: CacheIndex) -> None:
@@ -378,6 +425,11 @@ def format_report(report: EvaluationReport, max_misclassified: int = 20) -> str:
         f"Model {report.model_dir}"
         + (f" (trained by featcache {report.model_written_by})" if report.model_written_by else "")
         + f" on {report.cache}",
+        *(
+            [f"Prompts: {' | '.join(report.zero_shot['prompts'])}"]
+            if report.zero_shot and report.zero_shot.get("prompts")
+            else []
+        ),
         f"Videos: {report.num_videos}, {report.subset_description}",
         f"Accuracy: {report.accuracy:.4f}",
         *([] if report.top_k_accuracy is None else [f"Top-{report.top_k} accuracy: {report.top_k_accuracy:.4f}"]),

@@ -206,21 +206,24 @@ def find_neighbors(
     query_description: str = "a query vector",
     k: int = DEFAULT_K,
     normalize_frames: bool = False,
+    text: str | None = None,
 ) -> NeighborsResult:
     """The k nearest videos of a cache to exactly one query: `video` (a cache path: that video, itself left out),
     `file` (a new video, embedded as the cache was) or `query_vector` (float (D,) in the cache's feature space,
-    e.g. a text embedding; `query_description` names it in the result).
+    e.g. a text embedding; `query_description` names it in the result) or `text` (embedded by the text tower of the
+    cache's CLIP-like preset; compared with frame-normalized pooled vectors, as `featcache zeroshot` scores videos).
 
     Raises InputError for no query or several, an unknown cache path or a bad k; see embed_file_like_cache for --file.
     """
     given = [
         name
-        for name, value in (("--video", video), ("--file", file), ("a query vector", query_vector))
+        for name, value in (("--video", video), ("--file", file), ("--text", text), ("a query vector", query_vector))
         if value is not None
     ]
     if len(given) != 1:
         raise InputError(
-            f"give exactly one query: --video PATH_IN_CACHE or --file NEW_VIDEO; got {', '.join(given) or 'none'}"
+            "give exactly one query: --video PATH_IN_CACHE, --file NEW_VIDEO or --text TEXT; "
+            f"got {', '.join(given) or 'none'}"
         )
     if k < 1:
         raise InputError(f"--k / k must be at least 1, got {k}")
@@ -242,6 +245,12 @@ def find_neighbors(
         from featcache.video.fingerprints import fingerprint_file
 
         fingerprint = fingerprint_file(Path(file)).fingerprint
+    elif text is not None:
+        from featcache.text.zeroshot import text_query_vector
+
+        query_vector = text_query_vector(opened, text)
+        query_description = f"text {text!r}"
+        normalize_frames = True  # the text tower's space holds each frame's unit embedding, as zero-shot scores them
     neighbors = search_cache(opened, query_vector, k, exclude, fingerprint, normalize_frames)
     return NeighborsResult(cache=str(index.path), query=query_description, k=k, neighbors=neighbors)
 

@@ -13,18 +13,22 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from featcache.cache import Cache
 from featcache.config import HEAD_NAMES, HeadConfig, TrainConfig, config_from_dict
 from featcache.errors import InputError
 from featcache.files import write_atomically
+from featcache.text.zeroshot import cache_class_texts, video_embeddings, zero_shot_scores
 from featcache.training.epochs import Progress
 from featcache.training.model_folder import check_model_dir_writable
 from featcache.training.model_integrity import model_folder_lock
 from featcache.training.scoring import score_accuracy
 from featcache.training.train import fit_head, save_trained_head
-from featcache.training.training_data import load_training_data
+from featcache.training.training_data import TrainingData, load_training_data
 
 COMPARISON_FILE = "comparison.json"
+ZERO_SHOT_ROW = "zero-shot"  # the row of `compare --zero-shot`: no head, no epochs, no parameters
 
 
 @dataclass(frozen=True)
@@ -50,12 +54,15 @@ def compare_heads(
     progress: Progress | None = None,
     out_dir: Path | None = None,
     overwrite: bool = False,
+    zero_shot: bool = False,
 ) -> list[ComparisonRow]:
     """Train and score each named head on the same cache and split.
 
     head_overrides: HeadConfig fields (units, dense, dropout, ...) applied to every head; the rest are defaults.
     out_dir: also keep each head's model folder as out_dir/<head>/ (refused where one exists, unless
     `overwrite`) and the rows as out_dir/comparison.json.
+    zero_shot: also a "zero-shot" row first (the cache's text tower on class names, nothing trained; needs a
+    cache of a CLIP-like KerasHub preset), scored on the same test videos; checked before any head trains.
     Returns one ComparisonRow per head, in the order asked.
     """
     unknown = [name for name in head_names if name not in HEAD_NAMES]
@@ -72,7 +79,7 @@ def compare_heads(
             for name in head_names:  # before hours of training, not after
                 locks.enter_context(model_folder_lock(Path(out_dir) / name))
                 check_model_dir_writable(Path(out_dir) / name, overwrite)
-        return _compare_into(cache_path, head_configs, train_config, progress, out_dir)
+        return _compare_into(cache_path, head_configs, train_config, progress, out_dir, zero_shot)
 
 
 def _compare_into(
@@ -81,11 +88,12 @@ def _compare_into(
     train_config: TrainConfig,
     progress: Progress | None,
     out_dir: Path | None,
+    zero_shot: bool,
 ) -> list[ComparisonRow]:
     data = load_training_data(cache_path, train_config)  # a path or an opened Cache
     if progress is not None:
         progress(f"split: {data.split.description}")
-    rows = []
+    rows = [zero_shot_row(data)] if zero_shot else []
     for head_config in head_configs:
         if progress is not None:
             progress(f"training {head_config.head} ...")
@@ -110,6 +118,15 @@ def _compare_into(
     return rows
 
 
+def zero_shot_row(data: TrainingData) -> ComparisonRow:
+    """The zero-shot classifier (featcache.text) scored on the split's test videos, as a comparison row."""
+    texts, _ = cache_class_texts(data.index, data.index.class_names)
+    test_rows = data.split.test_indices
+    scores = zero_shot_scores(video_embeddings(data.cache or data.index.path, test_rows), texts)
+    accuracy = float(np.mean(scores.argmax(axis=1) == data.index.labels[test_rows]))
+    return ComparisonRow(ZERO_SHOT_ROW, accuracy, None, 0, 0.0, 0)
+
+
 def comparison_as_json(rows: list[ComparisonRow]) -> str:
     """The rows as one JSON object {"heads": [...]} (what `compare --json` prints and `--out` keeps)."""
     return json.dumps({"heads": [asdict(row) for row in rows]}, indent=2)
@@ -124,6 +141,9 @@ def format_comparison(rows: list[ComparisonRow]) -> str:
     lines = [header, "-" * len(header)]
     for row in rows:
         val_accuracy = "-" if row.best_val_accuracy is None else f"{row.best_val_accuracy:.3f}"
+        if row.head == ZERO_SHOT_ROW:  # nothing trained: no epoch, time per epoch or parameters to show
+            lines.append(f"{row.head:<10} {row.test_accuracy:>13.3f} {val_accuracy:>12} {'-':>10} {'-':>8} {'-':>11}")
+            continue
         lines.append(
             f"{row.head:<10} {row.test_accuracy:>13.3f} {val_accuracy:>12} {row.best_epoch:>10d} "
             f"{row.seconds_per_epoch:>8.3f} {row.num_parameters:>11,d}"

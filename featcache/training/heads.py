@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from featcache.config import SEQUENCE_HEAD_NAMES, HeadConfig
@@ -150,6 +151,23 @@ class FirstFrame(layers.Layer):
         return (input_shape[0], input_shape[2])
 
 
+@keras.saving.register_keras_serializable(package="featcache")
+class NormalizedMaskedMean(layers.Layer):
+    """[features (batch, T, D), mask bool (batch, T)] -> (batch, D), unit rows: the mean over the real frames of the
+    L2-normalized frames, normalized again (a zero-shot video embedding, featcache.text.zeroshot)."""
+
+    def call(self, inputs):
+        features, mask = inputs
+        frames = features / ops.maximum(ops.norm(features, axis=-1, keepdims=True), 1e-12)
+        weights = ops.cast(mask, features.dtype)[:, :, None]
+        mean = ops.sum(frames * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
+        return mean / ops.maximum(ops.norm(mean, axis=-1, keepdims=True), 1e-12)
+
+    def compute_output_shape(self, input_shape):
+        features_shape = input_shape[0]
+        return (features_shape[0], features_shape[2])
+
+
 def _classifier_top(sequence_summary, head_config: HeadConfig, num_classes: int):
     """Dense(relu) -> Dropout -> softmax, shared by every head (the notebook's top)."""
     hidden = layers.Dense(head_config.dense, activation="relu", name="dense")(sequence_summary)
@@ -203,12 +221,17 @@ def _transformer_head(features, mask, head_config: HeadConfig, num_classes: int)
 
 
 def _tcn_head(features, mask, head_config: HeadConfig, num_classes: int):
-    """Temporal convolutional network: project to `units` channels, then `num_layers` residual ReLU convolutions
-    with dilations 1, 2, 4, ... over the real frames (padding zeroed before each), then the mean over real frames.
-    Receptive field: 1 + (kernel_size - 1) x (2^num_layers - 1) frames."""
+    """Temporal convolutional network: project to `units` channels, then residual ReLU convolutions with dilations
+    1, 2, 4, ... over the real frames (padding zeroed before each), then the mean over real frames.
+    Levels: `num_layers`, or more where needed for the receptive field, 1 + (kernel_size - 1) x (2^levels - 1)
+    frames, centred ("same" padding), to span the head's num_frames (tcn_levels_to_cover)."""
     hidden = layers.Dropout(head_config.dropout, name="input_dropout")(features)
     hidden = layers.Dense(head_config.units, name="projection")(hidden)
-    for level in range(head_config.num_layers):
+    # Enough levels for the (centred) receptive field to span the clip: with 2 levels (7 frames at kernel 3) a
+    # 90-frame video's order shows only in the few windows at segment boundaries, which the mean over frames drowns
+    # (BENCHMARKS.md section 6, long order-only set: test 0.20 -> 1.00 with the receptive field spanning T).
+    num_levels = max(head_config.num_layers, tcn_levels_to_cover(features.shape[1], head_config.kernel_size))
+    for level in range(num_levels):
         convolved = MaskFrames(name=f"level{level}_mask")([hidden, mask])
         convolved = layers.Conv1D(
             head_config.units,
@@ -220,6 +243,16 @@ def _tcn_head(features, mask, head_config: HeadConfig, num_classes: int):
         )(convolved)
         hidden = layers.Add(name=f"level{level}_residual")([hidden, convolved])
     return _classifier_top(MaskedMean(name="masked_mean")([hidden, mask]), head_config, num_classes)
+
+
+def tcn_levels_to_cover(num_frames: int, kernel_size: int) -> int:
+    """The fewest dilation levels (1, 2, 4, ...) whose receptive field 1 + (k - 1)(2^L - 1) spans num_frames."""
+    if kernel_size < 2:  # a 1-frame kernel sees one frame at any dilation
+        return 1
+    levels = 1
+    while 1 + (kernel_size - 1) * (2**levels - 1) < num_frames:
+        levels += 1
+    return levels
 
 
 # name -> (builder, one-line description). The names are also config.SEQUENCE_HEAD_NAMES (checked at import).
@@ -261,6 +294,36 @@ def build_head(head_config: HeadConfig, num_frames: int, feature_dim: int, num_c
     mask = LengthMask(num_frames, name="length_mask")(lengths)
     probabilities = builder(features, mask, head_config, num_classes)
     return keras.Model(inputs=[features, lengths], outputs=probabilities, name=f"featcache_{head_config.head}")
+
+
+def with_text_initialised_output(model: keras.Model, text_embeddings, logit_scale: float) -> keras.Model:
+    """The head with its final layer starting from class text embeddings (train --init-from-text).
+
+    The softmax layer reads [the head's last hidden layer, the zero-shot video embedding of its input frames
+    (NormalizedMaskedMean)]; its kernel starts at 0 for the hidden units and at logit_scale x the (unit) text
+    embeddings for the video embedding, its bias at 0. So the untrained head outputs exactly the zero-shot
+    softmax (logit_scale x cosine with each class text), and training moves both parts from there.
+    text_embeddings: float32 (num_classes, feature_dim), unit rows, in the model's class order.
+    """
+    text_embeddings = ops.convert_to_numpy(text_embeddings).astype("float32")
+    features, lengths = model.inputs
+    mask = model.get_layer("length_mask").output
+    hidden = model.get_layer("final_dropout").output
+    num_classes, feature_dim = text_embeddings.shape
+    if feature_dim != features.shape[-1]:
+        raise InputError(
+            f"the class text embeddings are {feature_dim}-d but the features {features.shape[-1]}-d; "
+            "--init-from-text needs a cache of the same preset's image embeddings"
+        )
+    video_embedding = NormalizedMaskedMean(name="zero_shot_video_embedding")([features, mask])
+    joined = layers.Concatenate(name="hidden_and_video_embedding")([hidden, video_embedding])
+    output_layer = layers.Dense(num_classes, activation="softmax", name="text_initialised_probabilities")
+    probabilities = output_layer(joined)
+    hidden_width = hidden.shape[-1]
+    kernel = np.zeros((hidden_width + feature_dim, num_classes), dtype="float32")
+    kernel[hidden_width:] = logit_scale * text_embeddings.T
+    output_layer.set_weights([kernel, np.zeros(num_classes, dtype="float32")])
+    return keras.Model(inputs=[features, lengths], outputs=probabilities, name=f"{model.name}_text_initialised")
 
 
 def compile_head(model: keras.Model, learning_rate: float) -> keras.Model:

@@ -97,6 +97,8 @@ class ModelMetadata:
     model_sha256: str | None = None
     output_width: int | None = None
     class_names_sha256: str | None = None
+    # train --init-from-text: {"preset", "prompts", "class_words", "logit_scale"} the final layer started from.
+    text_init: dict[str, Any] | None = None
 
     @classmethod
     def of_training_run(
@@ -109,6 +111,7 @@ class ModelMetadata:
         best_val_accuracy: float | None,
         seconds_per_epoch: float,
         baseline: dict[str, Any] | None = None,
+        text_init: dict[str, Any] | None = None,
     ) -> ModelMetadata:
         """The metadata of a head just trained on `index`'s cache with these settings and this split
         (`baseline`: a linear / knn baseline's choice, see featcache.training.baselines)."""
@@ -135,6 +138,7 @@ class ModelMetadata:
             cache_dtype=index.dtype,  # predict rounds new features the same way the head saw them
             model_kind=head_config.head if baseline is not None else SEQUENCE_HEAD_KIND,
             baseline=baseline,
+            text_init=text_init,
         )
 
     @classmethod

@@ -20,11 +20,12 @@ from featcache.cache import Cache
 from featcache.config import HeadConfig, TrainConfig
 from featcache.errors import InputError
 from featcache.search.pooled import pool_sequences, pooled_features
+from featcache.text.zeroshot import ZERO_SHOT_LOGIT_SCALE, cache_class_texts
 from featcache.training.baselines import BASELINE_KINDS, fit_baseline
 from featcache.training.batches import Batch, EpochBatches
 from featcache.training.diagnostics import find_leaked_duplicates, training_warnings, warn_about_leaks
 from featcache.training.epochs import KeepBestEpoch, Progress, seconds_per_epoch
-from featcache.training.heads import build_head, compile_head
+from featcache.training.heads import build_head, compile_head, with_text_initialised_output
 from featcache.training.leakage import audit_training_data, near_duplicate_warning
 from featcache.training.model_folder import ModelMetadata, check_model_dir_writable, save_model_folder
 from featcache.training.model_integrity import model_folder_lock
@@ -106,25 +107,32 @@ class TrainResult:
     metadata: ModelMetadata | None = None  # set once the model folder is written (its featcache.json)
     warnings: list[str] = field(default_factory=list)
     baseline: dict[str, Any] | None = None  # a linear / knn baseline's choice (BaselineFit.choice)
+    text_init: dict | None = None  # train --init-from-text: the preset, prompts and class words the head started from
 
 
 def fit_head(
-    data: TrainingData, head_config: HeadConfig, train_config: TrainConfig, progress: Progress | None = None
+    data: TrainingData,
+    head_config: HeadConfig,
+    train_config: TrainConfig,
+    progress: Progress | None = None,
+    text_embeddings: np.ndarray | None = None,
 ) -> TrainResult:
     """Train one head on `data` from `train_config.seed`; the best epoch by validation accuracy is restored.
 
     Only the train and validation videos are read; with no validation set the last epoch is kept.
     A baseline (head "linear" or "knn") is fitted instead, its candidates standing for epochs (fit_baseline_head).
+    text_embeddings: float32 (num_classes, feature_dim), unit rows in the cache's class order: the final layer
+    starts from them (heads.with_text_initialised_output), so the untrained head is the zero-shot classifier.
     """
     if head_config.head in BASELINE_KINDS:
         return fit_baseline_head(data, head_config, train_config)
     keras.utils.set_random_seed(train_config.seed)
     index = data.index
     validates = data.split.num_val > 0
-    model = compile_head(
-        build_head(head_config, train_config.frames or index.num_frames, index.feature_dim, len(index.class_names)),
-        train_config.learning_rate,
-    )
+    model = build_head(head_config, train_config.frames or index.num_frames, index.feature_dim, len(index.class_names))
+    if text_embeddings is not None:
+        model = with_text_initialised_output(model, text_embeddings, ZERO_SHOT_LOGIT_SCALE)
+    model = compile_head(model, train_config.learning_rate)
     best_epoch = KeepBestEpoch(train_config.epochs, progress, validates, train_config.patience)
     callbacks: list[keras.callbacks.Callback] = [best_epoch]
     if train_config.tensorboard_dir is not None:
@@ -268,9 +276,15 @@ def train(
     train_config: TrainConfig = TrainConfig(),
     progress: Progress | None = None,
     overwrite: bool = False,
+    init_from_text: bool = False,
+    prompts: list[str] | tuple[str, ...] = (),
+    class_texts: dict[str, str] | None = None,
 ) -> TrainResult:
     """Train a head on a cache and write MODEL_DIR (see featcache.training.model_folder for its files).
 
+    init_from_text: the final layer starts from the class text embeddings of the cache's preset (prompts and
+    class_texts as for `featcache zeroshot`), so training starts at the zero-shot accuracy; recorded in
+    featcache.json as `text_init`. Raises ExtractorError for a cache without a text tower.
     Raises InputError (or a subclass) for a missing or unusable cache, a bad split, a foreign out_dir, or
     an out_dir that already holds a model unless `overwrite` (which also removes its evaluation reports).
     Warnings a user must see (a head at chance, a too-small validation or test set) are in result.warnings.
@@ -278,7 +292,9 @@ def train(
     out_dir = Path(out_dir)
     with model_folder_lock(out_dir):  # one writer per model folder: a second `train --out` is refused at once
         check_model_dir_writable(out_dir, overwrite)
-        return _train_into(cache_path, out_dir, head_config, train_config, progress)
+        return _train_into(
+            cache_path, out_dir, head_config, train_config, progress, init_from_text, tuple(prompts), class_texts
+        )
 
 
 def _train_into(
@@ -287,9 +303,20 @@ def _train_into(
     head_config: HeadConfig,
     train_config: TrainConfig,
     progress: Progress | None,
+    init_from_text: bool,
+    prompts: tuple[str, ...],
+    class_texts: dict[str, str] | None,
 ) -> TrainResult:
+    if init_from_text and head_config.head in BASELINE_KINDS:
+        raise InputError(f"--init-from-text starts a sequence head's final layer; --head {head_config.head} has none")
     data = load_training_data(cache_path, train_config)
     index = data.index
+    text_embeddings, text_init = None, None
+    if init_from_text:
+        texts, tower = cache_class_texts(index, index.class_names, prompts, class_texts)
+        text_embeddings, text_init = texts.embeddings, {**texts.provenance(tower), "logit_scale": ZERO_SHOT_LOGIT_SCALE}
+        if progress is not None:
+            progress(f"final layer from the text embeddings of {tower.preset} ({len(texts.prompts)} prompt(s))")
     if progress is not None:
         where = (
             "in memory"
@@ -322,7 +349,8 @@ def _train_into(
         progress(f"head: {head_config.head} ({head_settings})")
     warn_about_leaks(find_leaked_duplicates(index, data.split), progress)
     near_duplicates = audit_training_data(data)
-    result = fit_head(data, head_config, train_config, progress)
+    result = fit_head(data, head_config, train_config, progress, text_embeddings)
+    result.text_init = text_init
     save_trained_head(out_dir, data, head_config, train_config, result)
     warning = near_duplicate_warning(near_duplicates, index.path, out_dir)
     if warning:
@@ -344,6 +372,7 @@ def save_trained_head(
         result.best_val_accuracy,
         result.seconds_per_epoch,
         baseline=result.baseline,
+        text_init=result.text_init,
     )
     split_rows = list(
         zip(index.paths, data.split.subsets(index.num_videos), index.fingerprints or [""] * index.num_videos)
