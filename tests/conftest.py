@@ -23,6 +23,13 @@ import featcache.extractors.registry as extractors_module
 from featcache.config import ExtractorConfig
 from featcache.extractors.registry import Extractor
 
+# The OpenVINO tests run in a pytest process of their own, started by tests/test_openvino_isolated.py: in one
+# process after the rest of the suite (torch, JAX and TensorFlow loaded), OpenVINO's runtime crashed natively
+# (exit 139, no Python trace; first seen when the suite ran them after tests/test_dataset.py). Alone they pass.
+ISOLATED_TEST_FILES = ["test_openvino_runtime.py", "test_openvino_int8.py"]
+ISOLATION_VARIABLE = "FEATCACHE_TEST_ISOLATED"
+collect_ignore = [] if os.environ.get(ISOLATION_VARIABLE) else ISOLATED_TEST_FILES
+
 
 def write_video(path: Path, frames_rgb: np.ndarray, fps: float = 10.0) -> Path:
     """Write uint8 RGB frames (n, h, w, 3) as an MJPG .avi (or mp4v .mp4) and return the path."""

@@ -22,7 +22,7 @@ extractors_module = importlib.import_module("featcache.extractors.registry")
 from featcache.embedding import local_engine
 from conftest import mean_colour_extractor
 from test_embed import FAKE_CONFIG
-extractors_module.load_extractor = mean_colour_extractor
+extractors_module.load_extractor = lambda config, runtime="keras": mean_colour_extractor(config)
 local_engine.MAX_VIDEOS_PER_SHARD = 1
 embed_module.embed({root!r}, {cache!r}, FAKE_CONFIG)
 """

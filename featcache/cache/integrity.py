@@ -29,11 +29,12 @@ def shard_format_of(handle: h5py.File) -> int:
     return int(handle.attrs.get("shard_format", 1))
 
 
-def identity_problem(handle: h5py.File, info: ShardInfo, settings: dict[str, Any]) -> str | None:
+def identity_problem(handle: h5py.File, info: ShardInfo, settings: dict[str, Any], feature_dim: int) -> str | None:
     """Why the open shard `handle` is not the shard `info` of a cache with `settings` (None: it is).
 
     Attributes, shapes and dtypes only (no data read): the settings record, the shard's id (shard_format 2), the
     per-frame datasets' shapes and dtypes, so a same-size shard of another cache (another seed) is refused.
+    feature_dim: the index's (a settings record written through the library API need not name it).
     """
     try:
         recorded = json.loads(handle.attrs["settings"])
@@ -47,7 +48,7 @@ def identity_problem(handle: h5py.File, info: ShardInfo, settings: dict[str, Any
         if shard_id + SHARD_SUFFIX != info.name:
             return f"is shard {shard_id}{SHARD_SUFFIX}, not {info.name} (a shard of another cache?)"
     expected = {
-        "features": ((info.num_frames, int(settings["extractor"]["feature_dim"])), np.dtype(settings["dtype"])),
+        "features": ((info.num_frames, int(feature_dim)), np.dtype(settings["dtype"])),
         **{name: ((info.num_frames,), np.dtype(dtype)) for name, dtype in FRAME_DATASETS.items()},
     }
     for name, (shape, dtype) in expected.items():

@@ -198,16 +198,16 @@ def damaged_shards(cache_path: Path, state: IndexState) -> dict[str, str]:
         elif blake2b_file(shard_path) != info.checksum:
             problems[info.name] = f"{shard_path}: contents changed (BLAKE2b differs from the index)"
         else:
-            identity = _identity_problem_of(shard_path, info, state.settings)
+            identity = _identity_problem_of(shard_path, info, state.settings, state.feature_dim)
             if identity:
                 problems[info.name] = f"{shard_path}: {identity}"
     return problems
 
 
-def _identity_problem_of(shard_path: Path, info: ShardInfo, settings: dict[str, Any]) -> str | None:
+def _identity_problem_of(shard_path: Path, info: ShardInfo, settings: dict[str, Any], feature_dim: int) -> str | None:
     try:
         with h5py.File(shard_path, "r") as handle:
-            return identity_problem(handle, info, settings)
+            return identity_problem(handle, info, settings, feature_dim)
     except OSError as err:
         return f"not a readable HDF5 file ({err})"
 

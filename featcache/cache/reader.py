@@ -259,7 +259,7 @@ class CacheReader:
             return  # format 1, or a self-contained export: no shard table to compare with
         info = self._shard_infos[file_path.name]
         try:
-            problem = identity_problem(handle, info, self.cache.settings)
+            problem = identity_problem(handle, info, self.cache.settings, self.cache.state.feature_dim)
             if problem is None and needs_whole_verification(handle):
                 problem = whole_checksum_problem(file_path, info)
         except HDF5_READ_ERRORS as err:  # HDF5's own bookkeeping in the file is damaged
