@@ -44,7 +44,7 @@ def decode_all(
     entries: list[VideoEntry], config: EmbedConfig, image_size: int, num_workers: int
 ) -> tuple[np.ndarray, DecodeRate]:
     """Decode every video's sampled frames with featcache's sequential decoder; uint8 frames (total, size, size, 3)
-    and the rate (every frame is decoded, so frames decoded = the videos' frames; section 11 measures seeking).
+    and the rate (every frame is decoded, so frames decoded = the videos' frames; section 13 measures seeking).
     """
     started = time.perf_counter()
     frames, num_decoded = [], 0
