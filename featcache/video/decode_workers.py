@@ -18,6 +18,7 @@ video's frames at 224x224x10 are 1.5 MB, a few milliseconds next to the tens of 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -131,8 +132,11 @@ class DecodeWorker:
 
     def close(self) -> None:
         """Let the worker exit (it reads end-of-file), killing it if it does not in time."""
-        self._requests.close()
-        self._results.close()
+        for connection in (self._requests, self._results):
+            # contextlib.suppress, not a bare except: a generator finalized at interpreter exit (a run ended by an
+            # error, e.g. a full disk) can find the pipe's descriptor already closed, and then there is nothing to do.
+            with contextlib.suppress(OSError):
+                connection.close()
         try:
             self.process.wait(timeout=_EXIT_GRACE_SECONDS)
         except subprocess.TimeoutExpired:
