@@ -23,9 +23,11 @@ from av.video.reformatter import VideoReformatter
 
 from featcache.video.stream_index import StreamIndex
 
-# FFmpeg's decoder threading for the seek path: "AUTO" (frame and slice threads, what OpenCV's capture uses) or
-# "SLICE" (PyAV's default). Frame threads delay the first frame after every seek by a frame per thread.
-DECODER_THREADS = "AUTO"
+# FFmpeg's decoder threading for the seek path: "SLICE" (PyAV's default), not "AUTO" (frame and slice threads,
+# what OpenCV's capture uses). Frame threads delay the first frame after every seek by a frame per thread and
+# start a thread per core in every decode worker, which already fill the cores: measured on 2 cores, slice
+# threads were 5-15% faster on every set of `python -m benchmarks.seeking` (BENCHMARKS.md, "Seeking").
+DECODER_THREADS = "SLICE"
 
 
 class SeekMismatch(Exception):
@@ -80,8 +82,7 @@ def decode_planned_frames(
 
     Raises SeekMismatch when a decoded frame is not the one the index says, or PyAV fails.
     """
-    # Frame and slice threads, as OpenCV's capture decodes (PyAV's default is slice threads only); settable
-    # only before the first decode opens the codec (indexing only demuxed).
+    # Settable only before the first decode opens the codec (indexing only demuxed).
     stream.thread_type = DECODER_THREADS
     wanted_set = set(np.asarray(wanted).tolist())
     frames: dict[int, np.ndarray] = {}
