@@ -25,8 +25,9 @@ from featcache.video.stream_index import StreamIndex
 
 # FFmpeg's decoder threading for the seek path: "SLICE" (PyAV's default), not "AUTO" (frame and slice threads,
 # what OpenCV's capture uses). Frame threads delay the first frame after every seek by a frame per thread and
-# start a thread per core in every decode worker, which already fill the cores: measured on 2 cores, slice
-# threads were 5-15% faster on every set of `python -m benchmarks.seeking` (BENCHMARKS.md, "Seeking").
+# start a thread per core in every decode worker, which already fill the cores. Measured on 2 cores (one
+# video of each `benchmarks.seeking` set but the 2-minute ones, each mode's best of 5): slice threads were
+# 5-17% faster on all four.
 DECODER_THREADS = "SLICE"
 
 
