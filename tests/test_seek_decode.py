@@ -11,8 +11,21 @@ import pytest
 
 from featcache.config import SamplingConfig
 from featcache.video.decode import read_sampled_frames, to_model_frame
-from featcache.video.seek_decode import DecodeRun, SeekMismatch, decode_planned_frames, plan_seek_decode
-from featcache.video.stream_index import IndexUntrustworthy, StreamIndex, _check_packet, index_stream, the_video_stream
+from featcache.video.seek_decode import (
+    DecodeRun,
+    SeekMismatch,
+    decode_planned_frames,
+    estimate_frames_to_decode,
+    plan_seek_decode,
+)
+from featcache.video.stream_index import (
+    IndexUntrustworthy,
+    StreamIndex,
+    _check_packet,
+    index_stream,
+    read_container_index,
+    the_video_stream,
+)
 from tests.decode_corpus import write_decode_corpus
 
 # Where seeking must hold (a test that only ever fell back would prove nothing), and where it must not.
@@ -85,6 +98,40 @@ def test_auto_seeks_a_long_gop_video_sparsely_sampled_and_not_a_densely_sampled_
     assert sparse.decoder == "seek"  # frame 0 and the last GOP: 97 of 240 frames
     dense = read_sampled_frames(path, SamplingConfig(num_frames=48), 32, decoder="auto")
     assert dense.decoder == "sequential" and dense.decoder_note.startswith("auto: seeking would decode")
+
+
+def test_auto_decides_a_dense_sample_by_the_container_index_before_demuxing(decode_corpus: dict[str, Path]) -> None:
+    mp4 = decode_corpus["h264_long_gop_bframes.mp4"]
+    dense = read_sampled_frames(mp4, SamplingConfig(num_frames=48), 32, decoder="auto")
+    assert dense.decoder == "sequential"
+    assert dense.decoder_note == "auto: seeking would decode more than 120 of 240 frames (by the container's index)"
+    # MKV's cues list keyframes only: the exact index decides, after the demux.
+    mkv = read_sampled_frames(decode_corpus["h264.mkv"], SamplingConfig(num_frames=0, mode="fps", fps=25.0), 32)
+    assert mkv.decoder == "sequential" and mkv.decoder_note.startswith("auto: seeking would decode")
+    assert "container" not in mkv.decoder_note
+
+
+@pytest.mark.parametrize("sampling_name", SAMPLINGS)
+@pytest.mark.parametrize("video_name", ["h264_long_gop_bframes.mp4", "xvid.avi", "mp4v.avi", "mjpg.avi"])
+def test_the_container_index_estimate_counts_what_the_exact_plan_decodes(
+    decode_corpus: dict[str, Path], video_name: str, sampling_name: str
+) -> None:
+    """On closed-GOP files with a full container index, the estimate auto decides by is the exact plan's count."""
+    container, stream, index = _real_index(decode_corpus[video_name])
+    with container:
+        container_index = read_container_index(stream)
+        assert container_index is not None and container_index.num_frames == index.num_frames
+        frame_indices = read_sampled_frames(decode_corpus[video_name], SAMPLINGS[sampling_name], 8).frame_indices
+        exact = plan_seek_decode(index, frame_indices).frames_to_decode
+        assert estimate_frames_to_decode(container_index, frame_indices, give_up_after=index.num_frames) == exact
+        # Counting stops past the limit: the answer is then only "more than the limit".
+        assert exact // 2 < estimate_frames_to_decode(container_index, frame_indices, give_up_after=exact // 2)
+
+
+def test_no_container_index_for_streams_whose_index_lists_keyframes_only(decode_corpus: dict[str, Path]) -> None:
+    for name in ["h264.mkv", "vp9.webm", "nonzero_start.ts"]:
+        with av.open(str(decode_corpus[name])) as container:
+            assert read_container_index(the_video_stream(container)) is None, name
 
 
 def _index(num_frames: int, keyframes: list[int]) -> StreamIndex:

@@ -98,7 +98,7 @@ def read_sampled_frames(path: Path, sampling: SamplingConfig, image_size: int, d
             seeked = _try_seeking(path, capture, video_fps, sampling, decoder)
             if isinstance(seeked, _SeekedFrames):
                 return _sampled_frames(
-                    seeked.frames_bgr, seeked.frame_indices, video_fps, seeked.num_frames, image_size, "seek", ""
+                    seeked.frames_rgb, "rgb", seeked.frame_indices, video_fps, seeked.num_frames, image_size, "seek", ""
                 )
             decoder_note = seeked
         hinted_indices = (
@@ -130,11 +130,14 @@ def read_sampled_frames(path: Path, sampling: SamplingConfig, image_size: int, d
             )
         frames_bgr = decode_pass.frames
 
-    return _sampled_frames(frames_bgr, frame_indices, video_fps, num_decoded, image_size, "sequential", decoder_note)
+    return _sampled_frames(
+        frames_bgr, "bgr", frame_indices, video_fps, num_decoded, image_size, "sequential", decoder_note
+    )
 
 
 def _sampled_frames(
-    frames_bgr: list[np.ndarray],
+    frames: list[np.ndarray],
+    channel_order: str,
     frame_indices: np.ndarray,
     video_fps: float,
     num_frames: int,
@@ -142,11 +145,19 @@ def _sampled_frames(
     decoder: str,
     decoder_note: str,
 ) -> SampledFrames:
-    """The decoded full-size BGR frames, resized and converted for the model, with what is known of them."""
-    video_height, video_width = frames_bgr[0].shape[:2]
+    """The decoded full-size frames ("bgr" or "rgb" `channel_order`), resized to RGB for the model, with what is
+    known of them. Each is written straight into the returned array (no stacking copy)."""
+    video_height, video_width = frames[0].shape[:2]
     timestamps_ms = frame_indices / video_fps * 1000.0 if video_fps > 0 else np.zeros(len(frame_indices))
+    model_frames = np.empty((len(frames), image_size, image_size, 3), dtype=np.uint8)
+    for frame, model_frame in zip(frames, model_frames):
+        if channel_order == "rgb":
+            resize_for_model(frame, image_size, out=model_frame)
+        else:
+            # Resize first, then swap: the swap then touches image_size² pixels, not the full frame's.
+            cv2.cvtColor(resize_for_model(frame, image_size), cv2.COLOR_BGR2RGB, dst=model_frame)
     return SampledFrames(
-        frames=np.stack([to_model_frame(frame, image_size) for frame in frames_bgr]),
+        frames=model_frames,
         frame_indices=frame_indices.astype(np.int32),
         timestamps_ms=timestamps_ms.astype(np.float32),
         video_fps=video_fps,
@@ -160,9 +171,9 @@ def _sampled_frames(
 
 @dataclass(frozen=True)
 class _SeekedFrames:
-    """What the seek path decoded: full-size BGR frames at `frame_indices` of a `num_frames`-frame video."""
+    """What the seek path decoded: full-size RGB frames at `frame_indices` of a `num_frames`-frame video."""
 
-    frames_bgr: list[np.ndarray]
+    frames_rgb: list[np.ndarray]
     frame_indices: np.ndarray
     num_frames: int
 
@@ -174,8 +185,13 @@ def _try_seeking(
     # PyAV is imported here: the sequential path, and processes that never decode, do without it.
     import av
 
-    from featcache.video.seek_decode import SeekMismatch, decode_planned_frames, plan_seek_decode
-    from featcache.video.stream_index import IndexUntrustworthy, index_stream, the_video_stream
+    from featcache.video.seek_decode import (
+        SeekMismatch,
+        decode_planned_frames,
+        estimate_frames_to_decode,
+        plan_seek_decode,
+    )
+    from featcache.video.stream_index import IndexUntrustworthy, index_stream, read_container_index, the_video_stream
 
     if capture.get(cv2.CAP_PROP_ORIENTATION_META) not in (0.0, -1.0):
         return "the stream has rotation metadata (OpenCV turns its frames)"
@@ -188,15 +204,25 @@ def _try_seeking(
     try:
         with container:
             stream = the_video_stream(container)
+            container_index = read_container_index(stream) if decoder == "auto" else None
+            if container_index is not None:
+                # Decide before demuxing: where seeking is not worth it, the demux pass would be wasted.
+                worth_it = int(SEEK_WORTH_IT_SHARE * container_index.num_frames)
+                frame_indices = sample_frame_indices(container_index.num_frames, video_fps, sampling)
+                if estimate_frames_to_decode(container_index, frame_indices, give_up_after=worth_it) > worth_it:
+                    return (
+                        f"auto: seeking would decode more than {worth_it} of {container_index.num_frames} frames "
+                        "(by the container's index)"
+                    )
             index = index_stream(container, stream)
             frame_indices = sample_frame_indices(index.num_frames, video_fps, sampling)
             plan = plan_seek_decode(index, frame_indices)
             if decoder == "auto" and plan.frames_to_decode > SEEK_WORTH_IT_SHARE * index.num_frames:
                 return f"auto: seeking would decode {plan.frames_to_decode} of {index.num_frames} frames"
-            frames_bgr = decode_planned_frames(container, stream, index, plan, frame_indices)
+            frames_rgb = decode_planned_frames(container, stream, index, plan, frame_indices, pixel_format="rgb24")
     except (IndexUntrustworthy, SeekMismatch) as err:
         return f"seeking fell back: {err}"
-    return _SeekedFrames(frames_bgr, frame_indices, index.num_frames)
+    return _SeekedFrames(frames_rgb, frame_indices, index.num_frames)
 
 
 _NO_INDICES = np.zeros(0, dtype=np.int64)
@@ -308,13 +334,21 @@ def _decode_sequentially(
 
 
 def to_model_frame(frame_bgr: np.ndarray, image_size: int) -> np.ndarray:
-    """uint8 BGR (height, width, 3) -> uint8 RGB (image_size, image_size, 3), the whole frame squeezed.
+    """uint8 BGR (height, width, 3) -> uint8 RGB (image_size, image_size, 3), the whole frame squeezed."""
+    return cv2.cvtColor(resize_for_model(frame_bgr, image_size), cv2.COLOR_BGR2RGB)
 
+
+def resize_for_model(frame: np.ndarray, image_size: int, out: np.ndarray | None = None) -> np.ndarray:
+    """uint8 (height, width, 3) -> uint8 (image_size, image_size, 3), the whole frame squeezed, channels kept.
+
+    out: where to write the result (uint8, shape (image_size, image_size, 3), C-contiguous), saving a copy.
     INTER_AREA averages the pixels a shrunk output pixel covers (no aliasing); it blurs when enlarging,
-    where INTER_LINEAR is the better choice.
+    where INTER_LINEAR is the better choice. Resizing works channel by channel, so resizing then swapping
+    the channels gives the same pixels as swapping then resizing.
     """
-    height, width = frame_bgr.shape[:2]
+    height, width = frame.shape[:2]
     shrinking = height > image_size or width > image_size
     interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    resized = cv2.resize(frame_bgr, (image_size, image_size), interpolation=interpolation)
-    return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
+    resized = cv2.resize(frame, (image_size, image_size), dst=out, interpolation=interpolation)
+    assert out is None or resized is out or np.shares_memory(resized, out), "cv2.resize wrote elsewhere than out"
+    return resized

@@ -6,8 +6,10 @@ on is then no dearer than seeking), else a new run seeks. Every decoded frame is
 after a seek the first frame must be a keyframe at or before the run's start, then the frames must come in
 the index's order, one per position; the run holding the last frame decodes to the end of the stream, which
 proves the index's count. Any disagreement raises `SeekMismatch`, and the caller decodes the video
-sequentially: a wrong frame is never returned. Only wanted frames are converted, to BGR24 through FFmpeg's
-swscale with the settings OpenCV's capture uses (tests/test_seek_decode.py proves the pixels equal).
+sequentially: a wrong frame is never returned. Only wanted frames are converted, through FFmpeg's swscale with
+the settings OpenCV's capture uses, to BGR24 as OpenCV does or straight to RGB24 (the same conversion with the
+channels in the other order, which saves the model's colour swap; tests/test_seek_decode.py proves the pixels
+equal).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import av.video.stream
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from featcache.video.stream_index import StreamIndex
+from featcache.video.stream_index import ContainerIndex, StreamIndex
 
 # FFmpeg's decoder threading for the seek path: "SLICE" (PyAV's default), not "AUTO" (frame and slice threads,
 # what OpenCV's capture uses). Frame threads delay the first frame after every seek by a frame per thread and
@@ -72,18 +74,46 @@ def plan_seek_decode(index: StreamIndex, frame_indices: np.ndarray) -> SeekPlan:
     return SeekPlan(positions, runs)
 
 
+def estimate_frames_to_decode(container_index: ContainerIndex, frame_indices: np.ndarray, give_up_after: int) -> int:
+    """What `plan_seek_decode` would count for `frame_indices`, by the container's index (an estimate: see
+    `ContainerIndex`), without demuxing; the count stops once it passes `give_up_after`.
+
+    From each target the entries are read backwards to its keyframe or to the previous run's end, whichever
+    comes first, so no entry is read twice and every entry read lies in a run: the cost is at most the count.
+    """
+    num_frames = container_index.num_frames
+    targets = np.union1d(np.asarray(frame_indices, dtype=np.int64), [num_frames - 1]).tolist()
+    decoded_until = -1  # the last position of the runs so far
+    count = 0
+    for target in targets:
+        start = target
+        while start > decoded_until + 1 and not container_index.is_keyframe(start):
+            start -= 1
+        # start is the target's keyframe (a new run), or the position after the previous run (the target's
+        # keyframe is not past that run's end, so the run goes on to the target): as in plan_seek_decode.
+        count += target - start + 1
+        decoded_until = target
+        if count > give_up_after:
+            break
+    return count
+
+
 def decode_planned_frames(
     container: av.container.InputContainer,
     stream: av.video.stream.VideoStream,
     index: StreamIndex,
     plan: SeekPlan,
     wanted: np.ndarray,
+    pixel_format: str = "bgr24",
 ) -> list[np.ndarray]:
-    """The frames at `wanted` (positions, strictly increasing, all in the plan), uint8 BGR, full size, in order.
+    """The frames at `wanted` (positions, strictly increasing, all in the plan), uint8, full size, in order.
+
+    pixel_format: "bgr24" (OpenCV's channel order) or "rgb24".
 
     Raises SeekMismatch when a decoded frame is not the one the index says, or PyAV fails.
     """
     # Settable only before the first decode opens the codec (indexing only demuxed).
+    assert pixel_format in ("bgr24", "rgb24"), pixel_format
     stream.thread_type = DECODER_THREADS
     wanted_set = set(np.asarray(wanted).tolist())
     frames: dict[int, np.ndarray] = {}
@@ -98,7 +128,7 @@ def decode_planned_frames(
             try:
                 for position, frame in run_frames:
                     if position in wanted_set:
-                        converted = reformatter.reformat(frame, format="bgr24", interpolation="BICUBIC", threads=1)
+                        converted = reformatter.reformat(frame, format=pixel_format, interpolation="BICUBIC", threads=1)
                         frames[position] = converted.to_ndarray()
                     if position == run.end and not is_last_run:
                         break

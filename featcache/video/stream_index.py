@@ -14,6 +14,7 @@ from fractions import Fraction
 
 import av
 import av.container
+import av.index
 import av.video.stream
 import numpy as np
 
@@ -48,6 +49,34 @@ class StreamIndex:
             return None
         position = int(np.searchsorted(self.pts, pts))
         return position if position < len(self.pts) and int(self.pts[position]) == pts else None
+
+
+@dataclass(frozen=True)
+class ContainerIndex:
+    """What the container's own index (MP4's sample table, AVI's idx1) says of a stream, read without demuxing.
+
+    One entry per packet, in decode order: a keyframe's position there is its position in presentation order
+    when every GOP before it is closed, which the container does not prove (MP4 entries carry dts, not pts).
+    So this is good for an estimate, choosing the decoder, and never for finding a frame: that is `StreamIndex`.
+    """
+
+    entries: av.index.IndexEntries
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.entries)
+
+    def is_keyframe(self, position: int) -> bool:
+        return bool(self.entries[position].is_keyframe)
+
+
+def read_container_index(stream: av.video.stream.VideoStream) -> ContainerIndex | None:
+    """The stream's container index when it lists every frame, from a keyframe on; else None (MKV and WebM cues
+    list keyframes only, MPEG-TS has none, a damaged file's header may count other frames than its index)."""
+    entries = stream.index_entries
+    if len(entries) == 0 or len(entries) != stream.frames or not entries[0].is_keyframe:
+        return None
+    return ContainerIndex(entries)
 
 
 def the_video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
