@@ -5,6 +5,8 @@ OpenCV; "seek" indexes the stream by demuxing (`stream_index.py`) and decodes fr
 sampled frame (`seek_decode.py`), giving the same frames, pixel for pixel, or falls back to the sequential
 decode with the reason; "auto" seeks when the index is trustworthy and decodes fewer frames that way
 (SEEK_WORTH_IT_SHARE). The container's frame rate always comes from OpenCV, so both paths sample alike.
+`plan_seeking` makes that choice and plans the seek for every caller that may seek (`predict --window` too,
+`window_frames.py`).
 """
 
 from __future__ import annotations
