@@ -117,7 +117,8 @@ def window_frame_indices(layout: WindowLayout, num_frames: int) -> np.ndarray:
 
     Windows the video ends inside count with their frames before the end. Returns int64, strictly increasing.
     """
-    num_windows = int(np.ceil(num_frames / layout.stride_frames)) + 1  # one more than fit: the loop below trims
+    # Window ceil(n / stride) starts at or past the end: enough windows, and those past the end are dropped next.
+    num_windows = int(np.ceil(num_frames / layout.stride_frames)) + 1
     starts = np.array([layout.start_frame(window_index) for window_index in range(num_windows)], dtype=np.int64)
     starts = starts[starts < num_frames]
     frame_indices = np.unique((starts[:, None] + layout.offsets[None, :]).ravel())
