@@ -14,7 +14,9 @@ the benchmarks' calibrated weights on the default runtime, next to that extracto
 (bare batched inference): embed is bound by the model, not the decoder, when its rate is near the model's.
 
 `python -m benchmarks --sections seeking` runs it in the suite; `python -m benchmarks.seeking [--quick] FOLDER`
-alone (what BENCHMARKS.md's figures come from).
+alone (what BENCHMARKS.md's figures come from). `run_window_decoding` times `predict --window`'s decoding
+(`read_window_frames`, sequential vs auto) of one 2-minute H.264 video with sparse and with dense windows:
+`python -m benchmarks.seeking --windows-only FOLDER` (not part of the suite's section).
 """
 
 from __future__ import annotations
@@ -31,13 +33,14 @@ import numpy as np
 
 from benchmarks.report import SectionResult, Table, Target
 from benchmarks.workspace import QUICK, Workspace, benchmark_weights
-from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
+from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig, WindowConfig
 from featcache.embedding.embed import embed
 from featcache.extractors.registry import load_extractor
 from featcache.video.decode import read_sampled_frames
 from featcache.video.sampling import sample_frame_indices
 from featcache.video.seek_decode import plan_seek_decode
 from featcache.video.stream_index import index_stream, the_video_stream
+from featcache.video.window_frames import read_window_frames, window_frame_indices, window_layout
 
 DECODERS = ("sequential", "seek", "auto")
 SAMPLING = SamplingConfig(num_frames=10)
@@ -320,6 +323,71 @@ def run_embed_sets(folder: Path, sets: list[VideoSet], log) -> tuple[Table, list
     return table, targets
 
 
+# `predict --window` on one long video: sparse windows (a 2 s window every 20 s) and dense ones (back to back).
+WINDOW_VIDEO = VideoSet("2-min H.264 (160x120)", "h264", 120.0, 160, 120, 1)
+WINDOW_CASES = {"sparse (2 s every 20 s)": WindowConfig(2.0, 20.0), "dense (2 s back to back)": WindowConfig(2.0)}
+WINDOW_DECODERS = ("sequential", "auto")
+# Frames per chunk `predict --window` asks for: featcache.embedding.new_videos.FRAMES_PER_BATCH (importing it loads
+# Keras, seconds this decode-only benchmark does without).
+CHUNK_FRAMES = 64
+
+
+def window_frames_to_decode(path: Path, window: WindowConfig) -> tuple[int, int, int]:
+    """(frames the windows sample, seeking's frames decoded, sequential's) for `window` on `path`."""
+    with av.open(str(path)) as container:
+        stream = the_video_stream(container)
+        index = index_stream(container, stream)
+    capture = cv2.VideoCapture(str(path))
+    try:
+        video_fps = capture.get(cv2.CAP_PROP_FPS)
+    finally:
+        capture.release()
+    frame_indices = window_frame_indices(window_layout(video_fps, window, SAMPLING), index.num_frames)
+    return len(frame_indices), plan_seek_decode(index, frame_indices).frames_to_decode, index.num_frames
+
+
+def time_window_frames(path: Path, window: WindowConfig, decoder: str) -> tuple[float, str]:
+    """Seconds to take every chunk of `read_window_frames` (as a decode worker does), and the decoder it used."""
+    started = time.perf_counter()
+    chunks = list(read_window_frames(path, window, SAMPLING, IMAGE_SIZE, CHUNK_FRAMES, decoder))
+    return time.perf_counter() - started, chunks[-1].decoder
+
+
+def run_window_decoding(folder: Path, log) -> Table:
+    """Sequential vs auto for `predict --window`'s decoding of one 2-minute video, each case's best of ROUNDS."""
+    (path,) = make_set(folder, WINDOW_VIDEO)
+    time_window_frames(path, WINDOW_CASES["sparse (2 s every 20 s)"], "auto")  # imports PyAV, outside the timings
+    rows = []
+    for case, window in WINDOW_CASES.items():
+        sampled, seek_frames, num_frames = window_frames_to_decode(path, window)
+        best = {decoder: np.inf for decoder in WINDOW_DECODERS}
+        taken = {}
+        for round_number in range(ROUNDS):
+            shift = round_number % len(WINDOW_DECODERS)
+            for decoder in WINDOW_DECODERS[shift:] + WINDOW_DECODERS[:shift]:
+                seconds, taken[decoder] = time_window_frames(path, window, decoder)
+                best[decoder] = min(best[decoder], seconds)
+        log(f"windows, {case}: " + ", ".join(f"{decoder} {best[decoder]:.3f} s" for decoder in WINDOW_DECODERS))
+        rows.append(
+            [
+                case,
+                f"{sampled:,}",
+                f"{num_frames:,}",
+                f"{seek_frames:,}",
+                f"{best['sequential']:.3f}",
+                f"{best['auto']:.3f} ({best['sequential'] / best['auto']:.2f}×)",
+                taken["auto"].partition(": ")[0],
+            ]
+        )
+    return Table(
+        f"predict --window decoding of one {WINDOW_VIDEO.name} video (keyframe every 250), T = "
+        f"{SAMPLING.num_frames} uniform per window at {IMAGE_SIZE} px, one process, best of {ROUNDS}",
+        ["windows", "frames sampled", "sequential frames", "seek frames", "sequential s", "auto s", "auto chose"],
+        rows,
+        notes=["Decode alone (`read_window_frames`, every chunk taken); the machine is shared (other jobs ran)."],
+    )
+
+
 def run_seeking(workspace: Workspace) -> SectionResult:
     """The suite's section: the full sets (or the quick ones) under the run's folder."""
     sets = QUICK_SETS if workspace.sizes is QUICK else FULL_SETS
@@ -342,7 +410,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--without-10-min", action="store_true", help="leave out the 10-minute videos")
     parser.add_argument("--embed", action="store_true", help="also embed the long sets end to end (model included)")
     parser.add_argument("--only-embed", action="store_true", help="only the end-to-end embed table")
+    parser.add_argument("--windows-only", action="store_true", help="only predict --window's decoding, 2-min video")
     args = parser.parse_args(argv)
+    if args.windows_only:
+        print(run_window_decoding(args.folder, _log).to_markdown())
+        return 0
     sets = QUICK_SETS if args.quick else FULL_SETS
     if args.without_10_min:
         sets = [video_set for video_set in sets if video_set.seconds < 600]

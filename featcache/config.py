@@ -15,6 +15,13 @@ SAMPLING_MODES = ("uniform", "fps")
 # How the sampled frames are decoded (featcache.video.decode): they are the same frames whichever runs.
 DECODERS = ("auto", "seek", "sequential")
 
+
+def check_decoder(decoder: str) -> None:
+    """InputError unless `decoder` is one of DECODERS (`embed` and `predict` take the same --decoder)."""
+    if decoder not in DECODERS:
+        raise InputError(f"unknown --decoder / decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
+
+
 # Accepted ranges of the embed options (inclusive). The upper bounds only catch typos and absurd values
 # (a machine's memory is checked separately, see `resources.check_embed_memory`): 100,000 frames is
 # an hour at 30 fps; 4096 px is beyond any image model's input; 256 decode worker processes is
@@ -180,8 +187,7 @@ class EmbedConfig:
             )
         if not 0 < self.decode_cpus <= MAX_DECODE_CPUS:
             raise InputError(f"--decode-cpus / decode_cpus must be in (0, {MAX_DECODE_CPUS}], got {self.decode_cpus}")
-        if self.decoder not in DECODERS:
-            raise InputError(f"unknown --decoder / decoder {self.decoder!r}; choose one of {', '.join(DECODERS)}")
+        check_decoder(self.decoder)
         if self.dtype not in FEATURE_DTYPES:
             raise InputError(f"unknown --dtype / dtype {self.dtype!r}; choose one of {', '.join(FEATURE_DTYPES)}")
         if self.compression not in COMPRESSIONS:

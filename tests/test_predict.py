@@ -108,20 +108,27 @@ def test_predict_uses_the_stored_extractor_and_sampling(
 ) -> None:
     samplings = []
 
-    def recording_decode_videos(entries, sampling, image_size, num_workers):
+    def recording_decode_videos(entries, sampling, image_size, num_workers, decoder):
         # Decoding runs in worker processes: record what they are asked for, once per video.
-        samplings.extend([(sampling, image_size)] * len(entries))
-        return decode_videos(entries, sampling, image_size, num_workers)
+        samplings.extend([(sampling, image_size, decoder)] * len(entries))
+        return decode_videos(entries, sampling, image_size, num_workers, decoder)
 
     monkeypatch.setattr(new_videos_module, "decode_videos", recording_decode_videos)
 
     predictions = predict_videos(colour_model, colour_videos, top_k=2)
+    sequential = predict_videos(colour_model, colour_videos, top_k=2, decoder="sequential")
 
-    assert fake_extractor == [
-        ExtractorConfig(name="scratch_cnn", weights="/models/colour.weights.h5", handle=None, image_size=16, seed=5)
-    ]
-    assert samplings == [(SamplingConfig(num_frames=4, mode="fps", fps=5.0), 16)] * 3
+    assert (
+        fake_extractor
+        == [
+            ExtractorConfig(name="scratch_cnn", weights="/models/colour.weights.h5", handle=None, image_size=16, seed=5)
+        ]
+        * 2
+    )
+    stored_sampling = SamplingConfig(num_frames=4, mode="fps", fps=5.0)
+    assert samplings == [(stored_sampling, 16, "auto")] * 3 + [(stored_sampling, 16, "sequential")] * 3
     assert [prediction.top_k[0][0] for prediction in predictions] == COLOUR_CLASSES
+    assert sequential == predictions  # the same frames whichever decodes them
     assert all(len(prediction.top_k) == 2 and prediction.error is None for prediction in predictions)
     for prediction in predictions:
         probabilities = [probability for _, probability in prediction.top_k]

@@ -1,4 +1,4 @@
-"""predict --window: every window of a long video from one decode pass, per-window probabilities, reports, CLI."""
+"""predict --window: every window of a long video from one decode, per-window probabilities, reports, CLI."""
 
 from __future__ import annotations
 
@@ -158,6 +158,29 @@ def test_short_unreadable_and_good_videos(
     assert good_result.error is None and len(good_result.start_seconds) == 6
 
 
+def test_every_decoder_gives_the_same_windows_and_each_video_says_which_decoded_it(
+    colour_model: Path, red_then_blue_video: Path, fake_extractor
+):
+    """2 s windows of MJPG (every frame a keyframe): 12 of 60 frames sampled, so auto seeks; 1 s windows every
+    0.5 s sample most frames, so auto decodes them sequentially."""
+    sparse = {
+        decoder: predict_windows(colour_model, [red_then_blue_video], WindowConfig(2.0), decoder=decoder).videos[0]
+        for decoder in ("sequential", "seek", "auto")
+    }
+    assert {decoder: video.decoder for decoder, video in sparse.items()} == {
+        "sequential": "sequential",
+        "seek": "seek",
+        "auto": "seek",
+    }
+    for video in sparse.values():
+        np.testing.assert_array_equal(video.start_seconds, sparse["sequential"].start_seconds)
+        np.testing.assert_array_equal(video.probabilities, sparse["sequential"].probabilities)
+    (dense,) = predict_windows(colour_model, [red_then_blue_video], WindowConfig(1.0, 0.5)).videos
+    assert dense.decoder.startswith("sequential: auto: seeking would decode")
+    with pytest.raises(InputError, match="unknown --decoder / decoder 'fast'"):
+        predict_windows(colour_model, [red_then_blue_video], WindowConfig(1.0), decoder="fast")
+
+
 # Reports and the CLI
 
 
@@ -209,6 +232,24 @@ def test_cli_json_default_folder_and_exit_code_1(
     assert [len(video["windows"]) for video in printed["videos"]] == [3, 0]
     assert "file not found" in printed["videos"][1]["error"]
     assert (colour_model / "windows" / "windows.json").is_file()
+
+
+def test_cli_takes_the_decoder_and_prints_how_videos_were_decoded(
+    colour_model: Path, red_then_blue_video: Path, fake_extractor, tmp_path: Path
+):
+    arguments = ["predict", str(colour_model), str(red_then_blue_video), "--window-dir", str(tmp_path / "windows")]
+    result = CliRunner().invoke(app, [*arguments, "--window", "2", "--decoder", "seek"])
+    assert result.exit_code == 0, result.output
+    assert "decoded: 1 seek" in result.stdout
+    assert json.loads((tmp_path / "windows" / "windows.json").read_text())["videos"][0]["decoder"] == "seek"
+    result = CliRunner().invoke(app, [*arguments, "--window", "1", "--stride", "0.5"])  # auto: dense windows
+    assert result.exit_code == 0, result.output
+    assert (
+        "decoded: 1 sequential" in result.stdout
+        and "auto: seeking would decode more than N of N frames" in result.stdout
+    )
+    result = CliRunner().invoke(app, [*arguments, "--window", "2", "--decoder", "fast"])
+    assert result.exit_code == 2 and "fast" in result.output
 
 
 def test_cli_stride_without_window_exits_2(colour_model: Path, red_then_blue_video: Path):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from featcache.cli.output import VERBOSITY, count_progress, say, warn, with_output_options
-from featcache.config import RUNTIMES
+from featcache.config import DECODERS, RUNTIMES
 from featcache.errors import FeatcacheError, InputError
 from featcache.extractors.keras_loader import import_keras_quietly
 from featcache.version import __version__
@@ -31,6 +31,13 @@ RUNTIME_HELP = (
     "What runs the extractor: openvino (CPU; pip install 'featcache[openvino]'), keras (its backend), "
     "auto (OpenVINO on a CPU when installed, else Keras; $FEATCACHE_RUNTIME pins it). "
     "Same features either way (docs/runtimes.md)."
+)
+# `--decoder` of every command that decodes videos to embed them (embed, predict with or without --window).
+DecoderChoice = enum.Enum("DecoderChoice", {name: name for name in DECODERS}, type=str)
+DECODER_HELP = (
+    "auto: seek where the stream index is trustworthy and seeking decodes fewer frames, else sequential; "
+    "seek: exact keyframe seeking (falls back to sequential, with the reason); sequential: every frame. "
+    "The frames are the same whichever decodes them."
 )
 
 app = typer.Typer(

@@ -9,8 +9,10 @@ from pathlib import Path
 import typer
 
 from featcache.cli.common import (
+    DECODER_HELP,
     EXIT_SOME_VIDEOS_FAILED,
     RUNTIME_HELP,
+    DecoderChoice,
     RuntimeChoice,
     app,
     count_progress,
@@ -411,7 +413,7 @@ def predict_command(
     window: float | None = typer.Option(
         None,
         "--window",
-        help="Seconds: classify every window of this length (long videos; one decode pass) instead of the whole video.",
+        help="Seconds: classify every window of this length (long videos; one decode each) instead of the whole video.",
     ),
     stride: float | None = typer.Option(
         None, "--stride", help="Seconds from one window's start to the next (default: --window, back to back)."
@@ -425,6 +427,7 @@ def predict_command(
         False, "--html", help="With --window: also write windows.html (timelines, frames at the window centres)."
     ),
     runtime: RuntimeChoice = typer.Option("auto", help=RUNTIME_HELP),
+    decoder: DecoderChoice = typer.Option("auto", help=DECODER_HELP),
 ) -> None:
     """Classify videos with a trained model, embedded with the extractor and sampling stored with it.
 
@@ -433,7 +436,7 @@ def predict_command(
     """
     import_keras_quietly()  # before the model modules import it
     if window is not None:
-        _predict_windows(model_dir, videos, window, stride, window_dir, as_json, html, runtime.value)
+        _predict_windows(model_dir, videos, window, stride, window_dir, as_json, html, runtime.value, decoder.value)
         return
     from featcache.inference.predict import describe_failure, format_predictions, predict_videos, write_predictions_csv
 
@@ -442,7 +445,7 @@ def predict_command(
             raise InputError("--stride, --window-dir and --html only apply with --window SECONDS")
         with count_progress("predicting") as report_progress:
             predictions = predict_videos(
-                model_dir, videos, top_k=top_k, progress=report_progress, runtime=runtime.value
+                model_dir, videos, top_k=top_k, progress=report_progress, runtime=runtime.value, decoder=decoder.value
             )
         if out is not None:
             write_predictions_csv(predictions, out)
@@ -471,13 +474,15 @@ def _predict_windows(
     as_json: bool,
     html: bool,
     runtime: str,
+    decoder: str,
 ) -> None:
+    from featcache.cache.describe import count_decoders, format_decoder_counts
     from featcache.config import WindowConfig
     from featcache.inference.windows import format_windows, predict_windows, write_window_reports
 
     with errors_as_exit_codes():
         window_config = WindowConfig(window_seconds=window, stride_seconds=stride)
-        report = predict_windows(model_dir, videos, window_config, runtime)
+        report = predict_windows(model_dir, videos, window_config, runtime, decoder)
         written = write_window_reports(report, window_dir if window_dir is not None else Path(model_dir) / "windows")
         if html:
             from featcache.report import write_windows_report
@@ -488,6 +493,9 @@ def _predict_windows(
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
         typer.echo(format_windows(report))
+        # As `embed` prints them: how many videos each decoder took, and why some were decoded sequentially.
+        for line in format_decoder_counts(count_decoders(video.decoder for video in report.videos if video.decoder)):
+            typer.echo(line)
         typer.echo(f"windows written to {written[0].parent} ({', '.join(path.name for path in written)})")
     failed = [video for video in report.videos if video.error is not None]
     if failed:

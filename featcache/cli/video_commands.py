@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING
 import typer
 
 from featcache.cli.common import (
+    DECODER_HELP,
     EXIT_SOME_VIDEOS_FAILED,
     RUNTIME_HELP,
+    DecoderChoice,
     RuntimeChoice,
     app,
     embed_progress_bar,
@@ -23,7 +25,6 @@ from featcache.cli.common import (
 from featcache.cli.output import VERBOSITY
 from featcache.config import (
     COMPRESSIONS,
-    DECODERS,
     DEFAULT_CALIBRATION_FRAMES,
     DEFAULT_INT8_MIN_COSINE,
     ENGINES,
@@ -40,7 +41,6 @@ SamplingChoice = enum.Enum("SamplingChoice", {name: name for name in SAMPLING_MO
 DtypeChoice = enum.Enum("DtypeChoice", {name: name for name in FEATURE_DTYPES}, type=str)
 CompressionChoice = enum.Enum("CompressionChoice", {name: name for name in COMPRESSIONS}, type=str)
 EngineChoice = enum.Enum("EngineChoice", {name: name for name in ENGINES}, type=str)
-DecoderChoice = enum.Enum("DecoderChoice", {name: name for name in DECODERS}, type=str)
 PrecisionChoice = enum.Enum("PrecisionChoice", {name: name for name in PRECISIONS}, type=str)
 FROM_CACHE = "(default: an existing --out cache's own, else {})"
 # The registry's names, with the ~40 keras.applications models folded into one pattern for --help.
@@ -122,12 +122,7 @@ def embed_command(
         None, help="[ray] GPUs per embed worker (default: 1 when the cluster has GPUs, else 0)."
     ),
     decode_cpus: float = typer.Option(1.0, help="[ray] CPUs per decode worker."),
-    decoder: DecoderChoice = typer.Option(
-        "auto",
-        help="auto: seek where the stream index is trustworthy and seeking decodes fewer frames, else sequential; "
-        "seek: exact keyframe seeking (falls back to sequential, with the reason); sequential: every frame. "
-        "The frames are the same whichever decodes them.",
-    ),
+    decoder: DecoderChoice = typer.Option("auto", help=DECODER_HELP),
     runtime: RuntimeChoice = typer.Option("auto", help=RUNTIME_HELP),
     precision: PrecisionChoice | None = typer.Option(
         None,

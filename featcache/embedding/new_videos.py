@@ -73,14 +73,16 @@ def embed_new_videos(
     sampling: SamplingConfig,
     rounding_dtype: np.dtype,
     progress: Callable[[int, int, int], None] | None = None,
+    decoder: str = "auto",
 ) -> Iterator[tuple[int, np.ndarray | VideoDecodeError]]:
     """Decode and embed each video; yields (its position in video_paths, float32 (length, feature_dim) features
     rounded through `rounding_dtype`, or the VideoDecodeError saying why it failed), as videos finish (not in order).
 
-    progress(done, total, failed) is called as each video finishes.
+    progress(done, total, failed) is called as each video finishes; decoder: "auto", "seek" or "sequential" (the
+    same frames whichever decodes, featcache.video.decode).
     """
     entries = [VideoEntry(path=Path(path), relative_path=str(path), label="", group="") for path in video_paths]
-    decoded = decode_videos(entries, sampling, extractor_config.image_size, num_workers=os.cpu_count() or 1)
+    decoded = decode_videos(entries, sampling, extractor_config.image_size, os.cpu_count() or 1, decoder)
     # Failures come back before the videos still waiting for a full batch: match outcomes by entry.
     position_of = {id(entry): position for position, entry in enumerate(entries)}
     num_done = num_failed = 0

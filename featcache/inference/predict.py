@@ -15,7 +15,7 @@ import numpy as np
 
 from featcache.cache.reader import uniform_positions
 from featcache.cache.settings import DEFAULT_PRECISION, describe_settings_difference, record_precision, settings_record
-from featcache.config import ExtractorConfig, SamplingConfig
+from featcache.config import ExtractorConfig, SamplingConfig, check_decoder
 from featcache.embedding.new_videos import embed_new_videos
 from featcache.errors import CacheMismatchError, ExtractorError, InputError, VideoDecodeError
 from featcache.extractors.registry import Extractor, load_extractor
@@ -165,21 +165,24 @@ def predict_videos(
     top_k: int = DEFAULT_TOP_K,
     progress: Callable[[int, int, int], None] | None = None,
     runtime: str = "auto",
+    decoder: str = "auto",
 ) -> list[VideoPrediction]:
     """Top-k classes of each video, embedded with the extractor and sampling stored with the model.
 
     video_paths: files, folders (every video below them) or CSV lists (see collect_videos).
     progress(done, total, failed) is called as videos finish embedding.
     runtime: what runs the extractor, "auto", "keras" or "openvino" (featcache.extractors.runtimes).
+    decoder: "auto", "seek" or "sequential" (featcache.video.decode; the same frames whichever decodes).
     Returns one VideoPrediction per path, in the order given; a video that cannot be decoded gets an
     `error` (path and reason) and the others are still predicted.
-    Raises ModelDirError for a missing or foreign model folder, InputError for a bad top_k, ExtractorError
+    Raises ModelDirError for a missing or foreign model folder, InputError for a bad top_k or decoder, ExtractorError
     when the stored extractor cannot be built, CacheMismatchError when its weights changed since training.
     """
     folder = ModelFolder.open(Path(model_dir))  # read once; the model and extractor load after the cheap checks
     class_names = folder.class_names
     if top_k < 1:
         raise InputError(f"--top-k / top_k must be at least 1, got {top_k}")
+    check_decoder(decoder)
     top_k = min(top_k, len(class_names))  # as evaluate does: k beyond the classes lists all of them
     labelled = collect_videos(video_paths)
     video_paths = [path for path, _ in labelled]
@@ -187,7 +190,13 @@ def predict_videos(
     outcomes: dict[int, VideoPrediction | np.ndarray] = {}
     waiting: list[tuple[int, np.ndarray]] = []  # (position, features) not yet through the head
     for position, features in embed_new_videos(
-        video_paths, prepared.extractor, prepared.extractor_config, prepared.sampling, prepared.cache_dtype, progress
+        video_paths,
+        prepared.extractor,
+        prepared.extractor_config,
+        prepared.sampling,
+        prepared.cache_dtype,
+        progress,
+        decoder,
     ):
         if isinstance(features, VideoDecodeError):
             outcomes[position] = VideoPrediction(path=str(video_paths[position]), error=str(features))

@@ -1,10 +1,11 @@
-"""Classifying every window of a long video (`predict --window W --stride S`) from one decode pass.
+"""Classifying every window of a long video (`predict --window W --stride S`) from one decode of it.
 
 Where windows lie and which frames they sample is `featcache.video.window_frames` (window k covers
 [start_k, start_k + window_frames), sampled as the model samples a W-second video, so each window is classified
-exactly as a clip cut at those frames would be by `predict`). A decode worker process decodes each video once
-and sends those frames (a decoder crash costs that video, not the run); here a frame several windows share is
-embedded once, and only the features of windows not yet classified are kept, so memory does not grow with the video.
+exactly as a clip cut at those frames would be by `predict`). A decode worker process decodes each video once,
+by seeking to the windows' frames or sequentially (`decoder`, as for `embed`), and sends those frames in order (a
+decoder crash costs that video, not the run); here a frame several windows share is embedded once, and only the
+features of windows not yet classified are kept, so memory does not grow with the video.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from featcache.config import WindowConfig
+from featcache.config import WindowConfig, check_decoder
 from featcache.embedding.new_videos import FRAMES_PER_BATCH
 from featcache.errors import VideoDecodeError
 from featcache.inference.predict import (
@@ -51,6 +52,7 @@ class VideoWindows:
     probabilities: np.ndarray
     error: str | None = None
     video_fps: float = 0.0  # the container's rate, to find the frame at a time (0.0 for a video that failed)
+    decoder: str = ""  # 'seek', 'sequential' or 'sequential: <why>' ('' for a video that failed)
 
     def to_dict(self, class_names: list[str]) -> dict[str, Any]:
         windows = [
@@ -62,7 +64,7 @@ class VideoWindows:
             }
             for start, end, probabilities in zip(self.start_seconds, self.end_seconds, self.probabilities)
         ]
-        return {"path": self.path, "error": self.error, "windows": windows}
+        return {"path": self.path, "error": self.error, "decoder": self.decoder, "windows": windows}
 
 
 @dataclass(frozen=True)
@@ -85,15 +87,19 @@ class WindowsReport:
 
 
 def predict_windows(
-    model_dir: Path, video_paths: list[Path], window: WindowConfig, runtime: str = "auto"
+    model_dir: Path, video_paths: list[Path], window: WindowConfig, runtime: str = "auto", decoder: str = "auto"
 ) -> WindowsReport:
-    """Class probabilities for every window of each video, one sequential decode per video (in a worker process).
+    """Class probabilities for every window of each video, one decode per video (in a worker process).
 
+    decoder: "auto", "seek" or "sequential" (featcache.video.window_frames); the windows are the same whichever
+    decodes, and each video's VideoWindows says which did.
     A video that cannot be read, states no frame rate, is shorter than one window, or crashes its decoder gets an
-    `error`; the others are still predicted. Raises what `predict.prepare_model` raises for the model folder.
+    `error`; the others are still predicted. Raises InputError for an unknown decoder, and what
+    `predict.prepare_model` raises for the model folder.
     """
+    check_decoder(decoder)
     prepared = prepare_model(Path(model_dir), runtime)
-    with DecodeWorkerPool(1, prepared.sampling, prepared.extractor_config.image_size) as workers:
+    with DecodeWorkerPool(1, prepared.sampling, prepared.extractor_config.image_size, decoder) as workers:
         videos = [_predict_video_windows(Path(path), prepared, window, workers) for path in video_paths]
     return WindowsReport(str(model_dir), prepared.class_names, window, videos)
 
@@ -111,9 +117,13 @@ def _predict_video_windows(
 
 def _scan_video(path: Path, prepared: PreparedModel, window: WindowConfig, workers: DecodeWorkerPool) -> VideoWindows:
     scanner: _WindowScanner | None = None
+    decoder = ""
     for chunk in workers.read_window_frames(path, window, FRAMES_PER_BATCH):
         if isinstance(chunk, VideoDecodeError):
             raise chunk
+        if chunk.starts_over:  # seeking failed after sending frames: the sequential decode sends them all again
+            scanner = None
+            continue
         if scanner is None:
             scanner = _WindowScanner(prepared, window_layout(chunk.video_fps, window, prepared.sampling))
         # As the worker saw them: when frame f is embedded, frames 0..f-1 were decoded.
@@ -125,6 +135,7 @@ def _scan_video(path: Path, prepared: PreparedModel, window: WindowConfig, worke
             if chunk.frames_seen:
                 scanner.open_windows_through(chunk.frames_seen - 1)
             scanner.frames_seen = chunk.frames_seen
+            decoder = chunk.decoder
     assert scanner is not None, "the worker ends every video with a done chunk or an error"
     scanner.finish()
     video_fps = scanner.layout.video_fps
@@ -137,12 +148,17 @@ def _scan_video(path: Path, prepared: PreparedModel, window: WindowConfig, worke
     starts = np.array(scanner.start_frames, dtype=np.float64)
     probabilities = np.stack(scanner.probabilities).astype(np.float32)
     return VideoWindows(
-        str(path), starts / video_fps, (starts + layout.window_frames) / video_fps, probabilities, video_fps=video_fps
+        str(path),
+        starts / video_fps,
+        (starts + layout.window_frames) / video_fps,
+        probabilities,
+        video_fps=video_fps,
+        decoder=decoder,
     )
 
 
 class _WindowScanner:
-    """Follows one sequential decode: the windows open, the features of their frames, the windows done so far.
+    """Follows one decode in frame order: the windows open, the features of their frames, the windows done so far.
 
     Frames are embedded FRAMES_PER_BATCH at a time; a window is classified once every frame it samples is
     embedded and the video has reached its end (so a window the video stops inside is dropped).

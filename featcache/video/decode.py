@@ -5,6 +5,8 @@ OpenCV; "seek" indexes the stream by demuxing (`stream_index.py`) and decodes fr
 sampled frame (`seek_decode.py`), giving the same frames, pixel for pixel, or falls back to the sequential
 decode with the reason; "auto" seeks when the index is trustworthy and decodes fewer frames that way
 (SEEK_WORTH_IT_SHARE). The container's frame rate always comes from OpenCV, so both paths sample alike.
+`plan_seeking` makes that choice and plans the seek for every caller that may seek (`predict --window` too,
+`window_frames.py`).
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -21,6 +25,13 @@ import numpy as np
 from featcache.config import DECODERS, SamplingConfig
 from featcache.errors import VideoDecodeError
 from featcache.video.sampling import sample_frame_indices
+
+if TYPE_CHECKING:  # PyAV is imported only where a video seeks
+    import av.container
+    import av.video.stream
+
+    from featcache.video.seek_decode import SeekPlan
+    from featcache.video.stream_index import StreamIndex
 
 # Seeking pays for a second open of the file, a demux pass over all of it and a seek per run, so "auto" seeks
 # only when it decodes at most this share of the frames a sequential decode would (BENCHMARKS.md, "Seeking").
@@ -57,7 +68,7 @@ class SampledFrames:
 
     def describe_decoder(self) -> str:
         """'seek', 'sequential', or 'sequential: <why>': what the cache records per video."""
-        return f"{self.decoder}: {self.decoder_note}" if self.decoder_note else self.decoder
+        return describe_decoder(self.decoder, self.decoder_note)
 
 
 @dataclass(frozen=True)
@@ -182,15 +193,72 @@ def _try_seeking(
     path: Path, capture: cv2.VideoCapture, video_fps: float, sampling: SamplingConfig, decoder: str
 ) -> _SeekedFrames | str:
     """The sampled frames decoded by seeking, or why the sequential decode must take them."""
+    planned = plan_seeking(
+        path, capture, lambda num_frames: sample_frame_indices(num_frames, video_fps, sampling), decoder
+    )
+    if isinstance(planned, str):
+        return planned
+    from featcache.video.seek_decode import SeekMismatch  # PyAV is imported by now (plan_seeking opened the file)
+
+    with planned:
+        try:
+            frames_rgb = [frame for _, frame in planned.decode_frames(pixel_format="rgb24")]
+        except SeekMismatch as err:
+            return seeking_fell_back(err)
+    return _SeekedFrames(frames_rgb, planned.frame_indices, planned.num_frames)
+
+
+@dataclass(frozen=True)
+class PlannedSeek:
+    """A video opened with PyAV, its stream indexed, and the plan that decodes `frame_indices` by seeking.
+
+    frame_indices: int64, shape (length,), strictly increasing, chosen from the index's true frame count.
+    Use as a context manager: leaving it closes the container.
+    """
+
+    container: av.container.InputContainer
+    stream: av.video.stream.VideoStream
+    index: StreamIndex
+    plan: SeekPlan
+    frame_indices: np.ndarray
+
+    @property
+    def num_frames(self) -> int:
+        """The true frame count: the index counts it, and the run that decodes the last frame proves it."""
+        return self.index.num_frames
+
+    def decode_frames(self, pixel_format: str = "bgr24") -> Iterator[tuple[int, np.ndarray]]:
+        """(frame index, uint8 full-size frame, "bgr24" or "rgb24") for each of `frame_indices`, in order, decoded
+        as they come; raises SeekMismatch (seek_decode) when decoding disagrees with the index, at the latest
+        after the last."""
+        from featcache.video.seek_decode import iterate_planned_frames
+
+        return iterate_planned_frames(
+            self.container, self.stream, self.index, self.plan, self.frame_indices, pixel_format
+        )
+
+    def __enter__(self) -> PlannedSeek:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.container.close()
+
+
+def plan_seeking(
+    path: Path, capture: cv2.VideoCapture, frame_indices_of: Callable[[int], np.ndarray], decoder: str
+) -> PlannedSeek | str:
+    """Open `path` with PyAV, index its stream and plan the decode of `frame_indices_of(true frame count)`; or why
+    the sequential decode must take the frames (index untrustworthy, or for "auto": seeking would not pay).
+
+    capture: `path` opened with OpenCV (its rotation metadata decides too); decoder: "auto" or "seek".
+    frame_indices_of: frame count -> int64 (length,) strictly increasing frame indices. Every video that seeks,
+    `embed`'s and `predict --window`'s, is chosen and planned here.
+    """
+    assert decoder in ("auto", "seek"), f"only a caller allowed to seek plans a seek, got {decoder!r}"
     # PyAV is imported here: the sequential path, and processes that never decode, do without it.
     import av
 
-    from featcache.video.seek_decode import (
-        SeekMismatch,
-        decode_planned_frames,
-        estimate_frames_to_decode,
-        plan_seek_decode,
-    )
+    from featcache.video.seek_decode import estimate_frames_to_decode, plan_seek_decode
     from featcache.video.stream_index import IndexUntrustworthy, index_stream, read_container_index, the_video_stream
 
     if capture.get(cv2.CAP_PROP_ORIENTATION_META) not in (0.0, -1.0):
@@ -201,28 +269,43 @@ def _try_seeking(
         container = av.open(str(path))
     except av.error.FFmpegError as err:
         return f"PyAV cannot open it ({err})"
+    planned: PlannedSeek | str | None = None
     try:
-        with container:
-            stream = the_video_stream(container)
-            container_index = read_container_index(stream) if decoder == "auto" else None
-            if container_index is not None:
-                # Decide before demuxing: where seeking is not worth it, the demux pass would be wasted.
-                worth_it = int(SEEK_WORTH_IT_SHARE * container_index.num_frames)
-                frame_indices = sample_frame_indices(container_index.num_frames, video_fps, sampling)
-                if estimate_frames_to_decode(container_index, frame_indices, give_up_after=worth_it) > worth_it:
-                    return (
-                        f"auto: seeking would decode more than {worth_it} of {container_index.num_frames} frames "
-                        "(by the container's index)"
-                    )
-            index = index_stream(container, stream)
-            frame_indices = sample_frame_indices(index.num_frames, video_fps, sampling)
-            plan = plan_seek_decode(index, frame_indices)
-            if decoder == "auto" and plan.frames_to_decode > SEEK_WORTH_IT_SHARE * index.num_frames:
-                return f"auto: seeking would decode {plan.frames_to_decode} of {index.num_frames} frames"
-            frames_rgb = decode_planned_frames(container, stream, index, plan, frame_indices, pixel_format="rgb24")
-    except (IndexUntrustworthy, SeekMismatch) as err:
-        return f"seeking fell back: {err}"
-    return _SeekedFrames(frames_rgb, frame_indices, index.num_frames)
+        stream = the_video_stream(container)
+        container_index = read_container_index(stream) if decoder == "auto" else None
+        if container_index is not None:
+            # Decide before demuxing: where seeking is not worth it, the demux pass would be wasted.
+            worth_it = int(SEEK_WORTH_IT_SHARE * container_index.num_frames)
+            estimate_indices = np.asarray(frame_indices_of(container_index.num_frames), dtype=np.int64)
+            if estimate_frames_to_decode(container_index, estimate_indices, give_up_after=worth_it) > worth_it:
+                planned = (
+                    f"auto: seeking would decode more than {worth_it} of {container_index.num_frames} frames "
+                    "(by the container's index)"
+                )
+                return planned
+        index = index_stream(container, stream)
+        frame_indices = np.asarray(frame_indices_of(index.num_frames), dtype=np.int64)
+        plan = plan_seek_decode(index, frame_indices)
+        if decoder == "auto" and plan.frames_to_decode > SEEK_WORTH_IT_SHARE * index.num_frames:
+            planned = f"auto: seeking would decode {plan.frames_to_decode} of {index.num_frames} frames"
+        else:
+            planned = PlannedSeek(container, stream, index, plan, frame_indices)
+    except IndexUntrustworthy as err:
+        planned = seeking_fell_back(err)
+    finally:
+        if not isinstance(planned, PlannedSeek):
+            container.close()  # only a plan that will decode keeps the file open
+    return planned
+
+
+def seeking_fell_back(err: Exception) -> str:
+    """The note recorded with a video whose seek was abandoned (IndexUntrustworthy or SeekMismatch)."""
+    return f"seeking fell back: {err}"
+
+
+def describe_decoder(decoder: str, decoder_note: str) -> str:
+    """'seek', 'sequential', or 'sequential: <why>': what a cache records per video, and `predict --window` prints."""
+    return f"{decoder}: {decoder_note}" if decoder_note else decoder
 
 
 _NO_INDICES = np.zeros(0, dtype=np.int64)
@@ -350,5 +433,5 @@ def resize_for_model(frame: np.ndarray, image_size: int, out: np.ndarray | None 
     shrinking = height > image_size or width > image_size
     interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
     resized = cv2.resize(frame, (image_size, image_size), dst=out, interpolation=interpolation)
-    assert out is None or resized is out or np.shares_memory(resized, out), "cv2.resize wrote elsewhere than out"
+    assert out is None or np.shares_memory(resized, out), "cv2.resize wrote elsewhere than out"
     return resized

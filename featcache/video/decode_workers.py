@@ -251,7 +251,7 @@ def serve_decode_requests(request_fd: int, result_fd: int) -> None:
             os.kill(os.getpid(), signal.SIGSEGV)
         try:
             if windows:
-                for result in _window_frames_of_one(path, request[2], sampling, image_size, request[3]):
+                for result in _window_frames_of_one(path, request[2], sampling, image_size, request[3], decoder):
                     results.send(result)
             elif isinstance(request, FrameRequest):
                 results.send(_decode_frames_at(request))
@@ -262,10 +262,10 @@ def serve_decode_requests(request_fd: int, result_fd: int) -> None:
 
 
 def _window_frames_of_one(
-    path: Path, window: WindowConfig, sampling: SamplingConfig, image_size: int, chunk_frames: int
+    path: Path, window: WindowConfig, sampling: SamplingConfig, image_size: int, chunk_frames: int, decoder: str
 ) -> Iterator[WindowFrameChunk | VideoDecodeError]:
     try:
-        yield from read_window_frames(path, window, sampling, image_size, chunk_frames)
+        yield from read_window_frames(path, window, sampling, image_size, chunk_frames, decoder)
     except VideoDecodeError as err:
         yield err
     except Exception as err:

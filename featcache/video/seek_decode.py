@@ -109,14 +109,31 @@ def decode_planned_frames(
     """The frames at `wanted` (positions, strictly increasing, all in the plan), uint8, full size, in order.
 
     pixel_format: "bgr24" (OpenCV's channel order) or "rgb24".
-
     Raises SeekMismatch when a decoded frame is not the one the index says, or PyAV fails.
     """
-    # Settable only before the first decode opens the codec (indexing only demuxed).
+    return [frame for _, frame in iterate_planned_frames(container, stream, index, plan, wanted, pixel_format)]
+
+
+def iterate_planned_frames(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    index: StreamIndex,
+    plan: SeekPlan,
+    wanted: np.ndarray,
+    pixel_format: str = "bgr24",
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(position, uint8 full-size frame) for each of `wanted` (strictly increasing, all in the plan), in order,
+    each as soon as it is decoded, so a caller can pass them on without holding them all.
+
+    pixel_format: "bgr24" (OpenCV's channel order) or "rgb24".
+
+    Raises SeekMismatch when a decoded frame is not the one the index says, or PyAV fails; the frame count is
+    proven only when the last run ends, after the last frame was yielded.
+    """
     assert pixel_format in ("bgr24", "rgb24"), pixel_format
+    # Settable only before the first decode opens the codec (indexing only demuxed).
     stream.thread_type = DECODER_THREADS
     wanted_set = set(np.asarray(wanted).tolist())
-    frames: dict[int, np.ndarray] = {}
     # One reformatter keeps one swscale context for the video. Bicubic is OpenCV's flag (at an unchanged size
     # it does not change a pixel); one thread because swscale's default starts threads for every frame,
     # which cost 10x the conversion itself on 320x240 (and the worker processes already fill the cores).
@@ -129,14 +146,13 @@ def decode_planned_frames(
                 for position, frame in run_frames:
                     if position in wanted_set:
                         converted = reformatter.reformat(frame, format=pixel_format, interpolation="BICUBIC", threads=1)
-                        frames[position] = converted.to_ndarray()
+                        yield position, converted.to_ndarray()
                     if position == run.end and not is_last_run:
                         break
             finally:
                 run_frames.close()
     except av.error.FFmpegError as err:
         raise SeekMismatch(f"decoding failed ({err})") from err
-    return [frames[position] for position in np.asarray(wanted).tolist()]
 
 
 def _frames_of_run(
