@@ -6,27 +6,51 @@ features' agreement with Keras (max abs difference / feature scale, min and mean
 cache, decode and embed). ImageNet weights cannot be downloaded here: mobilenet_v2 uses
 benchmarks/calibrated_weights.py (random weights with BatchNorm statistics set so features vary), the others
 random weights; the figures are speed and agreement, not accuracy.
+
+`python -m benchmarks --sections runtimes` runs it in the suite (`--quick`: scratch_cnn at the quick suite's size
+on 3 videos, a smoke test of every runtime, not figures); `python3 -m benchmarks.runtimes` alone writes the raw
+figures as JSON (what BENCHMARKS.md's section 14 comes from).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 import featcache  # noqa: F401  (sets TF_CPP_MIN_LOG_LEVEL before Keras imports TensorFlow)
-from benchmarks.calibrated_weights import calibrated_mobilenet_v2_weights
 from benchmarks.machine import describe_machine, load_average
+from benchmarks.report import SectionResult, Table, Target
+from benchmarks.workspace import QUICK, Workspace, benchmark_weights
 
 BATCH = 64
 REPEATS = 3
+# Extractor and image size: the notebook's two extractors and one `keras:` family with other layers (issue 20).
+FULL_MODELS = (("mobilenet_v2", 224), ("scratch_cnn", 112), ("keras:EfficientNetB0", 224))
+QUICK_MODELS = (("scratch_cnn", QUICK.image_size),)
+# `featcache embed` per runtime; int8 with the gate off, so its speed is measured whatever its cosine.
+RUNTIME_OPTIONS = (
+    ("keras", ["--runtime", "keras"]),
+    ("openvino f32", ["--runtime", "openvino"]),
+    ("openvino int8", ["--runtime", "openvino", "--precision", "int8", "--int8-min-cosine", "-1"]),
+)
+# Issue 20's targets on a 2-core CPU.
+F32_INFERENCE_TARGET = 1.7
+INT8_INFERENCE_TARGET = 3.0
+INT8_MIN_MEAN_COSINE = 0.99
+F32_EMBED_TARGET = 1.5
+MAX_FAILURE_CHARACTERS = 120  # of a failed `embed` command's error, in its table row
+COMPILE_CACHE_VARIABLE = "FEATCACHE_CACHE_DIR"  # featcache.extractors.openvino_runtime.CACHE_DIR_VARIABLE
 
 
 def best_rate(embed_frames, frames: np.ndarray) -> float:
@@ -107,8 +131,9 @@ def embed_command(video_root: Path, out: Path, name: str, weights: str, image_si
         "command": " ".join(["featcache embed VIDEOS --out X", *command[8:]]),
         "exit": finished.returncode,
         "wall_s": wall,
-        "summary": summary[0] if summary else finished.stderr.strip()[-300:],
-        "runtime": runtime[0] if runtime else "",
+        # A failed command's summary is its last stderr line: featcache's one-line error.
+        "summary": summary[0] if summary else (finished.stderr.strip().splitlines() or [""])[-1],
+        "runtime_line": runtime[0] if runtime else "",
     }
 
 
@@ -121,6 +146,189 @@ def onednn_state() -> str:
     )
 
 
+@contextlib.contextmanager
+def default_compile_cache(folder: Path) -> Iterator[None]:
+    """FEATCACHE_CACHE_DIR=folder (a fresh one: every first conversion is timed) unless it is set; restored after,
+    so the suite's later sections see the environment they had."""
+    was_set = COMPILE_CACHE_VARIABLE in os.environ
+    os.environ.setdefault(COMPILE_CACHE_VARIABLE, str(folder))
+    try:
+        yield
+    finally:
+        if not was_set:
+            os.environ.pop(COMPILE_CACHE_VARIABLE, None)
+
+
+def measure_runtimes(
+    work: Path, models: tuple[tuple[str, int], ...], videos_per_class: int, num_frames: int, log: Callable[[str], None]
+) -> dict:
+    """Bare inference and `embed` commands of every runtime for each (extractor, image size) of `models`, on demo
+    videos written into `work`; returns the raw figures (what benchmarks/results/runtimes.json holds)."""
+    video_root = work / "videos"
+    subprocess.run([sys.executable, "-m", "featcache", "demo-data", str(video_root), "--videos-per-class",
+                    str(videos_per_class), "-q"], check=True)  # fmt: skip
+    from featcache.extractors.keras_loader import import_keras_quietly
+
+    import_keras_quietly()
+    results = {"machine": describe_machine(), "load_average_before": load_average(), "onednn": onednn_state()}
+    results["bare"], results["embed"] = [], []
+    with default_compile_cache(work / "compile-cache"):
+        for name, size in models:
+            weights = benchmark_weights(name, size)
+            log(f"bare inference {name}")
+            results["bare"].append(bare_inference(name, weights, size, video_root, num_frames))
+            for label, extra in RUNTIME_OPTIONS:
+                log(f"embed {name} {label}")
+                row = embed_command(
+                    video_root, work / "cache.h5", name, weights, size, [*extra, "--frames", str(num_frames)]
+                )
+                results["embed"].append({"extractor": name, **row, "runtime": label})
+    results["load_average_after"] = load_average()
+    return results
+
+
+def embedding_rate(summary: str) -> float | None:
+    """Videos/s of the embedding phase, from `embed`'s summary line ("... (embedding 0.3 videos/s, ...")."""
+    found = re.search(r"embedding ([\d.]+) videos/s", summary)
+    return float(found.group(1)) if found else None
+
+
+def runtimes_section(results: dict) -> SectionResult:
+    """BENCHMARKS.md's section 14 from `measure_runtimes`' figures: the bare-inference and the `embed` tables, and
+    issue 20's targets per extractor."""
+    bare_rows, embed_rows, targets = [], [], []
+    for bare in results["bare"]:
+        keras_rate = bare["keras_images_per_s"]
+        f32_ratio = bare["openvino_f32_images_per_s"] / keras_rate
+        int8 = (
+            f"{bare['int8_images_per_s']:.0f} ({bare['int8_images_per_s'] / keras_rate:.2f}×)"
+            if "int8_images_per_s" in bare
+            else f"failed: {bare['int8_error']}"
+        )
+        int8_cosines = (
+            f"{bare['int8_mean_cosine_all_frames']:.4f} / {bare['int8_min_cosine_all_frames']:.4f}"
+            if "int8_images_per_s" in bare
+            else "—"
+        )
+        bare_rows.append(
+            [
+                f"{bare['extractor']} ({bare['image_size']} px)",
+                f"{keras_rate:.0f}",
+                f"{bare['openvino_f32_images_per_s']:.0f} ({f32_ratio:.2f}×)",
+                int8,
+                f"{bare['f32_max_abs_diff_per_scale']:.1e}, {bare['f32_min_cosine']:.6f}",
+                int8_cosines,
+                f"{bare['first_conversion_s']:.0f} s",
+            ]
+        )
+        targets += _inference_targets(bare, f32_ratio)
+    for extractor in dict.fromkeys(row["extractor"] for row in results["embed"]):
+        rows = {row["runtime"]: row for row in results["embed"] if row["extractor"] == extractor}
+        embed_rows += _embed_rows(extractor, rows)
+        targets.append(_embed_target(extractor, rows))
+    frames = results["bare"][0]["frames"] if results["bare"] else 0
+    load_before, load_after = results["load_average_before"], results["load_average_after"]
+    bare_table = Table(
+        f"Bare inference, the same {frames} decoded frames, batches of {BATCH}, best of {REPEATS}; int8 calibrated "
+        "on every other of the first frames, its cosines over all of them",
+        [
+            "extractor (size)",
+            "Keras-TF images/s",
+            "OpenVINO f32 images/s (× TF)",
+            "OpenVINO int8 images/s (× TF)",
+            "f32 vs Keras: max abs diff / scale, min cosine",
+            "int8 vs Keras: mean / min cosine",
+            "first conversion",
+        ],
+        bare_rows,
+        notes=[
+            f"TensorFlow's oneDNN path: {results['onednn']}.",
+            "Weights: mobilenet_v2 calibrated random weights (benchmarks/calibrated_weights.py), the others random: "
+            "speed and agreement figures, not accuracy.",
+            f"Load average {load_before[0]:.2f} at the start, {load_after[0]:.2f} at the end.",
+        ],
+    )
+    embed_table = Table(
+        "`featcache embed` as whole commands (a fresh process each), int8 with `--int8-min-cosine -1`",
+        ["extractor", "runtime", "exit", "wall s", "embedding phase videos/s", "× Keras, wall", "× Keras, embedding"],
+        embed_rows,
+    )
+    return SectionResult(
+        "14. OpenVINO runtimes (issue 20): Keras-TF vs OpenVINO f32 vs OpenVINO int8",
+        [bare_table, embed_table],
+        targets,
+    )
+
+
+def _inference_targets(bare: dict, f32_ratio: float) -> list[Target]:
+    name = bare["extractor"]
+    targets = [
+        Target(
+            f"{name}: OpenVINO f32 inference ≥ {F32_INFERENCE_TARGET}× Keras-TF",
+            f"{f32_ratio:.2f}×",
+            f32_ratio >= F32_INFERENCE_TARGET,
+        )
+    ]
+    if "int8_images_per_s" not in bare:
+        targets.append(Target(f"{name}: int8 inference", f"failed: {bare['int8_error']}", False))
+        return targets
+    int8_ratio = bare["int8_images_per_s"] / bare["keras_images_per_s"]
+    mean_cosine = bare["int8_mean_cosine_all_frames"]
+    targets.append(
+        Target(
+            f"{name}: int8 inference ≥ {INT8_INFERENCE_TARGET}× Keras-TF at mean cosine ≥ {INT8_MIN_MEAN_COSINE}",
+            f"{int8_ratio:.2f}×, mean cosine {mean_cosine:.4f}",
+            int8_ratio >= INT8_INFERENCE_TARGET and mean_cosine >= INT8_MIN_MEAN_COSINE,
+        )
+    )
+    return targets
+
+
+def _embed_rows(extractor: str, rows: dict[str, dict]) -> list[list[str]]:
+    keras = rows.get("keras", {})
+    keras_rate = embedding_rate(keras.get("summary", "")) if keras.get("exit") == 0 else None
+    table_rows = []
+    for label, row in rows.items():
+        if row["exit"] != 0:
+            failure = row["summary"][:MAX_FAILURE_CHARACTERS] + (
+                "…" if len(row["summary"]) > MAX_FAILURE_CHARACTERS else ""
+            )
+            table_rows.append([extractor, label, str(row["exit"]), f"{row['wall_s']:.1f}", failure, "—", "—"])
+            continue
+        rate = embedding_rate(row["summary"])
+        wall_ratio = f"{keras['wall_s'] / row['wall_s']:.2f}×" if keras_rate is not None else "—"
+        rate_ratio = f"{rate / keras_rate:.2f}×" if keras_rate and rate else "—"
+        rate_text = f"{rate:.2f}" if rate is not None else "—"
+        table_rows.append([extractor, label, "0", f"{row['wall_s']:.1f}", rate_text, wall_ratio, rate_ratio])
+    return table_rows
+
+
+def _embed_target(extractor: str, rows: dict[str, dict]) -> Target:
+    goal = f"{extractor}: `embed` with OpenVINO f32 ≥ {F32_EMBED_TARGET}× Keras-TF end to end (wall)"
+    keras, f32 = rows.get("keras"), rows.get("openvino f32")
+    if not keras or not f32 or keras["exit"] != 0 or f32["exit"] != 0:
+        return Target(goal, "not measured: an `embed` command failed (see the table)", None)
+    ratio = keras["wall_s"] / f32["wall_s"]
+    return Target(goal, f"{ratio:.2f}×", ratio >= F32_EMBED_TARGET)
+
+
+def run_runtimes(workspace: Workspace) -> SectionResult:
+    """The suite's section: FULL_MODELS on 12 demo videos (QUICK_MODELS on 3 with --quick), in the run's folder."""
+    quick = workspace.sizes is QUICK
+    results = measure_runtimes(
+        workspace.folder / "runtimes",
+        QUICK_MODELS if quick else FULL_MODELS,
+        1 if quick else 4,
+        workspace.sizes.num_frames,
+        _log,
+    )
+    return runtimes_section(results)
+
+
+def _log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m benchmarks.runtimes", description=__doc__)
     parser.add_argument("--videos-per-class", type=int, default=4)
@@ -128,34 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "featcache-bench-runtimes.json")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="featcache-bench-runtimes-"))
-    os.environ.setdefault("FEATCACHE_CACHE_DIR", str(work / "compile-cache"))
-    video_root = work / "videos"
-    subprocess.run([sys.executable, "-m", "featcache", "demo-data", str(video_root), "--videos-per-class",
-                    str(args.videos_per_class), "-q"], check=True)  # fmt: skip
-    models = [
-        ("mobilenet_v2", str(calibrated_mobilenet_v2_weights(224)), 224),
-        ("scratch_cnn", "random", 112),
-        ("keras:EfficientNetB0", "random", 224),
-    ]
-    from featcache.extractors.keras_loader import import_keras_quietly
-
-    import_keras_quietly()
-    results = {"machine": describe_machine(), "load_average_before": load_average(), "onednn": onednn_state()}
-    results["bare"], results["embed"] = [], []
-    for name, weights, size in models:
-        print(f"[bench] bare inference {name}", file=sys.stderr, flush=True)
-        results["bare"].append(bare_inference(name, weights, size, video_root, args.frames))
-        for label, extra in [
-            ("keras", ["--runtime", "keras"]),
-            ("openvino f32", ["--runtime", "openvino"]),
-            ("openvino int8", ["--runtime", "openvino", "--precision", "int8", "--int8-min-cosine", "-1"]),
-        ]:
-            print(f"[bench] embed {name} {label}", file=sys.stderr, flush=True)
-            row = embed_command(
-                video_root, work / "cache.h5", name, weights, size, [*extra, "--frames", str(args.frames)]
-            )
-            results["embed"].append({"extractor": name, "runtime": label, **row})
-    results["load_average_after"] = load_average()
+    results = measure_runtimes(work, FULL_MODELS, args.videos_per_class, args.frames, _log)
     args.out.write_text(json.dumps(results, indent=2, default=str))
     print(json.dumps(results, indent=2, default=str))
     return 0

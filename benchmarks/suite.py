@@ -21,6 +21,7 @@ from benchmarks.machine import describe_machine, load_average
 from benchmarks.notebook_vs_featcache import run_notebook_vs_featcache
 from benchmarks.ray_scaling import run_ray_scaling
 from benchmarks.report import SectionResult, Table, render_markdown, write_plot
+from benchmarks.runtimes import run_runtimes
 from benchmarks.seeking import run_seeking
 from benchmarks.stage_one import run_stage_one
 from benchmarks.startup import run_startup
@@ -40,6 +41,7 @@ SECTIONS: dict[str, Callable[[Workspace], SectionResult]] = {
     "format2": run_format2,
     "ray": run_ray_scaling,
     "seeking": run_seeking,
+    "runtimes": run_runtimes,
 }
 SECTIONS_NEEDING_STAGE_ONE = {"notebook", "cache_formats"}
 GPU_NOTE = (

@@ -289,7 +289,7 @@ def test_keras_file_bad_inputs(tmp_path: Path, tiny_keras_file: Path):
         load_extractor(ExtractorConfig(name="keras_file", weights=str(tiny_keras_file), image_size=32))
 
 
-# keras_hub: the loading code with a stand-in keras_hub module, and (where installed) a real tiny preset
+# keras_hub: the loading code with a stand-in keras_hub module, and a real tiny preset (the `test` extra has KerasHub)
 
 
 class FakeCLIPBackbone:
@@ -353,7 +353,8 @@ def test_keras_hub_errors(fake_keras_hub: list[str], monkeypatch):
 
 def test_keras_hub_tiny_local_clip_preset(tmp_path: Path):
     """A real (tiny) CLIP preset saved with save_to_preset and loaded offline from its folder."""
-    keras_hub = pytest.importorskip("keras_hub", reason="KerasHub is the optional extra featcache[hub]")
+    import keras_hub  # the featcache[hub] extra, in `test`; imported here: 1-2 s more than keras, for this test only
+
     vision = keras_hub.models.CLIPVisionEncoder(
         patch_size=8, hidden_dim=16, num_layers=1, num_heads=2, intermediate_dim=32, image_shape=(SIZE, SIZE, 3)
     )

@@ -3,6 +3,7 @@ the lock."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -28,6 +29,8 @@ from featcache.cache import (
     verify_cache,
     write_shard,
 )
+from featcache.cache.describe import describe_cache, format_cache_description
+from featcache.cache.shards import read_video_runtimes
 from featcache.cli import app
 from featcache.errors import CacheFormatError, CacheLockedError, CacheMismatchError
 
@@ -73,6 +76,27 @@ def two_shard_cache(tmp_path: Path, videos: list[ShardVideo]) -> Path:
         writer.adopt_shard(write_shard(writer.shard_folder, videos[3:], "float32", SETTINGS))
         writer.commit()
     return cache_path
+
+
+@pytest.fixture
+def mixed_runtime_cache(tmp_path: Path, videos: list[ShardVideo]) -> Path:
+    """Three shards: two videos embedded by OpenVINO, two by Keras, one in a shard without a `runtime` attribute
+    (written before shards recorded it: Keras); then a video removed, so `compact` has a dead row to drop."""
+    cache_path = tmp_path / "mixed.h5"
+    with CacheWriter.open(cache_path, SETTINGS, FEATURE_DIM) as writer:
+        writer.adopt_shard(write_shard(writer.shard_folder, videos[:2], "float32", SETTINGS, runtime="openvino"))
+        writer.adopt_shard(write_shard(writer.shard_folder, videos[2:4], "float32", SETTINGS, runtime="keras"))
+        writer.adopt_shard(
+            write_shard(writer.shard_folder, [videos[4], shard_video("c/gone.avi", 2, 9)], "float32", SETTINGS)
+        )
+        writer.commit()
+        writer.remove_videos(["c/gone.avi"])
+        writer.commit()
+    return cache_path
+
+
+def video_runtimes(cache_path: Path) -> dict[str, str]:
+    return read_video_runtimes(shard_folder_for(cache_path), open_cache(cache_path).state.videos.values())
 
 
 def by_path(videos: list[ShardVideo]) -> dict[str, ShardVideo]:
@@ -162,6 +186,57 @@ def test_removing_videos_marks_rows_dead_and_compact_reclaims_them(
     assert (num_dead, num_shards) == (2, 1) and len(list(shard_folder_for(two_shard_cache).iterdir())) == 1
     np.testing.assert_array_equal(read_all_features(two_shard_cache), expected)
     assert open_cache(two_shard_cache).state.num_dead_rows == 0 and verify_cache(two_shard_cache).ok
+
+
+def test_compact_keeps_the_runtime_that_embedded_each_video(mixed_runtime_cache: Path) -> None:
+    expected = {"a/v0.avi": "openvino", "b/v1.avi": "openvino", "a/v2.avi": "keras", "b/v3.avi": "keras"}
+    expected["a/v4.avi"] = "keras"  # its shard has no `runtime` attribute
+    assert video_runtimes(mixed_runtime_cache) == expected
+    features = read_all_features(mixed_runtime_cache)
+    num_dead, num_shards = compact_cache(mixed_runtime_cache)
+    # In row order, one shard per run of one runtime: the OpenVINO videos, then the Keras ones (with and without
+    # the attribute).
+    assert (num_dead, num_shards) == (1, 2)
+    assert video_runtimes(mixed_runtime_cache) == expected
+    shard_files = sorted(shard_folder_for(mixed_runtime_cache).iterdir())
+    assert len(shard_files) == 2
+    for shard in shard_files:
+        with h5py.File(shard, "r") as handle:
+            assert handle.attrs["runtime"] in ("keras", "openvino")  # recorded, not left to the default
+    np.testing.assert_array_equal(read_all_features(mixed_runtime_cache), features)
+    assert verify_cache(mixed_runtime_cache).ok
+
+
+def test_info_lists_the_runtimes_and_the_precision(mixed_runtime_cache: Path) -> None:
+    description = describe_cache(mixed_runtime_cache)
+    assert description["runtimes"] == {"keras": 3, "openvino": 2} and description["precision"] == "f32"
+    assert "embedded by: 3 keras, 2 openvino; precision f32" in format_cache_description(description)
+    result = CliRunner().invoke(app, ["info", str(mixed_runtime_cache), "--json"])
+    assert result.exit_code == 0
+    described = json.loads(result.output)
+    assert described["runtimes"] == {"keras": 3, "openvino": 2} and described["precision"] == "f32"
+
+
+def test_info_describes_an_int8_cache_s_calibration(tmp_path: Path, videos: list[ShardVideo]) -> None:
+    calibration = {
+        "videos": ["a/v0.avi", "b/v1.avi"],
+        "num_calibration_frames": 3,
+        "num_held_out_frames": 3,
+        "held_out_mean_cosine": 0.99512,
+    }
+    extractor = {**SETTINGS["extractor"], "precision": "int8", "int8_calibration": calibration}
+    settings = {**SETTINGS, "extractor": extractor}
+    cache_path = tmp_path / "int8.h5"
+    with CacheWriter.open(cache_path, settings, FEATURE_DIM) as writer:
+        writer.adopt_shard(write_shard(writer.shard_folder, videos, "float32", settings, runtime="openvino"))
+        writer.commit()
+    result = CliRunner().invoke(app, ["info", str(cache_path)])
+    assert result.exit_code == 0
+    assert (
+        "embedded by: 5 openvino; precision int8 (calibrated on 3 frames of 2 videos, mean cosine 0.9951 to f32 "
+        "on 3 held out)" in result.output
+    )
+    assert describe_cache(cache_path)["precision"] == "int8"
 
 
 def test_export_writes_one_self_contained_file_with_the_same_layout(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nncf  # noqa: F401  (the featcache[openvino] extra, in `test`: int8 is tested, never skipped)
 import pytest
-
-pytest.importorskip("nncf", reason="the featcache[openvino] extra (openvino, nncf) is not installed")
 
 import featcache.extractors.openvino_runtime as openvino_runtime
 from featcache.cache import read_cache_index
+from featcache.cache.describe import describe_cache, format_cache_description
 from featcache.cache.settings import describe_settings_difference, requested_settings
 from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
 from featcache.embedding.embed import embed
@@ -57,6 +57,8 @@ def test_int8_passes_its_gate_records_its_calibration_and_is_another_setting(tin
     calibration = extractor_record["int8_calibration"]
     assert len(calibration["videos"]) == 4 and all(path.endswith(".avi") for path in calibration["videos"])
     assert calibration["num_held_out_frames"] == 8 and calibration["held_out_mean_cosine"] >= 0.99
+    info = format_cache_description(describe_cache(cache_path))
+    assert "embedded by: 6 openvino; precision int8 (calibrated on 8 frames of 4 videos, mean cosine 0.9" in info
     with pytest.raises(CacheMismatchError, match="precision int8 vs f32"):
         embed(tiny_dataset, cache_path, EmbedConfig(extractor=EXTRACTOR, sampling=SAMPLING, runtime="openvino"))
 

@@ -12,12 +12,12 @@ from pathlib import Path
 import h5py
 import keras
 import numpy as np
+import openvino  # noqa: F401  (the featcache[openvino] extra, in `test`: the runtime is tested, never skipped)
 import pytest
-
-pytest.importorskip("openvino", reason="the featcache[openvino] extra is not installed")
 
 import featcache.extractors.openvino_runtime as openvino_runtime
 import featcache.extractors.runtimes as runtimes
+from featcache.cache.describe import describe_cache
 from featcache.cache.shards import DEFAULT_SHARD_RUNTIME, shard_runtime
 from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
 from featcache.embedding.embed import embed
@@ -190,6 +190,7 @@ def test_a_cache_embedded_half_by_each_runtime_is_one_cache(tiny_dataset: Path, 
 
     shard_names = list(read_index_state(mixed).shards)
     assert sorted(shard_runtime(shard_folder_for(mixed) / name) for name in shard_names) == ["keras", "openvino"]
+    assert describe_cache(mixed)["runtimes"] == {"openvino": 4, "keras": 2}  # what `featcache info` lists
     mixed_paths, keras_paths = read_cache_index(mixed).paths, read_cache_index(keras_only).paths
     assert sorted(mixed_paths) == sorted(keras_paths) and len(mixed_paths) == 6
     with CacheReader(mixed) as mixed_reader, CacheReader(keras_only) as keras_reader:

@@ -1,7 +1,7 @@
 """Tests for featcache.text: class-name wording, the text tower of a cache's preset, prompt ensembling, zero-shot.
 
 The text tower is loaded through featcache's KerasHub loading code with a stand-in keras_hub module (as
-tests/test_backbones.py does for the image tower) and, where KerasHub is installed, a real tiny CLIP preset.
+tests/test_backbones.py does for the image tower) and a real tiny CLIP preset (the `test` extra has KerasHub).
 Caches are tiny format-1 files written with h5py (tests/cache_fixtures.py) under a keras_hub extractor record.
 """
 
@@ -292,17 +292,17 @@ def test_neighbors_text_lists_the_videos_of_the_class_it_names(tmp_path: Path, s
         find_neighbors(cache_path, video=index.paths[0], text="yo yo")
 
 
-# A real tiny CLIP preset through KerasHub's own loading code (where KerasHub is installed)
+# A real tiny CLIP preset through KerasHub's own loading code
 
 
 def test_tiny_clip_preset_text_tower_matches_keras_hub(tmp_path: Path):
     """A random-weights CLIP saved with save_to_preset (backbone, tokenizer, image converter), loaded offline:
     featcache's text embeddings are KerasHub's get_text_embeddings of the CLIPPreprocessor's tokens, and the
     image extractor's own provenance record is accepted as the text tower's."""
-    keras_hub = pytest.importorskip("keras_hub", reason="KerasHub is the optional extra featcache[hub]")
     import string
 
     import keras
+    import keras_hub  # the featcache[hub] extra, in `test`; imported here: 1-2 s more than keras, for this test only
 
     from featcache.config import ExtractorConfig
     from featcache.extractors.registry import load_extractor

@@ -1,4 +1,5 @@
-"""A summary of a cache for `featcache info`: videos per class, dims, extractor, sampling, failures, size."""
+"""A summary of a cache for `featcache info`: videos per class, dims, extractor, runtimes and precision, sampling,
+failures, size."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ import numpy as np
 
 from featcache.cache.format import shard_folder_for
 from featcache.cache.reader import open_cache, read_attributes
-from featcache.cache.shards import read_video_decoders, unlisted_shard_names
+from featcache.cache.settings import record_precision
+from featcache.cache.shards import (
+    DEFAULT_SHARD_RUNTIME,
+    read_video_decoders,
+    read_video_runtimes,
+    unlisted_shard_names,
+)
 
 MAX_DECODER_REASONS = 8  # reasons for sequential decoding that `info` lists, the most frequent first
 
@@ -39,6 +46,8 @@ def describe_cache(path: Path) -> dict[str, Any]:
         "num_padded_videos": int((index.lengths < index.num_frames).sum()),
         "num_grouped_videos": sum(1 for group in index.groups if group),
         "extractor": index.extractor,
+        "runtimes": count_runtimes(_video_runtimes(path, cache)),
+        "precision": record_precision(index.extractor),
         "sampling": index.sampling,
         "failures": [{"path": video_path, "reason": reason} for video_path, reason in index.failures],
         "size_bytes": path.stat().st_size + live_shard_bytes,
@@ -57,8 +66,36 @@ def describe_cache(path: Path) -> dict[str, Any]:
 def count_decoders(decoders: Iterable[str]) -> dict[str, int]:
     """How many videos each decoder took, by what the cache records per video ("seek", "sequential",
     "sequential: <why>"), most frequent first; "unrecorded" for videos embedded before featcache recorded it."""
-    counts = collections.Counter(decoder or "unrecorded" for decoder in decoders)
+    return _most_frequent_first(collections.Counter(decoder or "unrecorded" for decoder in decoders))
+
+
+def count_runtimes(runtimes: Iterable[str]) -> dict[str, int]:
+    """How many videos each runtime embedded ("keras", "openvino": their shards' `runtime`), most frequent first."""
+    return _most_frequent_first(collections.Counter(runtimes))
+
+
+def _most_frequent_first(counts: collections.Counter[str]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def _video_runtimes(path: Path, cache: Any) -> list[str]:
+    if cache.state is None:  # format 1 predates the OpenVINO runtime: Keras embedded every video
+        return [DEFAULT_SHARD_RUNTIME] * cache.index.num_videos
+    return list(read_video_runtimes(shard_folder_for(path), cache.state.videos.values()).values())
+
+
+def format_runtimes_and_precision(description: dict[str, Any]) -> str:
+    """'embedded by: 3 openvino, 2 keras; precision f32', with the int8 calibration when the cache records one."""
+    runtimes = ", ".join(f"{count} {runtime}" for runtime, count in description["runtimes"].items()) or "no video"
+    calibration = description["extractor"].get("int8_calibration")
+    precision = description["precision"] + (
+        f" (calibrated on {calibration['num_calibration_frames']} frames of {len(calibration['videos'])} videos, "
+        f"mean cosine {calibration['held_out_mean_cosine']:.4f} to f32 on {calibration['num_held_out_frames']} "
+        "held out)"
+        if calibration
+        else ""
+    )
+    return f"embedded by: {runtimes}; precision {precision}"
 
 
 def format_decoder_counts(counts: dict[str, int]) -> list[str]:
@@ -104,6 +141,7 @@ def format_cache_description(description: dict[str, Any]) -> str:
         f"extractor: {extractor.get('name')} (weights {extractor.get('weights')}, {extractor.get('image_size')} px"
         + (f", handle {extractor['handle']}" if extractor.get("handle") else "")
         + ")",
+        format_runtimes_and_precision(description),
         f"sampling: {sampling.get('mode')}, "
         + ("every sampled frame" if description["variable_length"] else f"{sampling.get('num_frames')} frames")
         + (f" at {sampling['fps']} fps" if sampling.get("fps") else "")

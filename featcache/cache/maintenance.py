@@ -6,6 +6,7 @@ interruption leaves the previous complete cache (plus, at worst, unlisted shards
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,14 @@ from featcache.cache.format1 import VideoRows
 from featcache.cache.index import IndexState, read_index_state
 from featcache.cache.integrity import identity_problem, needs_whole_verification
 from featcache.cache.reader import cache_from_index_state, read_attributes
-from featcache.cache.shards import ShardInfo, ShardVideo, read_video_decoders, unlisted_shard_names, write_shard
+from featcache.cache.shards import (
+    ShardInfo,
+    ShardVideo,
+    read_video_decoders,
+    read_video_runtimes,
+    unlisted_shard_names,
+    write_shard,
+)
 from featcache.cache.writer import CacheWriter, WritableCache
 from featcache.errors import CacheFormatError, ShardDamagedError
 from featcache.files import blake2b_file
@@ -227,8 +235,11 @@ class CompactSummary:
 
 
 def compact_cache(cache_path: Path, drop_damaged: bool = False) -> CompactSummary:
-    """Rewrite the live rows into as few shards as needed and delete the old ones, and the shard files no index
-    lists (no writer is running: compact holds the cache's lock).
+    """Rewrite the live rows, in their order, into as few shards as needed and delete the old ones, and the shard
+    files no index lists (no writer is running: compact holds the cache's lock).
+
+    Each new shard holds the rows of one runtime (its `runtime` attribute, as embed writes it): a cache embedded
+    partly by Keras and partly by OpenVINO compacts into one shard per run of rows of the same runtime.
 
     Every shard is verified first (`damaged_shards`): compact never copies a damaged row under a fresh checksum.
     Raises ShardDamagedError listing the videos of damaged shards, unless `drop_damaged`: they then leave the
@@ -254,15 +265,23 @@ def compact_cache(cache_path: Path, drop_damaged: bool = False) -> CompactSummar
         cache = cache_from_index_state(writable.path, state)
         old_videos = dict(state.videos)  # adopting the new shards replaces these records
         decoders = read_video_decoders(writer.shard_folder, old_videos.values())
+        runtimes = read_video_runtimes(writer.shard_folder, old_videos.values())
         with cache.reader() as reader:
-            videos = (
-                _shard_video(reader, row, old_videos[path], decoders[path])
-                for row, path in enumerate(cache.index.paths)
-            )
-            for batch in _batched_by_bytes(videos, state.feature_dim, state.settings["dtype"]):
-                writer.adopt_shard(
-                    write_shard(writer.shard_folder, batch, state.settings["dtype"], state.settings, state.compression)
-                )
+            # One runtime per new shard, so each video keeps the runtime that embedded it (the shard's `runtime`
+            # attribute); a new shard starts where the runtime changes in row order, so the rows keep their order.
+            for runtime, rows in itertools.groupby(enumerate(cache.index.paths), key=lambda item: runtimes[item[1]]):
+                videos = (_shard_video(reader, row, old_videos[path], decoders[path]) for row, path in rows)
+                for batch in _batched_by_bytes(videos, state.feature_dim, state.settings["dtype"]):
+                    writer.adopt_shard(
+                        write_shard(
+                            writer.shard_folder,
+                            batch,
+                            state.settings["dtype"],
+                            state.settings,
+                            state.compression,
+                            runtime=runtime,
+                        )
+                    )
         writer.commit()
         for name in removed_unlisted:
             (writable.shard_folder / name).unlink(missing_ok=True)

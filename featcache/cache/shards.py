@@ -194,6 +194,18 @@ def shard_runtime(shard_path: Path) -> str:
         raise CacheFormatError(f"{shard_path}: not a readable featcache shard ({err})") from err
 
 
+def read_video_runtimes(shard_folder: Path, records: Iterable[Any]) -> dict[str, str]:
+    """path -> the runtime that embedded each record's features (an index.VideoRecord: its shard's `runtime`
+    attribute, `shard_runtime`), one open per shard."""
+    runtime_of_shard: dict[str, str] = {}
+    runtimes = {}
+    for record in records:
+        if record.shard not in runtime_of_shard:
+            runtime_of_shard[record.shard] = shard_runtime(Path(shard_folder) / record.shard)
+        runtimes[record.path] = runtime_of_shard[record.shard]
+    return runtimes
+
+
 def unlisted_shard_names(shard_folder: Path, listed: Collection[str]) -> list[str]:
     """The shard files in `shard_folder` that `listed` does not name, sorted (the one place that decides what a shard
     file is): a run killed before its index commit leaves such shards; temporary files are not shards."""
