@@ -13,6 +13,7 @@ from conftest import frame_number_from_level, numbered_frames, write_video
 
 from featcache.config import SamplingConfig
 from featcache.errors import FeatcacheError, VideoDecodeError
+from featcache.video import capture as capture_module
 from featcache.video import decode as frames_module
 from featcache.video.decode import read_sampled_frames
 
@@ -226,7 +227,7 @@ def test_unreadable_file_is_an_error(numbered_video, monkeypatch):
     # Tests often run as root, which reads any file whatever its mode; make os.access answer as a user would.
     real_access = os.access
     monkeypatch.setattr(
-        frames_module.os,
+        capture_module.os,
         "access",
         lambda path, mode: False if Path(path) == numbered_video else real_access(path, mode),
     )

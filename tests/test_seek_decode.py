@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from featcache.config import SamplingConfig
-from featcache.video.decode import read_sampled_frames, to_model_frame
+from featcache.video.capture import to_model_frame
+from featcache.video.decode import read_sampled_frames
 from featcache.video.seek_decode import (
     DecodeRun,
     SeekMismatch,

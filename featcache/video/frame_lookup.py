@@ -15,7 +15,7 @@ import numpy as np
 from featcache.errors import VideoDecodeError
 
 # One place decides how a frame is opened, read and resized, so a thumbnail is the picture `embed` saw.
-from featcache.video.decode import check_readable_file, open_capture, read_container_properties, to_model_frame
+from featcache.video.capture import check_readable_file, open_capture, read_container_properties, to_model_frame
 
 
 @dataclass(frozen=True)

@@ -25,16 +25,14 @@ import numpy as np
 
 from featcache.config import DECODERS, SamplingConfig, WindowConfig
 from featcache.errors import VideoDecodeError
-from featcache.video.decode import (
+from featcache.video.capture import (
     check_readable_file,
-    describe_decoder,
     open_capture,
-    plan_seeking,
     read_container_properties,
     resize_for_model,
-    seeking_fell_back,
     to_model_frame,
 )
+from featcache.video.decode import describe_decoder, plan_seeking, seeking_fell_back
 from featcache.video.sampling import sample_frame_indices
 
 # As featcache.video.sampling: the frame shown at time t is floor(t * fps), nudged so exact products stay exact.
