@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_video
 
 pytest.importorskip("nncf", reason="the featcache[openvino] extra (openvino, nncf) is not installed")
 
@@ -126,3 +127,20 @@ def test_a_record_without_precision_is_f32():
     int8 = requested_settings(int8_config())
     assert describe_settings_difference(old, {**old, "extractor": {**old["extractor"], "precision": "f32"}}) == ""
     assert "precision f32 vs int8" in describe_settings_difference(old, int8)
+
+
+def test_a_cache_whose_int8_kept_layers_in_float_keeps_them_on_its_next_run(tiny_dataset: Path, tmp_path: Path):
+    embed(tiny_dataset, tmp_path / "plain.h5", int8_config(-1.0))
+    plain_cosine = read_cache_index(tmp_path / "plain.h5").extractor["int8_calibration"]["held_out_mean_cosine"]
+    gate = plain_cosine + (1.0 - plain_cosine) / 4  # plain int8 is below it (as in the test above)
+    cache_path = tmp_path / "kept.h5"
+    embed(tiny_dataset, cache_path, int8_config(gate))
+    recorded = read_cache_index(cache_path).extractor["int8_calibration"]
+    assert recorded["float_layers"] and recorded["held_out_mean_cosine"] > plain_cosine
+    # A new video, the same calibration videos, and a gate plain int8 would pass: the recorded layers are kept in
+    # float again all the same (plain int8 would embed the new video with another model than the cache's).
+    frames = np.random.default_rng(5).integers(0, 256, size=(8, 32, 32, 3), dtype=np.uint8)
+    write_video(tiny_dataset / "Alpha" / "v_Alpha_g04_c01.avi", frames)
+    summary = embed(tiny_dataset, cache_path, int8_config(-1.0))
+    assert summary.num_embedded == 1 and f"{len(recorded['float_layers'])} layers kept in float" in summary.runtime
+    assert read_cache_index(cache_path).extractor["int8_calibration"] == recorded
