@@ -29,6 +29,10 @@ from featcache.extractors.openvino_runtime import OpenVINOExtractor, cached_ir, 
 
 INT8 = "int8"
 MIN_CALIBRATION_FRAMES = 8  # calibration + held out: below this the gate's cosine says nothing
+# The layers kept in float are chosen to keep half the gate's allowed drop on the calibration frames: held-out
+# frames, which the choice does not see, land lower (MobileNetV2, calibrated random weights, on the demo videos:
+# the whole drop on 128 calibration frames gave one layer in float and 0.9899 on the held-out ones, gate 0.99).
+CALIBRATION_DROP_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -120,7 +124,7 @@ def quantize_extractor(
             best.extractor.ir_path,
             calibration,
             f32_extractor.embed_frames(calibration),
-            max_drop=1.0 - min_mean_cosine,
+            max_drop=CALIBRATION_DROP_SHARE * (1.0 - min_mean_cosine),
         )
         if chosen:
             best = max(best, attempt(chosen), key=lambda each: each.mean_cosine)
