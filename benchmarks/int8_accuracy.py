@@ -29,7 +29,7 @@ from featcache.config import DEFAULT_INT8_MIN_COSINE, EmbedConfig, ExtractorConf
 from featcache.errors import ExtractorError
 
 NUM_FRAMES = 12
-SEEDS = (0, 1, 2)  # split and head weights
+DEFAULT_SEEDS = [0, 1, 2]  # split and head weights
 
 
 def bare_inference(config: ExtractorConfig, video_root: Path, num_frames: int) -> dict:
@@ -64,7 +64,7 @@ def bare_inference(config: ExtractorConfig, video_root: Path, num_frames: int) -
     return row
 
 
-def head_accuracies(config: ExtractorConfig, video_root: Path, work: Path, epochs: int) -> dict:
+def head_accuracies(config: ExtractorConfig, video_root: Path, work: Path, epochs: int, seeds: list[int]) -> dict:
     """Test accuracy of the default head on the f32 and the int8 cache of the demo videos, per seed."""
     from featcache.cache import read_cache_index
     from featcache.config import HeadConfig
@@ -84,7 +84,7 @@ def head_accuracies(config: ExtractorConfig, video_root: Path, work: Path, epoch
             continue
         accuracies = [
             compare_heads(cache_path, [HeadConfig().head], None, TrainConfig(epochs=epochs, seed=seed))[0].test_accuracy
-            for seed in SEEDS
+            for seed in seeds
         ]
         calibration = read_cache_index(cache_path).extractor.get("int8_calibration")
         row[precision] = {"test_accuracy_per_seed": accuracies, "mean_test_accuracy": float(np.mean(accuracies))}
@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--extractors", nargs="+", default=["scratch_cnn:112", "mobilenet_v2:224"])
     parser.add_argument("--videos-per-class", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--seeds", type=int, nargs="+", default=DEFAULT_SEEDS)
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "featcache-int8-accuracy.json")
     args = parser.parse_args(argv)
     from featcache.extractors.keras_loader import import_keras_quietly
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("FEATCACHE_CACHE_DIR", str(work / "compile-cache"))
     video_root = make_demo_data(work / "videos", videos_per_class=args.videos_per_class, num_groups=8)
     import_keras_quietly()
-    results = {"videos": 3 * args.videos_per_class, "frames_per_video": NUM_FRAMES, "seeds": list(SEEDS)}
+    results = {"videos": 3 * args.videos_per_class, "frames_per_video": NUM_FRAMES, "seeds": args.seeds}
     for spec in args.extractors:
         name, size = spec.rsplit(":", 1)
         weights = str(calibrated_mobilenet_v2_weights(int(size))) if name == "mobilenet_v2" else "random"
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[int8] {spec}", file=sys.stderr, flush=True)
         results[spec] = {
             "bare": bare_inference(config, video_root, NUM_FRAMES),
-            "heads": head_accuracies(config, video_root, work, args.epochs),
+            "heads": head_accuracies(config, video_root, work, args.epochs, args.seeds),
         }
         args.out.write_text(json.dumps(results, indent=2, default=str))
     print(json.dumps(results, indent=2, default=str))
