@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import nncf  # noqa: F401  (the featcache[openvino] extra, in `test`: int8 is tested, never skipped)
+import numpy as np
 import pytest
+from conftest import write_video
 
 import featcache.extractors.openvino_runtime as openvino_runtime
 from featcache.cache import read_cache_index
@@ -14,6 +16,8 @@ from featcache.cache.settings import describe_settings_difference, requested_set
 from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
 from featcache.embedding.embed import embed
 from featcache.errors import CacheMismatchError, ExtractorError, InputError
+from featcache.extractors.openvino_int8 import quantize_extractor
+from featcache.extractors.registry import load_extractor
 from featcache.extractors.runtimes import AUTO_RUNTIME_VARIABLE
 
 EXTRACTOR = ExtractorConfig(name="scratch_cnn", weights="random", image_size=32, seed=2)
@@ -59,15 +63,57 @@ def test_int8_passes_its_gate_records_its_calibration_and_is_another_setting(tin
     assert calibration["num_held_out_frames"] == 8 and calibration["held_out_mean_cosine"] >= 0.99
     info = format_cache_description(describe_cache(cache_path))
     assert "embedded by: 6 openvino; precision int8 (calibrated on 8 frames of 4 videos, mean cosine 0.9" in info
+    assert calibration["float_layers"] == []  # plain int8 passed: nothing kept in float
     with pytest.raises(CacheMismatchError, match="precision int8 vs f32"):
         embed(tiny_dataset, cache_path, EmbedConfig(extractor=EXTRACTOR, sampling=SAMPLING, runtime="openvino"))
 
 
 def test_int8_below_its_gate_is_refused_with_the_measured_cosine(tiny_dataset: Path, tmp_path: Path):
-    # No quantization keeps a cosine of 1 - 1e-9 to f32: a threshold that forces the refusing side of the gate.
-    with pytest.raises(ExtractorError, match=r"mean cosine 0\.\d+ on 8 held-out frames \(the gate is 1\); use"):
+    # No quantization keeps a cosine of 1 - 1e-9 to f32: a threshold that forces the refusing side of the gate,
+    # after the retry with layers kept in float.
+    with pytest.raises(
+        ExtractorError,
+        match=r"mean cosine 0\.\d+ on 8 held-out frames with \d+ layers kept in float \(the gate is 1\); use",
+    ):
         embed(tiny_dataset, tmp_path / "refused.h5", int8_config(min_cosine=1.0))
     assert not list((tmp_path).glob("refused.h5.shards/*.h5"))
+
+
+@pytest.fixture(scope="module")
+def f32_scratch_cnn(compile_cache: Path, tmp_path_factory: pytest.TempPathFactory):
+    """EXTRACTOR on OpenVINO f32, and 16 frames of seeded noise: 8 to calibrate on, 8 held out."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(openvino_runtime.CACHE_DIR_VARIABLE, str(compile_cache))
+        f32 = load_extractor(EXTRACTOR, "openvino").openvino_model
+    frames = np.random.default_rng(1).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    return f32, frames
+
+
+def test_below_the_gate_the_worst_layers_are_kept_in_float_until_it_passes(f32_scratch_cnn):
+    f32, frames = f32_scratch_cnn
+    plain_model, plain = quantize_extractor(f32, frames, ["v.avi"], min_mean_cosine=-1.0)
+    assert plain.float_layers == [] and plain.mean_cosine < 1.0
+    # A quarter of the way from plain int8 to f32: plain int8 is below it, and two layers in float (the most a
+    # quarter of this CNN's 8 int8 layers allows) reach it.
+    gate = plain.mean_cosine + (1.0 - plain.mean_cosine) / 4
+    kept_model, kept = quantize_extractor(f32, frames, ["v.avi"], min_mean_cosine=gate)
+    assert kept.float_layers and kept.mean_cosine >= gate > plain.mean_cosine
+    assert kept.record()["float_layers"] == kept.float_layers
+    # Another model, so another compile-cache entry, named for its layers kept in float.
+    assert kept_model.ir_path != plain_model.ir_path and "-float-" in kept_model.ir_path.parent.name
+    # A recorded calibration rebuilds that model: its layers, no new choice, the same features.
+    again_model, again = quantize_extractor(f32, frames, ["v.avi"], gate, float_layers=kept.float_layers)
+    assert again.float_layers == kept.float_layers and again_model.ir_path == kept_model.ir_path
+    np.testing.assert_array_equal(again_model.embed_frames(frames), kept_model.embed_frames(frames))
+
+
+def test_a_recorded_plain_calibration_is_not_retried(f32_scratch_cnn):
+    f32, frames = f32_scratch_cnn
+    _, plain = quantize_extractor(f32, frames, ["v.avi"], min_mean_cosine=-1.0)
+    gate = plain.mean_cosine + (1.0 - plain.mean_cosine) / 4
+    # float_layers=[]: the cache was embedded by plain int8, so keeping layers in float would mix two models.
+    with pytest.raises(ExtractorError, match=rf"mean cosine {plain.mean_cosine:.6f} .* with 0 layers kept in float"):
+        quantize_extractor(f32, frames, ["v.avi"], gate, float_layers=[])
 
 
 def test_int8_needs_openvino_and_the_local_engine():
@@ -83,3 +129,20 @@ def test_a_record_without_precision_is_f32():
     int8 = requested_settings(int8_config())
     assert describe_settings_difference(old, {**old, "extractor": {**old["extractor"], "precision": "f32"}}) == ""
     assert "precision f32 vs int8" in describe_settings_difference(old, int8)
+
+
+def test_a_cache_whose_int8_kept_layers_in_float_keeps_them_on_its_next_run(tiny_dataset: Path, tmp_path: Path):
+    embed(tiny_dataset, tmp_path / "plain.h5", int8_config(-1.0))
+    plain_cosine = read_cache_index(tmp_path / "plain.h5").extractor["int8_calibration"]["held_out_mean_cosine"]
+    gate = plain_cosine + (1.0 - plain_cosine) / 4  # plain int8 is below it (as in the test above)
+    cache_path = tmp_path / "kept.h5"
+    embed(tiny_dataset, cache_path, int8_config(gate))
+    recorded = read_cache_index(cache_path).extractor["int8_calibration"]
+    assert recorded["float_layers"] and recorded["held_out_mean_cosine"] > plain_cosine
+    # A new video, the same calibration videos, and a gate plain int8 would pass: the recorded layers are kept in
+    # float again all the same (plain int8 would embed the new video with another model than the cache's).
+    frames = np.random.default_rng(5).integers(0, 256, size=(8, 32, 32, 3), dtype=np.uint8)
+    write_video(tiny_dataset / "Alpha" / "v_Alpha_g04_c01.avi", frames)
+    summary = embed(tiny_dataset, cache_path, int8_config(-1.0))
+    assert summary.num_embedded == 1 and f"{len(recorded['float_layers'])} layers kept in float" in summary.runtime
+    assert read_cache_index(cache_path).extractor["int8_calibration"] == recorded

@@ -3,7 +3,8 @@
 A new cache calibrates on the first `calibration_frames` x 2 frames the decoders deliver (every other one held
 out for the gate) and records which videos they came from in its settings record (extractor `int8_calibration`).
 A later run on that cache decodes the same videos again, so every shard is embedded by the same int8 model
-(its frames are checked by hash): a cache never mixes two calibrations.
+(its frames are checked by hash, and the layers it kept in float are kept again): a cache never mixes two
+calibrations.
 """
 
 from __future__ import annotations
@@ -55,7 +56,11 @@ def calibrate_int8(
     else:
         frames, paths, pulled = _first_frames(decoded, num_wanted)
         decoded = itertools.chain(pulled, decoded)
-    int8_model, calibration = quantize_extractor(extractor.openvino_model, frames, paths, config.int8_min_cosine)
+    # A recorded calibration names its layers kept in float (none before featcache recorded them): the same model.
+    float_layers = recorded.get("float_layers", []) if recorded else None
+    int8_model, calibration = quantize_extractor(
+        extractor.openvino_model, frames, paths, config.int8_min_cosine, float_layers
+    )
     if recorded and calibration.frames_sha256 != recorded["frames_sha256"]:
         raise ExtractorError(
             f"the videos this int8 cache was calibrated on ({', '.join(recorded['videos'][:3])}, ...) "

@@ -110,6 +110,7 @@ class LocalEngine:
         writer.state.settings["extractor"].setdefault(CALIBRATION_RECORD, record)
         self.precision_note = (
             f"int8, calibrated on {record['num_calibration_frames']} frames of {len(record['videos'])} videos, "
+            f"{len(record.get('float_layers', []))} layers kept in float, "
             f"mean cosine {record['held_out_mean_cosine']:.4f} to f32 on {record['num_held_out_frames']} held out"
         )
         return decoded
