@@ -129,6 +129,30 @@ def test_a_second_load_takes_the_converted_model_from_the_compile_cache(monkeypa
     assert again.runtime == "openvino" and again.provenance == load_extractor(config, "keras").provenance
 
 
+def test_a_later_start_checks_openvino_against_the_stored_keras_features_without_running_keras(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    config = ExtractorConfig(name="scratch_cnn", weights="random", image_size=SIZE, seed=5)
+    first = load_extractor(config, "openvino")
+    reference_path = Path(first.openvino_model.ir_path).parent / openvino_runtime.KERAS_PROBE_FEATURES_FILE
+    probe = openvino_runtime.probe_frames(SIZE)
+    np.testing.assert_array_equal(np.load(reference_path), load_extractor(config, "keras").embed_frames(probe))
+
+    real_probe_frames = openvino_runtime.probe_frames
+    calls = []
+    monkeypatch.setattr(openvino_runtime, "probe_frames", lambda size: calls.append(size) or real_probe_frames(size))
+    load_extractor(config, "openvino")
+    assert calls == [SIZE]  # the check's own OpenVINO run only; Keras's features came from the file
+
+    # Stored features that are not Keras's (a damaged or foreign file) fail the check: never a silent pass.
+    np.save(reference_path, np.load(reference_path) * -1.0)
+    with pytest.raises(ExtractorError, match="OpenVINO does not give scratch_cnn's Keras features"):
+        load_extractor(config, "openvino")
+    np.save(reference_path, np.zeros((2, 3), np.float32))
+    with pytest.raises(ExtractorError, match="has shape \\(2, 3\\).*delete .* and run again"):
+        load_extractor(config, "openvino")
+
+
 def test_other_weights_are_another_compile_cache_key():
     keys = set()
     for seed in (2, 4):

@@ -28,10 +28,13 @@ import numpy as np
 from featcache.errors import ExtractorError
 from featcache.extractors.built_model import check_frames
 from featcache.extractors.weights import error_summary, sha256_model_weights
-from featcache.files import write_folder_atomically
+from featcache.files import write_atomically, write_folder_atomically
 
 CACHE_DIR_VARIABLE = "FEATCACHE_CACHE_DIR"
 IR_FILE = "model.xml"  # its weights are model.bin beside it
+# Keras's features of the probe frames, saved beside the IR when it is converted: every later start checks
+# OpenVINO against them without running Keras, whose first call (tracing the graph) costs about a second.
+KERAS_PROBE_FEATURES_FILE = "keras_probe_features.npy"
 # What "the same features" means (issue 20): within float16 storage precision of the Keras features.
 MAX_ABS_DIFF_PER_SCALE = 1e-3
 MIN_COSINE = 0.99999
@@ -189,13 +192,27 @@ def probe_frames(image_size: int, num_frames: int = PROBE_FRAMES) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (num_frames, image_size, image_size, 3), dtype=np.uint8)
 
 
-def check_same_features(
-    name: str, keras_embed: Callable[[np.ndarray], np.ndarray], candidate: OpenVINOExtractor
-) -> None:
-    """Raise ExtractorError unless OpenVINO gives the Keras features on the probe frames
+def keras_probe_features(ir_path: Path, keras_embed: Callable[[np.ndarray], np.ndarray], image_size: int) -> np.ndarray:
+    """Keras's features of the probe frames, float32 (PROBE_FRAMES, feature_dim): saved beside the IR (computed and
+    saved when absent, as for a compile cache written before they were), so Keras runs once per conversion."""
+    path = Path(ir_path).parent / KERAS_PROBE_FEATURES_FILE
+    if not path.is_file():
+        features = np.asarray(keras_embed(probe_frames(image_size)), dtype=np.float32)
+        write_atomically(path, lambda temporary: np.save(temporary, features), temporary_suffix=".npy")
+        return features
+    return np.load(path, allow_pickle=False)
+
+
+def check_same_features(name: str, reference: np.ndarray, candidate: OpenVINOExtractor) -> None:
+    """Raise ExtractorError unless OpenVINO gives `reference`, Keras's features of the probe frames
     (within MAX_ABS_DIFF_PER_SCALE and MIN_COSINE)."""
     frames = probe_frames(candidate.image_size)
-    relative_difference, min_cosine, _ = feature_agreement(keras_embed(frames), candidate.embed_frames(frames))
+    if reference.shape != (len(frames), candidate.feature_dim):
+        raise ExtractorError(
+            f"the compile cache's {KERAS_PROBE_FEATURES_FILE} for {name} has shape {reference.shape}, not "
+            f"{(len(frames), candidate.feature_dim)}: delete {Path(candidate.ir_path).parent} and run again"
+        )
+    relative_difference, min_cosine, _ = feature_agreement(reference, candidate.embed_frames(frames))
     if relative_difference > MAX_ABS_DIFF_PER_SCALE or min_cosine < MIN_COSINE:
         raise ExtractorError(
             f"OpenVINO does not give {name}'s Keras features (max abs difference {relative_difference:.2g} of the "
@@ -219,5 +236,5 @@ def openvino_extractor(
     key = compile_key(provenance, keras_model, "f32")
     ir_path = cached_ir(key, lambda: convert_keras_model(keras_model, image_size))
     candidate = compile_ir(ir_path, image_size, feature_dim)
-    check_same_features(name, keras_embed, candidate)
+    check_same_features(name, keras_probe_features(ir_path, keras_embed, image_size), candidate)
     return candidate
