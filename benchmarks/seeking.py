@@ -40,7 +40,7 @@ from featcache.extractors.registry import load_extractor
 from featcache.video.decode import read_sampled_frames
 from featcache.video.sampling import sample_frame_indices
 from featcache.video.seek_decode import plan_seek_decode
-from featcache.video.stream_index import index_stream, the_video_stream
+from featcache.video.stream_index import StreamIndex, index_stream, the_video_stream
 from featcache.video.window_frames import read_window_frames, window_frame_indices, window_layout
 
 DECODERS = ("sequential", "seek", "auto")
@@ -125,16 +125,20 @@ def make_set(folder: Path, video_set: VideoSet) -> list[Path]:
     return paths
 
 
-def frames_to_decode(path: Path) -> tuple[int, int, int]:
-    """(minimum, seeking's, sequential's) frames decoded for SAMPLING, from the stream index."""
+def index_and_fps(path: Path) -> tuple[StreamIndex, float]:
+    """The stream index of `path` and its frame rate as OpenCV reads it (what both decoders sample by)."""
     with av.open(str(path)) as container:
-        stream = the_video_stream(container)
-        index = index_stream(container, stream)
+        index = index_stream(container, the_video_stream(container))
     capture = cv2.VideoCapture(str(path))
     try:
-        video_fps = capture.get(cv2.CAP_PROP_FPS)
+        return index, capture.get(cv2.CAP_PROP_FPS)
     finally:
         capture.release()
+
+
+def frames_to_decode(path: Path) -> tuple[int, int, int]:
+    """(minimum, seeking's, sequential's) frames decoded for SAMPLING, from the stream index."""
+    index, video_fps = index_and_fps(path)
     frame_indices = sample_frame_indices(index.num_frames, video_fps, SAMPLING)
     plan = plan_seek_decode(index, frame_indices)
     minimum = plan_seek_decode(index, frame_indices[:-1]).frames_to_decode if len(frame_indices) > 1 else 1
@@ -350,14 +354,7 @@ CHUNK_FRAMES = 64
 
 def window_frames_to_decode(path: Path, window: WindowConfig) -> tuple[int, int, int]:
     """(frames the windows sample, seeking's frames decoded, sequential's) for `window` on `path`."""
-    with av.open(str(path)) as container:
-        stream = the_video_stream(container)
-        index = index_stream(container, stream)
-    capture = cv2.VideoCapture(str(path))
-    try:
-        video_fps = capture.get(cv2.CAP_PROP_FPS)
-    finally:
-        capture.release()
+    index, video_fps = index_and_fps(path)
     frame_indices = window_frame_indices(window_layout(video_fps, window, SAMPLING), index.num_frames)
     return len(frame_indices), plan_seek_decode(index, frame_indices).frames_to_decode, index.num_frames
 
