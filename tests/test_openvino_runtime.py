@@ -153,6 +153,40 @@ def test_a_later_start_checks_openvino_against_the_stored_keras_features_without
         load_extractor(config, "openvino")
 
 
+def test_neighbors_of_a_new_file_are_the_same_on_openvino(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from conftest import write_video
+
+    from featcache.search.neighbors import find_neighbors
+
+    def scene(number: int) -> np.ndarray:
+        """8 frames of a scene of its own: a colour, a bright square where the number puts it, moving."""
+        frames = np.zeros((8, 48, 48, 3), np.uint8)
+        frames[..., number % 3] = 60 + 45 * number
+        for frame_number, frame in enumerate(frames):
+            corner = 4 + 6 * number + frame_number
+            frame[corner : corner + 10, 40 - corner : 50 - corner] = 250
+        return frames
+
+    for number, (label, group) in enumerate([("Alpha", 1), ("Alpha", 2), ("Beta", 1), ("Beta", 2)]):
+        write_video(tmp_path / "videos" / label / f"v_{label}_g{group:02d}_c01.avi", scene(number))
+    query = tmp_path / "query.avi"
+    write_video(query, np.clip(scene(1).astype(np.int16) + 12, 0, 255).astype(np.uint8))  # scene 1, brighter
+    cache = tmp_path / "cache.h5"
+    extractor = ExtractorConfig(name="scratch_cnn", weights="random", image_size=SIZE, seed=6)
+    embed(tmp_path / "videos", cache, EmbedConfig(extractor=extractor, sampling=SamplingConfig(num_frames=4)))
+    on_keras = find_neighbors(cache, file=query, k=4, runtime="keras")
+    compiled = []
+    real_compile_ir = openvino_runtime.compile_ir
+    monkeypatch.setattr(openvino_runtime, "compile_ir", lambda *args: compiled.append(args) or real_compile_ir(*args))
+    on_openvino = find_neighbors(cache, file=query, k=4, runtime="openvino")
+    assert compiled, "the query was not embedded on OpenVINO"
+    assert on_keras.neighbors[0].path == "Alpha/v_Alpha_g02_c01.avi"  # the scene the query shows, brighter
+    assert [each.path for each in on_openvino.neighbors] == [each.path for each in on_keras.neighbors]
+    np.testing.assert_allclose(
+        [each.similarity for each in on_openvino.neighbors], [each.similarity for each in on_keras.neighbors], atol=1e-3
+    )
+
+
 def test_other_weights_are_another_compile_cache_key():
     keys = set()
     for seed in (2, 4):

@@ -101,6 +101,19 @@ def test_a_new_file_is_embedded_as_the_cache_was(videos_and_cache) -> None:
     assert result.neighbors[1].path == "Alpha/v_Alpha_g01_c01.avi"
 
 
+def test_a_new_file_gives_the_same_neighbours_whichever_decoder_takes_its_frames(videos_and_cache) -> None:
+    root, cache = videos_and_cache
+    outputs = []
+    for decoder in ("sequential", "seek"):
+        command = ["neighbors", str(cache), "--file", str(root / "outside" / "copy.mp4"), "--k", "4", "--json"]
+        result = CliRunner().invoke(app, [*command, "--runtime", "keras", "--decoder", decoder])
+        assert result.exit_code == 0, result.output
+        outputs.append(json.loads(result.stdout)["neighbors"])
+    assert outputs[0] == outputs[1] and outputs[0][0]["path"] == "Alpha/v_Alpha_g03_c01.mp4"
+    unknown = CliRunner().invoke(app, ["neighbors", str(cache), "--file", "x.mp4", "--runtime", "tpu"])
+    assert unknown.exit_code == 2 and "tpu" in unknown.output
+
+
 def test_neighbors_cli_json_and_one_line_errors(videos_and_cache) -> None:
     _, cache = videos_and_cache
     result = CliRunner().invoke(

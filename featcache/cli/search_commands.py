@@ -7,7 +7,17 @@ from pathlib import Path
 
 import typer
 
-from featcache.cli.common import app, errors_as_exit_codes, import_keras_quietly, say, with_output_options
+from featcache.cli.common import (
+    DECODER_HELP,
+    RUNTIME_HELP,
+    DecoderChoice,
+    RuntimeChoice,
+    app,
+    errors_as_exit_codes,
+    import_keras_quietly,
+    say,
+    with_output_options,
+)
 from featcache.config import SPLIT_NAMES
 
 # The measured default of featcache.search.audit.DEFAULT_THRESHOLD, repeated so `--help` imports no numpy stack;
@@ -30,6 +40,8 @@ def neighbors_command(
     ),
     k: int = typer.Option(10, "--k", help="How many neighbours to list."),
     as_json: bool = typer.Option(False, "--json", help="Print the neighbours as one JSON object and nothing else."),
+    runtime: RuntimeChoice = typer.Option("auto", help="With --file: " + RUNTIME_HELP),
+    decoder: DecoderChoice = typer.Option("auto", help="With --file: " + DECODER_HELP),
 ) -> None:
     """The cache's videos nearest to a query video: cosine of L2-normalized mean-pooled features, exact search."""
     from featcache.search.neighbors import find_neighbors, format_neighbors
@@ -38,7 +50,9 @@ def neighbors_command(
     with errors_as_exit_codes():
         if file is not None or text is not None:
             import_keras_quietly()  # the stored extractor (or the preset's text tower) is built
-        result = find_neighbors(cache, video=video, file=file, text=text, k=k)
+        result = find_neighbors(
+            cache, video=video, file=file, text=text, k=k, runtime=runtime.value, decoder=decoder.value
+        )
     typer.echo(result.to_json() if as_json else format_neighbors(result))
 
 

@@ -48,16 +48,21 @@ def sampling_config_of(sampling_record: dict[str, Any]) -> SamplingConfig:
 
 
 def load_recipe(
-    extractor_record: dict[str, Any], sampling_record: dict[str, Any], feature_dim: int, dtype: str | None
+    extractor_record: dict[str, Any],
+    sampling_record: dict[str, Any],
+    feature_dim: int,
+    dtype: str | None,
+    runtime: str = "auto",
 ) -> tuple[EmbeddingRecipe, str]:
-    """Load the extractor a settings record names; also returns '' or how the loaded one differs from the record
-    (weights file changed, another output width) for the caller to refuse in its own words.
+    """Load the extractor a settings record names, on `runtime` ("auto", "keras", "openvino": the same features);
+    also returns '' or how the loaded one differs from the record (weights file changed, another output width) for
+    the caller to refuse in its own words.
 
     Raises ExtractorError when the extractor cannot be built (offline weights missing, unknown name).
     """
     extractor_config = extractor_config_of(extractor_record)
     sampling = sampling_config_of(sampling_record)
-    extractor = load_extractor(extractor_config)
+    extractor = load_extractor(extractor_config, runtime)
     stored = settings_record({**extractor_record, "feature_dim": feature_dim}, sampling_record, None)
     loaded = settings_record(
         {**extractor_record, **extractor.provenance, "feature_dim": extractor.feature_dim}, sampling_record, None

@@ -156,9 +156,12 @@ def row_of_path(cache: CachePath | Cache, path_in_cache: str) -> int:
     )
 
 
-def embed_file_like_cache(cache: CachePath | Cache, video_path: Path) -> np.ndarray:
+def embed_file_like_cache(
+    cache: CachePath | Cache, video_path: Path, runtime: str = "auto", decoder: str = "auto"
+) -> np.ndarray:
     """A new video's features, float32 (length, D), made as the cache's were (its stored extractor, weights,
-    sampling and dtype; the path `predict` embeds by).
+    sampling and dtype; the path `predict` embeds by). runtime and decoder: as `predict`'s (the same features
+    whichever runs).
 
     Raises InputError for a missing file, VideoDecodeError when it cannot be decoded, ExtractorError when the
     stored extractor cannot be built, CacheMismatchError when its weights changed since the cache was made.
@@ -170,14 +173,14 @@ def embed_file_like_cache(cache: CachePath | Cache, video_path: Path) -> np.ndar
     video_path = Path(video_path)
     if not video_path.is_file():
         raise InputError(f"--file / file {video_path}: no such video file")
-    recipe, difference = load_recipe(index.extractor, index.sampling, index.feature_dim, index.dtype)
+    recipe, difference = load_recipe(index.extractor, index.sampling, index.feature_dim, index.dtype, runtime)
     if difference:
         raise CacheMismatchError(
             f"the extractor built from {index.path}'s settings differs from the one that embedded it "
             f"(cache vs now: {difference}); restore the original weights file or re-embed the cache"
         )
     for _, features in embed_new_videos(
-        [video_path], recipe.extractor, recipe.extractor_config, recipe.sampling, recipe.rounding_dtype
+        [video_path], recipe.extractor, recipe.extractor_config, recipe.sampling, recipe.rounding_dtype, decoder=decoder
     ):
         if isinstance(features, Exception):
             raise features
@@ -185,7 +188,13 @@ def embed_file_like_cache(cache: CachePath | Cache, video_path: Path) -> np.ndar
     raise AssertionError("embed_new_videos yields one outcome per video")
 
 
-def file_query_vector(cache: CachePath | Cache, video_path: Path, normalize_frames: bool = False) -> np.ndarray:
+def file_query_vector(
+    cache: CachePath | Cache,
+    video_path: Path,
+    normalize_frames: bool = False,
+    runtime: str = "auto",
+    decoder: str = "auto",
+) -> np.ndarray:
     """float32 (D,): the pooled, L2-normalized vector of a new video embedded as the cache's videos were.
 
     The frames pooled are those a cached video of this length would contribute (the cache's T, uniform over more).
@@ -193,7 +202,7 @@ def file_query_vector(cache: CachePath | Cache, video_path: Path, normalize_fram
     from featcache.cache.reader import uniform_positions
 
     index = open_cache(cache).index
-    features = embed_file_like_cache(cache, video_path)
+    features = embed_file_like_cache(cache, video_path, runtime, decoder)
     features = features[uniform_positions(len(features), index.num_frames)]
     return pool_sequences(features[None], np.array([len(features)]), normalize_frames)[0]
 
@@ -207,12 +216,15 @@ def find_neighbors(
     k: int = DEFAULT_K,
     normalize_frames: bool = False,
     text: str | None = None,
+    runtime: str = "auto",
+    decoder: str = "auto",
 ) -> NeighborsResult:
     """The k nearest videos of a cache to exactly one query: `video` (a cache path: that video, itself left out),
     `file` (a new video, embedded as the cache was) or `query_vector` (float (D,) in the cache's feature space,
     e.g. a text embedding; `query_description` names it in the result) or `text` (embedded by the text tower of the
     cache's CLIP-like preset; compared with frame-normalized pooled vectors, as `featcache zeroshot` scores videos).
 
+    runtime, decoder: what embeds and decodes a `file` query (embed_file_like_cache).
     Raises InputError for no query or several, an unknown cache path or a bad k; see embed_file_like_cache for --file.
     """
     given = [
@@ -240,7 +252,7 @@ def find_neighbors(
         query_vector = pooled_features(opened, [row], normalize_frames).vectors[0]
         query_description = f"video {index.paths[row]}"
     elif file is not None:
-        query_vector = file_query_vector(opened, Path(file), normalize_frames)
+        query_vector = file_query_vector(opened, Path(file), normalize_frames, runtime, decoder)
         query_description = f"file {file}"
         from featcache.video.fingerprints import fingerprint_file
 
