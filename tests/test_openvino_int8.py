@@ -64,6 +64,11 @@ def test_int8_passes_its_gate_records_its_calibration_and_is_another_setting(tin
     info = format_cache_description(describe_cache(cache_path))
     assert "embedded by: 6 openvino; precision int8 (calibrated on 8 frames of 4 videos, mean cosine 0.9" in info
     assert calibration["float_layers"] == []  # plain int8 passed: nothing kept in float
+    # A new video cannot be embedded as this cache's videos were (the int8 model is its own frames'): refused.
+    from featcache.search.neighbors import find_neighbors
+
+    with pytest.raises(ExtractorError, match="the cache holds int8 features.*f32 extractor only"):
+        find_neighbors(cache_path, file=next(tiny_dataset.rglob("*.avi")), k=2)
     with pytest.raises(CacheMismatchError, match="precision int8 vs f32"):
         embed(tiny_dataset, cache_path, EmbedConfig(extractor=EXTRACTOR, sampling=SAMPLING, runtime="openvino"))
 

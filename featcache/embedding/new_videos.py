@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from featcache.cache.settings import describe_settings_difference, settings_record
+from featcache.cache.settings import DEFAULT_PRECISION, describe_settings_difference, record_precision, settings_record
 from featcache.config import ExtractorConfig, SamplingConfig, config_from_dict
 from featcache.embedding.batching import decode_videos, embed_decoded_videos
-from featcache.errors import VideoDecodeError
+from featcache.errors import ExtractorError, VideoDecodeError
 from featcache.extractors.registry import Extractor, load_extractor
 from featcache.video.find import VideoEntry
 
@@ -58,8 +58,16 @@ def load_recipe(
     also returns '' or how the loaded one differs from the record (weights file changed, another output width) for
     the caller to refuse in its own words.
 
-    Raises ExtractorError when the extractor cannot be built (offline weights missing, unknown name).
+    Raises ExtractorError when the extractor cannot be built (offline weights missing, unknown name), or when the
+    record is of int8 features: an int8 model is quantized on its cache's own frames, which a new video's embedding
+    cannot rebuild, and f32 features beside int8 ones would be other numbers.
     """
+    precision = record_precision(extractor_record)
+    if precision != DEFAULT_PRECISION:
+        raise ExtractorError(
+            f"the cache holds {precision} features, and a new video is embedded with the f32 extractor only; "
+            "use a cache embedded with --precision f32"
+        )
     extractor_config = extractor_config_of(extractor_record)
     sampling = sampling_config_of(sampling_record)
     extractor = load_extractor(extractor_config, runtime)
