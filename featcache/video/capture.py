@@ -54,6 +54,11 @@ def open_capture(path: Path) -> cv2.VideoCapture:
     if not is_utf8(str(path)):
         return _open_capture_through_link(path)
     capture = cv2.VideoCapture(str(path))
+    return _opened_or_refused(capture, path)
+
+
+def _opened_or_refused(capture: cv2.VideoCapture, path: Path) -> cv2.VideoCapture:
+    """`capture` when OpenCV opened it; else released, and VideoDecodeError naming `path`."""
     if not capture.isOpened():
         capture.release()
         raise VideoDecodeError(
@@ -81,12 +86,7 @@ def _open_capture_through_link(path: Path) -> cv2.VideoCapture:
         link = Path(link_folder) / f"video{path.suffix if is_utf8(path.suffix) else ''}"
         link.symlink_to(path.absolute())
         capture = cv2.VideoCapture(str(link))
-    if not capture.isOpened():
-        capture.release()
-        raise VideoDecodeError(
-            f"{path}: cannot be opened as a video (not a video file, truncated header, or a codec OpenCV lacks)"
-        )
-    return capture
+    return _opened_or_refused(capture, path)
 
 
 def read_container_properties(capture: cv2.VideoCapture) -> tuple[float, int]:
