@@ -10,13 +10,16 @@ import numpy as np
 import pytest
 
 from featcache.config import SamplingConfig
+from featcache.video import seek_decode
 from featcache.video.capture import to_model_frame
 from featcache.video.decode import read_sampled_frames
 from featcache.video.seek_decode import (
     DecodeRun,
+    DecodeTally,
     SeekMismatch,
     decode_planned_frames,
     estimate_frames_to_decode,
+    iterate_planned_frames,
     plan_seek_decode,
 )
 from featcache.video.stream_index import (
@@ -209,3 +212,41 @@ def test_a_keyframe_the_stream_does_not_have_still_gives_the_sequential_frame(de
     # Decoding landed on the real keyframe before 50 and went forward: frame 60 is still the sequential one.
     sequential = read_sampled_frames(decode_corpus["h264_long_gop_bframes.mp4"], SamplingConfig(num_frames=240), 64)
     np.testing.assert_array_equal(to_model_frame(frames[0], 64), sequential.frames[60])
+
+
+def test_skipping_non_reference_frames_decodes_fewer_frames_and_the_same_pixels(
+    decode_corpus: dict[str, Path],
+) -> None:
+    """x264's B-pyramid leaves frames no other frame is predicted from: a run skips those nobody wants, and every
+    wanted frame is still the one a full decode of the run gives (here a frame every 7, from 100 to 184)."""
+    path = decode_corpus["h264_long_gop_bframes.mp4"]
+    wanted = np.arange(100, 190, 7)
+    decoded: dict[str, list[np.ndarray]] = {}
+    tallies: dict[str, DecodeTally] = {}
+    for name, skipped_codecs in [("skipping", frozenset({"h264"})), ("full", frozenset())]:
+        container, stream, index = _real_index(path)
+        with container, pytest.MonkeyPatch.context() as patch:
+            patch.setattr(seek_decode, "SKIPS_NON_REFERENCE_FRAMES", skipped_codecs)
+            tallies[name] = DecodeTally()
+            plan = plan_seek_decode(index, wanted)
+            decoded[name] = [
+                frame
+                for _, frame in iterate_planned_frames(container, stream, index, plan, wanted, tally=tallies[name])
+            ]
+    assert plan.frames_to_decode == tallies["full"].frames_decoded == (184 - 96 + 1) + (239 - 192 + 1)
+    # About a third of the frames are non-reference B-frames; the wanted ones and the last still decode.
+    assert tallies["skipping"].frames_decoded < 0.8 * tallies["full"].frames_decoded
+    assert len(decoded["skipping"]) == len(wanted)
+    np.testing.assert_array_equal(np.stack(decoded["skipping"]), np.stack(decoded["full"]))
+
+
+def test_a_frame_missing_between_skippable_ones_is_still_a_mismatch(decode_corpus: dict[str, Path]) -> None:
+    """An index claiming a frame the stream lacks, mid-run: no packet of it was sent to be skipped, so the gap in
+    the decoder's output is a mismatch, not a skipped frame."""
+    container, stream, index = _real_index(decode_corpus["h264_long_gop_bframes.mp4"])
+    with container:
+        claimed_pts = np.insert(index.pts, 50, index.pts[49] + 1)  # between frames 49 and 50
+        claimed = StreamIndex(claimed_pts, index.keyframe_positions, index.time_base)
+        wanted = np.array([80])
+        with pytest.raises(SeekMismatch, match="where the index expects frame 50"):
+            decode_planned_frames(container, stream, claimed, plan_seek_decode(claimed, wanted), wanted)

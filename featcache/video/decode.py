@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # PyAV is imported only where a video seeks
     import av.container
     import av.video.stream
 
-    from featcache.video.seek_decode import SeekPlan
+    from featcache.video.seek_decode import DecodeTally, SeekPlan
     from featcache.video.stream_index import StreamIndex
 
 # Seeking pays for a second open of the file, a demux pass over all of it and a seek per run, so "auto" seeks
@@ -232,14 +232,16 @@ class PlannedSeek:
         """The true frame count: the index counts it, and the run that decodes the last frame proves it."""
         return self.index.num_frames
 
-    def decode_frames(self, pixel_format: str = "bgr24") -> Iterator[tuple[int, np.ndarray]]:
+    def decode_frames(
+        self, pixel_format: str = "bgr24", tally: DecodeTally | None = None
+    ) -> Iterator[tuple[int, np.ndarray]]:
         """(frame index, uint8 full-size frame, "bgr24" or "rgb24") for each of `frame_indices`, in order, decoded
         as they come; raises SeekMismatch (seek_decode) when decoding disagrees with the index, at the latest
-        after the last."""
+        after the last. tally: counts the frames the decoder decoded (the benchmarks report it)."""
         from featcache.video.seek_decode import iterate_planned_frames
 
         return iterate_planned_frames(
-            self.container, self.stream, self.index, self.plan, self.frame_indices, pixel_format
+            self.container, self.stream, self.index, self.plan, self.frame_indices, pixel_format, tally
         )
 
     def __enter__(self) -> PlannedSeek:

@@ -6,10 +6,18 @@ on is then no dearer than seeking), else a new run seeks. Every decoded frame is
 after a seek the first frame must be a keyframe at or before the run's start, then the frames must come in
 the index's order, one per position; the run holding the last frame decodes to the end of the stream, which
 proves the index's count. Any disagreement raises `SeekMismatch`, and the caller decodes the video
-sequentially: a wrong frame is never returned. Only wanted frames are converted, through FFmpeg's swscale with
-the settings OpenCV's capture uses, to BGR24 as OpenCV does or straight to RGB24 (the same conversion with the
-channels in the other order, which saves the model's colour swap; tests/test_seek_decode.py proves the pixels
-equal).
+sequentially: a wrong frame is never returned.
+
+Within a run, the H.264 decoder is told to skip the non-reference frames nobody wants (`skip_frame` "NONREF",
+set packet by packet: a wanted frame's packet and the last frame's always decode in full). No other frame is
+predicted from a non-reference frame, so skipping one changes no pixel of any frame decoded; x264's B-pyramid
+makes about a third of the frames non-reference, which a long-GOP run then does not decode. A skipped frame is
+simply absent from the decoder's output, so the order check allows a gap only where every missing frame's packet
+was sent to be skipped; a frame skipped this way goes unchecked, as a frame between two runs does.
+
+Only wanted frames are converted, through FFmpeg's swscale with the settings OpenCV's capture uses, to BGR24 as
+OpenCV does or straight to RGB24 (the same conversion with the channels in the other order, which saves the
+model's colour swap; tests/test_seek_decode.py proves the pixels equal).
 """
 
 from __future__ import annotations
@@ -31,6 +39,10 @@ from featcache.video.stream_index import ContainerIndex, StreamIndex
 # video of each `benchmarks.seeking` set but the 2-minute ones, each mode's best of 5): slice threads were
 # 5-17% faster on all four.
 DECODER_THREADS = "SLICE"
+# The codecs whose decoder skips exactly the frames that are not references when asked to (H.264 by the NAL
+# header's nal_ref_idc), proven pixel for pixel by tests/test_seek_decode.py's corpus. Others decode every frame
+# of a run: the corpus has no other codec with non-reference frames to prove it on.
+SKIPS_NON_REFERENCE_FRAMES = frozenset({"h264"})
 
 
 class SeekMismatch(Exception):
@@ -58,7 +70,15 @@ class SeekPlan:
 
     @property
     def frames_to_decode(self) -> int:
+        """The frames the runs span (at most: the decoder may skip non-reference frames among them)."""
         return sum(run.num_frames for run in self.runs)
+
+
+@dataclass
+class DecodeTally:
+    """What decoding a plan cost: the frames that came out of the decoder (skipped ones do not)."""
+
+    frames_decoded: int = 0
 
 
 def plan_seek_decode(index: StreamIndex, frame_indices: np.ndarray) -> SeekPlan:
@@ -121,11 +141,13 @@ def iterate_planned_frames(
     plan: SeekPlan,
     wanted: np.ndarray,
     pixel_format: str = "bgr24",
+    tally: DecodeTally | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """(position, uint8 full-size frame) for each of `wanted` (strictly increasing, all in the plan), in order,
     each as soon as it is decoded, so a caller can pass them on without holding them all.
 
     pixel_format: "bgr24" (OpenCV's channel order) or "rgb24".
+    tally: counts what the decoding cost (None: not counted).
 
     Raises SeekMismatch when a decoded frame is not the one the index says, or PyAV fails; the frame count is
     proven only when the last run ends, after the last frame was yielded.
@@ -134,6 +156,10 @@ def iterate_planned_frames(
     # Settable only before the first decode opens the codec (indexing only demuxed).
     stream.thread_type = DECODER_THREADS
     wanted_set = set(np.asarray(wanted).tolist())
+    # The last frame decodes in full too: its run proves the frame count.
+    must_decode = wanted_set | {index.num_frames - 1}
+    may_skip = stream.codec_context.name in SKIPS_NON_REFERENCE_FRAMES
+    tally = tally if tally is not None else DecodeTally()
     # One reformatter keeps one swscale context for the video. Bicubic is OpenCV's flag (at an unchanged size
     # it does not change a pixel); one thread because swscale's default starts threads for every frame,
     # which cost 10x the conversion itself on 320x240 (and the worker processes already fill the cores).
@@ -141,7 +167,7 @@ def iterate_planned_frames(
     try:
         for run_number, run in enumerate(plan.runs):
             is_last_run = run_number == len(plan.runs) - 1
-            run_frames = _frames_of_run(container, stream, index, run)
+            run_frames = _frames_of_run(container, stream, index, run, must_decode if may_skip else None, tally)
             try:
                 for position, frame in run_frames:
                     if position in wanted_set:
@@ -160,28 +186,53 @@ def _frames_of_run(
     stream: av.video.stream.VideoStream,
     index: StreamIndex,
     run: DecodeRun,
+    must_decode: set[int] | None,
+    tally: DecodeTally,
 ) -> Iterator[tuple[int, av.VideoFrame]]:
     """(position, frame) from where decoding lands for `run` on, each checked against the index, to the end.
 
-    Every run seeks, the first one too: indexing left the container at the end of the file.
+    must_decode: the positions whose packets decode in full, the others' with non-reference frames skipped
+    (None: every packet in full). Every run seeks, the first one too: indexing left the container at the end.
     """
     container.seek(int(index.pts[run.start]), stream=stream, backward=True, any_frame=False)
-    stream.codec_context.flush_buffers()  # no frame of the previous run may come out after the seek
+    codec_context = stream.codec_context
+    codec_context.flush_buffers()  # no frame of the previous run may come out after the seek
+    skippable: set[int] = set()  # positions whose packet was sent to be skipped if not a reference
+    skipping = False
+    codec_context.skip_frame = "DEFAULT"
     expected: int | None = None
     for packet in container.demux(stream):
+        packet_position = index.position_of(packet.pts)
+        # A packet the index does not know (or the end-of-stream flush) decodes in full; its frame is then checked.
+        skip = must_decode is not None and packet_position is not None and packet_position not in must_decode
+        if skip != skipping:
+            codec_context.skip_frame = "NONREF" if skip else "DEFAULT"
+            skipping = skip
+        if skip:
+            skippable.add(packet_position)
         for frame in packet.decode():
             position = index.position_of(frame.pts)
             if expected is None:
                 _check_landing(index, run, position, frame.pts)
-            elif position != expected:
-                raise SeekMismatch(
-                    f"decoded a frame at pts {frame.pts} where the index expects frame {expected} "
-                    f"(pts {int(index.pts[expected]) if expected < index.num_frames else 'none: past the end'})"
-                )
+            else:
+                _check_in_order(index, expected, position, frame.pts, skippable)
+            tally.frames_decoded += 1
             yield position, frame
             expected = position + 1
-    if expected is None or expected != index.num_frames:
+    if expected is None or not skippable.issuperset(range(expected, index.num_frames)):
         raise SeekMismatch(f"the stream ended after {expected or 0} frames, the index counts {index.num_frames}")
+
+
+def _check_in_order(index: StreamIndex, expected: int, position: int | None, pts: int | None, skippable: set[int]):
+    """A frame must be the next in the index, or come after frames that were sent to be skipped."""
+    if position is not None and (
+        position == expected or (position > expected and skippable.issuperset(range(expected, position)))
+    ):
+        return
+    raise SeekMismatch(
+        f"decoded a frame at pts {pts} where the index expects frame {expected} "
+        f"(pts {int(index.pts[expected]) if expected < index.num_frames else 'none: past the end'})"
+    )
 
 
 def _check_landing(index: StreamIndex, run: DecodeRun, position: int | None, pts: int | None) -> None:
