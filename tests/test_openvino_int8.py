@@ -151,3 +151,44 @@ def test_a_cache_whose_int8_kept_layers_in_float_keeps_them_on_its_next_run(tiny
     summary = embed(tiny_dataset, cache_path, int8_config(-1.0))
     assert summary.num_embedded == 1 and f"{len(recorded['float_layers'])} layers kept in float" in summary.runtime
     assert read_cache_index(cache_path).extractor["int8_calibration"] == recorded
+
+
+def test_a_new_calibration_uses_the_full_bias_correction_and_a_recorded_one_its_own(f32_scratch_cnn):
+    f32, frames = f32_scratch_cnn
+    full_model, full = quantize_extractor(f32, frames, ["v.avi"], min_mean_cosine=-1.0)
+    assert full.record()["bias_correction"] == "full" and full_model.ir_path.parent.name.endswith("-full-bias")
+    # The fast one is another model: the compile-cache key plain int8 had before the bias correction was recorded.
+    fast_model, fast = quantize_extractor(f32, frames, ["v.avi"], -1.0, float_layers=[], bias_correction="fast")
+    assert fast.record()["bias_correction"] == "fast"
+    assert fast_model.ir_path.parent.name == full_model.ir_path.parent.name.removesuffix("-full-bias")
+    with pytest.raises(ExtractorError, match="bias correction 'exact', which this featcache does not know"):
+        quantize_extractor(f32, frames, ["v.avi"], -1.0, float_layers=[], bias_correction="exact")
+
+
+def test_a_cache_calibrated_before_the_bias_correction_was_recorded_goes_on_with_the_fast_one(
+    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import featcache.extractors.openvino_int8 as openvino_int8
+
+    # A compile cache of its own: which int8 models this test's two runs made is then what is in it.
+    monkeypatch.setenv(openvino_runtime.CACHE_DIR_VARIABLE, str(tmp_path / "compile-cache"))
+    cache_path = tmp_path / "before.h5"
+    with monkeypatch.context() as patch:
+        # As featcache calibrated before it recorded the bias correction: NNCF's fast one, no key in the record.
+        patch.setattr(openvino_int8, "BIAS_CORRECTION", "fast")
+        record = openvino_int8.Int8Calibration.record
+        patch.setattr(
+            openvino_int8.Int8Calibration,
+            "record",
+            lambda self: {key: value for key, value in record(self).items() if key != "bias_correction"},
+        )
+        embed(tiny_dataset, cache_path, int8_config(-1.0))
+    recorded = read_cache_index(cache_path).extractor["int8_calibration"]
+    assert "bias_correction" not in recorded
+    frames = np.random.default_rng(6).integers(0, 256, size=(8, 32, 32, 3), dtype=np.uint8)
+    write_video(tiny_dataset / "Beta" / "v_Beta_g05_c01.avi", frames)
+    assert embed(tiny_dataset, cache_path, int8_config(-1.0)).num_embedded == 1
+    # The new video was embedded by the fast model the cache's other videos were: no full-bias model was made.
+    made = [folder.name for folder in (tmp_path / "compile-cache" / "openvino").iterdir()]
+    calibrated = [name for name in made if f"-int8-{recorded['frames_sha256'][:24]}" in name]
+    assert calibrated and not any(name.endswith("-full-bias") for name in calibrated)

@@ -42,7 +42,7 @@ def calibrate_int8(
 
     Raises ExtractorError when the gate refuses int8 or the recorded calibration videos changed.
     """
-    from featcache.extractors.openvino_int8 import quantize_extractor
+    from featcache.extractors.openvino_int8 import BIAS_CORRECTION, UNRECORDED_BIAS_CORRECTION, quantize_extractor
 
     recorded = settings["extractor"].get(CALIBRATION_RECORD)
     num_wanted = 2 * config.calibration_frames
@@ -56,10 +56,12 @@ def calibrate_int8(
     else:
         frames, paths, pulled = _first_frames(decoded, num_wanted)
         decoded = itertools.chain(pulled, decoded)
-    # A recorded calibration names its layers kept in float (none before featcache recorded them): the same model.
+    # A recorded calibration names its layers kept in float (none before featcache recorded them) and its bias
+    # correction (the fast one before): the same model.
     float_layers = recorded.get("float_layers", []) if recorded else None
+    bias_correction = recorded.get("bias_correction", UNRECORDED_BIAS_CORRECTION) if recorded else BIAS_CORRECTION
     int8_model, calibration = quantize_extractor(
-        extractor.openvino_model, frames, paths, config.int8_min_cosine, float_layers
+        extractor.openvino_model, frames, paths, config.int8_min_cosine, float_layers, bias_correction
     )
     if recorded and calibration.frames_sha256 != recorded["frames_sha256"]:
         raise ExtractorError(

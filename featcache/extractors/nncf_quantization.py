@@ -30,10 +30,14 @@ MAX_FLOAT_LAYER_SHARE = 0.25
 WEIGHTS_QUANTIZER_SUFFIX = "/fq_weights_"
 
 
-def quantize_ir(ir_path: Path, calibration: np.ndarray, float_layers: list[str]) -> Any:
+BIAS_CORRECTIONS = ("fast", "full")  # NNCF's two bias corrections: fast_bias_correction=True / False
+
+
+def quantize_ir(ir_path: Path, calibration: np.ndarray, float_layers: list[str], bias_correction: str) -> Any:
     """The f32 IR quantized by NNCF on `calibration`, the operations named in `float_layers` left in float.
 
-    calibration: uint8 (num_frames, size, size, 3), one frame per calibration item. Returns an openvino.Model.
+    calibration: uint8 (num_frames, size, size, 3), one frame per calibration item. bias_correction: "fast" or
+    "full" (BIAS_CORRECTIONS). Returns an openvino.Model.
     """
     import nncf
     import openvino
@@ -45,19 +49,31 @@ def quantize_ir(ir_path: Path, calibration: np.ndarray, float_layers: list[str])
         subset_size=len(calibration),
         preset=nncf.QuantizationPreset.PERFORMANCE,
         target_device=nncf.TargetDevice.CPU,
+        fast_bias_correction=_is_fast(bias_correction),
         ignored_scope=nncf.IgnoredScope(names=list(float_layers)),
     )
 
 
+def _is_fast(bias_correction: str) -> bool:
+    assert bias_correction in BIAS_CORRECTIONS, bias_correction
+    return bias_correction == "fast"
+
+
 def layers_to_keep_in_float(
-    ir_path: Path, plain_int8_ir_path: Path, calibration: np.ndarray, reference_features: np.ndarray, max_drop: float
+    ir_path: Path,
+    plain_int8_ir_path: Path,
+    calibration: np.ndarray,
+    reference_features: np.ndarray,
+    max_drop: float,
+    bias_correction: str,
 ) -> list[str]:
     """The quantized operations NNCF's accuracy control reverts to float to keep the mean cosine to f32 on the
     calibration frames at least 1 - max_drop, in at most MAX_FLOAT_LAYER_SHARE of the int8 layers' steps (it stops
     there when it cannot); sorted names, [] when none is needed.
 
     calibration: uint8 (num_frames, size, size, 3); reference_features: float32 (num_frames, feature_dim), the f32
-    model's features of those frames; plain_int8_ir_path: `quantize_ir(ir_path, calibration, [])`, saved.
+    model's features of those frames; plain_int8_ir_path: `quantize_ir(ir_path, calibration, [], bias_correction)`,
+    saved.
     """
     import nncf
     import openvino
@@ -79,6 +95,7 @@ def layers_to_keep_in_float(
         subset_size=len(calibration),
         preset=nncf.QuantizationPreset.PERFORMANCE,
         target_device=nncf.TargetDevice.CPU,
+        fast_bias_correction=_is_fast(bias_correction),
         # One step reverts one group of layers (often one layer), or undoes a step that made things worse.
         advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
             max_num_iterations=max(1, int(MAX_FLOAT_LAYER_SHARE * len(plain_layers)))
