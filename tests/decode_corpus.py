@@ -74,6 +74,27 @@ def truncated_copy(source: Path, path: Path, keep_share: float) -> Path:
     return path
 
 
+def with_a_frameless_packet(source: Path, path: Path, after: int) -> Path:
+    """`source`'s packets remuxed into `path` with one more after its `after`-th: an H.264 access unit delimiter
+    and nothing else, at its own pts, which demuxes like a frame and decodes to none (as a stray parameter-set
+    packet would)."""
+    with av.open(str(source)) as source_container, av.open(str(path), "w") as container:
+        source_stream = source_container.streams.video[0]
+        stream = container.add_stream_from_template(source_stream)
+        for number, packet in enumerate(source_container.demux(source_stream)):
+            if packet.dts is None:
+                continue  # the end-of-stream packet
+            pts, dts, time_base = packet.pts, packet.dts, packet.time_base
+            packet.stream = stream
+            container.mux(packet)
+            if number == after:
+                frameless = av.Packet(bytes([0, 0, 0, 2, 0x09, 0xF0]))  # 4-byte length, then the delimiter
+                frameless.stream, frameless.time_base = stream, time_base
+                frameless.pts, frameless.dts = pts + 1, dts + 1
+                container.mux(frameless)
+    return path
+
+
 # Long GOP as in Kinetics-style H.264 (x264's default keyframe interval is 250): here 96 frames per GOP over
 # 240 frames, B-frames with a pyramid, no scene-cut keyframes, so seeks land mid-clip on real keyframes.
 LONG_GOP_H264 = {"g": "96", "keyint_min": "96", "sc_threshold": "0", "bf": "3"}

@@ -19,6 +19,7 @@ from featcache.video.seek_decode import (
     SeekMismatch,
     decode_planned_frames,
     estimate_frames_to_decode,
+    is_non_reference_access_unit,
     iterate_planned_frames,
     plan_seek_decode,
 )
@@ -30,7 +31,7 @@ from featcache.video.stream_index import (
     read_container_index,
     the_video_stream,
 )
-from tests.decode_corpus import write_decode_corpus
+from tests.decode_corpus import with_a_frameless_packet, write_decode_corpus, write_with_pyav
 
 # Where seeking must hold (a test that only ever fell back would prove nothing), and where it must not.
 SEEKABLE = [
@@ -250,3 +251,43 @@ def test_a_frame_missing_between_skippable_ones_is_still_a_mismatch(decode_corpu
         wanted = np.array([80])
         with pytest.raises(SeekMismatch, match="where the index expects frame 50"):
             decode_planned_frames(container, stream, claimed, plan_seek_decode(claimed, wanted), wanted)
+
+
+def test_a_frameless_packet_in_a_run_is_a_mismatch_not_a_skipped_frame(tmp_path: Path) -> None:
+    """A packet that demuxes like a frame and decodes to none, in the middle of the one run of a one-GOP video: sent
+    to be skipped, it would yield no frame without an error, and every frame after it would be one index off the
+    sequential decode's. Only a packet of non-reference slices is sent to be skipped, so this one decodes in full,
+    fails, and the video is decoded sequentially."""
+    one_gop = write_with_pyav(
+        tmp_path / "one_gop.mp4", "libx264", 60, {"g": "60", "keyint_min": "60", "sc_threshold": "0", "bf": "0"}
+    )
+    path = with_a_frameless_packet(one_gop, tmp_path / "frameless_packet.mp4", after=20)
+    sampling = SamplingConfig(num_frames=10)
+    seeked = read_sampled_frames(path, sampling, 32, decoder="seek")
+    sequential = read_sampled_frames(path, sampling, 32, decoder="sequential")
+    assert seeked.decoder == "sequential" and "seeking fell back: decoding failed" in seeked.decoder_note
+    np.testing.assert_array_equal(seeked.frame_indices, sequential.frame_indices)
+    np.testing.assert_array_equal(seeked.frames, sequential.frames)
+
+
+def _nal(header: int, payload: bytes = b"\x88\x84") -> bytes:
+    """One NAL unit with a 4-byte length prefix (MP4's framing)."""
+    return (1 + len(payload)).to_bytes(4, "big") + bytes([header]) + payload
+
+
+@pytest.mark.parametrize(
+    ("packet", "skippable"),
+    [
+        (_nal(0x01), True),  # a non-IDR slice, nal_ref_idc 0
+        (_nal(0x09, b"\xf0") + _nal(0x06) + _nal(0x01) + _nal(0x01), True),  # delimiter, SEI, two such slices
+        (_nal(0x41), False),  # a non-IDR slice that is a reference
+        (_nal(0x01) + _nal(0x21), False),  # one slice of the picture is a reference
+        (_nal(0x65), False),  # an IDR slice
+        (_nal(0x09, b"\xf0"), False),  # no slice: no frame in it at all
+        (_nal(0x67) + _nal(0x01), False),  # a sequence parameter set
+        (_nal(0x01)[:-1], False),  # truncated
+        (b"\x00\x00\x00\x00" + _nal(0x01), False),  # an empty NAL unit
+    ],
+)
+def test_only_a_packet_of_non_reference_slices_may_be_skipped(packet: bytes, skippable: bool) -> None:
+    assert is_non_reference_access_unit(memoryview(packet), 4) is skippable

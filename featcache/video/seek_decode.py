@@ -12,8 +12,11 @@ Within a run, the H.264 decoder is told to skip the non-reference frames nobody 
 set packet by packet: a wanted frame's packet and the last frame's always decode in full). No other frame is
 predicted from a non-reference frame, so skipping one changes no pixel of any frame decoded; x264's B-pyramid
 makes about a third of the frames non-reference, which a long-GOP run then does not decode. A skipped frame is
-simply absent from the decoder's output, so the order check allows a gap only where every missing frame's packet
-was sent to be skipped; a frame skipped this way goes unchecked, as a frame between two runs does.
+simply absent from the decoder's output, so only a packet read to hold non-reference slices and nothing that is
+not part of a picture is sent to be skipped (`is_non_reference_access_unit`), and the order check allows a gap
+only over such packets; a packet holding no picture at all decodes in full and fails, as before. A frame skipped
+this way goes unchecked, as a frame between two runs does (where such a pictureless packet would go unseen too:
+OpenCV's sequential decode stops at one, so its video would count fewer frames than the index).
 
 Only wanted frames are converted, through FFmpeg's swscale with the settings OpenCV's capture uses, to BGR24 as
 OpenCV does or straight to RGB24 (the same conversion with the channels in the other order, which saves the
@@ -43,6 +46,10 @@ DECODER_THREADS = "SLICE"
 # header's nal_ref_idc), proven pixel for pixel by tests/test_seek_decode.py's corpus. Others decode every frame
 # of a run: the corpus has no other codec with non-reference frames to prove it on.
 SKIPS_NON_REFERENCE_FRAMES = frozenset({"h264"})
+# H.264 NAL unit types a packet sent to be skipped may hold: a non-IDR slice, SEI, access unit delimiter, filler.
+# Anything else (an IDR slice, parameter sets, data partitions, extensions) decodes in full.
+_NON_IDR_SLICE = 1
+_SKIPPABLE_NAL_TYPES = frozenset({_NON_IDR_SLICE, 6, 9, 12})
 
 
 class SeekMismatch(Exception):
@@ -158,7 +165,7 @@ def iterate_planned_frames(
     wanted_set = set(np.asarray(wanted).tolist())
     # The last frame decodes in full too: its run proves the frame count.
     must_decode = wanted_set | {index.num_frames - 1}
-    may_skip = stream.codec_context.name in SKIPS_NON_REFERENCE_FRAMES
+    length_size = avcc_length_size(stream) if stream.codec_context.name in SKIPS_NON_REFERENCE_FRAMES else None
     tally = tally if tally is not None else DecodeTally()
     # One reformatter keeps one swscale context for the video. Bicubic is OpenCV's flag (at an unchanged size
     # it does not change a pixel); one thread because swscale's default starts threads for every frame,
@@ -167,7 +174,7 @@ def iterate_planned_frames(
     try:
         for run_number, run in enumerate(plan.runs):
             is_last_run = run_number == len(plan.runs) - 1
-            run_frames = _frames_of_run(container, stream, index, run, must_decode if may_skip else None, tally)
+            run_frames = _frames_of_run(container, stream, index, run, must_decode, length_size, tally)
             try:
                 for position, frame in run_frames:
                     if position in wanted_set:
@@ -186,13 +193,15 @@ def _frames_of_run(
     stream: av.video.stream.VideoStream,
     index: StreamIndex,
     run: DecodeRun,
-    must_decode: set[int] | None,
+    must_decode: set[int],
+    length_size: int | None,
     tally: DecodeTally,
 ) -> Iterator[tuple[int, av.VideoFrame]]:
     """(position, frame) from where decoding lands for `run` on, each checked against the index, to the end.
 
-    must_decode: the positions whose packets decode in full, the others' with non-reference frames skipped
-    (None: every packet in full). Every run seeks, the first one too: indexing left the container at the end.
+    must_decode: the positions whose packets decode in full; another packet is sent to be skipped when it holds
+    only non-reference slices (`is_non_reference_access_unit`, with the stream's NAL `length_size`; None: no
+    packet is). Every run seeks, the first one too: indexing left the container at the end.
     """
     container.seek(int(index.pts[run.start]), stream=stream, backward=True, any_frame=False)
     codec_context = stream.codec_context
@@ -204,7 +213,14 @@ def _frames_of_run(
     for packet in container.demux(stream):
         packet_position = index.position_of(packet.pts)
         # A packet the index does not know (or the end-of-stream flush) decodes in full; its frame is then checked.
-        skip = must_decode is not None and packet_position is not None and packet_position not in must_decode
+        # A packet that yields no frame when skipped is one that holds non-reference slices, checked here: a
+        # packet with no frame in it at all (parameter sets only, say) would yield none silently too.
+        skip = (
+            length_size is not None
+            and packet_position is not None
+            and packet_position not in must_decode
+            and is_non_reference_access_unit(memoryview(packet), length_size)
+        )
         if skip != skipping:
             codec_context.skip_frame = "NONREF" if skip else "DEFAULT"
             skipping = skip
@@ -221,6 +237,36 @@ def _frames_of_run(
             expected = position + 1
     if expected is None or not skippable.issuperset(range(expected, index.num_frames)):
         raise SeekMismatch(f"the stream ended after {expected or 0} frames, the index counts {index.num_frames}")
+
+
+def avcc_length_size(stream: av.video.stream.VideoStream) -> int | None:
+    """The byte size of the NAL length prefixes in an H.264 stream's packets (MP4 and MKV's avcC extradata),
+    None for another framing (Annex B start codes, MPEG-TS), whose packets are then never skipped."""
+    extradata = stream.codec_context.extradata
+    if not extradata or len(extradata) < 7 or extradata[0] != 1:
+        return None
+    return (extradata[4] & 0b11) + 1
+
+
+def is_non_reference_access_unit(data: memoryview, length_size: int) -> bool:
+    """Whether an H.264 packet (NAL units, each after a `length_size`-byte length) holds at least one slice, every
+    slice with nal_ref_idc 0, and no NAL unit but those of _SKIPPABLE_NAL_TYPES: a frame no other is predicted
+    from, which the decoder may skip. False for anything it cannot read that way."""
+    offset, has_slice = 0, False
+    while offset < len(data):
+        if offset + length_size >= len(data):
+            return False
+        nal_length = int.from_bytes(data[offset : offset + length_size], "big")
+        header = data[offset + length_size]
+        offset += length_size + nal_length
+        nal_type, nal_ref_idc = header & 0x1F, header >> 5 & 0b11
+        if nal_length == 0 or offset > len(data) or nal_type not in _SKIPPABLE_NAL_TYPES:
+            return False
+        if nal_type == _NON_IDR_SLICE:
+            if nal_ref_idc != 0:
+                return False
+            has_slice = True
+    return has_slice
 
 
 def _check_in_order(index: StreamIndex, expected: int, position: int | None, pts: int | None, skippable: set[int]):
