@@ -44,7 +44,8 @@ from featcache.video.stream_index import ContainerIndex, StreamIndex
 DECODER_THREADS = "SLICE"
 # The codecs whose decoder skips exactly the frames that are not references when asked to (H.264 by the NAL
 # header's nal_ref_idc), proven pixel for pixel by tests/test_seek_decode.py's corpus. Others decode every frame
-# of a run: the corpus has no other codec with non-reference frames to prove it on.
+# of a run: the corpus has no other codec with non-reference frames to prove it on, and
+# `is_non_reference_access_unit` reads H.264's NAL units only (another codec needs its own reader).
 SKIPS_NON_REFERENCE_FRAMES = frozenset({"h264"})
 # H.264 NAL unit types a packet sent to be skipped may hold: a non-IDR slice, SEI, access unit delimiter, filler.
 # Anything else (an IDR slice, parameter sets, data partitions, extensions) decodes in full.
@@ -211,13 +212,12 @@ def _frames_of_run(
     codec_context.skip_frame = "DEFAULT"
     expected: int | None = None
     for packet in container.demux(stream):
-        packet_position = index.position_of(packet.pts)
         # A packet the index does not know (or the end-of-stream flush) decodes in full; its frame is then checked.
         # A packet that yields no frame when skipped is one that holds non-reference slices, checked here: a
         # packet with no frame in it at all (parameter sets only, say) would yield none silently too.
+        packet_position = index.position_of(packet.pts) if length_size is not None else None
         skip = (
-            length_size is not None
-            and packet_position is not None
+            packet_position is not None
             and packet_position not in must_decode
             and is_non_reference_access_unit(memoryview(packet), length_size)
         )
