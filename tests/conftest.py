@@ -21,7 +21,7 @@ import pytest
 # embed takes load_extractor from here when it builds a model
 import featcache.extractors.registry as extractors_module
 from featcache.config import ExtractorConfig
-from featcache.extractors.registry import Extractor
+from featcache.extractors.extractor import Extractor
 
 # The OpenVINO tests run in a pytest process of their own, started by tests/test_openvino_isolated.py: in one
 # process after the rest of the suite (torch, JAX and TensorFlow loaded), OpenVINO's runtime crashed natively

@@ -22,7 +22,8 @@ from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
 from featcache.embedding import local_engine
 from featcache.embedding.embed import embed
 from featcache.errors import CacheMismatchError, InputError
-from featcache.extractors.registry import Extractor, load_extractor
+from featcache.extractors.extractor import Extractor
+from featcache.extractors.registry import load_extractor
 from featcache.files import sha256_file
 from featcache.video.decode import read_sampled_frames
 

@@ -15,6 +15,7 @@ import numpy as np
 import openvino  # noqa: F401  (the featcache[openvino] extra, in `test`: the runtime is tested, never skipped)
 import pytest
 
+import featcache.extractors.openvino_conversion as openvino_conversion
 import featcache.extractors.openvino_runtime as openvino_runtime
 import featcache.extractors.runtimes as runtimes
 from featcache.cache.describe import describe_cache
@@ -122,7 +123,7 @@ def test_a_second_load_takes_the_converted_model_from_the_compile_cache(monkeypa
     def no_conversion(*args, **kwargs):
         raise AssertionError("converted again although the compile cache holds the model")
 
-    monkeypatch.setattr(openvino_runtime, "convert_keras_model", no_conversion)
+    monkeypatch.setattr(openvino_conversion, "convert_keras_model", no_conversion)
     again = load_extractor(config, "openvino")
     frames = structured_frames()
     np.testing.assert_array_equal(first.embed_frames(frames), again.embed_frames(frames))
@@ -176,8 +177,10 @@ def test_neighbors_of_a_new_file_are_the_same_on_openvino(tmp_path: Path, monkey
     embed(tmp_path / "videos", cache, EmbedConfig(extractor=extractor, sampling=SamplingConfig(num_frames=4)))
     on_keras = find_neighbors(cache, file=query, k=4, runtime="keras")
     compiled = []
-    real_compile_ir = openvino_runtime.compile_ir
-    monkeypatch.setattr(openvino_runtime, "compile_ir", lambda *args: compiled.append(args) or real_compile_ir(*args))
+    real_compile_ir = openvino_conversion.compile_ir
+    monkeypatch.setattr(
+        openvino_conversion, "compile_ir", lambda *args: compiled.append(args) or real_compile_ir(*args)
+    )
     on_openvino = find_neighbors(cache, file=query, k=4, runtime="openvino")
     assert compiled, "the query was not embedded on OpenVINO"
     assert on_keras.neighbors[0].path == "Alpha/v_Alpha_g02_c01.avi"  # the scene the query shows, brighter
@@ -193,7 +196,7 @@ def test_other_weights_are_another_compile_cache_key():
         config = ExtractorConfig(name="scratch_cnn", weights="random", image_size=SIZE, seed=seed)
         built = build_model(config)
         provenance = _provenance(config, built.weights_sha256, built.preprocessing, built.feature_dim)
-        keys.add(openvino_runtime.compile_key(provenance, built.keras_model, "f32"))
+        keys.add(openvino_conversion.compile_key(provenance, built.keras_model, "f32"))
     assert len(keys) == 2
 
 

@@ -23,7 +23,8 @@ from featcache.cli import app
 from featcache.config import ExtractorConfig, HeadConfig, SamplingConfig, TrainConfig
 from featcache.embedding.batching import decode_videos
 from featcache.errors import CacheMismatchError, InputError, ModelDirError
-from featcache.extractors.registry import Extractor, load_extractor
+from featcache.extractors.extractor import Extractor
+from featcache.extractors.registry import load_extractor
 from featcache.inference.predict import predict_videos
 from featcache.training.model_folder import ModelFolder
 from featcache.training.train import train

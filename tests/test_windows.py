@@ -19,7 +19,7 @@ import featcache.inference.windows as windows_module
 from featcache.cli import app
 from featcache.config import SamplingConfig, WindowConfig
 from featcache.errors import InputError, VideoDecodeError
-from featcache.extractors.registry import Extractor
+from featcache.extractors.extractor import Extractor
 from featcache.inference.windows import predict_windows, window_layout, write_window_reports
 from featcache.video.decode_workers import CRASH_DECODER_ENV, DecodeWorkerPool
 from featcache.video.sampling import uniform_frame_indices

@@ -23,7 +23,7 @@ from featcache.video.decode_workers import DecodeWorkerPool
 from featcache.video.find import VideoEntry
 
 if TYPE_CHECKING:  # Keras comes with the extractor; the Ray engine's driver decodes nothing and imports neither
-    from featcache.extractors.registry import Extractor
+    from featcache.extractors.extractor import Extractor
 
 
 def decode_videos(

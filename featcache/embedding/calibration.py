@@ -23,7 +23,7 @@ from featcache.video.decode import SampledFrames
 from featcache.video.find import VideoEntry
 
 if TYPE_CHECKING:
-    from featcache.extractors.registry import Extractor
+    from featcache.extractors.extractor import Extractor
 
 CALIBRATION_RECORD = "int8_calibration"
 Decoded = Iterator[tuple[VideoEntry, SampledFrames | VideoDecodeError]]

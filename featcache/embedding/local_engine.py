@@ -22,8 +22,8 @@ from featcache.embedding.engine import EmbedJob, EngineOutcome
 from featcache.embedding.resources import check_embed_memory
 from featcache.errors import ExtractorError, VideoDecodeError
 
-if TYPE_CHECKING:  # featcache.extractors.registry imports Keras: only build_extractor brings it in
-    from featcache.extractors.registry import Extractor
+if TYPE_CHECKING:
+    from featcache.extractors.extractor import Extractor
 
 SECONDS_BETWEEN_SHARDS = 10.0  # at most this much embedding is lost to a crash
 MAX_VIDEOS_PER_SHARD = 256  # keeps a shard (and the memory it buffers) small for 25088-d features

@@ -19,7 +19,8 @@ from featcache.cache.settings import DEFAULT_PRECISION, describe_settings_differ
 from featcache.config import ExtractorConfig, SamplingConfig, config_from_dict
 from featcache.embedding.batching import decode_videos, embed_decoded_videos
 from featcache.errors import ExtractorError, VideoDecodeError
-from featcache.extractors.registry import Extractor, load_extractor
+from featcache.extractors.extractor import Extractor
+from featcache.extractors.registry import load_extractor
 from featcache.video.find import VideoEntry
 
 FRAMES_PER_BATCH = 64  # frames per extractor call, gathered across videos as `embed` does

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from featcache.extractors.extractor import check_frames
+
 
 @dataclass(frozen=True)
 class BuiltModel:
@@ -83,12 +85,3 @@ def _batched_predict(model: keras.Model, feature_dim: int) -> Callable[[np.ndarr
         return np.asarray(features[:num_frames], dtype=np.float32)
 
     return embed_frames
-
-
-def check_frames(frames: np.ndarray, image_size: int) -> None:
-    """Reject frames the pipeline should never produce (a caller bug, not user input)."""
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (image_size, image_size, 3):
-        raise ValueError(
-            f"embed_frames expects uint8 frames of shape (batch, {image_size}, {image_size}, 3), "
-            f"got {frames.dtype} {frames.shape}"
-        )

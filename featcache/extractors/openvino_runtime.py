@@ -1,33 +1,28 @@
-"""Running a built Keras extractor on Intel's OpenVINO runtime (`--runtime openvino`, and `auto` on a CPU).
+"""The OpenVINO side of `--runtime openvino` (and `auto` on a CPU): the compile cache and the compiled model.
 
-The frozen Keras model (uint8 frames -> float32 features, scaling inside) is converted once with
-`openvino.convert_model` on a traced tf.function, saved as OpenVINO IR into a small compile cache
-(`compile_cache_folder`, keyed by `compile_key`: the extractor record, a hash of the weight arrays and the
-Keras/TensorFlow/OpenVINO versions), and compiled for the CPU with the throughput hint and f32 inference
-precision: OpenVINO's default precision on CPUs with bf16 support gives other features (issue 20 measured a min
-cosine of 0.998). Each batch is split over the compiled model's infer requests (an AsyncInferQueue), which run
-in parallel with the GIL released, so the decode threads keep feeding frames meanwhile.
+A built Keras extractor is converted once (openvino_conversion.py) and saved as OpenVINO IR into a small compile
+cache (`compile_cache_folder`, one folder per compile key), then compiled for the CPU with the throughput hint and
+f32 inference precision: OpenVINO's default precision on CPUs with bf16 support gives other features (issue 20
+measured a min cosine of 0.998). Each batch is split over the compiled model's infer requests (an
+AsyncInferQueue), which run in parallel with the GIL released, so the decode threads keep feeding frames meanwhile.
 
-Right after compiling, a probe batch runs through both Keras and OpenVINO (`check_same_features`): a
-conversion that does not give the Keras features is refused, never used.
+Right after compiling, a probe batch runs through OpenVINO and is compared with Keras's features of it
+(`check_same_features`): a conversion that does not give the Keras features is refused, never used. This module
+imports no Keras.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
 
 from featcache.errors import ExtractorError
-from featcache.extractors.built_model import check_frames
-from featcache.extractors.weights import error_summary, sha256_model_weights
+from featcache.extractors.extractor import check_frames
 from featcache.files import write_atomically, write_folder_atomically
 
 CACHE_DIR_VARIABLE = "FEATCACHE_CACHE_DIR"
@@ -59,55 +54,6 @@ def compile_cache_folder() -> Path:
     if os.environ.get(CACHE_DIR_VARIABLE):
         return Path(os.environ[CACHE_DIR_VARIABLE]).expanduser() / "openvino"
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "featcache" / "openvino"
-
-
-def compile_key(provenance: dict[str, Any], keras_model: keras.Model, precision: str, extra: str = "") -> str:
-    """The compile cache's key: what the converted model is a function of.
-
-    The extractor record (name, image size, preprocessing, weights), the weight arrays themselves (so random
-    weights and files are told apart exactly), the precision and the versions of every converter involved.
-    extra: anything else the model depends on (int8: the calibration frames' hash).
-    """
-    import openvino
-    import tensorflow as tf
-
-    record = {
-        "extractor": provenance,
-        "weights_arrays_sha256": sha256_model_weights(keras_model),
-        "precision": precision,
-        "keras": keras.__version__,
-        "tensorflow": tf.__version__,
-        "openvino": openvino.__version__,
-        "extra": extra,
-    }
-    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:32]
-
-
-def convert_keras_model(keras_model: keras.Model, image_size: int) -> Any:
-    """The Keras model as an openvino.Model: uint8 (batch, image_size, image_size, 3) -> float32 "features".
-
-    Traced as a tf.function returning a dict, so the converted model has that one output (traced from the bare
-    tensor, OpenVINO also lists intermediate activations as outputs). ExtractorError when it cannot convert.
-    """
-    import openvino
-    import tensorflow as tf
-
-    if keras.backend.backend() != "tensorflow":
-        raise ExtractorError(
-            f"--runtime openvino converts through TensorFlow: it needs KERAS_BACKEND=tensorflow "
-            f"(the Keras backend is {keras.backend.backend()!r}); use --runtime keras"
-        )
-    signature = [tf.TensorSpec([None, image_size, image_size, 3], tf.uint8, name="frames")]
-    traced = tf.function(
-        lambda frames: {OUTPUT_NAME: keras_model(frames, training=False)}, input_signature=signature, autograph=False
-    )
-    try:
-        return openvino.convert_model(traced.get_concrete_function())
-    # The converter raises its own OpConversionFailure, RuntimeError or others, depending on the frontend.
-    except Exception as err:
-        raise ExtractorError(
-            f"OpenVINO cannot convert {keras_model.name}: {error_summary(err)}; use --runtime keras"
-        ) from err
 
 
 def cached_ir(key: str, convert: Callable[[], Any]) -> Path:
@@ -218,23 +164,3 @@ def check_same_features(name: str, reference: np.ndarray, candidate: OpenVINOExt
             f"OpenVINO does not give {name}'s Keras features (max abs difference {relative_difference:.2g} of the "
             f"feature scale, min cosine {min_cosine:.6f}); use --runtime keras"
         )
-
-
-def openvino_extractor(
-    name: str,
-    provenance: dict[str, Any],
-    keras_model: keras.Model,
-    keras_embed: Callable[[np.ndarray], np.ndarray],
-) -> OpenVINOExtractor:
-    """The extractor's Keras model on OpenVINO f32: converted (or taken from the compile cache), compiled, checked.
-
-    Raises ExtractorError (one line) when OpenVINO is missing, cannot convert it, or gives other features.
-    """
-    if openvino_version() is None:
-        raise ExtractorError("--runtime openvino needs OpenVINO: pip install 'featcache[openvino]'")
-    image_size, feature_dim = int(provenance["image_size"]), int(provenance["feature_dim"])
-    key = compile_key(provenance, keras_model, "f32")
-    ir_path = cached_ir(key, lambda: convert_keras_model(keras_model, image_size))
-    candidate = compile_ir(ir_path, image_size, feature_dim)
-    check_same_features(name, keras_probe_features(ir_path, keras_embed, image_size), candidate)
-    return candidate

@@ -9,17 +9,16 @@ record caches store, build_keras_model hands out the Keras model itself (for ben
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import keras
-import numpy as np
 
 from featcache.config import ExtractorConfig
 from featcache.errors import ExtractorError
 from featcache.extractors.backbones import build_keras_application, build_keras_file_model, build_keras_hub_model
 from featcache.extractors.built_model import BuiltModel
 from featcache.extractors.catalog import KERAS_APPLICATION_PREFIX, KERAS_FILE, KERAS_HUB_PREFIX, available_extractors
+from featcache.extractors.extractor import Extractor
 from featcache.extractors.fixed_models import build_mobilenet_v2, build_scratch_cnn
 from featcache.extractors.runtimes import KERAS, choose_runtime
 from featcache.extractors.tfhub import build_tfhub_model
@@ -46,31 +45,6 @@ EXTRACTOR_BUILDERS: dict[str, Callable[[ExtractorConfig], BuiltModel]] = {
     KERAS_HUB_PREFIX: build_keras_hub_model,
     KERAS_APPLICATION_PREFIX: build_keras_application,
 }
-
-
-@dataclass
-class Extractor:
-    """A loaded, frozen extractor.
-
-    embed_frames: uint8 RGB frames, shape (batch, image_size, image_size, 3) -> float32 (batch, feature_dim).
-      Preprocessing (scaling to the model's range) happens inside, on the device.
-    provenance: JSON-able dict stored as the cache's `extractor` attribute: every ExtractorConfig field (name,
-      weights as given, handle, image_size, seed), then weights_sha256 (None for random), preprocessing (text),
-      feature_dim, keras_version, backend.
-    runtime: what runs the model, "keras" or "openvino" (featcache.extractors.runtimes): not part of the
-      provenance, since both give the same features; each shard records its own.
-    runtime_note: with --runtime auto, why it runs on Keras ('' when it did not fall back).
-    openvino_model: on OpenVINO, the compiled model (openvino_runtime.OpenVINOExtractor), else None.
-    """
-
-    name: str
-    image_size: int
-    feature_dim: int
-    embed_frames: Callable[[np.ndarray], np.ndarray]
-    provenance: dict[str, Any] = field(default_factory=dict)
-    runtime: str = KERAS
-    runtime_note: str = ""
-    openvino_model: Any = None
 
 
 def extractor_builder(name: str) -> Callable[[ExtractorConfig], BuiltModel]:

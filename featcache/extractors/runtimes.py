@@ -12,15 +12,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
 import numpy as np
 
 from featcache.config import ExtractorConfig
 from featcache.errors import ExtractorError
-from featcache.extractors.built_model import BuiltModel
 from featcache.extractors.catalog import KERAS_HUB_PREFIX
+
+if TYPE_CHECKING:  # built_model imports Keras; this module loads without it (an OpenVINO start needs no Keras)
+    from featcache.extractors.built_model import BuiltModel
 
 KERAS, OPENVINO, AUTO = "keras", "openvino", "auto"
 AUTO_RUNTIME_VARIABLE = "FEATCACHE_RUNTIME"
@@ -41,6 +42,8 @@ class RuntimeChoice:
 
 def keras_sees_gpu() -> bool:
     """Whether the Keras backend would run the model on a GPU (then OpenVINO's CPU path is no gain)."""
+    import keras
+
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -59,6 +62,8 @@ def keras_sees_gpu() -> bool:
 
 def why_not_openvino(config: ExtractorConfig, built: BuiltModel) -> str:
     """'' when OpenVINO may run this extractor here, else the one-line reason it may not."""
+    import keras
+
     from featcache.extractors.openvino_runtime import openvino_version
 
     if openvino_version() is None:
@@ -88,7 +93,7 @@ def choose_runtime(requested: str, config: ExtractorConfig, built: BuiltModel, p
         if requested == OPENVINO:
             raise ExtractorError(f"--runtime openvino cannot run {config.name}: {reason}; use --runtime keras")
         return RuntimeChoice(KERAS, built.embed_frames, reason)
-    from featcache.extractors.openvino_runtime import openvino_extractor
+    from featcache.extractors.openvino_conversion import openvino_extractor
 
     try:
         compiled = openvino_extractor(config.name, provenance, built.keras_model, built.embed_frames)

@@ -18,7 +18,8 @@ from featcache.cache.settings import DEFAULT_PRECISION, describe_settings_differ
 from featcache.config import ExtractorConfig, SamplingConfig, check_decoder
 from featcache.embedding.new_videos import embed_new_videos
 from featcache.errors import CacheMismatchError, ExtractorError, InputError, VideoDecodeError
-from featcache.extractors.registry import Extractor, load_extractor
+from featcache.extractors.extractor import Extractor
+from featcache.extractors.registry import load_extractor
 from featcache.training.clips import predict_over_clips
 from featcache.training.model_folder import ModelFolder, ModelMetadata
 from featcache.video.find import VIDEO_EXTENSIONS, find_videos
