@@ -26,7 +26,7 @@ from featcache.extractors.extractor import Extractor
 # The OpenVINO tests run in a pytest process of their own, started by tests/test_openvino_isolated.py: in one
 # process after the rest of the suite (torch, JAX and TensorFlow loaded), OpenVINO's runtime crashed natively
 # (exit 139, no Python trace; first seen when the suite ran them after tests/test_dataset.py). Alone they pass.
-ISOLATED_TEST_FILES = ["test_openvino_runtime.py", "test_openvino_int8.py"]
+ISOLATED_TEST_FILES = ["test_openvino_runtime.py", "test_openvino_int8.py", "test_openvino_start.py"]
 ISOLATION_VARIABLE = "FEATCACHE_TEST_ISOLATED"
 collect_ignore = [] if os.environ.get(ISOLATION_VARIABLE) else ISOLATED_TEST_FILES
 

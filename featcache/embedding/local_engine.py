@@ -30,14 +30,12 @@ MAX_VIDEOS_PER_SHARD = 256  # keeps a shard (and the memory it buffers) small fo
 
 
 def build_extractor(config: EmbedConfig) -> Extractor:
-    """The model. Keras is imported here, quietly, and only here: an embed with nothing to do, and the Ray
-    engine's driver (its workers build the model), start without TensorFlow (~4 s, ~800 MB)."""
-    from featcache.extractors.keras_loader import import_keras_quietly
+    """The model. Keras is imported only here, quietly, and not at all where OpenVINO starts from its compile
+    cache (openvino_start.py): an embed with nothing to do, and the Ray engine's driver (its workers build the
+    model), start without TensorFlow (~4 s, ~800 MB)."""
+    from featcache.extractors.openvino_start import start_extractor
 
-    import_keras_quietly()
-    from featcache.extractors.registry import load_extractor
-
-    return load_extractor(config.extractor, config.runtime)
+    return start_extractor(config.extractor, config.runtime)
 
 
 class LocalEngine:

@@ -331,14 +331,14 @@ class _EmbedVideos:
         """settings: the cache's record, which its shards carry; None for a new cache: this worker's own then."""
         from featcache.cache.settings import settings_record
         from featcache.embedding.checks import FeatureInformationCheck
-        from featcache.extractors.registry import load_extractor
+        from featcache.extractors.openvino_start import start_extractor
 
         self.config, self.compression, self.shard_folder = config, compression, Path(shard_folder)
         self.node = os.uname().nodename
         self.information_check = FeatureInformationCheck(config.extractor.name)
         self.refusal = ""
         try:
-            self.extractor = load_extractor(config.extractor, config.runtime)
+            self.extractor = start_extractor(config.extractor, config.runtime)
         except (FeatcacheError, OSError) as err:
             self.refusal = f"a Ray worker on {self.node} cannot build the extractor: {err}"
             return

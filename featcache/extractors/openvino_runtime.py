@@ -146,7 +146,18 @@ def keras_probe_features(ir_path: Path, keras_embed: Callable[[np.ndarray], np.n
         features = np.asarray(keras_embed(probe_frames(image_size)), dtype=np.float32)
         write_atomically(path, lambda temporary: np.save(temporary, features), temporary_suffix=".npy")
         return features
-    return np.load(path, allow_pickle=False)
+    return stored_probe_features(ir_path)
+
+
+def stored_probe_features(ir_path: Path) -> np.ndarray:
+    """The Keras probe features saved beside the IR; ExtractorError (delete and run again) when unreadable."""
+    path = Path(ir_path).parent / KERAS_PROBE_FEATURES_FILE
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise ExtractorError(
+            f"the compile cache's {path} cannot be read ({err}): delete {path.parent} and run again"
+        ) from err
 
 
 def check_same_features(name: str, reference: np.ndarray, candidate: OpenVINOExtractor) -> None:

@@ -77,13 +77,19 @@ def why_not_openvino(config: ExtractorConfig, built: BuiltModel) -> str:
     return ""
 
 
+def pinned_request(requested: str) -> str:
+    """`requested`, with `auto` replaced by what FEATCACHE_RUNTIME pins it to on this machine (when it does)."""
+    if requested == AUTO and os.environ.get(AUTO_RUNTIME_VARIABLE) in (KERAS, OPENVINO):
+        return os.environ[AUTO_RUNTIME_VARIABLE]
+    return requested
+
+
 def choose_runtime(requested: str, config: ExtractorConfig, built: BuiltModel, provenance: dict) -> RuntimeChoice:
     """The runtime for `requested` ("auto", "keras", "openvino") and this built extractor.
 
     Raises ExtractorError (one line) when "openvino" is asked for an extractor it cannot run exactly.
     """
-    if requested == AUTO and os.environ.get(AUTO_RUNTIME_VARIABLE) in (KERAS, OPENVINO):
-        requested = os.environ[AUTO_RUNTIME_VARIABLE]
+    requested = pinned_request(requested)
     if requested == KERAS:
         return RuntimeChoice(KERAS, built.embed_frames)
     reason = why_not_openvino(config, built)
@@ -96,7 +102,7 @@ def choose_runtime(requested: str, config: ExtractorConfig, built: BuiltModel, p
     from featcache.extractors.openvino_conversion import openvino_extractor
 
     try:
-        compiled = openvino_extractor(config.name, provenance, built.keras_model, built.embed_frames)
+        compiled = openvino_extractor(config, provenance, built.keras_model, built.embed_frames)
     except ExtractorError as err:
         if requested == OPENVINO:
             raise
