@@ -83,6 +83,7 @@ def bare_inference(name: str, weights: str, image_size: int, video_root: Path, n
     from featcache.config import ExtractorConfig
     from featcache.extractors.openvino_int8 import quantize_extractor
     from featcache.extractors.openvino_runtime import feature_agreement
+    from featcache.extractors.openvino_start import start_extractor
     from featcache.extractors.registry import load_extractor
 
     config = ExtractorConfig(name=name, weights=weights, image_size=image_size)
@@ -92,7 +93,8 @@ def bare_inference(name: str, weights: str, image_size: int, video_root: Path, n
     frames, paths = frames[:BARE_INFERENCE_MAX_FRAMES], paths[: BARE_INFERENCE_MAX_FRAMES // num_frames]
     keras_extractor = load_extractor(config, "keras")
     converting = time.perf_counter()
-    openvino_extractor = load_extractor(config, "openvino")
+    # As `embed` starts it: also saves the start record, so each `embed --runtime openvino` below is a later start.
+    openvino_extractor = start_extractor(config, "openvino")
     convert_seconds = time.perf_counter() - converting
     reference = keras_extractor.embed_frames(frames)
     relative, min_cosine, mean_cosine = feature_agreement(reference, openvino_extractor.embed_frames(frames))

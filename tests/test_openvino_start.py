@@ -16,11 +16,13 @@ import pytest
 
 import featcache.extractors.openvino_runtime as openvino_runtime
 import featcache.extractors.openvino_start as openvino_start
+import featcache.extractors.registry as registry
 import featcache.extractors.runtimes as runtimes
 from featcache.cache import CacheReader, read_cache_index
 from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
 from featcache.embedding.embed import embed
 from featcache.errors import ExtractorError
+from featcache.extractors.openvino_runtime import MAX_ABS_DIFF_PER_SCALE, MIN_COSINE, feature_agreement
 from featcache.extractors.openvino_start import start_extractor, start_key, start_record_path, start_without_keras
 from featcache.extractors.registry import build_model, load_extractor
 from featcache.extractors.runtimes import AUTO_RUNTIME_VARIABLE
@@ -40,10 +42,23 @@ def own_compile_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def no_gpu_devices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The GPU device pattern pointed at a file of the test's own: absent, as on a CPU machine, until created."""
+    """A Linux machine whose GPU device pattern is a file of the test's own: absent, as on a CPU machine, until
+    created; Keras's own answer, where a Keras start asks it, is no GPU."""
     device = tmp_path / "nvidia0"
     monkeypatch.setattr(openvino_start, "GPU_DEVICE_PATTERNS", (str(device),))
+    monkeypatch.setattr(openvino_start.sys, "platform", "linux")
+    monkeypatch.setattr(runtimes, "keras_sees_gpu", lambda: False)
     return device
+
+
+@pytest.fixture
+def keras_start_forbidden(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building the extractor with Keras fails the test: what follows must start from the record."""
+
+    def no_keras_start(*args, **kwargs):
+        raise AssertionError("built with Keras although a start record should have started it")
+
+    monkeypatch.setattr(registry, "load_extractor", no_keras_start)
 
 
 def scratch_cnn(seed: int = 2, weights: str = "random") -> ExtractorConfig:
@@ -52,6 +67,13 @@ def scratch_cnn(seed: int = 2, weights: str = "random") -> ExtractorConfig:
 
 def frames(num_frames: int = 5) -> np.ndarray:
     return np.random.default_rng(7).integers(0, 256, (num_frames, SIZE, SIZE, 3), dtype=np.uint8)
+
+
+def assert_keras_features(config: ExtractorConfig, embed_frames) -> None:
+    """embed_frames gives Keras's features of `config` within the runtime's agreement."""
+    keras_features = load_extractor(config, "keras").embed_frames(frames())
+    relative_difference, min_cosine, _ = feature_agreement(keras_features, embed_frames(frames()))
+    assert relative_difference <= MAX_ABS_DIFF_PER_SCALE and min_cosine >= MIN_COSINE, (relative_difference, min_cosine)
 
 
 def cache_features(cache: Path) -> dict[str, np.ndarray]:
@@ -65,7 +87,7 @@ def test_a_second_embed_starts_on_openvino_without_importing_keras(tiny_dataset:
     config = EmbedConfig(extractor=extractor, sampling=SamplingConfig(num_frames=4), runtime="openvino")
     first = tmp_path / "first.h5"
     assert embed(tiny_dataset, first, config).runtime == "openvino"  # builds Keras: saves the start record
-    assert start_record_path(start_key(extractor)).is_file()
+    assert start_record_path(start_key(extractor).key).is_file()
 
     # A fresh process, as the next `featcache embed` is: it must not import Keras (nor TensorFlow) at all.
     second = tmp_path / "second.h5"
@@ -98,38 +120,98 @@ def test_a_second_embed_starts_on_openvino_without_importing_keras(tiny_dataset:
 def test_a_start_without_keras_is_the_extractor_a_keras_start_gives():
     extractor = scratch_cnn(seed=4)
     assert start_without_keras(extractor, "openvino") is None  # no record before the first Keras start
-    built = load_extractor(extractor, "openvino")
+    load_extractor(extractor, "openvino")
+    assert start_without_keras(extractor, "openvino") is None  # only `embed`'s start saves records
+    built = start_extractor(extractor, "openvino")
     started = start_without_keras(extractor, "openvino")
     assert started is not None and started.runtime == "openvino" and started.runtime_note == ""
     assert (started.name, started.image_size, started.feature_dim) == (extractor.name, SIZE, built.feature_dim)
     assert started.provenance == built.provenance == load_extractor(extractor, "keras").provenance
-    np.testing.assert_array_equal(started.embed_frames(frames()), built.embed_frames(frames()))
-    assert start_extractor(extractor, "openvino").provenance == built.provenance
+    assert_keras_features(extractor, started.embed_frames)
 
 
 def test_another_weights_file_or_seed_is_another_start_key(tmp_path: Path):
     weights_file = tmp_path / "cnn.weights.h5"
     build_model(scratch_cnn(seed=1)).weights_backbone.save_weights(weights_file)
     from_file = scratch_cnn(weights=str(weights_file))
-    first = load_extractor(from_file, "openvino")
+    first = start_extractor(from_file, "openvino")
     assert start_without_keras(from_file, "openvino").provenance == first.provenance
 
     # The same path with other weights in it: the record of the old bytes must not start the new ones.
     build_model(scratch_cnn(seed=9)).weights_backbone.save_weights(weights_file)
     assert start_without_keras(from_file, "openvino") is None
-    second = load_extractor(from_file, "openvino")
+    second = start_extractor(from_file, "openvino")
     assert second.provenance["weights_sha256"] != first.provenance["weights_sha256"]
     started = start_without_keras(from_file, "openvino")
     assert started.provenance == second.provenance
-    np.testing.assert_array_equal(started.embed_frames(frames()), second.embed_frames(frames()))
+    assert_keras_features(from_file, started.embed_frames)
 
-    assert len({start_key(scratch_cnn(seed)) for seed in (1, 2)}) == 2
+    assert len({start_key(scratch_cnn(seed)).key for seed in (1, 2)}) == 2
     assert start_key(scratch_cnn(weights=str(tmp_path / "missing.weights.h5"))) is None
+
+
+def test_a_weights_file_rewritten_during_the_build_is_never_filed_under_the_wrong_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    weights_file = tmp_path / "cnn.weights.h5"
+    old_weights, new_weights = tmp_path / "old.weights.h5", tmp_path / "new.weights.h5"
+    build_model(scratch_cnn(seed=1)).weights_backbone.save_weights(old_weights)
+    build_model(scratch_cnn(seed=8)).weights_backbone.save_weights(new_weights)
+    from_file = scratch_cnn(weights=str(weights_file))
+    records = openvino_runtime.compile_cache_folder() / openvino_start.START_RECORDS_FOLDER
+    real_load = registry.load_extractor
+
+    def rewritten_before_the_build(config: ExtractorConfig, runtime: str):
+        shutil.copyfile(new_weights, weights_file)  # after the start key read the old bytes
+        return real_load(config, runtime)
+
+    shutil.copyfile(old_weights, weights_file)
+    monkeypatch.setattr(registry, "load_extractor", rewritten_before_the_build)
+    built = start_extractor(from_file, "openvino")  # the new weights' model, under the old bytes' start key
+    assert built.runtime == "openvino" and not list(records.glob("*.json"))  # so nothing is recorded
+
+    def rewritten_after_the_build(config: ExtractorConfig, runtime: str):
+        loaded = real_load(config, runtime)
+        shutil.copyfile(new_weights, weights_file)
+        return loaded
+
+    shutil.copyfile(old_weights, weights_file)
+    monkeypatch.setattr(registry, "load_extractor", rewritten_after_the_build)
+    old_model = start_extractor(from_file, "openvino")  # the old weights' model, filed under the old bytes
+    assert start_without_keras(from_file, "openvino") is None  # the new bytes have no record
+    shutil.copyfile(old_weights, weights_file)
+    assert start_without_keras(from_file, "openvino").provenance == old_model.provenance
+
+
+def test_what_the_key_cannot_see_without_keras_always_starts_with_keras(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # tfhub and keras_hub never run on OpenVINO; keras:NAME's ImageNet files have names of Keras's own.
+    assert start_key(ExtractorConfig(name="tfhub", handle=str(tmp_path), image_size=SIZE)) is None
+    assert start_key(ExtractorConfig(name="keras:ResNet50", weights="imagenet", image_size=SIZE)) is None
+    assert start_key(ExtractorConfig(name="keras:ResNet50", weights="random", image_size=SIZE)) is not None
+    # mobilenet_v2's ImageNet file is known by name: its bytes are in the key, and no file means no key.
+    monkeypatch.setenv(openvino_start.KERAS_HOME_VARIABLE, str(tmp_path / "keras-home"))
+    imagenet = ExtractorConfig(name="mobilenet_v2", weights="imagenet", image_size=96)
+    assert start_key(imagenet) is None
+    download = tmp_path / "keras-home" / "models" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5"
+    download.parent.mkdir(parents=True)
+    download.write_bytes(b"weights, one version")
+    first = start_key(imagenet)
+    download.write_bytes(b"weights, another")
+    assert first is not None and start_key(imagenet).key != first.key
+    # Keras's backend variable and featcache's own extractor code are part of the key too.
+    key = start_key(scratch_cnn()).key
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert start_key(scratch_cnn()).key != key
+    monkeypatch.delenv("KERAS_BACKEND")
+    monkeypatch.setattr(openvino_start, "extractors_source_sha256", lambda: "an edited checkout")
+    assert start_key(scratch_cnn()).key != key
 
 
 def test_keras_asked_pinned_or_a_possible_gpu_starts_with_keras(monkeypatch: pytest.MonkeyPatch, no_gpu_devices: Path):
     extractor = scratch_cnn(seed=3)
-    load_extractor(extractor, "openvino")
+    start_extractor(extractor, "openvino")
     assert start_without_keras(extractor, "auto").runtime == "openvino"  # a CPU machine: auto takes OpenVINO
     assert start_without_keras(extractor, "keras") is None
     monkeypatch.setenv(AUTO_RUNTIME_VARIABLE, "keras")
@@ -138,6 +220,10 @@ def test_keras_asked_pinned_or_a_possible_gpu_starts_with_keras(monkeypatch: pyt
     no_gpu_devices.touch()  # a GPU device: only Keras's backend can tell whether `auto` should use it
     assert start_without_keras(extractor, "auto") is None
     assert start_without_keras(extractor, "openvino").runtime == "openvino"  # asked for: no GPU question
+    monkeypatch.setattr(openvino_start.sys, "platform", "darwin")  # no GPU device files to look at
+    no_gpu_devices.unlink()
+    assert start_without_keras(extractor, "auto") is None
+    monkeypatch.setattr(openvino_start.sys, "platform", "linux")
     # Another Keras settings file (another backend or float type) is another start key.
     keras_home = no_gpu_devices.parent / "keras-home"
     keras_home.mkdir()
@@ -146,19 +232,24 @@ def test_keras_asked_pinned_or_a_possible_gpu_starts_with_keras(monkeypatch: pyt
     assert start_without_keras(extractor, "openvino") is None
 
 
-def test_a_damaged_record_or_model_is_refused_or_rebuilt(monkeypatch: pytest.MonkeyPatch, no_gpu_devices: Path):
-    monkeypatch.setattr(runtimes, "keras_sees_gpu", lambda: False)  # on a CPU, wherever the suite runs
+def test_a_damaged_record_or_model_is_refused_or_rebuilt(no_gpu_devices: Path):
     extractor = scratch_cnn(seed=5)
-    built = load_extractor(extractor, "openvino")
-    record_path = start_record_path(start_key(extractor))
+    built = start_extractor(extractor, "openvino")
+    record_path = start_record_path(start_key(extractor).key)
     record = json.loads(record_path.read_text())
 
     record_path.write_text(record_path.read_text()[:40])
     with pytest.raises(ExtractorError, match="start record .* is damaged .*delete it and run again"):
         start_without_keras(extractor, "openvino")
-    record_path.write_text(json.dumps({**record, "start_key": "0" * 32}))
-    with pytest.raises(ExtractorError, match="start record .* not the one of its file name: delete it"):
-        start_without_keras(extractor, "openvino")
+    for foreign in (
+        {**record, "start_key": "0" * 32},
+        {**record, "provenance": "not a record"},
+        {**record, "provenance": {**record["provenance"], "seed": 6}},  # another config's
+        {**record, "compile_key": "../elsewhere"},
+    ):
+        record_path.write_text(json.dumps(foreign))
+        with pytest.raises(ExtractorError, match="start record .* not the one of its file name: delete it"):
+            start_without_keras(extractor, "openvino")
     record_path.write_text(json.dumps(record))
 
     # Stored Keras features that are not the model's: refused when asked for, else the Keras start says why.
@@ -178,3 +269,26 @@ def test_a_damaged_record_or_model_is_refused_or_rebuilt(monkeypatch: pytest.Mon
     assert start_without_keras(extractor, "openvino") is None
     again = start_extractor(extractor, "openvino")
     assert again.runtime == "openvino" and start_without_keras(extractor, "openvino") is not None
+
+
+def test_a_compile_cache_that_cannot_take_records_still_runs_openvino(own_compile_cache: Path):
+    extractor = scratch_cnn(seed=7)
+    (own_compile_cache / "openvino").mkdir(parents=True)
+    (own_compile_cache / "openvino" / openvino_start.START_RECORDS_FOLDER).write_text("a file, not a folder")
+    assert start_extractor(extractor, "openvino").runtime == "openvino"
+    assert start_without_keras(extractor, "openvino") is None  # no record: the next start builds Keras again
+
+
+def test_int8_quantizes_an_extractor_started_without_keras(tiny_dataset: Path, tmp_path: Path, keras_start_forbidden):
+    extractor = scratch_cnn(seed=2)
+    sampling = SamplingConfig(num_frames=4)
+    with pytest.MonkeyPatch.context() as undo_forbidding:
+        undo_forbidding.setattr(registry, "load_extractor", load_extractor)
+        embed(
+            tiny_dataset, tmp_path / "f32.h5", EmbedConfig(extractor=extractor, sampling=sampling, runtime="openvino")
+        )
+    int8 = EmbedConfig(
+        extractor=extractor, sampling=sampling, runtime="openvino", precision="int8", int8_min_cosine=-1.0
+    )
+    summary = embed(tiny_dataset, tmp_path / "int8.h5", int8)  # its start may not build Keras
+    assert summary.num_embedded == 6 and summary.runtime.startswith("openvino, int8, calibrated on")

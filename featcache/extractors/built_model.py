@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from featcache.extractors.extractor import check_frames
+from featcache.extractors.frame_batches import check_frames
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""What a loaded extractor is (Extractor) and the frames it takes (check_frames), without Keras.
+"""What a loaded extractor is (Extractor), without Keras.
 
 Both runtimes hand out an Extractor: Keras's (registry.load_extractor) and OpenVINO's, which may start from its
 compile cache without importing Keras at all.
@@ -38,12 +38,3 @@ class Extractor:
     runtime: str = KERAS
     runtime_note: str = ""
     openvino_model: Any = None
-
-
-def check_frames(frames: np.ndarray, image_size: int) -> None:
-    """Reject frames the pipeline should never produce (a caller bug, not user input)."""
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (image_size, image_size, 3):
-        raise ValueError(
-            f"embed_frames expects uint8 frames of shape (batch, {image_size}, {image_size}, 3), "
-            f"got {frames.dtype} {frames.shape}"
-        )

@@ -15,7 +15,6 @@ from typing import Any
 import keras
 import numpy as np
 
-from featcache.config import ExtractorConfig
 from featcache.errors import ExtractorError
 from featcache.extractors.openvino_runtime import (
     OUTPUT_NAME,
@@ -26,7 +25,6 @@ from featcache.extractors.openvino_runtime import (
     keras_probe_features,
     openvino_version,
 )
-from featcache.extractors.openvino_start import save_start_record
 from featcache.extractors.weights import error_summary, sha256_model_weights
 
 
@@ -80,13 +78,12 @@ def convert_keras_model(keras_model: keras.Model, image_size: int) -> Any:
 
 
 def openvino_extractor(
-    config: ExtractorConfig,
+    name: str,
     provenance: dict[str, Any],
     keras_model: keras.Model,
     keras_embed: Callable[[np.ndarray], np.ndarray],
 ) -> OpenVINOExtractor:
-    """The extractor's Keras model on OpenVINO f32: converted (or taken from the compile cache), compiled, checked,
-    and its start record saved, so the next start of `config` needs no Keras (openvino_start.py).
+    """The extractor's Keras model on OpenVINO f32: converted (or taken from the compile cache), compiled, checked.
 
     Raises ExtractorError (one line) when OpenVINO is missing, cannot convert it, or gives other features.
     """
@@ -96,6 +93,5 @@ def openvino_extractor(
     key = compile_key(provenance, keras_model, "f32")
     ir_path = cached_ir(key, lambda: convert_keras_model(keras_model, image_size))
     candidate = compile_ir(ir_path, image_size, feature_dim)
-    check_same_features(config.name, keras_probe_features(ir_path, keras_embed, image_size), candidate)
-    save_start_record(config, key, provenance)
+    check_same_features(name, keras_probe_features(ir_path, keras_embed, image_size), candidate)
     return candidate

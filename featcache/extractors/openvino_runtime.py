@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from featcache.errors import ExtractorError
-from featcache.extractors.extractor import check_frames
+from featcache.extractors.frame_batches import check_frames
 from featcache.files import write_atomically, write_folder_atomically
 
 CACHE_DIR_VARIABLE = "FEATCACHE_CACHE_DIR"

@@ -1,14 +1,16 @@
-"""Starting an extractor on OpenVINO straight from the compile cache, without importing Keras (start records).
+"""Starting `embed`'s extractor on OpenVINO straight from the compile cache, without importing Keras (start records).
 
 On a compile-cache hit OpenVINO never runs the Keras model, yet building it (importing Keras and TensorFlow,
 then the model) was most of an OpenVINO embed's start-up: 7.2 of 11.0 s for a 3-video embed on a 2-core CPU
-(BENCHMARKS.md §14). So whenever an extractor is converted or found in the compile cache, a start record is
-saved beside the converted models: the provenance and compile key that its ExtractorConfig gave, under a *start
-key* of everything the built model depends on that can be read without Keras (the config, the weights file's
-bytes, the installed versions, Keras's backend settings). A later start whose start key has a record compiles that
-IR and checks it on the stored Keras probe features, as every OpenVINO start does; anything else (no record, a
-changed weights file, another version, `--runtime keras`, a GPU Keras might use under `auto`) builds Keras as
-before. Either way the same model is compiled, so the features are the same.
+(BENCHMARKS.md §14). So when a Keras start ends on OpenVINO, a start record is saved beside the converted models:
+the provenance and compile key that its ExtractorConfig gave, under a *start key* of everything the built model
+depends on that can be read without Keras: the config, the bytes of the weights file it loads, the source of
+featcache's extractors, the installed Keras, TensorFlow, OpenVINO, NumPy and h5py, and Keras's backend settings.
+The key is taken before the build, so a weights file rewritten meanwhile cannot be recorded under its new bytes.
+A later start whose start key has a record compiles that IR and checks it on the stored Keras probe features, as
+every OpenVINO start does. Anything else (no record, other bytes, `--runtime keras`, a GPU Keras might use under
+`auto`, an extractor whose weights Keras fetches by names of its own) builds Keras as before. Either way the same
+model is compiled, so the features are the same.
 """
 
 from __future__ import annotations
@@ -16,15 +18,17 @@ from __future__ import annotations
 import dataclasses
 import glob
 import hashlib
+import importlib.util
 import json
 import os
 import sys
-from importlib import metadata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from featcache.config import ExtractorConfig
-from featcache.errors import ExtractorError
+from featcache.errors import DiskWriteError, ExtractorError
+from featcache.extractors.catalog import KERAS_HUB_PREFIX
 from featcache.extractors.extractor import Extractor
 from featcache.extractors.openvino_runtime import (
     IR_FILE,
@@ -36,28 +40,40 @@ from featcache.extractors.openvino_runtime import (
     stored_probe_features,
 )
 from featcache.extractors.runtimes import AUTO, KERAS, OPENVINO, pinned_request
+from featcache.extractors.weights import mobilenet_v2_imagenet_file_name
 from featcache.files import sha256_file, write_atomically
-from featcache.version import __version__
 
 START_RECORDS_FOLDER = "starts"  # inside the compile cache folder, one <start key>.json per extractor config
 START_RECORD_FIELDS = ("start_key", "compile_key", "provenance")
-# Distributions the built model, its conversion or its provenance depend on: another version, another start key.
-VERSIONED_DISTRIBUTIONS = ("keras", "tensorflow", "tensorflow-cpu", "openvino", "numpy", "h5py")
-# Where Keras reads its backend and float settings (keras/src/backend/config.py): $KERAS_HOME, else ~/.keras,
-# else /tmp/.keras where the home folder is not writable.
+# Packages the built model, its conversion or its provenance depend on; each is identified by its installed files
+# (path, size, modification time), which any install, upgrade or nightly build changes.
+KEY_PACKAGES = ("keras", "tensorflow", "openvino", "numpy", "h5py")
+EXTRACTORS_SOURCE = Path(__file__).resolve().parent  # the builders: their code changes the model they build
+# Where Keras keeps its settings and downloads (keras/src/backend/config.py, keras/src/utils/file_utils.py).
 KERAS_HOME_VARIABLE = "KERAS_HOME"
 # Device files of GPUs a Keras backend may use on Linux (NVIDIA, AMD ROCm, WSL): with any of them, `auto` asks
 # TensorFlow whether it sees a GPU, which needs Keras.
 GPU_DEVICE_PATTERNS = ("/dev/nvidia[0-9]*", "/dev/kfd", "/dev/dxg")
 
 
+@dataclass(frozen=True)
+class StartKey:
+    """A start key and the weights sha256 the built extractor's provenance must record under it
+    (the weights file's, the ImageNet download's; None for random weights)."""
+
+    key: str
+    weights_sha256: str | None
+
+
 def start_extractor(config: ExtractorConfig, runtime: str) -> Extractor:
     """The extractor to embed with on `runtime` ("auto", "keras", "openvino"): started from its start record
-    without Keras where it may be, else built with Keras (registry.load_extractor), which saves the record.
+    without Keras where it may be, else built with Keras (registry.load_extractor), saving the record when it
+    ends on OpenVINO.
 
     Raises ExtractorError (one line, says what to do) when it cannot.
     """
-    started = start_without_keras(config, runtime)
+    start = start_key(config) if may_start_on_openvino(runtime) else None
+    started = start_without_keras(config, runtime, start) if start is not None else None
     if started is not None:
         return started
     from featcache.extractors.keras_loader import import_keras_quietly
@@ -65,28 +81,36 @@ def start_extractor(config: ExtractorConfig, runtime: str) -> Extractor:
     import_keras_quietly()
     from featcache.extractors.registry import load_extractor
 
-    return load_extractor(config, runtime)
+    extractor = load_extractor(config, runtime)
+    if start is not None and extractor.runtime == OPENVINO:
+        save_start_record(start, config, extractor)
+    return extractor
 
 
-def start_without_keras(config: ExtractorConfig, runtime: str) -> Extractor | None:
+def may_start_on_openvino(runtime: str) -> bool:
+    """Whether `runtime` may end on OpenVINO here (not asked or pinned to Keras, and OpenVINO installed)."""
+    return pinned_request(runtime) != KERAS and openvino_version() is not None
+
+
+def start_without_keras(config: ExtractorConfig, runtime: str, start: StartKey | None = None) -> Extractor | None:
     """The extractor on OpenVINO f32 from its start record and the compile cache, or None where it needs Keras.
 
-    Raises ExtractorError when `--runtime openvino` was asked and the compiled model fails the feature check, or
-    when the record is damaged; under `auto` a failed check returns None, so the Keras start says why it falls back.
+    start: `start_key(config)`, when the caller took it already. Raises ExtractorError when the record is damaged,
+    or when `--runtime openvino` was asked and the compiled model fails the feature check; under `auto` a failed
+    check returns None, so the Keras start says why it falls back.
     """
     requested = pinned_request(runtime)
-    if requested == KERAS or openvino_version() is None or (requested == AUTO and keras_may_see_a_gpu()):
+    if not may_start_on_openvino(runtime) or (requested == AUTO and keras_may_see_a_gpu()):
         return None
-    key = start_key(config)
-    record = read_start_record(key) if key is not None else None
+    start = start or start_key(config)
+    record = read_start_record(start, config) if start is not None else None
     if record is None:
         return None
     ir_path = compile_cache_folder() / record["compile_key"] / IR_FILE
     if not (ir_path.is_file() and (ir_path.parent / KERAS_PROBE_FEATURES_FILE).is_file()):
         return None  # the converted model was deleted: the Keras start converts it again
     provenance = record["provenance"]
-    feature_dim = int(provenance["feature_dim"])
-    compiled = compile_ir(ir_path, config.image_size, feature_dim)
+    compiled = compile_ir(ir_path, config.image_size, provenance["feature_dim"])
     try:
         check_same_features(config.name, stored_probe_features(ir_path), compiled)
     except ExtractorError:
@@ -94,79 +118,148 @@ def start_without_keras(config: ExtractorConfig, runtime: str) -> Extractor | No
             raise
         return None
     return Extractor(
-        config.name, config.image_size, feature_dim, compiled.embed_frames, provenance, OPENVINO, "", compiled
+        config.name, config.image_size, compiled.feature_dim, compiled.embed_frames, provenance, OPENVINO, "", compiled
     )
 
 
-def save_start_record(config: ExtractorConfig, compile_key: str, provenance: dict[str, Any]) -> None:
-    """Record that `config` builds the extractor `provenance` describes, converted under `compile_key`."""
-    key = start_key(config)
-    if key is None:
+def save_start_record(start: StartKey, config: ExtractorConfig, extractor: Extractor) -> None:
+    """Record that `config` under `start` builds `extractor` (on OpenVINO), so the next start needs no Keras.
+
+    Not saved when the provenance records other weights than the start key read before the build (the file
+    changed meanwhile), nor where the compile cache cannot be written (a read-only shared cache): the next start
+    then builds Keras again, as before start records.
+    """
+    provenance = extractor.provenance
+    if provenance.get("weights_sha256") != start.weights_sha256 or extractor.openvino_model is None:
         return
-    record = {"start_key": key, "compile_key": compile_key, "provenance": provenance}
-    path = start_record_path(key)
-    if path.is_file() and read_start_record(key) == record:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "start_key": start.key,
+        "compile_key": Path(extractor.openvino_model.ir_path).parent.name,
+        "provenance": provenance,
+    }
+    path = start_record_path(start.key)
     text = json.dumps(record, indent=1, sort_keys=True)
-    write_atomically(path, lambda temporary: temporary.write_text(text), temporary_suffix=".json")
+    try:
+        if path.is_file() and path.read_text() == text:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, lambda temporary: temporary.write_text(text), temporary_suffix=".json")
+    except (OSError, DiskWriteError):
+        return
 
 
-def start_key(config: ExtractorConfig) -> str | None:
-    """A hash of everything the built extractor depends on that is known without Keras; None when the weights
-    are a folder or missing (the Keras start then says what is wrong)."""
-    weights_file_sha256 = None
-    if config.weights not in ("imagenet", "random"):
-        # imagenet: Keras's download is checked against its published hash, so the Keras version names it;
-        # random: seeded by config.seed.
-        weights_path = Path(config.weights)
-        if not weights_path.is_file():
-            return None
-        weights_file_sha256 = sha256_file(weights_path)
+def start_key(config: ExtractorConfig) -> StartKey | None:
+    """What the built extractor depends on, hashed without Keras; None where only Keras can tell (tfhub and
+    keras_hub never run on OpenVINO; keras:NAME's ImageNet downloads have names of Keras's own) or where the
+    weights file is missing (the Keras start then says so)."""
+    if not known_without_keras(config):
+        return None
+    weights_file = weights_file_read(config)
+    if weights_file is not None and not weights_file.is_file():
+        return None
+    weights_sha256 = None if weights_file is None else sha256_file(weights_file)
     inputs = {
         "config": dataclasses.asdict(config),
-        "weights_file_sha256": weights_file_sha256,
-        "featcache": __version__,
-        "versions": {name: installed_version(name) for name in VERSIONED_DISTRIBUTIONS},
+        "weights_sha256": weights_sha256,
+        "extractors_source_sha256": extractors_source_sha256(),
+        "packages": {name: installed_package_files(name) for name in KEY_PACKAGES},
         "keras_backend_variable": os.environ.get("KERAS_BACKEND"),
         "keras_settings_sha256": keras_settings_sha256(),
     }
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:32]
+    key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:32]
+    return StartKey(key, weights_sha256)
 
 
-def read_start_record(key: str) -> dict[str, Any] | None:
-    """The start record saved under `key`, None when there is none; ExtractorError when it is damaged."""
-    path = start_record_path(key)
+def known_without_keras(config: ExtractorConfig) -> bool:
+    """Whether what the build of `config` loads can be named without Keras: not for tfhub and keras_hub (never
+    run on OpenVINO) nor keras:NAME's ImageNet weights (downloaded under names of Keras's own)."""
+    if config.name == "tfhub" or config.name.startswith(KERAS_HUB_PREFIX):
+        return False
+    return config.weights != "imagenet" or config.name == "mobilenet_v2"
+
+
+def weights_file_read(config: ExtractorConfig) -> Path | None:
+    """The file the build of `config` (known_without_keras) loads its weights from; None for random weights."""
+    if config.weights == "random":
+        return None
+    if config.weights == "imagenet":  # mobilenet_v2's, downloaded by weights.download_mobilenet_v2_imagenet
+        return keras_download_folder() / "models" / mobilenet_v2_imagenet_file_name(config.image_size)
+    return Path(config.weights)  # a weights file, or keras_file's model file
+
+
+def read_start_record(start: StartKey, config: ExtractorConfig) -> dict[str, Any] | None:
+    """The start record saved under `start`, None when there is none; ExtractorError when it is damaged or is not
+    the record of `config` and its weights."""
+    path = start_record_path(start.key)
     if not path.is_file():
         return None
     try:
         record = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ExtractorError(f"the start record {path} is damaged ({err}): delete it and run again") from err
-    if not isinstance(record, dict) or sorted(record) != sorted(START_RECORD_FIELDS) or record["start_key"] != key:
+    if not is_record_of(record, start, config):
         raise ExtractorError(f"the start record {path} is not the one of its file name: delete it and run again")
     return record
 
 
+def is_record_of(record: Any, start: StartKey, config: ExtractorConfig) -> bool:
+    if not isinstance(record, dict) or sorted(record) != sorted(START_RECORD_FIELDS):
+        return False
+    provenance, compile_key = record["provenance"], record["compile_key"]
+    return (
+        record["start_key"] == start.key
+        and isinstance(compile_key, str)
+        and compile_key.isalnum()
+        and isinstance(provenance, dict)
+        and all(provenance.get(name) == value for name, value in dataclasses.asdict(config).items())
+        and provenance.get("weights_sha256") == start.weights_sha256
+        and isinstance(provenance.get("feature_dim"), int)
+    )
+
+
 def start_record_path(key: str) -> Path:
+    """Where the start record of start key `key` is kept."""
     return compile_cache_folder() / START_RECORDS_FOLDER / f"{key}.json"
 
 
-def installed_version(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
+def extractors_source_sha256() -> str:
+    """sha256 over the source of featcache's extractors (builders, weights, conversion): another featcache, or an
+    edited checkout, is another start key."""
+    digest = hashlib.sha256()
+    for source in sorted(EXTRACTORS_SOURCE.glob("*.py")):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()
+
+
+def installed_package_files(name: str) -> list[Any] | None:
+    """(path, size, modification time) of an installed package's entry file, found without importing it."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
         return None
+    status = os.stat(spec.origin)
+    return [spec.origin, status.st_size, status.st_mtime_ns]
+
+
+def keras_folder() -> Path:
+    """The folder Keras reads keras.json from: $KERAS_HOME, else ~/.keras (/tmp/.keras if home is read-only)."""
+    if KERAS_HOME_VARIABLE in os.environ:
+        return Path(os.environ[KERAS_HOME_VARIABLE])
+    home = Path("~").expanduser()
+    return (home if os.access(home, os.W_OK) else Path("/tmp")) / ".keras"
+
+
+def keras_download_folder() -> Path:
+    """Where keras.utils.get_file keeps downloads: the Keras folder, else /tmp/.keras where it is not writable."""
+    folder = keras_folder().expanduser()
+    return folder if os.access(folder, os.W_OK) else Path("/tmp") / ".keras"
 
 
 def keras_settings_sha256() -> str:
-    """sha256 over $KERAS_HOME and every keras.json Keras may read its backend and float settings from."""
-    digest = hashlib.sha256(os.environ.get(KERAS_HOME_VARIABLE, "").encode() + b"\0")
-    folders = [os.environ.get(KERAS_HOME_VARIABLE), Path.home() / ".keras", "/tmp/.keras"]
-    for folder in folders:
-        settings = Path(folder) / "keras.json" if folder else None
-        if settings is not None and settings.is_file():
-            digest.update(str(settings).encode() + b"\0" + settings.read_bytes())
+    """sha256 over $KERAS_HOME and the keras.json Keras reads its backend and float settings from."""
+    digest = hashlib.sha256(os.environ.get(KERAS_HOME_VARIABLE, "\0unset").encode() + b"\0")
+    settings = keras_folder().expanduser() / "keras.json"
+    if settings.is_file():
+        digest.update(str(settings).encode() + b"\0" + settings.read_bytes())
     return digest.hexdigest()
 
 

@@ -102,7 +102,7 @@ def choose_runtime(requested: str, config: ExtractorConfig, built: BuiltModel, p
     from featcache.extractors.openvino_conversion import openvino_extractor
 
     try:
-        compiled = openvino_extractor(config, provenance, built.keras_model, built.embed_frames)
+        compiled = openvino_extractor(config.name, provenance, built.keras_model, built.embed_frames)
     except ExtractorError as err:
         if requested == OPENVINO:
             raise

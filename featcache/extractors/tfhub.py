@@ -12,7 +12,8 @@ import numpy as np
 
 from featcache.config import ExtractorConfig
 from featcache.errors import ExtractorError
-from featcache.extractors.built_model import BuiltModel, check_frames
+from featcache.extractors.built_model import BuiltModel
+from featcache.extractors.frame_batches import check_frames
 from featcache.extractors.weights import error_summary
 from featcache.files import sha256_folder
 

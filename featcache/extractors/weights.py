@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 
 from featcache.config import ExtractorConfig
 from featcache.errors import ExtractorError
+
+if TYPE_CHECKING:  # imported where used: openvino_start.py reads the ImageNet file's name without Keras
+    import keras
 
 # Where keras.applications.MobileNetV2 downloads its ImageNet weights from (keras/src/applications/
 # mobilenet_v2.py, BASE_WEIGHT_PATH); files are cached under ~/.keras/models.
@@ -20,10 +23,17 @@ MOBILENET_V2_WEIGHT_SIZES = (96, 128, 160, 192, 224)
 WEIGHTS_SUFFIXES = (".weights.h5", ".h5")
 
 
+def mobilenet_v2_imagenet_file_name(image_size: int) -> str:
+    """The name of the Keras 'no_top' ImageNet weights file MobileNetV2 at `image_size` loads."""
+    rows = image_size if image_size in MOBILENET_V2_WEIGHT_SIZES else 224
+    return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5"
+
+
 def download_mobilenet_v2_imagenet(image_size: int) -> str:
     """Path of the Keras 'no_top' ImageNet weights file, downloading it into ~/.keras/models if needed."""
-    rows = image_size if image_size in MOBILENET_V2_WEIGHT_SIZES else 224
-    file_name = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5"
+    import keras
+
+    file_name = mobilenet_v2_imagenet_file_name(image_size)
     try:
         return keras.utils.get_file(file_name, MOBILENET_V2_WEIGHTS_URL + file_name, cache_subdir="models")
     # keras.utils.get_file raises a bare Exception for HTTP and URL errors, so nothing narrower catches them.
@@ -87,6 +97,8 @@ def sha256_model_weights(model: keras.Model) -> str:
     Keras hides where it stored those files, so the arrays stand in for them: the same weights always hash
     the same, on any machine.
     """
+    import keras
+
     digest = hashlib.sha256()
     for variable in model.weights:
         digest.update(variable.path.encode() + b"\0")
