@@ -191,11 +191,13 @@ def test_what_the_key_cannot_see_without_keras_always_starts_with_keras(
     assert start_key(ExtractorConfig(name="keras:ResNet50", weights="imagenet", image_size=SIZE)) is None
     assert start_key(ExtractorConfig(name="keras:ResNet50", weights="random", image_size=SIZE)) is not None
     # mobilenet_v2's ImageNet file is known by name: its bytes are in the key, and no file means no key.
-    monkeypatch.setenv(openvino_start.KERAS_HOME_VARIABLE, str(tmp_path / "keras-home"))
+    keras_home = tmp_path / "keras-home"
+    keras_home.mkdir()
+    monkeypatch.setenv(openvino_start.KERAS_HOME_VARIABLE, str(keras_home))
     imagenet = ExtractorConfig(name="mobilenet_v2", weights="imagenet", image_size=96)
     assert start_key(imagenet) is None
-    download = tmp_path / "keras-home" / "models" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5"
-    download.parent.mkdir(parents=True)
+    download = keras_home / "models" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5"
+    download.parent.mkdir()
     download.write_bytes(b"weights, one version")
     first = start_key(imagenet)
     download.write_bytes(b"weights, another")
@@ -227,9 +229,10 @@ def test_keras_asked_pinned_or_a_possible_gpu_starts_with_keras(monkeypatch: pyt
     # Another Keras settings file (another backend or float type) is another start key.
     keras_home = no_gpu_devices.parent / "keras-home"
     keras_home.mkdir()
-    (keras_home / "keras.json").write_text(json.dumps({"backend": keras.backend.backend(), "floatx": "float64"}))
     monkeypatch.setenv(openvino_start.KERAS_HOME_VARIABLE, str(keras_home))
-    assert start_without_keras(extractor, "openvino") is None
+    without_settings = start_key(extractor).key
+    (keras_home / "keras.json").write_text(json.dumps({"backend": keras.backend.backend(), "floatx": "float64"}))
+    assert start_key(extractor).key != without_settings
 
 
 def test_a_damaged_record_or_model_is_refused_or_rebuilt(no_gpu_devices: Path):
@@ -263,6 +266,19 @@ def test_a_damaged_record_or_model_is_refused_or_rebuilt(no_gpu_devices: Path):
     assert start_without_keras(extractor, "auto") is None
     fallback = start_extractor(extractor, "auto")
     assert fallback.runtime == "keras" and "does not give scratch_cnn's Keras features" in fallback.runtime_note
+
+    # A model file the compile cache lost bytes of: one line naming the folder, and `auto` falls back to Keras.
+    np.save(probe_path, load_extractor(extractor, "keras").embed_frames(openvino_runtime.probe_frames(SIZE)))
+    weights_bin = probe_path.parent / "model.bin"
+    intact = weights_bin.read_bytes()
+    weights_bin.write_bytes(intact[: len(intact) // 3])
+    with pytest.raises(ExtractorError, match="OpenVINO cannot compile .*model.xml .*delete .* and run again"):
+        start_without_keras(extractor, "openvino")
+    assert start_without_keras(extractor, "auto") is None
+    fallback = start_extractor(extractor, "auto")
+    assert fallback.runtime == "keras" and "cannot compile" in fallback.runtime_note
+    weights_bin.write_bytes(intact)
+    assert start_without_keras(extractor, "openvino").runtime == "openvino"
 
     # The converted model deleted: a Keras start converts it again and the next start needs no Keras.
     shutil.rmtree(probe_path.parent)

@@ -23,6 +23,7 @@ import numpy as np
 
 from featcache.errors import ExtractorError
 from featcache.extractors.frame_batches import check_frames
+from featcache.extractors.weights import error_summary
 from featcache.files import write_atomically, write_folder_atomically
 
 CACHE_DIR_VARIABLE = "FEATCACHE_CACHE_DIR"
@@ -112,10 +113,17 @@ class OpenVINOExtractor:
 
 
 def compile_ir(ir_path: Path, image_size: int, feature_dim: int) -> OpenVINOExtractor:
-    """The IR compiled for this machine's CPU with COMPILE_PROPERTIES."""
+    """The IR compiled for this machine's CPU with COMPILE_PROPERTIES; ExtractorError (delete and run again) when
+    the compile cache's files cannot be compiled (a truncated model.bin, a missing file)."""
     import openvino
 
-    compiled = openvino.Core().compile_model(str(ir_path), "CPU", COMPILE_PROPERTIES)
+    try:
+        compiled = openvino.Core().compile_model(str(ir_path), "CPU", COMPILE_PROPERTIES)
+    # OpenVINO raises RuntimeError (its own subclasses too) for any model it cannot read or compile.
+    except RuntimeError as err:
+        raise ExtractorError(
+            f"OpenVINO cannot compile {ir_path} ({error_summary(err)}): delete {Path(ir_path).parent} and run again"
+        ) from err
     return OpenVINOExtractor(compiled, image_size, feature_dim, Path(ir_path))
 
 

@@ -42,6 +42,7 @@ from featcache.extractors.openvino_runtime import (
 from featcache.extractors.runtimes import AUTO, KERAS, OPENVINO, pinned_request
 from featcache.extractors.weights import mobilenet_v2_imagenet_file_name
 from featcache.files import sha256_file, write_atomically
+from featcache.version import __version__
 
 START_RECORDS_FOLDER = "starts"  # inside the compile cache folder, one <start key>.json per extractor config
 START_RECORD_FIELDS = ("start_key", "compile_key", "provenance")
@@ -72,8 +73,8 @@ def start_extractor(config: ExtractorConfig, runtime: str) -> Extractor:
 
     Raises ExtractorError (one line, says what to do) when it cannot.
     """
-    start = start_key(config) if may_start_on_openvino(runtime) else None
-    started = start_without_keras(config, runtime, start) if start is not None else None
+    may_use_openvino = may_start_on_openvino(runtime)
+    started = start_without_keras(config, runtime) if may_use_openvino else None
     if started is not None:
         return started
     from featcache.extractors.keras_loader import import_keras_quietly
@@ -81,6 +82,9 @@ def start_extractor(config: ExtractorConfig, runtime: str) -> Extractor:
     import_keras_quietly()
     from featcache.extractors.registry import load_extractor
 
+    # Taken after importing Keras, which writes a default keras.json and makes its folder on a fresh machine (so
+    # the next start's key sees them too), and before the build reads the weights file.
+    start = start_key(config) if may_use_openvino else None
     extractor = load_extractor(config, runtime)
     if start is not None and extractor.runtime == OPENVINO:
         save_start_record(start, config, extractor)
@@ -92,17 +96,17 @@ def may_start_on_openvino(runtime: str) -> bool:
     return pinned_request(runtime) != KERAS and openvino_version() is not None
 
 
-def start_without_keras(config: ExtractorConfig, runtime: str, start: StartKey | None = None) -> Extractor | None:
+def start_without_keras(config: ExtractorConfig, runtime: str) -> Extractor | None:
     """The extractor on OpenVINO f32 from its start record and the compile cache, or None where it needs Keras.
 
-    start: `start_key(config)`, when the caller took it already. Raises ExtractorError when the record is damaged,
+    Raises ExtractorError when the record is damaged,
     or when `--runtime openvino` was asked and the compiled model fails the feature check; under `auto` a failed
     check returns None, so the Keras start says why it falls back.
     """
     requested = pinned_request(runtime)
     if not may_start_on_openvino(runtime) or (requested == AUTO and keras_may_see_a_gpu()):
         return None
-    start = start or start_key(config)
+    start = start_key(config)
     record = read_start_record(start, config) if start is not None else None
     if record is None:
         return None
@@ -110,8 +114,8 @@ def start_without_keras(config: ExtractorConfig, runtime: str, start: StartKey |
     if not (ir_path.is_file() and (ir_path.parent / KERAS_PROBE_FEATURES_FILE).is_file()):
         return None  # the converted model was deleted: the Keras start converts it again
     provenance = record["provenance"]
-    compiled = compile_ir(ir_path, config.image_size, provenance["feature_dim"])
     try:
+        compiled = compile_ir(ir_path, config.image_size, provenance["feature_dim"])
         check_same_features(config.name, stored_probe_features(ir_path), compiled)
     except ExtractorError:
         if requested == OPENVINO:
@@ -157,10 +161,14 @@ def start_key(config: ExtractorConfig) -> StartKey | None:
     weights_file = weights_file_read(config)
     if weights_file is not None and not weights_file.is_file():
         return None
-    weights_sha256 = None if weights_file is None else sha256_file(weights_file)
+    try:
+        weights_sha256 = None if weights_file is None else sha256_file(weights_file)
+    except OSError:
+        return None  # unreadable: the build says so in its own words
     inputs = {
         "config": dataclasses.asdict(config),
         "weights_sha256": weights_sha256,
+        "featcache": __version__,
         "extractors_source_sha256": extractors_source_sha256(),
         "packages": {name: installed_package_files(name) for name in KEY_PACKAGES},
         "keras_backend_variable": os.environ.get("KERAS_BACKEND"),
@@ -191,8 +199,11 @@ def read_start_record(start: StartKey, config: ExtractorConfig) -> dict[str, Any
     """The start record saved under `start`, None when there is none; ExtractorError when it is damaged or is not
     the record of `config` and its weights."""
     path = start_record_path(start.key)
-    if not path.is_file():
-        return None
+    try:
+        if not path.is_file():
+            return None
+    except OSError:
+        return None  # a records folder this user may not search (a shared cache): start with Keras
     try:
         record = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
