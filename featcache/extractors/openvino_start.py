@@ -87,7 +87,7 @@ def start_extractor(config: ExtractorConfig, runtime: str) -> Extractor:
     start = start_key(config) if may_use_openvino else None
     extractor = load_extractor(config, runtime)
     if start is not None and extractor.runtime == OPENVINO:
-        save_start_record(start, config, extractor)
+        save_start_record(start, extractor)
     return extractor
 
 
@@ -99,9 +99,9 @@ def may_start_on_openvino(runtime: str) -> bool:
 def start_without_keras(config: ExtractorConfig, runtime: str) -> Extractor | None:
     """The extractor on OpenVINO f32 from its start record and the compile cache, or None where it needs Keras.
 
-    Raises ExtractorError when the record is damaged,
-    or when `--runtime openvino` was asked and the compiled model fails the feature check; under `auto` a failed
-    check returns None, so the Keras start says why it falls back.
+    Raises ExtractorError when the record is damaged or is not the record of `config`, or when `--runtime openvino`
+    was asked and the recorded model does not compile or fails the feature check; under `auto` those two return
+    None, so the Keras start says why it falls back.
     """
     requested = pinned_request(runtime)
     if not may_start_on_openvino(runtime) or (requested == AUTO and keras_may_see_a_gpu()):
@@ -126,8 +126,9 @@ def start_without_keras(config: ExtractorConfig, runtime: str) -> Extractor | No
     )
 
 
-def save_start_record(start: StartKey, config: ExtractorConfig, extractor: Extractor) -> None:
-    """Record that `config` under `start` builds `extractor` (on OpenVINO), so the next start needs no Keras.
+def save_start_record(start: StartKey, extractor: Extractor) -> None:
+    """Record that the config whose start key is `start` builds `extractor` (on OpenVINO): its next start needs
+    no Keras.
 
     Not saved when the provenance records other weights than the start key read before the build (the file
     changed meanwhile), nor where the compile cache cannot be written (a read-only shared cache): the next start
