@@ -205,6 +205,8 @@ def _build_pipeline(ray: Any, job: EmbedJob, cache: WritableCache, plan: Cluster
             "sampling": config.sampling,
             "image_size": config.extractor.image_size,
             "decoder": config.decoder,
+            # The CPUs Ray gives the actor, not the node's: other actors decode on the rest.
+            "seek_threads": max(1, int(plan.decode_cpus)),
         },
         batch_size=1,
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=plan.num_decode_workers),
@@ -271,12 +273,12 @@ class _DecodeVideos:
     """A decode worker: one `decode_workers` process, kept for the actor's life (an actor has no `with` around
     its life: the process is closed in `__del__`, and it exits by itself when the actor dies and its pipe closes)."""
 
-    def __init__(self, sampling: SamplingConfig, image_size: int, decoder: str) -> None:
+    def __init__(self, sampling: SamplingConfig, image_size: int, decoder: str, seek_threads: int) -> None:
         from featcache.video.decode_workers import DecodeWorkerPool
 
         self.pool = None
         self.image_size = image_size
-        self.pool = DecodeWorkerPool(1, sampling, image_size, decoder).__enter__()
+        self.pool = DecodeWorkerPool(1, sampling, image_size, decoder, seek_threads).__enter__()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         out: dict[str, list[Any]] = {

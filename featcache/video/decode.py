@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # PyAV is imported only where a video seeks
     import av.container
     import av.video.stream
 
-    from featcache.video.seek_decode import DecodeTally, SeekPlan
+    from featcache.video.seek_decode import DecodeTally, RunDecoder, SeekPlan
     from featcache.video.stream_index import StreamIndex
 
 # Seeking pays for a second open of the file, a demux pass over all of it and a seek per run, so "auto" seeks
@@ -88,10 +88,13 @@ class _DecodePass:
     num_decoded: int
 
 
-def read_sampled_frames(path: Path, sampling: SamplingConfig, image_size: int, decoder: str = "auto") -> SampledFrames:
+def read_sampled_frames(
+    path: Path, sampling: SamplingConfig, image_size: int, decoder: str = "auto", seek_threads: int | None = None
+) -> SampledFrames:
     """Decode the sampled frames of `path` and return them resized to a square.
 
     decoder: "auto", "seek" or "sequential" (module docstring); the frames are the same whichever runs.
+    seek_threads: a seek's runs decoded at once (`run_threads.py`; None: one per core this process may use).
     Raises VideoDecodeError (with the path and the reason) when the file cannot be opened or yields no frame.
     """
     assert decoder in DECODERS, f"EmbedConfig validates the decoder, got {decoder!r}"
@@ -111,7 +114,7 @@ def read_sampled_frames(path: Path, sampling: SamplingConfig, image_size: int, d
             )
         decoder_note = ""
         if decoder != "sequential":
-            seeked = _try_seeking(path, capture, video_fps, sampling, decoder)
+            seeked = _try_seeking(path, capture, video_fps, sampling, decoder, seek_threads)
             if isinstance(seeked, _SeekedFrames):
                 return _sampled_frames(
                     seeked.frames_rgb, "rgb", seeked.frame_indices, video_fps, seeked.num_frames, image_size, "seek", ""
@@ -195,7 +198,12 @@ class _SeekedFrames:
 
 
 def _try_seeking(
-    path: Path, capture: cv2.VideoCapture, video_fps: float, sampling: SamplingConfig, decoder: str
+    path: Path,
+    capture: cv2.VideoCapture,
+    video_fps: float,
+    sampling: SamplingConfig,
+    decoder: str,
+    seek_threads: int | None,
 ) -> _SeekedFrames | str:
     """The sampled frames decoded by seeking, or why the sequential decode must take them."""
     planned = plan_seeking(
@@ -207,7 +215,7 @@ def _try_seeking(
 
     with planned:
         try:
-            frames_rgb = [frame for _, frame in planned.decode_frames(pixel_format="rgb24")]
+            frames_rgb = [frame for _, frame in planned.decode_all_frames("rgb24", threads=seek_threads)]
         except SeekMismatch as err:
             return seeking_fell_back(err)
     return _SeekedFrames(frames_rgb, planned.frame_indices, planned.num_frames)
@@ -221,6 +229,7 @@ class PlannedSeek:
     Use as a context manager: leaving it closes the container.
     """
 
+    path: Path
     container: av.container.InputContainer
     stream: av.video.stream.VideoStream
     index: StreamIndex
@@ -243,6 +252,45 @@ class PlannedSeek:
         return iterate_planned_frames(
             self.container, self.stream, self.index, self.plan, self.frame_indices, pixel_format, tally
         )
+
+    def decode_all_frames(
+        self, pixel_format: str = "bgr24", tally: DecodeTally | None = None, threads: int | None = None
+    ) -> list[tuple[int, np.ndarray]]:
+        """What `decode_frames` yields, as one list, the runs decoded on up to `threads` threads at once
+        (`run_threads.py`; None: one per core this process may use)."""
+        from featcache.video.run_threads import decode_runs_on_threads, usable_cores
+        from featcache.video.seek_decode import DecodeTally, RunDecoder
+
+        threads = min(usable_cores() if threads is None else threads, len(self.plan.runs))
+        if threads <= 1:
+            return list(self.decode_frames(pixel_format, tally))
+        return decode_runs_on_threads(
+            RunDecoder.on(self.container, self.stream),
+            self._open_another_decoder,
+            self.index,
+            self.plan,
+            self.frame_indices,
+            pixel_format,
+            tally if tally is not None else DecodeTally(),
+            threads,
+        )
+
+    def _open_another_decoder(self) -> RunDecoder:
+        """The same file opened again, for a second decoding thread; SeekMismatch when it no longer opens alike."""
+        import av
+
+        from featcache.video.seek_decode import RunDecoder, SeekMismatch
+        from featcache.video.stream_index import IndexUntrustworthy, the_video_stream
+
+        try:
+            container = av.open(str(self.path), options=PROBE_OPTIONS)
+        except av.error.FFmpegError as err:
+            raise SeekMismatch(f"reopening the file for a second decoding thread failed ({err})") from err
+        try:
+            return RunDecoder.on(container, the_video_stream(container))
+        except IndexUntrustworthy as err:
+            container.close()
+            raise SeekMismatch(f"the file reopened differently ({err})") from err
 
     def __enter__(self) -> PlannedSeek:
         return self
@@ -296,7 +344,7 @@ def plan_seeking(
         if decoder == "auto" and plan.frames_to_decode > SEEK_WORTH_IT_SHARE * index.num_frames:
             planned = f"auto: seeking would decode {plan.frames_to_decode} of {index.num_frames} frames"
         else:
-            planned = PlannedSeek(container, stream, index, plan, frame_indices)
+            planned = PlannedSeek(path, container, stream, index, plan, frame_indices)
     except IndexUntrustworthy as err:
         planned = seeking_fell_back(err)
     finally:

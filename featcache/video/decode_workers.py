@@ -33,6 +33,7 @@ from featcache.config import SamplingConfig, WindowConfig
 from featcache.errors import DecodeWorkerStartError, VideoDecodeError
 from featcache.video.decode import SampledFrames, read_sampled_frames
 from featcache.video.frame_lookup import FrameRequest, FramesAt, read_frames_at
+from featcache.video.run_threads import seek_threads_for
 from featcache.video.window_frames import WindowFrameChunk, read_window_frames
 
 # Failpoint for tests and drills: a worker asked to decode a file with this name kills itself with
@@ -73,7 +74,9 @@ def describe_exit_status(returncode: int) -> str:
 class DecodeWorker:
     """One worker process decoding one video at a time."""
 
-    def __init__(self, sampling: SamplingConfig, image_size: int, decoder: str, crash_file_name: str | None) -> None:
+    def __init__(
+        self, sampling: SamplingConfig, image_size: int, decoder: str, seek_threads: int, crash_file_name: str | None
+    ) -> None:
         request_read, request_write = os.pipe()
         result_read, result_write = os.pipe()
         package_parent = str(Path(__file__).resolve().parents[2])  # the folder holding featcache/
@@ -88,7 +91,7 @@ class DecodeWorker:
             os.close(result_write)
         self._requests = Connection(request_write, readable=False)
         self._results = Connection(result_read, writable=False)
-        self._requests.send((sampling, image_size, decoder, crash_file_name))
+        self._requests.send((sampling, image_size, decoder, seek_threads, crash_file_name))
         self._ready = False
 
     def wait_until_ready(self) -> None:
@@ -147,11 +150,21 @@ class DecodeWorker:
 class DecodeWorkerPool:
     """`num_workers` worker processes; `decode` is thread-safe and blocks until a worker is free.
 
+    seek_threads: a seeking video's runs decoded at once in a worker (`run_threads.py`); None: this machine's
+    cores shared among the workers (1 where there is a worker per core).
     Use as a context manager: leaving it ends every worker.
     """
 
-    def __init__(self, num_workers: int, sampling: SamplingConfig, image_size: int, decoder: str = "auto") -> None:
+    def __init__(
+        self,
+        num_workers: int,
+        sampling: SamplingConfig,
+        image_size: int,
+        decoder: str = "auto",
+        seek_threads: int | None = None,
+    ) -> None:
         self._sampling, self._image_size, self._decoder = sampling, image_size, decoder
+        self._seek_threads = seek_threads_for(num_workers) if seek_threads is None else seek_threads
         self._crash_file_name = os.environ.get(CRASH_DECODER_ENV) or None
         self._idle: queue.Queue[DecodeWorker] = queue.Queue()
         self._workers: list[DecodeWorker] = []
@@ -165,7 +178,7 @@ class DecodeWorkerPool:
             raise
 
     def _start_worker(self) -> DecodeWorker:
-        return DecodeWorker(self._sampling, self._image_size, self._decoder, self._crash_file_name)
+        return DecodeWorker(self._sampling, self._image_size, self._decoder, self._seek_threads, self._crash_file_name)
 
     def decode(self, path: Path) -> SampledFrames | VideoDecodeError:
         """Decode `path` in a free worker; a worker that dies makes this video a failure and is replaced."""
@@ -235,7 +248,7 @@ def serve_decode_requests(request_fd: int, result_fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     requests = Connection(request_fd, writable=False)
     results = Connection(result_fd, readable=False)
-    sampling, image_size, decoder, crash_file_name = requests.recv()
+    sampling, image_size, decoder, seek_threads, crash_file_name = requests.recv()
     results.send("ready")
     while True:
         try:
@@ -256,7 +269,7 @@ def serve_decode_requests(request_fd: int, result_fd: int) -> None:
             elif isinstance(request, FrameRequest):
                 results.send(_decode_frames_at(request))
             else:
-                results.send(_decode_one(path, sampling, image_size, decoder))
+                results.send(_decode_one(path, sampling, image_size, decoder, seek_threads))
         except BrokenPipeError:
             return  # the main process is gone (killed): nobody waits for this video
 
@@ -273,10 +286,10 @@ def _window_frames_of_one(
 
 
 def _decode_one(
-    path: Path, sampling: SamplingConfig, image_size: int, decoder: str
+    path: Path, sampling: SamplingConfig, image_size: int, decoder: str, seek_threads: int
 ) -> SampledFrames | VideoDecodeError:
     try:
-        return read_sampled_frames(path, sampling, image_size, decoder)
+        return read_sampled_frames(path, sampling, image_size, decoder, seek_threads)
     except VideoDecodeError as err:
         return err
     except Exception as err:

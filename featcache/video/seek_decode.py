@@ -152,7 +152,8 @@ def iterate_planned_frames(
     tally: DecodeTally | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """(position, uint8 full-size frame) for each of `wanted` (strictly increasing, all in the plan), in order,
-    each as soon as it is decoded, so a caller can pass them on without holding them all.
+    each as soon as it is decoded, so a caller can pass them on without holding them all. One run after the
+    other on this thread (`run_threads.py` decodes runs on several).
 
     pixel_format: "bgr24" (OpenCV's channel order) or "rgb24".
     tally: counts what the decoding cost (None: not counted).
@@ -160,31 +161,71 @@ def iterate_planned_frames(
     Raises SeekMismatch when a decoded frame is not the one the index says, or PyAV fails; the frame count is
     proven only when the last run ends, after the last frame was yielded.
     """
-    assert pixel_format in ("bgr24", "rgb24"), pixel_format
-    # Settable only before the first decode opens the codec (indexing only demuxed).
-    stream.thread_type = DECODER_THREADS
-    wanted_set = set(np.asarray(wanted).tolist())
-    # The last frame decodes in full too: its run proves the frame count.
-    must_decode = wanted_set | {index.num_frames - 1}
-    length_size = avcc_length_size(stream) if stream.codec_context.name in SKIPS_NON_REFERENCE_FRAMES else None
+    targets = SeekTargets.of(index, wanted, pixel_format)
     tally = tally if tally is not None else DecodeTally()
-    # One reformatter keeps one swscale context for the video. Bicubic is OpenCV's flag (at an unchanged size
-    # it does not change a pixel); one thread because swscale's default starts threads for every frame,
-    # which cost 10x the conversion itself on 320x240 (and the worker processes already fill the cores).
-    reformatter = VideoReformatter()
+    decoder = RunDecoder.on(container, stream)
+    for run_number in range(len(plan.runs)):
+        yield from decode_run(decoder, index, plan, run_number, targets, tally)
+
+
+@dataclass(frozen=True)
+class SeekTargets:
+    """What every run of a plan decodes for: the positions to yield, those to decode in full, the pixel format."""
+
+    wanted: frozenset[int]
+    must_decode: frozenset[int]  # wanted, and the last frame: its run proves the frame count
+    pixel_format: str  # "bgr24" (OpenCV's channel order) or "rgb24"
+
+    @classmethod
+    def of(cls, index: StreamIndex, wanted: np.ndarray, pixel_format: str) -> SeekTargets:
+        assert pixel_format in ("bgr24", "rgb24"), pixel_format
+        wanted_set = frozenset(np.asarray(wanted).tolist())
+        return cls(wanted_set, wanted_set | {index.num_frames - 1}, pixel_format)
+
+
+@dataclass(frozen=True)
+class RunDecoder:
+    """An open container and what decoding runs from it needs: its stream, the H.264 NAL length size (None: no
+    packet is skipped) and one reformatter, which keeps one swscale context for the video."""
+
+    container: av.container.InputContainer
+    stream: av.video.stream.VideoStream
+    length_size: int | None
+    reformatter: VideoReformatter
+
+    @classmethod
+    def on(cls, container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> RunDecoder:
+        # Settable only before the first decode opens the codec (indexing only demuxed).
+        stream.thread_type = DECODER_THREADS
+        length_size = avcc_length_size(stream) if stream.codec_context.name in SKIPS_NON_REFERENCE_FRAMES else None
+        return cls(container, stream, length_size, VideoReformatter())
+
+
+def decode_run(
+    decoder: RunDecoder, index: StreamIndex, plan: SeekPlan, run_number: int, targets: SeekTargets, tally: DecodeTally
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(position, uint8 full-size frame) for each wanted frame of the plan's run `run_number`, as decoded; the
+    last run decodes on to the end of the stream. Raises SeekMismatch (a PyAV error becomes one)."""
+    run = plan.runs[run_number]
+    is_last_run = run_number == len(plan.runs) - 1
     try:
-        for run_number, run in enumerate(plan.runs):
-            is_last_run = run_number == len(plan.runs) - 1
-            run_frames = _frames_of_run(container, stream, index, run, must_decode, length_size, tally)
-            try:
-                for position, frame in run_frames:
-                    if position in wanted_set:
-                        converted = reformatter.reformat(frame, format=pixel_format, interpolation="BICUBIC", threads=1)
-                        yield position, converted.to_ndarray()
-                    if position == run.end and not is_last_run:
-                        break
-            finally:
-                run_frames.close()
+        run_frames = _frames_of_run(
+            decoder.container, decoder.stream, index, run, targets.must_decode, decoder.length_size, tally
+        )
+        try:
+            for position, frame in run_frames:
+                if position in targets.wanted:
+                    # Bicubic is OpenCV's flag (at an unchanged size it does not change a pixel); one thread because
+                    # swscale's default starts threads for every frame, which cost 10x the conversion itself on
+                    # 320x240 (and the worker processes already fill the cores).
+                    converted = decoder.reformatter.reformat(
+                        frame, format=targets.pixel_format, interpolation="BICUBIC", threads=1
+                    )
+                    yield position, converted.to_ndarray()
+                if position == run.end and not is_last_run:
+                    break
+        finally:
+            run_frames.close()
     except av.error.FFmpegError as err:
         raise SeekMismatch(f"decoding failed ({err})") from err
 
@@ -194,7 +235,7 @@ def _frames_of_run(
     stream: av.video.stream.VideoStream,
     index: StreamIndex,
     run: DecodeRun,
-    must_decode: set[int],
+    must_decode: frozenset[int],
     length_size: int | None,
     tally: DecodeTally,
 ) -> Iterator[tuple[int, av.VideoFrame]]:
