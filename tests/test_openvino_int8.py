@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from pathlib import Path
 
 import nncf  # noqa: F401  (the featcache[openvino] extra, in `test`: int8 is tested, never skipped)
@@ -16,6 +18,7 @@ from featcache.cache.settings import describe_settings_difference, requested_set
 from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
 from featcache.embedding.embed import embed
 from featcache.errors import CacheMismatchError, ExtractorError, InputError
+from featcache.extractors.nncf_quantization import nncf_output_on_stderr
 from featcache.extractors.openvino_int8 import quantize_extractor
 from featcache.extractors.registry import load_extractor
 from featcache.extractors.runtimes import AUTO_RUNTIME_VARIABLE
@@ -78,7 +81,7 @@ def test_int8_below_its_gate_is_refused_with_the_measured_cosine(tiny_dataset: P
     # after the retry with layers kept in float.
     with pytest.raises(
         ExtractorError,
-        match=r"mean cosine 0\.\d+ on 8 held-out frames with \d+ layers kept in float \(the gate is 1\); use",
+        match=r"mean cosine 0\.\d+ on 8 held-out frames with \d+ layers? kept in float \(the gate is 1\); use",
     ):
         embed(tiny_dataset, tmp_path / "refused.h5", int8_config(min_cosine=1.0))
     assert not list((tmp_path).glob("refused.h5.shards/*.h5"))
@@ -110,6 +113,26 @@ def test_below_the_gate_the_worst_layers_are_kept_in_float_until_it_passes(f32_s
     again_model, again = quantize_extractor(f32, frames, ["v.avi"], gate, float_layers=kept.float_layers)
     assert again.float_layers == kept.float_layers and again_model.ir_path == kept_model.ir_path
     np.testing.assert_array_equal(again_model.embed_frames(frames), kept_model.embed_frames(frames))
+
+
+def test_nncf_writes_its_progress_and_log_to_stderr_not_stdout(
+    f32_scratch_cnn, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stdout carries featcache's results; NNCF's rich progress bars and its INFO log would land there."""
+    from nncf.common.logging import nncf_logger
+
+    # NNCF made its log handler on the stdout of its import; here that is the stdout this test captures.
+    (stdout_handler,) = [handler for handler in nncf_logger.handlers if type(handler) is logging.StreamHandler]
+    monkeypatch.setattr(stdout_handler, "stream", sys.stdout)
+    f32, frames = f32_scratch_cnn
+    # Frames no other test calibrates on: a model the compile cache holds would not run NNCF at all.
+    quantize_extractor(f32, np.ascontiguousarray(frames[::-1]), ["v.avi"], min_mean_cosine=-1.0)
+    with nncf_output_on_stderr():
+        nncf_logger.info("a line of NNCF's log")
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "Statistics collection" in captured.err and "a line of NNCF's log" in captured.err
+    assert stdout_handler.stream is sys.stdout  # put back afterwards
 
 
 def test_a_recorded_plain_calibration_is_not_retried(f32_scratch_cnn):
@@ -149,7 +172,11 @@ def test_a_cache_whose_int8_kept_layers_in_float_keeps_them_on_its_next_run(tiny
     frames = np.random.default_rng(5).integers(0, 256, size=(8, 32, 32, 3), dtype=np.uint8)
     write_video(tiny_dataset / "Alpha" / "v_Alpha_g04_c01.avi", frames)
     summary = embed(tiny_dataset, cache_path, int8_config(-1.0))
-    assert summary.num_embedded == 1 and f"{len(recorded['float_layers'])} layers kept in float" in summary.runtime
+    num_kept = len(recorded["float_layers"])
+    assert (
+        summary.num_embedded == 1 and f"{num_kept} layer{'' if num_kept == 1 else 's'} kept in float" in summary.runtime
+    )
+    assert f"of {len(recorded['videos'])} videos," in summary.runtime
     assert read_cache_index(cache_path).extractor["int8_calibration"] == recorded
 
 

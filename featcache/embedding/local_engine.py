@@ -106,9 +106,11 @@ class LocalEngine:
         )
         # Before the first shard: the cache's record names the calibration every shard is embedded with.
         writer.state.settings["extractor"].setdefault(CALIBRATION_RECORD, record)
+        num_videos, num_float_layers = len(record["videos"]), len(record.get("float_layers", []))
         self.precision_note = (
-            f"int8, calibrated on {record['num_calibration_frames']} frames of {len(record['videos'])} videos, "
-            f"{len(record.get('float_layers', []))} layers kept in float, "
+            f"int8, calibrated on {record['num_calibration_frames']} frames of {num_videos} "
+            f"video{'' if num_videos == 1 else 's'}, "
+            f"{num_float_layers} layer{'' if num_float_layers == 1 else 's'} kept in float, "
             f"mean cosine {record['held_out_mean_cosine']:.4f} to f32 on {record['num_held_out_frames']} held out"
         )
         return decoded

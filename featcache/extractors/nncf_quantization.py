@@ -10,7 +10,10 @@ frames, never the held-out ones, so the gate afterwards still measures frames th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import logging
+import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +46,37 @@ def quantize_ir(ir_path: Path, calibration: np.ndarray, float_layers: list[str],
     import openvino
 
     model = openvino.Core().read_model(str(ir_path))
-    return nncf.quantize(
-        model,
-        _calibration_dataset(calibration),
-        subset_size=len(calibration),
-        preset=nncf.QuantizationPreset.PERFORMANCE,
-        target_device=nncf.TargetDevice.CPU,
-        fast_bias_correction=_is_fast(bias_correction),
-        ignored_scope=nncf.IgnoredScope(names=list(float_layers)),
-    )
+    with nncf_output_on_stderr():
+        return nncf.quantize(
+            model,
+            _calibration_dataset(calibration),
+            subset_size=len(calibration),
+            preset=nncf.QuantizationPreset.PERFORMANCE,
+            target_device=nncf.TargetDevice.CPU,
+            fast_bias_correction=_is_fast(bias_correction),
+            ignored_scope=nncf.IgnoredScope(names=list(float_layers)),
+        )
+
+
+@contextlib.contextmanager
+def nncf_output_on_stderr() -> Iterator[None]:
+    """NNCF's progress bars (rich, on the current sys.stdout) and its log (a handler made on sys.stdout) go to
+    stderr while NNCF runs: stdout is `featcache`'s results, which a user may pipe or parse."""
+    from nncf.common.logging import nncf_logger
+
+    # A plain StreamHandler on stdout (NNCF's own); never a FileHandler (a StreamHandler too) a user added.
+    to_stdout = [
+        handler
+        for handler in nncf_logger.handlers
+        if type(handler) is logging.StreamHandler and handler.stream in (sys.stdout, sys.__stdout__)
+    ]
+    moved = [(handler, handler.setStream(sys.stderr)) for handler in to_stdout]
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        for handler, stream in moved:
+            handler.setStream(stream)
 
 
 def _is_fast(bias_correction: str) -> bool:
@@ -85,22 +110,23 @@ def layers_to_keep_in_float(
     validation = nncf.Dataset(
         [(calibration[index : index + 1], reference_features[index]) for index in range(len(calibration))]
     )
-    restored = nncf.quantize_with_accuracy_control(
-        model,
-        _calibration_dataset(calibration),
-        validation,
-        _mean_cosine_to_reference,
-        max_drop=max_drop,
-        drop_type=nncf.DropType.ABSOLUTE,
-        subset_size=len(calibration),
-        preset=nncf.QuantizationPreset.PERFORMANCE,
-        target_device=nncf.TargetDevice.CPU,
-        fast_bias_correction=_is_fast(bias_correction),
-        # One step reverts one group of layers (often one layer), or undoes a step that made things worse.
-        advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
-            max_num_iterations=max(1, int(MAX_FLOAT_LAYER_SHARE * len(plain_layers)))
-        ),
-    )
+    with nncf_output_on_stderr():
+        restored = nncf.quantize_with_accuracy_control(
+            model,
+            _calibration_dataset(calibration),
+            validation,
+            _mean_cosine_to_reference,
+            max_drop=max_drop,
+            drop_type=nncf.DropType.ABSOLUTE,
+            subset_size=len(calibration),
+            preset=nncf.QuantizationPreset.PERFORMANCE,
+            target_device=nncf.TargetDevice.CPU,
+            fast_bias_correction=_is_fast(bias_correction),
+            # One step reverts one group of layers (often one layer), or undoes a step that made things worse.
+            advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
+                max_num_iterations=max(1, int(MAX_FLOAT_LAYER_SHARE * len(plain_layers)))
+            ),
+        )
     # quantize_with_accuracy_control returns the model, not the list it reverted: read it off the two models.
     return sorted(plain_layers - quantized_operations(restored))
 

@@ -150,9 +150,11 @@ def quantize_extractor(
         if chosen:
             best = max(best, attempt(chosen), key=lambda each: each.mean_cosine)
     if best.mean_cosine < min_mean_cosine:
+        num_float_layers = len(best.float_layers)
         raise ExtractorError(
             f"int8 features are too far from f32: mean cosine {best.mean_cosine:.6f} on {len(held_out)} held-out "
-            f"frames with {len(best.float_layers)} layers kept in float (the gate is {min_mean_cosine:g}); "
+            f"frames with {num_float_layers} layer{'' if num_float_layers == 1 else 's'} kept in float "
+            f"(the gate is {min_mean_cosine:g}); "
             "use --precision f32"
         )
     return best.extractor, Int8Calibration(
