@@ -66,6 +66,13 @@ def best_rate(embed_frames, frames: np.ndarray) -> float:
     return best
 
 
+def embed_in_batches(embed_frames, frames: np.ndarray) -> np.ndarray:
+    """Features of `frames`, BATCH at a time as `embed` hands them over: one call on hundreds of frames holds all
+    their activations at once (ConvNeXtTiny under TensorFlow: 8 GB for 192 frames, killed for want of memory at
+    576 on this 23.5 GiB machine)."""
+    return np.concatenate([embed_frames(frames[start : start + BATCH]) for start in range(0, len(frames), BATCH)])
+
+
 def decoded_frames(video_root: Path, image_size: int, num_frames: int) -> tuple[np.ndarray, list[str]]:
     from featcache.config import SamplingConfig
     from featcache.embedding.batching import decode_videos
@@ -88,16 +95,18 @@ def bare_inference(name: str, weights: str, image_size: int, video_root: Path, n
 
     config = ExtractorConfig(name=name, weights=weights, image_size=image_size)
     frames, paths = decoded_frames(video_root, image_size, num_frames)
-    # The agreement checks embed the frames in one call: more than this many would not fit TensorFlow's memory
-    # (a larger run's extra videos are for the `embed` commands, whose start-up they amortize).
+    # At most this many frames for the agreement checks and the images/s passes (a larger run's extra videos are
+    # for the `embed` commands, whose start-up they amortize).
     frames, paths = frames[:BARE_INFERENCE_MAX_FRAMES], paths[: BARE_INFERENCE_MAX_FRAMES // num_frames]
     keras_extractor = load_extractor(config, "keras")
     converting = time.perf_counter()
     # As `embed` starts it: also saves the start record, so each `embed --runtime openvino` below is a later start.
     openvino_extractor = start_extractor(config, "openvino")
     convert_seconds = time.perf_counter() - converting
-    reference = keras_extractor.embed_frames(frames)
-    relative, min_cosine, mean_cosine = feature_agreement(reference, openvino_extractor.embed_frames(frames))
+    reference = embed_in_batches(keras_extractor.embed_frames, frames)
+    relative, min_cosine, mean_cosine = feature_agreement(
+        reference, embed_in_batches(openvino_extractor.embed_frames, frames)
+    )
     row = {
         "extractor": name,
         "image_size": image_size,
@@ -115,7 +124,7 @@ def bare_inference(name: str, weights: str, image_size: int, video_root: Path, n
     except Exception as err:  # a benchmark row says why int8 failed instead of stopping the run
         row["int8_error"] = str(err)
         return row
-    _, int8_min, int8_mean = feature_agreement(reference, int8_model.embed_frames(frames))
+    _, int8_min, int8_mean = feature_agreement(reference, embed_in_batches(int8_model.embed_frames, frames))
     row.update(
         int8_images_per_s=best_rate(int8_model.embed_frames, frames),
         int8_mean_cosine_all_frames=int8_mean,

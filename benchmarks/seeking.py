@@ -3,9 +3,10 @@
 Each set is generated into the run's folder (kept between runs): UCF101-like clips (320x240 XVID, 7 s, written
 with cv2.VideoWriter as UCF101 was), 10-s long-GOP H.264 clips (keyframe every 250 frames, B-frames, as
 Kinetics-style downloads), and 2-minute and 10-minute videos of both codecs at UCF101's 320x240 (the size issue
-17's own measurement used). Every decoder decodes every video of a set in this process (decode alone, one core:
-`read_sampled_frames` at T = 10 uniform, 224 px), rounds alternating between decoders so that the load of other
-jobs falls on all of them; the best round of each counts. Frames decoded per video come from the stream index
+17's own measurement used). Every decoder decodes every video of a set in this process (decode alone, on the
+machine's cores: OpenCV's frame threads, seeking's run threads; `read_sampled_frames` at T = 10 uniform, 224 px),
+rounds alternating between decoders so that the load of other jobs falls on all of them; the best round of each
+counts. Frames decoded per video come from the stream index
 (`plan_seek_decode`): the minimum is the frames from each target's keyframe to it (runs shared), seeking adds
 the run to the last frame that proves the frame count, sequential decodes all.
 
