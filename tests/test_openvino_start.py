@@ -19,13 +19,16 @@ import featcache.extractors.openvino_start as openvino_start
 import featcache.extractors.registry as registry
 import featcache.extractors.runtimes as runtimes
 from featcache.cache import CacheReader, read_cache_index
-from featcache.config import EmbedConfig, ExtractorConfig, SamplingConfig
+from featcache.config import EmbedConfig, ExtractorConfig, HeadConfig, SamplingConfig, TrainConfig
 from featcache.embedding.embed import embed
 from featcache.errors import ExtractorError
 from featcache.extractors.openvino_runtime import MAX_ABS_DIFF_PER_SCALE, MIN_COSINE, feature_agreement
 from featcache.extractors.openvino_start import start_extractor, start_key, start_record_path, start_without_keras
 from featcache.extractors.registry import build_model, load_extractor
 from featcache.extractors.runtimes import AUTO_RUNTIME_VARIABLE
+from featcache.inference.predict import prepare_model
+from featcache.search.neighbors import find_neighbors
+from featcache.training.train import train
 
 SIZE = 32
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -308,3 +311,26 @@ def test_int8_quantizes_an_extractor_started_without_keras(tiny_dataset: Path, t
     )
     summary = embed(tiny_dataset, tmp_path / "int8.h5", int8)  # its start may not build Keras
     assert summary.num_embedded == 6 and summary.runtime.startswith("openvino, int8, calibrated on")
+
+
+def test_predict_and_neighbors_start_their_extractor_from_the_record(
+    tiny_dataset: Path, tmp_path: Path, keras_start_forbidden
+):
+    """A new video's extractor (predict's, neighbors --file's) starts from the record `embed` saved, as the next
+    embed's does, and gives the cache's features: the video's nearest neighbour is its own copy in the cache."""
+    config = EmbedConfig(extractor=scratch_cnn(seed=2), sampling=SamplingConfig(num_frames=4), runtime="openvino")
+    cache = tmp_path / "cache.h5"
+    with pytest.MonkeyPatch.context() as undo_forbidding:
+        undo_forbidding.setattr(registry, "load_extractor", load_extractor)
+        embed(tiny_dataset, cache, config)  # builds Keras: saves the start record
+        train(
+            cache, tmp_path / "model", HeadConfig(head="lstm", units=4, dense=4), TrainConfig(epochs=1, val_fraction=0)
+        )
+    prepared = prepare_model(tmp_path / "model", runtime="openvino")  # may not build Keras's extractor
+    assert prepared.extractor.runtime == "openvino"
+
+    video = tiny_dataset / read_cache_index(cache).paths[0]
+    result = find_neighbors(cache, file=video, k=1, runtime="openvino")
+    nearest = result.neighbors[0]
+    assert nearest.path == read_cache_index(cache).paths[0] and nearest.same_contents
+    assert nearest.similarity > 0.999

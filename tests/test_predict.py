@@ -100,7 +100,7 @@ def fake_extractor(monkeypatch) -> list[ExtractorConfig]:
 
         return Extractor("mean_rgb", config.image_size, 3, embed_frames, {"weights_sha256": "c0ffee"})
 
-    monkeypatch.setattr(predict_module, "load_extractor", load_mean_rgb_extractor)
+    monkeypatch.setattr(predict_module, "start_extractor", load_mean_rgb_extractor)
     return calls
 
 
@@ -158,7 +158,7 @@ def test_changed_weights_file_is_refused(monkeypatch, colour_model: Path, colour
     changed = Extractor(
         "scratch_cnn", 16, 3, lambda frames: np.zeros((len(frames), 3), np.float32), {"weights_sha256": "0ther"}
     )
-    monkeypatch.setattr(predict_module, "load_extractor", lambda config, runtime="keras": changed)
+    monkeypatch.setattr(predict_module, "start_extractor", lambda config, runtime="keras": changed)
     with pytest.raises(CacheMismatchError, match="sha256 0ther\\) differs from the one used.*sha256 c0ffee"):
         predict_videos(colour_model, colour_videos)
 
@@ -333,7 +333,7 @@ def test_new_features_are_rounded_like_the_training_cache(
         lambda frames: np.full((len(frames), 3), [feature, 0, 0], np.float32),
         {"weights_sha256": "c0ffee"},
     )
-    monkeypatch.setattr(predict_module, "load_extractor", lambda config, runtime="keras": constant)
+    monkeypatch.setattr(predict_module, "start_extractor", lambda config, runtime="keras": constant)
 
     (prediction,) = predict_videos(colour_model, colour_videos[:1], top_k=3)
 

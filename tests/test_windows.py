@@ -109,7 +109,7 @@ def test_each_window_gets_its_sampled_frames_from_one_pass(tmp_path: Path, monke
 
         return Extractor("grey", config.image_size, 1, embed_frames, {"weights_sha256": None})
 
-    monkeypatch.setattr(predict_module, "load_extractor", grey_level_extractor)
+    monkeypatch.setattr(predict_module, "start_extractor", grey_level_extractor)
     windows_seen: list[list[int]] = []
     original_classify = windows_module.classify_padded
 

@@ -20,7 +20,7 @@ from featcache.config import ExtractorConfig, SamplingConfig, config_from_dict
 from featcache.embedding.batching import decode_videos, embed_decoded_videos
 from featcache.errors import ExtractorError, VideoDecodeError
 from featcache.extractors.extractor import Extractor
-from featcache.extractors.registry import load_extractor
+from featcache.extractors.openvino_start import start_extractor
 from featcache.video.find import VideoEntry
 
 FRAMES_PER_BATCH = 64  # frames per extractor call, gathered across videos as `embed` does
@@ -71,7 +71,7 @@ def load_recipe(
         )
     extractor_config = extractor_config_of(extractor_record)
     sampling = sampling_config_of(sampling_record)
-    extractor = load_extractor(extractor_config, runtime)
+    extractor = start_extractor(extractor_config, runtime)
     stored = settings_record({**extractor_record, "feature_dim": feature_dim}, sampling_record, None)
     loaded = settings_record(
         {**extractor_record, **extractor.provenance, "feature_dim": extractor.feature_dim}, sampling_record, None

@@ -1,4 +1,5 @@
-"""Starting `embed`'s extractor on OpenVINO straight from the compile cache, without importing Keras (start records).
+"""Starting the extractor (`embed`'s, and `predict`'s and `neighbors --file`'s for a new video) on OpenVINO straight
+from the compile cache, without importing Keras (start records).
 
 On a compile-cache hit OpenVINO never runs the Keras model, yet building it (importing Keras and TensorFlow,
 then the model) was most of an OpenVINO embed's start-up: 7.2 of 11.0 s for a 3-video embed on a 2-core CPU

@@ -19,7 +19,7 @@ from featcache.config import ExtractorConfig, SamplingConfig, check_decoder
 from featcache.embedding.new_videos import embed_new_videos
 from featcache.errors import CacheMismatchError, ExtractorError, InputError, VideoDecodeError
 from featcache.extractors.extractor import Extractor
-from featcache.extractors.registry import load_extractor
+from featcache.extractors.openvino_start import start_extractor
 from featcache.training.clips import predict_over_clips
 from featcache.training.model_folder import ModelFolder, ModelMetadata
 from featcache.video.find import VIDEO_EXTENSIONS, find_videos
@@ -96,7 +96,7 @@ def prepare_model(model_dir: Path | ModelFolder, runtime: str = "auto") -> Prepa
             f"{folder.path} was trained on {record_precision(metadata.extractor)} features; predict embeds with the "
             "f32 extractor only: train on a cache embedded with --precision f32"
         )
-    extractor = load_extractor(extractor_config, runtime)
+    extractor = start_extractor(extractor_config, runtime)
     check_extractor_matches(extractor, metadata)
     return PreparedModel(
         model=folder.load_model(),
