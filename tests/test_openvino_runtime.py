@@ -17,6 +17,7 @@ import pytest
 
 import featcache.extractors.openvino_conversion as openvino_conversion
 import featcache.extractors.openvino_runtime as openvino_runtime
+import featcache.extractors.openvino_start as openvino_start
 import featcache.extractors.runtimes as runtimes
 from featcache.cache.describe import describe_cache
 from featcache.cache.shards import DEFAULT_SHARD_RUNTIME, shard_runtime
@@ -178,9 +179,9 @@ def test_neighbors_of_a_new_file_are_the_same_on_openvino(tmp_path: Path, monkey
     on_keras = find_neighbors(cache, file=query, k=4, runtime="keras")
     compiled = []
     real_compile_ir = openvino_conversion.compile_ir
-    monkeypatch.setattr(
-        openvino_conversion, "compile_ir", lambda *args: compiled.append(args) or real_compile_ir(*args)
-    )
+    # A Keras start compiles in openvino_conversion, a start from embed's start record in openvino_start.
+    for module in (openvino_conversion, openvino_start):
+        monkeypatch.setattr(module, "compile_ir", lambda *args: compiled.append(args) or real_compile_ir(*args))
     on_openvino = find_neighbors(cache, file=query, k=4, runtime="openvino")
     assert compiled, "the query was not embedded on OpenVINO"
     assert on_keras.neighbors[0].path == "Alpha/v_Alpha_g02_c01.avi"  # the scene the query shows, brighter
