@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -76,7 +77,7 @@ def runs_overlap(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("sampling_name", SAMPLINGS)
 @pytest.mark.parametrize("video_name", MULTI_RUN)
 def test_runs_on_three_threads_give_the_sequential_frames(
-    decode_corpus: dict[str, Path], video_name: str, sampling_name: str
+    decode_corpus: dict[str, Path], video_name: str, sampling_name: str, runs_overlap: None
 ) -> None:
     path, sampling = decode_corpus[video_name], SAMPLINGS[sampling_name]
     with _planned(path, sampling) as planned:
@@ -89,7 +90,9 @@ def test_runs_on_three_threads_give_the_sequential_frames(
     assert threaded.video_num_frames == sequential.video_num_frames
 
 
-def test_threads_decode_the_same_frames_in_order_and_count_the_same(decode_corpus: dict[str, Path]) -> None:
+def test_threads_decode_the_same_frames_in_order_and_count_the_same(
+    decode_corpus: dict[str, Path], runs_overlap: None
+) -> None:
     """Full-size frames, one thread against three: the same positions in the same order, the same pixels, and the
     tally adds up every run's decoded frames."""
     path = decode_corpus["h264_long_gop_bframes.mp4"]
@@ -129,9 +132,9 @@ def test_one_thread_never_opens_the_file_again_and_three_open_it_at_most_twice(
 def test_a_mismatch_in_a_later_run_raises_and_ends_the_threads_and_the_containers_opened(
     decode_corpus: dict[str, Path], monkeypatch: pytest.MonkeyPatch, runs_overlap: None
 ) -> None:
-    """An index counting one frame more than the stream has: the last run, decoded on another thread, finds the
-    stream ending early. That SeekMismatch is raised (no frame is returned), no thread is left, and the
-    containers opened for the threads are closed; the plan's own stays open for its context to close."""
+    """An index counting one frame more than the stream has: the last run (the longest, started first, beside
+    another) finds the stream ending early. That SeekMismatch is raised (no frame is returned), no thread is left,
+    and the containers opened for the threads are closed; the plan's own stays open for its context to close."""
     opened: list[av.container.InputContainer] = []
     real_open = PlannedSeek._open_another_decoder
 
@@ -155,29 +158,68 @@ def test_a_mismatch_in_a_later_run_raises_and_ends_the_threads_and_the_container
         assert _is_open(planned.container)
 
 
-def test_a_file_that_no_longer_opens_for_a_second_thread_decodes_sequentially(
+def test_a_file_that_no_longer_opens_for_a_second_thread_is_decoded_by_the_decoder_open(
     decode_corpus: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The file opened for the index, then fails to open again (replaced, removed): the seek gives up in one
-    line and the sequential decode, which opens it with OpenCV, takes the frames."""
+    """The file opened for the index, then fails to open again (out of file descriptors, replaced): the runs share
+    the decoder already open, and the frames are the ones one thread gives. The first run waits until a second run
+    has tried to open the file, so the failing open is always reached."""
     path = decode_corpus["xvid.avi"]
     real_open = av.open
     opens: list[str] = []
+    second_open_tried = threading.Event()
 
     def failing_second_open(file: str, *args: object, **kwargs: object):
         opens.append(file)
         if len(opens) > 1:
+            second_open_tried.set()
             raise av.error.FileNotFoundError(2, "No such file or directory", file)
         return real_open(file, *args, **kwargs)
 
+    calls = itertools.count()
+    real_decode_run = run_threads.decode_run
+
+    def first_run_waits(*args: object, **kwargs: object):
+        if next(calls) == 0:
+            assert second_open_tried.wait(timeout=30)
+        return real_decode_run(*args, **kwargs)
+
     monkeypatch.setattr(av, "open", failing_second_open)
-    sampled = read_sampled_frames(path, SamplingConfig(num_frames=10), 32, decoder="seek", seek_threads=2)
-    assert sampled.decoder == "sequential"
-    assert "reopening the file for a second decoding thread failed" in sampled.decoder_note
+    monkeypatch.setattr(run_threads, "decode_run", first_run_waits)
+    sampled = read_sampled_frames(path, SamplingConfig(num_frames=10), 32, decoder="seek", seek_threads=3)
+    assert second_open_tried.is_set() and len(opens) == 2  # after one failure no other opening is tried
+    assert sampled.decoder == "seek", sampled.decoder_note
     monkeypatch.setattr(av, "open", real_open)
     np.testing.assert_array_equal(
         sampled.frames, read_sampled_frames(path, SamplingConfig(num_frames=10), 32, decoder="sequential").frames
     )
+
+
+def test_a_failed_run_skips_the_runs_waiting_and_its_failure_is_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs taking turns on one decoder (the file does not open again): the longest, decoded first, fails; the two
+    waiting for the decoder are skipped, and the failure is raised though the plan's first run never decoded."""
+    decoded: list[int] = []
+
+    def fake_decode_run(decoder, index, plan, run_number, targets, tally):
+        decoded.append(run_number)
+        if run_number == 1:
+            raise SeekMismatch("run 1 disagrees with the index")
+        return iter([(plan.runs[run_number].end, np.zeros((2, 2, 3), np.uint8))])
+
+    def no_second_opening():
+        raise SeekMismatch("the file does not open again")
+
+    monkeypatch.setattr(run_threads, "decode_run", fake_decode_run)
+    index = StreamIndex(np.arange(30, dtype=np.int64), np.array([0, 10, 20]), Fraction(1, 25))
+    plan = plan_seek_decode(index, np.array([0, 14, 22]))
+    assert [run.num_frames for run in plan.runs] == [1, 5, 10]  # the last, to the end of the stream, longest
+    plan.runs[1], plan.runs[2] = plan.runs[2], plan.runs[1]  # now run 1 is the longest, decoded first
+    with pytest.raises(SeekMismatch, match="run 1 disagrees"):
+        run_threads.decode_runs_on_threads(
+            object(), no_second_opening, index, plan, np.array([0, 14, 22]), "rgb24", DecodeTally(), threads=2
+        )
+    assert decoded == [1]
+    assert _seek_run_threads() == []
 
 
 @pytest.mark.parametrize(("cores", "processes", "threads"), [(2, 2, 1), (2, 1, 2), (16, 4, 4), (3, 2, 1), (1, 8, 1)])

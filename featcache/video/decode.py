@@ -276,7 +276,8 @@ class PlannedSeek:
         )
 
     def _open_another_decoder(self) -> RunDecoder:
-        """The same file opened again, for a second decoding thread; SeekMismatch when it no longer opens alike."""
+        """The same file opened again, for a second decoding thread; SeekMismatch when it no longer opens alike
+        (the runs then share the decoders already open)."""
         import av
 
         from featcache.video.seek_decode import RunDecoder, SeekMismatch
@@ -291,6 +292,9 @@ class PlannedSeek:
         except IndexUntrustworthy as err:
             container.close()
             raise SeekMismatch(f"the file reopened differently ({err})") from err
+        except BaseException:
+            container.close()
+            raise
 
     def __enter__(self) -> PlannedSeek:
         return self

@@ -38,9 +38,10 @@ from featcache.video.stream_index import ContainerIndex, StreamIndex
 
 # FFmpeg's decoder threading for the seek path: "SLICE" (PyAV's default), not "AUTO" (frame and slice threads,
 # what OpenCV's capture uses). Frame threads delay the first frame after every seek by a frame per thread and
-# start a thread per core in every decode worker, which already fill the cores. Measured on 2 cores (one
-# video of each `benchmarks.seeking` set but the 2-minute ones, each mode's best of 5): slice threads were
-# 5-17% faster on all four.
+# start a thread per core in every decoder, where the decode workers or the run threads (`run_threads.py`)
+# already fill the cores. Measured on 2 cores (one video of each `benchmarks.seeking` set but the 2-minute
+# ones, each mode's best of 5): slice threads were 5-17% faster on all four; on a 10-minute H.264 video
+# (2026-12-04) 185 ms against 207-217 ms for frame threads.
 DECODER_THREADS = "SLICE"
 # The codecs whose decoder skips exactly the frames that are not references when asked to (H.264 by the NAL
 # header's nal_ref_idc), proven pixel for pixel by tests/test_seek_decode.py's corpus. Others decode every frame
@@ -217,7 +218,7 @@ def decode_run(
                 if position in targets.wanted:
                     # Bicubic is OpenCV's flag (at an unchanged size it does not change a pixel); one thread because
                     # swscale's default starts threads for every frame, which cost 10x the conversion itself on
-                    # 320x240 (and the worker processes already fill the cores).
+                    # 320x240 (and the worker processes or run threads already fill the cores).
                     converted = decoder.reformatter.reformat(
                         frame, format=targets.pixel_format, interpolation="BICUBIC", threads=1
                     )
