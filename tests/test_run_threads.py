@@ -222,6 +222,19 @@ def test_a_failed_run_skips_the_runs_waiting_and_its_failure_is_raised(monkeypat
     assert _seek_run_threads() == []
 
 
+def test_a_container_without_a_stored_index_decodes_its_runs_on_one_thread(
+    decode_corpus: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MPEG-TS seeks by searching timestamps, where a second opening may land elsewhere than the indexed one: its
+    runs stay on one thread, so its fallback reason is the one thread's, every time."""
+    monkeypatch.setattr(PlannedSeek, "_open_another_decoder", lambda planned: pytest.fail("opened a second time"))
+    for _ in range(3):
+        sampled = read_sampled_frames(
+            decode_corpus["nonzero_start.ts"], SamplingConfig(num_frames=1), 32, decoder="seek", seek_threads=3
+        )
+        assert sampled.decoder == "sequential" and "not at a keyframe at or before it" in sampled.decoder_note
+
+
 @pytest.mark.parametrize(("cores", "processes", "threads"), [(2, 2, 1), (2, 1, 2), (16, 4, 4), (3, 2, 1), (1, 8, 1)])
 def test_seek_threads_share_the_cores_among_the_decoding_processes(
     monkeypatch: pytest.MonkeyPatch, cores: int, processes: int, threads: int

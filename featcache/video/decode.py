@@ -257,12 +257,13 @@ class PlannedSeek:
         self, pixel_format: str = "bgr24", tally: DecodeTally | None = None, threads: int | None = None
     ) -> list[tuple[int, np.ndarray]]:
         """What `decode_frames` yields, as one list, the runs decoded on up to `threads` threads at once
-        (`run_threads.py`; None: one per core this process may use)."""
-        from featcache.video.run_threads import decode_runs_on_threads, usable_cores
+        (`run_threads.py`; None: one per core this process may use; one thread for a container outside
+        FORMATS_SEEKING_BY_INDEX)."""
+        from featcache.video.run_threads import FORMATS_SEEKING_BY_INDEX, decode_runs_on_threads, usable_cores
         from featcache.video.seek_decode import DecodeTally, RunDecoder
 
         threads = min(usable_cores() if threads is None else threads, len(self.plan.runs))
-        if threads <= 1:
+        if threads <= 1 or self.container.format.name not in FORMATS_SEEKING_BY_INDEX:
             return list(self.decode_frames(pixel_format, tally))
         return decode_runs_on_threads(
             RunDecoder.on(self.container, self.stream),

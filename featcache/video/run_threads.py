@@ -28,6 +28,12 @@ import numpy as np
 from featcache.video.seek_decode import DecodeTally, RunDecoder, SeekMismatch, SeekPlan, SeekTargets, decode_run
 from featcache.video.stream_index import StreamIndex
 
+# The containers (PyAV's format names) whose file holds an index that seeks go by (MP4's sample table, Matroska's
+# cues, AVI's idx1): a second opening seeks as the first, indexed one does. Others stay on one thread: MPEG-TS, for
+# one, seeks by searching timestamps, and a fresh opening of it, which has not demuxed the file, landed elsewhere
+# than the first (the corpus's TS then failed another check; it falls back to sequential decoding either way).
+FORMATS_SEEKING_BY_INDEX = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi"})
+
 
 def usable_cores() -> int:
     """The cores this process may run on (its CPU affinity where the platform says, else the machine's)."""
