@@ -314,7 +314,7 @@ def test_int8_quantizes_an_extractor_started_without_keras(tiny_dataset: Path, t
 
 
 def test_predict_and_neighbors_start_their_extractor_from_the_record(
-    tiny_dataset: Path, tmp_path: Path, keras_start_forbidden
+    tiny_dataset: Path, tmp_path: Path, keras_start_forbidden, monkeypatch: pytest.MonkeyPatch
 ):
     """A new video's extractor (predict's, neighbors --file's) starts from the record `embed` saved, as the next
     embed's does, and gives the cache's features: the video's nearest neighbour is its own copy in the cache."""
@@ -326,11 +326,22 @@ def test_predict_and_neighbors_start_their_extractor_from_the_record(
         train(
             cache, tmp_path / "model", HeadConfig(head="lstm", units=4, dense=4), TrainConfig(epochs=1, val_fraction=0)
         )
+    # Started from the record: start_without_keras hands back each extractor (a module that bound another loader
+    # at import would not reach it, nor the forbidden registry.load_extractor).
+    started: list[object] = []
+
+    def recording_start(*args, **kwargs):
+        extractor = start_without_keras(*args, **kwargs)
+        started.append(extractor)
+        return extractor
+
+    monkeypatch.setattr(openvino_start, "start_without_keras", recording_start)
     prepared = prepare_model(tmp_path / "model", runtime="openvino")  # may not build Keras's extractor
-    assert prepared.extractor.runtime == "openvino"
+    assert prepared.extractor.runtime == "openvino" and started == [prepared.extractor]
 
     video = tiny_dataset / read_cache_index(cache).paths[0]
     result = find_neighbors(cache, file=video, k=1, runtime="openvino")
     nearest = result.neighbors[0]
     assert nearest.path == read_cache_index(cache).paths[0] and nearest.same_contents
     assert nearest.similarity > 0.999
+    assert len(started) == 2 and started[1] is not None and started[1].runtime == "openvino"

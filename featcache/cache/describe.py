@@ -89,7 +89,8 @@ def format_runtimes_and_precision(description: dict[str, Any]) -> str:
     runtimes = ", ".join(f"{count} {runtime}" for runtime, count in description["runtimes"].items()) or "no video"
     calibration = description["extractor"].get("int8_calibration")
     precision = description["precision"] + (
-        f" (calibrated on {calibration['num_calibration_frames']} frames of {len(calibration['videos'])} videos, "
+        f" (calibrated on {calibration['num_calibration_frames']} frames of {len(calibration['videos'])} "
+        f"video{'' if len(calibration['videos']) == 1 else 's'}, "
         f"mean cosine {calibration['held_out_mean_cosine']:.4f} to f32 on {calibration['num_held_out_frames']} "
         "held out)"
         if calibration

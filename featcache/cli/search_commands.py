@@ -48,8 +48,9 @@ def neighbors_command(
 
     # The query options are one mutually exclusive group: find_neighbors refuses none or several.
     with errors_as_exit_codes():
-        if file is not None or text is not None:
-            import_keras_quietly()  # the stored extractor (or the preset's text tower) is built
+        if text is not None:
+            import_keras_quietly()  # the preset's text tower is built (a --file's extractor imports Keras itself
+            # only where it does not start from a start record, openvino_start.py)
         result = find_neighbors(
             cache, video=video, file=file, text=text, k=k, runtime=runtime.value, decoder=decoder.value
         )

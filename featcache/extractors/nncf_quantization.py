@@ -65,10 +65,13 @@ def nncf_output_on_stderr() -> Iterator[None]:
     from nncf.common.logging import nncf_logger
 
     # A plain StreamHandler on stdout (NNCF's own); never a FileHandler (a StreamHandler too) a user added.
+    # Never one already on stderr (stdout may be stderr): setStream would hand back None to restore.
     to_stdout = [
         handler
         for handler in nncf_logger.handlers
-        if type(handler) is logging.StreamHandler and handler.stream in (sys.stdout, sys.__stdout__)
+        if type(handler) is logging.StreamHandler
+        and handler.stream in (sys.stdout, sys.__stdout__)
+        and handler.stream is not sys.stderr
     ]
     moved = [(handler, handler.setStream(sys.stderr)) for handler in to_stdout]
     try:
