@@ -319,7 +319,12 @@ def plan_seeking(
     import av
 
     from featcache.video.seek_decode import estimate_frames_to_decode, plan_seek_decode
-    from featcache.video.stream_index import IndexUntrustworthy, index_stream, read_container_index, the_video_stream
+    from featcache.video.stream_index import (
+        IndexUntrustworthy,
+        index_the_stream,
+        read_container_index,
+        the_video_stream,
+    )
 
     if capture.get(cv2.CAP_PROP_ORIENTATION_META) not in (0.0, -1.0):
         return "the stream has rotation metadata (OpenCV turns its frames)"
@@ -332,8 +337,8 @@ def plan_seeking(
     planned: PlannedSeek | str | None = None
     try:
         stream = the_video_stream(container)
-        container_index = read_container_index(stream) if decoder == "auto" else None
-        if container_index is not None:
+        container_index = read_container_index(stream)
+        if container_index is not None and decoder == "auto":
             # Decide before demuxing: where seeking is not worth it, the demux pass would be wasted.
             worth_it = int(SEEK_WORTH_IT_SHARE * container_index.num_frames)
             estimate_indices = np.asarray(frame_indices_of(container_index.num_frames), dtype=np.int64)
@@ -343,7 +348,7 @@ def plan_seeking(
                     "(by the container's index)"
                 )
                 return planned
-        index = index_stream(container, stream)
+        index = index_the_stream(container, stream, container_index, path.stat().st_size)
         frame_indices = np.asarray(frame_indices_of(index.num_frames), dtype=np.int64)
         plan = plan_seek_decode(index, frame_indices)
         if decoder == "auto" and plan.frames_to_decode > SEEK_WORTH_IT_SHARE * index.num_frames:

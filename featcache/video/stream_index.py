@@ -5,6 +5,9 @@ with the k-th smallest pts, and a frame decodes exactly when decoding starts at 
 long as every GOP is closed (no frame after a keyframe in decode order shows before it). Anything that would
 make "one packet = one decoded frame, at its pts" untrue makes the index untrustworthy, and the video is decoded
 sequentially instead (`IndexUntrustworthy` carries the reason). Costs one read of the file; no frame is decoded.
+Where the container's own index already holds every frame's pts (AVI's idx1, for a stream that does not reorder
+frames), the index is read from it instead, with the same checks (`index_from_container`): about 8 ms instead of
+65 ms for the 15,000 frames of a 10-minute video, which made the demux pass most of such a video's seek.
 """
 
 from __future__ import annotations
@@ -57,7 +60,8 @@ class ContainerIndex:
 
     One entry per packet, in decode order: a keyframe's position there is its position in presentation order
     when every GOP before it is closed, which the container does not prove (MP4 entries carry dts, not pts).
-    So this is good for an estimate, choosing the decoder, and never for finding a frame: that is `StreamIndex`.
+    So this is good for an estimate, choosing the decoder, and never for finding a frame: that is `StreamIndex`,
+    which `index_from_container` reads from it only where its entries are the frames' pts (AVI, no reordering).
     """
 
     entries: av.index.IndexEntries
@@ -70,6 +74,14 @@ class ContainerIndex:
         return bool(self.entries[position].is_keyframe)
 
 
+# The containers whose index gives each frame's pts: AVI's idx1 lists the chunks in the order stored, each at
+# the count of frames before it (the pts the demuxer gives its packet). MP4's sample table gives dts (its pts need
+# the composition offsets, which PyAV does not expose) and Matroska's cues list keyframes only.
+PTS_INDEX_FORMATS = frozenset({"avi"})
+# An AVI index entry's position is its chunk's header (fourcc and size), the chunk's data follows it.
+_AVI_CHUNK_HEADER_BYTES = 8
+
+
 def read_container_index(stream: av.video.stream.VideoStream) -> ContainerIndex | None:
     """The stream's container index when it lists every frame, from a keyframe on; else None (MKV and WebM cues
     list keyframes only, MPEG-TS has none, a damaged file's header may count other frames than its index)."""
@@ -77,6 +89,63 @@ def read_container_index(stream: av.video.stream.VideoStream) -> ContainerIndex 
     if len(entries) == 0 or len(entries) != stream.frames or not entries[0].is_keyframe:
         return None
     return ContainerIndex(entries)
+
+
+def index_the_stream(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    container_index: ContainerIndex | None,
+    file_size: int,
+) -> StreamIndex:
+    """The stream's index: from the container's own index where that holds the pts (`index_from_container`),
+    else by demuxing (`index_stream`). Raises IndexUntrustworthy as they do."""
+    if container_index is not None:
+        index = index_from_container(container, stream, container_index, file_size)
+        if index is not None:
+            return index
+    return index_stream(container, stream)
+
+
+def index_from_container(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    container_index: ContainerIndex,
+    file_size: int,
+) -> StreamIndex | None:
+    """The index `index_stream` would build, read from the container's own index where that holds every
+    frame's pts: an AVI stream whose decoder does not reorder frames (stored order is presentation order, so
+    the n-th entry is the n-th frame shown). None for any other stream: it is demuxed.
+
+    Raises IndexUntrustworthy for what the demux pass rejects and the index shows: an empty chunk (a dropped
+    frame), a discarded one, timestamps not increasing, a chunk past the end of the file (a truncated file). The
+    packets themselves are read by the runs that decode them, which check every frame's pts against this index
+    (`seek_decode.py`), as they do after a demux pass.
+    """
+    if container.format.name not in PTS_INDEX_FORMATS or stream.codec_context.has_b_frames:
+        return None
+    entries = container_index.entries[:]  # one list: bulk reads are ~4x faster than entry by entry
+    pts = np.fromiter((entry.timestamp for entry in entries), np.int64, len(entries))
+    sizes = np.fromiter((entry.size for entry in entries), np.int64, len(entries))
+    ends = np.fromiter((entry.pos for entry in entries), np.int64, len(entries)) + _AVI_CHUNK_HEADER_BYTES + sizes
+    discarded = np.fromiter((entry.is_discard for entry in entries), bool, len(entries))
+    keyframes = np.fromiter((entry.is_keyframe for entry in entries), bool, len(entries))
+    _check_entries(pts, sizes, ends, discarded, file_size)
+    return StreamIndex(pts, np.flatnonzero(keyframes).astype(np.int64), Fraction(stream.time_base))
+
+
+def _check_entries(pts: np.ndarray, sizes: np.ndarray, ends: np.ndarray, discarded: np.ndarray, file_size: int) -> None:
+    """`_check_packet`'s checks that a container index can answer, over all its entries at once."""
+    if np.any(sizes == 0):
+        empty_pts = int(pts[np.argmax(sizes == 0)])
+        raise IndexUntrustworthy(f"an empty packet at pts {empty_pts} (a dropped frame that decodes to nothing)")
+    if np.any(discarded):
+        raise IndexUntrustworthy(f"a packet flagged discard at pts {int(pts[np.argmax(discarded)])} (an edit list)")
+    if np.any(np.diff(pts) <= 0):
+        first = int(np.argmax(np.diff(pts) <= 0))
+        raise IndexUntrustworthy(f"dts not increasing ({int(pts[first])} then {int(pts[first + 1])})")
+    if np.any(ends > file_size):
+        past_end_pts = int(pts[np.argmax(ends > file_size)])
+        raise IndexUntrustworthy(f"the index lists a packet at pts {past_end_pts} past the end of the file")
 
 
 def the_video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
