@@ -6,8 +6,10 @@ Per extractor, on the demo videos (`featcache demo-data`, 3 classes, 8 groups):
   mean / min cosine to f32 on the held-out frames and on all the frames;
 - head accuracy: the demo videos embedded with f32 and with `--precision int8` (default gate), the default
   head trained on each cache with the same settings, split and seeds, test accuracy on the held-out videos.
-ImageNet weights cannot be downloaded here: mobilenet_v2 uses benchmarks/calibrated_weights.py, scratch_cnn random
-weights, so the accuracies are the demo task's, not ImageNet features'.
+ImageNet weights cannot be downloaded here: mobilenet_v2 uses benchmarks/calibrated_weights.py (random, features
+with no class information: heads at chance) or, with `--mobilenet-weights trained`, benchmarks/trained_weights.py
+(trained to locate a disc on synthetic images, so a head can classify the demo videos by them); scratch_cnn random
+weights. The accuracies are the demo task's, not ImageNet features'.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 import featcache  # noqa: F401  (sets TF_CPP_MIN_LOG_LEVEL before Keras imports TensorFlow)
 from benchmarks.calibrated_weights import calibrated_mobilenet_v2_weights
 from benchmarks.runtimes import best_rate, decoded_frames
+from benchmarks.trained_weights import trained_mobilenet_v2_weights
 from featcache.config import DEFAULT_INT8_MIN_COSINE, EmbedConfig, ExtractorConfig, SamplingConfig, TrainConfig
 from featcache.errors import ExtractorError
 
@@ -93,12 +96,20 @@ def head_accuracies(config: ExtractorConfig, video_root: Path, work: Path, epoch
     return row
 
 
+def mobilenet_v2_weights(kind: str, image_size: int) -> str:
+    """The weights file of `kind` ("calibrated" or "trained") for mobilenet_v2 at `image_size`."""
+    if kind == "trained":
+        return str(trained_mobilenet_v2_weights(image_size))
+    return str(calibrated_mobilenet_v2_weights(image_size))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m benchmarks.int8_accuracy", description=__doc__)
     parser.add_argument("--extractors", nargs="+", default=["scratch_cnn:112", "mobilenet_v2:224"])
     parser.add_argument("--videos-per-class", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=DEFAULT_SEEDS)
+    parser.add_argument("--mobilenet-weights", choices=["calibrated", "trained"], default="calibrated")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "featcache-int8-accuracy.json")
     args = parser.parse_args(argv)
     from featcache.extractors.keras_loader import import_keras_quietly
@@ -108,10 +119,15 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("FEATCACHE_CACHE_DIR", str(work / "compile-cache"))
     video_root = make_demo_data(work / "videos", videos_per_class=args.videos_per_class, num_groups=8)
     import_keras_quietly()
-    results = {"videos": 3 * args.videos_per_class, "frames_per_video": NUM_FRAMES, "seeds": args.seeds}
+    results = {
+        "videos": 3 * args.videos_per_class,
+        "frames_per_video": NUM_FRAMES,
+        "seeds": args.seeds,
+        "mobilenet_weights": args.mobilenet_weights,
+    }
     for spec in args.extractors:
         name, size = spec.rsplit(":", 1)
-        weights = str(calibrated_mobilenet_v2_weights(int(size))) if name == "mobilenet_v2" else "random"
+        weights = mobilenet_v2_weights(args.mobilenet_weights, int(size)) if name == "mobilenet_v2" else "random"
         config = ExtractorConfig(name=name, weights=weights, image_size=int(size))
         print(f"[int8] {spec}", file=sys.stderr, flush=True)
         results[spec] = {
