@@ -108,6 +108,23 @@ def test_threads_decode_the_same_frames_in_order_and_count_the_same(
     assert tallies[3].frames_decoded == tallies[1].frames_decoded > 0
 
 
+def test_finish_runs_on_the_thread_that_decoded_each_frame_and_the_list_holds_what_it_returns(
+    decode_corpus: dict[str, Path], runs_overlap: None
+) -> None:
+    """`read_sampled_frames` resizes each frame for the model this way, beside the other runs' decoding."""
+    path = decode_corpus["xvid.avi"]
+    with _planned(path, SamplingConfig(num_frames=10)) as planned:
+        plain = planned.decode_all_frames("rgb24", threads=2)
+    with _planned(path, SamplingConfig(num_frames=10)) as planned:
+        finished = planned.decode_all_frames(
+            "rgb24", threads=2, finish=lambda frame: (frame[::2, ::2].copy(), threading.current_thread().name)
+        )
+    assert [position for position, _ in finished] == [position for position, _ in plain]
+    for (_, frame), (_, (half, thread_name)) in zip(plain, finished, strict=True):
+        np.testing.assert_array_equal(half, frame[::2, ::2])
+        assert thread_name.startswith("featcache-seek-run")
+
+
 def test_one_thread_never_opens_the_file_again_and_three_open_it_at_most_twice(
     decode_corpus: dict[str, Path], monkeypatch: pytest.MonkeyPatch, runs_overlap: None
 ) -> None:

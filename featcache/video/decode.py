@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -114,10 +114,16 @@ def read_sampled_frames(
             )
         decoder_note = ""
         if decoder != "sequential":
-            seeked = _try_seeking(path, capture, video_fps, sampling, decoder, seek_threads)
+            seeked = _try_seeking(path, capture, video_fps, sampling, decoder, seek_threads, image_size)
             if isinstance(seeked, _SeekedFrames):
                 return _sampled_frames(
-                    seeked.frames_rgb, "rgb", seeked.frame_indices, video_fps, seeked.num_frames, image_size, "seek", ""
+                    np.stack(seeked.model_frames),  # the index counts a frame at least, so one is sampled
+                    seeked.frame_indices,
+                    video_fps,
+                    seeked.num_frames,
+                    seeked.video_size,
+                    "seek",
+                    "",
                 )
             decoder_note = seeked
         hinted_indices = (
@@ -149,40 +155,48 @@ def read_sampled_frames(
             )
         frames_bgr = decode_pass.frames
 
+    video_height, video_width = frames_bgr[0].shape[:2]
     return _sampled_frames(
-        frames_bgr, "bgr", frame_indices, video_fps, num_decoded, image_size, "sequential", decoder_note
+        _bgr_frames_for_model(frames_bgr, image_size),
+        frame_indices,
+        video_fps,
+        num_decoded,
+        (video_width, video_height),
+        "sequential",
+        decoder_note,
     )
 
 
+def _bgr_frames_for_model(frames_bgr: list[np.ndarray], image_size: int) -> np.ndarray:
+    """Full-size BGR frames -> uint8 RGB (len, image_size, image_size, 3), each written straight into the array."""
+    model_frames = np.empty((len(frames_bgr), image_size, image_size, 3), dtype=np.uint8)
+    for frame, model_frame in zip(frames_bgr, model_frames):
+        # Resize first, then swap: the swap then touches image_size² pixels, not the full frame's.
+        cv2.cvtColor(resize_for_model(frame, image_size), cv2.COLOR_BGR2RGB, dst=model_frame)
+    return model_frames
+
+
 def _sampled_frames(
-    frames: list[np.ndarray],
-    channel_order: str,
+    model_frames: np.ndarray,
     frame_indices: np.ndarray,
     video_fps: float,
     num_frames: int,
-    image_size: int,
+    video_size: tuple[int, int],
     decoder: str,
     decoder_note: str,
 ) -> SampledFrames:
-    """The decoded full-size frames ("bgr" or "rgb" `channel_order`), resized to RGB for the model, with what is
-    known of them. Each is written straight into the returned array (no stacking copy)."""
-    video_height, video_width = frames[0].shape[:2]
+    """The frames resized for the model, uint8 RGB (len, image_size, image_size, 3), with what is known of them.
+
+    video_size: (width, height) of the first sampled frame at full size."""
     timestamps_ms = frame_indices / video_fps * 1000.0 if video_fps > 0 else np.zeros(len(frame_indices))
-    model_frames = np.empty((len(frames), image_size, image_size, 3), dtype=np.uint8)
-    for frame, model_frame in zip(frames, model_frames):
-        if channel_order == "rgb":
-            resize_for_model(frame, image_size, out=model_frame)
-        else:
-            # Resize first, then swap: the swap then touches image_size² pixels, not the full frame's.
-            cv2.cvtColor(resize_for_model(frame, image_size), cv2.COLOR_BGR2RGB, dst=model_frame)
     return SampledFrames(
         frames=model_frames,
         frame_indices=frame_indices.astype(np.int32),
         timestamps_ms=timestamps_ms.astype(np.float32),
         video_fps=video_fps,
         video_num_frames=num_frames,
-        video_width=int(video_width),
-        video_height=int(video_height),
+        video_width=int(video_size[0]),
+        video_height=int(video_size[1]),
         decoder=decoder,
         decoder_note=decoder_note,
     )
@@ -190,11 +204,13 @@ def _sampled_frames(
 
 @dataclass(frozen=True)
 class _SeekedFrames:
-    """What the seek path decoded: full-size RGB frames at `frame_indices` of a `num_frames`-frame video."""
+    """What the seek path decoded: the frames at `frame_indices` of a `num_frames`-frame video, resized for the
+    model (uint8 RGB), and the first one's (width, height) at full size."""
 
-    frames_rgb: list[np.ndarray]
+    model_frames: list[np.ndarray]
     frame_indices: np.ndarray
     num_frames: int
+    video_size: tuple[int, int]
 
 
 def _try_seeking(
@@ -204,6 +220,7 @@ def _try_seeking(
     sampling: SamplingConfig,
     decoder: str,
     seek_threads: int | None,
+    image_size: int,
 ) -> _SeekedFrames | str:
     """The sampled frames decoded by seeking, or why the sequential decode must take them."""
     planned = plan_seeking(
@@ -213,12 +230,19 @@ def _try_seeking(
         return planned
     from featcache.video.seek_decode import SeekMismatch  # PyAV is imported by now (plan_seeking opened the file)
 
+    def for_model(frame_rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        # On the thread that decoded the frame, so the resize overlaps the other runs' decoding (INTER_AREA from
+        # 320x240 to 224 costs ~0.65 ms a frame on the 2-core AMD EPYC, a third of a 7-s XVID clip's seek), and
+        # only model-size frames are held.
+        return resize_for_model(frame_rgb, image_size), (frame_rgb.shape[1], frame_rgb.shape[0])
+
     with planned:
         try:
-            frames_rgb = [frame for _, frame in planned.decode_all_frames("rgb24", threads=seek_threads)]
+            decoded = planned.decode_all_frames("rgb24", threads=seek_threads, finish=for_model)
         except SeekMismatch as err:
             return seeking_fell_back(err)
-    return _SeekedFrames(frames_rgb, planned.frame_indices, planned.num_frames)
+    model_frames = [model_frame for _, (model_frame, _) in decoded]
+    return _SeekedFrames(model_frames, planned.frame_indices, planned.num_frames, decoded[0][1][1])
 
 
 @dataclass(frozen=True)
@@ -254,17 +278,28 @@ class PlannedSeek:
         )
 
     def decode_all_frames(
-        self, pixel_format: str = "bgr24", tally: DecodeTally | None = None, threads: int | None = None
-    ) -> list[tuple[int, np.ndarray]]:
+        self,
+        pixel_format: str = "bgr24",
+        tally: DecodeTally | None = None,
+        threads: int | None = None,
+        finish: Callable[[np.ndarray], Any] | None = None,
+    ) -> list[tuple[int, Any]]:
         """What `decode_frames` yields, as one list, the runs decoded on up to `threads` threads at once
         (`run_threads.py`; None: one per core this process may use; one thread for a container outside
-        FORMATS_SEEKING_BY_INDEX)."""
-        from featcache.video.run_threads import FORMATS_SEEKING_BY_INDEX, decode_runs_on_threads, usable_cores
+        FORMATS_SEEKING_BY_INDEX). finish: applied to each frame as it is decoded, on the thread that decoded
+        it; the list holds what it returns (None: the frames)."""
+        from featcache.video.run_threads import (
+            FORMATS_SEEKING_BY_INDEX,
+            decode_runs_on_threads,
+            unchanged,
+            usable_cores,
+        )
         from featcache.video.seek_decode import DecodeTally, RunDecoder
 
         threads = min(usable_cores() if threads is None else threads, len(self.plan.runs))
+        finish = finish if finish is not None else unchanged
         if threads <= 1 or self.container.format.name not in FORMATS_SEEKING_BY_INDEX:
-            return list(self.decode_frames(pixel_format, tally))
+            return [(frame_index, finish(frame)) for frame_index, frame in self.decode_frames(pixel_format, tally)]
         return decode_runs_on_threads(
             RunDecoder.on(self.container, self.stream),
             self._open_another_decoder,
@@ -274,6 +309,7 @@ class PlannedSeek:
             pixel_format,
             tally if tally is not None else DecodeTally(),
             threads,
+            finish,
         )
 
     def _open_another_decoder(self) -> RunDecoder:

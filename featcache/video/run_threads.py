@@ -22,6 +22,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +34,11 @@ from featcache.video.stream_index import StreamIndex
 # one, seeks by searching timestamps, and a fresh opening of it, which has not demuxed the file, landed elsewhere
 # than the first (the corpus's TS then failed another check; it falls back to sequential decoding either way).
 FORMATS_SEEKING_BY_INDEX = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi"})
+
+
+def unchanged(frame: np.ndarray) -> np.ndarray:
+    """The `finish` that keeps each decoded frame as it is."""
+    return frame
 
 
 def usable_cores() -> int:
@@ -56,9 +62,11 @@ def decode_runs_on_threads(
     pixel_format: str,
     tally: DecodeTally,
     threads: int,
-) -> list[tuple[int, np.ndarray]]:
+    finish: Callable[[np.ndarray], Any] | None = None,
+) -> list[tuple[int, Any]]:
     """What `seek_decode.iterate_planned_frames` yields for the plan, as a list, the runs decoded on up to
-    `threads` threads, longest first.
+    `threads` threads, longest first; `finish` is applied to each frame on the thread that decoded it (the list
+    holds what it returns; None: the frames).
 
     first_decoder: the container already open (and indexed); open_decoder: opens another on the same file. The
     containers this opens are closed before it returns or raises; `first_decoder`'s stays open. Raises the
@@ -66,6 +74,7 @@ def decode_runs_on_threads(
     so runs not started yet are skipped (and `tally` counts only the runs gathered before the failure).
     """
     targets = SeekTargets.of(index, wanted, pixel_format)
+    finish = finish if finish is not None else unchanged
     decoders = _DecoderPool(first_decoder, open_decoder)
     abandoned = threading.Event()
 
@@ -75,7 +84,10 @@ def decode_runs_on_threads(
             if abandoned.is_set():
                 return None  # another run failed: these frames would be thrown away
             try:
-                frames = list(decode_run(decoder, index, plan, run_number, targets, run_tally))
+                frames = [
+                    (position, finish(frame))
+                    for position, frame in decode_run(decoder, index, plan, run_number, targets, run_tally)
+                ]
             except BaseException:
                 abandoned.set()  # before the decoder goes back: a run waiting for it sees the failure
                 raise
