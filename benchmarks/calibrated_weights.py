@@ -35,11 +35,23 @@ def calibrated_mobilenet_v2_weights(image_size: int, seed: int = 0) -> Path:
         .uniform(-1.0, 1.0, size=(CALIBRATION_IMAGES, image_size, image_size, 3))
         .astype(np.float32)
     )  # as after preprocess_input
+    set_batchnorm_statistics(model, images)
+    return save_weights_atomically(model, path)
+
+
+def set_batchnorm_statistics(model, images: np.ndarray) -> None:
+    """Set each BatchNormalization layer's moving mean and variance to those of its inputs on `images`, layer by
+    layer from the input on (each layer sees the already-set layers before it)."""
+    import keras
+
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             inputs = np.asarray(keras.Model(model.inputs, layer.input).predict(images, verbose=0))
             gamma, beta, _, _ = layer.get_weights()
             layer.set_weights([gamma, beta, inputs.mean(axis=(0, 1, 2)), inputs.var(axis=(0, 1, 2)) + 1e-3])
+
+
+def save_weights_atomically(model, path: Path) -> Path:
     WEIGHTS_FOLDER.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp.weights.h5")
     model.save_weights(temporary)
