@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -11,8 +12,10 @@ import pytest
 from featcache.config import SamplingConfig
 from featcache.video import stream_index
 from featcache.video.decode import read_sampled_frames
+from featcache.video.seek_decode import DecodeRun, SeekMismatch, _check_landing
 from featcache.video.stream_index import (
     IndexUntrustworthy,
+    StreamIndex,
     _check_entries,
     index_from_container,
     index_stream,
@@ -112,3 +115,13 @@ def test_an_avi_seeks_without_a_demux_pass_and_gives_the_sequential_frames(
     assert seeked.decoder == "seek", seeked.decoder_note
     np.testing.assert_array_equal(seeked.frame_indices, sequential.frame_indices)
     np.testing.assert_array_equal(seeked.frames, sequential.frames)
+
+
+def test_a_seek_landing_on_a_frame_its_decoder_does_not_call_a_keyframe_is_a_mismatch() -> None:
+    """An open GOP's leading frame decodes after its keyframe's packet and shows before it, at the pts an index read
+    from the container gives the keyframe: the index cannot tell, the decoder's keyframe flag does."""
+    index = StreamIndex(np.arange(30, dtype=np.int64), np.array([0, 10, 20]), Fraction(1, 25))
+    run = DecodeRun(10, 14)
+    _check_landing(index, run, 10, 10, decoded_as_keyframe=True)
+    with pytest.raises(SeekMismatch, match=r"\(pts 10\) is not a keyframe by its decoder"):
+        _check_landing(index, run, 10, 10, decoded_as_keyframe=False)

@@ -3,7 +3,7 @@
 Given a `StreamIndex`, the frames wanted are grouped into runs: a run starts at a keyframe and decodes forward
 to its last frame; the next wanted frame joins the run when its keyframe is not past the run's end (decoding
 on is then no dearer than seeking), else a new run seeks. Every decoded frame is checked against the index:
-after a seek the first frame must be a keyframe at or before the run's start, then the frames must come in
+after a seek the first frame must be a keyframe (by the index and by the decoder) at or before the run's start, then the frames must come in
 the index's order, one per position; the run holding the last frame decodes to the end of the stream, which
 proves the index's count. Any disagreement raises `SeekMismatch`, and the caller decodes the video
 sequentially: a wrong frame is never returned.
@@ -271,7 +271,7 @@ def _frames_of_run(
         for frame in packet.decode():
             position = index.position_of(frame.pts)
             if expected is None:
-                _check_landing(index, run, position, frame.pts)
+                _check_landing(index, run, position, frame.pts, frame.key_frame)
             else:
                 _check_in_order(index, expected, position, frame.pts, skippable)
             tally.frames_decoded += 1
@@ -323,10 +323,16 @@ def _check_in_order(index: StreamIndex, expected: int, position: int | None, pts
     )
 
 
-def _check_landing(index: StreamIndex, run: DecodeRun, position: int | None, pts: int | None) -> None:
-    """The first frame after a seek must be a keyframe at or before the run's start."""
+def _check_landing(
+    index: StreamIndex, run: DecodeRun, position: int | None, pts: int | None, decoded_as_keyframe: bool
+) -> None:
+    """The first frame after a seek must be a keyframe at or before the run's start, by the index and by the
+    decoder: a frame decoded from a keyframe's packet but shown before it (an open GOP's leading frame, which an
+    index read from the container cannot see; the demux pass rejects open GOPs) is not one."""
     if position is None:
         raise SeekMismatch(f"the first frame decoded after a seek has pts {pts}, not in the index")
+    if not decoded_as_keyframe:
+        raise SeekMismatch(f"the first frame decoded after a seek (pts {pts}) is not a keyframe by its decoder")
     is_keyframe = position in index.keyframe_positions
     if position > run.start or not is_keyframe:
         raise SeekMismatch(
