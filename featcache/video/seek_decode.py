@@ -1,12 +1,12 @@
 """Decoding only the frames sampled, by seeking to the keyframe before each (PyAV), with the sequential path's pixels.
 
-Given a `StreamIndex`, the frames wanted are grouped into runs: a run starts at a keyframe and decodes forward
-to its last frame; the next wanted frame joins the run when its keyframe is not past the run's end (decoding
-on is then no dearer than seeking), else a new run seeks. Every decoded frame is checked against the index:
-after a seek the first frame must be a keyframe (by the index and by the decoder) at or before the run's start, then the frames must come in
-the index's order, one per position; the run holding the last frame decodes to the end of the stream, which
-proves the index's count. Any disagreement raises `SeekMismatch`, and the caller decodes the video
-sequentially: a wrong frame is never returned.
+Given a `StreamIndex`, the frames wanted are grouped into runs: a run starts at a keyframe and decodes forward to
+its last frame; the next wanted frame joins the run when its keyframe is not past the run's end (decoding on is then
+no dearer than seeking), else a new run seeks. Every decoded frame is checked against the index: after a seek the
+first frame must be a keyframe (by the index and by the decoder) at or before the run's start, then the frames must
+come in the index's order, one per position; the run holding the last frame decodes to the end of the stream, which
+proves the index's count. Any disagreement raises `SeekMismatch`, and the caller decodes the video sequentially: a
+wrong frame is never returned.
 
 Within a run, the H.264 decoder is told to skip the non-reference frames nobody wants (`skip_frame` "NONREF",
 set packet by packet: a wanted frame's packet and the last frame's always decode in full). No other frame is
