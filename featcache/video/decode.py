@@ -384,7 +384,7 @@ def plan_seeking(
                     "(by the container's index)"
                 )
                 return planned
-        index = index_the_stream(container, stream, container_index, path.stat().st_size)
+        index = index_the_stream(container, stream, container_index, path)
         frame_indices = np.asarray(frame_indices_of(index.num_frames), dtype=np.int64)
         plan = plan_seek_decode(index, frame_indices)
         if decoder == "auto" and plan.frames_to_decode > SEEK_WORTH_IT_SHARE * index.num_frames:
