@@ -201,3 +201,27 @@ def test_an_idx1_size_other_than_the_chunk_header_says_is_found(tmp_path: Path) 
     positions, sizes = _listed(first, movi)
     sizes[1] = 4
     assert "is not there" in (idx1_disagreement(path, {0: (positions, sizes)}, 0) or "")
+
+
+def test_an_idx1_keyframe_flag_on_a_predicted_frame_falls_back_to_the_sequential_frames(
+    videos: dict[str, Path], tmp_path: Path
+) -> None:
+    """idx1's keyframe flags are the muxer's word: one set on frame 30, a P-frame (the real keyframes are every
+    12th), makes a run seek there, where the decoder gives no keyframe. The landing check catches it and the video
+    decodes sequentially: a frame predicted from nothing is never returned."""
+    source = videos["xvid.avi"]
+    data = bytearray(source.read_bytes())
+    idx1 = data.rindex(b"idx1")
+    entry = idx1 + 8 + 16 * 30  # idx1 entries: chunk id, flags, offset, size (4 bytes each); one stream here
+    assert data[entry : entry + 4] == b"00dc" and not data[entry + 4] & 0x10
+    data[entry + 4] |= 0x10  # AVIIF_KEYFRAME
+    flagged = tmp_path / "flagged.avi"
+    flagged.write_bytes(bytes(data))
+    index = _from_container(flagged)
+    assert index is not None and 30 in index.keyframe_positions.tolist()
+    sampling = SamplingConfig(num_frames=10)  # frames 0, 10, 20, 30, ...: a run starts at frame 30
+    seeked = read_sampled_frames(flagged, sampling, 32, decoder="seek")
+    sequential = read_sampled_frames(source, sampling, 32, decoder="sequential")
+    assert seeked.decoder == "sequential" and "seeking fell back" in seeked.decoder_note, seeked.decoder_note
+    np.testing.assert_array_equal(seeked.frame_indices, sequential.frame_indices)
+    np.testing.assert_array_equal(seeked.frames, sequential.frames)
