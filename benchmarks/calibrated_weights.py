@@ -27,9 +27,7 @@ def calibrated_mobilenet_v2_weights(image_size: int, seed: int = 0) -> Path:
     import keras
 
     keras.utils.set_random_seed(seed)
-    model = keras.applications.MobileNetV2(
-        include_top=False, pooling="avg", input_shape=(image_size, image_size, 3), weights=None
-    )
+    model = mobilenet_v2_backbone(image_size)
     images = (
         np.random.default_rng(seed)
         .uniform(-1.0, 1.0, size=(CALIBRATION_IMAGES, image_size, image_size, 3))
@@ -37,6 +35,15 @@ def calibrated_mobilenet_v2_weights(image_size: int, seed: int = 0) -> Path:
     )  # as after preprocess_input
     set_batchnorm_statistics(model, images)
     return save_weights_atomically(model, path)
+
+
+def mobilenet_v2_backbone(image_size: int):
+    """MobileNetV2 without its top, average-pooled, random weights: the backbone `--weights FILE` loads."""
+    import keras
+
+    return keras.applications.MobileNetV2(
+        include_top=False, pooling="avg", input_shape=(image_size, image_size, 3), weights=None
+    )
 
 
 def set_batchnorm_statistics(model, images: np.ndarray) -> None:

@@ -19,7 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.calibrated_weights import WEIGHTS_FOLDER, save_weights_atomically, set_batchnorm_statistics
+from benchmarks.calibrated_weights import (
+    WEIGHTS_FOLDER,
+    mobilenet_v2_backbone,
+    save_weights_atomically,
+    set_batchnorm_statistics,
+)
 
 BATCH_SIZE = 32
 TRAINING_STEPS = 300
@@ -57,7 +62,7 @@ def trained_mobilenet_v2_weights(image_size: int, seed: int = 0, steps: int = TR
     import keras
 
     keras.utils.set_random_seed(seed)
-    training_backbone = _backbone(TRAINING_SIZE)
+    training_backbone = mobilenet_v2_backbone(TRAINING_SIZE)
     model = keras.Sequential([training_backbone, keras.layers.Dense(3)])
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
     rng = np.random.default_rng(seed)
@@ -65,15 +70,7 @@ def trained_mobilenet_v2_weights(image_size: int, seed: int = 0, steps: int = TR
         loss = model.train_on_batch(*synthetic_disc_batch(rng, BATCH_SIZE, TRAINING_SIZE))
         if step % 25 == 0 or step == steps - 1:
             print(f"[trained_weights] step {step + 1}/{steps}: mse {float(loss):.4f}", file=sys.stderr, flush=True)
-    backbone = _backbone(image_size)
+    backbone = mobilenet_v2_backbone(image_size)
     backbone.set_weights(training_backbone.get_weights())
     set_batchnorm_statistics(backbone, synthetic_disc_batch(rng, STATISTICS_IMAGES, image_size)[0])
     return save_weights_atomically(backbone, path)
-
-
-def _backbone(image_size: int):
-    import keras
-
-    return keras.applications.MobileNetV2(
-        include_top=False, pooling="avg", input_shape=(image_size, image_size, 3), weights=None
-    )

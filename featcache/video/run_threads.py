@@ -62,11 +62,11 @@ def decode_runs_on_threads(
     pixel_format: str,
     tally: DecodeTally,
     threads: int,
-    finish: Callable[[np.ndarray], Any] | None = None,
+    finish: Callable[[np.ndarray], Any] = unchanged,
 ) -> list[tuple[int, Any]]:
     """What `seek_decode.iterate_planned_frames` yields for the plan, as a list, the runs decoded on up to
     `threads` threads, longest first; `finish` is applied to each frame on the thread that decoded it (the list
-    holds what it returns; None: the frames).
+    holds what it returns).
 
     first_decoder: the container already open (and indexed); open_decoder: opens another on the same file. The
     containers this opens are closed before it returns or raises; `first_decoder`'s stays open. Raises the
@@ -74,7 +74,6 @@ def decode_runs_on_threads(
     so runs not started yet are skipped (and `tally` counts only the runs gathered before the failure).
     """
     targets = SeekTargets.of(index, wanted, pixel_format)
-    finish = finish if finish is not None else unchanged
     decoders = _DecoderPool(first_decoder, open_decoder)
     abandoned = threading.Event()
 
