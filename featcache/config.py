@@ -141,7 +141,7 @@ class EmbedConfig:
     dtype: str = "float16"
     compression: str = "none"
     batch_size: int = 64
-    num_decode_workers: int = 0  # 0: one per CPU core
+    num_decode_workers: int = 0  # 0: one per core this process may use (featcache.embedding.resources)
     # How frames are decoded (DECODERS, featcache.video.decode): not a setting features depend on, since every
     # decoder gives the same frames (tests/test_seek_decode.py), so it is not in the settings record.
     decoder: str = "auto"
@@ -196,7 +196,11 @@ class EmbedConfig:
             )
         check_in_range("--batch-size / batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
         check_in_range(
-            "--workers / num_decode_workers", self.num_decode_workers, 0, MAX_DECODE_WORKERS, " (0: one per CPU core)"
+            "--workers / num_decode_workers",
+            self.num_decode_workers,
+            0,
+            MAX_DECODE_WORKERS,
+            " (0: one per usable CPU core)",
         )
 
 

@@ -70,7 +70,10 @@ def test_embed_with_bad_videos_exits_1_and_names_them(
         (["--image-size", "0"], "--image-size / image_size must be in [8, 4096] pixels, got 0"),
         (["--image-size", "100000"], "--image-size / image_size must be in [8, 4096] pixels"),
         (["--batch-size", "-1"], "--batch-size / batch_size must be in [1, 65536], got -1"),
-        (["--workers", "-1"], "--workers / num_decode_workers must be in [0, 256] (0: one per CPU core), got -1"),
+        (
+            ["--workers", "-1"],
+            "--workers / num_decode_workers must be in [0, 256] (0: one per usable CPU core), got -1",
+        ),
         (["--workers", "100000"], "--workers / num_decode_workers must be in [0, 256]"),
         (["--frames", "100000", "--image-size", "4096"], "GiB of memory is available; lower --frames"),
         (["--weights", "no/such/file.weights.h5"], "no/such/file.weights.h5"),

@@ -498,3 +498,19 @@ def test_a_second_embed_on_the_same_cache_is_refused_at_once(
         with pytest.raises(CacheLockedError, match="another featcache process is writing"):
             embed(tiny_dataset, cache_path, FAKE_CONFIG)
     assert not fake_extractor  # refused before loading the model
+
+
+def test_decode_workers_are_one_per_core_this_process_may_use(
+    monkeypatch: pytest.MonkeyPatch, fake_extractor: list
+) -> None:
+    """A container or `taskset` that leaves 2 of a host's 64 cores starts 2 decode workers, not 64; --workers wins."""
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3, 5}, raising=False)
+    config = EmbedConfig(
+        extractor=ExtractorConfig(name="scratch_cnn", weights="random", image_size=32), runtime="keras"
+    )
+    assert local_engine.LocalEngine(config).num_decode_workers == 2
+    config = EmbedConfig(extractor=config.extractor, runtime="keras", num_decode_workers=5)
+    assert local_engine.LocalEngine(config).num_decode_workers == 5

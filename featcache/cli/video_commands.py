@@ -93,7 +93,7 @@ def embed_command(
     compression: CompressionChoice = typer.Option("none", help="HDF5 compression of features."),
     workers: int = typer.Option(
         0,
-        help="Decode worker processes; 0 = one per CPU core "
+        help="Decode worker processes; 0 = one per CPU core this process may use "
         "(with --engine ray: per CPU the cluster has left after the embed workers).",
     ),
     seed: int | None = typer.Option(None, help="Seed of 'random' weights. " + FROM_CACHE.format("0")),

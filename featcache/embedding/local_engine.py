@@ -7,7 +7,6 @@ embedding and no byte is written twice. `ray_engine.py` is the same work spread 
 
 from __future__ import annotations
 
-import os
 import time
 from typing import TYPE_CHECKING
 
@@ -19,7 +18,7 @@ from featcache.embedding.batching import decode_videos, embed_decoded_videos
 from featcache.embedding.calibration import CALIBRATION_RECORD, Decoded, calibrate_int8
 from featcache.embedding.checks import FeatureInformationCheck, ShardBatch
 from featcache.embedding.engine import EmbedJob, EngineOutcome
-from featcache.embedding.resources import check_embed_memory
+from featcache.embedding.resources import check_embed_memory, decode_workers_for
 from featcache.errors import ExtractorError, VideoDecodeError
 
 if TYPE_CHECKING:
@@ -42,7 +41,7 @@ class LocalEngine:
     """Started with the run's config: checks the memory the frames in flight need, then builds the model."""
 
     def __init__(self, config: EmbedConfig) -> None:
-        self.num_decode_workers = config.num_decode_workers or os.cpu_count() or 1
+        self.num_decode_workers = decode_workers_for(config)
         check_embed_memory(config, self.num_decode_workers)
         self.extractor = build_extractor(config)
         provenance = self.extractor.provenance

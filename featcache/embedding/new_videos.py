@@ -7,7 +7,6 @@ new video's features are what embedding it into that cache would have written.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from featcache.errors import ExtractorError, VideoDecodeError
 from featcache.extractors.extractor import Extractor
 from featcache.extractors.openvino_start import start_extractor
 from featcache.video.find import VideoEntry
+from featcache.video.run_threads import usable_cores
 
 FRAMES_PER_BATCH = 64  # frames per extractor call, gathered across videos as `embed` does
 
@@ -96,7 +96,7 @@ def embed_new_videos(
     same frames whichever decodes, featcache.video.decode).
     """
     entries = [VideoEntry(path=Path(path), relative_path=str(path), label="", group="") for path in video_paths]
-    decoded = decode_videos(entries, sampling, extractor_config.image_size, os.cpu_count() or 1, decoder)
+    decoded = decode_videos(entries, sampling, extractor_config.image_size, usable_cores(), decoder)
     # Failures come back before the videos still waiting for a full batch: match outcomes by entry.
     position_of = {id(entry): position for position, entry in enumerate(entries)}
     num_done = num_failed = 0

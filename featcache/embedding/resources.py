@@ -7,6 +7,7 @@ from pathlib import Path
 
 from featcache.config import EmbedConfig
 from featcache.errors import InputError
+from featcache.video.run_threads import usable_cores
 
 # Decoded videos queued per decode worker (featcache.embedding.batching.decode_videos keeps 4 per worker in flight).
 _VIDEOS_IN_FLIGHT_PER_WORKER = 4
@@ -26,6 +27,12 @@ def available_memory_bytes() -> int | None:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def decode_workers_for(config: EmbedConfig) -> int:
+    """The decode worker processes a run starts: `--workers`, or one per core this process may run on (its CPU
+    affinity: a container or `taskset` limited to 2 of a host's 64 cores starts 2, not 64)."""
+    return config.num_decode_workers or usable_cores()
 
 
 def estimate_embed_memory_bytes(config: EmbedConfig, num_workers: int) -> int:
