@@ -136,3 +136,10 @@ def _unlisted_chunk(data: mmap.mmap, start: int, end: int) -> str | None:
 
 def _size_at(data: mmap.mmap, offset: int) -> int:
     return int.from_bytes(data[offset + 4 : offset + 8], "little")
+
+
+def chunk_data(path: Path, positions: np.ndarray, sizes: np.ndarray) -> list[bytes]:
+    """The data of the chunks whose headers are at `positions` (of `sizes` bytes each), read from the file."""
+    starts = (positions + CHUNK_HEADER_BYTES).tolist()
+    with path.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return [data[start : start + size] for start, size in zip(starts, sizes.tolist(), strict=True)]

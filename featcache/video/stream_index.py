@@ -8,7 +8,8 @@ sequentially instead (`IndexUntrustworthy` carries the reason). Costs one read o
 Where the container's own index already holds every frame's pts (AVI's idx1, for a stream that does not reorder
 frames) and lists exactly the chunks the file holds (`avi_layout.py`), the index is read from it instead, with
 the same checks (`index_from_container`): 14-21 ms instead of 65-71 ms for the 15,000 frames of a 10-minute video
-(on the 2-core AMD EPYC), where the demux pass was most of such a video's seek.
+(on the 2-core AMD EPYC), where the demux pass was most of such a video's seek. Both read an MPEG-4 Part 2
+stream's small packets for a not-coded VOP (`mpeg4_vops.py`), which demuxes like a frame and decodes to none.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import av.index
 import av.video.stream
 import numpy as np
 
-from featcache.video.avi_layout import idx1_disagreement
+from featcache.video.avi_layout import chunk_data, idx1_disagreement
+from featcache.video.mpeg4_vops import LARGEST_PACKET_CHECKED, time_increment_bits, why_no_frame
 
 
 class IndexUntrustworthy(Exception):
@@ -122,8 +124,9 @@ def index_from_container(
 
     Raises IndexUntrustworthy for what the demux pass rejects and the index shows: an empty chunk (FFmpeg leaves
     those out of its index, so such a file's index usually counts fewer frames than its header and is demuxed), a
-    discarded one, timestamps not increasing. The packets themselves are read by the runs that decode them, which
-    check every frame's pts against this index (`seek_decode.py`), as they do after a demux pass.
+    discarded one, timestamps not increasing; and, reading an MPEG-4 stream's small chunks, a packet that decodes
+    to no frame. The other packets are read by the runs that decode them, which check every frame's pts against
+    this index (`seek_decode.py`), as they do after a demux pass.
     """
     if container.format.name not in PTS_INDEX_FORMATS or stream.codec_context.has_b_frames:
         return None
@@ -141,6 +144,11 @@ def index_from_container(
     chunks_by_stream[stream.index] = (positions, sizes)
     if idx1_disagreement(path, chunks_by_stream, stream.index) is not None:
         return None
+    if _is_mpeg4_part_2(stream):
+        small = np.flatnonzero(sizes <= LARGEST_PACKET_CHECKED)
+        first_chunk = chunk_data(path, positions[:1], np.minimum(sizes[:1], _FIRST_PACKET_BYTES_FOR_VOL))[0]
+        small_chunks = chunk_data(path, positions[small], sizes[small])
+        _check_small_mpeg4_packets(stream, first_chunk, list(zip(pts[small].tolist(), small_chunks, strict=True)))
     return StreamIndex(pts, np.flatnonzero(keyframes).astype(np.int64), Fraction(stream.time_base))
 
 
@@ -173,12 +181,16 @@ def index_stream(container: av.container.InputContainer, stream: av.video.stream
     """Demux `stream` from the start to the end (no decoding) and index its frames.
 
     The container is left at its end; a caller that decodes next seeks first. Raises IndexUntrustworthy for
-    a packet without pts, an empty, corrupt or discarded packet (dropped frames, damage, edit lists), duplicate
-    pts, a stream that does not start at a keyframe, an open GOP, decreasing dts, or a demuxer error.
+    a packet without pts, an empty, corrupt or discarded packet (dropped frames, damage, edit lists), an MPEG-4
+    packet that decodes to no frame (`mpeg4_vops.py`), duplicate pts, a stream that does not start at a keyframe,
+    an open GOP, decreasing dts, or a demuxer error.
     """
     pts_in_decode_order: list[int] = []
     keyframe_pts: list[int] = []
     last_dts: int | None = None
+    reads_small_packets = _is_mpeg4_part_2(stream)
+    small_packets: list[tuple[int, bytes]] = []
+    first_packet = b""
     try:
         for packet in container.demux(stream):
             if packet.size == 0 and packet.pts is None:
@@ -187,16 +199,49 @@ def index_stream(container: av.container.InputContainer, stream: av.video.stream
             last_dts = packet.dts if packet.dts is not None else last_dts
             if packet.is_keyframe:
                 keyframe_pts.append(packet.pts)
+            if reads_small_packets and not pts_in_decode_order:
+                first_packet = bytes(memoryview(packet)[:_FIRST_PACKET_BYTES_FOR_VOL])
+            if reads_small_packets and packet.size <= LARGEST_PACKET_CHECKED:
+                small_packets.append((packet.pts, bytes(packet)))
             pts_in_decode_order.append(packet.pts)
     except av.error.FFmpegError as err:
         raise IndexUntrustworthy(f"demuxing failed ({err})") from err
     if not pts_in_decode_order:
         raise IndexUntrustworthy("no video packet")
+    _check_small_mpeg4_packets(stream, first_packet, small_packets)
     pts = np.array(sorted(pts_in_decode_order), dtype=np.int64)
     if np.any(np.diff(pts) == 0):
         raise IndexUntrustworthy("two packets share a pts")
     keyframe_positions = np.searchsorted(pts, np.array(sorted(keyframe_pts), dtype=np.int64))
     return StreamIndex(pts, keyframe_positions.astype(np.int64), Fraction(stream.time_base))
+
+
+# A keyframe's VOL header (where the extradata has none) comes in its first bytes, before the picture data.
+_FIRST_PACKET_BYTES_FOR_VOL = 512
+
+
+def _is_mpeg4_part_2(stream: av.video.stream.VideoStream) -> bool:
+    """XVID, DivX 4+, FMP4, mp4v: the streams whose packets may be not-coded VOPs (`mpeg4_vops.py`)."""
+    return stream.codec_context.name == "mpeg4"
+
+
+def _check_small_mpeg4_packets(
+    stream: av.video.stream.VideoStream, first_packet: bytes, small_packets: list[tuple[int, bytes]]
+) -> None:
+    """Raise IndexUntrustworthy when one of an MPEG-4 stream's small packets, (pts, data), decodes to no frame:
+    OpenCV's sequential read would count one frame fewer from there on than the index."""
+    if not small_packets:
+        return
+    extradata = stream.codec_context.extradata
+    increment_bits = time_increment_bits(bytes(extradata)) if extradata else None
+    if increment_bits is None:
+        increment_bits = time_increment_bits(first_packet)
+    if increment_bits is None:
+        raise IndexUntrustworthy("an MPEG-4 stream without a readable VOL header (its small packets cannot be read)")
+    for pts, data in small_packets:
+        reason = why_no_frame(data, increment_bits)
+        if reason is not None:
+            raise IndexUntrustworthy(f"{reason} at pts {pts}")
 
 
 def _check_packet(packet: av.Packet, last_dts: int | None, keyframe_pts: list[int]) -> None:
