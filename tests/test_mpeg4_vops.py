@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from types import SimpleNamespace
 
 import av
 import cv2
@@ -18,15 +19,16 @@ import pytest
 
 from featcache.config import SamplingConfig
 from featcache.video.decode import PROBE_OPTIONS, read_sampled_frames
-from featcache.video.mpeg4_vops import LARGEST_PACKET_CHECKED, time_increment_bits, why_no_frame
+from featcache.video.mpeg4_vops import largest_packet_checked, macroblocks, time_increment_widths, why_no_frame
 from featcache.video.stream_index import (
     IndexUntrustworthy,
+    _check_small_mpeg4_packets,
     index_from_container,
     index_stream,
     read_container_index,
     the_video_stream,
 )
-from tests.decode_corpus import write_with_opencv
+from tests.decode_corpus import pattern_frame, write_with_opencv
 
 NUM_FRAMES = 120  # keyframes every 12 (FFmpeg's mpeg4 default): 10 sampled frames leave GOPs no run decodes
 REPLACED_PTS = 50  # between the runs of frames 39 and 52
@@ -90,7 +92,7 @@ def read_by_opencv(path: Path) -> int:
 
 def stream_increment_bits(path: Path) -> int:
     with av.open(str(path)) as container:
-        bits = time_increment_bits(bytes(container.streams.video[0].codec_context.extradata))
+        (bits,) = time_increment_widths(bytes(container.streams.video[0].codec_context.extradata))
     assert bits is not None
     return bits
 
@@ -172,21 +174,80 @@ def test_small_coded_vops_are_frames(tmp_path: Path, rate: Fraction, sample_aspe
     video = _write_static_mpeg4(tmp_path / "static.avi", rate, sample_aspect)
     bits = stream_increment_bits(video)
     with av.open(str(video)) as container:
-        small = [bytes(packet) for packet in container.demux(video=0) if 0 < packet.size <= LARGEST_PACKET_CHECKED]
+        largest = largest_packet_checked(width=32, height=32)
+        small = [bytes(packet) for packet in container.demux(video=0) if 0 < packet.size <= largest]
     assert len(small) > 20, "the static video has small coded VOPs to check"
-    assert [why_no_frame(packet, bits) for packet in small] == [None] * len(small)
+    assert [why_no_frame(packet, bits, macroblocks(32, 32)) for packet in small] == [None] * len(small)
     assert decoded_by_ffmpeg(video) == 60
     seeked = read_sampled_frames(video, SAMPLING, 32, decoder="seek")
     assert seeked.decoder == "seek", seeked.decoder_note
 
 
+def vol_header(resolution: int, object_type: int = 1, extended_par: bool = False, vbv: bool = False) -> bytes:
+    """A rectangular VOL header written field by field from the standard (6.2.3), up to fixed_vop_rate."""
+    fields = "0" + f"{object_type:08b}" + "1" + "0001" + "001"  # object layer identifier: verid 1, priority 1
+    fields += "1111" + "00010000" + "00001011" if extended_par else "0001"  # 16:11 spelled out, or square pixels
+    fields += "1" + "01" + "1" + ("1" + "0" * 79 if vbv else "0")  # control parameters: 4:2:0, low delay
+    fields += "00" + "1" + f"{resolution:016b}" + "1" + "0"  # rectangular, marker, resolution, marker, fixed rate
+    fields += "0" * (-len(fields) % 8)
+    return b"\x00\x00\x01\x20" + int(fields, 2).to_bytes(len(fields) // 8, "big")
+
+
 def test_a_vol_header_is_read_for_its_time_increment_width() -> None:
-    # FFmpeg's VOL for 12 fps (time increment resolution 12: 4 bits), as cv2.VideoWriter's XVID writes it.
-    vol = bytes.fromhex("0000012000c48d8800650104041463")
-    assert time_increment_bits(vol) == 4
-    assert time_increment_bits(b"\x00\x00\x01\xb6\x52\xc0") is None  # a VOP, no VOL
-    broken_marker = bytearray(vol)
+    # FFmpeg's VOL for 12 fps, as cv2.VideoWriter's XVID writes it: the test's writer spells the same bits.
+    ffmpeg_vol = bytes.fromhex("0000012000c48d8800650104041463")
+    assert vol_header(12)[:9] == ffmpeg_vol[:9]
+    assert time_increment_widths(ffmpeg_vol) == [4]
+    assert time_increment_widths(vol_header(30000, extended_par=True, vbv=True)) == [15]
+    assert time_increment_widths(vol_header(1)) == [1]
+    assert time_increment_widths(vol_header(12) + vol_header(25)) == [4, 5]
+    assert time_increment_widths(b"\x00\x00\x01\xb6\x52\xc0") == []  # a VOP, no VOL
+    assert time_increment_widths(vol_header(12, object_type=14)) == [None]  # studio syntax: not read
+    broken_marker = bytearray(ffmpeg_vol)
     broken_marker[7] &= 0b11110111  # the marker bit before the time increment resolution
-    assert time_increment_bits(bytes(broken_marker)) is None
-    assert why_no_frame(b"\x00\x00\x01\xb6\x52\xc0\x65\xcf\xdf", 4) is None  # a coded P-VOP of that stream
+    assert time_increment_widths(bytes(broken_marker)) == [None]
+    assert why_no_frame(b"\x00\x00\x01\xb6\x52\xc0\x65\xcf\xdf", 4, macroblocks(32, 32)) is None  # a coded P-VOP
     assert why_no_frame(b"\x00\x00\x01\xb6\x52", 4) == "a 5-byte VOP cut short in its header"
+
+
+def _stream_of(extradata: bytes, width: int = 32, height: int = 32) -> SimpleNamespace:
+    return SimpleNamespace(codec_context=SimpleNamespace(extradata=extradata, width=width, height=height))
+
+
+def test_vol_headers_that_disagree_on_the_time_increment_leave_the_small_packets_unread() -> None:
+    """A spliced file's keyframe may carry a VOL of another frame rate than the extradata's: FFmpeg reads the
+    packets after it at the new width, so no one width reads them all. Cannot tell: the stream is not seeked."""
+    coded_vop = (3, b"\x00\x00\x01\xb6\x52\xc0\x65\xcf\xdf")
+    _check_small_mpeg4_packets(_stream_of(vol_header(12)), [vol_header(12)], [coded_vop])
+    with pytest.raises(IndexUntrustworthy, match=r"one time-increment width \(4 bits, 5 bits\)"):
+        _check_small_mpeg4_packets(_stream_of(vol_header(12)), [vol_header(25)], [coded_vop])
+    with pytest.raises(IndexUntrustworthy, match=r"one time-increment width \(none\)"):
+        _check_small_mpeg4_packets(_stream_of(b""), [b"\x00\x00\x01\xb6"], [coded_vop])
+
+
+def test_a_truncated_coded_vop_between_runs_sends_the_video_to_sequential_decoding(tmp_path: Path) -> None:
+    """FFmpeg refuses a coded P-VOP with fewer bits than half its macroblocks; the index must not count it."""
+    source = tmp_path / "moving.avi"
+    with av.open(str(source), "w") as container:
+        stream = container.add_stream("mpeg4", rate=12, options={"g": "12"})
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for number in range(NUM_FRAMES):
+            frame = av.VideoFrame.from_ndarray(pattern_frame(number, 320, 240), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    with av.open(str(source)) as container:
+        (whole,) = [bytes(p) for p in container.demux(video=0) if p.pts == REPLACED_PTS]
+    assert len(whole) > 200, "a coded frame of a moving pattern"
+    truncated = whole[:20]  # under 150 bits of picture for 300 macroblocks
+    video = with_packet_replaced(source, tmp_path / "truncated.avi", REPLACED_PTS, truncated)
+    assert decoded_by_ffmpeg(video) == NUM_FRAMES - 1  # the judge; OpenCV stops at the packet FFmpeg refuses
+    with pytest.raises(
+        IndexUntrustworthy, match=f"a 20-byte VOP too short for its 300 macroblocks .* at pts {REPLACED_PTS}$"
+    ):
+        _index_from_idx1(video)
+    seeked = read_sampled_frames(video, SAMPLING, 32, decoder="seek")
+    sequential = read_sampled_frames(video, SAMPLING, 32, decoder="sequential")
+    assert seeked.decoder == "sequential"
+    assert seeked.video_num_frames == sequential.video_num_frames == read_by_opencv(video)
+    np.testing.assert_array_equal(seeked.frame_indices, sequential.frame_indices)
+    np.testing.assert_array_equal(seeked.frames, sequential.frames)

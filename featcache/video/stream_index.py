@@ -25,7 +25,7 @@ import av.video.stream
 import numpy as np
 
 from featcache.video.avi_layout import chunk_data, idx1_disagreement
-from featcache.video.mpeg4_vops import LARGEST_PACKET_CHECKED, time_increment_bits, why_no_frame
+from featcache.video.mpeg4_vops import largest_packet_checked, macroblocks, time_increment_widths, why_no_frame
 
 
 class IndexUntrustworthy(Exception):
@@ -145,10 +145,16 @@ def index_from_container(
     if idx1_disagreement(path, chunks_by_stream, stream.index) is not None:
         return None
     if _is_mpeg4_part_2(stream):
-        small = np.flatnonzero(sizes <= LARGEST_PACKET_CHECKED)
-        first_chunk = chunk_data(path, positions[:1], np.minimum(sizes[:1], _FIRST_PACKET_BYTES_FOR_VOL))[0]
-        small_chunks = chunk_data(path, positions[small], sizes[small])
-        _check_small_mpeg4_packets(stream, first_chunk, list(zip(pts[small].tolist(), small_chunks, strict=True)))
+        small = np.flatnonzero(sizes <= _largest_packet_checked(stream))
+        if len(small):
+            heads = np.minimum(sizes[keyframes], _KEYFRAME_BYTES_FOR_VOL)
+            chunks = chunk_data(
+                path, np.concatenate([positions[keyframes], positions[small]]), np.concatenate([heads, sizes[small]])
+            )
+            keyframe_heads, small_chunks = chunks[: len(heads)], chunks[len(heads) :]
+            _check_small_mpeg4_packets(
+                stream, keyframe_heads, list(zip(pts[small].tolist(), small_chunks, strict=True))
+            )
     return StreamIndex(pts, np.flatnonzero(keyframes).astype(np.int64), Fraction(stream.time_base))
 
 
@@ -189,8 +195,9 @@ def index_stream(container: av.container.InputContainer, stream: av.video.stream
     keyframe_pts: list[int] = []
     last_dts: int | None = None
     reads_small_packets = _is_mpeg4_part_2(stream)
+    largest_small_packet = _largest_packet_checked(stream)
     small_packets: list[tuple[int, bytes]] = []
-    first_packet = b""
+    keyframe_heads: list[bytes] = []
     try:
         for packet in container.demux(stream):
             if packet.size == 0 and packet.pts is None:
@@ -199,16 +206,16 @@ def index_stream(container: av.container.InputContainer, stream: av.video.stream
             last_dts = packet.dts if packet.dts is not None else last_dts
             if packet.is_keyframe:
                 keyframe_pts.append(packet.pts)
-            if reads_small_packets and not pts_in_decode_order:
-                first_packet = bytes(memoryview(packet)[:_FIRST_PACKET_BYTES_FOR_VOL])
-            if reads_small_packets and packet.size <= LARGEST_PACKET_CHECKED:
+            if reads_small_packets and packet.is_keyframe:
+                keyframe_heads.append(bytes(memoryview(packet)[:_KEYFRAME_BYTES_FOR_VOL]))
+            if reads_small_packets and packet.size <= largest_small_packet:
                 small_packets.append((packet.pts, bytes(packet)))
             pts_in_decode_order.append(packet.pts)
     except av.error.FFmpegError as err:
         raise IndexUntrustworthy(f"demuxing failed ({err})") from err
     if not pts_in_decode_order:
         raise IndexUntrustworthy("no video packet")
-    _check_small_mpeg4_packets(stream, first_packet, small_packets)
+    _check_small_mpeg4_packets(stream, keyframe_heads, small_packets)
     pts = np.array(sorted(pts_in_decode_order), dtype=np.int64)
     if np.any(np.diff(pts) == 0):
         raise IndexUntrustworthy("two packets share a pts")
@@ -216,8 +223,8 @@ def index_stream(container: av.container.InputContainer, stream: av.video.stream
     return StreamIndex(pts, keyframe_positions.astype(np.int64), Fraction(stream.time_base))
 
 
-# A keyframe's VOL header (where the extradata has none) comes in its first bytes, before the picture data.
-_FIRST_PACKET_BYTES_FOR_VOL = 512
+# A keyframe's VOL header (where the extradata has none, or a spliced file another) comes in its first bytes.
+_KEYFRAME_BYTES_FOR_VOL = 512
 
 
 def _is_mpeg4_part_2(stream: av.video.stream.VideoStream) -> bool:
@@ -225,21 +232,32 @@ def _is_mpeg4_part_2(stream: av.video.stream.VideoStream) -> bool:
     return stream.codec_context.name == "mpeg4"
 
 
+def _largest_packet_checked(stream: av.video.stream.VideoStream) -> int:
+    return largest_packet_checked(stream.codec_context.width, stream.codec_context.height)
+
+
 def _check_small_mpeg4_packets(
-    stream: av.video.stream.VideoStream, first_packet: bytes, small_packets: list[tuple[int, bytes]]
+    stream: av.video.stream.VideoStream, keyframe_heads: list[bytes], small_packets: list[tuple[int, bytes]]
 ) -> None:
-    """Raise IndexUntrustworthy when one of an MPEG-4 stream's small packets, (pts, data), decodes to no frame:
-    OpenCV's sequential read would count one frame fewer from there on than the index."""
+    """Raise IndexUntrustworthy when one of an MPEG-4 stream's small packets, (pts, data), may decode to no frame:
+    OpenCV's sequential read would count other frames from there on than the index. Their VOP headers are read
+    with the time-increment width of the stream's VOL headers (extradata, keyframes, the packets themselves),
+    which must agree."""
     if not small_packets:
         return
     extradata = stream.codec_context.extradata
-    increment_bits = time_increment_bits(bytes(extradata)) if extradata else None
-    if increment_bits is None:
-        increment_bits = time_increment_bits(first_packet)
-    if increment_bits is None:
-        raise IndexUntrustworthy("an MPEG-4 stream without a readable VOL header (its small packets cannot be read)")
+    vol_sources = [bytes(extradata or b""), *keyframe_heads, *(data for _, data in small_packets)]
+    widths = {width for data in vol_sources for width in time_increment_widths(data)}
+    if len(widths) != 1 or None in widths:
+        found = "none" if not widths else ", ".join(sorted("unreadable" if w is None else f"{w} bits" for w in widths))
+        raise IndexUntrustworthy(
+            f"MPEG-4 VOL headers that do not give one time-increment width ({found}), "
+            "so the stream's small packets cannot be read"
+        )
+    (increment_bits,) = widths
+    num_macroblocks = macroblocks(stream.codec_context.width, stream.codec_context.height)
     for pts, data in small_packets:
-        reason = why_no_frame(data, increment_bits)
+        reason = why_no_frame(data, increment_bits, num_macroblocks)
         if reason is not None:
             raise IndexUntrustworthy(f"{reason} at pts {pts}")
 
