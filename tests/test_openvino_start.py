@@ -120,6 +120,49 @@ def test_a_second_embed_starts_on_openvino_without_importing_keras(tiny_dataset:
     assert read_cache_index(first).settings == read_cache_index(second).settings
 
 
+def test_predict_and_evaluate_with_a_baseline_run_without_keras_once_openvino_has_started(
+    tiny_dataset: Path, tmp_path: Path
+):
+    """A linear probe is numbers, and OpenVINO starts from its record: `predict` and `evaluate` need no Keras."""
+    from typer.testing import CliRunner
+
+    from featcache.cli import app
+
+    cache = tmp_path / "tiny.h5"
+    config = EmbedConfig(extractor=scratch_cnn(), sampling=SamplingConfig(num_frames=4), runtime="openvino")
+    embed(tiny_dataset, cache, config)  # builds Keras once: saves the start record
+    model = tmp_path / "linear"
+    trained = CliRunner().invoke(app, ["train", str(cache), "--head", "linear", "--out", str(model)])
+    assert trained.exit_code == 0, trained.output
+    commands = {
+        "predict": ["predict", str(model), str(tiny_dataset), "--json", "--runtime", "openvino"],
+        "evaluate": ["evaluate", str(model), str(cache), "--json"],
+    }
+    expected = {}
+    for name, arguments in commands.items():
+        result = CliRunner().invoke(app, arguments)
+        assert result.exit_code == 0, result.output
+        expected[name] = json.loads(result.stdout)
+    # Fresh processes, as the next commands are.
+    script = (
+        "import json, sys\n"
+        "from typer.testing import CliRunner\n"
+        "from featcache.cli import app\n"
+        f"result = CliRunner().invoke(app, json.loads({json.dumps(json.dumps(commands))})[sys.argv[1]])\n"
+        "print(json.dumps({'exit': result.exit_code, 'output': result.stdout,\n"
+        "    'keras': 'keras' in sys.modules, 'tensorflow': 'tensorflow' in sys.modules}))\n"
+    )
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    for name in commands:
+        completed = subprocess.run(
+            [sys.executable, "-c", script, name], env=environment, capture_output=True, text=True, timeout=300
+        )
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        outcome = json.loads(completed.stdout.strip().splitlines()[-1])
+        assert (outcome["exit"], outcome["keras"], outcome["tensorflow"]) == (0, False, False), outcome
+        assert json.loads(outcome["output"]) == expected[name]
+
+
 def test_a_start_without_keras_is_the_extractor_a_keras_start_gives():
     extractor = scratch_cnn(seed=4)
     assert start_without_keras(extractor, "openvino") is None  # no record before the first Keras start

@@ -366,7 +366,7 @@ def evaluate_command(
     ),
 ) -> None:
     """Score a trained model on a cache: accuracy, top-k, per-class metrics, confusion matrix, misclassified videos."""
-    import_keras_quietly()  # before the model modules import it
+    # No Keras import here: a sequence head's loading imports it (quietly), a baseline's is numbers only.
     from featcache.inference.evaluate import evaluate, format_report
 
     if old_split is not None:
@@ -434,7 +434,8 @@ def predict_command(
     With --window: every window of each video, written as CSV, JSON and a timeline PNG (class probability over time).
     Exit code 1 when some videos could not be read (each is listed with its reason; the others are still predicted).
     """
-    import_keras_quietly()  # before the model modules import it
+    # No Keras import here: a sequence head's loading imports it, and so does the extractor unless OpenVINO starts
+    # from its compile cache (both quietly), so a baseline on OpenVINO predicts without TensorFlow (~4 s, ~800 MB).
     if window is not None:
         _predict_windows(model_dir, videos, window, stride, window_dir, as_json, html, runtime.value, decoder.value)
         return

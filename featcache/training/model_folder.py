@@ -346,7 +346,10 @@ class ModelFolder:
 
 
 def _load_head(model_path: Path) -> Any:
-    """A sequence head's model.keras (imports Keras)."""
+    """A sequence head's model.keras (imports Keras, quietly: `predict` and `evaluate` of a baseline never do)."""
+    from featcache.extractors.keras_loader import import_keras_quietly
+
+    import_keras_quietly()
     import keras
 
     import featcache.training.heads  # noqa: F401  (registers the custom layers the saved model refers to)
