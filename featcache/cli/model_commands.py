@@ -435,7 +435,7 @@ def predict_command(
     Exit code 1 when some videos could not be read (each is listed with its reason; the others are still predicted).
     """
     # No Keras import here: a sequence head's loading imports it, and so does the extractor unless OpenVINO starts
-    # from its compile cache (both quietly), so a baseline on OpenVINO predicts without TensorFlow (~4 s, ~800 MB).
+    # from its compile cache (both quietly), so a baseline on OpenVINO predicts without TensorFlow (BENCHMARKS.md §9).
     if window is not None:
         _predict_windows(model_dir, videos, window, stride, window_dir, as_json, html, runtime.value, decoder.value)
         return

@@ -17,11 +17,11 @@ import numpy as np
 from featcache.cache.settings import DEFAULT_PRECISION, describe_settings_difference, record_precision, settings_record
 from featcache.config import ExtractorConfig, SamplingConfig, config_from_dict
 from featcache.embedding.batching import decode_videos, embed_decoded_videos
+from featcache.embedding.resources import default_decode_workers
 from featcache.errors import ExtractorError, VideoDecodeError
 from featcache.extractors.extractor import Extractor
 from featcache.extractors.openvino_start import start_extractor
 from featcache.video.find import VideoEntry
-from featcache.video.run_threads import usable_cores
 
 FRAMES_PER_BATCH = 64  # frames per extractor call, gathered across videos as `embed` does
 
@@ -96,7 +96,7 @@ def embed_new_videos(
     same frames whichever decodes, featcache.video.decode).
     """
     entries = [VideoEntry(path=Path(path), relative_path=str(path), label="", group="") for path in video_paths]
-    decoded = decode_videos(entries, sampling, extractor_config.image_size, usable_cores(), decoder)
+    decoded = decode_videos(entries, sampling, extractor_config.image_size, default_decode_workers(), decoder)
     # Failures come back before the videos still waiting for a full batch: match outcomes by entry.
     position_of = {id(entry): position for position, entry in enumerate(entries)}
     num_done = num_failed = 0

@@ -30,9 +30,14 @@ def available_memory_bytes() -> int | None:
 
 
 def decode_workers_for(config: EmbedConfig) -> int:
-    """The decode worker processes a run starts: `--workers`, or one per core this process may run on (its CPU
-    affinity: a container or `taskset` limited to 2 of a host's 64 cores starts 2, not 64)."""
-    return config.num_decode_workers or usable_cores()
+    """The decode worker processes a run starts: `--workers`, or `default_decode_workers()`."""
+    return config.num_decode_workers or default_decode_workers()
+
+
+def default_decode_workers() -> int:
+    """One per core this process may run on (its CPU affinity: a container or `taskset` limited to 2 of a host's
+    64 cores starts 2, not 64); `predict` and `neighbors --file` use it as `embed` does without --workers."""
+    return usable_cores()
 
 
 def estimate_embed_memory_bytes(config: EmbedConfig, num_workers: int) -> int:

@@ -206,8 +206,8 @@ def index_stream(container: av.container.InputContainer, stream: av.video.stream
             last_dts = packet.dts if packet.dts is not None else last_dts
             if packet.is_keyframe:
                 keyframe_pts.append(packet.pts)
-            if reads_small_packets and packet.is_keyframe:
-                keyframe_heads.append(bytes(memoryview(packet)[:_KEYFRAME_BYTES_FOR_VOL]))
+                if reads_small_packets:
+                    keyframe_heads.append(bytes(memoryview(packet)[:_KEYFRAME_BYTES_FOR_VOL]))
             if reads_small_packets and packet.size <= largest_small_packet:
                 small_packets.append((packet.pts, bytes(packet)))
             pts_in_decode_order.append(packet.pts)
