@@ -125,6 +125,8 @@ def bad_command_rows(work: Path) -> list[list[str]]:
     write_video(root / "videos" / "A" / "a.avi")
     latin1 = root / "videos" / "latin1.csv"
     latin1.write_bytes("path,label\nA/a.avi,Caf\u00e9\n".encode("latin-1"))
+    nul_label = root / "videos" / "nul_label.csv"
+    nul_label.write_bytes(b"path,label\nA/a.avi,\x00\n")
     (root / "outside.avi").write_bytes((root / "videos" / "A" / "a.avi").read_bytes())
     outside = root / "videos" / "outside.csv"
     outside.write_text("path,label\n../outside.avi,A\n")
@@ -137,6 +139,7 @@ def bad_command_rows(work: Path) -> list[list[str]]:
     videos = str(root / "videos")
     cases = [
         ("CSV in Latin-1", [str(latin1)]),
+        ("CSV with a NUL character as a label", [str(nul_label)]),
         ("CSV row ../outside.avi", [str(outside)]),
         ("CSV row ../outside.avi with --allow-outside-root", [str(outside), "--allow-outside-root"]),
         ("CSV row with an absolute path", [str(absolute)]),
@@ -240,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
             "(every row is a real"
         ),
         "`featcache embed` process: scratch_cnn, random weights, tiny frames). The suite checks the same promises in",
-        "`tests/test_decode_workers.py`, `tests/test_frames.py`, `tests/test_videos.py`, `tests/test_cli_stage_one.py`",
+        "`tests/test_decode_workers.py`, `tests/test_frames.py`, `tests/test_videos.py`, `tests/test_user_text.py`,",
+        "`tests/test_cli_stage_one.py`",
         (
             "and the hypothesis fuzz test `tests/test_fuzz_embed.py` "
             "(`benchmarks/fuzz_nightly.sh` runs it at 300 examples)."

@@ -14,7 +14,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent / "featcache"
 
 # Bottom first: a module may import from its own layer (without a circle) and from the layers below it.
 LAYERS = (
-    ("featcache.version", "featcache.errors", "featcache.failpoints", "featcache.files"),
+    ("featcache.version", "featcache.errors", "featcache.failpoints", "featcache.files", "featcache.user_text"),
     (
         "featcache.extractors.catalog",
     ),  # names and dims of the extractors, no Keras: the configs resolve image sizes with it

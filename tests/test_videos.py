@@ -158,14 +158,6 @@ def test_csv_without_rows(tmp_path):
         find_videos(tmp_path / "list.csv")
 
 
-def test_csv_in_latin1_names_the_file_the_line_and_the_byte(tmp_path):
-    touch(tmp_path / "a.avi")
-    csv_path = tmp_path / "list.csv"
-    csv_path.write_bytes("path,label\na.avi,Caf\u00e9\n".encode("latin-1"))
-    with pytest.raises(FeatcacheError, match=r"list\.csv, line 2: byte 0xE9 is not UTF-8 .*save it as UTF-8"):
-        find_videos(csv_path)
-
-
 @pytest.mark.parametrize("byte_order_mark", [b"", b"\xef\xbb\xbf"])
 def test_csv_in_utf8_with_or_without_byte_order_mark(tmp_path, byte_order_mark):
     touch(tmp_path / "a.avi")

@@ -7,10 +7,12 @@ the wording of any class; each prompt template has one `{}` where the class's wo
 from __future__ import annotations
 
 import csv
+import io
 import re
 from pathlib import Path
 
 from featcache.errors import InputError
+from featcache.user_text import read_user_text
 
 # The CLIP paper's default prompt for ImageNet ("A photo of a {label}."), for videos of people's actions.
 DEFAULT_PROMPTS = ("a video of a person {}.",)
@@ -42,7 +44,7 @@ def read_class_texts(csv_path: Path) -> dict[str, str]:
     if not csv_path.is_file():
         raise InputError(f"--class-texts {csv_path}: no such file; give a CSV with rows class,text")
     texts: dict[str, str] = {}
-    with csv_path.open(newline="", encoding="utf-8") as handle:
+    with io.StringIO(read_user_text(csv_path), newline="") as handle:
         for line_number, row in enumerate(csv.reader(handle), start=1):
             if not row or all(not field.strip() for field in row):
                 continue

@@ -21,6 +21,7 @@ means no validation set (they train too) and the last epoch is kept.
 from __future__ import annotations
 
 import csv
+import io
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ import numpy as np
 from featcache.cache import CacheIndex
 from featcache.config import TrainConfig
 from featcache.errors import InputError
+from featcache.user_text import read_user_text
 
 SUBSETS = ("train", "val", "test")
 # The official UCF101 splits hold out these groups (UCF101 readme, "Three Train/Test Splits").
@@ -257,8 +259,8 @@ def split_from_file(index: CacheIndex, split_path: Path) -> tuple[np.ndarray, np
             "its name must contain 'train' or 'test' (UCF101's trainlist01.txt, testlist01.txt), "
             "or pass a CSV path,subset"
         )
-    with open(split_path, encoding="utf-8") as stream:
-        listed = {_normalise(line.split()[0]) for line in stream if line.strip()}
+    text = read_user_text(split_path, described_as=f"--split-file / split_file {split_path}")
+    listed = {_normalise(line.split()[0]) for line in text.splitlines() if line.strip()}
     row_of_path = {_normalise(path): row for row, path in enumerate(index.paths)}
     is_listed = np.zeros(index.num_videos, dtype=bool)
     is_listed[[row_of_path[path] for path in listed if path in row_of_path]] = True
@@ -275,7 +277,8 @@ def split_from_file(index: CacheIndex, split_path: Path) -> tuple[np.ndarray, np
 
 
 def _split_from_csv(index: CacheIndex, split_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    with open(split_path, newline="", encoding="utf-8") as stream:
+    text = read_user_text(split_path, described_as=f"--split-file / split_file {split_path}")
+    with io.StringIO(text, newline="") as stream:
         reader = csv.DictReader(stream)
         if reader.fieldnames is None or not {"path", "subset"} <= set(reader.fieldnames):
             raise InputError(f"--split-file / split_file {split_path}: the first line must be the header path,subset")

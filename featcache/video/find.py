@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from featcache.errors import InputError
+from featcache.user_text import read_user_text
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm")
 
@@ -135,7 +136,7 @@ def _find_videos_in_folder(root: Path) -> list[VideoEntry]:
 def _find_videos_in_csv(csv_path: Path, allow_outside_root: bool) -> list[VideoEntry]:
     """Rows of a `path,label[,group]` CSV; a non-empty group cell wins over the UCF101 name's group."""
     root = csv_path.parent
-    with io.StringIO(_read_utf8_text(csv_path), newline="") as csv_file:
+    with io.StringIO(read_user_text(csv_path), newline="") as csv_file:
         reader = csv.DictReader(csv_file)
         columns = [column.strip() for column in reader.fieldnames or []]
         missing_columns = [column for column in _CSV_REQUIRED_COLUMNS if column not in columns]
@@ -157,19 +158,6 @@ def _find_videos_in_csv(csv_path: Path, allow_outside_root: bool) -> list[VideoE
         )
     _check_csv_entries(csv_path, entries)
     return entries
-
-
-def _read_utf8_text(csv_path: Path) -> str:
-    """The CSV's text: UTF-8, with or without the byte-order mark spreadsheet programs write."""
-    data = csv_path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line_number = data[: err.start].count(b"\n") + 1
-        raise InputError(
-            f"{csv_path}, line {line_number}: byte 0x{data[err.start]:02X} is not UTF-8 (the file looks like Latin-1 "
-            "or another legacy encoding); save it as UTF-8, e.g. `iconv -f latin1 -t utf-8`"
-        ) from None
 
 
 def _name_some(paths: list[str]) -> str:

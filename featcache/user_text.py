@@ -1,0 +1,40 @@
+"""Reading the text files users hand us (video lists, split files, class texts) the one way.
+
+UTF-8 with or without the byte-order mark spreadsheet programs write. A file in another encoding, or one that
+holds a NUL character, is refused with the file, the line and the fix: a NUL cannot be stored in the cache's
+HDF5 strings, and a NUL after every letter is what a UTF-16 export looks like when read as UTF-8.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from featcache.errors import InputError
+
+
+def read_user_text(path: Path, described_as: str | None = None) -> str:
+    """The text of a file the user wrote, for `csv` (pass it to `io.StringIO(text, newline="")`) or line reading.
+
+    described_as: how the error names the file (default: its path), e.g. "--split-file / split_file PATH".
+    Raises InputError naming the line for bytes that are not UTF-8 and for a NUL character.
+    """
+    name = described_as or str(path)
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise InputError(
+            f"{name}, line {_line_number(data, err.start)}: byte 0x{data[err.start]:02X} is not UTF-8 (the file "
+            "looks like Latin-1 or another legacy encoding); save it as UTF-8, e.g. `iconv -f latin1 -t utf-8`"
+        ) from None
+    nul = text.find("\0")
+    if nul >= 0:
+        raise InputError(
+            f"{name}, line {text.count(chr(10), 0, nul) + 1}: a NUL character (0x00), which text cannot hold here "
+            "(a UTF-16 export has one in every letter); save it as UTF-8 text, e.g. `iconv -f utf-16 -t utf-8`"
+        )
+    return text
+
+
+def _line_number(data: bytes, offset: int) -> int:
+    return data[:offset].count(b"\n") + 1

@@ -1,0 +1,84 @@
+"""The text files users hand us: video lists, split files and class texts all refuse the same bad bytes alike."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from cache_fixtures import ucf101_like_cache
+from conftest import numbered_frames, write_video
+from typer.testing import CliRunner
+
+from featcache.cache import read_cache_index
+from featcache.cli import app
+from featcache.config import TrainConfig
+from featcache.errors import InputError
+from featcache.text.wording import read_class_texts
+from featcache.training.splits import choose_split
+from featcache.user_text import read_user_text
+from featcache.video.find import find_videos
+
+
+def read_split_file(path: Path) -> object:
+    cache_path = ucf101_like_cache(path.parent / "split-test.h5", num_classes=2, num_groups=3, clips_per_group=1)
+    return choose_split(read_cache_index(cache_path), TrainConfig(split_file=str(path)))
+
+
+# (reader, file name, its valid text with a ¤ where the bad bytes go)
+READERS: dict[str, tuple[Callable[[Path], object], str, str]] = {
+    "video list": (find_videos, "list.csv", "path,label\na.avi,Walk\nb.avi,Run¤\n"),
+    "split CSV": (read_split_file, "split.csv", "path,subset\nx.avi,train\ny.avi,test¤\n"),
+    "UCF101 split list": (read_split_file, "testlist01.txt", "Walk/a.avi 1\nWalk/c.avi 1\nRun/b.avi 2¤\n"),
+    "class texts": (read_class_texts, "texts.csv", "class,text\nWalk,walking\nRun,running¤\n"),
+}
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_a_nul_character_is_refused_with_its_line(tmp_path: Path, reader: str) -> None:
+    read, file_name, text = READERS[reader]
+    (tmp_path / "a.avi").write_bytes(b"x")
+    (tmp_path / "b.avi").write_bytes(b"x")
+    path = tmp_path / file_name
+    path.write_bytes(text.replace("¤", "\0").encode())
+    with pytest.raises(InputError, match=rf"{file_name}, line 3: a NUL character \(0x00\).*save it as UTF-8"):
+        read(path)
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_latin1_is_refused_with_its_line_and_byte(tmp_path: Path, reader: str) -> None:
+    read, file_name, text = READERS[reader]
+    (tmp_path / "a.avi").write_bytes(b"x")
+    (tmp_path / "b.avi").write_bytes(b"x")
+    path = tmp_path / file_name
+    path.write_bytes(text.replace("¤", "\u00e9").encode("latin-1"))
+    with pytest.raises(InputError, match=rf"{file_name}, line 3: byte 0xE9 is not UTF-8"):
+        read(path)
+
+
+def test_a_utf16_export_is_named_as_such(tmp_path: Path) -> None:
+    """UTF-16 without a byte-order mark decodes as UTF-8 with a NUL after each letter; the error says what to do."""
+    path = tmp_path / "list.csv"
+    path.write_bytes("path,label\na.avi,Walk\n".encode("utf-16-le"))
+    with pytest.raises(InputError, match=r"line 1: a NUL character .*UTF-16 export.*iconv -f utf-16 -t utf-8"):
+        read_user_text(path)
+
+
+def test_the_byte_order_mark_is_dropped_from_class_texts(tmp_path: Path) -> None:
+    """A spreadsheet's UTF-8 byte-order mark hid the class texts' header row (it was read as a class)."""
+    path = tmp_path / "texts.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + b"class,text\nWalk,walking\n")
+    assert read_class_texts(path) == {"Walk": "walking"}
+
+
+def test_embed_refuses_a_list_with_a_nul_label_before_any_work(tmp_path: Path) -> None:
+    """What the fuzz test found: a label "\\0" reached the HDF5 index write and ended in a ValueError."""
+    for name in ("a.avi", "b.avi"):
+        write_video(tmp_path / name, numbered_frames(6, size=24))
+    (tmp_path / "list.csv").write_bytes(b"path,label\na.avi,Walk\nb.avi,\x00\n")
+    cache_path = tmp_path / "cache.h5"
+    arguments = ["--extractor", "scratch_cnn", "--weights", "random", "--image-size", "16", "--frames", "3"]
+    result = CliRunner().invoke(app, ["embed", str(tmp_path / "list.csv"), "--out", str(cache_path), *arguments])
+    assert result.exit_code == 2, result.output
+    assert result.output.count("Error: ") == 1 and "line 3: a NUL character" in result.output, result.output
+    assert not cache_path.exists()
