@@ -225,8 +225,36 @@ def test_vol_headers_that_disagree_on_the_time_increment_leave_the_small_packets
         _check_small_mpeg4_packets(_stream_of(b""), [b"\x00\x00\x01\xb6"], [coded_vop])
 
 
-def test_a_truncated_coded_vop_between_runs_sends_the_video_to_sequential_decoding(tmp_path: Path) -> None:
-    """FFmpeg refuses a coded P-VOP with fewer bits than half its macroblocks; the index must not count it."""
+def test_a_vol_header_in_the_keyframes_alone_reads_the_small_packets() -> None:
+    """A stream without extradata (an AVI whose encoder wrote no global header) has its VOL in each keyframe."""
+    coded_vop = b"\x00\x00\x01\xb6\x52\xc0\x65\xcf\xdf"
+    _check_small_mpeg4_packets(_stream_of(b""), [vol_header(12), vol_header(12)], [(3, coded_vop)])
+    with pytest.raises(IndexUntrustworthy, match=r"^a not-coded VOP .* at pts 4$"):
+        _check_small_mpeg4_packets(_stream_of(b""), [vol_header(12)], [(3, coded_vop), (4, not_coded_vop(4))])
+
+
+def _vop(coding_type: str, coded: str, picture_bytes: int) -> bytes:
+    """A VOP of a stream with a 4-bit time increment: `coding_type` (2 bits), vop_coded, then the picture."""
+    fields = coding_type + "0" + "1" + "0000" + "1" + coded
+    fields += "0" * (-len(fields) % 8)
+    return b"\x00\x00\x01\xb6" + int(fields, 2).to_bytes(len(fields) // 8, "big") + b"\x55" * picture_bytes
+
+
+def test_a_small_s_vop_cannot_be_told_whole() -> None:
+    """An S-VOP's warping points come before its macroblocks, in a length the VOL fields this reader stops before
+    set: whether a small one is truncated cannot be told, so it is not counted a frame. A P-VOP of the same size is
+    (its header is counted); a not-coded S-VOP is a not-coded VOP."""
+    assert why_no_frame(_vop("01", "1", 30), 4, macroblocks(320, 240)) is None
+    assert why_no_frame(_vop("11", "1", 30), 4, macroblocks(320, 240)) == (
+        "a 36-byte S-VOP (global motion compensation), whose header length this check cannot read"
+    )
+    assert why_no_frame(_vop("11", "0", 0), 4) == "a not-coded VOP (a dropped frame that decodes to nothing)"
+
+
+@pytest.mark.parametrize("suffix", [".avi", ".mp4"])
+def test_a_truncated_coded_vop_between_runs_sends_the_video_to_sequential_decoding(tmp_path: Path, suffix: str) -> None:
+    """FFmpeg refuses a coded P-VOP with fewer bits than half its macroblocks; the index must not count it (AVI's
+    read from idx1, MP4's by demuxing)."""
     source = tmp_path / "moving.avi"
     with av.open(str(source), "w") as container:
         stream = container.add_stream("mpeg4", rate=12, options={"g": "12"})
@@ -239,12 +267,14 @@ def test_a_truncated_coded_vop_between_runs_sends_the_video_to_sequential_decodi
         (whole,) = [bytes(p) for p in container.demux(video=0) if p.pts == REPLACED_PTS]
     assert len(whole) > 200, "a coded frame of a moving pattern"
     truncated = whole[:20]  # under 150 bits of picture for 300 macroblocks
-    video = with_packet_replaced(source, tmp_path / "truncated.avi", REPLACED_PTS, truncated)
+    video = with_packet_replaced(source, tmp_path / f"truncated{suffix}", REPLACED_PTS, truncated)
     assert decoded_by_ffmpeg(video) == NUM_FRAMES - 1  # the judge; OpenCV stops at the packet FFmpeg refuses
+    read_index = _index_from_idx1 if suffix == ".avi" else _index_by_demuxing
     with pytest.raises(
-        IndexUntrustworthy, match=f"a 20-byte VOP too short for its 300 macroblocks .* at pts {REPLACED_PTS}$"
+        IndexUntrustworthy,
+        match=f"a 20-byte VOP too short for its 300 macroblocks .* at pts {pts_of_packet(video, truncated)}$",
     ):
-        _index_from_idx1(video)
+        read_index(video)
     seeked = read_sampled_frames(video, SAMPLING, 32, decoder="seek")
     sequential = read_sampled_frames(video, SAMPLING, 32, decoder="sequential")
     assert seeked.decoder == "sequential"

@@ -34,6 +34,10 @@ _STUDIO_OBJECT_TYPES = (14, 15)  # simple and core studio: another VOL and VOP s
 _EXTENDED_PAR = 15  # aspect_ratio_info: the pixel aspect ratio follows in two bytes
 _GRAYSCALE_SHAPE = 3
 _B_VOP = 2
+# An S-VOP (sprite or global motion compensation) carries its warping points between vop_coded and the macroblocks,
+# a length set by VOL fields this reader stops before (sprite_enable, no_of_sprite_warping_points): its picture
+# bits cannot be counted, so a small one is "cannot tell". FFmpeg's encoder never writes one; XviD's GMC mode does.
+_S_VOP = 3
 # What follows vop_coded in a VOP header before the macroblocks: 12 bits in a progressive P-VOP (rounding type,
 # intra DC threshold, quantiser, f_code), a few more with interlacing or a 9-bit quantiser. Counting 20 as header,
 # not picture, errs towards "cannot tell": on FFmpeg 8's decoder (libavcodec 62.28) a P-VOP of a 320x240 stream
@@ -134,6 +138,8 @@ def why_no_frame(packet: bytes, increment_bits: int, num_macroblocks: int = 0) -
         return f"a {len(packet)}-byte VOP cut short in its header"
     if not coded:
         return "a not-coded VOP (a dropped frame that decodes to nothing)"
+    if coding_type == _S_VOP:
+        return f"a {len(packet)}-byte S-VOP (global motion compensation), whose header length this check cannot read"
     picture_bits = 8 * len(vops[0]) - bits.position - _HEADER_BITS_AFTER_VOP_CODED
     if coding_type != _B_VOP and picture_bits < num_macroblocks / 2:
         return f"a {len(packet)}-byte VOP too short for its {num_macroblocks} macroblocks (a truncated frame)"
