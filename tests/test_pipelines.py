@@ -111,6 +111,15 @@ MINIMAL = '[data]\nvideo_root = "videos"\n\n[[heads]]\nhead = "lstm"\n'
         ),
         ('[data]\ndemo = { seed = "x" }\n\n[[heads]]\nhead = "lstm"\n', r"\[data\] demo\.seed must be an integer"),
         ("[data\n", r"tiny\.toml: not valid TOML"),
+        (
+            MINIMAL.replace('"videos"', '"vid\\u0000eos"'),
+            r"tiny\.toml: data\.video_root holds a NUL character \(\\u0000\)",
+        ),
+        (MINIMAL.replace('head = "lstm"', 'head = "lstm"\nname = "a\\u0000"'), r"heads\[0\]\.name holds a NUL"),
+        (
+            MINIMAL.replace('head = "lstm"', 'head = "lstm"\nname = "../x"'),
+            r"\[\[heads\]\] #1 name '\.\./x' is not a folder name",
+        ),
     ],
 )
 def test_bad_pipeline_is_refused_before_anything_runs(tmp_path: Path, text: str, message: str) -> None:

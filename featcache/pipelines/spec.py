@@ -132,7 +132,20 @@ def read_pipeline_file(path: Path, base_dir: Path) -> Pipeline:
         raise InputError(f"{path}: cannot be read ({err})") from err
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise InputError(f"{path}: not valid TOML ({err})") from err
+    _refuse_nul_characters(document, path, "")
     return pipeline_from_dict(document, path, base_dir)
+
+
+def _refuse_nul_characters(value: Any, path: Path, where: str) -> None:
+    """Refuse a string with a NUL in it: TOML's "\\u0000" escape writes one, and no path, class name or folder name
+    can hold one (os calls raise ValueError deep inside the run)."""
+    if isinstance(value, str) and "\0" in value:
+        raise InputError(f"{path}: {where} holds a NUL character (\\u0000); no path or name can hold one")
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        # heads[0].name, data.video_root: the key's place in the file, as TOML's dotted keys write it.
+        inner = f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}" if where else key
+        _refuse_nul_characters(item, path, inner)
 
 
 def pipeline_from_dict(document: dict[str, Any], path: Path, base_dir: Path) -> Pipeline:
