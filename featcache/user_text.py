@@ -3,10 +3,16 @@
 UTF-8 with or without the byte-order mark spreadsheet programs write. A file in another encoding, or one that
 holds a NUL character, is refused with the file, the line and the fix: a NUL cannot be stored in the cache's
 HDF5 strings, and a NUL after every letter is what a UTF-16 export looks like when read as UTF-8.
+
+A CSV is parsed strictly: a quote left open would otherwise swallow every row after it into one field, and those
+videos would silently be missing from the cache. So an unclosed quote, text after a closing quote, and a field
+holding a line break are refused, naming the line the row starts on.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 from featcache.errors import InputError
@@ -34,6 +40,34 @@ def read_user_text(path: Path, described_as: str | None = None) -> str:
             "(a UTF-16 export has one in every letter); save it as UTF-8 text, e.g. `iconv -f utf-16 -t utf-8`"
         )
     return text
+
+
+def read_user_csv(path: Path, described_as: str | None = None) -> list[tuple[int, list[str]]]:
+    """The rows of a user's CSV (read by `read_user_text`), each with the line it starts on; blank lines left out.
+
+    Raises InputError naming the line for a quote left open, text after a closing quote, or a line break in a field.
+    """
+    name = described_as or str(path)
+    reader = csv.reader(io.StringIO(read_user_text(path, described_as), newline=""), strict=True)
+    rows: list[tuple[int, list[str]]] = []
+    row_start = 1
+    try:
+        for fields in reader:
+            if any("\n" in field or "\r" in field for field in fields):
+                raise InputError(
+                    f"{name}, line {row_start}: a field holds a line break (a quote left open?); "
+                    'quote a field that holds a comma or a quote as "...", doubling its quotes'
+                )
+            if fields:
+                rows.append((row_start, fields))
+            row_start = reader.line_num + 1
+    except csv.Error as err:
+        problem = "a quote is never closed" if "unexpected end of data" in str(err) else str(err)
+        raise InputError(
+            f"{name}, line {row_start}: {problem}; "
+            'quote a field that holds a comma or a quote as "...", doubling its quotes'
+        ) from None
+    return rows
 
 
 def _line_number(data: bytes, offset: int) -> int:

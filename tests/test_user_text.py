@@ -16,7 +16,7 @@ from featcache.config import TrainConfig
 from featcache.errors import InputError
 from featcache.text.wording import read_class_texts
 from featcache.training.splits import choose_split
-from featcache.user_text import read_user_text
+from featcache.user_text import read_user_csv, read_user_text
 from featcache.video.find import find_videos
 
 
@@ -82,3 +82,32 @@ def test_embed_refuses_a_list_with_a_nul_label_before_any_work(tmp_path: Path) -
     assert result.exit_code == 2, result.output
     assert result.output.count("Error: ") == 1 and "line 3: a NUL character" in result.output, result.output
     assert not cache_path.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('path,label\na.avi,"\nb.avi,Run\n', r"line 2: a quote is never closed"),
+        ('path,label\na.avi,"Walk\nb.avi",Run\n', r"line 2: a field holds a line break \(a quote left open\?\)"),
+        ('path,label\na.avi,"Walk"ing\n', r"line 2: ',' expected after '\"'"),
+    ],
+)
+def test_a_quote_left_open_cannot_swallow_the_rows_after_it(tmp_path: Path, text: str, message: str) -> None:
+    """Read loosely, `a.avi,"` took every later row into its label: those videos went missing from the cache
+    without a word (what the fuzz test found with a label `"`)."""
+    (tmp_path / "a.avi").write_bytes(b"x")
+    (tmp_path / "b.avi").write_bytes(b"x")
+    (tmp_path / "list.csv").write_text(text)
+    with pytest.raises(InputError, match=rf"list\.csv, {message}.*quote a field that holds a comma"):
+        find_videos(tmp_path / "list.csv")
+
+
+def test_quoted_fields_commas_quotes_and_blank_lines_read_as_a_spreadsheet_writes_them(tmp_path: Path) -> None:
+    path = tmp_path / "texts.csv"
+    path.write_text('class,text\n\nYoYo,"playing with a ""yo-yo"", a toy"\n\nWalk,walking\n')
+    assert read_user_csv(path) == [
+        (1, ["class", "text"]),
+        (3, ["YoYo", 'playing with a "yo-yo", a toy']),
+        (5, ["Walk", "walking"]),
+    ]
+    assert read_class_texts(path) == {"YoYo": 'playing with a "yo-yo", a toy', "Walk": "walking"}

@@ -6,13 +6,11 @@ the wording of any class; each prompt template has one `{}` where the class's wo
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from pathlib import Path
 
 from featcache.errors import InputError
-from featcache.user_text import read_user_text
+from featcache.user_text import read_user_csv
 
 # The CLIP paper's default prompt for ImageNet ("A photo of a {label}."), for videos of people's actions.
 DEFAULT_PROMPTS = ("a video of a person {}.",)
@@ -44,18 +42,17 @@ def read_class_texts(csv_path: Path) -> dict[str, str]:
     if not csv_path.is_file():
         raise InputError(f"--class-texts {csv_path}: no such file; give a CSV with rows class,text")
     texts: dict[str, str] = {}
-    with io.StringIO(read_user_text(csv_path), newline="") as handle:
-        for line_number, row in enumerate(csv.reader(handle), start=1):
-            if not row or all(not field.strip() for field in row):
-                continue
-            if line_number == 1 and [field.strip().lower() for field in row] == ["class", "text"]:
-                continue
-            if len(row) != 2 or not row[1].strip():
-                raise InputError(f"{csv_path}:{line_number}: expected two fields class,text, got {row!r}")
-            name = row[0].strip()
-            if name in texts:
-                raise InputError(f"{csv_path}:{line_number}: class {name!r} is given twice")
-            texts[name] = row[1].strip()
+    for line_number, row in read_user_csv(csv_path):
+        if all(not field.strip() for field in row):
+            continue
+        if line_number == 1 and [field.strip().lower() for field in row] == ["class", "text"]:
+            continue
+        if len(row) != 2 or not row[1].strip():
+            raise InputError(f"{csv_path}:{line_number}: expected two fields class,text, got {row!r}")
+        name = row[0].strip()
+        if name in texts:
+            raise InputError(f"{csv_path}:{line_number}: class {name!r} is given twice")
+        texts[name] = row[1].strip()
     return texts
 
 

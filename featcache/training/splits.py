@@ -20,8 +20,6 @@ means no validation set (they train too) and the last epoch is kept.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +29,7 @@ import numpy as np
 from featcache.cache import CacheIndex
 from featcache.config import TrainConfig
 from featcache.errors import InputError
-from featcache.user_text import read_user_text
+from featcache.user_text import read_user_csv, read_user_text
 
 SUBSETS = ("train", "val", "test")
 # The official UCF101 splits hold out these groups (UCF101 readme, "Three Train/Test Splits").
@@ -277,12 +275,12 @@ def split_from_file(index: CacheIndex, split_path: Path) -> tuple[np.ndarray, np
 
 
 def _split_from_csv(index: CacheIndex, split_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    text = read_user_text(split_path, described_as=f"--split-file / split_file {split_path}")
-    with io.StringIO(text, newline="") as stream:
-        reader = csv.DictReader(stream)
-        if reader.fieldnames is None or not {"path", "subset"} <= set(reader.fieldnames):
-            raise InputError(f"--split-file / split_file {split_path}: the first line must be the header path,subset")
-        subset_of_path = {_normalise(row["path"]): (row["subset"] or "").strip() for row in reader}
+    rows = read_user_csv(split_path, described_as=f"--split-file / split_file {split_path}")
+    columns = rows[0][1] if rows else []
+    if not {"path", "subset"} <= set(columns):
+        raise InputError(f"--split-file / split_file {split_path}: the first line must be the header path,subset")
+    records = [dict(zip(columns, fields)) for _, fields in rows[1:]]
+    subset_of_path = {_normalise(row.get("path", "")): row.get("subset", "").strip() for row in records}
     bad = Counter(subset for subset in subset_of_path.values() if subset not in SUBSETS)
     if bad:
         raise InputError(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import posixpath
 import re
@@ -11,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from featcache.errors import InputError
-from featcache.user_text import read_user_text
+from featcache.user_text import read_user_csv
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm")
 
@@ -136,17 +134,17 @@ def _find_videos_in_folder(root: Path) -> list[VideoEntry]:
 def _find_videos_in_csv(csv_path: Path, allow_outside_root: bool) -> list[VideoEntry]:
     """Rows of a `path,label[,group]` CSV; a non-empty group cell wins over the UCF101 name's group."""
     root = csv_path.parent
-    with io.StringIO(read_user_text(csv_path), newline="") as csv_file:
-        reader = csv.DictReader(csv_file)
-        columns = [column.strip() for column in reader.fieldnames or []]
-        missing_columns = [column for column in _CSV_REQUIRED_COLUMNS if column not in columns]
-        if missing_columns:
-            raise InputError(
-                f"{csv_path}: missing column(s) {', '.join(missing_columns)}; "
-                "the first line must be a header path,label[,group]"
-            )
-        reader.fieldnames = columns
-        entries = [_csv_row_to_entry(csv_path, root, row, reader.line_num) for row in reader]
+    rows = read_user_csv(csv_path)
+    columns = [column.strip() for column in rows[0][1]] if rows else []
+    missing_columns = [column for column in _CSV_REQUIRED_COLUMNS if column not in columns]
+    if missing_columns:
+        raise InputError(
+            f"{csv_path}: missing column(s) {', '.join(missing_columns)}; "
+            "the first line must be a header path,label[,group]"
+        )
+    entries = [
+        _csv_row_to_entry(csv_path, root, dict(zip(columns, fields)), line_number) for line_number, fields in rows[1:]
+    ]
     if not entries:
         raise InputError(f"{csv_path} lists no videos; add rows path,label[,group] below the header")
     outside = [entry.relative_path for entry in entries if entry.is_outside_root]
