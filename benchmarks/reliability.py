@@ -127,6 +127,8 @@ def bad_command_rows(work: Path) -> list[list[str]]:
     latin1.write_bytes("path,label\nA/a.avi,Caf\u00e9\n".encode("latin-1"))
     nul_label = root / "videos" / "nul_label.csv"
     nul_label.write_bytes(b"path,label\nA/a.avi,\x00\n")
+    open_quote = root / "videos" / "open_quote.csv"
+    open_quote.write_text('path,label\nA/a.avi,"\nA/b.avi,A\n')
     (root / "outside.avi").write_bytes((root / "videos" / "A" / "a.avi").read_bytes())
     outside = root / "videos" / "outside.csv"
     outside.write_text("path,label\n../outside.avi,A\n")
@@ -140,6 +142,7 @@ def bad_command_rows(work: Path) -> list[list[str]]:
     cases = [
         ("CSV in Latin-1", [str(latin1)]),
         ("CSV with a NUL character as a label", [str(nul_label)]),
+        ("CSV with a quote left open (it would swallow the rows after it)", [str(open_quote)]),
         ("CSV row ../outside.avi", [str(outside)]),
         ("CSV row ../outside.avi with --allow-outside-root", [str(outside), "--allow-outside-root"]),
         ("CSV row with an absolute path", [str(absolute)]),
@@ -247,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         "`tests/test_cli_stage_one.py`",
         (
             "and the hypothesis fuzz test `tests/test_fuzz_embed.py` "
-            "(`benchmarks/fuzz_nightly.sh` runs it at 300 examples)."
+            "(`benchmarks/fuzz_nightly.sh` runs it at 2000 examples)."
         ),
         "",
         f"## Bad videos beside good ones (one run; exit status {video_status})",

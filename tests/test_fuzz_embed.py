@@ -2,7 +2,7 @@
 
 Invariant, whatever the input: exit status 0, 1 or 2, no traceback, and when the run finished (0 or 1) a
 readable cache holding every undamaged video, every damaged one either embedded or listed in failures.
-FEATCACHE_FUZZ_EXAMPLES sets the number of examples (default 12, ~30 s; `benchmarks/fuzz_nightly.sh` runs 300).
+FEATCACHE_FUZZ_EXAMPLES sets the number of examples (default 12, ~30 s; `benchmarks/fuzz_nightly.sh` runs 2000).
 """
 
 from __future__ import annotations
