@@ -25,18 +25,22 @@ def read_user_text(path: Path, described_as: str | None = None) -> str:
     Raises InputError naming the line for bytes that are not UTF-8 and for a NUL character.
     """
     name = described_as or str(path)
-    data = Path(path).read_bytes()
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise InputError(f"{name}: cannot be read ({err.strerror or err})") from err
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise InputError(
-            f"{name}, line {_line_number(data, err.start)}: byte 0x{data[err.start]:02X} is not UTF-8 (the file "
-            "looks like Latin-1 or another legacy encoding); save it as UTF-8, e.g. `iconv -f latin1 -t utf-8`"
+            f"{name}, line {_line_of(data[: err.start].decode('utf-8', 'replace'))}: byte 0x{data[err.start]:02X} "
+            "is not UTF-8 (the file looks like Latin-1 or another legacy encoding); save it as UTF-8, e.g. "
+            "`iconv -f latin1 -t utf-8`"
         ) from None
     nul = text.find("\0")
     if nul >= 0:
         raise InputError(
-            f"{name}, line {text.count(chr(10), 0, nul) + 1}: a NUL character (0x00), which text cannot hold here "
+            f"{name}, line {_line_of(text[:nul])}: a NUL character (0x00), which text cannot hold here "
             "(a UTF-16 export has one in every letter); save it as UTF-8 text, e.g. `iconv -f utf-16 -t utf-8`"
         )
     return text
@@ -62,13 +66,26 @@ def read_user_csv(path: Path, described_as: str | None = None) -> list[tuple[int
                 rows.append((row_start, fields))
             row_start = reader.line_num + 1
     except csv.Error as err:
-        problem = "a quote is never closed" if "unexpected end of data" in str(err) else str(err)
         raise InputError(
-            f"{name}, line {row_start}: {problem}; "
+            f"{name}, line {row_start}: {_csv_problem(err)}; "
             'quote a field that holds a comma or a quote as "...", doubling its quotes'
         ) from None
     return rows
 
 
-def _line_number(data: bytes, offset: int) -> int:
-    return data[:offset].count(b"\n") + 1
+def _csv_problem(err: csv.Error) -> str:
+    """The csv module's complaint in the user's words. A quote left open reads to the end of the file, or, in a
+    long list, until its one field passes the module's field size limit (131072 characters)."""
+    message = str(err)
+    if "unexpected end of data" in message:
+        return "a quote is never closed"
+    if "field larger than field limit" in message:
+        return f"a field longer than {csv.field_size_limit()} characters (a quote left open?)"
+    if "expected after" in message:
+        return 'text after a closing quote (a field that starts with " must end with it)'
+    return message
+
+
+def _line_of(text_before: str) -> int:
+    """The line number at the end of `text_before`, counting line breaks as csv does (\\n, \\r\\n or a lone \\r)."""
+    return text_before.count("\n") + text_before.count("\r") - text_before.count("\r\n") + 1

@@ -272,6 +272,13 @@ def test_keys_are_the_cli_option_names(tmp_path: Path) -> None:
     )
 
 
+def test_a_pipeline_saved_with_a_byte_order_mark_reads(tmp_path: Path) -> None:
+    """Windows editors save UTF-8 with a BOM; tomllib alone refused it as an invalid statement at line 1."""
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + MINIMAL.encode())
+    assert [spec.name for spec in load_pipeline(path).heads] == ["lstm"]
+
+
 def test_shipped_pipelines_are_there() -> None:
     assert {"demo", "ucf3_scratch_cnn", "ucf3_mobilenet_v2", "ucf101_split1_mobilenet_v2"} <= set(available_pipelines())
 

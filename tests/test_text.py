@@ -161,7 +161,7 @@ def test_class_texts_csv_overrides_the_wording(tmp_path: Path):
     with pytest.raises(InputError, match="names class.*Yoyo.*not among the classes"):
         class_words(["PlayingCello", "YoYo"], {"Yoyo": "x"})
     (tmp_path / "bad.csv").write_text("YoYo\n", encoding="utf-8")
-    with pytest.raises(InputError, match=r"bad.csv:1: expected two fields class,text"):
+    with pytest.raises(InputError, match=r"--class-texts .*bad.csv, line 1: expected two fields class,text"):
         read_class_texts(tmp_path / "bad.csv")
 
 

@@ -84,12 +84,51 @@ def test_embed_refuses_a_list_with_a_nul_label_before_any_work(tmp_path: Path) -
     assert not cache_path.exists()
 
 
+OPEN_QUOTES = {
+    "video list": (find_videos, "list.csv", 'path,label\na.avi,"Walk\nb.avi,Run\n'),
+    "split CSV": (read_split_file, "split.csv", 'path,subset\nx.avi,"train\ny.avi,test\n'),
+    "class texts": (read_class_texts, "texts.csv", 'class,text\nWalk,"walking\nRun,running\n'),
+}
+
+
+@pytest.mark.parametrize("reader", OPEN_QUOTES)
+def test_every_csv_reader_refuses_a_quote_left_open(tmp_path: Path, reader: str) -> None:
+    read, file_name, text = OPEN_QUOTES[reader]
+    (tmp_path / "a.avi").write_bytes(b"x")
+    (tmp_path / "b.avi").write_bytes(b"x")
+    (tmp_path / file_name).write_text(text)
+    with pytest.raises(InputError, match=rf"{file_name}, line 2: a quote is never closed; quote a field"):
+        read(tmp_path / file_name)
+
+
+def test_a_quote_left_open_in_a_long_list_is_named_at_the_csv_field_limit(tmp_path: Path) -> None:
+    """Past 131072 characters the csv module gives up before the file's end: still the row's line, and why."""
+    path = tmp_path / "list.csv"
+    path.write_text('path,label\na.avi,"Walk\n' + "".join(f"clip_{row:05d}.avi,Run\n" for row in range(20_000)))
+    with pytest.raises(InputError, match=r"line 2: a field longer than 131072 characters \(a quote left open\?\)"):
+        read_user_csv(path)
+
+
+def test_line_numbers_count_a_lone_carriage_return_as_csv_does(tmp_path: Path) -> None:
+    path = tmp_path / "old-mac.csv"
+    path.write_bytes(b"path,label\ra.avi,Walk\r\nb.avi,\x00\r")
+    with pytest.raises(InputError, match=r"old-mac\.csv, line 3: a NUL character"):
+        read_user_text(path)
+
+
+def test_a_split_csv_row_without_its_subset_is_refused_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "split.csv"
+    path.write_text(" path , subset \nWalk/a.avi,train\nWalk/b.avi\n")
+    with pytest.raises(InputError, match=r"split\.csv, line 3: every row needs a path and a subset"):
+        read_split_file(path)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ('path,label\na.avi,"\nb.avi,Run\n', r"line 2: a quote is never closed"),
         ('path,label\na.avi,"Walk\nb.avi",Run\n', r"line 2: a field holds a line break \(a quote left open\?\)"),
-        ('path,label\na.avi,"Walk"ing\n', r"line 2: ',' expected after '\"'"),
+        ('path,label\na.avi,"Walk"ing\n', r"line 2: text after a closing quote"),
     ],
 )
 def test_a_quote_left_open_cannot_swallow_the_rows_after_it(tmp_path: Path, text: str, message: str) -> None:

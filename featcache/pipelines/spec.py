@@ -16,6 +16,7 @@ from typing import Any
 from featcache.config import EmbedConfig, ExtractorConfig, HeadConfig, SamplingConfig, TrainConfig
 from featcache.errors import InputError
 from featcache.pipelines.schema import build_config, reject_unknown_keys, resolve, typed_options, typed_value
+from featcache.user_text import read_user_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -127,25 +128,24 @@ def read_pipeline_file(path: Path, base_dir: Path) -> Pipeline:
     """Parse and validate one pipeline file; relative paths in it are resolved against `base_dir`."""
     path = Path(path)
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise InputError(f"{path}: cannot be read ({err})") from err
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        document = tomllib.loads(read_user_text(path))
+    except tomllib.TOMLDecodeError as err:
         raise InputError(f"{path}: not valid TOML ({err})") from err
     _refuse_nul_characters(document, path, "")
     return pipeline_from_dict(document, path, base_dir)
 
 
-def _refuse_nul_characters(value: Any, path: Path, where: str) -> None:
+def _refuse_nul_characters(value: Any, path: Path, key_path: str) -> None:
     """Refuse a string with a NUL in it: TOML's "\\u0000" escape writes one, and no path, class name or folder name
-    can hold one (os calls raise ValueError deep inside the run)."""
+    can hold one (os calls raise ValueError deep inside the run). key_path: where `value` is, e.g. heads[0].name."""
     if isinstance(value, str) and "\0" in value:
-        raise InputError(f"{path}: {where} holds a NUL character (\\u0000); no path or name can hold one")
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        # heads[0].name, data.video_root: the key's place in the file, as TOML's dotted keys write it.
-        inner = f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}" if where else key
-        _refuse_nul_characters(item, path, inner)
+        raise InputError(f"{path}: {key_path} holds a NUL character (\\u0000); no path or name can hold one")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul_characters(item, path, f"{key_path}.{key}" if key_path else key)
+    elif isinstance(value, list):
+        for number, item in enumerate(value):
+            _refuse_nul_characters(item, path, f"{key_path}[{number}]")
 
 
 def pipeline_from_dict(document: dict[str, Any], path: Path, base_dir: Path) -> Pipeline:

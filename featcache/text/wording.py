@@ -42,16 +42,17 @@ def read_class_texts(csv_path: Path) -> dict[str, str]:
     if not csv_path.is_file():
         raise InputError(f"--class-texts {csv_path}: no such file; give a CSV with rows class,text")
     texts: dict[str, str] = {}
-    for line_number, row in read_user_csv(csv_path):
-        if all(not field.strip() for field in row):
-            continue
-        if line_number == 1 and [field.strip().lower() for field in row] == ["class", "text"]:
-            continue
+    rows = [(line, row) for line, row in read_user_csv(csv_path, f"--class-texts {csv_path}") if "".join(row).strip()]
+    if rows and [field.strip().lower() for field in rows[0][1]] == ["class", "text"]:
+        rows = rows[1:]
+    for line_number, row in rows:
         if len(row) != 2 or not row[1].strip():
-            raise InputError(f"{csv_path}:{line_number}: expected two fields class,text, got {row!r}")
+            raise InputError(
+                f"--class-texts {csv_path}, line {line_number}: expected two fields class,text, got {row!r}"
+            )
         name = row[0].strip()
         if name in texts:
-            raise InputError(f"{csv_path}:{line_number}: class {name!r} is given twice")
+            raise InputError(f"--class-texts {csv_path}, line {line_number}: class {name!r} is given twice")
         texts[name] = row[1].strip()
     return texts
 

@@ -20,6 +20,7 @@ means no validation set (they train too) and the last epoch is kept.
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,7 +259,8 @@ def split_from_file(index: CacheIndex, split_path: Path) -> tuple[np.ndarray, np
             "or pass a CSV path,subset"
         )
     text = read_user_text(split_path, described_as=f"--split-file / split_file {split_path}")
-    listed = {_normalise(line.split()[0]) for line in text.splitlines() if line.strip()}
+    # Lines as a text file reads them (\n, \r\n or \r), not str.splitlines' dozen separators.
+    listed = {_normalise(line.split()[0]) for line in io.StringIO(text, newline=None) if line.strip()}
     row_of_path = {_normalise(path): row for row, path in enumerate(index.paths)}
     is_listed = np.zeros(index.num_videos, dtype=bool)
     is_listed[[row_of_path[path] for path in listed if path in row_of_path]] = True
@@ -275,12 +277,17 @@ def split_from_file(index: CacheIndex, split_path: Path) -> tuple[np.ndarray, np
 
 
 def _split_from_csv(index: CacheIndex, split_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    rows = read_user_csv(split_path, described_as=f"--split-file / split_file {split_path}")
-    columns = rows[0][1] if rows else []
+    described_as = f"--split-file / split_file {split_path}"
+    rows = read_user_csv(split_path, described_as=described_as)
+    columns = [column.strip() for column in rows[0][1]] if rows else []
     if not {"path", "subset"} <= set(columns):
-        raise InputError(f"--split-file / split_file {split_path}: the first line must be the header path,subset")
-    records = [dict(zip(columns, fields)) for _, fields in rows[1:]]
-    subset_of_path = {_normalise(row.get("path", "")): row.get("subset", "").strip() for row in records}
+        raise InputError(f"{described_as}: the first line must be the header path,subset")
+    subset_of_path = {}
+    for line_number, fields in rows[1:]:
+        row = dict(zip(columns, fields))
+        if not row.get("path", "").strip() or "subset" not in row:
+            raise InputError(f"{described_as}, line {line_number}: every row needs a path and a subset")
+        subset_of_path[_normalise(row["path"])] = row["subset"].strip()
     bad = Counter(subset for subset in subset_of_path.values() if subset not in SUBSETS)
     if bad:
         raise InputError(
