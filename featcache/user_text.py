@@ -1,4 +1,4 @@
-"""Reading the text files users hand us (video lists, split files, class texts) the one way.
+"""Reading the text files users hand us (video lists, split files, class texts, pipeline files) the one way.
 
 UTF-8 with or without the byte-order mark spreadsheet programs write. A file in another encoding, or one that
 holds a NUL character, is refused with the file, the line and the fix: a NUL cannot be stored in the cache's
@@ -16,6 +16,8 @@ import io
 from pathlib import Path
 
 from featcache.errors import InputError
+
+_QUOTING_HINT = 'quote a field that holds a comma or a quote as "...", doubling its quotes'
 
 
 def read_user_text(path: Path, described_as: str | None = None) -> str:
@@ -59,17 +61,13 @@ def read_user_csv(path: Path, described_as: str | None = None) -> list[tuple[int
         for fields in reader:
             if any("\n" in field or "\r" in field for field in fields):
                 raise InputError(
-                    f"{name}, line {row_start}: a field holds a line break (a quote left open?); "
-                    'quote a field that holds a comma or a quote as "...", doubling its quotes'
+                    f"{name}, line {row_start}: a field holds a line break (a quote left open?); {_QUOTING_HINT}"
                 )
             if fields:
                 rows.append((row_start, fields))
             row_start = reader.line_num + 1
     except csv.Error as err:
-        raise InputError(
-            f"{name}, line {row_start}: {_csv_problem(err)}; "
-            'quote a field that holds a comma or a quote as "...", doubling its quotes'
-        ) from None
+        raise InputError(f"{name}, line {row_start}: {_csv_problem(err)}; {_QUOTING_HINT}") from None
     return rows
 
 
